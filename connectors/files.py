@@ -1,0 +1,334 @@
+"""Read FHIR resources from files: NDJSON, single JSON resources, Bundles, and folders of them.
+
+This module turns bytes on disk into `RawItem`s: a parsed resource, or a
+precise problem saying which file and which line or entry could not be read.
+It knows nothing of validation, the store or jobs.
+
+Memory stays flat whatever the file size:
+- NDJSON (what Bulk Data and Synthea's bulk exporter write) is read line by
+  line; a line over the size limit is skipped in chunks, never held whole.
+- A `.json` file up to the size limit is read whole with orjson (fast, and a
+  syntax error comes with its line and column). A larger one must be a
+  Bundle and is streamed entry by entry with ijson.
+
+Problems never come back as exceptions, so that one bad line cannot stop the
+good lines after it. Messages name places, never values (no PHI in logs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import ijson
+import orjson
+from ijson.common import ObjectBuilder
+
+from connectors.errors import InputPathError
+
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+JSON_SUFFIXES = (".json",)
+DEFAULT_MAX_RESOURCE_BYTES = 16 * 1024 * 1024
+# How much of a rejected line is kept with its problem: enough to recognise it.
+PROBLEM_HEAD_BYTES = 4096
+_SKIP_CHUNK = 1024 * 1024
+_UUID_URN = re.compile(r"^urn:uuid:([0-9A-Za-z.\-]{1,64})$")
+_RESOURCE_URL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """One thing read from a file: a resource, or a problem in its place.
+
+    `location` is where in `origin` it was found ("line 12", "entry 3",
+    "line 2, entry 5"). `raw` holds the exact bytes when the resource had a
+    line or a file of its own; for Bundle entries it is None and the parsed
+    resource is all there is. `fallback_id` is the id implied by a Bundle
+    entry's `fullUrl` when the resource itself carries none.
+    """
+
+    origin: str
+    location: str
+    resource: dict[str, Any] | None = None
+    raw: bytes | None = None
+    fallback_id: str | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand the paths a user gave into the files to read, in a stable order.
+
+    Folders are searched recursively for .ndjson, .jsonl and .json files;
+    a file named explicitly is read whatever its suffix says.
+    """
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in NDJSON_SUFFIXES + JSON_SUFFIXES
+            )
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputPathError(str(path), "no such file or folder")
+    return files
+
+
+class FileReader:
+    """Reads files into `RawItem`s, reporting bytes consumed to `on_progress`."""
+
+    def __init__(
+        self,
+        max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.max_resource_bytes = max_resource_bytes
+        self._progress = on_progress or (lambda _n: None)
+
+    def read(self, path: Path) -> Iterator[RawItem]:
+        origin = str(path)
+        try:
+            size = path.stat().st_size
+            handle = path.open("rb")
+        except OSError as exc:
+            yield RawItem(origin, "file", problem=f"cannot open file: {exc.strerror}")
+            return
+        with handle:
+            if size == 0:
+                yield RawItem(origin, "file", problem="empty file: no resources in it")
+                return
+            if path.suffix.lower() in NDJSON_SUFFIXES:
+                yield from self._read_ndjson(origin, handle)
+            elif path.suffix.lower() in JSON_SUFFIXES or path.suffix == "":
+                yield from self._read_json(origin, handle, size)
+            else:
+                self._progress(size)
+                yield RawItem(
+                    origin,
+                    "file",
+                    problem="unsupported file type: expected .ndjson, .jsonl or .json",
+                )
+
+    # -- NDJSON ---------------------------------------------------------------
+
+    def _read_ndjson(self, origin: str, handle: IO[bytes]) -> Iterator[RawItem]:
+        limit = self.max_resource_bytes
+        line_no = 0
+        seen_content = False
+        while True:
+            line = handle.readline(limit + 1)
+            if not line:
+                break
+            line_no += 1
+            self._progress(len(line))
+            if len(line) > limit and not line.endswith(b"\n"):
+                skipped = self._skip_rest_of_line(handle)
+                seen_content = True
+                yield RawItem(
+                    origin,
+                    f"line {line_no}",
+                    raw=line[:PROBLEM_HEAD_BYTES],
+                    problem=(
+                        f"line is {len(line) + skipped} bytes, over the limit of {limit} bytes "
+                        "for one resource (JOURNEY_MAX_RESOURCE_BYTES); skipped"
+                    ),
+                )
+                continue
+            body = line.strip()
+            if not body:
+                continue
+            seen_content = True
+            where = f"line {line_no}"
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                truncated = not line.endswith(b"\n")
+                problem = (
+                    "truncated line: the file ends in the middle of a resource"
+                    if truncated
+                    else f"malformed JSON at column {exc.colno}: {exc.msg}"
+                )
+                yield RawItem(origin, where, raw=body[:PROBLEM_HEAD_BYTES], problem=problem)
+                continue
+            yield from _expand(parsed, origin, where, raw=body)
+        if not seen_content:
+            yield RawItem(origin, "file", problem="empty file: only blank lines, no resources")
+
+    def _skip_rest_of_line(self, handle: IO[bytes]) -> int:
+        skipped = 0
+        while True:
+            chunk = handle.readline(_SKIP_CHUNK)
+            skipped += len(chunk)
+            self._progress(len(chunk))
+            if not chunk or chunk.endswith(b"\n"):
+                return skipped
+
+    # -- JSON -----------------------------------------------------------------
+
+    def _read_json(self, origin: str, handle: IO[bytes], size: int) -> Iterator[RawItem]:
+        if size <= self.max_resource_bytes:
+            data = handle.read()
+            self._progress(len(data))
+            if not data.strip():
+                yield RawItem(origin, "file", problem="empty file: no resources in it")
+                return
+            try:
+                parsed = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                yield RawItem(
+                    origin,
+                    f"line {exc.lineno}",
+                    raw=data[:PROBLEM_HEAD_BYTES],
+                    problem=f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                )
+                return
+            yield from _expand(parsed, origin, "file", raw=data)
+            return
+        yield from _stream_bundle(origin, handle, self.max_resource_bytes, self._progress)
+
+
+def _expand(parsed: Any, origin: str, where: str, raw: bytes | None) -> Iterator[RawItem]:
+    """A parsed JSON value becomes resources: a Bundle gives its entries."""
+    if not isinstance(parsed, dict):
+        kind = type(parsed).__name__
+        yield RawItem(origin, where, raw=raw, problem=f"expected a JSON object, found {kind}")
+        return
+    if parsed.get("resourceType") != "Bundle":
+        yield RawItem(origin, where, resource=parsed, raw=raw)
+        return
+    entries = parsed.get("entry", [])
+    if not isinstance(entries, list):
+        yield RawItem(origin, where, problem="Bundle.entry is not a list")
+        return
+    for index, entry in enumerate(entries):
+        yield from _entry_items(entry, origin, _entry_where(where, index))
+
+
+def _entry_where(where: str, index: int) -> str:
+    prefix = "" if where == "file" else f"{where}, "
+    return f"{prefix}entry {index}"
+
+
+def _entry_items(entry: Any, origin: str, where: str) -> Iterator[RawItem]:
+    if not isinstance(entry, dict):
+        yield RawItem(origin, where, problem="Bundle entry is not a JSON object")
+        return
+    resource = entry.get("resource")
+    if resource is None:
+        request = entry.get("request")
+        method = request.get("method") if isinstance(request, dict) else None
+        detail = f" (request {method})" if isinstance(method, str) else ""
+        yield RawItem(
+            origin,
+            where,
+            problem=f"Bundle entry has no resource{detail}; file import only adds resources",
+        )
+        return
+    if not isinstance(resource, dict):
+        yield RawItem(origin, where, problem="Bundle.entry.resource is not a JSON object")
+        return
+    if resource.get("resourceType") == "Bundle":
+        yield from _expand(resource, origin, where, raw=None)
+        return
+    full_url = entry.get("fullUrl")
+    fallback = id_from_full_url(full_url) if isinstance(full_url, str) else None
+    yield RawItem(origin, where, resource=resource, fallback_id=fallback)
+
+
+def id_from_full_url(full_url: str) -> str | None:
+    """The logical id a Bundle entry's fullUrl implies (`urn:uuid:X` -> X)."""
+    match = _UUID_URN.match(full_url)
+    if match:
+        return match.group(1)
+    match = _RESOURCE_URL.search(full_url)
+    return match.group(2) if match else None
+
+
+def _stream_bundle(
+    origin: str, handle: IO[bytes], limit: int, progress: ProgressCallback
+) -> Iterator[RawItem]:
+    """Walk a large JSON file with ijson, yielding Bundle entries one at a time.
+
+    Only the current entry is held in memory. Entries met before the
+    top-level `resourceType` (rare: nearly every writer puts it first) are
+    held back until it is known.
+    """
+    top = ObjectBuilder()
+    entry: ObjectBuilder | None = None
+    index = 0
+    resource_type: str | None = None
+    held: list[tuple[int, Any]] = []
+    consumed = 0
+
+    def advance() -> None:
+        nonlocal consumed
+        position = handle.tell()
+        progress(position - consumed)
+        consumed = position
+
+    try:
+        for prefix, event, value in ijson.parse(handle, use_float=True):
+            if prefix.startswith("entry.item"):
+                if prefix == "entry.item" and event == "start_map":
+                    entry = ObjectBuilder()
+                if entry is None:
+                    yield RawItem(
+                        origin,
+                        _entry_where("file", index),
+                        problem="Bundle entry is not a JSON object",
+                    )
+                    index += 1
+                    continue
+                entry.event(event, value)
+                if prefix == "entry.item" and event == "end_map":
+                    if resource_type == "Bundle":
+                        yield from _entry_items(entry.value, origin, _entry_where("file", index))
+                        advance()
+                    else:
+                        held.append((index, entry.value))
+                    entry = None
+                    index += 1
+                continue
+            if prefix == "resourceType" and event == "string":
+                resource_type = value
+                if resource_type != "Bundle":
+                    progress(max(0, handle.seek(0, 2) - consumed))
+                    yield RawItem(
+                        origin,
+                        "file",
+                        problem=(
+                            f"file is over the limit of {limit} bytes for one resource and is "
+                            "not a Bundle (JOURNEY_MAX_RESOURCE_BYTES)"
+                        ),
+                    )
+                    return
+            top.event(event, value)
+    except ijson.JSONError as exc:
+        advance()
+        # yajl quotes the input around the error: keep only its first line (no PHI).
+        reason = str(exc).splitlines()[0] if str(exc) else "invalid JSON"
+        yield RawItem(
+            origin,
+            f"after entry {index - 1}" if index else "file",
+            problem=f"malformed JSON near byte {handle.tell()}: {reason}",
+        )
+        return
+    advance()
+    if resource_type is None:
+        yield RawItem(origin, "file", problem="missing resourceType at the top level")
+        return
+    for held_index, held_entry in held:
+        yield from _entry_items(held_entry, origin, _entry_where("file", held_index))

@@ -1,0 +1,1 @@
+"""The HTTP API: the unified journey view for downstream apps (FastAPI)."""

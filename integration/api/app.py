@@ -1,0 +1,42 @@
+"""The FastAPI application: builds the app and includes the routers, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from integration.api.problems import install_problem_handlers
+from integration.api.responses import OrjsonResponse
+from integration.api.routes import health, people
+from integration.config import Settings, load_settings
+from integration.store.engine import open_store
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    owns_engine = engine is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = engine or open_store(settings.database_url)
+        yield
+        if owns_engine:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="fhir-journey",
+        summary="Patient journeys (diagnose, treat, keep well) integrated from FHIR R4 sources",
+        version="0.1.0",
+        default_response_class=OrjsonResponse,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if engine is not None:
+        app.state.engine = engine
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(people.router)
+    return app

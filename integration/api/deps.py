@@ -1,0 +1,57 @@
+"""Dependencies shared by the routers: settings, the store engine, the caller's API key."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from integration.api.problems import ApiProblem
+from integration.config import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from JOURNEY_API_KEYS")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Engine, Depends(get_engine)]
+
+
+def require_api_key(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The caller's key, if it is one of the configured keys; else 401."""
+    challenge = {"WWW-Authenticate": 'Bearer realm="fhir-journey"'}
+    if credentials is None:
+        raise ApiProblem(
+            401, "Unauthorized", "send an API key as 'Authorization: Bearer <key>'", challenge
+        )
+    if not settings.api_keys:
+        raise ApiProblem(
+            401,
+            "Unauthorized",
+            "this server has no API keys configured (JOURNEY_API_KEYS)",
+            challenge,
+        )
+    presented = credentials.credentials.encode()
+    # Compare against every key in constant time, so timing tells nothing.
+    matches = [secrets.compare_digest(presented, key.encode()) for key in settings.api_keys]
+    if not any(matches):
+        raise ApiProblem(401, "Unauthorized", "the API key is not valid", challenge)
+    return credentials.credentials
+
+
+CallerDep = Annotated[str, Depends(require_api_key)]

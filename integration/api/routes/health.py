@@ -1,0 +1,36 @@
+"""Liveness (no key needed) and a status view of the store (key needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from integration.api.deps import CallerDep, StoreDep
+from integration.api.models import Health
+from integration.api.responses import OrjsonResponse
+from integration.store.queries import store_status
+
+router = APIRouter()
+
+
+@router.get("/healthz", response_model=Health, tags=["health"])
+def healthz(engine: StoreDep) -> OrjsonResponse:
+    """Is the service up and can it reach its store? No API key needed."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return OrjsonResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return OrjsonResponse({"status": "ok", "database": "ok"})
+
+
+@router.get("/status", tags=["health"])
+def status(engine: StoreDep, _caller: CallerDep) -> OrjsonResponse:
+    """What the store holds: people, resources per type and source, records per job,
+    open quarantine entries and resources waiting for derivation."""
+    with engine.connect() as conn:
+        body: dict[str, Any] = store_status(conn)
+    return OrjsonResponse(body)

@@ -1,0 +1,434 @@
+"""The `journey` command line: import, serve, remap, quarantine, status, show, demo.
+
+Exit codes: 0 done; 1 an error stopped the command (message on stderr);
+3 an import finished but quarantined some input (see `journey quarantine`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+from sqlalchemy import Engine, func, select
+
+from connectors.errors import ConnectorError
+from connectors.files import discover
+from integration.config import Settings, load_settings
+from integration.derive import derive_pending, flag_all, pending_count
+from integration.errors import IntegrationError
+from integration.importer import Importer, ImportSummary
+from integration.sample import write_sample
+from integration.store import queries
+from integration.store.engine import create_store_engine, migrate, open_store
+from integration.store.schema import job_records, person_links
+from mappings.errors import MappingError
+from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
+
+EXIT_QUARANTINED = 3
+DEMO_API_KEY = "demo-key"
+
+app = typer.Typer(
+    help="fhir-journey: integrate FHIR R4 data into patient journeys (diagnose, treat, keep well).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+errors = Console(stderr=True)
+log = logging.getLogger("journey")
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+def _pack(settings: Settings) -> RulePack:
+    return load_rule_pack(settings.rule_pack or DEFAULT_PACK)
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML config file (else JOURNEY_CONFIG, ./journey.toml)"),
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Store URL (else JOURNEY_DATABASE_URL)")
+    ] = None,
+) -> None:
+    settings = load_settings(config, database_url=database_url)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    ctx.obj = settings
+
+
+def run_import(
+    engine: Engine, settings: Settings, pack: RulePack, source: str, paths: list[Path]
+) -> ImportSummary:
+    """Import with a live progress display: bytes read, then records derived."""
+    total_bytes = sum(path.stat().st_size for path in discover(paths))
+    reading = Progress(
+        TextColumn(f"[bold]{source}: reading"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    mapping = Progress(
+        TextColumn(f"[bold]{source}: mapping"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    read_task = reading.add_task("read", total=total_bytes)
+    map_task = mapping.add_task("map", total=None)
+
+    def start_mapping() -> None:
+        reading.update(read_task, completed=total_bytes)
+        reading.stop()
+        mapping.update(map_task, total=pending_count(engine))
+        mapping.start()
+
+    importer = Importer(engine, pack, source, settings.max_resource_bytes, settings.batch_size)
+    reading.start()
+    try:
+        summary = importer.run(
+            paths,
+            on_bytes=lambda n: reading.advance(read_task, n),
+            on_derived=lambda n: mapping.advance(map_task, n),
+            before_derive=start_mapping,
+        )
+    finally:
+        reading.stop()
+        mapping.stop()
+    return summary
+
+
+def print_summary(summary: ImportSummary) -> None:
+    table = Table(title=f"Import into source '{summary.source}' ({summary.files} files)")
+    for column in ("resource type", "new", "changed", "unchanged", "quarantined", "warnings"):
+        table.add_column(column, justify="left" if column == "resource type" else "right")
+    for resource_type in sorted(summary.by_type):
+        c = summary.by_type[resource_type]
+        table.add_row(
+            resource_type,
+            *(str(v) for v in (c.new, c.changed, c.unchanged, c.quarantined, c.warnings)),
+        )
+    table.add_row(
+        "[bold]total",
+        *(
+            f"[bold]{summary.total(a)}"
+            for a in ("new", "changed", "unchanged", "quarantined", "warnings")
+        ),
+    )
+    console.print(table)
+    jobs = (
+        ", ".join(f"{job} {n}" for job, n in sorted(summary.derive.records_by_job.items()))
+        or "none"
+    )
+    if summary.derive.resources:
+        console.print(
+            f"Mapped {summary.derive.resources} resources: job records {jobs}; "
+            f"{summary.derive.people_linked} patients linked to people. {summary.seconds:.1f} s."
+        )
+    else:
+        console.print(f"Nothing new to map. {summary.seconds:.1f} s.")
+    quarantined = summary.total("quarantined")
+    if quarantined:
+        console.print(
+            f"[yellow]{quarantined} quarantined[/] "
+            "(kept with the error; `journey quarantine` lists them):"
+        )
+        for problem in summary.problems:
+            console.print(f"  {problem}", markup=False, highlight=False)
+        if quarantined > len(summary.problems):
+            console.print(f"  ... and {quarantined - len(summary.problems)} more")
+    if summary.warnings:
+        console.print(f"[yellow]{summary.total('warnings')} warnings[/] (resources kept):")
+        for warning in summary.warnings:
+            console.print(f"  {warning}", markup=False, highlight=False)
+    if summary.orphan_count:
+        console.print(f"[yellow]{summary.orphan_count} records wait for their Patient:[/]")
+        for orphan in summary.orphans:
+            console.print(f"  {orphan}", markup=False, highlight=False)
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders: .ndjson, .jsonl, .json")],
+    source: Annotated[str, typer.Option(help="Name of the source this data comes from")] = "files",
+) -> None:
+    """Import FHIR R4 resources, Bundles and NDJSON files or folders of them."""
+    settings = _settings(ctx)
+    engine = open_store(settings.database_url)
+    summary = run_import(engine, settings, _pack(settings), source, paths)
+    print_summary(summary)
+    if summary.total("quarantined"):
+        raise typer.Exit(EXIT_QUARANTINED)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+) -> None:
+    """Serve the journey API (OpenAPI docs at /docs)."""
+    settings = _settings(ctx)
+    _serve(settings, host or settings.host, port or settings.port)
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from integration.api.app import create_app
+    from integration.api.request_log import install_request_log
+
+    if not settings.api_keys:
+        errors.print(
+            "[yellow]No API keys configured (JOURNEY_API_KEYS): "
+            "every request but /healthz gets 401."
+        )
+    api = create_app(settings)
+    install_request_log(api)
+    # uvicorn's access log prints query strings, which can carry identifiers: ours does not.
+    uvicorn.run(api, host=host, port=port, access_log=False, log_level=settings.log_level.lower())
+
+
+@app.command()
+def remap(ctx: typer.Context) -> None:
+    """Re-derive every job record from the raw store with the current rule pack."""
+    settings = _settings(ctx)
+    engine = open_store(settings.database_url)
+    pack = _pack(settings)
+    flagged = flag_all(engine)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]remapping"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("remap", total=flagged)
+        summary = derive_pending(
+            engine, pack, settings.batch_size, lambda n: progress.advance(task, n)
+        )
+    jobs = ", ".join(f"{job} {n}" for job, n in sorted(summary.records_by_job.items())) or "none"
+    console.print(
+        f"Remapped {summary.resources} resources with pack {pack.label} in "
+        f"{time.perf_counter() - started:.1f} s: job records {jobs}."
+    )
+
+
+@app.command()
+def quarantine(
+    ctx: typer.Context,
+    show: Annotated[
+        int | None, typer.Option(help="Print one entry whole, with its content")
+    ] = None,
+    include_resolved: Annotated[
+        bool, typer.Option("--all", help="Include entries fixed since")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Entries to list")] = 100,
+) -> None:
+    """List what was rejected and why: source, file and line or entry, FHIR path, error."""
+    settings = _settings(ctx)
+    engine = open_store(settings.database_url)
+    with engine.connect() as conn:
+        if show is not None:
+            entry = queries.quarantine_content(conn, show)
+            if entry is None:
+                errors.print(f"No quarantine entry {show}.")
+                raise typer.Exit(1)
+            for key, value in entry.items():
+                if key != "content":
+                    console.print(f"[bold]{key}[/]: {value}", highlight=False)
+            console.print("[bold]content[/]:")
+            console.print(entry["content"] or "", markup=False, highlight=False)
+            return
+        rows = queries.open_quarantine(conn, limit, include_resolved)
+    if not rows:
+        console.print("The quarantine is empty.")
+        return
+    table = Table(title="Quarantine")
+    for column in ("id", "source", "where", "resource", "path", "error", "resolved"):
+        table.add_column(column)
+    for row in rows:
+        resource = f"{row['resource_type'] or ''}/{row['resource_id'] or ''}".strip("/")
+        table.add_row(
+            str(row["id"]),
+            row["source"],
+            f"{row['origin']}, {row['location']}",
+            resource,
+            row["fhir_path"] or "",
+            row["error"],
+            row["resolved_at"] or "",
+        )
+    console.print(table)
+    console.print(
+        "Fix the input and import it again: the entry is marked resolved. `--show ID` prints one."
+    )
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """What the store holds: people, resources, records per job, open quarantine."""
+    settings = _settings(ctx)
+    engine = open_store(settings.database_url)
+    with engine.connect() as conn:
+        info = queries.store_status(conn)
+    console.print(f"Store: {engine.url.render_as_string(hide_password=True)}")
+    for key, value in info.items():
+        console.print(f"  {key.replace('_', ' ')}: {value}", highlight=False)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    person_id: Annotated[str, typer.Argument(help="Person id (see GET /people)")],
+) -> None:
+    """Print a person's journey in the terminal."""
+    settings = _settings(ctx)
+    engine = open_store(settings.database_url)
+    if not print_journey(engine, person_id):
+        errors.print(f"No person with id {person_id}.")
+        raise typer.Exit(1)
+
+
+def print_journey(engine: Engine, person_id: str, limit: int = 200) -> bool:
+    with engine.connect() as conn:
+        resolved = queries.resolve_person(conn, person_id)
+        person = queries.get_person(conn, resolved) if resolved else None
+        if person is None or resolved is None:
+            return False
+        records = queries.journey(conn, resolved, limit)
+    sources = ", ".join(f"{s['source']} Patient/{s['patient_id']}" for s in person["sources"])
+    table = Table(title=f"Journey of {person['name'] or 'person'} ({resolved})\n{sources}")
+    table.add_column("when", no_wrap=True)
+    table.add_column("job", no_wrap=True)
+    table.add_column("what", ratio=1)
+    table.add_column("source", no_wrap=True)
+    colours = {"diagnose": "cyan", "treat": "magenta", "keep_well": "green", "unclassified": "red"}
+    for record in records:
+        when = (record["occurred_start"] or "-")[:10]
+        job = record["job"]
+        what = record["title"] + (
+            f" (score {record['score']})" if record["score"] is not None else ""
+        )
+        table.add_row(
+            when, f"[{colours.get(job, 'white')}]{job}[/]", what, record["source"]["source"]
+        )
+    console.print(table)
+    return True
+
+
+def featured_person(engine: Engine) -> str | None:
+    """The person with records from the most sources, then the most records: a good first look."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(person_links.c.person_id)
+            .join(
+                job_records,
+                (job_records.c.source == person_links.c.source)
+                & (job_records.c.subject_id == person_links.c.patient_id),
+            )
+            .group_by(person_links.c.person_id)
+            .order_by(
+                func.count(func.distinct(job_records.c.source)).desc(),
+                func.count(func.distinct(job_records.c.job)).desc(),
+                func.count().desc(),
+                person_links.c.person_id,
+            )
+            .limit(1)
+        ).first()
+    return row.person_id if row else None
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    data_dir: Annotated[Path, typer.Option(help="Where the sample data is written")] = Path(
+        "sample-data"
+    ),
+    people: Annotated[int, typer.Option(help="People in the synthetic population")] = 40,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 7,
+    host: Annotated[str | None, typer.Option(help="Address to serve on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to serve on")] = None,
+    serve_api: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API at the end")
+    ] = True,
+) -> None:
+    """Generate the synthetic sample, import both sources, show a journey, serve the API."""
+    settings = _settings(ctx)
+    if not settings.api_keys:
+        settings = settings.model_copy(update={"api_keys": [DEMO_API_KEY]})
+    engine = open_store(settings.database_url)
+    pack = _pack(settings)
+    console.print(f"Writing a synthetic population of {people} people to {data_dir}/ (seed {seed})")
+    for source, path in write_sample(data_dir, seed=seed, people=people).items():
+        print_summary(run_import(engine, settings, pack, source, [path]))
+    person_id = featured_person(engine)
+    if person_id is None:
+        errors.print("The sample produced no journey; nothing to show.")
+        raise typer.Exit(1)
+    print_journey(engine, person_id)
+    host = host or settings.host
+    port = port or settings.port
+    base = f"http://{host}:{port}"
+    key = settings.api_keys[0]
+    console.print(f"\nJourney: {base}/people/{person_id}/journey", highlight=False, soft_wrap=True)
+    console.print(f"API key: {key}  (send as 'Authorization: Bearer {key}')", highlight=False)
+    console.print(
+        f"Try:     curl -H 'Authorization: Bearer {key}' {base}/people/{person_id}/journey",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"Docs:    {base}/docs  (Authorize with the key, then try the endpoints)", highlight=False
+    )
+    if serve_api:
+        engine.dispose()
+        _serve(settings, host, port)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Run the store's migrations up to the newest (safe to run again)."""
+    settings = _settings(ctx)
+    engine = create_store_engine(settings.database_url)
+    migrate(engine)
+    console.print(f"Store at {engine.url.render_as_string(hide_password=True)} is up to date.")
+
+
+def main() -> None:
+    """Entry point: turn known errors into one clear line and exit code 1."""
+    try:
+        app()
+    except (IntegrationError, ConnectorError, MappingError) as exc:
+        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        raise SystemExit(1) from exc

@@ -1,0 +1,112 @@
+"""One settings object for the whole product: environment first, then a TOML file.
+
+Every setting is an environment variable with the prefix `JOURNEY_`
+(`JOURNEY_DATABASE_URL`, `JOURNEY_API_KEYS`, ...). A TOML file named by
+`JOURNEY_CONFIG`, or `journey.toml` in the working directory if present,
+may set the same keys without the prefix (`database_url = "..."`).
+Environment variables win over the file. The README lists every setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from integration.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "journey.toml"
+
+
+class Settings(BaseSettings):
+    """fhir-journey settings. Build with `load_settings()`."""
+
+    model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="forbid")
+
+    database_url: str = Field(
+        default="sqlite:///journey.db",
+        description="SQLAlchemy URL of the store; default a SQLite file in the working directory",
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="API keys accepted as 'Authorization: Bearer <key>', comma-separated",
+    )
+    host: str = Field(default="127.0.0.1", description="address `journey serve` listens on")
+    port: int = Field(default=8000, ge=1, le=65535, description="port `journey serve` listens on")
+    rule_pack: Path | None = Field(
+        default=None, description="rule pack TOML file; default the bundled pack"
+    )
+    max_resource_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="largest single resource (NDJSON line, or non-Bundle JSON file) accepted",
+    )
+    batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="resources written per store transaction"
+    )
+    page_size: int = Field(default=50, ge=1, le=1000, description="default page size of the API")
+    log_level: str = Field(default="INFO", description="logging level")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+def _config_file(explicit: str | Path | None) -> Path | None:
+    named = explicit or os.environ.get("JOURNEY_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (from --config or JOURNEY_CONFIG)")
+        return path
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, the config file and explicit overrides (CLI flags).
+
+    Precedence: overrides > environment > file > defaults.
+    """
+    file_values: dict[str, Any] = {}
+    path = _config_file(config_file)
+    if path is not None:
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    # Values passed to Settings() outrank the environment, so drop the file's
+    # value for any key the environment sets.
+    from_file = {k: v for k, v in file_values.items() if f"JOURNEY_{k.upper()}" not in os.environ}
+    try:
+        return Settings(**{**from_file, **{k: v for k, v in overrides.items() if v is not None}})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        origin = f"{path} or environment" if path else "environment"
+        raise ConfigError(
+            f"setting {key!r} ({origin}, JOURNEY_{key.upper()}): {first['msg']}"
+        ) from exc

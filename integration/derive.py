@@ -1,0 +1,380 @@
+"""Bring the journey zone up to date with the raw zone.
+
+Works through current resources flagged `needs_derive`, in dependency order:
+Patients (identity), Conditions (re-flag the Encounters that point to them),
+Encounters (one job record each), QuestionnaireResponses (all of a patient's
+responses together, since a repeat screen's job depends on earlier ones).
+Each batch commits on its own, so an interrupted run resumes where it
+stopped. `journey remap` flags everything and runs this again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, delete, func, select, tuple_, update
+
+from integration.identity import link_patient
+from integration.store.raw import DERIVED_TYPES
+from integration.store.schema import (
+    current_resources,
+    job_records,
+    person_links,
+    raw_resources,
+    resource_links,
+)
+from mappings.dates import ISO_FORMAT
+from mappings.encounter import EncounterContext, map_encounter, referenced_condition_ids
+from mappings.fhir_values import Code, concept_codes, reference_id
+from mappings.model import JobRecord, SourceRef
+from mappings.questionnaire_response import map_questionnaire_responses
+from mappings.rulepack import RulePack
+
+DeriveProgress = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class DeriveSummary:
+    people_linked: int = 0
+    records_by_job: Counter[str] = field(default_factory=Counter)
+    resources: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Current:
+    source: str
+    resource_type: str
+    resource_id: str
+    version_key: str
+    content: dict[str, Any]
+
+    @property
+    def ref(self) -> SourceRef:
+        return SourceRef(self.source, self.resource_type, self.resource_id, self.version_key)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime(ISO_FORMAT)
+
+
+def record_id(ref: SourceRef) -> str:
+    """Stable across remaps: one record per (source, type, id)."""
+    key = f"{ref.source}|{ref.resource_type}|{ref.resource_id}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def pending_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(current_resources)
+                .where(current_resources.c.needs_derive.is_(True))
+            ).scalar_one()
+        )
+
+
+def flag_all(engine: Engine) -> int:
+    """Mark every derivable resource for derivation again (`journey remap`)."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(current_resources)
+            .where(current_resources.c.resource_type.in_(DERIVED_TYPES))
+            .values(needs_derive=True)
+        )
+        return int(result.rowcount)
+
+
+def derive_pending(
+    engine: Engine,
+    pack: RulePack,
+    batch_size: int = 500,
+    on_progress: DeriveProgress | None = None,
+) -> DeriveSummary:
+    summary = DeriveSummary()
+    progress = on_progress or (lambda _n: None)
+    steps: Sequence[
+        tuple[str, Callable[[Connection, list[_Current], RulePack, DeriveSummary], None]]
+    ] = (
+        ("Patient", _derive_patients),
+        ("Condition", _derive_conditions),
+        ("Encounter", _derive_encounters),
+        ("QuestionnaireResponse", _derive_questionnaire_responses),
+    )
+    for resource_type, step in steps:
+        while True:
+            with engine.begin() as conn:
+                batch = _pending(conn, resource_type, batch_size)
+                if not batch:
+                    break
+                step(conn, batch, pack, summary)
+                _mark_done(conn, batch)
+            summary.resources += len(batch)
+            progress(len(batch))
+    return summary
+
+
+def _pending(conn: Connection, resource_type: str, limit: int) -> list[_Current]:
+    rows = conn.execute(
+        select(
+            current_resources.c.source,
+            current_resources.c.resource_id,
+            raw_resources.c.version_key,
+            raw_resources.c.content,
+        )
+        .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+        .where(
+            current_resources.c.needs_derive.is_(True),
+            current_resources.c.resource_type == resource_type,
+        )
+        .order_by(current_resources.c.source, current_resources.c.resource_id)
+        .limit(limit)
+    ).all()
+    return [
+        _Current(
+            row.source, resource_type, row.resource_id, row.version_key, orjson.loads(row.content)
+        )
+        for row in rows
+    ]
+
+
+def _mark_done(conn: Connection, batch: Iterable[_Current]) -> None:
+    keys = [(c.source, c.resource_type, c.resource_id) for c in batch]
+    conn.execute(
+        update(current_resources)
+        .where(
+            tuple_(
+                current_resources.c.source,
+                current_resources.c.resource_type,
+                current_resources.c.resource_id,
+            ).in_(keys)
+        )
+        .values(needs_derive=False)
+    )
+
+
+def _derive_patients(
+    conn: Connection, batch: list[_Current], _pack: RulePack, summary: DeriveSummary
+) -> None:
+    now = utc_now()
+    for patient in batch:
+        link_patient(conn, patient.source, patient.resource_id, patient.content, now)
+        summary.people_linked += 1
+
+
+def _derive_conditions(
+    conn: Connection, batch: list[_Current], _pack: RulePack, _summary: DeriveSummary
+) -> None:
+    # A Condition may arrive after the Encounter that names it: re-derive those Encounters.
+    for condition in batch:
+        conn.execute(
+            update(current_resources)
+            .where(
+                current_resources.c.source == condition.source,
+                current_resources.c.resource_type == "Encounter",
+                current_resources.c.resource_id.in_(
+                    select(resource_links.c.from_id).where(
+                        resource_links.c.source == condition.source,
+                        resource_links.c.from_type == "Encounter",
+                        resource_links.c.to_type == "Condition",
+                        resource_links.c.to_id == condition.resource_id,
+                    )
+                ),
+            )
+            .values(needs_derive=True)
+        )
+
+
+def _condition_codes(conn: Connection, source: str, ids: set[str]) -> dict[str, list[Code]]:
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(current_resources.c.resource_id, raw_resources.c.content)
+        .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+        .where(
+            current_resources.c.source == source,
+            current_resources.c.resource_type == "Condition",
+            current_resources.c.resource_id.in_(ids),
+        )
+    ).all()
+    return {
+        row.resource_id: list(concept_codes(orjson.loads(row.content).get("code"))) for row in rows
+    }
+
+
+def _derive_encounters(
+    conn: Connection, batch: list[_Current], pack: RulePack, summary: DeriveSummary
+) -> None:
+    by_source: dict[str, list[_Current]] = defaultdict(list)
+    for encounter in batch:
+        by_source[encounter.source].append(encounter)
+    records: list[JobRecord] = []
+    links: list[dict[str, str]] = []
+    for source, encounters in by_source.items():
+        wanted = {cid for e in encounters for cid in referenced_condition_ids(e.content)}
+        codes = _condition_codes(conn, source, wanted)
+        for encounter in encounters:
+            referenced = referenced_condition_ids(encounter.content)
+            context = EncounterContext({cid: codes[cid] for cid in referenced if cid in codes})
+            records.append(map_encounter(encounter.content, encounter.ref, pack, context))
+            links.extend(
+                {
+                    "source": source,
+                    "from_type": "Encounter",
+                    "from_id": encounter.resource_id,
+                    "to_type": "Condition",
+                    "to_id": cid,
+                }
+                for cid in referenced
+            )
+    conn.execute(
+        delete(resource_links).where(
+            resource_links.c.from_type == "Encounter",
+            tuple_(resource_links.c.source, resource_links.c.from_id).in_(
+                [(e.source, e.resource_id) for e in batch]
+            ),
+        )
+    )
+    if links:
+        conn.execute(resource_links.insert(), links)
+    _replace_records(conn, batch, records, summary)
+
+
+def _derive_questionnaire_responses(
+    conn: Connection, batch: list[_Current], pack: RulePack, summary: DeriveSummary
+) -> None:
+    subjects = {(r.source, _subject(r)) for r in batch}
+    everything: list[_Current] = list(batch)
+    seen = {(c.source, c.resource_id) for c in batch}
+    known_subjects = [(s, subject) for s, subject in subjects if subject is not None]
+    if known_subjects:
+        rows = conn.execute(
+            select(
+                current_resources.c.source,
+                current_resources.c.resource_id,
+                raw_resources.c.version_key,
+                raw_resources.c.content,
+            )
+            .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+            .where(
+                current_resources.c.resource_type == "QuestionnaireResponse",
+                tuple_(current_resources.c.source, current_resources.c.subject_id).in_(
+                    known_subjects
+                ),
+            )
+        ).all()
+        for row in rows:
+            if (row.source, row.resource_id) not in seen:
+                seen.add((row.source, row.resource_id))
+                everything.append(
+                    _Current(
+                        row.source,
+                        "QuestionnaireResponse",
+                        row.resource_id,
+                        row.version_key,
+                        orjson.loads(row.content),
+                    )
+                )
+    groups: dict[tuple[str, str | None], list[_Current]] = defaultdict(list)
+    for response in everything:
+        groups[(response.source, _subject(response))].append(response)
+    records: list[JobRecord] = []
+    for members in groups.values():
+        records.extend(map_questionnaire_responses([(m.ref, m.content) for m in members], pack))
+    _replace_records(conn, everything, records, summary)
+    # Responses pulled in as history are now up to date too.
+    _mark_done(conn, everything)
+
+
+def _subject(current: _Current) -> str | None:
+    return reference_id(current.content.get("subject"), "Patient")
+
+
+def _replace_records(
+    conn: Connection, derived_from: list[_Current], records: list[JobRecord], summary: DeriveSummary
+) -> None:
+    conn.execute(
+        delete(job_records).where(
+            tuple_(
+                job_records.c.source, job_records.c.resource_type, job_records.c.resource_id
+            ).in_([(c.source, c.resource_type, c.resource_id) for c in derived_from])
+        )
+    )
+    if not records:
+        return
+    now = utc_now()
+    conn.execute(job_records.insert(), [_record_row(record, now) for record in records])
+    summary.records_by_job.update(record.job.value for record in records)
+
+
+def _record_row(record: JobRecord, now: str) -> dict[str, Any]:
+    ref = record.source_ref
+    return {
+        "id": record_id(ref),
+        "source": ref.source,
+        "resource_type": ref.resource_type,
+        "resource_id": ref.resource_id,
+        "version_key": ref.version,
+        "subject_id": record.subject_id,
+        "job": record.job.value,
+        "occurred_start": record.occurred_start or "",
+        "occurred_end": record.occurred_end,
+        "title": record.title,
+        "setting": record.setting,
+        "concern_codes": orjson.dumps(list(record.concern_codes)).decode(),
+        "matched_codes": orjson.dumps(list(record.matched_codes)).decode(),
+        "rule_id": record.rule_id,
+        "pack_version": record.pack_version,
+        "reason": record.reason,
+        "instrument": record.instrument,
+        "score": record.score,
+        "fulfilment_score": record.fulfilment_score,
+        "warnings": orjson.dumps(list(record.warnings)).decode(),
+        "derived_at": now,
+    }
+
+
+def orphan_records(engine: Engine, limit: int = 10) -> tuple[int, list[dict[str, Any]]]:
+    """Job records whose subject Patient has not arrived (yet): count, and a few examples."""
+    condition = and_(
+        job_records.c.subject_id.is_not(None),
+        ~select(person_links.c.person_id)
+        .where(
+            person_links.c.source == job_records.c.source,
+            person_links.c.patient_id == job_records.c.subject_id,
+        )
+        .exists(),
+    )
+    with engine.connect() as conn:
+        count = conn.execute(
+            select(func.count()).select_from(job_records).where(condition)
+        ).scalar_one()
+        rows = conn.execute(
+            select(
+                job_records.c.source,
+                job_records.c.resource_type,
+                job_records.c.resource_id,
+                job_records.c.subject_id,
+                raw_resources.c.origin,
+                raw_resources.c.location,
+            )
+            .join(
+                current_resources,
+                and_(
+                    current_resources.c.source == job_records.c.source,
+                    current_resources.c.resource_type == job_records.c.resource_type,
+                    current_resources.c.resource_id == job_records.c.resource_id,
+                ),
+            )
+            .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+            .where(condition)
+            .order_by(job_records.c.source, job_records.c.resource_id)
+            .limit(limit)
+        ).all()
+    return int(count), [dict(row._mapping) for row in rows]

@@ -1,0 +1,250 @@
+"""The import pipeline: files -> validate -> raw zone (or quarantine) -> derive the journey.
+
+Raw first, nothing lost: every item read is either stored as received or
+quarantined with its error and place, in batches of one transaction each,
+before any mapping happens. Derivation then catches the journey zone up
+(`integration.derive`). Memory holds one batch, not the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from connectors.files import FileReader, RawItem, discover
+from integration.derive import DeriveSummary, derive_pending, orphan_records, utc_now
+from integration.store.raw import (
+    IncomingResource,
+    Rejected,
+    WriteOutcome,
+    version_key,
+    write_rejections,
+    write_resources,
+)
+from integration.validation import ResourceRejected, validate_resource
+from mappings.dates import FhirDateError, parse_interval
+from mappings.fhir_values import reference_id
+from mappings.rulepack import RulePack
+
+UNREADABLE = "(unreadable)"
+EXAMPLES_KEPT = 20
+# Types whose `subject` is the Patient a record belongs to.
+SUBJECT_TYPES = frozenset({"Encounter", "QuestionnaireResponse", "Condition", "Observation"})
+
+
+@dataclass(slots=True)
+class TypeCounts:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    warnings: int = 0
+
+    @property
+    def imported(self) -> int:
+        return self.new + self.changed
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One rejected item, for the summary: where it was, what, and why."""
+
+    origin: str | None
+    location: str | None
+    resource_type: str | None
+    resource_id: str | None
+    fhir_path: str | None
+    error: str
+
+    def __str__(self) -> str:
+        what = (
+            f"{self.resource_type}/{self.resource_id}" if self.resource_id else self.resource_type
+        )
+        where = ", ".join(part for part in (self.origin, self.location) if part)
+        path = f" at {self.fhir_path}" if self.fhir_path else ""
+        return f"{where}: {what + ' ' if what else ''}rejected{path}: {self.error}"
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    source: str
+    files: int = 0
+    by_type: dict[str, TypeCounts] = field(default_factory=lambda: defaultdict(TypeCounts))
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    derive: DeriveSummary = field(default_factory=DeriveSummary)
+    orphan_count: int = 0
+    orphans: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def total(self, attribute: str) -> int:
+        return sum(int(getattr(counts, attribute)) for counts in self.by_type.values())
+
+
+class Importer:
+    """Imports files for one source into the store."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        pack: RulePack,
+        source: str,
+        max_resource_bytes: int,
+        batch_size: int = 500,
+    ) -> None:
+        self.engine = engine
+        self.pack = pack
+        self.source = source
+        self.max_resource_bytes = max_resource_bytes
+        self.batch_size = batch_size
+
+    def run(
+        self,
+        paths: Iterable[str | Path],
+        on_bytes: Callable[[int], None] | None = None,
+        on_derived: Callable[[int], None] | None = None,
+        before_derive: Callable[[], None] | None = None,
+    ) -> ImportSummary:
+        started = time.perf_counter()
+        summary = ImportSummary(self.source)
+        files = discover(paths)
+        summary.files = len(files)
+        reader = FileReader(self.max_resource_bytes, on_bytes)
+        batch: list[tuple[str, IncomingResource | Rejected]] = []
+        for path in files:
+            for item in reader.read(path):
+                batch.append(self._accept(item, summary))
+                if len(batch) >= self.batch_size:
+                    self._flush(batch, summary)
+                    batch = []
+        self._flush(batch, summary)
+        if before_derive:
+            before_derive()
+        summary.derive = derive_pending(self.engine, self.pack, self.batch_size, on_derived)
+        count, examples = orphan_records(self.engine, limit=EXAMPLES_KEPT)
+        summary.orphan_count = count
+        summary.orphans = [
+            f"{row['origin']}, {row['location']}: {row['resource_type']}/{row['resource_id']} "
+            f"points to Patient/{row['subject_id']}, not seen yet in source {row['source']}; "
+            "kept, and it joins the journey when that Patient arrives"
+            for row in examples
+        ]
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _accept(
+        self, item: RawItem, summary: ImportSummary
+    ) -> tuple[str, IncomingResource | Rejected]:
+        if item.resource is None:
+            return UNREADABLE, Rejected(
+                self.source,
+                item.origin,
+                item.location,
+                item.problem or "unreadable",
+                content=item.raw,
+            )
+        resource = item.resource
+        raw_type = resource.get("resourceType")
+        raw_id = resource.get("id")
+        type_label = raw_type if isinstance(raw_type, str) and len(raw_type) < 64 else UNREADABLE
+        try:
+            validated = validate_resource(resource)
+        except ResourceRejected as rejected:
+            return type_label, Rejected(
+                self.source,
+                item.origin,
+                item.location,
+                rejected.message,
+                resource_type=raw_type if isinstance(raw_type, str) else None,
+                resource_id=raw_id if isinstance(raw_id, str) else None,
+                fhir_path=rejected.fhir_path,
+                content=item.raw if item.raw is not None else orjson.dumps(resource),
+            )
+        warnings = list(validated.warnings)
+        resource_id = raw_id if isinstance(raw_id, str) else item.fallback_id
+        if resource_id is None:
+            digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS))
+            resource_id = "h-" + digest.hexdigest()[:32]
+            warnings.append(
+                f"{validated.resource_type}.id: missing; stored under a content-hash id"
+            )
+        content = (
+            item.raw.decode("utf-8") if item.raw is not None else orjson.dumps(resource).decode()
+        )
+        if warnings:
+            summary.by_type[validated.resource_type].warnings += len(warnings)
+            for warning in warnings:
+                if len(summary.warnings) < EXAMPLES_KEPT:
+                    summary.warnings.append(f"{item.origin}, {item.location}: {warning}")
+        return validated.resource_type, IncomingResource(
+            source=self.source,
+            resource_type=validated.resource_type,
+            resource_id=resource_id,
+            version_key=version_key(resource),
+            last_updated=_last_updated(resource),
+            subject_id=_subject_id(validated.resource_type, resource, resource_id),
+            origin=item.origin,
+            location=item.location,
+            content=content,
+            warnings=tuple(warnings),
+        )
+
+    def _flush(
+        self, batch: list[tuple[str, IncomingResource | Rejected]], summary: ImportSummary
+    ) -> None:
+        if not batch:
+            return
+        incoming = [(label, item) for label, item in batch if isinstance(item, IncomingResource)]
+        rejected = [(label, item) for label, item in batch if isinstance(item, Rejected)]
+        now = utc_now()
+        with self.engine.begin() as conn:
+            outcomes = write_resources(conn, [item for _, item in incoming], now)
+            write_rejections(conn, [item for _, item in rejected], now)
+        for (label, _), outcome in zip(incoming, outcomes, strict=True):
+            counts = summary.by_type[label]
+            if outcome is WriteOutcome.NEW:
+                counts.new += 1
+            elif outcome is WriteOutcome.CHANGED:
+                counts.changed += 1
+            else:
+                counts.unchanged += 1
+        for label, item in rejected:
+            summary.by_type[label].quarantined += 1
+            if len(summary.problems) < EXAMPLES_KEPT:
+                summary.problems.append(
+                    Problem(
+                        item.origin,
+                        item.location,
+                        item.resource_type,
+                        item.resource_id,
+                        item.fhir_path,
+                        item.error,
+                    )
+                )
+
+
+def _last_updated(resource: dict[str, Any]) -> str | None:
+    meta = resource.get("meta")
+    value = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_interval(value, "meta.lastUpdated").start_iso
+    except FhirDateError:
+        return None
+
+
+def _subject_id(resource_type: str, resource: dict[str, Any], resource_id: str) -> str | None:
+    if resource_type == "Patient":
+        return resource_id
+    if resource_type in SUBJECT_TYPES:
+        return reference_id(resource.get("subject"), "Patient")
+    return None

@@ -1,0 +1,143 @@
+"""Initial schema: raw zone, quarantine, people and identity, job records.
+
+Revision ID: 0001
+Revises:
+"""
+
+from alembic import op
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Text
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "raw_resources",
+        Column("id", RowId, primary_key=True, autoincrement=True),
+        Column("raw_key", String(400), nullable=False, unique=True),
+        Column("source", String(200), nullable=False),
+        Column("resource_type", String(64), nullable=False),
+        Column("resource_id", String(64), nullable=False),
+        Column("version_key", String(80), nullable=False),
+        Column("last_updated", String(40)),
+        Column("received_at", String(40), nullable=False),
+        Column("origin", Text),
+        Column("location", String(200)),
+        Column("content", Text, nullable=False),
+        Column("warnings", Text),
+    )
+
+    op.create_table(
+        "current_resources",
+        Column("source", String(200), primary_key=True),
+        Column("resource_type", String(64), primary_key=True),
+        Column("resource_id", String(64), primary_key=True),
+        Column("raw_id", RowId, nullable=False),
+        Column("last_updated", String(40)),
+        Column("subject_id", String(64)),
+        Column("needs_derive", Boolean, nullable=False),
+        Index("ix_current_subject", "source", "subject_id", "resource_type"),
+        Index("ix_current_pending", "needs_derive", "resource_type"),
+    )
+
+    op.create_table(
+        "quarantine",
+        Column("id", RowId, primary_key=True, autoincrement=True),
+        Column("quarantine_key", String(64), nullable=False, unique=True),
+        Column("source", String(200), nullable=False),
+        Column("origin", Text),
+        Column("location", String(200)),
+        Column("resource_type", String(64)),
+        Column("resource_id", String(64)),
+        Column("fhir_path", Text),
+        Column("error", Text, nullable=False),
+        Column("content", Text),
+        Column("content_truncated", Boolean, nullable=False),
+        Column("received_at", String(40), nullable=False),
+        Column("resolved_at", String(40)),
+        Index("ix_quarantine_resource", "source", "resource_type", "resource_id"),
+        Index("ix_quarantine_place", "origin", "location"),
+    )
+
+    op.create_table(
+        "people",
+        Column("id", String(36), primary_key=True),
+        Column("created_at", String(40), nullable=False),
+        Column("merged_into", String(36)),
+    )
+
+    op.create_table(
+        "person_links",
+        Column("source", String(200), primary_key=True),
+        Column("patient_id", String(64), primary_key=True),
+        Column("person_id", String(36), nullable=False),
+        Column("display_name", Text),
+        Column("birth_date", String(10)),
+        Index("ix_person_links_person", "person_id"),
+    )
+
+    op.create_table(
+        "patient_identifiers",
+        Column("system", String(400), primary_key=True),
+        Column("value", String(200), primary_key=True),
+        Column("source", String(200), primary_key=True),
+        Column("patient_id", String(64), primary_key=True),
+        Index("ix_patient_identifiers_patient", "source", "patient_id"),
+    )
+
+    op.create_table(
+        "resource_links",
+        Column("source", String(200), primary_key=True),
+        Column("from_type", String(64), primary_key=True),
+        Column("from_id", String(64), primary_key=True),
+        Column("to_type", String(64), primary_key=True),
+        Column("to_id", String(64), primary_key=True),
+        Index("ix_resource_links_target", "source", "to_type", "to_id"),
+    )
+
+    op.create_table(
+        "job_records",
+        Column("id", String(32), primary_key=True),
+        Column("source", String(200), nullable=False),
+        Column("resource_type", String(64), nullable=False),
+        Column("resource_id", String(64), nullable=False),
+        Column("version_key", String(80), nullable=False),
+        Column("subject_id", String(64)),
+        Column("job", String(20), nullable=False),
+        # '' when the resource carries no time: such records sort first.
+        Column("occurred_start", String(40), nullable=False),
+        Column("occurred_end", String(40)),
+        Column("title", Text, nullable=False),
+        Column("setting", String(64)),
+        Column("concern_codes", Text, nullable=False),
+        Column("matched_codes", Text, nullable=False),
+        Column("rule_id", String(120), nullable=False),
+        Column("pack_version", String(80), nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("instrument", String(40)),
+        Column("score", Integer),
+        Column("fulfilment_score", Integer),
+        Column("warnings", Text, nullable=False),
+        Column("derived_at", String(40), nullable=False),
+        Index("ix_job_records_subject", "source", "subject_id", "occurred_start", "id"),
+        Index("ix_job_records_resource", "source", "resource_type", "resource_id"),
+    )
+
+
+def downgrade() -> None:
+    for table in (
+        "job_records",
+        "resource_links",
+        "patient_identifiers",
+        "person_links",
+        "people",
+        "quarantine",
+        "current_resources",
+        "raw_resources",
+    ):
+        op.drop_table(table)

@@ -1,0 +1,280 @@
+"""Read side of the journey zone: people, a person's journey, store status.
+
+Keyset paging everywhere (never OFFSET), so a page costs the same at 1k or
+100k people. Queries return plain dicts ready for the API to serialise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, func, or_, select
+
+from integration.store.schema import (
+    current_resources,
+    job_records,
+    patient_identifiers,
+    people,
+    person_links,
+    quarantine,
+    raw_resources,
+)
+
+MAX_MERGE_HOPS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyFilter:
+    jobs: Sequence[str] = ()
+    start: str | None = None  # inclusive, ISO UTC
+    end: str | None = None  # exclusive, ISO UTC
+
+
+def resolve_person(conn: Connection, person_id: str) -> str | None:
+    """The surviving id of a person, following merges; None when unknown."""
+    current = person_id
+    for _ in range(MAX_MERGE_HOPS):
+        row = conn.execute(select(people.c.merged_into).where(people.c.id == current)).first()
+        if row is None:
+            return None
+        if row.merged_into is None:
+            return current
+        current = row.merged_into
+    return current
+
+
+def list_people(
+    conn: Connection,
+    limit: int,
+    after: str | None = None,
+    identifier: tuple[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    query = select(people.c.id).where(people.c.merged_into.is_(None))
+    if identifier is not None:
+        system, value = identifier
+        query = query.where(
+            people.c.id.in_(
+                select(person_links.c.person_id)
+                .join(
+                    patient_identifiers,
+                    and_(
+                        patient_identifiers.c.source == person_links.c.source,
+                        patient_identifiers.c.patient_id == person_links.c.patient_id,
+                    ),
+                )
+                .where(patient_identifiers.c.system == system, patient_identifiers.c.value == value)
+            )
+        )
+    if after is not None:
+        query = query.where(people.c.id > after)
+    ids = conn.execute(query.order_by(people.c.id).limit(limit)).scalars().all()
+    links = _links(conn, ids)
+    return [_person_summary(person_id, links.get(person_id, [])) for person_id in ids]
+
+
+def _links(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    if not person_ids:
+        return found
+    rows = conn.execute(
+        select(person_links)
+        .where(person_links.c.person_id.in_(person_ids))
+        .order_by(person_links.c.source, person_links.c.patient_id)
+    ).all()
+    for row in rows:
+        found.setdefault(row.person_id, []).append(
+            {
+                "source": row.source,
+                "patient_id": row.patient_id,
+                "name": row.display_name,
+                "birth_date": row.birth_date,
+            }
+        )
+    return found
+
+
+def _person_summary(person_id: str, links: list[dict[str, Any]]) -> dict[str, Any]:
+    name = next((link["name"] for link in links if link["name"]), None)
+    birth = next((link["birth_date"] for link in links if link["birth_date"]), None)
+    return {"id": person_id, "name": name, "birth_date": birth, "sources": links}
+
+
+def get_person(conn: Connection, person_id: str) -> dict[str, Any] | None:
+    links = _links(conn, [person_id]).get(person_id, [])
+    exists = conn.execute(select(people.c.id).where(people.c.id == person_id)).first()
+    if exists is None:
+        return None
+    person = _person_summary(person_id, links)
+    pairs = [(link["source"], link["patient_id"]) for link in links]
+    identifiers: list[dict[str, str]] = []
+    counts: dict[str, int] = {}
+    if pairs:
+        for row in conn.execute(
+            select(patient_identifiers)
+            .where(_any_link(patient_identifiers.c.source, patient_identifiers.c.patient_id, pairs))
+            .order_by(patient_identifiers.c.system, patient_identifiers.c.value)
+        ):
+            identifiers.append({"system": row.system, "value": row.value, "source": row.source})
+        for row in conn.execute(
+            select(job_records.c.job, func.count())
+            .where(_any_link(job_records.c.source, job_records.c.subject_id, pairs))
+            .group_by(job_records.c.job)
+        ):
+            counts[row[0]] = int(row[1])
+    person["identifiers"] = identifiers
+    person["record_counts"] = counts
+    return person
+
+
+def _any_link(source_col: Any, patient_col: Any, pairs: Sequence[tuple[str, str]]) -> Any:
+    return or_(*(and_(source_col == source, patient_col == patient) for source, patient in pairs))
+
+
+def journey(
+    conn: Connection,
+    person_id: str,
+    limit: int,
+    after: tuple[str, str] | None = None,
+    where: JourneyFilter | None = None,
+) -> list[dict[str, Any]]:
+    """A person's job records in time order (records without a time first)."""
+    where = where or JourneyFilter()
+    query = (
+        select(job_records)
+        .join(
+            person_links,
+            and_(
+                person_links.c.source == job_records.c.source,
+                person_links.c.patient_id == job_records.c.subject_id,
+            ),
+        )
+        .where(person_links.c.person_id == person_id)
+    )
+    if where.jobs:
+        query = query.where(job_records.c.job.in_(where.jobs))
+    if where.start:
+        query = query.where(job_records.c.occurred_start >= where.start)
+    if where.end:
+        query = query.where(job_records.c.occurred_start < where.end)
+    if after is not None:
+        start, record = after
+        query = query.where(
+            or_(
+                job_records.c.occurred_start > start,
+                and_(job_records.c.occurred_start == start, job_records.c.id > record),
+            )
+        )
+    rows = conn.execute(
+        query.order_by(job_records.c.occurred_start, job_records.c.id).limit(limit)
+    ).all()
+    return [_record(row._mapping) for row in rows]
+
+
+def _record(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "job": row["job"],
+        "occurred_start": row["occurred_start"] or None,
+        "occurred_end": row["occurred_end"],
+        "title": row["title"],
+        "setting": row["setting"],
+        "concern_codes": orjson.loads(row["concern_codes"]),
+        "source": {
+            "source": row["source"],
+            "resource_type": row["resource_type"],
+            "resource_id": row["resource_id"],
+            "version": row["version_key"],
+        },
+        "reason": {
+            "rule_id": row["rule_id"],
+            "pack_version": row["pack_version"],
+            "matched_codes": orjson.loads(row["matched_codes"]),
+            "text": row["reason"],
+        },
+        "instrument": row["instrument"],
+        "score": row["score"],
+        "fulfilment_score": row["fulfilment_score"],
+        "warnings": orjson.loads(row["warnings"]),
+    }
+
+
+def store_status(conn: Connection) -> dict[str, Any]:
+    """Counts a person running the store wants at a glance."""
+    raw_by_type = {
+        row[0]: int(row[1])
+        for row in conn.execute(
+            select(current_resources.c.resource_type, func.count()).group_by(
+                current_resources.c.resource_type
+            )
+        )
+    }
+    by_source = {
+        row[0]: int(row[1])
+        for row in conn.execute(
+            select(current_resources.c.source, func.count()).group_by(current_resources.c.source)
+        )
+    }
+    records = {
+        row[0]: int(row[1])
+        for row in conn.execute(select(job_records.c.job, func.count()).group_by(job_records.c.job))
+    }
+    return {
+        "people": int(
+            conn.execute(
+                select(func.count()).select_from(people).where(people.c.merged_into.is_(None))
+            ).scalar_one()
+        ),
+        "resources_by_type": raw_by_type,
+        "resources_by_source": by_source,
+        "raw_versions": int(
+            conn.execute(select(func.count()).select_from(raw_resources)).scalar_one()
+        ),
+        "records_by_job": records,
+        "pending_derivation": int(
+            conn.execute(
+                select(func.count())
+                .select_from(current_resources)
+                .where(current_resources.c.needs_derive.is_(True))
+            ).scalar_one()
+        ),
+        "quarantine_open": int(
+            conn.execute(
+                select(func.count())
+                .select_from(quarantine)
+                .where(quarantine.c.resolved_at.is_(None))
+            ).scalar_one()
+        ),
+        "last_received_at": conn.execute(
+            select(func.max(raw_resources.c.received_at))
+        ).scalar_one(),
+    }
+
+
+def open_quarantine(
+    conn: Connection, limit: int, include_resolved: bool = False
+) -> list[dict[str, Any]]:
+    query = select(
+        quarantine.c.id,
+        quarantine.c.source,
+        quarantine.c.origin,
+        quarantine.c.location,
+        quarantine.c.resource_type,
+        quarantine.c.resource_id,
+        quarantine.c.fhir_path,
+        quarantine.c.error,
+        quarantine.c.received_at,
+        quarantine.c.resolved_at,
+    )
+    if not include_resolved:
+        query = query.where(quarantine.c.resolved_at.is_(None))
+    return [
+        dict(row._mapping) for row in conn.execute(query.order_by(quarantine.c.id).limit(limit))
+    ]
+
+
+def quarantine_content(conn: Connection, entry_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(quarantine).where(quarantine.c.id == entry_id)).first()
+    return dict(row._mapping) if row else None

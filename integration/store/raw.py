@@ -1,0 +1,244 @@
+"""The raw zone: every resource kept as received, and the quarantine for what was rejected.
+
+Writes are idempotent. A raw row's key is (source, type, id, version) where
+version is `meta.versionId` when the sender gave one and a hash of the
+content otherwise, so a replayed file or page inserts nothing. The newest
+version per (source, type, id) is the *current* one, which is what mapping
+reads; it is flagged `needs_derive` until the journey zone has caught up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, tuple_, update
+
+from integration.store.schema import current_resources, quarantine, raw_resources
+from integration.store.upsert import insert_ignore, upsert
+
+# Only these types feed the journey zone; others are kept raw and need no derivation.
+DERIVED_TYPES = ("Patient", "Condition", "Encounter", "QuestionnaireResponse")
+QUARANTINE_CONTENT_LIMIT = 64 * 1024
+
+
+class WriteOutcome(StrEnum):
+    NEW = "new"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingResource:
+    """A validated resource on its way into the raw zone."""
+
+    source: str
+    resource_type: str
+    resource_id: str
+    version_key: str
+    last_updated: str | None
+    subject_id: str | None
+    origin: str | None
+    location: str | None
+    content: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def raw_key(self) -> str:
+        return f"{self.source}/{self.resource_type}/{self.resource_id}/{self.version_key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Something that could not be stored as a resource, and why."""
+
+    source: str
+    origin: str | None
+    location: str | None
+    error: str
+    resource_type: str | None = None
+    resource_id: str | None = None
+    fhir_path: str | None = None
+    content: bytes | None = None
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256()
+        for part in (self.source, self.origin, self.location, self.error):
+            digest.update((part or "").encode() + b"\x00")
+        digest.update(self.content or b"")
+        return digest.hexdigest()
+
+
+@dataclass(slots=True)
+class WriteResult:
+    outcomes: list[WriteOutcome] = field(default_factory=list)
+    raw_ids: list[int | None] = field(default_factory=list)
+
+
+def version_key(resource: dict[str, Any]) -> str:
+    """`v:<versionId>` when the sender versions resources, else a content hash."""
+    meta = resource.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get("versionId"), str):
+        return "v:" + str(meta["versionId"])[:64]
+    canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    return "h:" + hashlib.sha256(canonical).hexdigest()[:40]
+
+
+def write_resources(
+    conn: Connection, batch: Sequence[IncomingResource], received_at: str
+) -> list[WriteOutcome]:
+    """Store a batch; returns, per item, whether it was new, a new version, or already there."""
+    if not batch:
+        return []
+    keys = [item.raw_key for item in batch]
+    existing = set(
+        conn.execute(select(raw_resources.c.raw_key).where(raw_resources.c.raw_key.in_(keys)))
+        .scalars()
+        .all()
+    )
+    current = {
+        (row.source, row.resource_type, row.resource_id)
+        for row in conn.execute(
+            select(
+                current_resources.c.source,
+                current_resources.c.resource_type,
+                current_resources.c.resource_id,
+            ).where(
+                tuple_(
+                    current_resources.c.source,
+                    current_resources.c.resource_type,
+                    current_resources.c.resource_id,
+                ).in_([(i.source, i.resource_type, i.resource_id) for i in batch])
+            )
+        )
+    }
+    outcomes: list[WriteOutcome] = []
+    fresh: list[IncomingResource] = []
+    for item in batch:
+        if item.raw_key in existing:
+            outcomes.append(WriteOutcome.UNCHANGED)
+            continue
+        existing.add(item.raw_key)
+        identity = (item.source, item.resource_type, item.resource_id)
+        outcomes.append(WriteOutcome.CHANGED if identity in current else WriteOutcome.NEW)
+        current.add(identity)
+        fresh.append(item)
+    if fresh:
+        _insert_fresh(conn, fresh, received_at)
+    return outcomes
+
+
+def _insert_fresh(conn: Connection, fresh: list[IncomingResource], received_at: str) -> None:
+    inserted = conn.execute(
+        raw_resources.insert().returning(
+            raw_resources.c.id, raw_resources.c.raw_key, sort_by_parameter_order=True
+        ),
+        [
+            {
+                "raw_key": item.raw_key,
+                "source": item.source,
+                "resource_type": item.resource_type,
+                "resource_id": item.resource_id,
+                "version_key": item.version_key,
+                "last_updated": item.last_updated,
+                "received_at": received_at,
+                "origin": item.origin,
+                "location": item.location,
+                "content": item.content,
+                "warnings": orjson.dumps(list(item.warnings)).decode() if item.warnings else None,
+            }
+            for item in fresh
+        ],
+    ).all()
+    ids = {row.raw_key: row.id for row in inserted}
+    table = current_resources
+    # An older version arriving late must not replace a newer current one.
+
+    def newer(excluded: Any) -> ColumnElement[bool]:
+        return or_(
+            table.c.last_updated.is_(None),
+            func.coalesce(excluded.last_updated, "9999") >= table.c.last_updated,
+        )
+
+    upsert(
+        conn,
+        table,
+        [
+            {
+                "source": item.source,
+                "resource_type": item.resource_type,
+                "resource_id": item.resource_id,
+                "raw_id": ids[item.raw_key],
+                "last_updated": item.last_updated,
+                "subject_id": item.subject_id,
+                "needs_derive": item.resource_type in DERIVED_TYPES,
+            }
+            for item in fresh
+        ],
+        keys=("source", "resource_type", "resource_id"),
+        update=("raw_id", "last_updated", "subject_id", "needs_derive"),
+        where=newer,
+    )
+    _resolve_quarantine(conn, fresh, received_at)
+
+
+def _resolve_quarantine(conn: Connection, fresh: list[IncomingResource], resolved_at: str) -> None:
+    """A resource that now stores fine closes the quarantine entries it left earlier."""
+    sources = {item.source for item in fresh}
+    open_count = conn.execute(
+        select(func.count())
+        .select_from(quarantine)
+        .where(quarantine.c.resolved_at.is_(None), quarantine.c.source.in_(sources))
+    ).scalar_one()
+    if not open_count:
+        return
+    for item in fresh:
+        conn.execute(
+            update(quarantine)
+            .where(
+                quarantine.c.resolved_at.is_(None),
+                quarantine.c.source == item.source,
+                or_(
+                    and_(
+                        quarantine.c.resource_type == item.resource_type,
+                        quarantine.c.resource_id == item.resource_id,
+                    ),
+                    and_(
+                        quarantine.c.origin == item.origin,
+                        quarantine.c.location == item.location,
+                    ),
+                ),
+            )
+            .values(resolved_at=resolved_at)
+        )
+
+
+def write_rejections(conn: Connection, rejected: Sequence[Rejected], received_at: str) -> int:
+    """Quarantine rejected input; the same rejection twice is kept once. Returns rows added."""
+    if not rejected:
+        return 0
+    rows = []
+    for item in rejected:
+        content = item.content or b""
+        rows.append(
+            {
+                "quarantine_key": item.key,
+                "source": item.source,
+                "origin": item.origin,
+                "location": item.location,
+                "resource_type": item.resource_type,
+                "resource_id": item.resource_id,
+                "fhir_path": item.fhir_path,
+                "error": item.error,
+                "content": content[:QUARANTINE_CONTENT_LIMIT].decode("utf-8", "replace"),
+                "content_truncated": len(content) > QUARANTINE_CONTENT_LIMIT,
+                "received_at": received_at,
+                "resolved_at": None,
+            }
+        )
+    return insert_ignore(conn, quarantine, rows, keys=("quarantine_key",))

@@ -1,0 +1,155 @@
+"""Checking that a parsed resource is valid FHIR R4 before it enters the raw zone.
+
+Validation uses fhir.resources' R4B models (Patient, Encounter and
+QuestionnaireResponse are the same in R4 and R4B). Two real-world
+deviations are accepted with a warning instead of a rejection:
+- a dateTime without a timezone ("2025-01-28T00:00:00"): R4 forbids it, real
+  servers send it; it is read as UTC;
+- partial dates ("2025-01") are valid FHIR already and pass as they are.
+An R5-shaped Encounter is rejected with an error that says so, rather than
+with the confusing errors R4 validation would give it.
+
+Messages name FHIR paths, never values.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+_NAIVE_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+_RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+class ResourceRejected(Exception):
+    """A resource that is not valid FHIR R4; `fhir_path` names the element."""
+
+    def __init__(self, fhir_path: str, message: str) -> None:
+        super().__init__(f"{fhir_path}: {message}")
+        self.fhir_path = fhir_path
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    resource_type: str
+    warnings: tuple[str, ...]
+
+
+@lru_cache(maxsize=256)
+def _model(resource_type: str) -> Any:
+    try:
+        return get_fhir_model_class(resource_type)
+    except (KeyError, ValueError, AttributeError, ImportError):
+        return None
+
+
+def fhir_path(resource_type: str, loc: Sequence[int | str]) -> str:
+    """`Patient` + ('identifier', 0, 'system') -> `Patient.identifier[0].system`."""
+    path = resource_type
+    for part in loc:
+        if part == "root":
+            continue
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def validate_resource(resource: dict[str, Any]) -> Validated:
+    """Validate against R4; raise `ResourceRejected` naming the first bad element."""
+    resource_type = resource.get("resourceType")
+    if resource_type is None:
+        raise ResourceRejected("resourceType", "missing resourceType")
+    if not isinstance(resource_type, str) or not _RESOURCE_TYPE.match(resource_type):
+        raise ResourceRejected("resourceType", "resourceType is not a FHIR type name")
+    model = _model(resource_type)
+    if model is None:
+        raise ResourceRejected("resourceType", f"unknown resourceType {resource_type!r} in FHIR R4")
+    resource_id = resource.get("id")
+    if resource_id is not None and (not isinstance(resource_id, str) or not _ID.match(resource_id)):
+        raise ResourceRejected(f"{resource_type}.id", "id is not a valid FHIR id")
+    if resource_type == "Encounter":
+        _reject_r5_encounter(resource)
+    try:
+        model.model_validate(resource)
+        return Validated(resource_type, ())
+    except ValidationError as exc:
+        return _accept_naive_date_times(resource, resource_type, model, exc)
+
+
+def _reject_r5_encounter(resource: dict[str, Any]) -> None:
+    r5_markers: list[str] = [
+        key for key in ("actualPeriod", "plannedStartDate", "plannedEndDate") if key in resource
+    ]
+    if isinstance(resource.get("class"), list):
+        r5_markers.insert(0, "class as a list")
+    if r5_markers:
+        raise ResourceRejected(
+            "Encounter.class" if "class as a list" in r5_markers else f"Encounter.{r5_markers[0]}",
+            f"this is an R5 Encounter ({', '.join(r5_markers)}); fhir-journey reads FHIR R4 "
+            "(4.0.1): send Encounter.class as one Coding and Encounter.period",
+        )
+
+
+def _accept_naive_date_times(
+    resource: dict[str, Any], resource_type: str, model: Any, exc: ValidationError
+) -> Validated:
+    errors = exc.errors()
+    naive_paths: list[tuple[int | str, ...]] = []
+    for error in errors:
+        loc = tuple(part for part in error["loc"] if part != "root")
+        value = _value_at(resource, loc)
+        if isinstance(value, str) and _NAIVE_DATE_TIME.match(value):
+            naive_paths.append(loc)
+        else:
+            raise _rejection(resource_type, error, len(errors)) from None
+    patched = copy.deepcopy(resource)
+    for loc in naive_paths:
+        _set_at(patched, loc, _value_at(patched, loc) + "Z")
+    try:
+        model.model_validate(patched)
+    except ValidationError as again:
+        raise _rejection(resource_type, again.errors()[0], len(again.errors())) from None
+    return Validated(
+        resource_type,
+        tuple(
+            f"{fhir_path(resource_type, loc)}: dateTime without timezone, read as UTC"
+            for loc in naive_paths
+        ),
+    )
+
+
+def _rejection(resource_type: str, error: Any, count: int) -> ResourceRejected:
+    path = fhir_path(resource_type, error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, str) and len(value) > 2 and value in message:
+        message = message.replace(value, "<value>")  # never echo data
+    if error["type"] == "extra_forbidden":
+        message = "element not defined in FHIR R4"
+    more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+    return ResourceRejected(path, message + more)
+
+
+def _value_at(resource: Any, loc: Sequence[int | str]) -> Any:
+    value = resource
+    for part in loc:
+        if isinstance(part, int) and isinstance(value, list) and part < len(value):
+            value = value[part]
+        elif isinstance(part, str) and isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
+def _set_at(resource: Any, loc: Sequence[int | str], new: Any) -> None:
+    target = _value_at(resource, loc[:-1])
+    target[loc[-1]] = new

@@ -1,0 +1,7 @@
+"""Mapping engine: FHIR resources in, job records out (diagnose, treat, keep_well).
+
+Pure functions over parsed JSON: no I/O, no clock, no randomness. A rule pack
+(declarative TOML under `packs/`) is compiled once into lookups from
+(code system, code) to rule, so mapping one resource costs a few dict lookups.
+Never imports `integration` or `connectors`.
+"""

@@ -1,0 +1,52 @@
+"""The values mapping produces: jobs and job records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Job(StrEnum):
+    """The job a patient hired care for; `unclassified` when no rule could tell."""
+
+    DIAGNOSE = "diagnose"
+    TREAT = "treat"
+    KEEP_WELL = "keep_well"
+    UNCLASSIFIED = "unclassified"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Which stored resource version a record was derived from."""
+
+    source: str
+    resource_type: str
+    resource_id: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One piece of a patient's journey, always with the reason it was placed so.
+
+    Times are ISO 8601 UTC strings; `occurred_end` is exclusive and, for a
+    partial date such as "2025-01", closes the interval the date stands for.
+    `concern_codes` and `matched_codes` are "system|code" strings.
+    """
+
+    job: Job
+    source_ref: SourceRef
+    subject_id: str | None
+    occurred_start: str | None
+    occurred_end: str | None
+    title: str
+    setting: str | None
+    concern_codes: tuple[str, ...]
+    rule_id: str
+    pack_version: str
+    reason: str
+    matched_codes: tuple[str, ...] = ()
+    instrument: str | None = None
+    score: int | None = None
+    fulfilment_score: int | None = None
+    warnings: tuple[str, ...] = field(default=())
