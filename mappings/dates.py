@@ -109,7 +109,8 @@ def period_interval(
     if isinstance(end, str):
         try:
             interval = parse_interval(end, f"{path}.end")
-            end_iso = interval.end_iso
+            # A time is the moment the period ends; a date closes at the end of what it names.
+            end_iso = interval.start_iso if "T" in end else interval.end_iso
             if interval.warning:
                 warnings.append(interval.warning)
         except FhirDateError as exc:

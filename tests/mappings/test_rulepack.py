@@ -1,0 +1,57 @@
+"""Rule packs are checked at load; a broken one names the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mappings.errors import RulePackError
+from mappings.rulepack import DEFAULT_PACK, load_rule_pack
+
+
+def broken(tmp_path: Path, old: str, new: str) -> Path:
+    text = DEFAULT_PACK.read_text()
+    assert old in text
+    path = tmp_path / "pack.toml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_default_pack_compiles_codes_into_lookups() -> None:
+    pack = load_rule_pack()
+    index = pack.encounter_index["reasonCode"]
+    rules = list(index.lookup("http://hl7.org/fhir/sid/icd-10-cm", "E11.65"))
+    assert [r.id for r in rules] == ["encounter.reason.chronic-condition"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "reason"),
+    [
+        ('id = "encounter.class.emergency"', 'id = "encounter.class.inpatient"', "encounter_rules[1].id", "duplicate"),
+        ('valueset = "prevention"', 'valueset = "nope"', "encounter_rules[5].valueset", "no value set"),
+        ('codes = ["actcode|HH"]', 'codes = ["HH"]', "encounter_rules[2].codes", "system|code"),
+        ('codes = ["actcode|HH"]', 'codes = ["actcod|HH"]', "encounter_rules[2].codes", "unknown code system"),
+        ('job = "treat"', 'job = "cure"', "encounter_rules.0.job", "Input should be"),
+        ("positive_at = 10", 'positive_at = "ten"', "instruments.0.positive_at", "integer"),
+    ],
+)
+def test_broken_pack_names_file_and_key(tmp_path: Path, old: str, new: str, key: str, reason: str) -> None:
+    path = broken(tmp_path, old, new)
+    with pytest.raises(RulePackError) as caught:
+        load_rule_pack(path)
+    assert caught.value.file == str(path)
+    assert caught.value.key == key
+    assert reason in caught.value.reason
+
+
+def test_pack_with_bad_toml_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "pack.toml"
+    path.write_text("[pack\n")
+    with pytest.raises(RulePackError, match="syntax"):
+        load_rule_pack(path)
+
+
+def test_missing_pack_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(RulePackError, match="cannot read"):
+        load_rule_pack(tmp_path / "missing.toml")
