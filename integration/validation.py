@@ -27,6 +27,34 @@ from pydantic import ValidationError
 _NAIVE_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# fhir.resources checks types and cardinality but not required code bindings;
+# these are the ones mapping depends on.
+REQUIRED_CODES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
+    ("Encounter", "status"): (
+        "EncounterStatus",
+        frozenset(
+            {
+                "planned",
+                "arrived",
+                "triaged",
+                "in-progress",
+                "onleave",
+                "finished",
+                "cancelled",
+                "entered-in-error",
+                "unknown",
+            }
+        ),
+    ),
+    ("QuestionnaireResponse", "status"): (
+        "QuestionnaireResponseStatus",
+        frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"}),
+    ),
+    ("Patient", "gender"): (
+        "AdministrativeGender",
+        frozenset({"male", "female", "other", "unknown"}),
+    ),
+}
 
 
 class ResourceRejected(Exception):
@@ -79,9 +107,19 @@ def validate_resource(resource: dict[str, Any]) -> Validated:
         _reject_r5_encounter(resource)
     try:
         model.model_validate(resource)
-        return Validated(resource_type, ())
+        validated = Validated(resource_type, ())
     except ValidationError as exc:
-        return _accept_naive_date_times(resource, resource_type, model, exc)
+        validated = _accept_naive_date_times(resource, resource_type, model, exc)
+    _check_required_codes(resource, resource_type)
+    return validated
+
+
+def _check_required_codes(resource: dict[str, Any], resource_type: str) -> None:
+    for (of_type, element), (value_set, codes) in REQUIRED_CODES.items():
+        if of_type == resource_type and element in resource and resource[element] not in codes:
+            raise ResourceRejected(
+                f"{resource_type}.{element}", f"code is not in the required value set {value_set}"
+            )
 
 
 def _reject_r5_encounter(resource: dict[str, Any]) -> None:
