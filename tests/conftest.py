@@ -34,7 +34,9 @@ ImportFn = Callable[..., ImportSummary]
 
 @pytest.fixture
 def import_files(engine: Engine, pack: RulePack) -> ImportFn:
-    def run(*paths: Path | str, source: str = "test-source", max_bytes: int = 1 << 20) -> ImportSummary:
+    def run(
+        *paths: Path | str, source: str = "test-source", max_bytes: int = 1 << 20
+    ) -> ImportSummary:
         return Importer(engine, pack, source, max_bytes, batch_size=50).run(list(paths))
 
     return run
@@ -48,10 +50,17 @@ def write_ndjson(path: Path, *resources: dict[str, Any] | str) -> Path:
 
 
 def patient(pid: str, **extra: Any) -> dict[str, Any]:
-    return {"resourceType": "Patient", "id": pid, "name": [{"family": "Test", "given": ["Pat"]}], **extra}
+    return {
+        "resourceType": "Patient",
+        "id": pid,
+        "name": [{"family": "Test", "given": ["Pat"]}],
+        **extra,
+    }
 
 
-def encounter(eid: str, patient_id: str, klass: str = "AMB", start: str = "2025-03-01T10:00:00Z", **extra: Any) -> dict[str, Any]:
+def encounter(
+    eid: str, patient_id: str, klass: str = "AMB", start: str = "2025-03-01T10:00:00Z", **extra: Any
+) -> dict[str, Any]:
     return {
         "resourceType": "Encounter",
         "id": eid,

@@ -24,7 +24,9 @@ def test_ndjson_lines_become_resources_with_line_numbers_and_exact_bytes(tmp_pat
 
 
 def test_malformed_line_is_a_problem_and_the_next_lines_still_read(tmp_path: Path) -> None:
-    path = write_ndjson(tmp_path / "p.ndjson", patient("a"), '{"resourceType": "Patient", "id": ', patient("c"))
+    path = write_ndjson(
+        tmp_path / "p.ndjson", patient("a"), '{"resourceType": "Patient", "id": ', patient("c")
+    )
     items = read(path)
     assert [i.ok for i in items] == [True, False, True]
     assert items[1].location == "line 2"
@@ -48,7 +50,9 @@ def test_last_line_without_newline_is_fine_when_complete(tmp_path: Path) -> None
 def test_oversize_line_is_skipped_without_holding_it_and_reading_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "p.ndjson"
     big = b'{"resourceType": "Patient", "id": "big", "text": "' + b"x" * 50_000 + b'"}'
-    path.write_bytes(orjson.dumps(patient("a")) + b"\n" + big + b"\n" + orjson.dumps(patient("c")) + b"\n")
+    path.write_bytes(
+        orjson.dumps(patient("a")) + b"\n" + big + b"\n" + orjson.dumps(patient("c")) + b"\n"
+    )
     items = read(path, limit=4096)
     assert [i.ok for i in items] == [True, False, True]
     assert "over the limit of 4096 bytes" in items[1].problem
@@ -94,11 +98,19 @@ def test_transaction_bundle_entries_take_their_id_from_the_urn_uuid_full_url() -
 
 def test_searchset_keeps_every_entry_including_the_outcome() -> None:
     items = read(FIXTURES / "searchset-with-outcome.json")
-    assert [i.resource["resourceType"] for i in items] == ["Patient", "Encounter", "OperationOutcome"]
+    assert [i.resource["resourceType"] for i in items] == [
+        "Patient",
+        "Encounter",
+        "OperationOutcome",
+    ]
 
 
 def test_bundle_entry_without_resource_is_a_problem(tmp_path: Path) -> None:
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [{"request": {"method": "DELETE", "url": "Patient/1"}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "DELETE", "url": "Patient/1"}}],
+    }
     path = tmp_path / "b.json"
     path.write_bytes(orjson.dumps(bundle))
     [item] = read(path)
@@ -107,7 +119,11 @@ def test_bundle_entry_without_resource_is_a_problem(tmp_path: Path) -> None:
 
 def test_bundle_inside_ndjson_line_and_nested_bundles_are_expanded(tmp_path: Path) -> None:
     inner = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient("n")}]}
-    outer = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient("m")}, {"resource": inner}]}
+    outer = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": patient("m")}, {"resource": inner}],
+    }
     path = write_ndjson(tmp_path / "b.ndjson", outer)
     assert [(i.location, i.resource["id"]) for i in read(path)] == [
         ("line 1, entry 0", "m"),
@@ -151,7 +167,9 @@ def test_streamed_bundle_with_resource_type_last_still_yields_every_entry(tmp_pa
     assert len([i for i in read(path, limit=1024) if i.ok]) == 50
 
 
-def test_streamed_bundle_cut_short_keeps_what_came_before_and_names_the_place(tmp_path: Path) -> None:
+def test_streamed_bundle_cut_short_keeps_what_came_before_and_names_the_place(
+    tmp_path: Path,
+) -> None:
     path = big_bundle(tmp_path, 100)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -173,7 +191,11 @@ def test_discover_walks_folders_in_order_and_refuses_missing_paths(tmp_path: Pat
     (tmp_path / "sub").mkdir()
     for name in ("b.ndjson", "a.json", "sub/c.jsonl", "notes.txt"):
         (tmp_path / name).write_text("{}")
-    assert [p.relative_to(tmp_path).as_posix() for p in discover([tmp_path])] == ["a.json", "b.ndjson", "sub/c.jsonl"]
+    assert [p.relative_to(tmp_path).as_posix() for p in discover([tmp_path])] == [
+        "a.json",
+        "b.ndjson",
+        "sub/c.jsonl",
+    ]
     with pytest.raises(InputPathError, match="no such file or folder"):
         discover([tmp_path / "missing"])
 

@@ -28,11 +28,17 @@ def count(engine: Engine, table: object) -> int:
 def journey_of(engine: Engine, source: str, patient_id: str) -> list[dict]:
     with engine.connect() as conn:
         people = queries.list_people(conn, 1000)
-        person = next(p for p in people if any(s["source"] == source and s["patient_id"] == patient_id for s in p["sources"]))
+        person = next(
+            p
+            for p in people
+            if any(s["source"] == source and s["patient_id"] == patient_id for s in p["sources"])
+        )
         return queries.journey(conn, person["id"], 1000)
 
 
-def test_sample_population_imports_and_spans_all_three_jobs(tmp_path: Path, engine: Engine, import_files: ImportFn) -> None:
+def test_sample_population_imports_and_spans_all_three_jobs(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
     paths = write_sample(tmp_path / "data")
     clinic = import_files(paths[PROVIDER], source=PROVIDER)
     plan = import_files(paths[PAYER], source=PAYER)
@@ -46,7 +52,9 @@ def test_sample_population_imports_and_spans_all_three_jobs(tmp_path: Path, engi
     assert status["people"] == 40
 
 
-def test_reimporting_the_same_files_changes_nothing(tmp_path: Path, engine: Engine, import_files: ImportFn) -> None:
+def test_reimporting_the_same_files_changes_nothing(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
     paths = write_sample(tmp_path / "data", people=10)
     first = import_files(paths[PROVIDER], source=PROVIDER)
     raw_before, records_before = count(engine, raw_resources), count(engine, job_records)
@@ -54,7 +62,10 @@ def test_reimporting_the_same_files_changes_nothing(tmp_path: Path, engine: Engi
     assert again.total("new") == again.total("changed") == 0
     assert again.total("unchanged") == first.total("new")
     assert again.derive.resources == 0
-    assert (count(engine, raw_resources), count(engine, job_records)) == (raw_before, records_before)
+    assert (count(engine, raw_resources), count(engine, job_records)) == (
+        raw_before,
+        records_before,
+    )
 
 
 def test_each_input_shape_imports(engine: Engine, import_files: ImportFn) -> None:
@@ -110,7 +121,9 @@ def test_bad_input_is_quarantined_with_file_line_and_path_and_the_rest_imports(
     assert summary.by_type["Patient"].new == 3
     assert summary.by_type["Encounter"].new == 3
     assert summary.total("quarantined") == 7
-    problems = {(p.location, p.fhir_path): p.error for p in summary.problems if p.origin == str(path)}
+    problems = {
+        (p.location, p.fhir_path): p.error for p in summary.problems if p.origin == str(path)
+    }
     assert "malformed JSON" in problems[("line 2", None)]
     assert "unknown resourceType" in problems[("line 3", "resourceType")]
     assert problems[("line 4", "resourceType")] == "missing resourceType"
@@ -119,7 +132,9 @@ def test_bad_input_is_quarantined_with_file_line_and_path_and_the_rest_imports(
     by_origin = {p.origin: p for p in summary.problems}
     assert by_origin[str(truncated)].error.startswith("truncated line")
     assert by_origin[str(empty)].error.startswith("empty file")
-    assert summary.warnings == [f"{path}, line 7: Encounter.period.start: dateTime without timezone, read as UTC"]
+    assert summary.warnings == [
+        f"{path}, line 7: Encounter.period.start: dateTime without timezone, read as UTC"
+    ]
     assert summary.orphan_count == 1
     assert "Encounter/orphan points to Patient/never-seen" in summary.orphans[0]
     assert "line 9" in summary.orphans[0]
@@ -131,14 +146,23 @@ def test_bad_input_is_quarantined_with_file_line_and_path_and_the_rest_imports(
     assert not any("1970-13-01" in e["error"] for e in entries)
 
 
-def test_partial_date_record_spans_the_month(tmp_path: Path, engine: Engine, import_files: ImportFn) -> None:
-    import_files(write_ndjson(tmp_path / "a.ndjson", patient("p"), encounter("e", "p", start="2025-01")))
+def test_partial_date_record_spans_the_month(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    import_files(
+        write_ndjson(tmp_path / "a.ndjson", patient("p"), encounter("e", "p", start="2025-01"))
+    )
     [record] = journey_of(engine, "test-source", "p")
-    assert (record["occurred_start"], record["occurred_end"]) == ("2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z")
+    assert (record["occurred_start"], record["occurred_end"]) == (
+        "2025-01-01T00:00:00Z",
+        "2025-02-01T00:00:00Z",
+    )
     assert record["warnings"] == ["Encounter.period.start: partial date (year and month only)"]
 
 
-def test_quarantined_resource_fixed_and_reimported_is_resolved(tmp_path: Path, engine: Engine, import_files: ImportFn) -> None:
+def test_quarantined_resource_fixed_and_reimported_is_resolved(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
     path = write_ndjson(tmp_path / "a.ndjson", patient("p1", birthDate="1970-13-01"))
     assert import_files(path).total("quarantined") == 1
     write_ndjson(path, patient("p1", birthDate="1970-12-01"))
@@ -150,7 +174,9 @@ def test_quarantined_resource_fixed_and_reimported_is_resolved(tmp_path: Path, e
     assert resolved[0]["resolved_at"] is not None
 
 
-def test_reimporting_a_still_broken_file_does_not_duplicate_quarantine(tmp_path: Path, engine: Engine, import_files: ImportFn) -> None:
+def test_reimporting_a_still_broken_file_does_not_duplicate_quarantine(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
     path = write_ndjson(tmp_path / "a.ndjson", "{oops", patient("p", birthDate="x"))
     import_files(path)
     import_files(path)
@@ -168,10 +194,14 @@ def test_encounter_before_its_patient_joins_the_journey_when_the_patient_arrives
     assert [r["source"]["resource_id"] for r in journey_of(engine, "test-source", "late")] == ["e1"]
 
 
-def test_condition_arriving_after_its_encounter_updates_the_concern(tmp_path: Path, engine: Engine, import_files: ImportFn) -> None:
+def test_condition_arriving_after_its_encounter_updates_the_concern(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
     enc = encounter("e1", "p", diagnosis=[{"condition": {"reference": "Condition/c1"}}])
     import_files(write_ndjson(tmp_path / "a.ndjson", patient("p"), enc))
-    assert journey_of(engine, "test-source", "p")[0]["job"] == "diagnose"  # ambulatory, nothing more known
+    assert (
+        journey_of(engine, "test-source", "p")[0]["job"] == "diagnose"
+    )  # ambulatory, nothing more known
     condition = {
         "resourceType": "Condition",
         "id": "c1",
@@ -184,24 +214,60 @@ def test_condition_arriving_after_its_encounter_updates_the_concern(tmp_path: Pa
     assert record["concern_codes"] == ["http://hl7.org/fhir/sid/icd-10-cm|E11.9"]
 
 
-def test_patients_sharing_an_identifier_across_sources_are_one_person(tmp_path: Path, engine: Engine, import_files: ImportFn) -> None:
+def test_patients_sharing_an_identifier_across_sources_are_one_person(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
     shared = [{"system": SSN, "value": "999-55-0001"}]
-    import_files(write_ndjson(tmp_path / "a.ndjson", patient("a1", identifier=shared), encounter("ea", "a1", klass="EMER")), source="clinic")
-    import_files(write_ndjson(tmp_path / "b.ndjson", patient("b7", identifier=shared), encounter("eb", "b7", klass="IMP", start="2025-04-01T00:00:00Z")), source="plan")
+    import_files(
+        write_ndjson(
+            tmp_path / "a.ndjson",
+            patient("a1", identifier=shared),
+            encounter("ea", "a1", klass="EMER"),
+        ),
+        source="clinic",
+    )
+    import_files(
+        write_ndjson(
+            tmp_path / "b.ndjson",
+            patient("b7", identifier=shared),
+            encounter("eb", "b7", klass="IMP", start="2025-04-01T00:00:00Z"),
+        ),
+        source="plan",
+    )
     with engine.connect() as conn:
         [person] = queries.list_people(conn, 10)
         records = queries.journey(conn, person["id"], 10)
-    assert {(s["source"], s["patient_id"]) for s in person["sources"]} == {("clinic", "a1"), ("plan", "b7")}
-    assert [(r["job"], r["source"]["source"]) for r in records] == [("diagnose", "clinic"), ("treat", "plan")]
+    assert {(s["source"], s["patient_id"]) for s in person["sources"]} == {
+        ("clinic", "a1"),
+        ("plan", "b7"),
+    }
+    assert [(r["job"], r["source"]["source"]) for r in records] == [
+        ("diagnose", "clinic"),
+        ("treat", "plan"),
+    ]
 
 
-def test_a_patient_bridging_two_people_merges_them(tmp_path: Path, engine: Engine, import_files: ImportFn) -> None:
-    import_files(write_ndjson(tmp_path / "a.ndjson", patient("a", identifier=[{"system": "urn:x", "value": "1"}])), source="s1")
-    import_files(write_ndjson(tmp_path / "b.ndjson", patient("b", identifier=[{"system": "urn:y", "value": "2"}])), source="s2")
+def test_a_patient_bridging_two_people_merges_them(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    import_files(
+        write_ndjson(
+            tmp_path / "a.ndjson", patient("a", identifier=[{"system": "urn:x", "value": "1"}])
+        ),
+        source="s1",
+    )
+    import_files(
+        write_ndjson(
+            tmp_path / "b.ndjson", patient("b", identifier=[{"system": "urn:y", "value": "2"}])
+        ),
+        source="s2",
+    )
     with engine.connect() as conn:
         before = [p["id"] for p in queries.list_people(conn, 10)]
     assert len(before) == 2
-    bridge = patient("c", identifier=[{"system": "urn:x", "value": "1"}, {"system": "urn:y", "value": "2"}])
+    bridge = patient(
+        "c", identifier=[{"system": "urn:x", "value": "1"}, {"system": "urn:y", "value": "2"}]
+    )
     import_files(write_ndjson(tmp_path / "c.ndjson", bridge), source="s3")
     with engine.connect() as conn:
         [survivor] = queries.list_people(conn, 10)
@@ -210,25 +276,38 @@ def test_a_patient_bridging_two_people_merges_them(tmp_path: Path, engine: Engin
     assert len(survivor["sources"]) == 3
 
 
-def test_new_version_replaces_the_record_and_a_late_old_version_does_not(tmp_path: Path, engine: Engine, import_files: ImportFn) -> None:
-    v1 = encounter("e1", "p", klass="AMB", meta={"versionId": "1", "lastUpdated": "2025-01-01T00:00:00Z"})
-    v2 = encounter("e1", "p", klass="IMP", meta={"versionId": "2", "lastUpdated": "2025-02-01T00:00:00Z"})
+def test_new_version_replaces_the_record_and_a_late_old_version_does_not(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    v1 = encounter(
+        "e1", "p", klass="AMB", meta={"versionId": "1", "lastUpdated": "2025-01-01T00:00:00Z"}
+    )
+    v2 = encounter(
+        "e1", "p", klass="IMP", meta={"versionId": "2", "lastUpdated": "2025-02-01T00:00:00Z"}
+    )
     import_files(write_ndjson(tmp_path / "a.ndjson", patient("p"), v1))
     changed = import_files(write_ndjson(tmp_path / "b.ndjson", v2))
     assert changed.by_type["Encounter"].changed == 1
     assert [r["job"] for r in journey_of(engine, "test-source", "p")] == ["treat"]
-    v1_again = encounter("e1", "p", klass="EMER", meta={"versionId": "0", "lastUpdated": "2024-12-01T00:00:00Z"})
+    v1_again = encounter(
+        "e1", "p", klass="EMER", meta={"versionId": "0", "lastUpdated": "2024-12-01T00:00:00Z"}
+    )
     import_files(write_ndjson(tmp_path / "c.ndjson", v1_again))
     assert [r["job"] for r in journey_of(engine, "test-source", "p")] == ["treat"]
     assert count(engine, raw_resources) == 4  # every version kept raw
 
 
-def test_remap_applies_a_new_rule_pack_without_importing_again(tmp_path: Path, engine: Engine, import_files: ImportFn, pack: RulePack) -> None:
+def test_remap_applies_a_new_rule_pack_without_importing_again(
+    tmp_path: Path, engine: Engine, import_files: ImportFn, pack: RulePack
+) -> None:
     import_files(write_ndjson(tmp_path / "a.ndjson", patient("p"), encounter("e", "p", klass="VR")))
     assert journey_of(engine, "test-source", "p")[0]["job"] == "keep_well"
     changed = tmp_path / "pack.toml"
     text = DEFAULT_PACK.read_text().replace('version = "2026.11.1"', 'version = "2026.12.0"')
-    text = text.replace('id = "encounter.class.virtual"\njob = "keep_well"', 'id = "encounter.class.virtual"\njob = "diagnose"')
+    text = text.replace(
+        'id = "encounter.class.virtual"\njob = "keep_well"',
+        'id = "encounter.class.virtual"\njob = "diagnose"',
+    )
     changed.write_text(text)
     flag_all(engine)
     summary = derive_pending(engine, load_rule_pack(changed))
@@ -237,7 +316,9 @@ def test_remap_applies_a_new_rule_pack_without_importing_again(tmp_path: Path, e
     assert (record["job"], record["reason"]["pack_version"]) == ("diagnose", "default 2026.12.0")
 
 
-def test_folder_import_reads_every_file(tmp_path: Path, engine: Engine, import_files: ImportFn) -> None:
+def test_folder_import_reads_every_file(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
     folder = tmp_path / "export"
     folder.mkdir()
     write_ndjson(folder / "Patient.ndjson", patient("p"))
@@ -249,7 +330,9 @@ def test_folder_import_reads_every_file(tmp_path: Path, engine: Engine, import_f
 
 
 @pytest.mark.parametrize("batch", [1, 7])
-def test_small_batches_give_the_same_result(tmp_path: Path, engine: Engine, pack: RulePack, batch: int) -> None:
+def test_small_batches_give_the_same_result(
+    tmp_path: Path, engine: Engine, pack: RulePack, batch: int
+) -> None:
     from integration.importer import Importer
 
     paths = write_sample(tmp_path / "data", people=6)

@@ -1,4 +1,5 @@
-"""R4 validation: what is rejected (with the FHIR path, never the value) and what is kept with a warning."""
+"""R4 validation: what is rejected (with the FHIR path, never the value),
+and what is kept with a warning."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def test_element_not_in_r4_is_named() -> None:
 
 
 def test_nested_error_path_uses_fhir_indexes() -> None:
-    error = rejection(patient("p", identifier=[{"system": "urn:x", "value": "1"}, {"period": {"start": "nope"}}]))
+    error = rejection(
+        patient("p", identifier=[{"system": "urn:x", "value": "1"}, {"period": {"start": "nope"}}])
+    )
     assert error.fhir_path == "Patient.identifier[1].period.start"
 
 

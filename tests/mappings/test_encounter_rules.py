@@ -117,7 +117,10 @@ def test_every_encounter_rule_of_the_pack_has_a_case(pack: RulePack) -> None:
     rule_ids = {
         rule.id
         for index in pack.encounter_index.values()
-        for rules in [*index.exact.values(), *(r for p in index.prefixes.values() for r in p.values())]
+        for rules in [
+            *index.exact.values(),
+            *(r for p in index.prefixes.values() for r in p.values()),
+        ]
         for rule in rules
     }
     assert rule_ids == {case[0] for case in CASES}
@@ -179,7 +182,10 @@ def test_entered_in_error_encounter_is_not_evidence_of_care(pack: RulePack) -> N
 
 def test_partial_start_date_becomes_an_interval_with_a_warning(pack: RulePack) -> None:
     record = map_encounter(enc("EMER", period={"start": "2025-01"}), REF, pack)
-    assert (record.occurred_start, record.occurred_end) == ("2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z")
+    assert (record.occurred_start, record.occurred_end) == (
+        "2025-01-01T00:00:00Z",
+        "2025-02-01T00:00:00Z",
+    )
     assert record.warnings == ("Encounter.period.start: partial date (year and month only)",)
 
 
@@ -191,11 +197,17 @@ def test_naive_date_time_is_read_as_utc_with_a_warning(pack: RulePack) -> None:
 
 def test_offsets_are_normalised_to_utc(pack: RulePack) -> None:
     record = map_encounter(
-        enc("EMER", period={"start": "2025-05-01T20:30:00-05:00", "end": "2025-05-02T01:00:00-05:00"}),
+        enc(
+            "EMER",
+            period={"start": "2025-05-01T20:30:00-05:00", "end": "2025-05-02T01:00:00-05:00"},
+        ),
         REF,
         pack,
     )
-    assert (record.occurred_start, record.occurred_end) == ("2025-05-02T01:30:00Z", "2025-05-02T06:00:00Z")
+    assert (record.occurred_start, record.occurred_end) == (
+        "2025-05-02T01:30:00Z",
+        "2025-05-02T06:00:00Z",
+    )
 
 
 def test_missing_period_keeps_the_record_without_time(pack: RulePack) -> None:
@@ -209,8 +221,11 @@ def test_missing_period_keeps_the_record_without_time(pack: RulePack) -> None:
 
 def test_title_names_type_and_reason(pack: RulePack) -> None:
     record = map_encounter(
-        enc("EMER", type=[concept(SCT, "50849002", "Emergency room admission")],
-            reasonCode=[{"text": "Chest pain"}]),
+        enc(
+            "EMER",
+            type=[concept(SCT, "50849002", "Emergency room admission")],
+            reasonCode=[{"text": "Chest pain"}],
+        ),
         REF,
         pack,
     )
@@ -218,5 +233,9 @@ def test_title_names_type_and_reason(pack: RulePack) -> None:
 
 
 def test_mapping_is_deterministic(pack: RulePack) -> None:
-    encounter = enc("AMB", type=[concept(SCT, "11429006")], reasonCode=[concept(ICD, "E11.9"), concept(SCT, "29857009")])
+    encounter = enc(
+        "AMB",
+        type=[concept(SCT, "11429006")],
+        reasonCode=[concept(ICD, "E11.9"), concept(SCT, "29857009")],
+    )
     assert map_encounter(encounter, REF, pack) == map_encounter(encounter, REF, pack)

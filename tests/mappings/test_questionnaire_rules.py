@@ -11,7 +11,17 @@ from mappings.questionnaire_response import map_questionnaire_responses, score_i
 from mappings.rulepack import RulePack
 
 LOINC = "http://loinc.org"
-PHQ9 = ("44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8")
+PHQ9 = (
+    "44250-9",
+    "44255-8",
+    "44259-0",
+    "44254-1",
+    "44251-7",
+    "44258-2",
+    "44252-5",
+    "44253-3",
+    "44260-8",
+)
 GAD7 = ("69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7")
 LA = ("LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9")
 FULFILMENT = "http://fhir-journey.example/Questionnaire/job-fulfilment"
@@ -22,8 +32,13 @@ def coded(score: int) -> dict[str, Any]:
     return {"valueCoding": {"system": LOINC, "code": LA[score]}}
 
 
-def phq9(rid: str, authored: str, scores: list[int], total: int | None = None, nested: bool = True) -> dict[str, Any]:
-    items = [{"linkId": f"/44249-1/{code}", "answer": [coded(s)]} for code, s in zip(PHQ9, scores, strict=False)]
+def phq9(
+    rid: str, authored: str, scores: list[int], total: int | None = None, nested: bool = True
+) -> dict[str, Any]:
+    items = [
+        {"linkId": f"/44249-1/{code}", "answer": [coded(s)]}
+        for code, s in zip(PHQ9, scores, strict=False)
+    ]
     body: list[dict[str, Any]] = [{"linkId": "/44249-1", "item": items}] if nested else items
     if total is not None:
         body.append({"linkId": "/44261-6", "answer": [{"valueInteger": total}]})
@@ -78,7 +93,9 @@ def test_total_item_that_disagrees_with_the_answers_loses_with_a_warning(pack: R
     assert any("differs from the sum" in w for w in record.warnings)
 
 
-def test_repeat_within_window_after_a_positive_screen_is_keep_well_monitoring(pack: RulePack) -> None:
+def test_repeat_within_window_after_a_positive_screen_is_keep_well_monitoring(
+    pack: RulePack,
+) -> None:
     records = map_all(
         pack,
         phq9("later", "2025-04-10T09:00:00Z", [1, 1, 1, 1, 1, 1, 1, 1, 3]),  # 11: still positive
@@ -86,7 +103,10 @@ def test_repeat_within_window_after_a_positive_screen_is_keep_well_monitoring(pa
         phq9("last", "2025-09-10T09:00:00Z", [0, 1, 0, 1, 0, 1, 0, 1, 0]),
     )
     assert records["first"].job is Job.DIAGNOSE
-    assert (records["later"].job, records["later"].rule_id) == (Job.KEEP_WELL, "questionnaire.monitoring")
+    assert (records["later"].job, records["later"].rule_id) == (
+        Job.KEEP_WELL,
+        "questionnaire.monitoring",
+    )
     assert records["later"].title == "PHQ-9 monitoring"
     # The positive repeat extends the ongoing concern, so the last one is monitoring too.
     assert records["last"].rule_id == "questionnaire.monitoring"
@@ -165,9 +185,17 @@ def test_unknown_questionnaire_is_unclassified_with_reason(pack: RulePack) -> No
 
 
 def survey(rid: str, job: str | None, score: int) -> dict[str, Any]:
-    items: list[dict[str, Any]] = [{"linkId": "job-fulfilment", "answer": [{"valueInteger": score}]}]
+    items: list[dict[str, Any]] = [
+        {"linkId": "job-fulfilment", "answer": [{"valueInteger": score}]}
+    ]
     if job:
-        items.insert(0, {"linkId": "job-hired", "answer": [{"valueCoding": {"system": JOB_SYSTEM, "code": job}}]})
+        items.insert(
+            0,
+            {
+                "linkId": "job-hired",
+                "answer": [{"valueCoding": {"system": JOB_SYSTEM, "code": job}}],
+            },
+        )
     return {
         "resourceType": "QuestionnaireResponse",
         "id": rid,
@@ -185,7 +213,9 @@ def test_fulfilment_survey_takes_the_job_the_patient_hired_and_the_score(pack: R
     assert "hired for treat, fulfilment 4/5" in record.reason
 
 
-def test_fulfilment_survey_without_a_job_is_unclassified_but_keeps_the_score(pack: RulePack) -> None:
+def test_fulfilment_survey_without_a_job_is_unclassified_but_keeps_the_score(
+    pack: RulePack,
+) -> None:
     record = map_all(pack, survey("s1", None, 2))["s1"]
     assert (record.job, record.fulfilment_score) == (Job.UNCLASSIFIED, 2)
 
@@ -203,9 +233,7 @@ def test_fulfilment_question_inside_a_phq9_is_kept_on_its_record(pack: RulePack)
 
 
 def test_result_does_not_depend_on_input_order(pack: RulePack) -> None:
-    responses = [
-        phq9(f"q{i}", f"2025-0{i + 1}-10T09:00:00Z", [i % 4] * 9) for i in range(6)
-    ]
+    responses = [phq9(f"q{i}", f"2025-0{i + 1}-10T09:00:00Z", [i % 4] * 9) for i in range(6)]
     first = map_questionnaire_responses([(ref(r["id"]), r) for r in responses], pack)
     shuffled = list(responses)
     random.Random(3).shuffle(shuffled)

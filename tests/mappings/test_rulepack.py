@@ -28,15 +28,32 @@ def test_default_pack_compiles_codes_into_lookups() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "key", "reason"),
     [
-        ('id = "encounter.class.emergency"', 'id = "encounter.class.inpatient"', "encounter_rules[1].id", "duplicate"),
-        ('valueset = "prevention"', 'valueset = "nope"', "encounter_rules[5].valueset", "no value set"),
+        (
+            'id = "encounter.class.emergency"',
+            'id = "encounter.class.inpatient"',
+            "encounter_rules[1].id",
+            "duplicate",
+        ),
+        (
+            'valueset = "prevention"',
+            'valueset = "nope"',
+            "encounter_rules[5].valueset",
+            "no value set",
+        ),
         ('codes = ["actcode|HH"]', 'codes = ["HH"]', "encounter_rules[2].codes", "system|code"),
-        ('codes = ["actcode|HH"]', 'codes = ["actcod|HH"]', "encounter_rules[2].codes", "unknown code system"),
+        (
+            'codes = ["actcode|HH"]',
+            'codes = ["actcod|HH"]',
+            "encounter_rules[2].codes",
+            "unknown code system",
+        ),
         ('job = "treat"', 'job = "cure"', "encounter_rules.0.job", "Input should be"),
         ("positive_at = 10", 'positive_at = "ten"', "instruments.0.positive_at", "integer"),
     ],
 )
-def test_broken_pack_names_file_and_key(tmp_path: Path, old: str, new: str, key: str, reason: str) -> None:
+def test_broken_pack_names_file_and_key(
+    tmp_path: Path, old: str, new: str, key: str, reason: str
+) -> None:
     path = broken(tmp_path, old, new)
     with pytest.raises(RulePackError) as caught:
         load_rule_pack(path)

@@ -1,0 +1,121 @@
+"""The `journey` command as a user runs it: a real process, real files, a real store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from tests.conftest import encounter, patient, write_ndjson
+
+JOURNEY = str(Path(sys.executable).parent / "journey")
+
+
+def journey(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "JOURNEY_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+    }
+    env.pop("JOURNEY_API_KEYS", None)
+    return subprocess.run(
+        [JOURNEY, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )
+
+
+def test_import_reports_per_type_and_exits_3_when_something_was_quarantined(tmp_path: Path) -> None:
+    path = write_ndjson(
+        tmp_path / "mixed.ndjson",
+        patient("p1"),
+        encounter("e1", "p1", klass="EMER"),
+        patient("p2", birthDate="1970-13-01"),
+        "{not json",
+    )
+    result = journey(tmp_path, "import", str(path), "--source", "clinic")
+    assert result.returncode == 3, result.stderr
+    out = result.stdout
+    assert "Import into source 'clinic'" in out
+    assert "2 quarantined" in out
+    assert f"{path}, line 3: Patient/p2 rejected at Patient.birthDate" in out
+    assert f"{path}, line 4: rejected: malformed JSON" in out
+    assert "job records diagnose 1" in out
+    assert "1970-13-01" not in out + result.stderr
+
+    listed = journey(tmp_path, "quarantine")
+    assert listed.returncode == 0
+    assert "Patient.birthDate" in listed.stdout
+    assert "line 4" in listed.stdout
+    shown = journey(tmp_path, "quarantine", "--show", "1")
+    assert '"birthDate":"1970-13-01"' in shown.stdout  # the operator sees the stored content
+
+    again = journey(tmp_path, "import", str(path), "--source", "clinic")
+    assert again.returncode == 3
+    assert "Nothing new to map" in again.stdout
+
+
+def test_status_show_and_remap(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "a.ndjson", patient("p1"), encounter("e1", "p1", klass="HH"))
+    assert journey(tmp_path, "import", str(path)).returncode == 0
+    status = journey(tmp_path, "status")
+    assert "people: 1" in status.stdout
+    remap = journey(tmp_path, "remap")
+    assert remap.returncode == 0
+    assert "Remapped 2 resources with pack default 2026.11.1" in remap.stdout
+    assert "keep_well 1" in remap.stdout
+
+
+def test_missing_path_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    result = journey(tmp_path, "import", str(tmp_path / "nowhere.ndjson"))
+    assert result.returncode == 1
+    assert "no such file or folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "journey.toml").write_text("port = 'eighty'\n")
+    result = journey(tmp_path, "status")
+    assert result.returncode == 1
+    assert "setting 'port'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_db_upgrade_twice_is_harmless(tmp_path: Path) -> None:
+    assert journey(tmp_path, "db", "upgrade").returncode == 0
+    second = journey(tmp_path, "db", "upgrade")
+    assert second.returncode == 0
+    assert "up to date" in second.stdout
+
+
+def test_show_prints_a_journey(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "a.ndjson", patient("p1"), encounter("e1", "p1", klass="EMER"))
+    journey(tmp_path, "import", str(path))
+    from integration.identity import person_id_for
+
+    result = journey(tmp_path, "show", person_id_for("files", "p1"))
+    assert result.returncode == 0, result.stderr
+    assert "Journey of Pat Test" in result.stdout
+    assert "diagnose" in result.stdout
+    assert journey(tmp_path, "show", "nobody").returncode == 1
+
+
+def test_other_types_are_kept_not_quarantined(tmp_path: Path) -> None:
+    observation = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+        "subject": {"reference": "Patient/p1"},
+        "valueQuantity": {"value": 12},
+    }
+    practitioner = {"resourceType": "Practitioner", "id": "dr1"}
+    path = tmp_path / "a.ndjson"
+    path.write_bytes(
+        b"\n".join(orjson.dumps(r) for r in (patient("p1"), observation, practitioner)) + b"\n"
+    )
+    result = journey(tmp_path, "import", str(path))
+    assert result.returncode == 0
+    assert "Observation" in result.stdout
+    assert "Practitioner" in result.stdout

@@ -1,0 +1,78 @@
+"""The demo path a new user runs: generate, import both sources, serve,
+and read a journey over HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+JOURNEY = str(Path(sys.executable).parent / "journey")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_serves_a_journey_spanning_all_three_jobs(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "COLUMNS": "120",
+        "JOURNEY_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+    }
+    env.pop("JOURNEY_API_KEYS", None)
+    process = subprocess.Popen(
+        [JOURNEY, "demo", "--port", str(port), "--data-dir", str(tmp_path / "sample")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = re.match(r"Journey: (http://\S+)", line)
+            if match:
+                url = match.group(1)
+                break
+            assert time.monotonic() < deadline, "demo did not print a journey URL in time"
+        assert url is not None, "demo ended without printing a journey URL"
+        assert url.startswith(f"http://127.0.0.1:{port}/people/")
+
+        headers = {"Authorization": "Bearer demo-key"}
+        response = None
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(url, headers=headers, timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert response is not None
+        assert response.status_code == 200
+        body = response.json()
+        jobs = {record["job"] for record in body["items"]}
+        assert {"diagnose", "treat", "keep_well"} <= jobs
+        assert {record["source"]["source"] for record in body["items"]} == {
+            "riverside-clinic",
+            "summit-health-plan",
+        }
+        assert all(record["reason"]["text"] for record in body["items"])
+        assert httpx.get(url, timeout=5).status_code == 401
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        if process.stdout:
+            process.stdout.close()
