@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from connectors.files import FileReader, RawItem, discover
 from integration.derive import DeriveSummary, derive_pending, orphan_records, utc_now
+from integration.errors import ConfigError
 from integration.store.raw import (
     IncomingResource,
     Rejected,
@@ -35,6 +36,7 @@ from mappings.fhir_values import reference_id
 from mappings.rulepack import RulePack
 
 UNREADABLE = "(unreadable)"
+MAX_SOURCE_NAME = 200
 EXAMPLES_KEPT = 20
 # Types whose `subject` is the Patient a record belongs to.
 SUBJECT_TYPES = frozenset({"Encounter", "QuestionnaireResponse", "Condition", "Observation"})
@@ -100,6 +102,8 @@ class Importer:
         max_resource_bytes: int,
         batch_size: int = 500,
     ) -> None:
+        if not source or len(source) > MAX_SOURCE_NAME or not source.isprintable():
+            raise ConfigError(f"source name must be 1-{MAX_SOURCE_NAME} printable characters")
         self.engine = engine
         self.pack = pack
         self.source = source
@@ -163,8 +167,8 @@ class Importer:
                 item.origin,
                 item.location,
                 rejected.message,
-                resource_type=raw_type if isinstance(raw_type, str) else None,
-                resource_id=raw_id if isinstance(raw_id, str) else None,
+                resource_type=raw_type[:64] if isinstance(raw_type, str) else None,
+                resource_id=raw_id[:64] if isinstance(raw_id, str) else None,
                 fhir_path=rejected.fhir_path,
                 content=item.raw if item.raw is not None else orjson.dumps(resource),
             )

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from integration.importer import Importer, ImportSummary
-from integration.store.engine import open_store
+from integration.store.engine import create_store_engine, open_store
 from mappings.rulepack import RulePack, load_rule_pack
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -22,11 +25,45 @@ def pack() -> RulePack:
     return load_rule_pack()
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    store = open_store(f"sqlite:///{tmp_path / 'journey.db'}")
-    yield store
-    store.dispose()
+# A real PostgreSQL (on these machines at 127.0.0.1:5432; scripts/test starts it).
+POSTGRES_ADMIN_URL = os.environ.get(
+    "JOURNEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    admin = create_store_engine(POSTGRES_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} (JOURNEY_TEST_POSTGRES_URL): {exc}"
+        )
+    yield admin
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, migrated store on each backend: a SQLite file, or a throw-away PostgreSQL database."""
+    if request.param == "sqlite":
+        store = open_store(f"sqlite:///{tmp_path / 'journey.db'}")
+        yield store
+        store.dispose()
+        return
+    admin: Engine = request.getfixturevalue("postgres_admin")
+    name = f"journey_test_{uuid.uuid4().hex[:16]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    store = open_store(admin.url.set(database=name).render_as_string(hide_password=False))
+    try:
+        yield store
+    finally:
+        store.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 ImportFn = Callable[..., ImportSummary]

@@ -37,6 +37,9 @@ def create_store_engine(database_url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if url.drivername == "postgresql":
+        # Users write postgresql://; the driver we ship is psycopg 3.
+        url = url.set(drivername="postgresql+psycopg")
     return create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
 
 

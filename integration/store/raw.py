@@ -235,7 +235,10 @@ def write_rejections(conn: Connection, rejected: Sequence[Rejected], received_at
                 "resource_id": item.resource_id,
                 "fhir_path": item.fhir_path,
                 "error": item.error,
-                "content": content[:QUARANTINE_CONTENT_LIMIT].decode("utf-8", "replace"),
+                # PostgreSQL text cannot hold NUL: keep it visible as an escape.
+                "content": content[:QUARANTINE_CONTENT_LIMIT]
+                .decode("utf-8", "replace")
+                .replace("\x00", "\\u0000"),
                 "content_truncated": len(content) > QUARANTINE_CONTENT_LIMIT,
                 "received_at": received_at,
                 "resolved_at": None,

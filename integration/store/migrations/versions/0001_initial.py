@@ -19,7 +19,7 @@ def upgrade() -> None:
     op.create_table(
         "raw_resources",
         Column("id", RowId, primary_key=True, autoincrement=True),
-        Column("raw_key", String(400), nullable=False, unique=True),
+        Column("raw_key", Text, nullable=False, unique=True),
         Column("source", String(200), nullable=False),
         Column("resource_type", String(64), nullable=False),
         Column("resource_id", String(64), nullable=False),
