@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, func, select, tuple_, update
 
 from integration.identity import link_patient
 from integration.store.raw import DERIVED_TYPES
@@ -120,8 +120,11 @@ def derive_pending(
     return summary
 
 
-def _pending(conn: Connection, resource_type: str, limit: int) -> list[_Current]:
-    rows = conn.execute(
+def _load_current(
+    conn: Connection, resource_type: str, *where: ColumnElement[bool], limit: int | None = None
+) -> list[_Current]:
+    """Current resources of one type with their stored content, in a stable order."""
+    query = (
         select(
             current_resources.c.source,
             current_resources.c.resource_id,
@@ -129,19 +132,23 @@ def _pending(conn: Connection, resource_type: str, limit: int) -> list[_Current]
             raw_resources.c.content,
         )
         .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
-        .where(
-            current_resources.c.needs_derive.is_(True),
-            current_resources.c.resource_type == resource_type,
-        )
+        .where(current_resources.c.resource_type == resource_type, *where)
         .order_by(current_resources.c.source, current_resources.c.resource_id)
-        .limit(limit)
-    ).all()
+    )
+    if limit is not None:
+        query = query.limit(limit)
     return [
         _Current(
             row.source, resource_type, row.resource_id, row.version_key, orjson.loads(row.content)
         )
-        for row in rows
+        for row in conn.execute(query)
     ]
+
+
+def _pending(conn: Connection, resource_type: str, limit: int) -> list[_Current]:
+    return _load_current(
+        conn, resource_type, current_resources.c.needs_derive.is_(True), limit=limit
+    )
 
 
 def _mark_done(conn: Connection, batch: Iterable[_Current]) -> None:
@@ -254,33 +261,15 @@ def _derive_questionnaire_responses(
     seen = {(c.source, c.resource_id) for c in batch}
     known_subjects = [(s, subject) for s, subject in subjects if subject is not None]
     if known_subjects:
-        rows = conn.execute(
-            select(
-                current_resources.c.source,
-                current_resources.c.resource_id,
-                raw_resources.c.version_key,
-                raw_resources.c.content,
-            )
-            .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
-            .where(
-                current_resources.c.resource_type == "QuestionnaireResponse",
-                tuple_(current_resources.c.source, current_resources.c.subject_id).in_(
-                    known_subjects
-                ),
-            )
-        ).all()
-        for row in rows:
-            if (row.source, row.resource_id) not in seen:
-                seen.add((row.source, row.resource_id))
-                everything.append(
-                    _Current(
-                        row.source,
-                        "QuestionnaireResponse",
-                        row.resource_id,
-                        row.version_key,
-                        orjson.loads(row.content),
-                    )
-                )
+        history = _load_current(
+            conn,
+            "QuestionnaireResponse",
+            tuple_(current_resources.c.source, current_resources.c.subject_id).in_(known_subjects),
+        )
+        for response in history:
+            if (response.source, response.resource_id) not in seen:
+                seen.add((response.source, response.resource_id))
+                everything.append(response)
     groups: dict[tuple[str, str | None], list[_Current]] = defaultdict(list)
     for response in everything:
         groups[(response.source, _subject(response))].append(response)

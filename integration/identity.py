@@ -13,8 +13,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, delete, insert, select, update
 
+from integration.store.queries import person_ids_with_identifiers
 from integration.store.schema import patient_identifiers, people, person_links
 from integration.store.upsert import insert_ignore, upsert
 
@@ -79,17 +80,7 @@ def link_patient(
     if own is not None:
         candidates.add(own)
     if pairs:
-        matches = conn.execute(
-            select(person_links.c.person_id)
-            .join(
-                patient_identifiers,
-                and_(
-                    patient_identifiers.c.source == person_links.c.source,
-                    patient_identifiers.c.patient_id == person_links.c.patient_id,
-                ),
-            )
-            .where(tuple_(patient_identifiers.c.system, patient_identifiers.c.value).in_(pairs))
-        ).scalars()
+        matches: list[str] = list(conn.execute(person_ids_with_identifiers(pairs)).scalars())
         candidates.update(matches)
     if candidates:
         person_id = min(candidates)

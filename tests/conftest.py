@@ -39,7 +39,8 @@ def postgres_admin() -> Iterator[Engine]:
             conn.execute(text("SELECT 1"))
     except OperationalError as exc:
         pytest.fail(
-            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} (JOURNEY_TEST_POSTGRES_URL): {exc}"
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} "
+            f"(set JOURNEY_TEST_POSTGRES_URL): {exc}"
         )
     yield admin
     admin.dispose()
@@ -47,7 +48,7 @@ def postgres_admin() -> Iterator[Engine]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A fresh, migrated store on each backend: a SQLite file, or a throw-away PostgreSQL database."""
+    """A fresh, migrated store on each backend: a SQLite file or a throw-away PG database."""
     if request.param == "sqlite":
         store = open_store(f"sqlite:///{tmp_path / 'journey.db'}")
         yield store

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, Select, and_, func, or_, select, tuple_
 
 from integration.store.schema import (
     current_resources,
@@ -46,6 +46,21 @@ def resolve_person(conn: Connection, person_id: str) -> str | None:
     return current
 
 
+def person_ids_with_identifiers(pairs: Sequence[tuple[str, str]]) -> Select[Any]:
+    """Ids of the people linked to a Patient carrying any of these (system, value) pairs."""
+    return (
+        select(person_links.c.person_id)
+        .join(
+            patient_identifiers,
+            and_(
+                patient_identifiers.c.source == person_links.c.source,
+                patient_identifiers.c.patient_id == person_links.c.patient_id,
+            ),
+        )
+        .where(tuple_(patient_identifiers.c.system, patient_identifiers.c.value).in_(pairs))
+    )
+
+
 def list_people(
     conn: Connection,
     limit: int,
@@ -54,20 +69,7 @@ def list_people(
 ) -> list[dict[str, Any]]:
     query = select(people.c.id).where(people.c.merged_into.is_(None))
     if identifier is not None:
-        system, value = identifier
-        query = query.where(
-            people.c.id.in_(
-                select(person_links.c.person_id)
-                .join(
-                    patient_identifiers,
-                    and_(
-                        patient_identifiers.c.source == person_links.c.source,
-                        patient_identifiers.c.patient_id == person_links.c.patient_id,
-                    ),
-                )
-                .where(patient_identifiers.c.system == system, patient_identifiers.c.value == value)
-            )
-        )
+        query = query.where(people.c.id.in_(person_ids_with_identifiers([identifier])))
     if after is not None:
         query = query.where(people.c.id > after)
     ids = conn.execute(query.order_by(people.c.id).limit(limit)).scalars().all()
