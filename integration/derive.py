@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, func, select, tuple_, update
 
-from integration.identity import link_patient
+from integration.identity import SourcePatient, link_patients
 from integration.store.raw import DERIVED_TYPES
 from integration.store.schema import (
     current_resources,
@@ -169,10 +169,10 @@ def _mark_done(conn: Connection, batch: Iterable[_Current]) -> None:
 def _derive_patients(
     conn: Connection, batch: list[_Current], _pack: RulePack, summary: DeriveSummary
 ) -> None:
-    now = utc_now()
-    for patient in batch:
-        link_patient(conn, patient.source, patient.resource_id, patient.content, now)
-        summary.people_linked += 1
+    link_patients(
+        conn, [SourcePatient(p.source, p.resource_id, p.content) for p in batch], utc_now()
+    )
+    summary.people_linked += len(batch)
 
 
 def _derive_conditions(

@@ -11,9 +11,11 @@ automatically when identifiers change later.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select, tuple_, update
 
 from integration.store.queries import person_ids_with_identifiers
 from integration.store.schema import patient_identifiers, people, person_links
@@ -55,66 +57,153 @@ def display_name(patient: dict[str, Any]) -> str | None:
     return " ".join(parts) or None
 
 
-def link_patient(
-    conn: Connection, source: str, patient_id: str, patient: dict[str, Any], now: str
-) -> str:
-    """Link a (source, Patient id) to a person, merging people that share an identifier."""
-    pairs = identifiers_of(patient)
-    conn.execute(
-        delete(patient_identifiers).where(
-            patient_identifiers.c.source == source, patient_identifiers.c.patient_id == patient_id
-        )
-    )
+@dataclass(frozen=True, slots=True)
+class SourcePatient:
+    source: str
+    patient_id: str
+    resource: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source, self.patient_id)
+
+
+# A node is a source Patient ("patient", source, id) or a person ("person", id, "").
+Node = tuple[str, str, str]
+
+
+class _Groups:
+    """Union-find over patients and people: whatever shares an identifier is one person."""
+
+    def __init__(self) -> None:
+        self.parent: dict[Node, Node] = {}
+
+    def find(self, node: Node) -> Node:
+        self.parent.setdefault(node, node)
+        root = node
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[node] != root:  # path compression
+            self.parent[node], node = root, self.parent[node]
+        return root
+
+    def union(self, a: Node, b: Node) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+    def components(self) -> list[list[Node]]:
+        found: dict[Node, list[Node]] = {}
+        for node in list(self.parent):
+            found.setdefault(self.find(node), []).append(node)
+        return list(found.values())
+
+
+def link_patients(
+    conn: Connection, batch: Sequence[SourcePatient], now: str
+) -> dict[tuple[str, str], str]:
+    """Link each (source, Patient id) of a batch to a person, merging people that share
+    an identifier. A handful of statements per batch, not per Patient. Returns the links."""
+    if not batch:
+        return {}
+    keys = [patient.key for patient in batch]
+    pairs_of = {patient.key: identifiers_of(patient.resource) for patient in batch}
+    patient_cols = tuple_(patient_identifiers.c.source, patient_identifiers.c.patient_id)
+    conn.execute(delete(patient_identifiers).where(patient_cols.in_(keys)))
     insert_ignore(
         conn,
         patient_identifiers,
-        [{"system": s, "value": v, "source": source, "patient_id": patient_id} for s, v in pairs],
+        [
+            {"system": system, "value": value, "source": key[0], "patient_id": key[1]}
+            for key, pairs in pairs_of.items()
+            for system, value in pairs
+        ],
         keys=("system", "value", "source", "patient_id"),
     )
-    candidates: set[str] = set()
-    own = conn.execute(
-        select(person_links.c.person_id).where(
-            person_links.c.source == source, person_links.c.patient_id == patient_id
+    own = {
+        (row.source, row.patient_id): row.person_id
+        for row in conn.execute(
+            select(
+                person_links.c.source, person_links.c.patient_id, person_links.c.person_id
+            ).where(tuple_(person_links.c.source, person_links.c.patient_id).in_(keys))
         )
-    ).scalar_one_or_none()
-    if own is not None:
-        candidates.add(own)
-    if pairs:
-        matches: list[str] = list(conn.execute(person_ids_with_identifiers(pairs)).scalars())
-        candidates.update(matches)
-    if candidates:
-        person_id = min(candidates)
-        others = sorted(candidates - {person_id})
-        if others:
-            conn.execute(
-                update(person_links)
-                .where(person_links.c.person_id.in_(others))
-                .values(person_id=person_id)
+    }
+    all_pairs = sorted({pair for pairs in pairs_of.values() for pair in pairs})
+    people_by_pair: dict[tuple[str, str], list[str]] = {}
+    if all_pairs:
+        for row in conn.execute(
+            person_ids_with_identifiers(all_pairs).add_columns(
+                patient_identifiers.c.system, patient_identifiers.c.value
             )
-            conn.execute(
-                update(people).where(people.c.id.in_(others)).values(merged_into=person_id)
-            )
-    else:
-        person_id = person_id_for(source, patient_id)
-        exists = conn.execute(select(people.c.id).where(people.c.id == person_id)).first()
-        if exists is None:
-            conn.execute(insert(people).values(id=person_id, created_at=now, merged_into=None))
-        else:
-            conn.execute(update(people).where(people.c.id == person_id).values(merged_into=None))
-    birth_date = patient.get("birthDate")
+        ):
+            people_by_pair.setdefault((row.system, row.value), []).append(row.person_id)
+
+    groups = _Groups()
+    first_holder: dict[tuple[str, str], Node] = {}
+    for source, patient_id in keys:
+        node: Node = ("patient", source, patient_id)
+        groups.find(node)
+        if (source, patient_id) in own:
+            groups.union(node, ("person", own[(source, patient_id)], ""))
+        for pair in pairs_of[(source, patient_id)]:
+            for person_id in people_by_pair.get(pair, ()):
+                groups.union(node, ("person", person_id, ""))
+            groups.union(node, first_holder.setdefault(pair, node))
+
+    order = {key: index for index, key in enumerate(keys)}
+    links: dict[tuple[str, str], str] = {}
+    merged: dict[str, str] = {}
+    for component in groups.components():
+        people_in = sorted(node[1] for node in component if node[0] == "person")
+        patients_in = sorted(
+            ((node[1], node[2]) for node in component if node[0] == "patient"),
+            key=order.__getitem__,
+        )
+        # Keep an existing person when there is one; else the batch's first Patient names it.
+        target = people_in[0] if people_in else person_id_for(*patients_in[0])
+        merged.update(dict.fromkeys(people_in[1:], target))
+        links.update(dict.fromkeys(patients_in, target))
+    _write_people(conn, links, merged, now)
     upsert(
         conn,
         person_links,
         [
             {
-                "source": source,
-                "patient_id": patient_id,
-                "person_id": person_id,
-                "display_name": display_name(patient),
-                "birth_date": birth_date[:10] if isinstance(birth_date, str) else None,
+                "source": patient.source,
+                "patient_id": patient.patient_id,
+                "person_id": links[patient.key],
+                "display_name": display_name(patient.resource),
+                "birth_date": _birth_date(patient.resource),
             }
+            for patient in batch
         ],
         keys=("source", "patient_id"),
         update=("person_id", "display_name", "birth_date"),
     )
-    return person_id
+    return links
+
+
+def _write_people(
+    conn: Connection, links: dict[tuple[str, str], str], merged: dict[str, str], now: str
+) -> None:
+    for other, target in merged.items():
+        conn.execute(
+            update(person_links).where(person_links.c.person_id == other).values(person_id=target)
+        )
+        conn.execute(update(people).where(people.c.id == other).values(merged_into=target))
+    targets = sorted(set(links.values()))
+    insert_ignore(
+        conn,
+        people,
+        [{"id": person_id, "created_at": now, "merged_into": None} for person_id in targets],
+        keys=("id",),
+    )
+    # A person that had been merged away comes back when a Patient is linked to it alone.
+    conn.execute(
+        update(people)
+        .where(people.c.id.in_(targets), people.c.merged_into.is_not(None))
+        .values(merged_into=None)
+    )
+
+
+def _birth_date(patient: dict[str, Any]) -> str | None:
+    birth_date = patient.get("birthDate")
+    return birth_date[:10] if isinstance(birth_date, str) else None

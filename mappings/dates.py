@@ -31,11 +31,16 @@ class Interval:
 
     @property
     def start_iso(self) -> str:
-        return self.start.strftime(ISO_FORMAT)
+        return utc_iso(self.start)
 
     @property
     def end_iso(self) -> str:
-        return self.end.strftime(ISO_FORMAT)
+        return utc_iso(self.end)
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO 8601 with a Z, to the second (the same as strftime(ISO_FORMAT), several times faster)."""
+    return moment.isoformat(timespec="seconds")[:19] + "Z"
 
 
 class FhirDateError(ValueError):

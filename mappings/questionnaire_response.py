@@ -10,7 +10,7 @@ order, by `map_questionnaire_responses`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +31,11 @@ FULFILMENT_RANGE = range(1, 6)
 
 @dataclass(frozen=True, slots=True)
 class Answer:
+    """One answer with its item's linkId (`code`: the last part of a path-like
+    linkId, as LHC-Forms writes "/44249-1/44250-9") and its FHIR path."""
+
     link_id: str
+    code: str
     path: str
     value: Mapping[str, Any]
 
@@ -46,10 +50,14 @@ class Screening:
     warnings: tuple[str, ...]
 
 
-def iter_answers(response: Mapping[str, Any]) -> Iterator[Answer]:
-    """Every answer in a response, however deeply nested, with its FHIR path."""
+def read_answers(response: Mapping[str, Any]) -> list[Answer]:
+    """Every answer in a response, however deeply nested, with its FHIR path.
 
-    def walk(items: Any, path: str) -> Iterator[Answer]:
+    Read once per response; scoring and classification then work on the list.
+    """
+    found: list[Answer] = []
+
+    def walk(items: Any, path: str) -> None:
         if not isinstance(items, list):
             return
         for i, item in enumerate(items):
@@ -62,20 +70,22 @@ def iter_answers(response: Mapping[str, Any]) -> Iterator[Answer]:
                 for j, answer in enumerate(answers):
                     if not isinstance(answer, dict):
                         continue
+                    answer_path = f"{item_path}.answer[{j}]"
                     if isinstance(link_id, str):
-                        yield Answer(link_id, f"{item_path}.answer[{j}]", answer)
-                    yield from walk(answer.get("item"), f"{item_path}.answer[{j}]")
-            yield from walk(item.get("item"), item_path)
+                        code = link_id.rstrip("/").rsplit("/", 1)[-1]
+                        found.append(Answer(link_id, code, answer_path, answer))
+                    if "item" in answer:
+                        walk(answer["item"], answer_path)
+            if "item" in item:
+                walk(item["item"], item_path)
 
-    yield from walk(response.get("item"), "QuestionnaireResponse")
+    walk(response.get("item"), "QuestionnaireResponse")
+    return found
 
 
-def _short_link_id(link_id: str) -> str:
-    # LHC-Forms writes linkIds as paths ("/44249-1/44250-9"): the code is the last part.
-    return link_id.rstrip("/").rsplit("/", 1)[-1]
-
-
-def identify_instrument(response: Mapping[str, Any], pack: RulePack) -> Instrument | None:
+def identify_instrument(
+    response: Mapping[str, Any], answers: Sequence[Answer], pack: RulePack
+) -> Instrument | None:
     """The instrument a response answers: by its `questionnaire` canonical, else its linkIds."""
     canonical = response.get("questionnaire")
     if isinstance(canonical, str):
@@ -84,45 +94,47 @@ def identify_instrument(response: Mapping[str, Any], pack: RulePack) -> Instrume
             for known in instrument.questionnaires:
                 if url == known or url.endswith("/" + known):
                     return instrument
-    link_ids = {_short_link_id(a.link_id) for a in iter_answers(response)}
+    codes = {answer.code for answer in answers}
     for instrument in pack.instruments:
-        if len(link_ids & instrument.scored_items) * 2 > len(instrument.scored_items):
+        if len(codes & instrument.scored_items) * 2 > len(instrument.scored_items):
             return instrument
     return None
 
 
 def answer_score(answer: Mapping[str, Any], pack: RulePack) -> int | None:
-    if isinstance(answer.get("valueInteger"), int):
-        return int(answer["valueInteger"])
-    code = coding(answer.get("valueCoding"))
-    if code is None:
+    """An answer's weight: valueInteger, an ordinal extension, or the pack's answer table."""
+    integer = answer.get("valueInteger")
+    if integer is not None:
+        return integer if isinstance(integer, int) else None
+    value = answer.get("valueCoding")
+    if not isinstance(value, dict):
         return None
-    extensions = answer["valueCoding"].get("extension")
+    extensions = value.get("extension")
     if isinstance(extensions, list):
         for extension in extensions:
             if isinstance(extension, dict) and extension.get("url") in ORDINAL_EXTENSIONS:
                 weight = extension.get("valueDecimal", extension.get("valueInteger"))
                 if isinstance(weight, int | float) and float(weight).is_integer():
                     return int(weight)
-    if code.system and code.code:
-        return pack.answer_scores.get((code.system, code.code))
+    system, code = value.get("system"), value.get("code")
+    if isinstance(system, str) and isinstance(code, str):
+        return pack.answer_scores.get((system, code))
     return None
 
 
 def score_instrument(
-    response: Mapping[str, Any], instrument: Instrument, pack: RulePack
+    answers: Sequence[Answer], instrument: Instrument, pack: RulePack
 ) -> Screening:
     total = 0
     answered = 0
     given_total: int | None = None
     warnings: list[str] = []
-    for answer in iter_answers(response):
-        link = _short_link_id(answer.link_id)
-        if link == instrument.total_item:
+    for answer in answers:
+        if answer.code == instrument.total_item:
             value = answer_score(answer.value, pack)
             given_total = value if value is not None else given_total
             continue
-        if link not in instrument.scored_items:
+        if answer.code not in instrument.scored_items:
             continue
         value = answer_score(answer.value, pack)
         if value is None or not 0 <= value <= 3:
@@ -137,9 +149,8 @@ def score_instrument(
         return Screening(instrument, None, 0, tuple(warnings))
     missing = len(instrument.scored_items) - answered
     if missing > 0:
-        warnings.append(
-            f"{instrument.name}: {missing} of {len(instrument.scored_items)} items unanswered"
-        )
+        count = len(instrument.scored_items)
+        warnings.append(f"{instrument.name}: {missing} of {count} items unanswered")
     if given_total is not None and given_total != total:
         warnings.append(
             f"{instrument.name}: total score item differs from the sum of the answers; used the sum"
@@ -147,10 +158,10 @@ def score_instrument(
     return Screening(instrument, total, answered, tuple(warnings))
 
 
-def fulfilment_score(response: Mapping[str, Any], pack: RulePack) -> tuple[int | None, list[str]]:
+def fulfilment_score(answers: Sequence[Answer], pack: RulePack) -> tuple[int | None, list[str]]:
     """The 1-5 job-fulfilment answer, if the response has one."""
-    for answer in iter_answers(response):
-        if _short_link_id(answer.link_id) != pack.fulfilment_score_item:
+    for answer in answers:
+        if answer.code != pack.fulfilment_score_item:
             continue
         value = answer_score(answer.value, pack)
         if value is None and (code := coding(answer.value.get("valueCoding"))) and code.code:
@@ -161,9 +172,9 @@ def fulfilment_score(response: Mapping[str, Any], pack: RulePack) -> tuple[int |
     return None, []
 
 
-def _hired_job(response: Mapping[str, Any], pack: RulePack) -> Job | None:
-    for answer in iter_answers(response):
-        if _short_link_id(answer.link_id) == pack.fulfilment_job_item:
+def _hired_job(answers: Sequence[Answer], pack: RulePack) -> Job | None:
+    for answer in answers:
+        if answer.code == pack.fulfilment_job_item:
             code = coding(answer.value.get("valueCoding"))
             if (
                 code
@@ -183,6 +194,7 @@ def _hired_job(response: Mapping[str, Any], pack: RulePack) -> Job | None:
 class _Prepared:
     ref: SourceRef
     response: Mapping[str, Any]
+    answers: list[Answer]
     when: datetime | None
     base: JobRecord
 
@@ -216,7 +228,8 @@ def _prepare(ref: SourceRef, response: Mapping[str, Any], pack: RulePack) -> _Pr
             warnings.append(str(exc))
     else:
         warnings.append("QuestionnaireResponse.authored: missing; the record has no time")
-    score, fulfilment_warnings = fulfilment_score(response, pack)
+    answers = read_answers(response)
+    score, fulfilment_warnings = fulfilment_score(answers, pack)
     warnings.extend(fulfilment_warnings)
     base = JobRecord(
         job=Job.UNCLASSIFIED,
@@ -233,7 +246,7 @@ def _prepare(ref: SourceRef, response: Mapping[str, Any], pack: RulePack) -> _Pr
         fulfilment_score=score,
         warnings=tuple(warnings),
     )
-    return _Prepared(ref, response, when, base)
+    return _Prepared(ref, response, answers, when, base)
 
 
 def _classify(
@@ -243,7 +256,7 @@ def _classify(
     canonical = str(response.get("questionnaire") or "").split("|", 1)[0]
     if canonical and canonical in pack.fulfilment_questionnaires:
         rule = pack.questionnaire_rules["fulfilment_survey"]
-        job = _hired_job(response, pack)
+        job = _hired_job(item.answers, pack)
         if job is None:
             return replace(
                 base,
@@ -260,14 +273,14 @@ def _classify(
             reason=f"{rule.reason} (hired for {job}, fulfilment {score})",
         )
 
-    instrument = identify_instrument(response, pack)
+    instrument = identify_instrument(response, item.answers, pack)
     if instrument is None:
         return replace(
             base,
             reason=f"Questionnaire is not an instrument of pack {pack.label} "
             "(no known canonical URL and too few known item linkIds)",
         )
-    screening = score_instrument(response, instrument, pack)
+    screening = score_instrument(item.answers, instrument, pack)
     base = replace(
         base,
         title=f"{instrument.name} questionnaire",

@@ -339,3 +339,27 @@ def test_small_batches_give_the_same_result(
     summary = Importer(engine, pack, PROVIDER, 1 << 20, batch_size=batch).run([paths[PROVIDER]])
     assert summary.total("quarantined") == 0
     assert sum(summary.derive.records_by_job.values()) == count(engine, job_records)
+
+
+def test_patients_bridged_inside_one_batch_are_one_person(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    from integration.identity import person_id_for
+
+    path = write_ndjson(
+        tmp_path / "a.ndjson",
+        patient("a", identifier=[{"system": "urn:x", "value": "1"}]),
+        patient("b", identifier=[{"system": "urn:y", "value": "2"}]),
+        patient(
+            "c", identifier=[{"system": "urn:x", "value": "1"}, {"system": "urn:y", "value": "2"}]
+        ),
+        patient("d", identifier=[{"system": "urn:z", "value": "3"}]),
+    )
+    import_files(path)
+    with engine.connect() as conn:
+        people = queries.list_people(conn, 10)
+    by_patients = {tuple(sorted(s["patient_id"] for s in p["sources"])): p["id"] for p in people}
+    assert by_patients == {
+        ("a", "b", "c"): person_id_for("test-source", "a"),
+        ("d",): person_id_for("test-source", "d"),
+    }

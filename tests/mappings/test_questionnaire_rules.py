@@ -7,7 +7,11 @@ import random
 from typing import Any
 
 from mappings.model import Job, SourceRef
-from mappings.questionnaire_response import map_questionnaire_responses, score_instrument
+from mappings.questionnaire_response import (
+    map_questionnaire_responses,
+    read_answers,
+    score_instrument,
+)
 from mappings.rulepack import RulePack
 
 LOINC = "http://loinc.org"
@@ -146,7 +150,7 @@ def test_ordinal_value_extension_weights_the_answer(pack: RulePack) -> None:
         {"valueCoding": {"system": "urn:local", "code": "x", "extension": [ordinal]}}
     ]
     instrument = pack.instruments[0]
-    assert score_instrument(response, instrument, pack).score == 3
+    assert score_instrument(read_answers(response), instrument, pack).score == 3
 
 
 def test_unanswered_items_are_counted_and_warned(pack: RulePack) -> None:
