@@ -18,6 +18,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
@@ -78,6 +79,8 @@ def _main(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # SQL parameters carry resource content: never log them, whatever the level.
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
     ctx.obj = settings
 
 
@@ -102,12 +105,12 @@ def run_import(
         console=console,
     )
     read_task = reading.add_task("read", total=total_bytes)
-    map_task = mapping.add_task("map", total=None)
+    map_tasks: list[TaskID] = []
 
     def start_mapping() -> None:
         reading.update(read_task, completed=total_bytes)
         reading.stop()
-        mapping.update(map_task, total=pending_count(engine))
+        map_tasks.append(mapping.add_task("map", total=pending_count(engine)))
         mapping.start()
 
     importer = Importer(engine, pack, source, settings.max_resource_bytes, settings.batch_size)
@@ -116,7 +119,7 @@ def run_import(
         summary = importer.run(
             paths,
             on_bytes=lambda n: reading.advance(read_task, n),
-            on_derived=lambda n: mapping.advance(map_task, n),
+            on_derived=lambda n: mapping.advance(map_tasks[0], n),
             before_derive=start_mapping,
         )
     finally:

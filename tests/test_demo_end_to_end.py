@@ -71,8 +71,21 @@ def test_demo_serves_a_journey_spanning_all_three_jobs(tmp_path: Path) -> None:
         assert all(record["reason"]["text"] for record in body["items"])
         assert httpx.get(url, timeout=5).status_code == 401
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
+        ssn = "999-10-1000"  # person 0 of the sample, in both sources
+        found = httpx.get(
+            f"http://127.0.0.1:{port}/people",
+            params={"identifier": f"http://hl7.org/fhir/sid/us-ssn|{ssn}"},
+            headers=headers,
+            timeout=5,
+        ).json()["items"]
+        assert len(found) == 1
+        assert len(found[0]["sources"]) == 2
     finally:
         process.terminate()
         process.wait(timeout=20)
+        log = process.stdout.read() if process.stdout else ""
         if process.stdout:
             process.stdout.close()
+    # The server logs each request by path and status; never the query string.
+    assert "GET /people 200" in log
+    assert ssn not in log

@@ -119,3 +119,22 @@ def test_other_types_are_kept_not_quarantined(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "Observation" in result.stdout
     assert "Practitioner" in result.stdout
+
+
+def test_import_output_names_places_never_patient_data(tmp_path: Path) -> None:
+    named = patient("p9", name=[{"family": "Quixote", "given": ["Zelda"]}], birthDate="1970-13-01")
+    naive = encounter(
+        "e9", "p9", start="2025-01-28T00:00:00", reasonCode=[{"text": "Zelda's secret"}]
+    )
+    path = write_ndjson(tmp_path / "phi.ndjson", named, naive)
+    env_result = journey(tmp_path, "--config", str(_debug_config(tmp_path)), "import", str(path))
+    output = env_result.stdout + env_result.stderr
+    assert "Patient.birthDate" in output
+    for value in ("Zelda", "Quixote", "1970-13-01"):
+        assert value not in output
+
+
+def _debug_config(tmp_path: Path) -> Path:
+    config = tmp_path / "debug.toml"
+    config.write_text('log_level = "DEBUG"\n')
+    return config
