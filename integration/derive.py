@@ -270,9 +270,12 @@ def _derive_questionnaire_responses(
             if (response.source, response.resource_id) not in seen:
                 seen.add((response.source, response.resource_id))
                 everything.append(response)
-    groups: dict[tuple[str, str | None], list[_Current]] = defaultdict(list)
+    # One group per patient; a response without a subject is mapped on its own.
+    groups: dict[tuple[str, str], list[_Current]] = defaultdict(list)
     for response in everything:
-        groups[(response.source, _subject(response))].append(response)
+        subject = _subject(response)
+        key = (response.source, f"Patient/{subject}" if subject else response.resource_id)
+        groups[key].append(response)
     records: list[JobRecord] = []
     for members in groups.values():
         records.extend(map_questionnaire_responses([(m.ref, m.content) for m in members], pack))

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, func, or_, select, tuple_, update
 
 from integration.store.schema import current_resources, quarantine, raw_resources
 from integration.store.upsert import insert_ignore, upsert
@@ -197,20 +197,19 @@ def _resolve_quarantine(conn: Connection, fresh: list[IncomingResource], resolve
     ).scalar_one()
     if not open_count:
         return
-    for item in fresh:
+    for source in sources:
+        mine = [item for item in fresh if item.source == source]
         conn.execute(
             update(quarantine)
             .where(
                 quarantine.c.resolved_at.is_(None),
-                quarantine.c.source == item.source,
+                quarantine.c.source == source,
                 or_(
-                    and_(
-                        quarantine.c.resource_type == item.resource_type,
-                        quarantine.c.resource_id == item.resource_id,
+                    tuple_(quarantine.c.resource_type, quarantine.c.resource_id).in_(
+                        [(item.resource_type, item.resource_id) for item in mine]
                     ),
-                    and_(
-                        quarantine.c.origin == item.origin,
-                        quarantine.c.location == item.location,
+                    tuple_(quarantine.c.origin, quarantine.c.location).in_(
+                        [(item.origin, item.location) for item in mine]
                     ),
                 ),
             )

@@ -363,3 +363,40 @@ def test_patients_bridged_inside_one_batch_are_one_person(
         ("a", "b", "c"): person_id_for("test-source", "a"),
         ("d",): person_id_for("test-source", "d"),
     }
+
+
+def test_questionnaire_responses_without_subject_are_not_taken_for_one_patient(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    def phq9(rid: str, authored: str) -> dict[str, object]:
+        return {
+            "resourceType": "QuestionnaireResponse",
+            "id": rid,
+            "questionnaire": "http://loinc.org/q/44249-1",
+            "status": "completed",
+            "authored": authored,
+            "item": [{"linkId": "/44261-6", "answer": [{"valueInteger": 15}]}],
+        }
+
+    import_files(
+        write_ndjson(tmp_path / "q.ndjson", phq9("q1", "2025-01-01"), phq9("q2", "2025-02-01"))
+    )
+    with engine.connect() as conn:
+        rules = (
+            conn.execute(select(job_records.c.rule_id).order_by(job_records.c.resource_id))
+            .scalars()
+            .all()
+        )
+    assert rules == ["questionnaire.screen.positive", "questionnaire.screen.positive"]
+
+
+def test_a_fix_resolves_its_quarantine_entry_among_many_in_one_batch(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    bad = [patient(f"p{i}", birthDate="1970-13-01") for i in range(5)]
+    import_files(write_ndjson(tmp_path / "a.ndjson", *bad))
+    fixed = [patient("p1"), patient("p3"), patient("other")]
+    import_files(write_ndjson(tmp_path / "b.ndjson", *fixed))
+    with engine.connect() as conn:
+        still_open = sorted(e["resource_id"] for e in queries.open_quarantine(conn, 10))
+    assert still_open == ["p0", "p2", "p4"]
