@@ -340,9 +340,11 @@ def print_journey(engine: Engine, person_id: str, limit: int = 200) -> bool:
     for record in records:
         when = (record["occurred_start"] or "-")[:10]
         job = record["job"]
-        what = record["title"] + (
-            f" (score {record['score']})" if record["score"] is not None else ""
-        )
+        what = record["title"]
+        if record["score"] is not None:
+            what += f" (score {record['score']})"
+        if record["fulfilment_score"] is not None:
+            what += f" (fulfilment {record['fulfilment_score']}/5)"
         table.add_row(
             when, f"[{colours.get(job, 'white')}]{job}[/]", what, record["source"]["source"]
         )
