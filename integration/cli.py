@@ -172,7 +172,7 @@ def print_summary(summary: ImportSummary) -> None:
         for warning in summary.warnings:
             console.print(f"  {warning}", markup=False, highlight=False)
     if summary.orphan_count:
-        console.print(f"[yellow]{summary.orphan_count} records wait for their Patient:[/]")
+        console.print(f"[yellow]{summary.orphan_count} records are in no journey yet:[/]")
         for orphan in summary.orphans:
             console.print(f"  {orphan}", markup=False, highlight=False)
 

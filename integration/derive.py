@@ -18,7 +18,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, func, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from integration.identity import SourcePatient, link_patients
 from integration.store.raw import DERIVED_TYPES
@@ -333,9 +344,10 @@ def _record_row(record: JobRecord, now: str) -> dict[str, Any]:
 
 
 def orphan_records(engine: Engine, limit: int = 10) -> tuple[int, list[dict[str, Any]]]:
-    """Job records whose subject Patient has not arrived (yet): count, and a few examples."""
-    condition = and_(
-        job_records.c.subject_id.is_not(None),
+    """Job records in no journey: their subject Patient has not arrived (yet), or they
+    name no subject we can read. A count, and a few examples."""
+    condition = or_(
+        job_records.c.subject_id.is_(None),
         ~select(person_links.c.person_id)
         .where(
             person_links.c.source == job_records.c.source,

@@ -135,12 +135,7 @@ class Importer:
         summary.derive = derive_pending(self.engine, self.pack, self.batch_size, on_derived)
         count, examples = orphan_records(self.engine, limit=EXAMPLES_KEPT)
         summary.orphan_count = count
-        summary.orphans = [
-            f"{row['origin']}, {row['location']}: {row['resource_type']}/{row['resource_id']} "
-            f"points to Patient/{row['subject_id']}, not seen yet in source {row['source']}; "
-            "kept, and it joins the journey when that Patient arrives"
-            for row in examples
-        ]
+        summary.orphans = [_orphan_message(row) for row in examples]
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -233,6 +228,19 @@ class Importer:
                         item.error,
                     )
                 )
+
+
+def _orphan_message(row: dict[str, Any]) -> str:
+    where = f"{row['origin']}, {row['location']}: {row['resource_type']}/{row['resource_id']}"
+    if row["subject_id"] is None:
+        return (
+            f"{where} names no subject Patient fhir-journey can read (missing, or a conditional "
+            "reference); kept and mapped, but in no journey"
+        )
+    return (
+        f"{where} points to Patient/{row['subject_id']}, not seen yet in source {row['source']}; "
+        "kept, and it joins the journey when that Patient arrives"
+    )
 
 
 def _last_updated(resource: dict[str, Any]) -> str | None:

@@ -400,3 +400,16 @@ def test_a_fix_resolves_its_quarantine_entry_among_many_in_one_batch(
     with engine.connect() as conn:
         still_open = sorted(e["resource_id"] for e in queries.open_quarantine(conn, 10))
     assert still_open == ["p0", "p2", "p4"]
+
+
+def test_encounter_with_a_conditional_subject_is_kept_and_reported_as_in_no_journey(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    conditional = encounter(
+        "e1", "x", klass="EMER", subject={"reference": "Patient?identifier=urn:x|1"}
+    )
+    summary = import_files(write_ndjson(tmp_path / "a.ndjson", conditional))
+    assert summary.by_type["Encounter"].new == 1
+    assert summary.orphan_count == 1
+    assert "names no subject Patient fhir-journey can read" in summary.orphans[0]
+    assert count(engine, job_records) == 1
