@@ -35,6 +35,8 @@ DEFAULT_MAX_RESOURCE_BYTES = 16 * 1024 * 1024
 # How much of a rejected line is kept with its problem: enough to recognise it.
 PROBLEM_HEAD_BYTES = 4096
 _SKIP_CHUNK = 1024 * 1024
+# Windows tools often start UTF-8 files with a byte-order mark; JSON parsers refuse it.
+UTF8_BOM = b"\xef\xbb\xbf"
 _UUID_URN = re.compile(r"^urn:uuid:([0-9A-Za-z.\-]{1,64})$")
 _RESOURCE_URL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
@@ -148,6 +150,8 @@ class FileReader:
                 )
                 continue
             body = line.strip()
+            if line_no == 1:
+                body = body.removeprefix(UTF8_BOM)
             if not body:
                 continue
             seen_content = True
@@ -180,8 +184,8 @@ class FileReader:
 
     def _read_json(self, origin: str, handle: IO[bytes], size: int) -> Iterator[RawItem]:
         if size <= self.max_resource_bytes:
-            data = handle.read()
-            self._progress(len(data))
+            data = handle.read().removeprefix(UTF8_BOM)
+            self._progress(size)
             if not data.strip():
                 yield RawItem(origin, "file", problem="empty file: no resources in it")
                 return

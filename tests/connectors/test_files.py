@@ -211,3 +211,12 @@ def test_discover_walks_folders_in_order_and_refuses_missing_paths(tmp_path: Pat
 )
 def test_id_from_full_url(full_url: str, expected: str | None) -> None:
     assert id_from_full_url(full_url) == expected
+
+
+def test_a_utf8_byte_order_mark_is_ignored(tmp_path: Path) -> None:
+    ndjson = tmp_path / "bom.ndjson"
+    ndjson.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(patient("a")) + b"\n")
+    single = tmp_path / "bom.json"
+    single.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(patient("b")))
+    assert read(ndjson)[0].resource["id"] == "a"
+    assert read(single)[0].resource["id"] == "b"

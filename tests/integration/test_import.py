@@ -413,3 +413,21 @@ def test_encounter_with_a_conditional_subject_is_kept_and_reported_as_in_no_jour
     assert summary.orphan_count == 1
     assert "names no subject Patient fhir-journey can read" in summary.orphans[0]
     assert count(engine, job_records) == 1
+
+
+def test_two_versions_of_one_resource_in_one_batch_keep_the_newest_current(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    v2 = encounter(
+        "e1", "p", klass="IMP", meta={"versionId": "2", "lastUpdated": "2025-02-01T00:00:00Z"}
+    )
+    v1 = encounter(
+        "e1", "p", klass="EMER", meta={"versionId": "1", "lastUpdated": "2025-01-01T00:00:00Z"}
+    )
+    v3 = encounter("e1", "p", klass="HH", meta={"versionId": "3"})
+    summary = import_files(write_ndjson(tmp_path / "a.ndjson", patient("p"), v2, v1))
+    assert (summary.by_type["Encounter"].new, summary.by_type["Encounter"].changed) == (1, 1)
+    assert [r["job"] for r in journey_of(engine, "test-source", "p")] == ["treat"]
+    # A version without lastUpdated cannot be ordered: the later arrival wins.
+    import_files(write_ndjson(tmp_path / "b.ndjson", v3, v3))
+    assert [r["job"] for r in journey_of(engine, "test-source", "p")] == ["keep_well"]
