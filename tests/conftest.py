@@ -42,6 +42,12 @@ def postgres_admin() -> Iterator[Engine]:
             f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} "
             f"(set JOURNEY_TEST_POSTGRES_URL): {exc}"
         )
+    with admin.connect() as conn:  # left behind by a run that was killed
+        stale = conn.execute(
+            text("SELECT datname FROM pg_database WHERE datname LIKE 'journey\\_test\\_%'")
+        ).scalars()
+        for name in list(stale):
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     yield admin
     admin.dispose()
 
