@@ -210,6 +210,14 @@ def _expand(parsed: Any, origin: str, where: str, raw: bytes | None) -> Iterator
         kind = type(parsed).__name__
         yield RawItem(origin, where, raw=raw, problem=f"expected a JSON object, found {kind}")
         return
+    if "resourceType" not in parsed and "transactionTime" in parsed and "output" in parsed:
+        yield RawItem(
+            origin,
+            where,
+            raw=raw[:PROBLEM_HEAD_BYTES] if raw else None,
+            problem="a Bulk Data export manifest, not a resource; import the NDJSON files it lists",
+        )
+        return
     if parsed.get("resourceType") != "Bundle":
         yield RawItem(origin, where, resource=parsed, raw=raw)
         return

@@ -220,3 +220,10 @@ def test_a_utf8_byte_order_mark_is_ignored(tmp_path: Path) -> None:
     single.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(patient("b")))
     assert read(ndjson)[0].resource["id"] == "a"
     assert read(single)[0].resource["id"] == "b"
+
+
+def test_a_bulk_export_manifest_is_named_as_such(tmp_path: Path) -> None:
+    manifest = {"transactionTime": "2025-01-01T00:00:00Z", "request": "x", "output": []}
+    path = tmp_path / "manifest.json"
+    path.write_bytes(orjson.dumps(manifest))
+    assert read(path)[0].problem.startswith("a Bulk Data export manifest, not a resource")
