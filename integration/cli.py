@@ -1,15 +1,18 @@
 """The `journey` command line: import, serve, remap, quarantine, status, show, demo.
 
 Exit codes: 0 done; 1 an error stopped the command (message on stderr);
+2 a sync finished but a source or resource type failed (see `journey sources`);
 3 an import finished but quarantined some input (see `journey quarantine`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,17 +31,22 @@ from sqlalchemy import Engine, func, select
 
 from connectors.errors import ConnectorError
 from connectors.files import discover
+from connectors.rest.search import SearchPage
 from integration.config import Settings, load_settings
 from integration.derive import derive_pending, flag_all, pending_count
 from integration.errors import IntegrationError
 from integration.importer import Importer, ImportSummary
 from integration.sample import write_sample
+from integration.sources import load_sources, pick_sources
 from integration.store import queries
 from integration.store.engine import create_store_engine, migrate, open_store
 from integration.store.schema import job_records, person_links
+from integration.store.sync_state import states
+from integration.sync import SyncSummary, sync_source
 from mappings.errors import MappingError
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
 
+EXIT_SYNC_FAILED = 2
 EXIT_QUARANTINED = 3
 DEMO_API_KEY = "demo-key"
 
@@ -81,6 +89,8 @@ def _main(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # SQL parameters carry resource content: never log them, whatever the level.
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    # httpx logs every URL with its query, which can carry identifiers (patient=...).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     ctx.obj = settings
 
 
@@ -419,6 +429,139 @@ def demo(
     if serve_api:
         engine.dispose()
         _serve(settings, host, port)
+
+
+@app.command()
+def sync(
+    ctx: typer.Context,
+    source: Annotated[str | None, typer.Option(help="Only this configured source")] = None,
+    full: Annotated[bool, typer.Option(help="Ignore checkpoints and pull everything")] = False,
+) -> None:
+    """Pull configured FHIR sources: the first time everything, then what changed.
+
+    Exit code 2 when a source or resource type failed (see `journey sources`)."""
+    settings = _settings(ctx)
+    chosen = pick_sources(settings, source)
+    engine = open_store(settings.database_url)
+    pack = _pack(settings)
+    failed = False
+    for configured in chosen:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.fields[pages]} pages"),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            summary = asyncio.run(
+                sync_source(
+                    engine, pack, settings, configured, full=full, on_page=_page_progress(progress)
+                )
+            )
+        print_sync_summary(summary)
+        failed = failed or summary.failed
+    if failed:
+        raise typer.Exit(EXIT_SYNC_FAILED)
+
+
+def _page_progress(progress: Progress) -> Callable[[str, str, SearchPage], None]:
+    tasks: dict[str, TaskID] = {}
+
+    def on_page(name: str, resource_type: str, page: SearchPage) -> None:
+        if resource_type not in tasks:
+            tasks[resource_type] = progress.add_task(
+                f"{name} {resource_type}", total=page.total, pages=0
+            )
+        progress.update(tasks[resource_type], advance=len(page.resources), pages=page.number)
+
+    return on_page
+
+
+def print_sync_summary(summary: SyncSummary) -> None:
+    title = f"Sync of '{summary.source}' ({summary.seconds:.1f} s, {summary.retries} retries)"
+    table = Table(title=title)
+    for column in SYNC_COLUMNS:
+        table.add_column(column)
+    stored = summary.stored
+    for resource_type, state in summary.types.items():
+        counts = stored.by_type.get(resource_type) if stored else None
+        numbers = (
+            (counts.new, counts.changed, counts.unchanged, counts.quarantined)
+            if counts
+            else (0, 0, 0, 0)
+        )
+        table.add_row(
+            resource_type,
+            "full" if state.full else "incremental",
+            str(state.pages),
+            str(state.fetched),
+            *(str(n) for n in numbers),
+            state.checkpoint or "",
+            state.error or "",
+        )
+    console.print(table)
+    if summary.error:
+        errors.print(f"[red]{summary.source}:[/] {summary.error}", highlight=False)
+    for state in summary.types.values():
+        for warning in state.warnings:
+            console.print(f"  [yellow]{state.resource_type}:[/] {warning}", highlight=False)
+    if stored and stored.problems:
+        quarantined = stored.total("quarantined")
+        console.print(f"[yellow]{quarantined} quarantined[/] (`journey quarantine` lists them)")
+        for problem in stored.problems[:10]:
+            console.print(f"  {problem}", markup=False, highlight=False)
+
+
+SYNC_COLUMNS = (
+    "resource type", "mode", "pages", "fetched", "new", "changed", "unchanged",
+    "quarantined", "checkpoint", "error",
+)  # fmt: skip
+
+
+@app.command()
+def sources(ctx: typer.Context) -> None:
+    """Configured sources with each type's last sync, checkpoint, counts and last error."""
+    settings = _settings(ctx)
+    configured = load_sources(settings)
+    engine = open_store(settings.database_url)
+    with engine.connect() as conn:
+        by_source: dict[str, list[dict[str, Any]]] = {}
+        for state in states(conn):
+            by_source.setdefault(state["source"], []).append(state)
+    if not configured:
+        console.print(f"No [[sources]] in {settings.config_file or 'any config file'}.")
+        return
+    table = Table(title="Sources")
+    for column in (
+        "source",
+        "kind",
+        "base url",
+        "type",
+        "last sync",
+        "checkpoint",
+        "fetched",
+        "new",
+        "quarantined",
+        "last error",
+    ):
+        table.add_column(column)
+    for source in configured:
+        rows = by_source.get(source.name) or [{}]
+        for state in rows:
+            counts = state.get("last_counts") or {}
+            table.add_row(
+                source.name,
+                source.kind,
+                source.base_url,
+                state.get("resource_type") or "-",
+                state.get("last_finished") or "never",
+                state.get("checkpoint") or "",
+                str(counts.get("fetched", "")),
+                str(counts.get("new", "")),
+                str(counts.get("quarantined", "")),
+                state.get("last_error") or "",
+            )
+    console.print(table)
 
 
 @db_app.command("upgrade")

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     )
     page_size: int = Field(default=50, ge=1, le=1000, description="default page size of the API")
     log_level: str = Field(default="INFO", description="logging level")
+    sources: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="[[sources]] tables of the config file: FHIR servers `journey sync` pulls",
+    )
+    config_file: str | None = Field(
+        default=None, description="the config file these settings came from (set on load)"
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -102,7 +109,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     # value for any key the environment sets.
     from_file = {k: v for k, v in file_values.items() if f"JOURNEY_{k.upper()}" not in os.environ}
     try:
-        return Settings(**{**from_file, **{k: v for k, v in overrides.items() if v is not None}})
+        values = {**from_file, **{k: v for k, v in overrides.items() if v is not None}}
+        return Settings(**values, config_file=str(path) if path else None)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"])

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from connectors.files import FileReader, RawItem, discover
 from integration.derive import DeriveSummary, derive_pending, orphan_records, utc_now
@@ -125,11 +125,11 @@ class Importer:
         batch: list[tuple[str, IncomingResource | Rejected]] = []
         for path in files:
             for item in reader.read(path):
-                batch.append(self._accept(item, summary))
+                batch.append(self.accept(item, summary))
                 if len(batch) >= self.batch_size:
-                    self._flush(batch, summary)
+                    self.write(batch, summary)
                     batch = []
-        self._flush(batch, summary)
+        self.write(batch, summary)
         if before_derive:
             before_derive()
         summary.derive = derive_pending(self.engine, self.pack, self.batch_size, on_derived)
@@ -139,7 +139,7 @@ class Importer:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def _accept(
+    def accept(
         self, item: RawItem, summary: ImportSummary
     ) -> tuple[str, IncomingResource | Rejected]:
         if item.resource is None:
@@ -196,10 +196,15 @@ class Importer:
             warnings=tuple(warnings),
         )
 
-    def _flush(
-        self, batch: list[tuple[str, IncomingResource | Rejected]], summary: ImportSummary
+    def write(
+        self,
+        batch: list[tuple[str, IncomingResource | Rejected]],
+        summary: ImportSummary,
+        also: Callable[[Connection], None] | None = None,
     ) -> None:
-        if not batch:
+        """Store a batch in one transaction; `also` runs in the same transaction
+        (a sync saves its checkpoint there, so it never passes unstored data)."""
+        if not batch and also is None:
             return
         incoming = [(label, item) for label, item in batch if isinstance(item, IncomingResource)]
         rejected = [(label, item) for label, item in batch if isinstance(item, Rejected)]
@@ -207,6 +212,8 @@ class Importer:
         with self.engine.begin() as conn:
             outcomes = write_resources(conn, [item for _, item in incoming], now)
             write_rejections(conn, [item for _, item in rejected], now)
+            if also is not None:
+                also(conn)
         for (label, _), outcome in zip(incoming, outcomes, strict=True):
             counts = summary.by_type[label]
             if outcome is WriteOutcome.NEW:

@@ -142,3 +142,16 @@ job_records = Table(
     Index("ix_job_records_subject", "source", "subject_id", "occurred_start", "id"),
     Index("ix_job_records_resource", "source", "resource_type", "resource_id"),
 )
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    # Highest meta.lastUpdated durably stored, in the server's clock (ISO UTC).
+    Column("checkpoint", String(40)),
+    Column("last_started", String(40)),
+    Column("last_finished", String(40)),
+    Column("last_error", Text),
+    Column("last_counts", Text),
+)

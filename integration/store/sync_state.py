@@ -1,0 +1,73 @@
+"""Checkpoints and last-run outcomes of source syncs.
+
+A checkpoint is saved in the same transaction as the page it covers, so it
+never points past data that is not stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, select
+
+from integration.store.schema import sync_state
+from integration.store.upsert import upsert
+
+
+def load_checkpoint(conn: Connection, source: str, resource_type: str) -> str | None:
+    return conn.execute(
+        select(sync_state.c.checkpoint).where(
+            sync_state.c.source == source, sync_state.c.resource_type == resource_type
+        )
+    ).scalar_one_or_none()
+
+
+def save_checkpoint(conn: Connection, source: str, resource_type: str, checkpoint: str) -> None:
+    upsert(
+        conn,
+        sync_state,
+        [{"source": source, "resource_type": resource_type, "checkpoint": checkpoint}],
+        keys=("source", "resource_type"),
+        update=("checkpoint",),
+    )
+
+
+def record_run(
+    conn: Connection,
+    source: str,
+    resource_type: str,
+    started: str,
+    finished: str,
+    error: str | None,
+    counts: dict[str, Any],
+) -> None:
+    upsert(
+        conn,
+        sync_state,
+        [
+            {
+                "source": source,
+                "resource_type": resource_type,
+                "last_started": started,
+                "last_finished": finished,
+                "last_error": error,
+                "last_counts": orjson.dumps(counts).decode(),
+            }
+        ],
+        keys=("source", "resource_type"),
+        update=("last_started", "last_finished", "last_error", "last_counts"),
+    )
+
+
+def states(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(sync_state).order_by(sync_state.c.source, sync_state.c.resource_type)
+    )
+    return [
+        {
+            **dict(row._mapping),
+            "last_counts": orjson.loads(row.last_counts) if row.last_counts else {},
+        }
+        for row in rows
+    ]

@@ -1,0 +1,246 @@
+"""Sync a configured FHIR source: pull what changed since the checkpoint, store it, map it.
+
+Per source: read /metadata, then search each resource type (concurrently,
+within the source's limits) with `_count` and, after the first full pull,
+`_lastUpdated=gt<checkpoint - overlap>`. Each page is validated and stored
+(or quarantined) in one transaction together with the new checkpoint (the
+highest `meta.lastUpdated` on the page), so killing a sync loses nothing and
+the next run re-fetches at most a page plus the overlap; the idempotent store
+absorbs the repeats. A failing resource type is reported and does not stop
+the others. Derivation runs once at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Connection, Engine
+
+from connectors.errors import FhirHttpError
+from connectors.files import RawItem
+from connectors.rest.auth import BearerToken
+from connectors.rest.capabilities import Capabilities, parse_capabilities
+from connectors.rest.http import FhirHttp
+from connectors.rest.search import SearchPage, search
+from integration.config import Settings
+from integration.derive import DeriveSummary, derive_pending, utc_now
+from integration.importer import Importer, ImportSummary
+from integration.sources import SourceConfig
+from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
+from mappings.dates import FhirDateError, parse_interval, utc_iso
+from mappings.rulepack import RulePack
+
+PageCallback = Callable[[str, str, SearchPage], None]
+
+
+@dataclass(slots=True)
+class TypeSync:
+    resource_type: str
+    pages: int = 0
+    fetched: int = 0
+    full: bool = True
+    checkpoint: str | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SyncSummary:
+    source: str
+    types: dict[str, TypeSync] = field(default_factory=dict)
+    stored: ImportSummary | None = None
+    derive: DeriveSummary = field(default_factory=DeriveSummary)
+    retries: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(t.error for t in self.types.values())
+
+
+def _since(checkpoint: str, overlap_seconds: int) -> str:
+    moment = parse_interval(checkpoint, "checkpoint").start - timedelta(seconds=overlap_seconds)
+    return utc_iso(moment)
+
+
+def _highest_last_updated(page: SearchPage, current: str | None) -> str | None:
+    best = current
+    for _, resource in page.resources:
+        meta = resource.get("meta")
+        value = meta.get("lastUpdated") if isinstance(meta, dict) else None
+        if not isinstance(value, str):
+            continue
+        try:
+            moment = parse_interval(value, "meta.lastUpdated").start_iso
+        except FhirDateError:
+            continue
+        if best is None or moment > best:
+            best = moment
+    return best
+
+
+class SourceSync:
+    """One run of one source."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        pack: RulePack,
+        settings: Settings,
+        source: SourceConfig,
+        client: httpx.AsyncClient,
+        on_page: PageCallback | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.source = source
+        self.pack = pack
+        self.http = FhirHttp(client, source.policy)
+        self.importer = Importer(engine, pack, source.name, settings.max_resource_bytes)
+        self.on_page = on_page or (lambda _s, _t, _p: None)
+
+    async def run(self, full: bool = False) -> SyncSummary:
+        started = time.perf_counter()
+        summary = SyncSummary(self.source.name, stored=ImportSummary(self.source.name))
+        try:
+            capabilities = parse_capabilities(
+                await self.http.get_json(f"{self.source.base_url}/metadata")
+            )
+        except FhirHttpError as exc:
+            summary.error = f"cannot read the CapabilityStatement: {exc}"
+            self._record_all(summary, utc_now())
+        else:
+            await asyncio.gather(
+                *(
+                    self._sync_type(resource_type, capabilities, full, summary)
+                    for resource_type in self.source.resource_types
+                )
+            )
+            summary.derive = derive_pending(self.engine, self.pack, self.settings.batch_size)
+        summary.retries = self.http.retries
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    async def _sync_type(
+        self, resource_type: str, capabilities: Capabilities, full: bool, summary: SyncSummary
+    ) -> None:
+        state = TypeSync(resource_type)
+        summary.types[resource_type] = state
+        started = utc_now()
+        assert summary.stored is not None
+        try:
+            declared = capabilities.supports_type(resource_type)
+            if not declared:
+                # CapabilityStatements are often incomplete: try, and say so.
+                state.warnings.append(
+                    f"the CapabilityStatement declares no search for {resource_type}; tried anyway"
+                )
+            params = {"_count": str(self.source.page_size)}
+            with self.engine.connect() as conn:
+                checkpoint = (
+                    None if full else load_checkpoint(conn, self.source.name, resource_type)
+                )
+            state.checkpoint = checkpoint
+            if checkpoint is not None:
+                if declared and capabilities.supports_param(resource_type, "_lastUpdated"):
+                    params["_lastUpdated"] = f"gt{_since(checkpoint, self.source.overlap_seconds)}"
+                    state.full = False
+                else:
+                    state.warnings.append(
+                        f"the server does not declare _lastUpdated for {resource_type}: full pull"
+                    )
+            async for page in search(self.http, self.source.base_url, resource_type, params):
+                state.pages += 1
+                state.fetched += len(page.resources)
+                for warning in page.warnings:
+                    if warning not in state.warnings:
+                        state.warnings.append(warning)
+                state.checkpoint = self._store_page(
+                    page, resource_type, state.checkpoint, summary.stored
+                )
+                self.on_page(self.source.name, resource_type, page)
+        except FhirHttpError as exc:
+            state.error = str(exc)
+        finally:
+            with self.engine.begin() as conn:
+                record_run(
+                    conn,
+                    self.source.name,
+                    resource_type,
+                    started,
+                    utc_now(),
+                    state.error,
+                    self._counts(state, summary.stored),
+                )
+
+    def _store_page(
+        self, page: SearchPage, resource_type: str, checkpoint: str | None, stored: ImportSummary
+    ) -> str | None:
+        where = f"page {page.number}"
+        batch = [
+            self.importer.accept(
+                RawItem(page.url, f"{where}, entry {index}", resource=resource), stored
+            )
+            for index, resource in page.resources
+        ]
+        batch += [
+            self.importer.accept(
+                RawItem(page.url, f"{where}, entry {index}", problem=problem), stored
+            )
+            for index, problem in page.broken
+        ]
+        new_checkpoint = _highest_last_updated(page, checkpoint)
+
+        def save(conn: Connection) -> None:
+            if new_checkpoint is not None and new_checkpoint != checkpoint:
+                save_checkpoint(conn, self.source.name, resource_type, new_checkpoint)
+
+        self.importer.write(batch, stored, also=save)
+        return new_checkpoint
+
+    def _record_all(self, summary: SyncSummary, now: str) -> None:
+        with self.engine.begin() as conn:
+            for resource_type in self.source.resource_types:
+                record_run(conn, self.source.name, resource_type, now, now, summary.error, {})
+
+    @staticmethod
+    def _counts(state: TypeSync, stored: ImportSummary) -> dict[str, Any]:
+        counts = stored.by_type.get(state.resource_type)
+        return {
+            "pages": state.pages,
+            "fetched": state.fetched,
+            "new": counts.new if counts else 0,
+            "changed": counts.changed if counts else 0,
+            "unchanged": counts.unchanged if counts else 0,
+            "quarantined": counts.quarantined if counts else 0,
+            "full": state.full,
+            "warnings": state.warnings[:5],
+        }
+
+
+async def sync_source(
+    engine: Engine,
+    pack: RulePack,
+    settings: Settings,
+    source: SourceConfig,
+    full: bool = False,
+    client: httpx.AsyncClient | None = None,
+    on_page: PageCallback | None = None,
+) -> SyncSummary:
+    """Run one sync of `source`. Pass a client to control transport (tests, proxies)."""
+    token = source.token(settings.config_file)
+    auth = BearerToken(token) if token else None
+    if client is not None:
+        if auth is not None:
+            client.auth = auth
+        return await SourceSync(engine, pack, settings, source, client, on_page).run(full)
+    timeout = httpx.Timeout(30.0, connect=10.0)
+    async with httpx.AsyncClient(auth=auth, timeout=timeout, follow_redirects=True) as owned:
+        return await SourceSync(engine, pack, settings, source, owned, on_page).run(full)

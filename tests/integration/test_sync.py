@@ -1,0 +1,255 @@
+"""`journey sync` against a real third-party FHIR server (sekmet-fhir on loopback),
+and against respx for the faults a real server will not produce on demand."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import Engine
+
+from integration.config import Settings
+from integration.sources import SourceConfig
+from integration.store import queries
+from integration.store.sync_state import load_checkpoint, states
+from integration.sync import sync_source
+from mappings.rulepack import RulePack
+
+SEKMET = str(Path(sys.executable).parent / "sekmet")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Sekmet:
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/fhir"
+        self.folder = folder
+        self.env = {
+            **os.environ,
+            "SEKMET_BASE_URL": self.base_url,
+            "SEKMET_DB": str(folder / "sekmet.db"),
+        }
+
+    def seed(self, count: int) -> None:
+        subprocess.run(
+            [SEKMET, "seed", "--count", str(count)],
+            cwd=self.folder,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+
+@pytest.fixture(scope="module")
+def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
+    server = Sekmet(tmp_path_factory.mktemp("sekmet"))
+    process = subprocess.Popen(
+        [SEKMET, "serve", "--host", "127.0.0.1", "--port", str(server.port)],
+        cwd=server.folder,
+        env=server.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{server.base_url}/metadata", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "sekmet did not start"
+            assert process.poll() is None, "sekmet exited"
+            time.sleep(0.3)
+        server.seed(12)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def source(base_url: str, **extra: Any) -> SourceConfig:
+    return SourceConfig.model_validate(
+        {"name": "ehr", "kind": "provider", "base_url": base_url, "mode": "rest", **extra}
+    )
+
+
+async def run(engine: Engine, pack: RulePack, config: SourceConfig, full: bool = False) -> Any:
+    return await sync_source(engine, pack, Settings(), config, full=full)
+
+
+@pytest.mark.slow
+async def test_full_then_incremental_sync_from_a_real_server(
+    sekmet: Sekmet, engine: Engine, pack: RulePack
+) -> None:
+    config = source(
+        sekmet.base_url, page_size=5, overlap_seconds=0, resource_types=["Patient", "Encounter"]
+    )
+    first = await run(engine, pack, config)
+    assert not first.failed, first.types
+    patients = first.stored.by_type["Patient"]
+    assert patients.new >= 12
+    assert first.types["Patient"].pages >= 3  # paged with next links, 5 a page
+    assert first.types["Patient"].full
+    with engine.connect() as conn:
+        checkpoint = load_checkpoint(conn, "ehr", "Patient")
+        people = queries.list_people(conn, 100)
+        records = [r for p in people for r in queries.journey(conn, p["id"], 100)]
+    assert checkpoint is not None
+    assert len(people) == patients.new
+    assert records
+    assert {r["source"]["source"] for r in records} == {"ehr"}
+
+    second = await run(engine, pack, config)
+    assert not second.types["Patient"].full
+    assert second.stored.by_type["Patient"].new == 0
+
+    sekmet.seed(3)
+    third = await run(engine, pack, config)
+    assert third.stored.by_type["Patient"].new == 3
+    assert third.types["Patient"].fetched < patients.new  # only what changed, not everything again
+
+
+BASE = "https://ehr.example/fhir"
+METADATA = {
+    "resourceType": "CapabilityStatement",
+    "fhirVersion": "4.0.1",
+    "rest": [
+        {
+            "mode": "server",
+            "resource": [
+                {
+                    "type": t,
+                    "interaction": [{"code": "search-type"}],
+                    "searchParam": [{"name": "_lastUpdated"}],
+                }
+                for t in ("Patient", "Encounter")
+            ],
+        }
+    ],
+}
+
+
+def patient_entry(pid: str, updated: str) -> dict[str, Any]:
+    return {"resource": {"resourceType": "Patient", "id": pid, "meta": {"lastUpdated": updated}}}
+
+
+@pytest.fixture
+def router() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get(f"{BASE}/metadata").mock(return_value=httpx.Response(200, json=METADATA))
+        yield mock
+
+
+async def test_checkpoint_never_passes_data_not_stored(
+    router: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    page1 = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": [{"relation": "next", "url": f"{BASE}/Patient?page=2"}],
+        "entry": [
+            patient_entry("a", "2025-01-01T10:00:00Z"),
+            patient_entry("b", "2025-01-02T10:00:00Z"),
+        ],
+    }
+    router.get(f"{BASE}/Patient", params={"_count": "100"}).mock(
+        return_value=httpx.Response(200, json=page1)
+    )
+    router.get(f"{BASE}/Patient", params={"page": "2"}).mock(
+        side_effect=httpx.ConnectError("reset")
+    )
+    config = source(BASE, resource_types=["Patient"], max_attempts=2)
+    summary = await run(engine, pack, config)
+    assert summary.failed
+    assert "ConnectError" in summary.types["Patient"].error
+    assert summary.retries == 1  # bounded: two attempts, then reported
+    assert summary.stored.by_type["Patient"].new == 2
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "ehr", "Patient") == "2025-01-02T10:00:00Z"
+        [state] = states(conn)
+    assert state["last_error"]
+    assert "ConnectError" in state["last_error"]
+
+
+async def test_a_failing_type_does_not_stop_the_others(
+    router: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": "error", "code": "forbidden", "diagnostics": "no access to Encounter"}
+        ],
+    }
+    router.get(f"{BASE}/Encounter").mock(return_value=httpx.Response(403, json=outcome))
+    router.get(f"{BASE}/Patient").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [patient_entry("a", "2025-01-01T00:00:00Z")],
+            },
+        )
+    )
+    summary = await run(engine, pack, source(BASE, resource_types=["Patient", "Encounter"]))
+    assert summary.types["Patient"].error is None
+    assert summary.stored.by_type["Patient"].new == 1
+    assert "HTTP 403: no access to Encounter" in summary.types["Encounter"].error
+
+
+async def test_broken_entries_are_quarantined_and_good_ones_kept(
+    router: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    bad = {"resource": {"resourceType": "Patient", "id": "bad", "birthDate": "1970-13-01"}}
+    router.get(f"{BASE}/Patient").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [
+                    patient_entry("a", "2025-01-01T00:00:00Z"),
+                    bad,
+                    {"search": {"mode": "match"}},
+                ],
+            },
+        )
+    )
+    summary = await run(engine, pack, source(BASE, resource_types=["Patient"]))
+    counts = summary.stored.by_type
+    assert counts["Patient"].new == 1
+    assert counts["Patient"].quarantined + counts["(unreadable)"].quarantined == 2
+    with engine.connect() as conn:
+        entries = queries.open_quarantine(conn, 10)
+    assert {e["location"] for e in entries} == {"page 1, entry 1", "page 1, entry 2"}
+    assert all(e["origin"].startswith(f"{BASE}/Patient") for e in entries)
+
+
+async def test_unreadable_capability_statement_is_reported(engine: Engine, pack: RulePack) -> None:
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/metadata").mock(return_value=httpx.Response(200, text="not json"))
+        summary = await run(engine, pack, source(BASE))
+    assert summary.error
+    assert "CapabilityStatement" in summary.error
+    with engine.connect() as conn:
+        assert {s["resource_type"] for s in states(conn)} == {
+            "Patient",
+            "Encounter",
+            "QuestionnaireResponse",
+        }
