@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
-from integration.api.routes import health, people
+from integration.api.routes import health, people, sources
 from integration.config import Settings, load_settings
 from integration.store.engine import open_store
 
@@ -34,9 +34,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.running_syncs = {}
+    app.state.sync_tasks = set()
     if engine is not None:
         app.state.engine = engine
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(people.router)
+    app.include_router(sources.router)
     return app

@@ -253,3 +253,51 @@ async def test_unreadable_capability_statement_is_reported(engine: Engine, pack:
             "Encounter",
             "QuestionnaireResponse",
         }
+
+
+def test_api_lists_sources_and_runs_a_sync_in_the_background(
+    router: respx.MockRouter, engine: Engine
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from integration.api.app import create_app
+
+    router.get(f"{BASE}/Patient").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [patient_entry("a", "2025-01-01T00:00:00Z")],
+            },
+        )
+    )
+    configured = {
+        "name": "ehr",
+        "kind": "payer",
+        "base_url": BASE,
+        "mode": "rest",
+        "resource_types": ["Patient"],
+    }
+    settings = Settings(api_keys=["k"], sources=[configured])
+    auth = {"Authorization": "Bearer k"}
+    with TestClient(create_app(settings, engine)) as client:
+        [before] = client.get("/sources", headers=auth).json()["items"]
+        assert (before["name"], before["kind"], before["resource_types"]) == ("ehr", "payer", [])
+        started = client.post("/sources/ehr/sync", headers=auth)
+        assert started.status_code == 202
+        assert started.headers["location"] == "/sources"
+        deadline = time.monotonic() + 20
+        while True:
+            [item] = client.get("/sources", headers=auth).json()["items"]
+            if item["running_since"] is None and item["resource_types"]:
+                break
+            assert time.monotonic() < deadline, "background sync did not finish"
+            time.sleep(0.05)
+        [patient_state] = item["resource_types"]
+        assert patient_state["last_counts"]["new"] == 1
+        assert patient_state["checkpoint"] == "2025-01-01T00:00:00Z"
+        assert client.post("/sources/nope/sync", headers=auth).status_code == 404
+        client.app.state.running_syncs["ehr"] = "2025-01-01T00:00:00Z"  # type: ignore[attr-defined]
+        assert client.post("/sources/ehr/sync", headers=auth).status_code == 409
+        assert client.post("/sources/ehr/sync").status_code == 401
