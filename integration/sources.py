@@ -11,8 +11,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from connectors.rest.auth import BearerToken, ClientCredentials, SmartBackendServices
 from connectors.rest.http import HttpPolicy
 from integration.config import Settings
 from integration.errors import ConfigError
@@ -21,13 +23,23 @@ DEFAULT_TYPES = ("Patient", "Encounter", "QuestionnaireResponse")
 
 
 class AuthConfig(BaseModel):
+    """How to authenticate; secrets are named (environment variable or file), never given."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["none", "bearer"] = "none"
-    token_env: str | None = Field(
-        default=None, description="environment variable holding the token"
+    type: Literal["none", "bearer", "client_credentials", "smart-backend"] = "none"
+    token_env: str | None = Field(default=None, description="bearer: variable holding the token")
+    token_file: str | None = Field(default=None, description="bearer: file holding the token")
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    client_secret_file: str | None = None
+    private_key_file: str | None = Field(default=None, description="smart-backend: PEM key")
+    algorithm: Literal["RS384", "ES384"] = "RS384"
+    key_id: str | None = None
+    token_url: str | None = Field(
+        default=None, description="default: from .well-known/smart-configuration"
     )
-    token_file: str | None = Field(default=None, description="file holding the token")
+    scope: str = "system/*.read"
 
 
 class SourceConfig(BaseModel):
@@ -62,24 +74,51 @@ class SourceConfig(BaseModel):
             requests_per_second=self.rate_limit,
         )
 
-    def token(self, config_file: str | None) -> str | None:
-        """The bearer token, read now from the environment or the named file."""
-        if self.auth.type != "bearer":
-            return None
+    def build_auth(self, config_file: str | None) -> httpx.Auth | None:
+        """The httpx auth flow for this source, with its secrets read now."""
+        auth = self.auth
         where = f"{config_file or 'config'}: source {self.name!r}: auth"
-        if self.auth.token_env:
-            value = os.environ.get(self.auth.token_env)
-            if not value:
-                raise ConfigError(
-                    f"{where}.token_env: environment variable {self.auth.token_env} is not set"
-                )
-            return value.strip()
-        if self.auth.token_file:
-            path = Path(self.auth.token_file)
-            if not path.is_file():
-                raise ConfigError(f"{where}.token_file: no file {path}")
-            return path.read_text(encoding="utf-8").strip()
-        raise ConfigError(f"{where}: a bearer source needs token_env or token_file")
+        if auth.type == "none":
+            return None
+        if auth.type == "bearer":
+            return BearerToken(_secret(where, "token", auth.token_env, auth.token_file))
+        if not auth.client_id:
+            raise ConfigError(f"{where}.client_id: required for {auth.type}")
+        if auth.type == "client_credentials":
+            secret = _secret(
+                where, "client_secret", auth.client_secret_env, auth.client_secret_file
+            )
+            return ClientCredentials(
+                self.base_url, auth.client_id, secret, auth.scope, token_url=auth.token_url
+            )
+        if not auth.private_key_file or not Path(auth.private_key_file).is_file():
+            raise ConfigError(f"{where}.private_key_file: a readable PEM file is required")
+        try:
+            return SmartBackendServices.from_pem_file(
+                self.base_url,
+                auth.client_id,
+                Path(auth.private_key_file),
+                auth.scope,
+                algorithm=auth.algorithm,
+                key_id=auth.key_id,
+                token_url=auth.token_url,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _secret(where: str, what: str, env: str | None, file: str | None) -> str:
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise ConfigError(f"{where}.{what}_env: environment variable {env} is not set")
+        return value.strip()
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise ConfigError(f"{where}.{what}_file: no file {path}")
+        return path.read_text(encoding="utf-8").strip()
+    raise ConfigError(f"{where}: {what}_env or {what}_file is required")
 
 
 def load_sources(settings: Settings) -> list[SourceConfig]:

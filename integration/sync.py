@@ -24,7 +24,6 @@ from sqlalchemy import Connection, Engine
 
 from connectors.errors import FhirHttpError
 from connectors.files import RawItem
-from connectors.rest.auth import BearerToken
 from connectors.rest.capabilities import Capabilities, parse_capabilities
 from connectors.rest.http import FhirHttp
 from connectors.rest.search import SearchPage, search
@@ -235,8 +234,7 @@ async def sync_source(
     on_page: PageCallback | None = None,
 ) -> SyncSummary:
     """Run one sync of `source`. Pass a client to control transport (tests, proxies)."""
-    token = source.token(settings.config_file)
-    auth = BearerToken(token) if token else None
+    auth = source.build_auth(settings.config_file)
     if client is not None:
         if auth is not None:
             client.auth = auth

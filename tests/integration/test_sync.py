@@ -34,15 +34,45 @@ def free_port() -> int:
 
 
 class Sekmet:
-    def __init__(self, folder: Path) -> None:
+    """A sekmet-fhir server process on a free loopback port."""
+
+    def __init__(self, folder: Path, database: Path, config: Path | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/fhir"
         self.folder = folder
-        self.env = {
-            **os.environ,
-            "SEKMET_BASE_URL": self.base_url,
-            "SEKMET_DB": str(folder / "sekmet.db"),
-        }
+        self.env = {**os.environ, "SEKMET_BASE_URL": self.base_url, "SEKMET_DB": str(database)}
+        if config is not None:
+            self.env["SEKMET_CONFIG"] = str(config)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [SEKMET, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=self.folder,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if (
+                    httpx.get(
+                        f"{self.base_url}/.well-known/smart-configuration", timeout=2
+                    ).status_code
+                    == 200
+                ):
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "sekmet did not start"
+            assert self.process.poll() is None, "sekmet exited"
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
 
     def seed(self, count: int) -> None:
         subprocess.run(
@@ -57,30 +87,59 @@ class Sekmet:
 
 @pytest.fixture(scope="module")
 def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
-    server = Sekmet(tmp_path_factory.mktemp("sekmet"))
-    process = subprocess.Popen(
-        [SEKMET, "serve", "--host", "127.0.0.1", "--port", str(server.port)],
-        cwd=server.folder,
-        env=server.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    folder = tmp_path_factory.mktemp("sekmet")
+    server = Sekmet(folder, folder / "sekmet.db")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{server.base_url}/metadata", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "sekmet did not start"
-            assert process.poll() is None, "sekmet exited"
-            time.sleep(0.3)
+        server.start()
         server.seed(12)
         yield server
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def smart_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    folder = tmp_path_factory.mktemp("keys")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (folder / "private.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (folder / "public.pem").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return folder / "private.pem"
+
+
+@pytest.fixture(scope="module")
+def secured_sekmet(sekmet: Sekmet, smart_key: Path) -> Iterator[Sekmet]:
+    """A second sekmet on the same data that only admits SMART Backend Services clients."""
+    config = sekmet.folder / "secured.yaml"
+    config.write_text(
+        "server_auth:\n"
+        "  types: [smart]\n"
+        "  smart_clients:\n"
+        "    - client_id: journey-smart\n"
+        f"      public_key_path: {smart_key.parent / 'public.pem'}\n"
+        "      scopes: system/*.read\n"
+        "    - client_id: journey-secret\n"
+        "      client_secret: s3cret\n"
+        "      scopes: system/*.read\n"
+    )
+    server = Sekmet(sekmet.folder, sekmet.folder / "sekmet.db", config)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 def source(base_url: str, **extra: Any) -> SourceConfig:
@@ -123,6 +182,56 @@ async def test_full_then_incremental_sync_from_a_real_server(
     third = await run(engine, pack, config)
     assert third.stored.by_type["Patient"].new == 3
     assert third.types["Patient"].fetched < patients.new  # only what changed, not everything again
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "auth",
+    [
+        {"type": "smart-backend", "client_id": "journey-smart", "algorithm": "RS384"},
+        {
+            "type": "client_credentials",
+            "client_id": "journey-secret",
+            "client_secret_env": "SEKMET_SECRET",
+        },
+    ],
+    ids=["smart-backend-services", "client-credentials"],
+)
+async def test_sync_authenticates_against_a_real_smart_server(
+    secured_sekmet: Sekmet,
+    smart_key: Path,
+    engine: Engine,
+    pack: RulePack,
+    auth: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEKMET_SECRET", "s3cret")
+    if auth["type"] == "smart-backend":
+        auth = {**auth, "private_key_file": str(smart_key)}
+    unauthenticated = httpx.get(f"{secured_sekmet.base_url}/Patient", timeout=5)
+    assert unauthenticated.status_code == 401
+    config = source(secured_sekmet.base_url, resource_types=["Patient"], auth=auth)
+    summary = await run(engine, pack, config)
+    assert summary.types["Patient"].error is None
+    assert summary.stored.by_type["Patient"].new >= 12
+
+
+@pytest.mark.slow
+async def test_a_wrong_client_secret_is_one_clear_error(
+    secured_sekmet: Sekmet, engine: Engine, pack: RulePack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEKMET_SECRET", "wrong")
+    auth = {
+        "type": "client_credentials",
+        "client_id": "journey-secret",
+        "client_secret_env": "SEKMET_SECRET",
+    }
+    summary = await run(
+        engine, pack, source(secured_sekmet.base_url, resource_types=["Patient"], auth=auth)
+    )
+    assert summary.error is not None
+    assert "no access token" in summary.error
+    assert summary.retries == 0
 
 
 BASE = "https://ehr.example/fhir"
