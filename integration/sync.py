@@ -45,6 +45,7 @@ class TypeSync:
     fetched: int = 0
     full: bool = True
     checkpoint: str | None = None
+    catch_up_pass: bool = False
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -155,16 +156,16 @@ class SourceSync:
                     state.warnings.append(
                         f"the server does not declare _lastUpdated for {resource_type}: full pull"
                     )
-            async for page in search(self.http, self.source.base_url, resource_type, params):
-                state.pages += 1
-                state.fetched += len(page.resources)
-                for warning in page.warnings:
-                    if warning not in state.warnings:
-                        state.warnings.append(warning)
-                state.checkpoint = self._store_page(
-                    page, resource_type, state.checkpoint, summary.stored
-                )
-                self.on_page(self.source.name, resource_type, page)
+            walk_started = await self._walk(resource_type, params, state, summary.stored)
+            can_filter = declared and capabilities.supports_param(resource_type, "_lastUpdated")
+            if state.pages > 1 and walk_started and can_filter:
+                # Offset paging shifts when data changes mid-walk: one more pass for what
+                # changed since the walk began catches anything that moved past us.
+                # The start time is the server's own, so only same-second writes need a margin.
+                since = _since(walk_started, 1)
+                catch_up = {**params, "_lastUpdated": f"gt{since}"}
+                await self._walk(resource_type, catch_up, state, summary.stored)
+                state.catch_up_pass = True
         except FhirHttpError as exc:
             state.error = str(exc)
         finally:
@@ -178,6 +179,26 @@ class SourceSync:
                     state.error,
                     self._counts(state, summary.stored),
                 )
+
+    async def _walk(
+        self,
+        resource_type: str,
+        params: dict[str, str],
+        state: TypeSync,
+        stored: ImportSummary,
+    ) -> str | None:
+        """Store every page of one search; returns the server's time at its first page."""
+        started: str | None = None
+        async for page in search(self.http, self.source.base_url, resource_type, params):
+            started = started or page.server_time
+            state.pages += 1
+            state.fetched += len(page.resources)
+            for warning in page.warnings:
+                if warning not in state.warnings:
+                    state.warnings.append(warning)
+            state.checkpoint = self._store_page(page, resource_type, state.checkpoint, stored)
+            self.on_page(self.source.name, resource_type, page)
+        return started
 
     def _store_page(
         self, page: SearchPage, resource_type: str, checkpoint: str | None, stored: ImportSummary

@@ -28,6 +28,8 @@ class SearchPage:
     url: str
     number: int
     total: int | None
+    # When the server produced this page, by its own clock (Bundle.meta.lastUpdated).
+    server_time: str | None = None
     resources: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     broken: list[tuple[int, str]] = field(default_factory=list)
@@ -95,7 +97,14 @@ def next_link(bundle: dict[str, Any]) -> str | None:
 
 def _read_page(bundle: dict[str, Any], url: str, number: int, resource_type: str) -> SearchPage:
     total = bundle.get("total")
-    page = SearchPage(url, number, total if isinstance(total, int) else None)
+    meta = bundle.get("meta")
+    server_time = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    page = SearchPage(
+        url,
+        number,
+        total if isinstance(total, int) else None,
+        server_time if isinstance(server_time, str) else None,
+    )
     entries = bundle.get("entry")
     for index, entry in enumerate(entries if isinstance(entries, list) else []):
         if not isinstance(entry, dict):

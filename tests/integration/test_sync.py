@@ -410,3 +410,66 @@ def test_api_lists_sources_and_runs_a_sync_in_the_background(
         client.app.state.running_syncs["ehr"] = "2025-01-01T00:00:00Z"  # type: ignore[attr-defined]
         assert client.post("/sources/ehr/sync", headers=auth).status_code == 409
         assert client.post("/sources/ehr/sync").status_code == 401
+
+
+async def test_a_final_last_updated_pass_catches_what_moved_during_an_offset_walk(
+    router: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    def page(entries: list[dict[str, Any]], next_url: str | None) -> dict[str, Any]:
+        links = [{"relation": "next", "url": next_url}] if next_url else []
+        return {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "meta": {"lastUpdated": "2025-06-01T12:00:00Z"},
+            "link": links,
+            "entry": entries,
+        }
+
+    # More specific routes first: respx matches params by containment.
+    catch_up = router.get(
+        f"{BASE}/Patient", params={"_count": "100", "_lastUpdated": "gt2025-06-01T11:59:59Z"}
+    ).mock(
+        return_value=httpx.Response(
+            200, json=page([patient_entry("moved", "2025-06-01T12:00:05Z")], None)
+        )
+    )
+    router.get(f"{BASE}/Patient", params={"_count": "100"}).mock(
+        return_value=httpx.Response(
+            200,
+            json=page([patient_entry("a", "2025-01-01T00:00:00Z")], f"{BASE}/Patient?_offset=1"),
+        )
+    )
+    # While we walked, "moved" was updated and slid onto a page we had already read.
+    router.get(f"{BASE}/Patient", params={"_offset": "1"}).mock(
+        return_value=httpx.Response(
+            200, json=page([patient_entry("c", "2025-01-03T00:00:00Z")], None)
+        )
+    )
+    summary = await run(engine, pack, source(BASE, resource_types=["Patient"]))
+    assert catch_up.called
+    assert summary.types["Patient"].catch_up_pass
+    assert summary.stored.by_type["Patient"].new == 3
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "ehr", "Patient") == "2025-06-01T12:00:05Z"
+
+
+async def test_incremental_sync_asks_by_the_servers_clock_not_ours(
+    router: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    # The server's clock runs years ahead of ours: its timestamps are the checkpoint.
+    # More specific route first: respx matches params by containment.
+    again = router.get(
+        f"{BASE}/Patient", params={"_count": "100", "_lastUpdated": "gt2031-01-01T00:00:00Z"}
+    ).mock(return_value=httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset"}))
+    ahead = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [patient_entry("a", "2031-01-01T00:10:00Z")],
+    }
+    router.get(f"{BASE}/Patient", params={"_count": "100"}).mock(
+        return_value=httpx.Response(200, json=ahead)
+    )
+    await run(engine, pack, source(BASE, resource_types=["Patient"], overlap_seconds=600))
+    summary = await run(engine, pack, source(BASE, resource_types=["Patient"], overlap_seconds=600))
+    assert again.called
+    assert not summary.types["Patient"].full
