@@ -42,6 +42,34 @@ class AuthConfig(BaseModel):
     scope: str = "system/*.read"
 
 
+class MembersConfig(BaseModel):
+    """A payer's member roster: pull only these Patients and what belongs to them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group: str | None = Field(default=None, description="a Group on the server, as Group/{id}")
+    identifiers: tuple[str, ...] = Field(
+        default=(), description="Patient identifiers, system|value"
+    )
+    batch_size: int = Field(default=50, ge=1, le=500, description="patients per search")
+
+    @field_validator("group")
+    @classmethod
+    def _group_reference(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("Group/"):
+            raise ValueError("must be written Group/{id}")
+        return value
+
+    @field_validator("identifiers")
+    @classmethod
+    def _system_value(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            system, sep, code = value.partition("|")
+            if not sep or not system or not code:
+                raise ValueError("each identifier must be written system|value")
+        return values
+
+
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,6 +86,7 @@ class SourceConfig(BaseModel):
         default=300, ge=0, description="re-read window before the checkpoint"
     )
     max_attempts: int = Field(default=6, ge=1, le=20)
+    members: MembersConfig | None = None
 
     @field_validator("base_url")
     @classmethod

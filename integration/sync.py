@@ -30,6 +30,7 @@ from connectors.rest.search import SearchPage, search
 from integration.config import Settings
 from integration.derive import DeriveSummary, derive_pending, utc_now
 from integration.importer import Importer, ImportSummary
+from integration.members import batches, belongs_to, roster_patient_ids
 from integration.sources import SourceConfig
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
 from mappings.dates import FhirDateError, parse_interval, utc_iso
@@ -46,6 +47,7 @@ class TypeSync:
     full: bool = True
     checkpoint: str | None = None
     catch_up_pass: bool = False
+    skipped_not_members: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -105,6 +107,7 @@ class SourceSync:
         self.http = FhirHttp(client, source.policy)
         self.importer = Importer(engine, pack, source.name, settings.max_resource_bytes)
         self.on_page = on_page or (lambda _s, _t, _p: None)
+        self.members: set[str] | None = None
 
     async def run(self, full: bool = False) -> SyncSummary:
         started = time.perf_counter()
@@ -114,16 +117,35 @@ class SourceSync:
                 await self.http.get_json(f"{self.source.base_url}/metadata")
             )
         except FhirHttpError as exc:
-            summary.error = f"cannot read the CapabilityStatement: {exc}"
-            self._record_all(summary, utc_now())
-        else:
-            await asyncio.gather(
-                *(
-                    self._sync_type(resource_type, capabilities, full, summary)
-                    for resource_type in self.source.resource_types
+            return self._fail(summary, f"cannot read the CapabilityStatement: {exc}", started)
+        roster = self.source.members
+        if roster is not None:
+            try:
+                self.members = set(
+                    await roster_patient_ids(
+                        self.http,
+                        self.source.base_url,
+                        roster.group,
+                        roster.identifiers,
+                        roster.batch_size,
+                    )
                 )
+            except FhirHttpError as exc:
+                return self._fail(summary, f"cannot read the member roster: {exc}", started)
+        await asyncio.gather(
+            *(
+                self._sync_type(resource_type, capabilities, full, summary)
+                for resource_type in self.source.resource_types
             )
-            summary.derive = derive_pending(self.engine, self.pack, self.settings.batch_size)
+        )
+        summary.derive = derive_pending(self.engine, self.pack, self.settings.batch_size)
+        summary.retries = self.http.retries
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _fail(self, summary: SyncSummary, error: str, started: float) -> SyncSummary:
+        summary.error = error
+        self._record_all(summary, utc_now())
         summary.retries = self.http.retries
         summary.seconds = time.perf_counter() - started
         return summary
@@ -156,6 +178,9 @@ class SourceSync:
                     state.warnings.append(
                         f"the server does not declare _lastUpdated for {resource_type}: full pull"
                     )
+            if self.members is not None:
+                await self._walk_members(resource_type, capabilities, params, state, summary.stored)
+                return
             walk_started = await self._walk(resource_type, params, state, summary.stored)
             can_filter = declared and capabilities.supports_param(resource_type, "_lastUpdated")
             if state.pages > 1 and walk_started and can_filter:
@@ -186,8 +211,12 @@ class SourceSync:
         params: dict[str, str],
         state: TypeSync,
         stored: ImportSummary,
+        members_only: bool = False,
     ) -> str | None:
-        """Store every page of one search; returns the server's time at its first page."""
+        """Store every page of one search; returns the server's time at its first page.
+
+        With `members_only`, resources of non-members are dropped (counted) and the
+        checkpoint is left for the caller to save when all batches are stored."""
         started: str | None = None
         async for page in search(self.http, self.source.base_url, resource_type, params):
             started = started or page.server_time
@@ -196,12 +225,60 @@ class SourceSync:
             for warning in page.warnings:
                 if warning not in state.warnings:
                     state.warnings.append(warning)
-            state.checkpoint = self._store_page(page, resource_type, state.checkpoint, stored)
+            if members_only and self.members is not None:
+                members = self.members
+                kept = [(i, r) for i, r in page.resources if belongs_to(r, resource_type, members)]
+                state.skipped_not_members += len(page.resources) - len(kept)
+                page.resources = kept
+            state.checkpoint = self._store_page(
+                page, resource_type, state.checkpoint, stored, save=not members_only
+            )
             self.on_page(self.source.name, resource_type, page)
         return started
 
+    async def _walk_members(
+        self,
+        resource_type: str,
+        capabilities: Capabilities,
+        params: dict[str, str],
+        state: TypeSync,
+        stored: ImportSummary,
+    ) -> None:
+        """Pull a type for the roster's patients, a batch of ids per search."""
+        members, roster = self.members, self.source.members
+        if members is None or roster is None:
+            return
+        before = state.checkpoint
+        ids = sorted(members)
+        if resource_type == "Patient":
+            by = "_id"
+        elif capabilities.supports_param(resource_type, "patient"):
+            by = "patient"
+        else:
+            by = None
+            state.warnings.append(
+                f"the server declares no patient search for {resource_type}: searched the "
+                "whole type and kept members' resources only"
+            )
+        if by is None:
+            await self._walk(resource_type, params, state, stored, members_only=True)
+        else:
+            for chunk in batches(ids, roster.batch_size):
+                await self._walk(
+                    resource_type, {**params, by: ",".join(chunk)}, state, stored, True
+                )
+        # Only now: a checkpoint saved after batch 1 could pass data of batch 3 unread.
+        if state.checkpoint is not None and state.checkpoint != before:
+            with self.engine.begin() as conn:
+                save_checkpoint(conn, self.source.name, resource_type, state.checkpoint)
+
     def _store_page(
-        self, page: SearchPage, resource_type: str, checkpoint: str | None, stored: ImportSummary
+        self,
+        page: SearchPage,
+        resource_type: str,
+        checkpoint: str | None,
+        stored: ImportSummary,
+        save: bool = True,
     ) -> str | None:
         where = f"page {page.number}"
         batch = [
@@ -218,11 +295,11 @@ class SourceSync:
         ]
         new_checkpoint = _highest_last_updated(page, checkpoint)
 
-        def save(conn: Connection) -> None:
-            if new_checkpoint is not None and new_checkpoint != checkpoint:
+        def save_with_page(conn: Connection) -> None:
+            if save and new_checkpoint is not None and new_checkpoint != checkpoint:
                 save_checkpoint(conn, self.source.name, resource_type, new_checkpoint)
 
-        self.importer.write(batch, stored, also=save)
+        self.importer.write(batch, stored, also=save_with_page)
         return new_checkpoint
 
     def _record_all(self, summary: SyncSummary, now: str) -> None:
@@ -241,6 +318,7 @@ class SourceSync:
             "unchanged": counts.unchanged if counts else 0,
             "quarantined": counts.quarantined if counts else 0,
             "full": state.full,
+            "skipped_not_members": state.skipped_not_members,
             "warnings": state.warnings[:5],
         }
 

@@ -473,3 +473,133 @@ async def test_incremental_sync_asks_by_the_servers_clock_not_ours(
     summary = await run(engine, pack, source(BASE, resource_types=["Patient"], overlap_seconds=600))
     assert again.called
     assert not summary.types["Patient"].full
+
+
+@pytest.mark.slow
+async def test_payer_pulls_only_its_members_from_a_group_roster(
+    sekmet: Sekmet, engine: Engine, pack: RulePack
+) -> None:
+    everyone = httpx.get(f"{sekmet.base_url}/Patient", params={"_count": "200"}, timeout=10).json()
+    ids = sorted(entry["resource"]["id"] for entry in everyone["entry"])
+    members = ids[:3]
+    group = {
+        "resourceType": "Group",
+        "type": "person",
+        "actual": True,
+        "member": [{"entity": {"reference": f"Patient/{pid}"}} for pid in members],
+    }
+    created = httpx.post(
+        f"{sekmet.base_url}/Group",
+        json=group,
+        headers={"Content-Type": "application/fhir+json"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    group_id = created.json()["id"]
+    encounters = httpx.get(
+        f"{sekmet.base_url}/Encounter", params={"_count": "200"}, timeout=10
+    ).json()
+    members_encounters = {
+        e["resource"]["id"]
+        for e in encounters.get("entry", [])
+        if e["resource"]["subject"]["reference"].split("/")[-1] in members
+    }
+    config = source(
+        sekmet.base_url,
+        kind="payer",
+        resource_types=["Patient", "Encounter"],
+        members={"group": f"Group/{group_id}", "batch_size": 2},
+    )
+    summary = await run(engine, pack, config)
+    assert summary.error is None
+    assert not summary.failed, summary.types
+    assert summary.stored.by_type["Patient"].new == 3
+    assert summary.types["Patient"].pages >= 2  # two batches of ids
+    stored_encounters = (
+        summary.stored.by_type["Encounter"].new if "Encounter" in summary.stored.by_type else 0
+    )
+    assert stored_encounters == len(members_encounters)
+
+
+async def test_members_by_identifier_and_a_server_that_cannot_search_by_patient(
+    router: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    metadata = {
+        "resourceType": "CapabilityStatement",
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [
+                    {
+                        "type": "Patient",
+                        "interaction": [{"code": "search-type"}],
+                        "searchParam": [{"name": "identifier"}, {"name": "_id"}],
+                    },
+                    {"type": "QuestionnaireResponse", "interaction": [{"code": "search-type"}]},
+                ],
+            }
+        ],
+    }
+    router.routes.clear()
+    router.get(f"{BASE}/metadata").mock(return_value=httpx.Response(200, json=metadata))
+    router.get(f"{BASE}/Patient", params={"identifier": "urn:m|1,urn:m|2"}).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [
+                    patient_entry("p1", "2025-01-01T00:00:00Z"),
+                    patient_entry("p2", "2025-01-01T00:00:00Z"),
+                ],
+            },
+        )
+    )
+    router.get(f"{BASE}/Patient", params={"_id": "p1,p2"}).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [
+                    patient_entry("p1", "2025-01-01T00:00:00Z"),
+                    patient_entry("p2", "2025-01-01T00:00:00Z"),
+                ],
+            },
+        )
+    )
+
+    def qr(rid: str, pid: str) -> dict[str, Any]:
+        return {
+            "resource": {
+                "resourceType": "QuestionnaireResponse",
+                "id": rid,
+                "status": "completed",
+                "subject": {"reference": f"Patient/{pid}"},
+                "meta": {"lastUpdated": "2025-02-01T00:00:00Z"},
+            }
+        }
+
+    router.get(f"{BASE}/QuestionnaireResponse").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [qr("q1", "p1"), qr("q2", "stranger"), qr("q3", "p2")],
+            },
+        )
+    )
+    config = source(
+        BASE,
+        kind="payer",
+        resource_types=["Patient", "QuestionnaireResponse"],
+        members={"identifiers": ["urn:m|1", "urn:m|2"]},
+    )
+    summary = await run(engine, pack, config)
+    assert not summary.failed, summary.types
+    assert summary.stored.by_type["QuestionnaireResponse"].new == 2
+    assert summary.types["QuestionnaireResponse"].skipped_not_members == 1
+    assert any("no patient search" in w for w in summary.types["QuestionnaireResponse"].warnings)
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "ehr", "QuestionnaireResponse") == "2025-02-01T00:00:00Z"

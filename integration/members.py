@@ -1,0 +1,58 @@
+"""Member-scoped pulls for payers: resolve the roster to Patient ids, then search in batches.
+
+The roster is a Group on the server (its `member.entity` references) or a list
+of Patient identifiers (searched `identifier=a,b,...`). Patients are then
+pulled with `_id=...` and their Encounters and QuestionnaireResponses with
+`patient=...`, a batch of ids per search. Servers that do not declare
+`patient` for a type, or ignore it (some answer with a warning entry), get a
+type-level search instead, and what comes back is filtered here to members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from connectors.errors import FatalFhirError
+from connectors.rest.http import FhirHttp
+from connectors.rest.search import search
+from mappings.fhir_values import reference_id
+
+
+async def roster_patient_ids(
+    http: FhirHttp, base_url: str, group: str | None, identifiers: Sequence[str], batch_size: int
+) -> list[str]:
+    """The Patient ids of the roster, in a stable order."""
+    ids: list[str] = []
+    if group is not None:
+        body = await http.get_json(f"{base_url}/{group}")
+        if body.get("resourceType") != "Group":
+            raise FatalFhirError(f"{base_url}/{group}", 200, "the roster is not a Group")
+        for member in body.get("member", []) if isinstance(body.get("member"), list) else []:
+            entity = member.get("entity") if isinstance(member, dict) else None
+            patient_id = reference_id(entity, "Patient")
+            if patient_id and patient_id not in ids:
+                ids.append(patient_id)
+    for chunk in batches(list(identifiers), batch_size):
+        params = {"identifier": ",".join(chunk), "_count": str(max(len(chunk) * 2, 10))}
+        async for page in search(http, base_url, "Patient", params):
+            for _, patient in page.resources:
+                patient_id = patient.get("id")
+                if isinstance(patient_id, str) and patient_id not in ids:
+                    ids.append(patient_id)
+    return ids
+
+
+def batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def belongs_to(resource: dict[str, Any], resource_type: str, members: set[str]) -> bool:
+    if resource_type == "Patient":
+        return resource.get("id") in members
+    for element in ("subject", "patient"):
+        patient_id = reference_id(resource.get(element), "Patient")
+        if patient_id is not None:
+            return patient_id in members
+    return False
