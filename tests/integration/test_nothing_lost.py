@@ -23,7 +23,7 @@ valid = st.one_of(
     st.tuples(ids, ids).map(lambda pair: encounter(pair[0], pair[1])),
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8),
     lambda children: (
         st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
     ),
