@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -114,3 +115,9 @@ def encounter(
         "period": {"start": start},
         **extra,
     }
+
+
+# CI runs the property tests on a fixed set of examples, so a run is repeatable.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")

@@ -109,3 +109,15 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+async def test_requests_per_second_are_paced(router: respx.MockRouter) -> None:
+    router.get(URL).mock(return_value=httpx.Response(200, json=BUNDLE))
+    sleeps = Sleeps()
+    async with httpx.AsyncClient() as client:
+        http = FhirHttp(client, HttpPolicy(requests_per_second=10), sleep=sleeps)
+        for _ in range(5):
+            await http.get_json(URL)
+    # Five starts at 10 per second, on a clock the fake sleep does not move: each start
+    # is scheduled 0.1 s after the one before.
+    assert sleeps == pytest.approx([0.1, 0.2, 0.3, 0.4], abs=0.02)
