@@ -603,3 +603,46 @@ async def test_members_by_identifier_and_a_server_that_cannot_search_by_patient(
     assert any("no patient search" in w for w in summary.types["QuestionnaireResponse"].warnings)
     with engine.connect() as conn:
         assert load_checkpoint(conn, "ehr", "QuestionnaireResponse") == "2025-02-01T00:00:00Z"
+
+
+@pytest.mark.slow
+def test_journey_sync_and_sources_commands(sekmet: Sekmet, tmp_path: Path) -> None:
+    journey = str(Path(sys.executable).parent / "journey")
+    (tmp_path / "journey.toml").write_text(
+        "[[sources]]\n"
+        'name = "hospital"\n'
+        'kind = "provider"\n'
+        f'base_url = "{sekmet.base_url}"\n'
+        'mode = "rest"\n'
+        "page_size = 4\n"
+        "\n"
+        "[[sources]]\n"
+        'name = "offline"\n'
+        'kind = "payer"\n'
+        'base_url = "http://127.0.0.1:9/fhir"\n'
+        'mode = "rest"\n'
+        "max_attempts = 1\n"
+    )
+    env = {**os.environ, "COLUMNS": "200", "JOURNEY_DATABASE_URL": f"sqlite:///{tmp_path / 'j.db'}"}
+    env.pop("JOURNEY_CONFIG", None)
+
+    def journey_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [journey, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    one = journey_run("sync", "--source", "hospital")
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert "Sync of 'hospital'" in one.stdout
+    assert "Patient" in one.stdout
+    everything = journey_run("sync")
+    assert everything.returncode == 2  # the offline source failed, clearly
+    assert "offline" in everything.stderr
+    assert "cannot read the CapabilityStatement" in everything.stderr
+    listed = journey_run("sources")
+    assert listed.returncode == 0
+    assert "hospital" in listed.stdout
+    assert "ConnectError" in listed.stdout or "no response" in listed.stdout
+    unknown = journey_run("sync", "--source", "nope")
+    assert unknown.returncode == 1
+    assert "no source named 'nope'" in unknown.stderr
