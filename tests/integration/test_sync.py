@@ -542,31 +542,17 @@ async def test_members_by_identifier_and_a_server_that_cannot_search_by_patient(
     }
     router.routes.clear()
     router.get(f"{BASE}/metadata").mock(return_value=httpx.Response(200, json=metadata))
+    both = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [patient_entry(p, "2025-01-01T00:00:00Z") for p in ("p1", "p2")],
+    }
+    # The roster is found by identifier, then its Patients are pulled by _id.
     router.get(f"{BASE}/Patient", params={"identifier": "urn:m|1,urn:m|2"}).mock(
-        return_value=httpx.Response(
-            200,
-            json={
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "entry": [
-                    patient_entry("p1", "2025-01-01T00:00:00Z"),
-                    patient_entry("p2", "2025-01-01T00:00:00Z"),
-                ],
-            },
-        )
+        return_value=httpx.Response(200, json=both)
     )
     router.get(f"{BASE}/Patient", params={"_id": "p1,p2"}).mock(
-        return_value=httpx.Response(
-            200,
-            json={
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "entry": [
-                    patient_entry("p1", "2025-01-01T00:00:00Z"),
-                    patient_entry("p2", "2025-01-01T00:00:00Z"),
-                ],
-            },
-        )
+        return_value=httpx.Response(200, json=both)
     )
 
     def qr(rid: str, pid: str) -> dict[str, Any]:
