@@ -264,8 +264,10 @@ class SourceSync:
             await self._walk(resource_type, params, state, stored, members_only=True)
         else:
             for chunk in batches(ids, roster.batch_size):
+                # `patient=Patient/x` is understood by every server; a bare id is not.
+                values = chunk if by == "_id" else [f"Patient/{pid}" for pid in chunk]
                 await self._walk(
-                    resource_type, {**params, by: ",".join(chunk)}, state, stored, True
+                    resource_type, {**params, by: ",".join(values)}, state, stored, True
                 )
         # Only now: a checkpoint saved after batch 1 could pass data of batch 3 unread.
         if state.checkpoint is not None and state.checkpoint != before:

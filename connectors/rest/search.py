@@ -57,14 +57,22 @@ async def search(
     seen: set[str] = set()
     warned_rebase = False
     number = 0
+    fetched = 0
     while url is not None and number < max_pages:
         number += 1
         bundle = await http.get_json(url, query)
         if bundle.get("resourceType") != "Bundle":
             raise FatalFhirError(url, 200, f"page is a {bundle.get('resourceType')}, not a Bundle")
         page = _read_page(bundle, url, number, resource_type)
-        yield page
+        fetched += len(page.resources) + len(page.broken)
         link = next_link(bundle)
+        if link is None and page.total is not None and fetched < page.total:
+            # Some servers (an in-memory Medplum router, for one) cap a page and give no next link.
+            page.warnings.append(
+                f"the server counts {page.total} matches but sent {fetched} and no next link; "
+                "raise page_size or ask the server to page"
+            )
+        yield page
         if link is None:
             return
         resolved = rebase(link, base_url)
