@@ -13,19 +13,20 @@ the others. Derivation runs once at the end.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import Connection, Engine
 
-from connectors.errors import FhirHttpError
+from connectors.errors import FatalFhirError, FhirHttpError
 from connectors.files import RawItem
 from connectors.rest.capabilities import Capabilities, parse_capabilities
-from connectors.rest.http import FhirHttp
+from connectors.rest.http import FhirHttp, Params
 from connectors.rest.search import SearchPage, search
 from integration.config import Settings
 from integration.derive import DeriveSummary, derive_pending, utc_now
@@ -47,6 +48,7 @@ class TypeSync:
     full: bool = True
     checkpoint: str | None = None
     catch_up_pass: bool = False
+    slices: int = 0
     skipped_not_members: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -70,6 +72,26 @@ class SyncSummary:
 def _since(checkpoint: str, overlap_seconds: int) -> str:
     moment = parse_interval(checkpoint, "checkpoint").start - timedelta(seconds=overlap_seconds)
     return utc_iso(moment)
+
+
+def _first_updated(bundle: dict[str, Any], resource_type: str) -> datetime | None:
+    """meta.lastUpdated of a search's first resource, to the millisecond."""
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
+            meta = resource.get("meta")
+            value = meta.get("lastUpdated") if isinstance(meta, dict) else None
+            try:
+                moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+            except ValueError:
+                return None
+            return moment if moment is not None and moment.tzinfo is not None else None
+    return None
+
+
+def _iso_ms(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _highest_last_updated(page: SearchPage, current: str | None) -> str | None:
@@ -181,8 +203,12 @@ class SourceSync:
             if self.members is not None:
                 await self._walk_members(resource_type, capabilities, params, state, summary.stored)
                 return
-            walk_started = await self._walk(resource_type, params, state, summary.stored)
             can_filter = declared and capabilities.supports_param(resource_type, "_lastUpdated")
+            plan = await self._plan_slices(resource_type, params) if can_filter else None
+            if plan is not None:
+                walk_started = await self._walk_slices(resource_type, params, plan, state, summary)
+            else:
+                walk_started = await self._walk(resource_type, params, state, summary.stored)
             if state.pages > 1 and walk_started and can_filter:
                 # Offset paging shifts when data changes mid-walk: one more pass for what
                 # changed since the walk began catches anything that moved past us.
@@ -208,15 +234,17 @@ class SourceSync:
     async def _walk(
         self,
         resource_type: str,
-        params: dict[str, str],
+        params: Params,
         state: TypeSync,
         stored: ImportSummary,
         members_only: bool = False,
+        defer_checkpoint: bool = False,
     ) -> str | None:
         """Store every page of one search; returns the server's time at its first page.
 
-        With `members_only`, resources of non-members are dropped (counted) and the
-        checkpoint is left for the caller to save when all batches are stored."""
+        With `members_only`, resources of non-members are dropped (counted). With
+        either flag the checkpoint is left for the caller to save once every batch
+        or slice is stored."""
         started: str | None = None
         async for page in search(self.http, self.source.base_url, resource_type, params):
             started = started or page.server_time
@@ -231,10 +259,82 @@ class SourceSync:
                 state.skipped_not_members += len(page.resources) - len(kept)
                 page.resources = kept
             state.checkpoint = self._store_page(
-                page, resource_type, state.checkpoint, stored, save=not members_only
+                page,
+                resource_type,
+                state.checkpoint,
+                stored,
+                save=not (members_only or defer_checkpoint),
             )
             self.on_page(self.source.name, resource_type, page)
         return started
+
+    async def _plan_slices(
+        self, resource_type: str, params: dict[str, str]
+    ) -> tuple[list[tuple[str, str]], str | None] | None:
+        """Time windows to walk concurrently, when the result is large and the server
+        sorts by _lastUpdated; None to walk the next links one by one."""
+        size = self.source.page_size
+        if self.source.concurrency < 2:
+            return None
+        url = f"{self.source.base_url}/{resource_type}"
+        try:
+            oldest = await self.http.get_json(
+                url, {**params, "_sort": "_lastUpdated", "_count": "1"}
+            )
+            newest = await self.http.get_json(
+                url, {**params, "_sort": "-_lastUpdated", "_count": "1"}
+            )
+        except FatalFhirError:
+            return None  # no _sort here: the plain walk it is
+        total = oldest.get("total")
+        first, last = _first_updated(oldest, resource_type), _first_updated(newest, resource_type)
+        if not isinstance(total, int) or total <= 2 * size or first is None or last is None:
+            return None
+        if first >= last:
+            return None  # _sort ignored, or everything in one instant
+        slices = min(self.source.concurrency, math.ceil(total / size))
+        high = last + timedelta(milliseconds=1)
+        edges = [first + (high - first) * k / slices for k in range(slices + 1)]
+        windows = [(_iso_ms(edges[k]), _iso_ms(edges[k + 1])) for k in range(slices)]
+        meta = oldest.get("meta")
+        server_time = meta.get("lastUpdated") if isinstance(meta, dict) else None
+        return windows, server_time if isinstance(server_time, str) else None
+
+    async def _walk_slices(
+        self,
+        resource_type: str,
+        params: dict[str, str],
+        plan: tuple[list[tuple[str, str]], str | None],
+        state: TypeSync,
+        summary: SyncSummary,
+    ) -> str | None:
+        """Walk each time window's next links concurrently; save the checkpoint only
+        when every window is stored (one window's later data must not pass another's)."""
+        windows, server_time = plan
+        assert summary.stored is not None
+        base = [(k, v) for k, v in params.items() if k != "_lastUpdated"]
+        before = state.checkpoint
+        results = await asyncio.gather(
+            *(
+                self._walk(
+                    resource_type,
+                    [*base, ("_lastUpdated", f"ge{low}"), ("_lastUpdated", f"lt{high}")],
+                    state,
+                    summary.stored,
+                    defer_checkpoint=True,
+                )
+                for low, high in windows
+            ),
+            return_exceptions=True,
+        )
+        state.slices = len(windows)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        if state.checkpoint is not None and state.checkpoint != before:
+            with self.engine.begin() as conn:
+                save_checkpoint(conn, self.source.name, resource_type, state.checkpoint)
+        return server_time
 
     async def _walk_members(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -30,6 +30,8 @@ from tenacity import (
 from connectors.errors import FatalFhirError, TransientFhirError
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Query parameters: a mapping, or pairs when a name repeats (_lastUpdated=ge..&_lastUpdated=lt..).
+Params = Mapping[str, str] | Sequence[tuple[str, str]]
 FHIR_JSON = "application/fhir+json"
 
 
@@ -126,7 +128,7 @@ class FhirHttp:
         if self.on_retry and isinstance(error, TransientFhirError):
             self.on_retry(error, state.next_action.sleep if state.next_action else 0.0)
 
-    async def get_json(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+    async def get_json(self, url: str, params: Params | None = None) -> dict[str, Any]:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientFhirError),
             stop=stop_after_attempt(self.policy.max_attempts),
@@ -140,11 +142,16 @@ class FhirHttp:
                 return await self._once(url, params)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    async def _once(self, url: str, params: dict[str, str] | None) -> dict[str, Any]:
+    async def _once(self, url: str, params: Params | None) -> dict[str, Any]:
         await self._pacer.wait(self.sleep)
+        query: httpx.QueryParams | None = None
+        if params is not None:
+            query = httpx.QueryParams(
+                dict(params) if isinstance(params, Mapping) else [(k, v) for k, v in params]
+            )
         async with self._semaphore:
             try:
-                response = await self.client.get(url, params=params, headers={"Accept": FHIR_JSON})
+                response = await self.client.get(url, params=query, headers={"Accept": FHIR_JSON})
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 raise TransientFhirError(url, None, f"{type(exc).__name__}") from exc
         shown = str(response.request.url)

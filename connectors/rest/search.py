@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from connectors.errors import FatalFhirError
-from connectors.rest.http import FhirHttp, outcome_diagnostics
+from connectors.rest.http import FhirHttp, Params, outcome_diagnostics
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,13 @@ async def search(
     http: FhirHttp,
     base_url: str,
     resource_type: str,
-    params: dict[str, str],
+    params: Params,
     max_pages: int = 1_000_000,
 ) -> AsyncIterator[SearchPage]:
     """Yield each page of `GET [base]/[type]?params`, following next links."""
     base_url = base_url.rstrip("/")
     url: str | None = f"{base_url}/{resource_type}"
-    query: dict[str, str] | None = params
+    query: Params | None = params
     seen: set[str] = set()
     warned_rebase = False
     number = 0

@@ -125,8 +125,9 @@ async def test_synced_from_medplum_equals_imported_from_files(
 
 @pytest.mark.slow
 async def test_a_capped_page_without_next_link_is_reported(
-    medplum: str, engine: Engine, pack: RulePack
+    medplum: str, clinic_data: Path, engine: Engine, pack: RulePack
 ) -> None:
+    encounters = clinic_data.read_text().count('"resourceType":"Encounter"')
     config = SourceConfig.model_validate(
         {
             "name": "medplum",
@@ -139,5 +140,5 @@ async def test_a_capped_page_without_next_link_is_reported(
     )
     summary = await sync_source(engine, pack, Settings(), config)
     state = summary.types["Encounter"]
-    assert state.fetched == 5
+    assert state.fetched < encounters
     assert any("no next link" in warning for warning in state.warnings)
