@@ -642,3 +642,50 @@ def test_journey_sync_and_sources_commands(sekmet: Sekmet, tmp_path: Path) -> No
     unknown = journey_run("sync", "--source", "nope")
     assert unknown.returncode == 1
     assert "no source named 'nope'" in unknown.stderr
+
+
+async def test_windows_walked_concurrently_keep_the_checkpoint_until_all_are_stored(
+    engine: Engine, pack: RulePack
+) -> None:
+    def bundle(*entries: dict[str, Any], total: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": list(entries),
+        }
+        if total is not None:
+            body["total"] = total
+        return body
+
+    oldest, newest = (
+        patient_entry("p0", "2025-01-01T00:00:00Z"),
+        patient_entry("p9", "2025-01-09T00:00:00Z"),
+    )
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get(f"{BASE}/metadata").mock(return_value=httpx.Response(200, json=METADATA))
+        mock.get(f"{BASE}/Patient", params={"_sort": "_lastUpdated"}).mock(
+            return_value=httpx.Response(200, json=bundle(oldest, total=10))
+        )
+        mock.get(f"{BASE}/Patient", params={"_sort": "-_lastUpdated"}).mock(
+            return_value=httpx.Response(200, json=bundle(newest, total=10))
+        )
+        # Two windows (10 results, pages of 4, concurrency 2): the late one fails.
+        early = mock.get(url__regex=r"_lastUpdated=ge2025-01-01T00%3A00%3A00\.000Z").mock(
+            return_value=httpx.Response(
+                200, json=bundle(oldest, patient_entry("p4", "2025-01-04T00:00:00Z"))
+            )
+        )
+        late = mock.get(url__regex=r"_lastUpdated=ge2025-01-05T00%3A00%3A00\.000Z").mock(
+            return_value=httpx.Response(404)
+        )
+        config = source(BASE, resource_types=["Patient"], page_size=4, concurrency=2)
+        summary = await run(engine, pack, config)
+    assert early.called
+    assert late.called
+    state = summary.types["Patient"]
+    assert state.slices == 2
+    assert state.error is not None
+    assert summary.stored.by_type["Patient"].new == 2  # what arrived is kept
+    with engine.connect() as conn:
+        # ...but the checkpoint did not move: the failed window's data was never stored.
+        assert load_checkpoint(conn, "ehr", "Patient") is None
