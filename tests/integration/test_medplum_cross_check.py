@@ -9,13 +9,10 @@ size under its total, the sync must say so rather than stop quietly.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 from sqlalchemy import Engine, select
@@ -28,15 +25,10 @@ from integration.store.engine import open_store
 from integration.store.schema import job_records
 from integration.sync import sync_source
 from mappings.rulepack import RulePack
+from tests.servers import free_port, wait_until_up
 
 PEER = Path(__file__).parent.parent / "peers" / "medplum"
 TYPES = ["Patient", "Encounter", "QuestionnaireResponse", "Condition"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +58,7 @@ def medplum(clinic_data: Path) -> Iterator[str]:
     )
     base_url = f"http://127.0.0.1:{port}/fhir"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base_url}/metadata", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the Medplum peer exited"
-            assert time.monotonic() < deadline, "the Medplum peer did not start"
-            time.sleep(0.3)
+        wait_until_up(f"{base_url}/metadata", process, "the Medplum peer")
         yield base_url
     finally:
         process.terminate()

@@ -4,7 +4,6 @@ and against respx for the faults a real server will not produce on demand."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,14 +22,9 @@ from integration.store import queries
 from integration.store.sync_state import load_checkpoint, states
 from integration.sync import sync_source
 from mappings.rulepack import RulePack
+from tests.servers import free_port, wait_until_up
 
 SEKMET = str(Path(sys.executable).parent / "sekmet")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Sekmet:
@@ -53,21 +47,7 @@ class Sekmet:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if (
-                    httpx.get(
-                        f"{self.base_url}/.well-known/smart-configuration", timeout=2
-                    ).status_code
-                    == 200
-                ):
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "sekmet did not start"
-            assert self.process.poll() is None, "sekmet exited"
-            time.sleep(0.3)
+        wait_until_up(f"{self.base_url}/.well-known/smart-configuration", self.process, "sekmet")
 
     def stop(self) -> None:
         if self.process is not None:
