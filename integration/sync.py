@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,6 +91,13 @@ def _first_updated(bundle: dict[str, Any], resource_type: str) -> datetime | Non
     return None
 
 
+def _later(a: str | None, b: str | None) -> str | None:
+    """The later of two ISO UTC instants (same format, so they compare as strings)."""
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
+
+
 def _iso_ms(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -130,6 +138,8 @@ class SourceSync:
         self.importer = Importer(engine, pack, source.name, settings.max_resource_bytes)
         self.on_page = on_page or (lambda _s, _t, _p: None)
         self.members: set[str] | None = None
+        # One page stored at a time: the import counters and SQLite's writer are shared.
+        self._store_lock = threading.Lock()
 
     async def run(self, full: bool = False) -> SyncSummary:
         started = time.perf_counter()
@@ -258,13 +268,17 @@ class SourceSync:
                 kept = [(i, r) for i, r in page.resources if belongs_to(r, resource_type, members)]
                 state.skipped_not_members += len(page.resources) - len(kept)
                 page.resources = kept
-            state.checkpoint = self._store_page(
+            # Validation and storage run in a worker thread, one page at a time, so the
+            # event loop keeps other windows' requests moving meanwhile.
+            stored_up_to = await asyncio.to_thread(
+                self._store_page_serialised,
                 page,
                 resource_type,
                 state.checkpoint,
                 stored,
-                save=not (members_only or defer_checkpoint),
+                not (members_only or defer_checkpoint),
             )
+            state.checkpoint = _later(state.checkpoint, stored_up_to)
             self.on_page(self.source.name, resource_type, page)
         return started
 
@@ -373,6 +387,17 @@ class SourceSync:
         if state.checkpoint is not None and state.checkpoint != before:
             with self.engine.begin() as conn:
                 save_checkpoint(conn, self.source.name, resource_type, state.checkpoint)
+
+    def _store_page_serialised(
+        self,
+        page: SearchPage,
+        resource_type: str,
+        checkpoint: str | None,
+        stored: ImportSummary,
+        save: bool,
+    ) -> str | None:
+        with self._store_lock:
+            return self._store_page(page, resource_type, checkpoint, stored, save)
 
     def _store_page(
         self,
