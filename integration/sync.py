@@ -170,7 +170,10 @@ class SourceSync:
                 for resource_type in self.source.resource_types
             )
         )
-        summary.derive = derive_pending(self.engine, self.pack, self.settings.batch_size)
+        # Off the event loop too: in the API, other requests keep being answered meanwhile.
+        summary.derive = await asyncio.to_thread(
+            derive_pending, self.engine, self.pack, self.settings.batch_size
+        )
         summary.retries = self.http.retries
         summary.seconds = time.perf_counter() - started
         return summary
