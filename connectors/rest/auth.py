@@ -62,7 +62,6 @@ class _OAuthToken(httpx.Auth):
         self.clock = clock
         self._token: str | None = None
         self._expires_at = 0.0
-        self.tokens_fetched = 0
 
     def _form(self, token_url: str) -> tuple[dict[str, str], dict[str, str]]:
         """The token request's form fields and extra headers."""
@@ -100,7 +99,6 @@ class _OAuthToken(httpx.Auth):
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 300.0
         self._token = token
         self._expires_at = self.clock() + lifetime
-        self.tokens_fetched += 1
 
 
 class ClientCredentials(_OAuthToken):

@@ -101,12 +101,10 @@ class FhirHttp:
         client: httpx.AsyncClient,
         policy: HttpPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        on_retry: Callable[[TransientFhirError, float], None] | None = None,
     ) -> None:
         self.client = client
         self.policy = policy or HttpPolicy()
         self.sleep = sleep
-        self.on_retry = on_retry
         self.retries = 0
         self._semaphore = asyncio.Semaphore(self.policy.concurrency)
         self._pacer = _Pacer(self.policy.requests_per_second)
@@ -121,12 +119,9 @@ class FhirHttp:
             delay = max(delay, min(error.retry_after, self.policy.retry_after_cap))
         return delay
 
-    def _before_sleep(self, state: RetryCallState) -> None:
+    def _before_sleep(self, _state: RetryCallState) -> None:
         # Called only when a retry will really happen (not after the last attempt).
         self.retries += 1
-        error = state.outcome.exception() if state.outcome else None
-        if self.on_retry and isinstance(error, TransientFhirError):
-            self.on_retry(error, state.next_action.sleep if state.next_action else 0.0)
 
     async def get_json(self, url: str, params: Params | None = None) -> dict[str, Any]:
         retrying = AsyncRetrying(

@@ -48,7 +48,6 @@ async def search(
     base_url: str,
     resource_type: str,
     params: Params,
-    max_pages: int = 1_000_000,
 ) -> AsyncIterator[SearchPage]:
     """Yield each page of `GET [base]/[type]?params`, following next links."""
     base_url = base_url.rstrip("/")
@@ -58,7 +57,7 @@ async def search(
     warned_rebase = False
     number = 0
     fetched = 0
-    while url is not None and number < max_pages:
+    while url is not None:
         number += 1
         bundle = await http.get_json(url, query)
         if bundle.get("resourceType") != "Bundle":
