@@ -188,7 +188,7 @@ class Importer:
             resource_type=validated.resource_type,
             resource_id=resource_id,
             version_key=version_key(resource),
-            last_updated=_last_updated(resource),
+            last_updated=last_updated_of(resource),
             subject_id=_subject_id(validated.resource_type, resource, resource_id),
             origin=item.origin,
             location=item.location,
@@ -250,7 +250,8 @@ def _orphan_message(row: dict[str, Any]) -> str:
     )
 
 
-def _last_updated(resource: dict[str, Any]) -> str | None:
+def last_updated_of(resource: dict[str, Any]) -> str | None:
+    """meta.lastUpdated as ISO UTC to the second, or None when absent or unreadable."""
     meta = resource.get("meta")
     value = meta.get("lastUpdated") if isinstance(meta, dict) else None
     if not isinstance(value, str):

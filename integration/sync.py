@@ -31,11 +31,11 @@ from connectors.rest.http import FhirHttp, Params
 from connectors.rest.search import SearchPage, search
 from integration.config import Settings
 from integration.derive import DeriveSummary, derive_pending, utc_now
-from integration.importer import Importer, ImportSummary
+from integration.importer import Importer, ImportSummary, last_updated_of
 from integration.members import batches, belongs_to, roster_patient_ids
 from integration.sources import SourceConfig
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
-from mappings.dates import FhirDateError, parse_interval, utc_iso
+from mappings.dates import parse_interval, utc_iso
 from mappings.rulepack import RulePack
 
 PageCallback = Callable[[str, str, SearchPage], None]
@@ -105,16 +105,7 @@ def _iso_ms(moment: datetime) -> str:
 def _highest_last_updated(page: SearchPage, current: str | None) -> str | None:
     best = current
     for _, resource in page.resources:
-        meta = resource.get("meta")
-        value = meta.get("lastUpdated") if isinstance(meta, dict) else None
-        if not isinstance(value, str):
-            continue
-        try:
-            moment = parse_interval(value, "meta.lastUpdated").start_iso
-        except FhirDateError:
-            continue
-        if best is None or moment > best:
-            best = moment
+        best = _later(best, last_updated_of(resource))
     return best
 
 
@@ -205,8 +196,9 @@ class SourceSync:
                     None if full else load_checkpoint(conn, self.source.name, resource_type)
                 )
             state.checkpoint = checkpoint
+            can_filter = declared and capabilities.supports_param(resource_type, "_lastUpdated")
             if checkpoint is not None:
-                if declared and capabilities.supports_param(resource_type, "_lastUpdated"):
+                if can_filter:
                     params["_lastUpdated"] = f"gt{_since(checkpoint, self.source.overlap_seconds)}"
                     state.full = False
                 else:
@@ -216,10 +208,11 @@ class SourceSync:
             if self.members is not None:
                 await self._walk_members(resource_type, capabilities, params, state, summary.stored)
                 return
-            can_filter = declared and capabilities.supports_param(resource_type, "_lastUpdated")
             plan = await self._plan_slices(resource_type, params) if can_filter else None
             if plan is not None:
-                walk_started = await self._walk_slices(resource_type, params, plan, state, summary)
+                walk_started = await self._walk_slices(
+                    resource_type, params, plan, state, summary.stored
+                )
             else:
                 walk_started = await self._walk(resource_type, params, state, summary.stored)
             if state.pages > 1 and walk_started and can_filter:
@@ -323,12 +316,11 @@ class SourceSync:
         params: dict[str, str],
         plan: tuple[list[tuple[str, str]], str | None],
         state: TypeSync,
-        summary: SyncSummary,
+        stored: ImportSummary,
     ) -> str | None:
         """Walk each time window's next links concurrently; save the checkpoint only
         when every window is stored (one window's later data must not pass another's)."""
         windows, server_time = plan
-        assert summary.stored is not None
         base = [(k, v) for k, v in params.items() if k != "_lastUpdated"]
         before = state.checkpoint
         results = await asyncio.gather(
@@ -337,7 +329,7 @@ class SourceSync:
                     resource_type,
                     [*base, ("_lastUpdated", f"ge{low}"), ("_lastUpdated", f"lt{high}")],
                     state,
-                    summary.stored,
+                    stored,
                     defer_checkpoint=True,
                 )
                 for low, high in windows
@@ -348,9 +340,7 @@ class SourceSync:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        if state.checkpoint is not None and state.checkpoint != before:
-            with self.engine.begin() as conn:
-                save_checkpoint(conn, self.source.name, resource_type, state.checkpoint)
+        self._save_checkpoint_if_moved(resource_type, before, state)
         return server_time
 
     async def _walk_members(
@@ -387,6 +377,12 @@ class SourceSync:
                     resource_type, {**params, by: ",".join(values)}, state, stored, True
                 )
         # Only now: a checkpoint saved after batch 1 could pass data of batch 3 unread.
+        self._save_checkpoint_if_moved(resource_type, before, state)
+
+    def _save_checkpoint_if_moved(
+        self, resource_type: str, before: str | None, state: TypeSync
+    ) -> None:
+        """After every batch or window of a type is stored: only now may it advance."""
         if state.checkpoint is not None and state.checkpoint != before:
             with self.engine.begin() as conn:
                 save_checkpoint(conn, self.source.name, resource_type, state.checkpoint)
