@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -41,7 +41,7 @@ from integration.sources import load_sources, pick_sources
 from integration.store import queries
 from integration.store.engine import create_store_engine, migrate, open_store
 from integration.store.schema import job_records, person_links
-from integration.store.sync_state import states
+from integration.store.sync_state import states_by_source
 from integration.sync import SyncSummary, sync_source
 from mappings.errors import MappingError
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
@@ -525,9 +525,7 @@ def sources(ctx: typer.Context) -> None:
     configured = load_sources(settings)
     engine = open_store(settings.database_url)
     with engine.connect() as conn:
-        by_source: dict[str, list[dict[str, Any]]] = {}
-        for state in states(conn):
-            by_source.setdefault(state["source"], []).append(state)
+        by_source = states_by_source(conn)
     if not configured:
         console.print(f"No [[sources]] in {settings.config_file or 'any config file'}.")
         return

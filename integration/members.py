@@ -23,7 +23,8 @@ async def roster_patient_ids(
     http: FhirHttp, base_url: str, group: str | None, identifiers: Sequence[str], batch_size: int
 ) -> list[str]:
     """The Patient ids of the roster, in a stable order."""
-    ids: list[str] = []
+    # A dict keeps first-seen order and dedupes in O(1): rosters run to many thousands.
+    ids: dict[str, None] = {}
     if group is not None:
         body = await http.get_json(f"{base_url}/{group}")
         if body.get("resourceType") != "Group":
@@ -31,16 +32,16 @@ async def roster_patient_ids(
         for member in body.get("member", []) if isinstance(body.get("member"), list) else []:
             entity = member.get("entity") if isinstance(member, dict) else None
             patient_id = reference_id(entity, "Patient")
-            if patient_id and patient_id not in ids:
-                ids.append(patient_id)
+            if patient_id:
+                ids.setdefault(patient_id)
     for chunk in batches(list(identifiers), batch_size):
         params = {"identifier": ",".join(chunk), "_count": str(max(len(chunk) * 2, 10))}
         async for page in search(http, base_url, "Patient", params):
             for _, patient in page.resources:
                 patient_id = patient.get("id")
-                if isinstance(patient_id, str) and patient_id not in ids:
-                    ids.append(patient_id)
-    return ids
+                if isinstance(patient_id, str):
+                    ids.setdefault(patient_id)
+    return list(ids)
 
 
 def batches(items: Sequence[str], size: int) -> Iterator[list[str]]:

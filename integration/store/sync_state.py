@@ -71,3 +71,11 @@ def states(conn: Connection) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+def states_by_source(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+    """`states`, grouped by source name."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for state in states(conn):
+        grouped.setdefault(state["source"], []).append(state)
+    return grouped

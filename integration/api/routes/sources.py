@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from fastapi import APIRouter, Request
 
@@ -14,7 +13,7 @@ from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.derive import utc_now
 from integration.sources import SourceConfig, describe, load_sources
-from integration.store.sync_state import states
+from integration.store.sync_state import states_by_source
 from integration.sync import sync_source
 from mappings.rulepack import DEFAULT_PACK, load_rule_pack
 
@@ -38,9 +37,7 @@ def list_sources(
     counts and last error; `running_since` while a sync is under way."""
     configured = load_sources(settings)
     with engine.connect() as conn:
-        by_source: dict[str, list[dict[str, Any]]] = {}
-        for state in states(conn):
-            by_source.setdefault(state["source"], []).append(state)
+        by_source = states_by_source(conn)
     running = _running(request)
     items = [
         {
