@@ -1,4 +1,4 @@
-.PHONY: help demo test bench
+.PHONY: help demo test bench bench-pull
 help:            ## list the commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 demo:            ## set up, import the synthetic sample, show a journey, serve the API
@@ -7,3 +7,5 @@ test:            ## set up with dev tools; ruff, mypy --strict, pytest
 	scripts/test
 bench:           ## import benchmark: figures and ratios against bare orjson / validation
 	scripts/bench
+bench-pull:      ## pull benchmark: journey sync vs a sequential next-link loop on sekmet-fhir
+	scripts/bench-pull
