@@ -1,6 +1,6 @@
 .PHONY: help demo test bench bench-pull
 help:            ## list the commands
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 demo:            ## set up, import the synthetic sample, show a journey, serve the API
 	scripts/demo
 test:            ## set up with dev tools; ruff, mypy --strict, pytest
