@@ -2,16 +2,21 @@
 
 Starts a real FHIR server (sekmet-fhir) on loopback, seeds it, and adds the
 same per-request latency to both contenders with a client-side transport (as
-a network between them would). Then, fetching the same resource types:
+a network between them would). Then, for each latency, fetching the same
+resource types:
 
   1. baseline: one request at a time, following Bundle.link[next], resources
      only counted (no validation, no storage);
   2. ours: `sync_source` into a fresh SQLite store (validate, store, map).
 
-Prints both times, the resource counts (they must match) and the ratio.
+Prints both times, the resource counts (they must match), the ratio, the
+requests each made and the CPU the server spent answering them. The server
+shares this machine's two cores and answers in one process, so its CPU time
+is a floor under any client's time: where ours is close to it, the server,
+not the client, is what limits the speed-up.
 Target for issue 3: ours >= 4x faster than the baseline.
 
-    scripts/bench-pull --patients 300 --latency-ms 50
+    scripts/bench-pull --patients 3000 --latency-ms 50,100,200
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -39,13 +47,15 @@ TYPES = ("Patient", "Encounter")
 
 
 class DelayTransport(httpx.AsyncBaseTransport):
-    """Adds a fixed latency to every request, like a network hop would."""
+    """Adds a fixed latency to every request, like a network hop would; counts requests."""
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
+        self.requests = 0
         self.inner = httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
         await asyncio.sleep(self.delay)
         return await self.inner.handle_async_request(request)
 
@@ -62,7 +72,17 @@ def free_port() -> int:
 def start_server(folder: Path, patients: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/fhir"
-    env = {**os.environ, "SEKMET_BASE_URL": base_url, "SEKMET_DB": str(folder / "sekmet.db")}
+    # sekmet records every request and response body in its traffic log unless told
+    # not to; its own docs say to turn that off for load runs, as a production server
+    # would not have it.
+    settings = folder / "settings.yaml"
+    settings.write_text("log_inbound: false\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "SEKMET_BASE_URL": base_url,
+        "SEKMET_DB": str(folder / "sekmet.db"),
+        "SEKMET_CONFIG": str(settings),
+    }
     process = subprocess.Popen(
         [SEKMET, "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=folder,
@@ -91,9 +111,34 @@ def start_server(folder: Path, patients: int) -> tuple[subprocess.Popen[bytes], 
     return process, base_url
 
 
-async def sequential_loop(base_url: str, page_size: int, delay: float) -> int:
+@dataclass(frozen=True, slots=True)
+class Run:
+    resources: int
+    requests: int
+    seconds: float
+    server_cpu: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    server_pid: int, contender: Callable[[DelayTransport], Awaitable[int]], delay: float
+) -> Run:
+    transport = DelayTransport(delay)
+    cpu_before = cpu_seconds(server_pid)
+    started = time.perf_counter()
+    resources = asyncio.run(contender(transport))
+    seconds = time.perf_counter() - started
+    return Run(resources, transport.requests, seconds, cpu_seconds(server_pid) - cpu_before)
+
+
+async def sequential_loop(base_url: str, page_size: int, transport: DelayTransport) -> int:
     count = 0
-    async with httpx.AsyncClient(transport=DelayTransport(delay), timeout=60) as client:
+    async with httpx.AsyncClient(transport=transport, timeout=60) as client:
         for resource_type in TYPES:
             url: str | None = f"{base_url}/{resource_type}?_count={page_size}"
             while url:
@@ -110,8 +155,10 @@ async def sequential_loop(base_url: str, page_size: int, delay: float) -> int:
     return count
 
 
-async def our_sync(base_url: str, page_size: int, delay: float, folder: Path) -> int:
-    engine = open_store(f"sqlite:///{folder / 'bench.db'}")
+async def our_sync(
+    base_url: str, page_size: int, concurrency: int, store: Path, transport: DelayTransport
+) -> int:
+    engine = open_store(f"sqlite:///{store}")
     source = SourceConfig.model_validate(
         {
             "name": "bench",
@@ -120,9 +167,10 @@ async def our_sync(base_url: str, page_size: int, delay: float, folder: Path) ->
             "mode": "rest",
             "resource_types": list(TYPES),
             "page_size": page_size,
+            "concurrency": concurrency,
         }
     )
-    async with httpx.AsyncClient(transport=DelayTransport(delay), timeout=60) as client:
+    async with httpx.AsyncClient(transport=transport, timeout=60) as client:
         summary = await sync_source(engine, load_rule_pack(), Settings(), source, client=client)
     engine.dispose()
     if summary.failed:
@@ -134,37 +182,65 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--patients", type=int, default=300)
-    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--patients", type=int, default=3000)
+    parser.add_argument(
+        "--latency-ms", default="50,100,200", help="per-request latencies to run, comma-separated"
+    )
     parser.add_argument("--page-size", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=8, help="the source's concurrency")
     args = parser.parse_args()
-    delay = args.latency_ms / 1000
+    latencies = [float(value) for value in args.latency_ms.split(",")]
+    results: list[tuple[float, Run, Run]] = []
     with tempfile.TemporaryDirectory(prefix="journey-pull-bench-") as name:
         folder = Path(name)
         process, base_url = start_server(folder, args.patients)
         try:
-            started = time.perf_counter()
-            baseline_count = asyncio.run(sequential_loop(base_url, args.page_size, delay))
-            baseline = time.perf_counter() - started
-            started = time.perf_counter()
-            ours_count = asyncio.run(our_sync(base_url, args.page_size, delay, folder))
-            ours = time.perf_counter() - started
+            for number, latency in enumerate(latencies):
+                delay = latency / 1000
+                print(
+                    f"latency {latency:.0f} ms: sequential loop, then journey sync ...", flush=True
+                )
+                baseline = measure(
+                    process.pid,
+                    lambda transport: sequential_loop(base_url, args.page_size, transport),
+                    delay,
+                )
+                store = folder / f"bench-{number}.db"
+                ours = measure(
+                    process.pid,
+                    partial(our_sync, base_url, args.page_size, args.concurrency, store),
+                    delay,
+                )
+                results.append((latency, baseline, ours))
         finally:
             process.terminate()
             process.wait(timeout=20)
-    types = ", ".join(TYPES)
     print(
-        f"latency {args.latency_ms:.0f} ms per request, page size {args.page_size}, types {types}"
+        f"\npage size {args.page_size}, types {', '.join(TYPES)}, source concurrency "
+        f"{args.concurrency}, server: sekmet-fhir on loopback, same 2 cores"
     )
-    rows = [
-        ("sequential next-link loop (fetch only)", baseline_count, baseline),
-        ("journey sync (fetch+validate+store+map)", ours_count, ours),
-    ]
-    for label, count, seconds in rows:
-        print(f"  {label:<42} {count:>6} resources  {seconds:6.2f} s")
-    print(f"  {'speed-up ours / sequential':<42} {baseline / ours:6.2f}x   (target: >= 4x)")
-    if ours_count != baseline_count:
-        print("  WARNING: the two fetched different numbers of resources")
+    print(
+        f"{'latency':>8} {'contender':<40} {'resources':>9} {'requests':>8} {'time':>8} "
+        f"{'server CPU':>10}"
+    )
+    for latency, baseline, ours in results:
+        rows = (
+            ("sequential next-link loop (fetch only)", baseline),
+            ("journey sync (fetch+validate+store+map)", ours),
+        )
+        for label, run in rows:
+            print(
+                f"{latency:>6.0f}ms {label:<40} {run.resources:>9} {run.requests:>8} "
+                f"{run.seconds:>7.2f}s {run.server_cpu:>9.2f}s"
+            )
+        verdict = "met" if baseline.seconds / ours.seconds >= 4 else "NOT met"
+        print(
+            f"{'':>8} speed-up ours / sequential: {baseline.seconds / ours.seconds:.2f}x "
+            f"(target >= 4x: {verdict}); the server alone spent {ours.server_cpu:.2f}s of CPU "
+            f"answering ours, {ours.server_cpu / ours.seconds:.0%} of our time"
+        )
+        if ours.resources != baseline.resources:
+            print(f"{'':>8} WARNING: the two fetched different numbers of resources")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,12 @@ class DeriveSummary:
     records_by_job: Counter[str] = field(default_factory=Counter)
     resources: int = 0
 
+    def add(self, other: DeriveSummary) -> None:
+        """Fold in a later run's counts (a sync derives in several rounds)."""
+        self.people_linked += other.people_linked
+        self.records_by_job.update(other.records_by_job)
+        self.resources += other.resources
+
 
 @dataclass(frozen=True, slots=True)
 class _Current:

@@ -7,7 +7,8 @@ within the source's limits) with `_count` and, after the first full pull,
 highest `meta.lastUpdated` on the page), so killing a sync loses nothing and
 the next run re-fetches at most a page plus the overlap; the idempotent store
 absorbs the repeats. A failing resource type is reported and does not stop
-the others. Derivation runs once at the end.
+the others. The journey is derived in rounds of `batch_size` stored
+resources while the pull goes on, and once more at the end.
 """
 
 from __future__ import annotations
@@ -131,6 +132,10 @@ class SourceSync:
         self.members: set[str] | None = None
         # One page stored at a time: the import counters and SQLite's writer are shared.
         self._store_lock = threading.Lock()
+        # The journey is derived in rounds while pages still arrive, so it fills up
+        # during a long sync and the final round, after the last page, is short.
+        self._derived = DeriveSummary()
+        self._stored_since_derive = 0
 
     async def run(self, full: bool = False) -> SyncSummary:
         started = time.perf_counter()
@@ -162,9 +167,8 @@ class SourceSync:
             )
         )
         # Off the event loop too: in the API, other requests keep being answered meanwhile.
-        summary.derive = await asyncio.to_thread(
-            derive_pending, self.engine, self.pack, self.settings.batch_size
-        )
+        await asyncio.to_thread(self._derive_serialised)
+        summary.derive = self._derived
         summary.retries = self.http.retries
         summary.seconds = time.perf_counter() - started
         return summary
@@ -396,7 +400,21 @@ class SourceSync:
         save: bool,
     ) -> str | None:
         with self._store_lock:
-            return self._store_page(page, resource_type, checkpoint, stored, save)
+            stored_up_to = self._store_page(page, resource_type, checkpoint, stored, save)
+            self._stored_since_derive += len(page.resources) + len(page.broken)
+            if self._stored_since_derive >= self.settings.batch_size:
+                self._derive()
+            return stored_up_to
+
+    def _derive_serialised(self) -> None:
+        with self._store_lock:
+            self._derive()
+
+    def _derive(self) -> None:
+        """Map what is stored so far (the caller holds the store lock). Records whose
+        Patient has not arrived yet join the journey when it does, as on import."""
+        self._derived.add(derive_pending(self.engine, self.pack, self.settings.batch_size))
+        self._stored_since_derive = 0
 
     def _store_page(
         self,

@@ -165,6 +165,29 @@ async def test_full_then_incremental_sync_from_a_real_server(
 
 
 @pytest.mark.slow
+async def test_the_journey_fills_while_a_long_sync_is_still_pulling(
+    sekmet: Sekmet, engine: Engine, pack: RulePack
+) -> None:
+    people_seen_after_page: list[int] = []
+
+    def count_people(_source: str, _type: str, _page: Any) -> None:
+        with engine.connect() as conn:
+            people_seen_after_page.append(len(queries.list_people(conn, 1000)))
+
+    config = source(sekmet.base_url, page_size=5, resource_types=["Patient"])
+    summary = await sync_source(engine, pack, Settings(batch_size=10), config, on_page=count_people)
+    assert not summary.failed, summary.types
+    patients = summary.stored.by_type["Patient"].new
+    assert summary.types["Patient"].pages >= 3
+    # People showed up while pages were still arriving, not only at the end...
+    assert any(0 < seen < patients for seen in people_seen_after_page), people_seen_after_page
+    # ...and after the final round every Patient is someone's journey, mapped once.
+    with engine.connect() as conn:
+        assert len(queries.list_people(conn, 1000)) == patients
+    assert summary.derive.resources == patients
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "auth",
     [
