@@ -59,6 +59,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="[[sources]] tables of the config file: FHIR servers `journey sync` pulls",
     )
+    push_clients: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="[[push_clients]] tables of the config file: who may push to /fhir, "
+        "as which source (source, key_env or key_file)",
+    )
+    max_push_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="largest request body /fhir accepts (413 beyond it, read no further)",
+    )
     config_file: str | None = Field(
         default=None, description="the config file these settings came from (set on load)"
     )

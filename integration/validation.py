@@ -80,6 +80,11 @@ def _model(resource_type: str) -> Any:
         return None
 
 
+def is_fhir_type(name: str) -> bool:
+    """Is `name` a FHIR R4 resource type fhir-journey can validate?"""
+    return bool(_RESOURCE_TYPE.match(name)) and _model(name) is not None
+
+
 def fhir_path(resource_type: str, loc: Sequence[int | str]) -> str:
     """`Patient` + ('identifier', 0, 'system') -> `Patient.identifier[0].system`."""
     path = resource_type

@@ -10,18 +10,23 @@ from sqlalchemy import Engine
 
 from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
-from integration.api.routes import health, people, sources
+from integration.api.routes import fhir, health, people, sources
 from integration.config import Settings, load_settings
+from integration.push.clients import load_push_keys
+from integration.push.service import PushService
 from integration.store.engine import open_store
+from mappings.rulepack import DEFAULT_PACK, load_rule_pack
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or load_settings()
     owns_engine = engine is None
+    pack = load_rule_pack(settings.rule_pack or DEFAULT_PACK)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine or open_store(settings.database_url)
+        app.state.push = PushService(app.state.engine, pack, settings.max_resource_bytes)
         yield
         if owns_engine:
             app.state.engine.dispose()
@@ -36,10 +41,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.running_syncs = {}
     app.state.sync_tasks = set()
+    app.state.push_keys = load_push_keys(settings)
     if engine is not None:
         app.state.engine = engine
+        app.state.push = PushService(engine, pack, settings.max_resource_bytes)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(people.router)
     app.include_router(sources.router)
+    app.include_router(fhir.router)
     return app

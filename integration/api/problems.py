@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from integration.push.outcome import FhirError
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
@@ -53,7 +55,32 @@ def problem_response(
     )
 
 
+def _is_fhir(request: Request) -> bool:
+    path = request.url.path
+    return path == "/fhir" or path.startswith("/fhir/")
+
+
+def outcome_response(
+    status: int, code: str, diagnostics: str, headers: dict[str, str] | None = None
+) -> Response:
+    """What /fhir answers instead of problem JSON: an OperationOutcome."""
+    return fhir_error_response(FhirError(status, code, diagnostics, headers=headers))
+
+
+def fhir_error_response(exc: FhirError) -> Response:
+    return Response(
+        orjson.dumps(exc.outcome),
+        status_code=exc.status,
+        media_type="application/fhir+json",
+        headers=exc.headers,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    async def on_fhir_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, FhirError)
+        return fhir_error_response(exc)
+
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiProblem)
         return problem_response(
@@ -71,6 +98,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             for error in exc.errors()
         ]
         names = ", ".join(item["name"] for item in invalid)
+        if _is_fhir(request):
+            return outcome_response(400, "invalid", f"invalid parameter: {names}")
         return problem_response(
             request, 400, "Bad Request", f"invalid parameter: {names}", invalid_params=invalid
         )
@@ -78,8 +107,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
+        if _is_fhir(request):
+            code = "not-supported" if exc.status_code in (404, 405) else "processing"
+            return outcome_response(exc.status_code, code, f"{title}: {exc.detail}")
         return problem_response(request, exc.status_code, title, str(exc.detail))
 
+    app.add_exception_handler(FhirError, on_fhir_error)
     app.add_exception_handler(ApiProblem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

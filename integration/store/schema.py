@@ -155,3 +155,28 @@ sync_state = Table(
     Column("last_error", Text),
     Column("last_counts", Text),
 )
+
+# Identifiers of resources pushed to /fhir, kept per current version, so conditional
+# creates (If-None-Exist: identifier=system|value) and identifier searches are lookups.
+resource_identifiers = Table(
+    "resource_identifiers",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    Column("system", String(400), primary_key=True),
+    Column("value", String(200), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Index("ix_resource_identifiers_resource", "source", "resource_type", "resource_id"),
+)
+
+# Content hash (without id and server metadata) of each pushed resource's current
+# version: a create that repeats content already held is answered with that resource.
+pushed_content = Table(
+    "pushed_content",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    Column("content_hash", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Index("ix_pushed_content_resource", "source", "resource_type", "resource_id"),
+)

@@ -1,0 +1,179 @@
+"""Reading a pushed transaction or batch Bundle into the writes it asks for. Pure: no I/O.
+
+Each entry becomes a `PlannedWrite` (POST = create with a server id, PUT =
+create-or-update with the client's id) or a `FhirError` naming the entry and
+element. References between entries (`urn:uuid:` fullUrls, or the full URL of
+a PUT entry) are rewritten to `Type/id` once the final ids are known.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from integration.push.outcome import FhirError
+
+_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+BundleKind = Literal["transaction", "batch"]
+
+
+@dataclass(slots=True)
+class PlannedWrite:
+    index: int
+    method: Literal["POST", "PUT"]
+    resource_type: str
+    resource_id: str
+    resource: dict[str, Any]
+    full_url: str | None
+    if_none_exist: str | None
+    if_match: str | None
+
+
+def bundle_kind(bundle: dict[str, Any]) -> BundleKind:
+    if bundle.get("resourceType") != "Bundle":
+        raise FhirError(
+            400, "invalid", "POST /fhir takes a Bundle of type transaction or batch", "resourceType"
+        )
+    kind = bundle.get("type")
+    if kind not in ("transaction", "batch"):
+        raise FhirError(
+            400,
+            "invalid",
+            "POST /fhir takes a Bundle of type transaction or batch; this one is not",
+            "Bundle.type",
+        )
+    return "transaction" if kind == "transaction" else "batch"
+
+
+def plan_entries(
+    bundle: dict[str, Any], new_id: Callable[[], str]
+) -> list[PlannedWrite | FhirError]:
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise FhirError(400, "structure", "Bundle.entry must be a list", "Bundle.entry")
+    planned: list[PlannedWrite | FhirError] = []
+    for index, entry in enumerate(entries):
+        try:
+            planned.append(_plan_entry(index, entry, new_id))
+        except FhirError as error:
+            planned.append(error)
+    return planned
+
+
+def _plan_entry(index: int, entry: Any, new_id: Callable[[], str]) -> PlannedWrite:
+    where = f"Bundle.entry[{index}]"
+    if not isinstance(entry, dict):
+        raise FhirError(400, "structure", f"{where} is not an object", where)
+    request = entry.get("request")
+    if not isinstance(request, dict):
+        raise FhirError(400, "required", f"{where}.request is missing", f"{where}.request")
+    method, url = request.get("method"), request.get("url")
+    if method not in ("POST", "PUT"):
+        raise FhirError(
+            400,
+            "not-supported",
+            f"{where}.request.method: only POST and PUT are supported in a Bundle",
+            f"{where}.request.method",
+        )
+    if not isinstance(url, str) or not url:
+        raise FhirError(400, "required", f"{where}.request.url is missing", f"{where}.request.url")
+    resource = entry.get("resource")
+    if not isinstance(resource, dict):
+        raise FhirError(400, "required", f"{where}.resource is missing", f"{where}.resource")
+    path, _, query = url.partition("?")
+    parts = path.strip("/").split("/")
+    url_type = parts[0]
+    if not _TYPE.match(url_type):
+        raise FhirError(400, "invalid", f"{where}.request.url does not name a resource type", where)
+    if resource.get("resourceType") != url_type:
+        raise FhirError(
+            400,
+            "invalid",
+            f"{where}.resource.resourceType does not match {where}.request.url",
+            f"{where}.resource.resourceType",
+        )
+    full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
+    if method == "POST":
+        if len(parts) != 1 or query:
+            raise FhirError(
+                400, "invalid", f"{where}.request.url: a POST names only the type", where
+            )
+        if_none_exist = request.get("ifNoneExist")
+        return PlannedWrite(
+            index,
+            "POST",
+            url_type,
+            new_id(),
+            resource,
+            full_url,
+            if_none_exist if isinstance(if_none_exist, str) else None,
+            None,
+        )
+    if query or len(parts) != 2:
+        raise FhirError(
+            400,
+            "not-supported",
+            f"{where}.request.url: PUT takes Type/id (conditional update is not supported)",
+            f"{where}.request.url",
+        )
+    resource_id = parts[1]
+    if not _ID.match(resource_id):
+        raise FhirError(400, "invalid", f"{where}.request.url: not a valid FHIR id", where)
+    if "id" in resource and resource["id"] != resource_id:
+        raise FhirError(
+            400,
+            "invalid",
+            f"{where}.resource.id differs from the id in {where}.request.url",
+            f"{where}.resource.id",
+        )
+    if_match = request.get("ifMatch")
+    return PlannedWrite(
+        index,
+        "PUT",
+        url_type,
+        resource_id,
+        resource,
+        full_url,
+        None,
+        if_match if isinstance(if_match, str) else None,
+    )
+
+
+def references(value: Any) -> Iterator[dict[str, Any]]:
+    """Every Reference-shaped object (a dict with a string `reference`) inside `value`."""
+    if isinstance(value, dict):
+        if isinstance(value.get("reference"), str):
+            yield value
+        for item in value.values():
+            yield from references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)
+
+
+def full_url_targets(writes: list[PlannedWrite]) -> dict[str, str]:
+    """fullUrl -> `Type/id` for every entry that other entries may point at."""
+    targets: dict[str, str] = {}
+    for write in writes:
+        if write.full_url:
+            targets[write.full_url] = f"{write.resource_type}/{write.resource_id}"
+    return targets
+
+
+def resolve_references(write: PlannedWrite, targets: dict[str, str]) -> None:
+    """Point references at the entries' final ids; a urn:uuid that names no entry is an error."""
+    for reference in references(write.resource):
+        value = reference["reference"]
+        if value in targets:
+            reference["reference"] = targets[value]
+        elif value.startswith(("urn:uuid:", "urn:oid:")):
+            raise FhirError(
+                400,
+                "invalid",
+                f"Bundle.entry[{write.index}].resource: a reference names a {value[:8]} "
+                "fullUrl that no entry of this Bundle has",
+                f"Bundle.entry[{write.index}].resource",
+            )

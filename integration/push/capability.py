@@ -1,0 +1,93 @@
+"""The CapabilityStatement of /fhir: what the write endpoint really supports, and no more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integration.derive import utc_now
+
+# Mapped into the journey.
+JOURNEY_TYPES = ("Patient", "Encounter", "QuestionnaireResponse")
+# What US Core transaction Bundles commonly carry beside them: validated and kept raw.
+KEPT_RAW_TYPES = (
+    "Condition",
+    "Observation",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "MedicationRequest",
+    "DiagnosticReport",
+    "Procedure",
+    "AllergyIntolerance",
+    "Immunization",
+)
+
+
+def _resource(resource_type: str, documentation: str) -> dict[str, Any]:
+    return {
+        "type": resource_type,
+        "documentation": documentation,
+        "interaction": [
+            {"code": code} for code in ("read", "vread", "create", "update", "search-type")
+        ],
+        "versioning": "versioned-update",
+        "readHistory": False,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": [
+            {
+                "name": "identifier",
+                "type": "token",
+                "documentation": "system|value or value; what If-None-Exist may use",
+            },
+            {"name": "_id", "type": "token"},
+        ],
+    }
+
+
+def capability_statement(base_url: str, version: str) -> dict[str, Any]:
+    concern = {"Condition": "validated and kept raw; its codes are read as an encounter's concern"}
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": utc_now(),
+        "publisher": "fhir-journey",
+        "kind": "instance",
+        "software": {"name": "fhir-journey", "version": version},
+        "implementation": {
+            "description": "fhir-journey push endpoint: providers send resources in",
+            "url": base_url,
+        },
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Every write is validated against FHIR R4 and stored under the pushing "
+                    "source (the API key names it). Patient, Encounter and "
+                    "QuestionnaireResponse are mapped into the patient journey; any other R4 "
+                    "resource type is accepted the same way, validated and kept raw. Reads "
+                    "return only what the same source pushed."
+                ),
+                "security": {
+                    "description": "Authorization: Bearer <push key>; one key per pushing source"
+                },
+                "resource": [
+                    _resource(name, "mapped into the patient journey") for name in JOURNEY_TYPES
+                ]
+                + [
+                    _resource(name, concern.get(name, "validated and kept raw"))
+                    for name in KEPT_RAW_TYPES
+                ],
+                "interaction": [
+                    {"code": "transaction", "documentation": "all or nothing"},
+                    {"code": "batch", "documentation": "each entry on its own"},
+                ],
+            }
+        ],
+    }

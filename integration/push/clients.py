@@ -1,0 +1,55 @@
+"""Who may push to /fhir: `[[push_clients]]` tables, one key per pushing source.
+
+The credential identifies the source: everything pushed with a key is stored
+under that key's source name. Keys are read from an environment variable or
+a file the table names, never from the config file itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from integration.config import Settings
+from integration.errors import ConfigError
+
+
+class PushClientConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    key_env: str | None = Field(default=None, description="variable holding the API key")
+    key_file: str | None = Field(default=None, description="file holding the API key")
+
+
+def load_push_keys(settings: Settings) -> dict[str, str]:
+    """API key -> source name, for every configured push client."""
+    file = settings.config_file or "settings"
+    keys: dict[str, str] = {}
+    for index, raw in enumerate(settings.push_clients):
+        try:
+            client = PushClientConfig.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(part) for part in first["loc"]) or "(table)"
+            raise ConfigError(f"{file}: push_clients[{index}]: {key}: {first['msg']}") from exc
+        where = f"{file}: push_clients[{index}] (source {client.source!r})"
+        if client.key_env:
+            key = os.environ.get(client.key_env, "").strip()
+            if not key:
+                raise ConfigError(
+                    f"{where}.key_env: environment variable {client.key_env} is not set"
+                )
+        elif client.key_file:
+            path = Path(client.key_file)
+            if not path.is_file():
+                raise ConfigError(f"{where}.key_file: no file {path}")
+            key = path.read_text(encoding="utf-8").strip()
+        else:
+            raise ConfigError(f"{where}: key_env or key_file is required")
+        if key in keys:
+            raise ConfigError(f"{where}: the same key is given to two push clients")
+        keys[key] = client.source
+    return keys

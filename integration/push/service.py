@@ -1,0 +1,402 @@
+"""What the FHIR write endpoint does with pushed resources: validate, version, store, derive.
+
+Pushed resources take the same road as imported and pulled ones (validation,
+raw zone, identity, mapping) under the pushing source's name. The server owns
+`versionId` (the raw row id) and `lastUpdated` (the time received). Pushing
+the same content again is a no-op that answers with the version already held.
+A transaction is all or nothing: every entry is checked before any is stored,
+and all are stored in one database transaction. The journey is derived before
+the answer goes out, so a pushed encounter is in the journey at once.
+
+Calls are synchronous and serialised by one lock (run them in a worker thread).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from sqlalchemy import Connection, Engine
+
+from connectors.files import RawItem
+from integration.derive import derive_pending, utc_now
+from integration.importer import Importer, ImportSummary
+from integration.push.bundle import (
+    BundleKind,
+    PlannedWrite,
+    bundle_kind,
+    full_url_targets,
+    plan_entries,
+    resolve_references,
+)
+from integration.push.outcome import FhirError, Issue
+from integration.store.pushed import (
+    StoredVersion,
+    current_version,
+    ids_by_content,
+    ids_by_identifier,
+    replace_content_hash,
+    replace_identifiers,
+    version,
+)
+from integration.store.raw import IncomingResource, Rejected, WriteOutcome, write_resources
+from mappings.rulepack import RulePack
+
+# Server-owned: left out of the content hash that decides "the same content again".
+_SERVER_META = ("versionId", "lastUpdated")
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """One entry's answer: status line, the version now held, and any warnings."""
+
+    status: int
+    stored: StoredVersion
+    created: bool
+    unchanged: bool = False
+    warnings: list[Issue] = field(default_factory=list)
+
+    @property
+    def status_line(self) -> str:
+        return {200: "200 OK", 201: "201 Created"}[self.status]
+
+    @property
+    def location(self) -> str:
+        stored = self.stored
+        return f"{stored.resource_type}/{stored.resource_id}/_history/{stored.version_id}"
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.stored.version_id}"'
+
+
+def with_server_meta(stored: StoredVersion) -> dict[str, Any]:
+    """The resource as the server holds it: content plus our versionId and lastUpdated."""
+    resource: dict[str, Any] = orjson.loads(stored.content)
+    meta = resource.get("meta")
+    resource["meta"] = {
+        **(meta if isinstance(meta, dict) else {}),
+        "versionId": stored.version_id,
+        "lastUpdated": stored.received_at,
+    }
+    return resource
+
+
+def content_hash(resource: dict[str, Any]) -> str:
+    """Hash of the content without id and server-owned meta: equal for a repeated push."""
+    meta = resource.get("meta")
+    content = {k: v for k, v in resource.items() if k not in ("id", "meta")}
+    if isinstance(meta, dict):
+        kept = {k: v for k, v in meta.items() if k not in _SERVER_META}
+        if kept:
+            content["meta"] = kept
+    canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:40]
+
+
+def parse_etag(value: str) -> str:
+    """`W/"3"` or `"3"` -> `3`."""
+    return value.strip().removeprefix("W/").strip('"')
+
+
+class PushService:
+    def __init__(self, engine: Engine, pack: RulePack, max_resource_bytes: int) -> None:
+        self.engine = engine
+        self.pack = pack
+        self.max_resource_bytes = max_resource_bytes
+        self._lock = threading.Lock()
+
+    # ---- reads ----
+
+    def read(self, source: str, resource_type: str, resource_id: str) -> StoredVersion:
+        with self.engine.connect() as conn:
+            stored = current_version(conn, source, resource_type, resource_id)
+        if stored is None:
+            raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known here")
+        return stored
+
+    def vread(
+        self, source: str, resource_type: str, resource_id: str, version_id: str
+    ) -> StoredVersion:
+        with self.engine.connect() as conn:
+            stored = version(conn, source, resource_type, resource_id, version_id)
+        if stored is None:
+            raise FhirError(
+                404,
+                "not-found",
+                f"{resource_type}/{resource_id} has no version {version_id} here",
+            )
+        return stored
+
+    def search_ids(self, source: str, resource_type: str, query: str) -> list[str]:
+        """Ids matching a search of `identifier` and/or `_id` (what conditional creates use)."""
+        params = parse_qsl(query, keep_blank_values=True)
+        if not params:
+            raise FhirError(400, "invalid", "a search needs at least one parameter")
+        found: set[str] | None = None
+        with self.engine.connect() as conn:
+            for name, value in params:
+                if name == "_id":
+                    stored = current_version(conn, source, resource_type, value)
+                    ids = {value} if stored is not None else set()
+                elif name == "identifier":
+                    system, sep, code = value.rpartition("|")
+                    ids = set(
+                        ids_by_identifier(
+                            conn, source, resource_type, system if sep else None, code
+                        )
+                    )
+                elif name in ("_count", "_format"):
+                    continue
+                else:
+                    raise FhirError(
+                        400,
+                        "not-supported",
+                        f"search parameter {name!r} is not supported (identifier and _id are)",
+                        name,
+                    )
+                found = ids if found is None else found & ids
+        return sorted(found or set())
+
+    # ---- writes ----
+
+    def write_one(self, source: str, write: PlannedWrite) -> WriteResult:
+        with self._lock:
+            results = self._write_all(source, [write], in_bundle=False)
+        result = results[0]
+        assert isinstance(result, WriteResult)
+        return result
+
+    def process_bundle(
+        self, source: str, bundle: dict[str, Any]
+    ) -> tuple[BundleKind, list[WriteResult | FhirError]]:
+        kind = bundle_kind(bundle)
+        planned = plan_entries(bundle, new_id)
+        with self._lock:
+            if kind == "transaction":
+                for item in planned:
+                    if isinstance(item, FhirError):
+                        raise item
+                writes = [item for item in planned if isinstance(item, PlannedWrite)]
+                return kind, self._write_all(source, writes)
+            # A batch's entries are independent: each succeeds or fails alone.
+            results: list[WriteResult | FhirError] = []
+            for item in planned:
+                if isinstance(item, FhirError):
+                    results.append(item)
+                    continue
+                try:
+                    results.extend(self._write_all(source, [item]))
+                except FhirError as error:
+                    results.append(error)
+            return kind, results
+
+    def _write_all(
+        self, source: str, writes: list[PlannedWrite], in_bundle: bool = True
+    ) -> list[WriteResult | FhirError]:
+        """Check every write, then store them all in one transaction, then derive."""
+        now = utc_now()
+        importer = Importer(self.engine, self.pack, source, self.max_resource_bytes)
+        summary = ImportSummary(source)
+        existing: dict[int, StoredVersion] = {}
+        with self.engine.connect() as conn:
+            for write in writes:
+                if write.if_none_exist is not None:
+                    matches = self._matches(conn, source, write)
+                    if len(matches) > 1:
+                        raise _entry_error(
+                            write,
+                            in_bundle,
+                            FhirError(
+                                412,
+                                "duplicate",
+                                "If-None-Exist matches more than one resource",
+                                "ifNoneExist",
+                            ),
+                        )
+                    if matches:
+                        write.resource_id = matches[0].resource_id
+                        existing[write.index] = matches[0]
+            targets = full_url_targets(writes)
+            incoming: list[tuple[PlannedWrite, IncomingResource]] = []
+            for write in writes:
+                if write.index in existing:
+                    continue
+                try:
+                    resolve_references(write, targets)
+                    if write.method == "POST":
+                        same = self._same_content(conn, source, write)
+                        if same is not None:
+                            # A repeated create: answer with what is held, do not duplicate.
+                            write.resource_id = same.resource_id
+                            if write.full_url:
+                                targets[write.full_url] = (
+                                    f"{write.resource_type}/{same.resource_id}"
+                                )
+                            existing[write.index] = same
+                            continue
+                    current = current_version(conn, source, write.resource_type, write.resource_id)
+                    _check_if_match(write, current)
+                    item = self._validated(importer, summary, write, now)
+                except FhirError as error:
+                    raise _entry_error(write, in_bundle, error) from None
+                if current is not None and current.version_key.startswith(
+                    item.version_key.split("@")[0]
+                ):
+                    existing[write.index] = current  # same content again: nothing to store
+                    continue
+                incoming.append((write, item))
+            written = {f"{w.resource_type}/{w.resource_id}" for w in writes}
+            warnings = {
+                write.index: self._reference_warnings(conn, source, write, written)
+                for write, _ in incoming
+            }
+        results: dict[int, WriteResult] = {}
+        with self.engine.begin() as conn:
+            outcomes = write_resources(conn, [item for _, item in incoming], now)
+            for (write, item), outcome in zip(incoming, outcomes, strict=True):
+                replace_identifiers(
+                    conn, source, write.resource_type, write.resource_id, _identifiers(write)
+                )
+                replace_content_hash(
+                    conn,
+                    source,
+                    write.resource_type,
+                    write.resource_id,
+                    content_hash(write.resource),
+                )
+                stored = current_version(conn, source, write.resource_type, write.resource_id)
+                assert stored is not None
+                item_warnings = [
+                    Issue("warning", "informational", text) for text in item.warnings
+                ] + warnings[write.index]
+                created = outcome is WriteOutcome.NEW
+                results[write.index] = WriteResult(
+                    201 if created else 200, stored, created, warnings=item_warnings
+                )
+        for index, stored in existing.items():
+            results[index] = WriteResult(
+                200,
+                stored,
+                False,
+                unchanged=True,
+                warnings=[
+                    Issue(
+                        "information",
+                        "informational",
+                        "already held with the same content: nothing changed",
+                    )
+                ],
+            )
+        if incoming:
+            derive_pending(self.engine, self.pack)
+        return [results[write.index] for write in writes]
+
+    def _matches(self, conn: Connection, source: str, write: PlannedWrite) -> list[StoredVersion]:
+        assert write.if_none_exist is not None
+        ids = self.search_ids(source, write.resource_type, write.if_none_exist)
+        found = [current_version(conn, source, write.resource_type, rid) for rid in ids]
+        return [stored for stored in found if stored is not None]
+
+    @staticmethod
+    def _same_content(conn: Connection, source: str, write: PlannedWrite) -> StoredVersion | None:
+        digest = content_hash(write.resource)
+        for resource_id in ids_by_content(conn, source, write.resource_type, digest):
+            stored = current_version(conn, source, write.resource_type, resource_id)
+            if stored is not None:
+                return stored
+        return None
+
+    @staticmethod
+    def _validated(
+        importer: Importer, summary: ImportSummary, write: PlannedWrite, now: str
+    ) -> IncomingResource:
+        write.resource["id"] = write.resource_id
+        where = f"entry {write.index}"
+        label, accepted = importer.accept(RawItem("push", where, resource=write.resource), summary)
+        if isinstance(accepted, Rejected):
+            raise FhirError(
+                422,
+                "processing",
+                f"{accepted.fhir_path or label}: {accepted.error}",
+                accepted.fhir_path,
+            )
+        # The server versions pushed resources: by content, so a repeat is recognised.
+        return dataclasses.replace(
+            accepted,
+            version_key=f"p:{content_hash(write.resource)}@{now}",
+            last_updated=now,
+        )
+
+    @staticmethod
+    def _reference_warnings(
+        conn: Connection, source: str, write: PlannedWrite, in_bundle: set[str]
+    ) -> list[Issue]:
+        subject = write.resource.get("subject")
+        reference = subject.get("reference") if isinstance(subject, dict) else None
+        if write.resource_type == "Patient" or not isinstance(reference, str):
+            return []
+        if not reference.startswith("Patient/") or reference in in_bundle:
+            return []
+        patient_id = reference.removeprefix("Patient/")
+        if current_version(conn, source, "Patient", patient_id) is not None:
+            return []
+        return [
+            Issue(
+                "warning",
+                "not-found",
+                f"{write.resource_type}.subject: {reference} is not here yet; the "
+                f"{write.resource_type} is kept and joins the journey when that Patient arrives",
+                f"{write.resource_type}.subject",
+            )
+        ]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _check_if_match(write: PlannedWrite, current: StoredVersion | None) -> None:
+    if write.if_match is None:
+        return
+    wanted = parse_etag(write.if_match)
+    if current is None or current.version_id != wanted:
+        held = f"version {current.version_id}" if current else "no version"
+        raise FhirError(
+            412,
+            "conflict",
+            f"If-Match asked for version {wanted} of {write.resource_type}/{write.resource_id}; "
+            f"the server holds {held}",
+        )
+
+
+def _entry_error(write: PlannedWrite, in_bundle: bool, error: FhirError) -> FhirError:
+    """Say which entry failed (inside a Bundle); the status stays the entry's own."""
+    if not in_bundle:
+        return error
+    error.issue = dataclasses.replace(
+        error.issue,
+        diagnostics=f"Bundle.entry[{write.index}] ({write.resource_type}): "
+        f"{error.issue.diagnostics}",
+    )
+    return error
+
+
+def _identifiers(write: PlannedWrite) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    identifiers = write.resource.get("identifier")
+    if isinstance(identifiers, dict):
+        identifiers = [identifiers]
+    for identifier in identifiers if isinstance(identifiers, list) else []:
+        if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+            system = identifier.get("system")
+            found.append(
+                (system[:400] if isinstance(system, str) else "", identifier["value"][:200])
+            )
+    return found

@@ -1,0 +1,161 @@
+"""Store queries behind the FHIR write endpoint: versions of one resource, identifier lookups.
+
+A pushed resource's FHIR `versionId` is the id of its raw row (unique, and
+increasing with each new version), and its `lastUpdated` is when that row was
+received: the server, not the sender, owns both, as FHIR asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, select
+
+from integration.store.schema import (
+    current_resources,
+    pushed_content,
+    raw_resources,
+    resource_identifiers,
+)
+from integration.store.upsert import insert_ignore
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    resource_type: str
+    resource_id: str
+    version_id: str
+    version_key: str
+    received_at: str
+    content: str
+
+
+def _version(row: Row[Any, Any, Any, Any, Any, Any]) -> StoredVersion:
+    return StoredVersion(
+        resource_type=row.resource_type,
+        resource_id=row.resource_id,
+        version_id=str(row.id),
+        version_key=row.version_key,
+        received_at=row.received_at,
+        content=row.content,
+    )
+
+
+_COLUMNS = (
+    raw_resources.c.id,
+    raw_resources.c.resource_type,
+    raw_resources.c.resource_id,
+    raw_resources.c.version_key,
+    raw_resources.c.received_at,
+    raw_resources.c.content,
+)
+
+
+def current_version(
+    conn: Connection, source: str, resource_type: str, resource_id: str
+) -> StoredVersion | None:
+    row = conn.execute(
+        select(*_COLUMNS)
+        .join(current_resources, current_resources.c.raw_id == raw_resources.c.id)
+        .where(
+            current_resources.c.source == source,
+            current_resources.c.resource_type == resource_type,
+            current_resources.c.resource_id == resource_id,
+        )
+    ).first()
+    return _version(row) if row is not None else None
+
+
+def version(
+    conn: Connection, source: str, resource_type: str, resource_id: str, version_id: str
+) -> StoredVersion | None:
+    if not version_id.isdigit():
+        return None
+    row = conn.execute(
+        select(*_COLUMNS).where(
+            raw_resources.c.id == int(version_id),
+            raw_resources.c.source == source,
+            raw_resources.c.resource_type == resource_type,
+            raw_resources.c.resource_id == resource_id,
+        )
+    ).first()
+    return _version(row) if row is not None else None
+
+
+def ids_by_identifier(
+    conn: Connection, source: str, resource_type: str, system: str | None, value: str
+) -> list[str]:
+    """Ids of current resources carrying the identifier (any system when `system` is None)."""
+    query = select(resource_identifiers.c.resource_id).where(
+        resource_identifiers.c.source == source,
+        resource_identifiers.c.resource_type == resource_type,
+        resource_identifiers.c.value == value,
+    )
+    if system is not None:
+        query = query.where(resource_identifiers.c.system == system)
+    return sorted(set(conn.execute(query).scalars().all()))
+
+
+def replace_identifiers(
+    conn: Connection,
+    source: str,
+    resource_type: str,
+    resource_id: str,
+    identifiers: Iterable[tuple[str, str]],
+) -> None:
+    """The current version's identifiers replace the previous version's."""
+    conn.execute(
+        delete(resource_identifiers).where(
+            resource_identifiers.c.source == source,
+            resource_identifiers.c.resource_type == resource_type,
+            resource_identifiers.c.resource_id == resource_id,
+        )
+    )
+    insert_ignore(
+        conn,
+        resource_identifiers,
+        [
+            {
+                "source": source,
+                "resource_type": resource_type,
+                "system": system,
+                "value": value,
+                "resource_id": resource_id,
+            }
+            for system, value in identifiers
+        ],
+        keys=("source", "resource_type", "system", "value", "resource_id"),
+    )
+
+
+def ids_by_content(
+    conn: Connection, source: str, resource_type: str, content_hash: str
+) -> list[str]:
+    query = select(pushed_content.c.resource_id).where(
+        pushed_content.c.source == source,
+        pushed_content.c.resource_type == resource_type,
+        pushed_content.c.content_hash == content_hash,
+    )
+    return sorted(conn.execute(query).scalars().all())
+
+
+def replace_content_hash(
+    conn: Connection, source: str, resource_type: str, resource_id: str, content_hash: str
+) -> None:
+    conn.execute(
+        delete(pushed_content).where(
+            pushed_content.c.source == source,
+            pushed_content.c.resource_type == resource_type,
+            pushed_content.c.resource_id == resource_id,
+        )
+    )
+    conn.execute(
+        pushed_content.insert().values(
+            source=source,
+            resource_type=resource_type,
+            content_hash=content_hash,
+            resource_id=resource_id,
+        )
+    )
