@@ -143,6 +143,7 @@ def metadata(request: Request) -> FhirResponse:
 
 
 @router.post("", summary="A transaction or batch Bundle")
+@router.post("/", include_in_schema=False)  # clients differ on the trailing slash
 async def bundle(
     request: Request, settings: SettingsDep, push: PushDep, source: SourceDep
 ) -> FhirResponse:

@@ -1,0 +1,379 @@
+"""Providers push to /fhir: `journey serve` on loopback, pushed to by real FHIR clients
+(fhirpy, fhirclient, sekmet-fhir as a pushing EHR) and by plain httpx for the errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from tests.servers import free_port, wait_until_up
+
+JOURNEY = str(Path(sys.executable).parent / "journey")
+SEKMET = str(Path(sys.executable).parent / "sekmet")
+PUSH_KEY = "riverside-push-key"
+READ_KEY = "reader-key"
+FHIR_JSON = "application/fhir+json"
+SNOMED = "http://snomed.info/sct"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+@dataclass(frozen=True)
+class JourneyServer:
+    url: str
+
+    @property
+    def fhir(self) -> str:
+        return f"{self.url}/fhir"
+
+    def client(self, key: str = PUSH_KEY, content_type: str = FHIR_JSON) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.fhir,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": content_type},
+            timeout=30,
+        )
+
+    def journey_of_patient(self, patient_id: str) -> list[dict[str, Any]]:
+        """The journey records of the person a pushed Patient belongs to, via the API."""
+        with httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {READ_KEY}"}, timeout=30
+        ) as api:
+            people = api.get("/people", params={"limit": 500}).json()["items"]
+            person = next(
+                p
+                for p in people
+                if any(
+                    s["patient_id"] == patient_id and s["source"] == "riverside"
+                    for s in p["sources"]
+                )
+            )
+            journey = api.get(f"/people/{person['id']}/journey").json()
+        records: list[dict[str, Any]] = journey["items"]
+        return records
+
+
+@pytest.fixture
+def server(engine: Engine, tmp_path: Path) -> Iterator[JourneyServer]:
+    """`journey serve` on the test's store (SQLite or PostgreSQL), one push client configured."""
+    config = tmp_path / "journey.toml"
+    config.write_text(
+        '[[push_clients]]\nsource = "riverside"\nkey_env = "RIVERSIDE_PUSH_KEY"\n',
+        encoding="utf-8",
+    )
+    port = free_port()
+    env = {
+        **os.environ,
+        "JOURNEY_CONFIG": str(config),
+        "JOURNEY_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "JOURNEY_API_KEYS": READ_KEY,
+        "JOURNEY_MAX_PUSH_BYTES": str(256 * 1024),
+        "RIVERSIDE_PUSH_KEY": PUSH_KEY,
+    }
+    process = subprocess.Popen(
+        [JOURNEY, "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}/fhir/metadata", process, "journey serve")
+        yield JourneyServer(url)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def patient(pid: str | None = None, mrn: str = "MRN-1") -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:oid:1.2.3", "value": mrn}],
+        "gender": "female",
+        "birthDate": "1970-02-03",
+    }
+    if pid:
+        resource["id"] = pid
+    return resource
+
+
+def emergency_visit(subject: str, start: str = "2026-03-01T10:00:00Z") -> dict[str, Any]:
+    return {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": ACT_CODE, "code": "EMER"},
+        "subject": {"reference": subject},
+        "period": {"start": start, "end": "2026-03-01T14:00:00Z"},
+    }
+
+
+def us_core_transaction() -> dict[str, Any]:
+    """An EHR-style transaction: a Patient, a Condition, an Encounter and an Observation,
+    tied together with urn:uuid references, the Patient created only if not there yet."""
+    pat, cond = "urn:uuid:11111111-1111-4111-8111-111111111111", "urn:uuid:2222-cond"
+    encounter = emergency_visit(pat)
+    encounter["reasonReference"] = [{"reference": cond}]
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": pat,
+                "resource": patient(mrn="MRN-TX"),
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": "identifier=urn:oid:1.2.3|MRN-TX",
+                },
+            },
+            {
+                "fullUrl": cond,
+                "resource": {
+                    "resourceType": "Condition",
+                    "subject": {"reference": pat},
+                    "code": {"coding": [{"system": SNOMED, "code": "29857009"}]},
+                },
+                "request": {"method": "POST", "url": "Condition"},
+            },
+            {"resource": encounter, "request": {"method": "POST", "url": "Encounter"}},
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                    "subject": {"reference": pat},
+                    "valueQuantity": {"value": 88, "unit": "/min"},
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            },
+        ],
+    }
+
+
+def outcome_of(response: httpx.Response) -> dict[str, Any]:
+    assert response.headers["content-type"].startswith(FHIR_JSON)
+    body: dict[str, Any] = response.json()
+    assert body["resourceType"] == "OperationOutcome", body
+    return body
+
+
+# ---- the conformant happy paths ----
+
+
+def test_capability_statement_tells_what_is_supported(server: JourneyServer) -> None:
+    statement = httpx.get(f"{server.fhir}/metadata").json()
+    assert statement["resourceType"] == "CapabilityStatement"
+    assert statement["fhirVersion"] == "4.0.1"
+    rest = statement["rest"][0]
+    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch"}
+    by_type = {r["type"]: r for r in rest["resource"]}
+    assert {"Patient", "Encounter", "QuestionnaireResponse", "Condition"} <= set(by_type)
+    assert {i["code"] for i in by_type["Encounter"]["interaction"]} >= {
+        "read",
+        "vread",
+        "create",
+        "update",
+    }
+    assert by_type["Condition"]["documentation"].startswith("validated and kept raw")
+    # ...and does not claim what is not there.
+    assert "delete" not in {i["code"] for i in by_type["Patient"]["interaction"]}
+    assert by_type["Patient"]["conditionalUpdate"] is False
+
+
+def test_a_transaction_lands_in_the_journey_at_once_and_a_repush_changes_nothing(
+    server: JourneyServer,
+) -> None:
+    with server.client() as fhir:
+        first = fhir.post("", json=us_core_transaction())
+        assert first.status_code == 200, first.text
+        reply = first.json()
+        assert reply["type"] == "transaction-response"
+        statuses = [e["response"]["status"] for e in reply["entry"]]
+        assert statuses == ["201 Created"] * 4
+        locations = [e["response"]["location"] for e in reply["entry"]]
+        patient_id = locations[0].split("/")[1]
+        encounter = fhir.get("/" + "/".join(locations[2].split("/")[:2])).json()
+        # urn:uuid references now point at the ids the server gave.
+        assert encounter["subject"]["reference"] == f"Patient/{patient_id}"
+        assert encounter["reasonReference"][0]["reference"].startswith("Condition/")
+        assert all(e["response"]["etag"].startswith('W/"') for e in reply["entry"])
+
+        records = server.journey_of_patient(patient_id)
+        assert [r["job"] for r in records] == [
+            "diagnose"
+        ]  # an emergency visit: tell me what's wrong
+        assert records[0]["source"]["source"] == "riverside"
+
+        again = fhir.post("", json=us_core_transaction()).json()
+    assert [e["response"]["status"] for e in again["entry"]] == ["200 OK"] * 4
+    assert [e["response"]["location"] for e in again["entry"]] == locations
+    assert all(
+        "nothing changed" in e["response"]["outcome"]["issue"][0]["diagnostics"]
+        for e in again["entry"]
+    )
+    assert len(server.journey_of_patient(patient_id)) == 1
+
+
+def test_put_creates_then_updates_with_versions_and_if_match(server: JourneyServer) -> None:
+    with server.client() as fhir:
+        created = fhir.put("/Patient/pat-7", json=patient("pat-7"))
+        assert created.status_code == 201
+        etag = created.headers["ETag"]
+        assert created.headers["Location"].endswith(f"/fhir/Patient/pat-7/_history/{etag[3:-1]}")
+        assert "GMT" in created.headers["Last-Modified"]
+
+        changed = patient("pat-7") | {"gender": "other"}
+        stale = fhir.put("/Patient/pat-7", json=changed, headers={"If-Match": 'W/"999999"'})
+        assert stale.status_code == 412
+        assert "If-Match" in outcome_of(stale)["issue"][0]["diagnostics"]
+
+        updated = fhir.put("/Patient/pat-7", json=changed, headers={"If-Match": etag})
+        assert updated.status_code == 200
+        assert updated.headers["ETag"] != etag
+        assert fhir.get("/Patient/pat-7").json()["gender"] == "other"
+        old = fhir.get(f"/Patient/pat-7/_history/{etag[3:-1]}")
+        assert old.status_code == 200
+        assert old.json()["gender"] == "female"
+        assert old.json()["meta"]["versionId"] == etag[3:-1]
+
+
+def test_conditional_create_finds_the_patient_already_there(server: JourneyServer) -> None:
+    with server.client() as fhir:
+        first = fhir.post(
+            "/Patient",
+            json=patient(mrn="MRN-C"),
+            headers={"If-None-Exist": "identifier=urn:oid:1.2.3|MRN-C"},
+        )
+        assert first.status_code == 201
+        second = fhir.post(
+            "/Patient",
+            json=patient(mrn="MRN-C") | {"gender": "male"},
+            headers={"If-None-Exist": "identifier=urn:oid:1.2.3|MRN-C"},
+        )
+        assert second.status_code == 200
+        assert second.headers["Location"] == first.headers["Location"]
+        found = fhir.get("/Patient", params={"identifier": "urn:oid:1.2.3|MRN-C"}).json()
+    assert found["total"] == 1
+
+
+def test_a_batch_keeps_good_entries_and_answers_each_bad_one(server: JourneyServer) -> None:
+    bad = emergency_visit("Patient/b1") | {"period": {"start": "2026-02-30T10:00:00Z"}}
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"resource": patient("b1"), "request": {"method": "PUT", "url": "Patient/b1"}},
+            {"resource": bad, "request": {"method": "POST", "url": "Encounter"}},
+            {"resource": patient("b2"), "request": {"method": "DELETE", "url": "Patient/b2"}},
+        ],
+    }
+    with server.client() as fhir:
+        reply = fhir.post("", json=batch).json()
+        statuses = [e["response"]["status"] for e in reply["entry"]]
+        assert statuses == ["201 Created", "422", "400"]
+        issue = reply["entry"][1]["response"]["outcome"]["issue"][0]
+        assert issue["expression"] == ["Encounter.period.start"]
+        assert "Bundle.entry[1]" in issue["diagnostics"]
+        assert fhir.get("/Patient/b1").status_code == 200
+
+
+def test_an_encounter_for_a_patient_not_yet_pushed_is_kept_with_a_warning(
+    server: JourneyServer,
+) -> None:
+    with server.client() as fhir:
+        early = fhir.post(
+            "/Encounter",
+            json=emergency_visit("Patient/late-1"),
+            headers={"Prefer": "return=OperationOutcome"},
+        )
+        assert early.status_code == 201
+        issue = outcome_of(early)["issue"][0]
+        assert issue["severity"] == "warning"
+        assert "Patient/late-1" in issue["diagnostics"]
+        # When the Patient arrives, the Encounter joins its journey.
+        assert fhir.put("/Patient/late-1", json=patient("late-1", "MRN-L")).status_code == 201
+    assert [r["job"] for r in server.journey_of_patient("late-1")] == ["diagnose"]
+
+
+# ---- bad input: an OperationOutcome naming what and where ----
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type", "status", "says"),
+    [
+        ("POST", "/Encounter", b'{"resourceType": "Enc', FHIR_JSON, 400, "not valid JSON"),
+        ("POST", "/Encounter", b"{}", "text/plain", 415, "Content-Type"),
+        ("POST", "/Encounter", b'{"resourceType": "Patient"}', FHIR_JSON, 400, "resourceType"),
+        ("PUT", "/Patient/a1", b'{"resourceType": "Patient", "id": "a2"}', FHIR_JSON, 400, "id"),
+        ("POST", "/Spaceship", b'{"resourceType": "Spaceship"}', FHIR_JSON, 404, "not FHIR R4"),
+        (
+            "POST",
+            "/Encounter",
+            b'{"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},'
+            b' "period": {"start": "2026-13-01"}}',
+            FHIR_JSON,
+            422,
+            "Encounter.period.start",
+        ),
+    ],
+    ids=["malformed-json", "wrong-content-type", "wrong-type", "id-mismatch", "unknown-type", "r4"],
+)
+def test_bad_requests_get_an_operation_outcome(
+    server: JourneyServer,
+    method: str,
+    path: str,
+    body: bytes,
+    content_type: str,
+    status: int,
+    says: str,
+) -> None:
+    with server.client(content_type=content_type) as fhir:
+        response = fhir.request(method, path, content=body)
+    assert response.status_code == status, response.text
+    assert says in str(outcome_of(response)["issue"][0])
+
+
+def test_oversize_bodies_are_refused_without_reading_them_whole(server: JourneyServer) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"resourceType": "Patient", "text": "'
+        for _ in range(10_000):  # 640 MB if it were all read; the limit is 256 kB
+            yield b"x" * 65536
+
+    with server.client() as fhir:
+        response = fhir.post("/Patient", content=chunks())
+    assert response.status_code == 413
+    assert "limit" in outcome_of(response)["issue"][0]["diagnostics"]
+
+
+def test_credentials_are_required_and_checked(server: JourneyServer) -> None:
+    with server.client(key="not-a-key") as fhir:
+        wrong = fhir.put("/Patient/x1", json=patient("x1"))
+    missing = httpx.get(f"{server.fhir}/Patient/x1")
+    for response in (wrong, missing):
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        outcome_of(response)
+    # The read API's key is not a push key.
+    with server.client(key=READ_KEY) as fhir:
+        assert fhir.put("/Patient/x1", json=patient("x1")).status_code == 401
+
+
+def test_a_transaction_with_one_bad_entry_stores_nothing(server: JourneyServer) -> None:
+    bundle = us_core_transaction()
+    bundle["entry"][2]["resource"]["status"] = "done-and-dusted"
+    with server.client() as fhir:
+        response = fhir.post("", json=bundle)
+        assert response.status_code == 422
+        issue = outcome_of(response)["issue"][0]
+        assert "Bundle.entry[2]" in issue["diagnostics"]
+        assert issue["expression"] == ["Encounter.status"]
+        found = fhir.get("/Patient", params={"identifier": "urn:oid:1.2.3|MRN-TX"}).json()
+    assert found["total"] == 0  # the good Patient entry was not stored either
