@@ -377,3 +377,84 @@ def test_a_transaction_with_one_bad_entry_stores_nothing(server: JourneyServer) 
         assert issue["expression"] == ["Encounter.status"]
         found = fhir.get("/Patient", params={"identifier": "urn:oid:1.2.3|MRN-TX"}).json()
     assert found["total"] == 0  # the good Patient entry was not stored either
+
+
+# ---- unmodified third-party FHIR clients ----
+
+
+async def test_fhirpy_creates_updates_saves_and_sends_a_transaction(server: JourneyServer) -> None:
+    from fhirpy import AsyncFHIRClient
+
+    client = AsyncFHIRClient(server.fhir, authorization=f"Bearer {PUSH_KEY}")
+    person = client.resource("Patient", **patient(mrn="MRN-FHIRPY"))
+    await person.create()
+    assert person.id  # the server's id, read back from the response
+    person["gender"] = "other"
+    await person.save()  # an update, now that it has an id
+    visit = client.resource("Encounter", **emergency_visit(f"Patient/{person.id}"))
+    await visit.save()
+    await visit.update()  # same content again: the server keeps one version
+
+    fetched = await client.reference("Patient", person.id).to_resource()
+    assert fetched["gender"] == "other"
+    assert fetched["meta"]["versionId"]
+    reply = await client.execute("", method="post", data=us_core_transaction())
+    assert reply["type"] == "transaction-response"
+    assert [r["job"] for r in server.journey_of_patient(person.id)] == ["diagnose"]
+
+
+def test_fhirclient_the_smart_python_client_pushes_and_reads_back(server: JourneyServer) -> None:
+    from fhirclient import client
+    from fhirclient.models.encounter import Encounter
+    from fhirclient.models.patient import Patient
+
+    smart = client.FHIRClient(settings={"app_id": "journey-test", "api_base": server.fhir + "/"})
+    smart.server.session.headers["Authorization"] = f"Bearer {PUSH_KEY}"
+    assert smart.server.capabilityStatement.fhirVersion == "4.0.1"
+
+    person = Patient(patient("pat-fc", "MRN-FC"))
+    person.update(smart.server)  # PUT with the client's id
+    created = Encounter(emergency_visit("Patient/pat-fc")).create(smart.server)
+    assert created is not None
+    assert created["resourceType"] == "Encounter"
+
+    read_back = Patient.read("pat-fc", smart.server)
+    assert read_back.gender == "female"
+    assert read_back.meta.versionId
+    assert [r["job"] for r in server.journey_of_patient("pat-fc")] == ["diagnose"]
+
+
+@pytest.mark.slow
+def test_sekmet_as_a_pushing_ehr_seeds_patients_and_encounters(
+    server: JourneyServer, tmp_path: Path
+) -> None:
+    """sekmet-fhir, an independent EHR simulator, pushes with its own FHIR client."""
+    settings = tmp_path / "sekmet.yaml"
+    settings.write_text(
+        "log_inbound: false\n"
+        "peers:\n"
+        "  journey:\n"
+        f"    base_url: {server.fhir}\n"
+        "    auth:\n"
+        "      type: bearer\n"
+        f"      token: {PUSH_KEY}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "SEKMET_CONFIG": str(settings), "SEKMET_DB": str(tmp_path / "s.db")}
+    seeded = subprocess.run(
+        [SEKMET, "seed", "--count", "4", "--target", "journey"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert seeded.returncode == 0, seeded.stdout[-2000:] + seeded.stderr[-2000:]
+    lines = [line for line in seeded.stdout.splitlines() if line.startswith("Patient/")]
+    assert len(lines) == 4
+    admitted = [line for line in lines if "Encounter/" in line]
+    assert admitted  # sekmet admits every other patient
+    patient_id = admitted[0].split()[0].removeprefix("Patient/")
+    records = server.journey_of_patient(patient_id)
+    assert records
+    assert all(r["source"]["source"] == "riverside" for r in records)
