@@ -1,4 +1,4 @@
-.PHONY: help demo test bench bench-pull
+.PHONY: help demo test bench bench-pull bench-push
 help:            ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 demo:            ## set up, import the synthetic sample, show a journey, serve the API
@@ -9,3 +9,5 @@ bench:           ## import benchmark: figures and ratios against bare orjson / v
 	scripts/bench
 bench-pull:      ## pull benchmark: journey sync vs a sequential next-link loop on sekmet-fhir
 	scripts/bench-pull
+bench-push:      ## push benchmark: transaction Bundles into /fhir vs a bare FastAPI+orjson endpoint
+	scripts/bench-push

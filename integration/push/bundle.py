@@ -177,3 +177,21 @@ def resolve_references(write: PlannedWrite, targets: dict[str, str]) -> None:
                 "fullUrl that no entry of this Bundle has",
                 f"Bundle.entry[{write.index}].resource",
             )
+
+
+def with_references_resolved(resource: dict[str, Any], targets: dict[str, str]) -> dict[str, Any]:
+    """A copy of `resource` with references to entries pointed at their ids (no checks)."""
+
+    def copy(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {key: copy(item) for key, item in value.items()}
+            reference = out.get("reference")
+            if isinstance(reference, str) and reference in targets:
+                out["reference"] = targets[reference]
+            return out
+        if isinstance(value, list):
+            return [copy(item) for item in value]
+        return value
+
+    copied: dict[str, Any] = copy(resource)
+    return copied

@@ -34,15 +34,17 @@ from integration.push.bundle import (
     full_url_targets,
     plan_entries,
     resolve_references,
+    with_references_resolved,
 )
 from integration.push.outcome import FhirError, Issue
 from integration.store.pushed import (
+    PushedIndexEntry,
     StoredVersion,
     current_version,
+    current_versions,
     ids_by_content,
     ids_by_identifier,
-    replace_content_hash,
-    replace_identifiers,
+    replace_index_entries,
     version,
 )
 from integration.store.raw import IncomingResource, Rejected, WriteOutcome, write_resources
@@ -224,6 +226,14 @@ class PushService:
                         write.resource_id = matches[0].resource_id
                         existing[write.index] = matches[0]
             targets = full_url_targets(writes)
+            # Repeated creates are found by content; look all up at once, as their
+            # references will resolve (an entry matched below may still change that).
+            creates = [w for w in writes if w.method == "POST" and w.index not in existing]
+            looked_up = {
+                (w.resource_type, content_hash(with_references_resolved(w.resource, targets)))
+                for w in creates
+            }
+            held_content = ids_by_content(conn, source, sorted(looked_up))
             incoming: list[tuple[PlannedWrite, IncomingResource]] = []
             for write in writes:
                 if write.index in existing:
@@ -231,7 +241,7 @@ class PushService:
                 try:
                     resolve_references(write, targets)
                     if write.method == "POST":
-                        same = self._same_content(conn, source, write)
+                        same = self._same_content(conn, source, write, looked_up, held_content)
                         if same is not None:
                             # A repeated create: answer with what is held, do not duplicate.
                             write.resource_id = same.resource_id
@@ -241,7 +251,12 @@ class PushService:
                                 )
                             existing[write.index] = same
                             continue
-                    current = current_version(conn, source, write.resource_type, write.resource_id)
+                    # A server-assigned id is new by construction: nothing to look up.
+                    current = (
+                        None
+                        if write.method == "POST"
+                        else current_version(conn, source, write.resource_type, write.resource_id)
+                    )
                     _check_if_match(write, current)
                     item = self._validated(importer, summary, write, now)
                 except FhirError as error:
@@ -260,25 +275,32 @@ class PushService:
         results: dict[int, WriteResult] = {}
         with self.engine.begin() as conn:
             outcomes = write_resources(conn, [item for _, item in incoming], now)
+            replace_index_entries(
+                conn,
+                source,
+                [
+                    PushedIndexEntry(
+                        write.resource_type,
+                        write.resource_id,
+                        content_hash(write.resource),
+                        _identifiers(write),
+                    )
+                    for write, _ in incoming
+                ],
+            )
+            held = current_versions(
+                conn, source, [(write.resource_type, write.resource_id) for write, _ in incoming]
+            )
             for (write, item), outcome in zip(incoming, outcomes, strict=True):
-                replace_identifiers(
-                    conn, source, write.resource_type, write.resource_id, _identifiers(write)
-                )
-                replace_content_hash(
-                    conn,
-                    source,
-                    write.resource_type,
-                    write.resource_id,
-                    content_hash(write.resource),
-                )
-                stored = current_version(conn, source, write.resource_type, write.resource_id)
-                assert stored is not None
                 item_warnings = [
                     Issue("warning", "informational", text) for text in item.warnings
                 ] + warnings[write.index]
                 created = outcome is WriteOutcome.NEW
                 results[write.index] = WriteResult(
-                    201 if created else 200, stored, created, warnings=item_warnings
+                    201 if created else 200,
+                    held[(write.resource_type, write.resource_id)],
+                    created,
+                    warnings=item_warnings,
                 )
         for index, stored in existing.items():
             results[index] = WriteResult(
@@ -305,9 +327,17 @@ class PushService:
         return [stored for stored in found if stored is not None]
 
     @staticmethod
-    def _same_content(conn: Connection, source: str, write: PlannedWrite) -> StoredVersion | None:
-        digest = content_hash(write.resource)
-        for resource_id in ids_by_content(conn, source, write.resource_type, digest):
+    def _same_content(
+        conn: Connection,
+        source: str,
+        write: PlannedWrite,
+        looked_up: set[tuple[str, str]],
+        held_content: dict[tuple[str, str], list[str]],
+    ) -> StoredVersion | None:
+        key = (write.resource_type, content_hash(write.resource))
+        if key not in looked_up:
+            held_content.update(ids_by_content(conn, source, [key]))
+        for resource_id in held_content.get(key, []):
             stored = current_version(conn, source, write.resource_type, resource_id)
             if stored is not None:
                 return stored
@@ -388,7 +418,7 @@ def _entry_error(write: PlannedWrite, in_bundle: bool, error: FhirError) -> Fhir
     return error
 
 
-def _identifiers(write: PlannedWrite) -> list[tuple[str, str]]:
+def _identifiers(write: PlannedWrite) -> tuple[tuple[str, str], ...]:
     found: list[tuple[str, str]] = []
     identifiers = write.resource.get("identifier")
     if isinstance(identifiers, dict):
@@ -399,4 +429,4 @@ def _identifiers(write: PlannedWrite) -> list[tuple[str, str]]:
             found.append(
                 (system[:400] if isinstance(system, str) else "", identifier["value"][:200])
             )
-    return found
+    return tuple(found)

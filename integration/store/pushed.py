@@ -7,11 +7,10 @@ received: the server, not the sender, owns both, as FHIR asks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select
+from sqlalchemy import Connection, Row, delete, select, tuple_
 
 from integration.store.schema import (
     current_resources,
@@ -68,6 +67,23 @@ def current_version(
     return _version(row) if row is not None else None
 
 
+def current_versions(
+    conn: Connection, source: str, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], StoredVersion]:
+    """Current versions of many (type, id) at once."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .join(current_resources, current_resources.c.raw_id == raw_resources.c.id)
+        .where(
+            current_resources.c.source == source,
+            tuple_(current_resources.c.resource_type, current_resources.c.resource_id).in_(keys),
+        )
+    )
+    return {(row.resource_type, row.resource_id): _version(row) for row in rows}
+
+
 def version(
     conn: Connection, source: str, resource_type: str, resource_id: str, version_id: str
 ) -> StoredVersion | None:
@@ -98,64 +114,77 @@ def ids_by_identifier(
     return sorted(set(conn.execute(query).scalars().all()))
 
 
-def replace_identifiers(
-    conn: Connection,
-    source: str,
-    resource_type: str,
-    resource_id: str,
-    identifiers: Iterable[tuple[str, str]],
-) -> None:
-    """The current version's identifiers replace the previous version's."""
-    conn.execute(
-        delete(resource_identifiers).where(
-            resource_identifiers.c.source == source,
-            resource_identifiers.c.resource_type == resource_type,
-            resource_identifiers.c.resource_id == resource_id,
+def ids_by_content(
+    conn: Connection, source: str, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], list[str]]:
+    """(type, content hash) -> ids of current pushed resources with that content."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        select(
+            pushed_content.c.resource_type,
+            pushed_content.c.content_hash,
+            pushed_content.c.resource_id,
+        ).where(
+            pushed_content.c.source == source,
+            tuple_(pushed_content.c.resource_type, pushed_content.c.content_hash).in_(keys),
         )
     )
+    found: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        found.setdefault((row.resource_type, row.content_hash), []).append(row.resource_id)
+    return {key: sorted(ids) for key, ids in found.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class PushedIndexEntry:
+    """What the indexes hold for one pushed resource's current version."""
+
+    resource_type: str
+    resource_id: str
+    content_hash: str
+    identifiers: tuple[tuple[str, str], ...]
+
+
+def replace_index_entries(conn: Connection, source: str, entries: list[PushedIndexEntry]) -> None:
+    """The new current versions' identifiers and content hashes replace the old ones."""
+    if not entries:
+        return
+    keys = [(entry.resource_type, entry.resource_id) for entry in entries]
+    for table in (resource_identifiers, pushed_content):
+        conn.execute(
+            delete(table).where(
+                table.c.source == source,
+                tuple_(table.c.resource_type, table.c.resource_id).in_(keys),
+            )
+        )
     insert_ignore(
         conn,
         resource_identifiers,
         [
             {
                 "source": source,
-                "resource_type": resource_type,
+                "resource_type": entry.resource_type,
                 "system": system,
                 "value": value,
-                "resource_id": resource_id,
+                "resource_id": entry.resource_id,
             }
-            for system, value in identifiers
+            for entry in entries
+            for system, value in entry.identifiers
         ],
         keys=("source", "resource_type", "system", "value", "resource_id"),
     )
-
-
-def ids_by_content(
-    conn: Connection, source: str, resource_type: str, content_hash: str
-) -> list[str]:
-    query = select(pushed_content.c.resource_id).where(
-        pushed_content.c.source == source,
-        pushed_content.c.resource_type == resource_type,
-        pushed_content.c.content_hash == content_hash,
-    )
-    return sorted(conn.execute(query).scalars().all())
-
-
-def replace_content_hash(
-    conn: Connection, source: str, resource_type: str, resource_id: str, content_hash: str
-) -> None:
-    conn.execute(
-        delete(pushed_content).where(
-            pushed_content.c.source == source,
-            pushed_content.c.resource_type == resource_type,
-            pushed_content.c.resource_id == resource_id,
-        )
-    )
-    conn.execute(
-        pushed_content.insert().values(
-            source=source,
-            resource_type=resource_type,
-            content_hash=content_hash,
-            resource_id=resource_id,
-        )
+    insert_ignore(
+        conn,
+        pushed_content,
+        [
+            {
+                "source": source,
+                "resource_type": entry.resource_type,
+                "content_hash": entry.content_hash,
+                "resource_id": entry.resource_id,
+            }
+            for entry in entries
+        ],
+        keys=("source", "resource_type", "content_hash", "resource_id"),
     )

@@ -1,0 +1,231 @@
+"""Push benchmark: transaction Bundles into /fhir against a bare orjson endpoint, in one run.
+
+Starts `journey serve` (a fresh SQLite store) and a bare FastAPI app whose only
+endpoint reads the body and parses it with orjson, both with uvicorn on
+loopback. Then 8 concurrent clients each send the same number of transaction
+Bundles of 50 entries (10 Patients, each with 4 Encounters referencing it by
+urn:uuid) to each server in turn. Prints resources/s, p50/p99 latency per
+Bundle, and the ratio ours / bare.
+
+    scripts/bench-push --bundles 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+PUSH_KEY = "bench-push-key"
+CLIENTS = 8
+PATIENTS_PER_BUNDLE = 10
+ENCOUNTERS_PER_PATIENT = 4
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+def bare_app() -> FastAPI:
+    """The baseline: receive the body and parse it, nothing else."""
+    app = FastAPI()
+
+    @app.post("/fhir")
+    async def parse_only(request: Request) -> Response:
+        bundle = orjson.loads(await request.body())
+        reply = {"resourceType": "Bundle", "type": "transaction-response"}
+        reply["entry"] = [{"response": {"status": "200 OK"}} for _ in bundle["entry"]]
+        return Response(orjson.dumps(reply), media_type="application/fhir+json")
+
+    return app
+
+
+def transaction(rng: random.Random) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = []
+    classes = ("AMB", "EMER", "IMP", "VR")
+    for _ in range(PATIENTS_PER_BUNDLE):
+        full_url = f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+        mrn = str(rng.getrandbits(48))
+        born = f"{rng.randint(1930, 2020)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
+        entries.append(
+            {
+                "fullUrl": full_url,
+                "resource": {
+                    "resourceType": "Patient",
+                    "identifier": [{"system": "urn:oid:1.2.36.146.595.217.0.1", "value": mrn}],
+                    "gender": rng.choice(("female", "male")),
+                    "birthDate": born,
+                },
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": f"identifier=urn:oid:1.2.36.146.595.217.0.1|{mrn}",
+                },
+            }
+        )
+        for _ in range(ENCOUNTERS_PER_PATIENT):
+            day = rng.randint(1, 28)
+            entries.append(
+                {
+                    "resource": {
+                        "resourceType": "Encounter",
+                        "status": "finished",
+                        "class": {"system": ACT_CODE, "code": rng.choice(classes)},
+                        "subject": {"reference": full_url},
+                        "period": {
+                            "start": f"2026-0{rng.randint(1, 9)}-{day:02d}T09:00:00Z",
+                            "end": f"2026-0{rng.randint(1, 9)}-{day:02d}T10:30:00Z",
+                        },
+                    },
+                    "request": {"method": "POST", "url": "Encounter"},
+                }
+            )
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+@dataclass(frozen=True)
+class Result:
+    resources: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.resources / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+async def push_all(url: str, bundles: list[list[bytes]]) -> Result:
+    latencies: list[float] = []
+
+    async def client(mine: list[bytes]) -> None:
+        headers = {"Authorization": f"Bearer {PUSH_KEY}", "Content-Type": "application/fhir+json"}
+        async with httpx.AsyncClient(headers=headers, timeout=300) as http:
+            for body in mine:
+                started = time.perf_counter()
+                response = await http.post(url, content=body)
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    raise SystemExit(f"{url}: HTTP {response.status_code}: {response.text[:300]}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(mine) for mine in bundles))
+    seconds = time.perf_counter() - started
+    count = sum(len(mine) for mine in bundles) * PATIENTS_PER_BUNDLE * (1 + ENCOUNTERS_PER_PATIENT)
+    return Result(count, seconds, latencies)
+
+
+def start(command: list[str], env: dict[str, str], url: str, cwd: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            return process
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{command[0]} did not start") from None
+            time.sleep(0.3)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bundles", type=int, default=20, help="Bundles per client")
+    parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        import uvicorn
+
+        uvicorn.run(bare_app(), host="127.0.0.1", port=args.serve_bare, log_level="warning")
+        return
+    rng = random.Random(20261123)
+    bodies = [[orjson.dumps(transaction(rng)) for _ in range(args.bundles)] for _ in range(CLIENTS)]
+    warm_up = [[orjson.dumps(transaction(rng))] for _ in range(CLIENTS)]
+    journey = str(Path(sys.executable).parent / "journey")
+    with tempfile.TemporaryDirectory(prefix="journey-push-bench-") as name:
+        folder = Path(name)
+        config = folder / "journey.toml"
+        config.write_text(
+            '[[push_clients]]\nsource = "bench-ehr"\nkey_env = "BENCH_PUSH_KEY"\n', encoding="utf-8"
+        )
+        env = {
+            **os.environ,
+            "JOURNEY_CONFIG": str(config),
+            "JOURNEY_DATABASE_URL": f"sqlite:///{folder / 'journey.db'}",
+            "JOURNEY_API_KEYS": "bench-read-key",
+            "BENCH_PUSH_KEY": PUSH_KEY,
+        }
+        ours_port, bare_port = free_port(), free_port()
+        ours = start(
+            [journey, "serve", "--port", str(ours_port)],
+            env,
+            f"http://127.0.0.1:{ours_port}/fhir/metadata",
+            folder,
+        )
+        bare = start(
+            [sys.executable, __file__, "--serve-bare", str(bare_port)],
+            env,
+            f"http://127.0.0.1:{bare_port}/docs",
+            folder,
+        )
+        try:
+            print(
+                f"{CLIENTS} clients x {args.bundles} transaction Bundles of "
+                f"{PATIENTS_PER_BUNDLE * (1 + ENCOUNTERS_PER_PATIENT)} entries ...",
+                flush=True,
+            )
+            bare_url = f"http://127.0.0.1:{bare_port}/fhir"
+            ours_url = f"http://127.0.0.1:{ours_port}/fhir"
+            # One untimed Bundle per client first: connections, imports and caches warm.
+            for url in (bare_url, ours_url):
+                asyncio.run(push_all(url, warm_up))
+            bare_result = asyncio.run(push_all(bare_url, bodies))
+            ours_result = asyncio.run(push_all(ours_url, bodies))
+        finally:
+            for process in (ours, bare):
+                process.terminate()
+                process.wait(timeout=30)
+    print(f"{'':<44} {'resources/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'total s':>8}")
+    for label, result in (
+        ("bare FastAPI + orjson parse (baseline)", bare_result),
+        ("journey /fhir (validate, store, map, derive)", ours_result),
+    ):
+        print(
+            f"{label:<44} {result.rate:>12,.0f} {result.percentile(0.5):>8.1f} "
+            f"{result.percentile(0.99):>8.1f} {result.seconds:>8.2f}"
+        )
+    print(
+        f"ours / bare: {ours_result.rate / bare_result.rate:.1%} of the throughput, "
+        f"p50 latency x{ours_result.percentile(0.5) / bare_result.percentile(0.5):.1f} "
+        f"(single uvicorn process each, SQLite store, 2 cores shared with the clients)"
+    )
+
+
+if __name__ == "__main__":
+    main()
