@@ -1,0 +1,128 @@
+"""Reading pushed Bundles into writes (pure), and who may push (config)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from integration.config import Settings
+from integration.errors import ConfigError
+from integration.push.bundle import (
+    PlannedWrite,
+    bundle_kind,
+    full_url_targets,
+    plan_entries,
+    resolve_references,
+)
+from integration.push.clients import load_push_keys
+from integration.push.outcome import FhirError
+from integration.push.service import content_hash
+
+
+def ids() -> Any:
+    counter = itertools.count(1)
+    return lambda: f"new-{next(counter)}"
+
+
+def entry(resource: dict[str, Any], method: str, url: str, **extra: Any) -> dict[str, Any]:
+    return {"resource": resource, "request": {"method": method, "url": url}, **extra}
+
+
+def test_posts_get_server_ids_and_references_between_entries_follow_them() -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            entry({"resourceType": "Patient"}, "POST", "Patient", fullUrl="urn:uuid:p"),
+            entry(
+                {"resourceType": "Encounter", "subject": {"reference": "urn:uuid:p"}},
+                "POST",
+                "Encounter",
+            ),
+            entry({"resourceType": "Patient", "id": "keep"}, "PUT", "Patient/keep"),
+        ],
+    }
+    assert bundle_kind(bundle) == "transaction"
+    writes = plan_entries(bundle, ids())
+    assert all(isinstance(w, PlannedWrite) for w in writes)
+    planned = [w for w in writes if isinstance(w, PlannedWrite)]
+    assert [(w.method, w.resource_type, w.resource_id) for w in planned] == [
+        ("POST", "Patient", "new-1"),
+        ("POST", "Encounter", "new-2"),
+        ("PUT", "Patient", "keep"),
+    ]
+    targets = full_url_targets(planned)
+    resolve_references(planned[1], targets)
+    assert planned[1].resource["subject"]["reference"] == "Patient/new-1"
+
+
+@pytest.mark.parametrize(
+    ("bad_entry", "says"),
+    [
+        ({"resource": {"resourceType": "Patient"}}, "request is missing"),
+        (entry({"resourceType": "Patient"}, "DELETE", "Patient/x"), "only POST and PUT"),
+        (entry({"resourceType": "Patient"}, "POST", "Encounter"), "does not match"),
+        (entry({"resourceType": "Patient", "id": "a"}, "PUT", "Patient/b"), "differs"),
+        (entry({"resourceType": "Patient"}, "PUT", "Patient?identifier=x|1"), "conditional"),
+        (entry({"resourceType": "Patient"}, "PUT", "Patient/not an id!"), "not a valid FHIR id"),
+        ({"request": {"method": "POST", "url": "Patient"}}, "resource is missing"),
+    ],
+    ids=["no-request", "delete", "type-mismatch", "id-mismatch", "cond-update", "bad-id", "empty"],
+)
+def test_a_bad_entry_is_named_by_its_place(bad_entry: dict[str, Any], says: str) -> None:
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [{}, bad_entry]}
+    errors = plan_entries(bundle, ids())
+    assert isinstance(errors[1], FhirError)
+    assert says in errors[1].issue.diagnostics
+    assert "Bundle.entry[1]" in errors[1].issue.diagnostics
+
+
+def test_a_reference_to_a_urn_no_entry_has_is_an_error() -> None:
+    write = PlannedWrite(
+        3,
+        "POST",
+        "Encounter",
+        "e1",
+        {"resourceType": "Encounter", "subject": {"reference": "urn:uuid:nowhere"}},
+        None,
+        None,
+        None,
+    )
+    with pytest.raises(FhirError, match=r"Bundle.entry\[3\]"):
+        resolve_references(write, {})
+
+
+def test_only_transaction_and_batch_bundles_are_taken() -> None:
+    for body in ({"resourceType": "Patient"}, {"resourceType": "Bundle", "type": "collection"}):
+        with pytest.raises(FhirError) as raised:
+            bundle_kind(body)
+        assert raised.value.status == 400
+
+
+def test_the_content_hash_ignores_id_and_server_metadata_only() -> None:
+    base = {"resourceType": "Patient", "gender": "female"}
+    same = base | {"id": "x", "meta": {"versionId": "7", "lastUpdated": "2026-01-01T00:00:00Z"}}
+    tagged = base | {"meta": {"tag": [{"code": "vip"}]}}
+    assert content_hash(base) == content_hash(same)
+    assert content_hash(base) != content_hash(tagged)
+    assert content_hash(base) != content_hash(base | {"gender": "male"})
+
+
+def test_push_keys_name_their_source_and_config_errors_name_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLINIC_KEY", "k-1")
+    settings = Settings(push_clients=[{"source": "clinic", "key_env": "CLINIC_KEY"}])
+    assert load_push_keys(settings) == {"k-1": "clinic"}
+
+    unset = Settings(push_clients=[{"source": "clinic", "key_env": "NOT_SET_ANYWHERE"}])
+    with pytest.raises(ConfigError, match=r"push_clients\[0\].*key_env.*NOT_SET_ANYWHERE"):
+        load_push_keys(unset)
+    unnamed = Settings(push_clients=[{"source": "clinic"}])
+    with pytest.raises(ConfigError, match="key_env or key_file"):
+        load_push_keys(unnamed)
+    typo = Settings(push_clients=[{"source": "clinic", "key_enc": "X"}])
+    with pytest.raises(ConfigError, match="key_enc"):
+        load_push_keys(typo)
