@@ -49,6 +49,8 @@ from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
 EXIT_SYNC_FAILED = 2
 EXIT_QUARANTINED = 3
 DEMO_API_KEY = "demo-key"
+DEMO_PUSH_KEY = "demo-push-key"
+DEMO_PUSH_SOURCE = "demo-ehr"
 
 app = typer.Typer(
     help="fhir-journey: integrate FHIR R4 data into patient journeys (diagnose, treat, keep well).",
@@ -402,6 +404,13 @@ def demo(
     settings = _settings(ctx)
     if not settings.api_keys:
         settings = settings.model_copy(update={"api_keys": [DEMO_API_KEY]})
+    if not settings.push_clients:
+        # So the demo can be pushed to as well: a key file, as a deployment would have.
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key_file = data_dir / "demo-push.key"
+        key_file.write_text(DEMO_PUSH_KEY + "\n", encoding="utf-8")
+        demo_pusher = {"source": DEMO_PUSH_SOURCE, "key_file": str(key_file)}
+        settings = settings.model_copy(update={"push_clients": [demo_pusher]})
     engine = open_store(settings.database_url)
     pack = _pack(settings)
     console.print(f"Writing a synthetic population of {people} people to {data_dir}/ (seed {seed})")
@@ -426,6 +435,13 @@ def demo(
     console.print(
         f"Docs:    {base}/docs  (Authorize with the key, then try the endpoints)", highlight=False
     )
+    if settings.push_clients and settings.push_clients[0].get("source") == DEMO_PUSH_SOURCE:
+        console.print(
+            f"Push:    FHIR R4 base {base}/fhir, push key {DEMO_PUSH_KEY} "
+            f"(stored as source {DEMO_PUSH_SOURCE})",
+            highlight=False,
+            soft_wrap=True,
+        )
     if serve_api:
         engine.dispose()
         _serve(settings, host, port)

@@ -75,6 +75,17 @@ def test_demo_serves_a_journey_spanning_all_three_jobs(tmp_path: Path) -> None:
         ).json()["items"]
         assert len(found) == 1
         assert len(found[0]["sources"]) == 2
+        # The demo can be pushed to, with the push key it prints.
+        pushed = httpx.put(
+            f"http://127.0.0.1:{port}/fhir/Patient/demo-push-1",
+            json={"resourceType": "Patient", "id": "demo-push-1", "gender": "unknown"},
+            headers={
+                "Authorization": "Bearer demo-push-key",
+                "Content-Type": "application/fhir+json",
+            },
+            timeout=10,
+        )
+        assert pushed.status_code == 201, pushed.text
     finally:
         process.terminate()
         process.wait(timeout=20)
