@@ -211,6 +211,8 @@ def test_a_transaction_lands_in_the_journey_at_once_and_a_repush_changes_nothing
             "diagnose"
         ]  # an emergency visit: tell me what's wrong
         assert records[0]["source"]["source"] == "riverside"
+        # The pushed Condition, referenced by the Encounter, is read as its concern.
+        assert f"{SNOMED}|29857009" in records[0]["concern_codes"]
 
         again = fhir.post("", json=us_core_transaction()).json()
     assert [e["response"]["status"] for e in again["entry"]] == ["200 OK"] * 4
