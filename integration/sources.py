@@ -7,7 +7,6 @@ source names. Errors name the file, the source and the key.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ from connectors.rest.auth import BearerToken, ClientCredentials, SmartBackendSer
 from connectors.rest.http import HttpPolicy
 from integration.config import Settings
 from integration.errors import ConfigError
+from integration.secrets import read_secret
 
 DEFAULT_TYPES = ("Patient", "Encounter", "QuestionnaireResponse")
 
@@ -110,11 +110,11 @@ class SourceConfig(BaseModel):
         if auth.type == "none":
             return None
         if auth.type == "bearer":
-            return BearerToken(_secret(where, "token", auth.token_env, auth.token_file))
+            return BearerToken(read_secret(where, "token", auth.token_env, auth.token_file))
         if not auth.client_id:
             raise ConfigError(f"{where}.client_id: required for {auth.type}")
         if auth.type == "client_credentials":
-            secret = _secret(
+            secret = read_secret(
                 where, "client_secret", auth.client_secret_env, auth.client_secret_file
             )
             return ClientCredentials(
@@ -134,20 +134,6 @@ class SourceConfig(BaseModel):
             )
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
-
-
-def _secret(where: str, what: str, env: str | None, file: str | None) -> str:
-    if env:
-        value = os.environ.get(env)
-        if not value:
-            raise ConfigError(f"{where}.{what}_env: environment variable {env} is not set")
-        return value.strip()
-    if file:
-        path = Path(file)
-        if not path.is_file():
-            raise ConfigError(f"{where}.{what}_file: no file {path}")
-        return path.read_text(encoding="utf-8").strip()
-    raise ConfigError(f"{where}: {what}_env or {what}_file is required")
 
 
 def load_sources(settings: Settings) -> list[SourceConfig]:

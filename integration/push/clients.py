@@ -7,13 +7,11 @@ a file the table names, never from the config file itself.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from integration.config import Settings
 from integration.errors import ConfigError
+from integration.secrets import read_secret
 
 
 class PushClientConfig(BaseModel):
@@ -36,19 +34,7 @@ def load_push_keys(settings: Settings) -> dict[str, str]:
             key = ".".join(str(part) for part in first["loc"]) or "(table)"
             raise ConfigError(f"{file}: push_clients[{index}]: {key}: {first['msg']}") from exc
         where = f"{file}: push_clients[{index}] (source {client.source!r})"
-        if client.key_env:
-            key = os.environ.get(client.key_env, "").strip()
-            if not key:
-                raise ConfigError(
-                    f"{where}.key_env: environment variable {client.key_env} is not set"
-                )
-        elif client.key_file:
-            path = Path(client.key_file)
-            if not path.is_file():
-                raise ConfigError(f"{where}.key_file: no file {path}")
-            key = path.read_text(encoding="utf-8").strip()
-        else:
-            raise ConfigError(f"{where}: key_env or key_file is required")
+        key = read_secret(where, "key", client.key_env, client.key_file)
         if key in keys:
             raise ConfigError(f"{where}: the same key is given to two push clients")
         keys[key] = client.source
