@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import ijson
 import orjson
@@ -41,6 +41,12 @@ _UUID_URN = re.compile(r"^urn:uuid:([0-9A-Za-z.\-]{1,64})$")
 _RESOURCE_URL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 ProgressCallback = Callable[[int], None]
+
+
+class LineSource(Protocol):
+    """What the NDJSON reader needs: a line at a time, at most `limit` bytes of it."""
+
+    def readline(self, limit: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +119,7 @@ class FileReader:
                 yield RawItem(origin, "file", problem="empty file: no resources in it")
                 return
             if path.suffix.lower() in NDJSON_SUFFIXES:
-                yield from self._read_ndjson(origin, handle)
+                yield from self.read_ndjson(origin, handle)
             elif path.suffix.lower() in JSON_SUFFIXES or path.suffix == "":
                 yield from self._read_json(origin, handle, size)
             else:
@@ -126,7 +132,9 @@ class FileReader:
 
     # -- NDJSON ---------------------------------------------------------------
 
-    def _read_ndjson(self, origin: str, handle: IO[bytes]) -> Iterator[RawItem]:
+    def read_ndjson(self, origin: str, handle: LineSource) -> Iterator[RawItem]:
+        """NDJSON from anything with `readline(limit)`: a file, or a download being
+        streamed (`connectors.streams.QueuedStream`); one reader for both."""
         limit = self.max_resource_bytes
         line_no = 0
         seen_content = False
@@ -171,7 +179,7 @@ class FileReader:
         if not seen_content:
             yield RawItem(origin, "file", problem="empty file: only blank lines, no resources")
 
-    def _skip_rest_of_line(self, handle: IO[bytes]) -> int:
+    def _skip_rest_of_line(self, handle: LineSource) -> int:
         skipped = 0
         while True:
             chunk = handle.readline(_SKIP_CHUNK)

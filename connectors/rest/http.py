@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -123,8 +124,8 @@ class FhirHttp:
         # Called only when a retry will really happen (not after the last attempt).
         self.retries += 1
 
-    async def get_json(self, url: str, params: Params | None = None) -> dict[str, Any]:
-        retrying = AsyncRetrying(
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
             retry=retry_if_exception_type(TransientFhirError),
             stop=stop_after_attempt(self.policy.max_attempts),
             wait=self._wait,
@@ -132,12 +133,71 @@ class FhirHttp:
             sleep=self.sleep,
             reraise=True,
         )
-        async for attempt in retrying:
+
+    async def get_json(self, url: str, params: Params | None = None) -> dict[str, Any]:
+        async for attempt in self._retrying():
             with attempt:
-                return await self._once(url, params)
+                response = await self._once("GET", url, params, {"Accept": FHIR_JSON})
+                return _json_object(response)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    async def _once(self, url: str, params: Params | None) -> dict[str, Any]:
+    async def send(
+        self,
+        method: str,
+        url: str,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Any request under the policy; a 2xx response comes back whole (status, headers)."""
+        async for attempt in self._retrying():
+            with attempt:
+                return await self._once(
+                    method, url, params, {"Accept": FHIR_JSON, **(headers or {})}
+                )
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    @asynccontextmanager
+    async def stream(
+        self, url: str, headers: Mapping[str, str] | None = None, authenticated: bool = True
+    ) -> AsyncIterator[httpx.Response]:
+        """GET a large body as a stream, holding one of the source's request slots.
+        Failures before the first byte are retried under the policy; a failure
+        mid-body is the caller's to handle (restart the file)."""
+        async with self._semaphore:
+            response: httpx.Response | None = None
+            async for attempt in self._retrying():
+                with attempt:
+                    response = await self._open_stream(url, headers, authenticated)
+            assert response is not None
+            try:
+                yield response
+            finally:
+                await response.aclose()
+
+    async def _open_stream(
+        self, url: str, headers: Mapping[str, str] | None, authenticated: bool
+    ) -> httpx.Response:
+        await self._pacer.wait(self.sleep)
+        try:
+            request = self.client.build_request("GET", url, headers=headers)
+            response = await self.client.send(
+                request, stream=True, auth=httpx.USE_CLIENT_DEFAULT if authenticated else None
+            )
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise TransientFhirError(url, None, f"{type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            _raise_for_status(response)
+        return response
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        params: Params | None,
+        headers: Mapping[str, str],
+    ) -> httpx.Response:
         await self._pacer.wait(self.sleep)
         query: httpx.QueryParams | None = None
         if params is not None:
@@ -146,30 +206,40 @@ class FhirHttp:
             )
         async with self._semaphore:
             try:
-                response = await self.client.get(url, params=query, headers={"Accept": FHIR_JSON})
+                response = await self.client.request(
+                    method, url, params=query, headers=dict(headers)
+                )
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 raise TransientFhirError(url, None, f"{type(exc).__name__}") from exc
-        shown = str(response.request.url)
-        if response.status_code >= 400:
-            detail = _error_detail(response)
-            if response.status_code in RETRYABLE_STATUSES:
-                raise TransientFhirError(
-                    shown,
-                    response.status_code,
-                    detail,
-                    retry_after_seconds(response.headers.get("Retry-After")),
-                )
-            raise FatalFhirError(shown, response.status_code, detail)
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            kind = response.headers.get("content-type", "no content type")
-            raise FatalFhirError(
-                shown, response.status_code, f"response is not JSON ({kind})"
-            ) from exc
-        if not isinstance(body, dict):
-            raise FatalFhirError(shown, response.status_code, "response is not a JSON object")
-        return body
+        _raise_for_status(response)
+        return response
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    shown = str(response.request.url)
+    detail = _error_detail(response)
+    if response.status_code in RETRYABLE_STATUSES:
+        raise TransientFhirError(
+            shown,
+            response.status_code,
+            detail,
+            retry_after_seconds(response.headers.get("Retry-After")),
+        )
+    raise FatalFhirError(shown, response.status_code, detail)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    shown = str(response.request.url)
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        kind = response.headers.get("content-type", "no content type")
+        raise FatalFhirError(shown, response.status_code, f"response is not JSON ({kind})") from exc
+    if not isinstance(body, dict):
+        raise FatalFhirError(shown, response.status_code, "response is not a JSON object")
+    return body
 
 
 def _error_detail(response: httpx.Response) -> str:
