@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from connectors.rest.auth import BearerToken, ClientCredentials, SmartBackendServices
 from connectors.rest.http import HttpPolicy
@@ -70,13 +77,49 @@ class MembersConfig(BaseModel):
         return values
 
 
+class ExportConfig(BaseModel):
+    """How a `mode = "bulk"` source exports: `[sources.export]`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: Literal["system", "patient", "group"] = Field(
+        default="system", description="/$export, /Patient/$export or /Group/{id}/$export"
+    )
+    group: str | None = Field(default=None, description="for level group: Group/{id}")
+    type_filter: tuple[str, ...] = Field(
+        default=(), description="_typeFilter queries, e.g. Encounter?status=finished"
+    )
+    deadline_seconds: float = Field(
+        default=3600, gt=0, description="stop polling after this long (the next sync resumes)"
+    )
+    download_concurrency: int = Field(default=2, ge=1, le=16)
+
+    @field_validator("group")
+    @classmethod
+    def _group_reference(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("Group/"):
+            raise ValueError("must be written Group/{id}")
+        return value
+
+    @model_validator(mode="after")
+    def _group_for_group_level(self) -> ExportConfig:
+        if self.level == "group" and self.group is None:
+            raise ValueError('level group needs group = "Group/{id}"')
+        return self
+
+    def kick_off_url(self, base_url: str) -> str:
+        if self.level == "group" and self.group:
+            return f"{base_url}/{self.group}/$export"
+        return f"{base_url}/Patient/$export" if self.level == "patient" else f"{base_url}/$export"
+
+
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     kind: Literal["provider", "payer"]
     base_url: str
-    mode: Literal["rest"]
+    mode: Literal["rest", "bulk"]
     auth: AuthConfig = AuthConfig()
     resource_types: tuple[str, ...] = DEFAULT_TYPES
     page_size: int = Field(default=100, ge=1, le=1000)
@@ -87,6 +130,7 @@ class SourceConfig(BaseModel):
     )
     max_attempts: int = Field(default=6, ge=1, le=20)
     members: MembersConfig | None = None
+    export: ExportConfig = ExportConfig()
 
     @field_validator("base_url")
     @classmethod

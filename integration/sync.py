@@ -65,6 +65,8 @@ class SyncSummary:
     retries: int = 0
     error: str | None = None
     seconds: float = 0.0
+    # Source-level news: a resumed or restarted export, errors the server reported.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -481,7 +483,24 @@ async def sync_source(
     if client is not None:
         if auth is not None:
             client.auth = auth
-        return await SourceSync(engine, pack, settings, source, client, on_page).run(full)
+        return await _run(engine, pack, settings, source, full, client, on_page)
     timeout = httpx.Timeout(30.0, connect=10.0)
     async with httpx.AsyncClient(auth=auth, timeout=timeout, follow_redirects=True) as owned:
-        return await SourceSync(engine, pack, settings, source, owned, on_page).run(full)
+        return await _run(engine, pack, settings, source, full, owned, on_page)
+
+
+async def _run(
+    engine: Engine,
+    pack: RulePack,
+    settings: Settings,
+    source: SourceConfig,
+    full: bool,
+    client: httpx.AsyncClient,
+    on_page: PageCallback | None,
+) -> SyncSummary:
+    if source.mode == "bulk":
+        # Imported here: bulk_sync builds on this module's summary types.
+        from integration.bulk_sync import BulkSync
+
+        return await BulkSync(engine, pack, settings, source, client).run(full)
+    return await SourceSync(engine, pack, settings, source, client, on_page).run(full)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -30,3 +33,44 @@ def wait_until_up(
         assert process.poll() is None, f"{what} exited"
         assert time.monotonic() < deadline, f"{what} did not start within {seconds:.0f} s"
         time.sleep(0.3)
+
+
+SEKMET = str(Path(sys.executable).parent / "sekmet")
+
+
+class Sekmet:
+    """A sekmet-fhir server process on a free loopback port."""
+
+    def __init__(self, folder: Path, database: Path, config: Path | None = None) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/fhir"
+        self.folder = folder
+        self.env = {**os.environ, "SEKMET_BASE_URL": self.base_url, "SEKMET_DB": str(database)}
+        if config is not None:
+            self.env["SEKMET_CONFIG"] = str(config)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [SEKMET, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=self.folder,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until_up(f"{self.base_url}/.well-known/smart-configuration", self.process, "sekmet")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+    def seed(self, count: int) -> None:
+        subprocess.run(
+            [SEKMET, "seed", "--count", str(count)],
+            cwd=self.folder,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )

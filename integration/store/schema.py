@@ -180,3 +180,17 @@ pushed_content = Table(
     Column("resource_id", String(64), primary_key=True),
     Index("ix_pushed_content_resource", "source", "resource_type", "resource_id"),
 )
+
+# The export a bulk source is working through; gone once every file is stored.
+bulk_exports = Table(
+    "bulk_exports",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("status_url", Text, nullable=False),
+    Column("kicked_off_at", String(40), nullable=False),
+    # `_since` the export was asked with (the previous export's transactionTime).
+    Column("since", String(40)),
+    Column("transaction_time", String(40)),
+    # JSON list of output file URLs already stored: a resumed sync skips them.
+    Column("files_done", Text, nullable=False),
+)

@@ -22,47 +22,7 @@ from integration.store import queries
 from integration.store.sync_state import load_checkpoint, states
 from integration.sync import sync_source
 from mappings.rulepack import RulePack
-from tests.servers import free_port, wait_until_up
-
-SEKMET = str(Path(sys.executable).parent / "sekmet")
-
-
-class Sekmet:
-    """A sekmet-fhir server process on a free loopback port."""
-
-    def __init__(self, folder: Path, database: Path, config: Path | None = None) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/fhir"
-        self.folder = folder
-        self.env = {**os.environ, "SEKMET_BASE_URL": self.base_url, "SEKMET_DB": str(database)}
-        if config is not None:
-            self.env["SEKMET_CONFIG"] = str(config)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [SEKMET, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=self.folder,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until_up(f"{self.base_url}/.well-known/smart-configuration", self.process, "sekmet")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-
-    def seed(self, count: int) -> None:
-        subprocess.run(
-            [SEKMET, "seed", "--count", str(count)],
-            cwd=self.folder,
-            env=self.env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+from tests.servers import Sekmet
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,285 @@
+"""Bulk Data $export sync: against a real sekmet-fhir on loopback, and respx for the faults."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import respx
+from sqlalchemy import Engine, func, select
+
+from integration.bulk_sync import EXPORT_STATE
+from integration.config import Settings
+from integration.sources import SourceConfig
+from integration.store import queries
+from integration.store.bulk_state import load_export
+from integration.store.schema import raw_resources
+from integration.store.sync_state import load_checkpoint
+from integration.sync import SyncSummary, sync_source
+from mappings.rulepack import RulePack
+from tests.servers import Sekmet
+
+BASE = "https://bulk.example/fhir"
+STATUS = "https://bulk.example/status/1"
+
+
+@pytest.fixture(scope="module")
+def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
+    folder = tmp_path_factory.mktemp("sekmet-bulk")
+    server = Sekmet(folder, folder / "sekmet.db")
+    try:
+        server.start()
+        server.seed(10)
+        yield server
+    finally:
+        server.stop()
+
+
+def bulk_source(base_url: str, **extra: Any) -> SourceConfig:
+    return SourceConfig.model_validate(
+        {
+            "name": "payer-bulk",
+            "kind": "payer",
+            "base_url": base_url,
+            "mode": "bulk",
+            "resource_types": ["Patient", "Encounter"],
+            **extra,
+        }
+    )
+
+
+async def run(engine: Engine, pack: RulePack, source: SourceConfig, full: bool = False) -> Any:
+    return await sync_source(engine, pack, Settings(batch_size=7), source, full=full)
+
+
+def raw_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(raw_resources)).scalar_one())
+
+
+@pytest.mark.slow
+async def test_a_bulk_export_lands_in_the_journey_then_only_changes_come(
+    sekmet: Sekmet, engine: Engine, pack: RulePack
+) -> None:
+    source = bulk_source(sekmet.base_url)
+    first = await run(engine, pack, source)
+    assert not first.failed, (first.error, first.types, first.notes)
+    patients = first.stored.by_type["Patient"].new
+    assert patients >= 10
+    assert first.stored.by_type["Encounter"].new >= 5
+    assert first.types["Patient"].pages == 1  # one NDJSON file per type
+    with engine.connect() as conn:
+        since = load_checkpoint(conn, "payer-bulk", EXPORT_STATE)
+        assert since is not None  # the manifest's transactionTime
+        assert load_export(conn, "payer-bulk") is None  # finished: nothing to resume
+        people = queries.list_people(conn, 100)
+    assert len(people) == patients
+
+    sekmet.seed(2)
+    second = await run(engine, pack, source)
+    assert not second.failed, (second.error, second.types)
+    # _since: only what changed since the first export (the new patients and visits).
+    assert second.stored.by_type["Patient"].new == 2
+    assert second.types["Patient"].fetched <= 3
+
+
+# ---- faults sekmet will not produce: respx ----
+
+
+def manifest(**extra: Any) -> dict[str, Any]:
+    return {
+        "transactionTime": "2026-11-01T00:00:00Z",
+        "request": f"{BASE}/$export",
+        "requiresAccessToken": True,
+        "output": [{"type": "Patient", "url": "https://files.example/patients.ndjson"}],
+        "error": [],
+        **extra,
+    }
+
+
+def ndjson(*resources: dict[str, Any]) -> bytes:
+    return b"".join(orjson.dumps(r) + b"\n" for r in resources)
+
+
+def patient(pid: str) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": pid, "gender": "female"}
+
+
+@pytest.fixture
+def mock() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=False) as router:
+        router.get(f"{BASE}/$export").mock(
+            return_value=httpx.Response(202, headers={"Content-Location": STATUS})
+        )
+        router.delete(STATUS).mock(return_value=httpx.Response(202))
+        yield router
+
+
+def fast(source: SourceConfig) -> SourceConfig:
+    return source.model_copy(update={"max_attempts": 2})
+
+
+async def test_a_truncated_last_line_is_quarantined_and_the_rest_kept(
+    mock: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest()))
+    body = ndjson(patient("a"), patient("b")) + b'{"resourceType": "Patient", "id": "c", "gen'
+    mock.get("https://files.example/patients.ndjson").mock(
+        return_value=httpx.Response(200, content=body)
+    )
+    summary = await run(engine, pack, fast(bulk_source(BASE)))
+    counts = summary.stored.by_type
+    assert counts["Patient"].new == 2
+    assert counts["(unreadable)"].quarantined == 1
+    assert "truncated line" in str(summary.stored.problems[0])
+    assert "line 3" in str(summary.stored.problems[0])
+
+
+async def test_a_missing_file_is_reported_and_the_export_kept_for_the_next_run(
+    mock: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    files = [
+        {"type": "Patient", "url": "https://files.example/patients.ndjson"},
+        {"type": "Encounter", "url": "https://files.example/gone.ndjson"},
+    ]
+    mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(output=files)))
+    mock.get("https://files.example/patients.ndjson").mock(
+        return_value=httpx.Response(200, content=ndjson(patient("a")))
+    )
+    mock.get("https://files.example/gone.ndjson").mock(return_value=httpx.Response(404))
+    summary = await run(engine, pack, fast(bulk_source(BASE)))
+    assert summary.failed
+    assert "gone.ndjson" in (summary.types["Encounter"].error or "")
+    assert "404" in (summary.types["Encounter"].error or "")
+    assert summary.stored.by_type["Patient"].new == 1  # what arrived is kept
+    with engine.connect() as conn:
+        job = load_export(conn, "payer-bulk")
+        assert job is not None
+        assert job.files_done == ["https://files.example/patients.ndjson"]
+        # No checkpoint: the next export must not skip what the lost file held.
+        assert load_checkpoint(conn, "payer-bulk", EXPORT_STATE) is None
+
+
+async def test_an_interrupted_sync_resumes_the_same_export_and_skips_stored_files(
+    mock: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    files = [
+        {"type": "Patient", "url": "https://files.example/patients.ndjson"},
+        {"type": "Encounter", "url": "https://files.example/encounters.ndjson"},
+    ]
+    mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(output=files)))
+    patients = mock.get("https://files.example/patients.ndjson").mock(
+        return_value=httpx.Response(200, content=ndjson(patient("a"), patient("b")))
+    )
+    encounters = mock.get("https://files.example/encounters.ndjson").mock(
+        side_effect=[httpx.Response(503), httpx.Response(503), httpx.Response(200, content=b"")]
+    )
+    first = await run(engine, pack, fast(bulk_source(BASE)))
+    assert first.failed  # the encounter file failed twice
+    kick_offs = mock.routes[0].call_count
+    second = await run(engine, pack, fast(bulk_source(BASE)))
+    assert not second.failed, (second.error, second.types)
+    assert mock.routes[0].call_count == kick_offs  # no new export: the same one resumed
+    assert patients.call_count == 1  # stored the first time, not downloaded again
+    assert encounters.call_count == 3
+    assert any("resumed the export" in note for note in second.notes)
+    assert raw_count(engine) == 2
+
+
+async def test_an_export_the_server_forgot_is_started_again_with_a_message(
+    mock: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    with engine.begin() as conn:
+        from integration.store.bulk_state import ExportInProgress, start_export
+
+        start_export(
+            conn,
+            ExportInProgress(
+                "payer-bulk", "https://bulk.example/status/old", "2026-11-01T00:00:00Z", None
+            ),
+        )
+    mock.get("https://bulk.example/status/old").mock(return_value=httpx.Response(404))
+    mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest()))
+    mock.get("https://files.example/patients.ndjson").mock(
+        return_value=httpx.Response(200, content=ndjson(patient("a")))
+    )
+    summary = await run(engine, pack, fast(bulk_source(BASE)))
+    assert not summary.failed, (summary.error, summary.types)
+    assert any("no longer knew the export" in note for note in summary.notes)
+    assert summary.stored.by_type["Patient"].new == 1
+
+
+async def test_a_server_that_says_202_forever_is_bounded_by_the_deadline(
+    mock: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    still = mock.get(STATUS).mock(
+        return_value=httpx.Response(202, headers={"X-Progress": "45%", "Retry-After": "1"})
+    )
+    source = fast(bulk_source(BASE, export={"deadline_seconds": 2.5}))
+    summary = await run(engine, pack, source)
+    assert summary.error is not None
+    assert "not complete after 2 s" in summary.error or "not complete after 3 s" in summary.error
+    assert "45%" in summary.error
+    assert 2 <= still.call_count <= 4
+    with engine.connect() as conn:
+        assert load_export(conn, "payer-bulk") is not None  # the next sync resumes polling
+
+
+async def test_a_kick_off_refused_with_an_operation_outcome_says_why(
+    engine: Engine, pack: RulePack
+) -> None:
+    refusal = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "not-supported", "diagnostics": "no _typeFilter"}],
+    }
+    with respx.mock() as router:
+        router.get(f"{BASE}/$export").mock(return_value=httpx.Response(400, json=refusal))
+        summary = await run(engine, pack, fast(bulk_source(BASE)))
+    assert summary.error is not None
+    assert "HTTP 400" in summary.error
+    assert "no _typeFilter" in summary.error
+
+
+async def test_error_files_are_reported_and_the_outputs_imported(
+    mock: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    errors = [{"type": "OperationOutcome", "url": "https://files.example/errors.ndjson"}]
+    mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(error=errors)))
+    mock.get("https://files.example/patients.ndjson").mock(
+        return_value=httpx.Response(200, content=ndjson(patient("a")))
+    )
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": "error", "code": "processing", "diagnostics": "Encounter e9 unreadable"}
+        ],
+    }
+    mock.get("https://files.example/errors.ndjson").mock(
+        return_value=httpx.Response(200, content=ndjson(outcome))
+    )
+    summary: SyncSummary = await run(engine, pack, fast(bulk_source(BASE)))
+    assert summary.stored is not None
+    assert summary.stored.by_type["Patient"].new == 1
+    assert any("Encounter e9 unreadable" in note for note in summary.notes)
+
+
+async def test_files_without_require_access_token_are_fetched_without_our_token(
+    mock: respx.MockRouter, engine: Engine, pack: RulePack, tmp_path: Path
+) -> None:
+    mock.get(STATUS).mock(
+        return_value=httpx.Response(200, json=manifest(requiresAccessToken=False))
+    )
+    download = mock.get("https://files.example/patients.ndjson").mock(
+        return_value=httpx.Response(200, content=ndjson(patient("a")))
+    )
+    token = tmp_path / "token"
+    token.write_text("s3cret-token")
+    source = fast(bulk_source(BASE, auth={"type": "bearer", "token_file": str(token)}))
+    summary = await run(engine, pack, source)
+    assert not summary.failed, (summary.error, summary.types)
+    assert mock.routes[0].calls.last.request.headers["Authorization"] == "Bearer s3cret-token"
+    assert "Authorization" not in download.calls.last.request.headers
