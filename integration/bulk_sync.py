@@ -145,7 +145,9 @@ class BulkSync:
     ) -> None:
         limit = asyncio.Semaphore(self.source.export.download_concurrency)
         for file in manifest.output:
-            summary.types.setdefault(file.resource_type, TypeSync(file.resource_type))
+            state = summary.types.setdefault(file.resource_type, TypeSync(file.resource_type))
+            state.full = job.since is None
+            state.checkpoint = manifest.transaction_time
 
         async def one(file: ExportFile) -> None:
             state = summary.types[file.resource_type]

@@ -471,7 +471,13 @@ def sync(
         ) as progress:
             summary = asyncio.run(
                 sync_source(
-                    engine, pack, settings, configured, full=full, on_page=_page_progress(progress)
+                    engine,
+                    pack,
+                    settings,
+                    configured,
+                    full=full,
+                    on_page=_page_progress(progress),
+                    on_export=_export_progress(progress, configured.name),
                 )
             )
         print_sync_summary(summary)
@@ -491,6 +497,18 @@ def _page_progress(progress: Progress) -> Callable[[str, str, SearchPage], None]
         progress.update(tasks[resource_type], advance=len(page.resources), pages=page.number)
 
     return on_page
+
+
+def _export_progress(progress: Progress, name: str) -> Callable[[str, str], None]:
+    """A line per Bulk Data export step (kick-off, the server's X-Progress) and per type."""
+    tasks: dict[str, TaskID] = {}
+
+    def on_export(what: str, detail: str) -> None:
+        if what not in tasks:
+            tasks[what] = progress.add_task(f"{name} {what}", total=None, pages=0)
+        progress.update(tasks[what], description=f"{name} {what}: {detail}")
+
+    return on_export
 
 
 def print_sync_summary(summary: SyncSummary) -> None:
@@ -518,6 +536,8 @@ def print_sync_summary(summary: SyncSummary) -> None:
     console.print(table)
     if summary.error:
         errors.print(f"[red]{summary.source}:[/] {summary.error}", highlight=False)
+    for note in summary.notes:
+        console.print(f"  [cyan]{summary.source}:[/] {note}", highlight=False)
     for state in summary.types.values():
         for warning in state.warnings:
             console.print(f"  [yellow]{state.resource_type}:[/] {warning}", highlight=False)

@@ -40,6 +40,8 @@ from mappings.dates import parse_interval, utc_iso
 from mappings.rulepack import RulePack
 
 PageCallback = Callable[[str, str, SearchPage], None]
+# (what, detail): "export" and the server's X-Progress, or a resource type and its files.
+ExportCallback = Callable[[str, str], None]
 
 
 @dataclass(slots=True)
@@ -477,16 +479,18 @@ async def sync_source(
     full: bool = False,
     client: httpx.AsyncClient | None = None,
     on_page: PageCallback | None = None,
+    on_export: ExportCallback | None = None,
 ) -> SyncSummary:
-    """Run one sync of `source`. Pass a client to control transport (tests, proxies)."""
+    """Run one sync of `source`. Pass a client to control transport (tests, proxies).
+    `on_page` hears of each search page (REST), `on_export` of each export step (bulk)."""
     auth = source.build_auth(settings.config_file)
     if client is not None:
         if auth is not None:
             client.auth = auth
-        return await _run(engine, pack, settings, source, full, client, on_page)
+        return await _run(engine, pack, settings, source, full, client, on_page, on_export)
     timeout = httpx.Timeout(30.0, connect=10.0)
     async with httpx.AsyncClient(auth=auth, timeout=timeout, follow_redirects=True) as owned:
-        return await _run(engine, pack, settings, source, full, owned, on_page)
+        return await _run(engine, pack, settings, source, full, owned, on_page, on_export)
 
 
 async def _run(
@@ -497,10 +501,11 @@ async def _run(
     full: bool,
     client: httpx.AsyncClient,
     on_page: PageCallback | None,
+    on_export: ExportCallback | None,
 ) -> SyncSummary:
     if source.mode == "bulk":
         # Imported here: bulk_sync builds on this module's summary types.
         from integration.bulk_sync import BulkSync
 
-        return await BulkSync(engine, pack, settings, source, client).run(full)
+        return await BulkSync(engine, pack, settings, source, client, on_export).run(full)
     return await SourceSync(engine, pack, settings, source, client, on_page).run(full)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +21,8 @@ from integration.bulk_sync import EXPORT_STATE
 from integration.config import Settings
 from integration.sources import SourceConfig
 from integration.store import queries
-from integration.store.bulk_state import load_export
+from integration.store.bulk_state import ExportInProgress, load_export, start_export
+from integration.store.engine import open_store
 from integration.store.schema import raw_resources
 from integration.store.sync_state import load_checkpoint
 from integration.sync import SyncSummary, sync_source
@@ -194,8 +200,6 @@ async def test_an_export_the_server_forgot_is_started_again_with_a_message(
     mock: respx.MockRouter, engine: Engine, pack: RulePack
 ) -> None:
     with engine.begin() as conn:
-        from integration.store.bulk_state import ExportInProgress, start_export
-
         start_export(
             conn,
             ExportInProgress(
@@ -283,3 +287,67 @@ async def test_files_without_require_access_token_are_fetched_without_our_token(
     assert not summary.failed, (summary.error, summary.types)
     assert mock.routes[0].calls.last.request.headers["Authorization"] == "Bearer s3cret-token"
     assert "Authorization" not in download.calls.last.request.headers
+
+
+@pytest.mark.slow
+def test_journey_sync_killed_while_polling_resumes_and_loses_nothing(
+    sekmet: Sekmet, tmp_path: Path
+) -> None:
+    """A real `journey sync` process, SIGKILLed once the export is kicked off."""
+    config = tmp_path / "journey.toml"
+    config.write_text(
+        "[[sources]]\n"
+        'name = "payer-bulk"\nkind = "payer"\nmode = "bulk"\n'
+        f'base_url = "{sekmet.base_url}"\n'
+        'resource_types = ["Patient", "Encounter"]\n',
+        encoding="utf-8",
+    )
+    database = tmp_path / "journey.db"
+    env = {
+        **os.environ,
+        "JOURNEY_CONFIG": str(config),
+        "JOURNEY_DATABASE_URL": f"sqlite:///{database}",
+    }
+    journey = str(Path(sys.executable).parent / "journey")
+    process = subprocess.Popen(
+        [journey, "sync"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    engine = None
+    while True:
+        assert time.monotonic() < deadline, "the export was never kicked off"
+        assert process.poll() is None, "sync ended before it could be killed"
+        if database.exists():
+            engine = engine or open_store(f"sqlite:///{database}")
+            with engine.connect() as conn:
+                if load_export(conn, "payer-bulk") is not None:
+                    break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    assert process.stderr is not None
+    process.stderr.close()
+    assert engine is not None
+    with engine.connect() as conn:
+        status_url = load_export(conn, "payer-bulk")
+    assert status_url is not None
+
+    again = subprocess.run(
+        [journey, "sync"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "resumed the export" in again.stdout
+    with engine.connect() as conn:
+        assert load_export(conn, "payer-bulk") is None
+        stored = conn.execute(
+            select(raw_resources.c.resource_type, func.count()).group_by(
+                raw_resources.c.resource_type
+            )
+        ).all()
+    engine.dispose()
+    counts = {kind: int(n) for kind, n in stored}
+    on_server = {
+        kind: httpx.get(f"{sekmet.base_url}/{kind}", params={"_summary": "count"}).json()["total"]
+        for kind in ("Patient", "Encounter")
+    }
+    assert counts == on_server  # everything, once
