@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: migrations there are not serialised across processes
+    fcntl = None  # type: ignore[assignment]
+
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -43,13 +50,38 @@ def create_store_engine(database_url: str) -> Engine:
     return create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
 
 
+# Any constant: every fhir-journey process takes the same PostgreSQL advisory lock.
+_MIGRATION_LOCK_KEY = 0x6A6F75726E6579
+
+
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """A file lock beside the SQLite file: SQLite's DDL is not serialised for us."""
+    database = engine.url.database
+    if not database or database == ":memory:" or fcntl is None:
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema up to `revision`; running it again changes nothing."""
+    """Bring the schema up to `revision`; running it again changes nothing. Processes
+    starting together (an API and a sync, several workers) migrate one at a time."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    sqlite = engine.url.get_backend_name() == "sqlite"
     try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
+        with _sqlite_migration_lock(engine) if sqlite else nullcontext(), engine.begin() as conn:
+            if not sqlite:
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+            config.attributes["connection"] = conn
             command.upgrade(config, revision)
     except OperationalError as exc:
         raise StoreError(f"cannot migrate the store at {engine.url!r}: {exc.orig}") from exc

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.conftest import encounter, patient, write_ndjson
 
@@ -138,3 +139,46 @@ def _debug_config(tmp_path: Path) -> Path:
     config = tmp_path / "debug.toml"
     config.write_text('log_level = "DEBUG"\n')
     return config
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_processes_starting_together_migrate_one_at_a_time(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An API, a sync and workers often start at once on a fresh store."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+        drop = None
+    else:
+        from sqlalchemy import text
+
+        admin = request.getfixturevalue("postgres_admin")
+        name = f"journey_test_{tmp_path.name[-12:].lower().replace('-', '_')}_mig"
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = admin.url.set(database=name).render_as_string(hide_password=False)
+
+        def drop() -> None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    journey = str(Path(sys.executable).parent / "journey")
+    env = {**os.environ, "JOURNEY_DATABASE_URL": url}
+    try:
+        processes = [
+            subprocess.Popen(
+                [journey, "db", "upgrade"],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(4)
+        ]
+        outcomes = [process.communicate(timeout=120) for process in processes]
+        for process, (_out, err) in zip(processes, outcomes, strict=True):
+            assert process.returncode == 0, err.decode()[-2000:]
+    finally:
+        if drop is not None:
+            drop()
