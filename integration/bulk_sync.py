@@ -16,9 +16,8 @@ summary says so.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 from sqlalchemy import Engine
@@ -39,7 +38,6 @@ from integration.store.bulk_state import (
     save_progress,
     start_export,
 )
-from integration.store.raw import IncomingResource, Rejected
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
 from integration.sync import SyncSummary, TypeSync
 from mappings.rulepack import RulePack
@@ -65,9 +63,16 @@ class BulkSync:
         self.source = source
         self.http = FhirHttp(client, source.policy)
         self.export = BulkExport(self.http)
-        self.importer = Importer(engine, pack, source.name, settings.max_resource_bytes)
+        self.importer = Importer(
+            engine,
+            pack,
+            source.name,
+            settings.max_resource_bytes,
+            settings.batch_size,
+            validate=source.validate_resources,
+            processes=settings.validation_processes,
+        )
         self.on_progress = on_progress or (lambda _what, _detail: None)
-        self._store_lock = threading.Lock()
 
     async def run(self, full: bool = False) -> SyncSummary:
         started_at, started = utc_now(), time.perf_counter()
@@ -188,23 +193,16 @@ class BulkSync:
         return lines
 
     def _store_lines(self, origin: str, stream: QueuedStream, stored: ImportSummary) -> int:
-        reader = FileReader(self.settings.max_resource_bytes)
-        batch: list[tuple[str, IncomingResource | Rejected]] = []
-        count = 0
-        for item in reader.read_ndjson(origin, stream):
-            count += 1
-            batch.append(self.importer.accept(item, stored))
-            if len(batch) >= self.settings.batch_size:
-                self._write(batch, stored)
-                batch = []
-        self._write(batch, stored)
-        return count
+        read = 0
 
-    def _write(
-        self, batch: list[tuple[str, IncomingResource | Rejected]], stored: ImportSummary
-    ) -> None:
-        with self._store_lock:
-            self.importer.write(batch, stored)
+        def counted() -> Iterator[RawItem]:
+            nonlocal read
+            for item in FileReader(self.settings.max_resource_bytes).read_ndjson(origin, stream):
+                read += 1
+                yield item
+
+        self.importer.store(counted(), stored)
+        return read
 
     async def _read_errors(self, manifest: Manifest, summary: SyncSummary) -> None:
         """The server's error files (OperationOutcome NDJSON) go into the summary."""

@@ -97,7 +97,12 @@ def _main(
 
 
 def run_import(
-    engine: Engine, settings: Settings, pack: RulePack, source: str, paths: list[Path]
+    engine: Engine,
+    settings: Settings,
+    pack: RulePack,
+    source: str,
+    paths: list[Path],
+    validate: bool = True,
 ) -> ImportSummary:
     """Import with a live progress display: bytes read, then records derived."""
     total_bytes = sum(path.stat().st_size for path in discover(paths))
@@ -125,7 +130,15 @@ def run_import(
         map_tasks.append(mapping.add_task("map", total=pending_count(engine)))
         mapping.start()
 
-    importer = Importer(engine, pack, source, settings.max_resource_bytes, settings.batch_size)
+    importer = Importer(
+        engine,
+        pack,
+        source,
+        settings.max_resource_bytes,
+        settings.batch_size,
+        validate=validate,
+        processes=settings.validation_processes,
+    )
     reading.start()
     try:
         summary = importer.run(
@@ -194,11 +207,18 @@ def import_command(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders: .ndjson, .jsonl, .json")],
     source: Annotated[str, typer.Option(help="Name of the source this data comes from")] = "files",
+    trusted: Annotated[
+        bool,
+        typer.Option(
+            help="Skip FHIR validation (only resourceType and id are checked): for data "
+            "from a system you trust, when speed matters"
+        ),
+    ] = False,
 ) -> None:
     """Import FHIR R4 resources, Bundles and NDJSON files or folders of them."""
     settings = _settings(ctx)
     engine = open_store(settings.database_url)
-    summary = run_import(engine, settings, _pack(settings), source, paths)
+    summary = run_import(engine, settings, _pack(settings), source, paths, validate=not trusted)
     print_summary(summary)
     if summary.total("quarantined"):
         raise typer.Exit(EXIT_QUARANTINED)

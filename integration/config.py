@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="[[sources]] tables of the config file: FHIR servers `journey sync` pulls",
     )
+    validation_processes: int = Field(
+        default_factory=lambda: max(1, min(4, os.cpu_count() or 1)),
+        ge=0,
+        le=64,
+        description="worker processes validating large imports and bulk files (0: in-process)",
+    )
     push_clients: list[dict[str, Any]] = Field(
         default_factory=list,
         description="[[push_clients]] tables of the config file: who may push to /fhir, "

@@ -9,9 +9,12 @@ before any mapping happens. Derivation then catches the journey zone up
 from __future__ import annotations
 
 import hashlib
+import itertools
+import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,8 @@ from integration.store.raw import (
     write_rejections,
     write_resources,
 )
-from integration.validation import ResourceRejected, validate_resource
+from integration.validation import ResourceRejected, check_identity, validate_resource
+from integration.validation_pool import ValidationPool, Verdict
 from mappings.dates import FhirDateError, parse_interval
 from mappings.fhir_values import reference_id
 from mappings.rulepack import RulePack
@@ -101,7 +105,11 @@ class Importer:
         source: str,
         max_resource_bytes: int,
         batch_size: int = 500,
+        validate: bool = True,
+        processes: int = 0,
     ) -> None:
+        """`validate=False` is for trusted sources: only resourceType and id are checked.
+        `processes` > 0 validates in that many worker processes (`run` and `store`)."""
         if not source or len(source) > MAX_SOURCE_NAME or not source.isprintable():
             raise ConfigError(f"source name must be 1-{MAX_SOURCE_NAME} printable characters")
         self.engine = engine
@@ -109,6 +117,9 @@ class Importer:
         self.source = source
         self.max_resource_bytes = max_resource_bytes
         self.batch_size = batch_size
+        self.validate = validate
+        self.processes = processes if validate else 0
+        self._write_lock = threading.Lock()
 
     def run(
         self,
@@ -122,14 +133,7 @@ class Importer:
         files = discover(paths)
         summary.files = len(files)
         reader = FileReader(self.max_resource_bytes, on_bytes)
-        batch: list[tuple[str, IncomingResource | Rejected]] = []
-        for path in files:
-            for item in reader.read(path):
-                batch.append(self.accept(item, summary))
-                if len(batch) >= self.batch_size:
-                    self.write(batch, summary)
-                    batch = []
-        self.write(batch, summary)
+        self.store((item for path in files for item in reader.read(path)), summary)
         if before_derive:
             before_derive()
         summary.derive = derive_pending(self.engine, self.pack, self.batch_size, on_derived)
@@ -139,9 +143,54 @@ class Importer:
         summary.seconds = time.perf_counter() - started
         return summary
 
+    def store(self, items: Iterable[RawItem], summary: ImportSummary) -> None:
+        """Validate and store items in batches, in their order. With worker processes,
+        batch k is stored while the next ones are validated; safe to call from
+        several threads at once (each batch is accepted and written under a lock)."""
+        chunks = _chunks(items, self.batch_size)
+        # Worker processes take a second or so to start: only worth it past two batches.
+        first = list(itertools.islice(chunks, 2))
+        if self.processes < 1 or len(first) < 2:
+            for chunk in itertools.chain(first, chunks):
+                self._store_batch(chunk, None, summary)
+            if not first:
+                self._store_batch([], None, summary)
+            return
+        pool = ValidationPool(self.processes)
+        in_flight: deque[tuple[list[RawItem], Future[Any]]] = deque()
+        try:
+            for chunk in itertools.chain(first, chunks):
+                resources = [item.resource for item in chunk if item.resource is not None]
+                in_flight.append((chunk, pool.submit(resources)))
+                # Enough batches queued to keep every worker busy, and no more (memory).
+                while len(in_flight) > self.processes + 1:
+                    done, future = in_flight.popleft()
+                    self._store_batch(done, ValidationPool.verdicts(future), summary)
+            while in_flight:
+                done, future = in_flight.popleft()
+                self._store_batch(done, ValidationPool.verdicts(future), summary)
+        finally:
+            pool.close()
+
+    def _store_batch(
+        self, batch: list[RawItem], verdicts: list[Verdict] | None, summary: ImportSummary
+    ) -> None:
+        given = iter(verdicts) if verdicts is not None else None
+        with self._write_lock:
+            accepted = [
+                self.accept(
+                    item,
+                    summary,
+                    next(given) if given is not None and item.resource is not None else None,
+                )
+                for item in batch
+            ]
+            self.write(accepted, summary)
+
     def accept(
-        self, item: RawItem, summary: ImportSummary
+        self, item: RawItem, summary: ImportSummary, verdict: Verdict | None = None
     ) -> tuple[str, IncomingResource | Rejected]:
+        """One item, validated here unless a verdict from a worker process comes with it."""
         if item.resource is None:
             return UNREADABLE, Rejected(
                 self.source,
@@ -155,7 +204,14 @@ class Importer:
         raw_id = resource.get("id")
         type_label = raw_type if isinstance(raw_type, str) and len(raw_type) < 64 else UNREADABLE
         try:
-            validated = validate_resource(resource)
+            if isinstance(verdict, ResourceRejected):
+                raise verdict
+            if verdict is not None:
+                validated = verdict
+            elif self.validate:
+                validated = validate_resource(resource)
+            else:
+                validated = check_identity(resource)
         except ResourceRejected as rejected:
             return type_label, Rejected(
                 self.source,
@@ -268,3 +324,9 @@ def _subject_id(resource_type: str, resource: dict[str, Any], resource_id: str) 
     if resource_type in SUBJECT_TYPES:
         return reference_id(resource.get("subject"), "Patient")
     return None
+
+
+def _chunks(items: Iterable[RawItem], size: int) -> Iterator[list[RawItem]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

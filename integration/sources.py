@@ -114,7 +114,7 @@ class ExportConfig(BaseModel):
 
 
 class SourceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     kind: Literal["provider", "payer"]
@@ -130,6 +130,11 @@ class SourceConfig(BaseModel):
     )
     max_attempts: int = Field(default=6, ge=1, le=20)
     members: MembersConfig | None = None
+    validate_resources: bool = Field(
+        default=True,
+        alias="validate",
+        description="false only for a trusted source: skip FHIR validation (faster)",
+    )
     export: ExportConfig = ExportConfig()
 
     @field_validator("base_url")

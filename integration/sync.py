@@ -131,7 +131,13 @@ class SourceSync:
         self.source = source
         self.pack = pack
         self.http = FhirHttp(client, source.policy)
-        self.importer = Importer(engine, pack, source.name, settings.max_resource_bytes)
+        self.importer = Importer(
+            engine,
+            pack,
+            source.name,
+            settings.max_resource_bytes,
+            validate=source.validate_resources,
+        )
         self.on_page = on_page or (lambda _s, _t, _p: None)
         self.members: set[str] | None = None
         # One page stored at a time: the import counters and SQLite's writer are shared.

@@ -97,6 +97,26 @@ def fhir_path(resource_type: str, loc: Sequence[int | str]) -> str:
 
 def validate_resource(resource: dict[str, Any]) -> Validated:
     """Validate against R4; raise `ResourceRejected` naming the first bad element."""
+    resource_type, model = _identity(resource)
+    if resource_type == "Encounter":
+        _reject_r5_encounter(resource)
+    try:
+        model.model_validate(resource)
+        validated = Validated(resource_type, ())
+    except ValidationError as exc:
+        validated = _accept_naive_date_times(resource, resource_type, model, exc)
+    _check_required_codes(resource, resource_type)
+    return validated
+
+
+def check_identity(resource: dict[str, Any]) -> Validated:
+    """Only what storing needs (a known resourceType, a valid id): for sources
+    configured as trusted, whose resources skip full validation."""
+    resource_type, _model_class = _identity(resource)
+    return Validated(resource_type, ())
+
+
+def _identity(resource: dict[str, Any]) -> tuple[str, Any]:
     resource_type = resource.get("resourceType")
     if resource_type is None:
         raise ResourceRejected("resourceType", "missing resourceType")
@@ -108,15 +128,7 @@ def validate_resource(resource: dict[str, Any]) -> Validated:
     resource_id = resource.get("id")
     if resource_id is not None and (not isinstance(resource_id, str) or not _ID.match(resource_id)):
         raise ResourceRejected(f"{resource_type}.id", "id is not a valid FHIR id")
-    if resource_type == "Encounter":
-        _reject_r5_encounter(resource)
-    try:
-        model.model_validate(resource)
-        validated = Validated(resource_type, ())
-    except ValidationError as exc:
-        validated = _accept_naive_date_times(resource, resource_type, model, exc)
-    _check_required_codes(resource, resource_type)
-    return validated
+    return resource_type, model
 
 
 def _check_required_codes(resource: dict[str, Any], resource_type: str) -> None:

@@ -431,3 +431,50 @@ def test_two_versions_of_one_resource_in_one_batch_keep_the_newest_current(
     # A version without lastUpdated cannot be ordered: the later arrival wins.
     import_files(write_ndjson(tmp_path / "b.ndjson", v3, v3))
     assert [r["job"] for r in journey_of(engine, "test-source", "p")] == ["keep_well"]
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_validation_in_worker_processes_stores_the_same_in_the_same_order(
+    engine: Engine, pack: RulePack, tmp_path: Path, processes: int
+) -> None:
+    from integration.importer import Importer
+
+    lines: list[dict[str, object] | str] = []
+    for n in range(60):
+        lines.append(patient(f"p{n}"))
+        lines.append(encounter(f"e{n}", f"p{n}", start="2025-03-01T10:00:00"))  # naive: warning
+    lines[44] = patient("bad", birthDate="1970-13-01")
+    lines[100] = '{"resourceType": "Patient", "id": "broken"'
+    data = write_ndjson(tmp_path / "many.ndjson", *lines)
+    summary = Importer(engine, pack, "pool", 1 << 20, batch_size=25, processes=processes).run(
+        [data]
+    )
+    assert summary.by_type["Patient"].new == 58
+    assert summary.by_type["Encounter"].new == 60
+    assert summary.by_type["Encounter"].warnings == 60
+    problems = [(p.location, p.fhir_path) for p in summary.problems]
+    assert problems == [("line 45", "Patient.birthDate"), ("line 101", None)]
+    with engine.connect() as conn:
+        stored = (
+            conn.execute(select(raw_resources.c.location).order_by(raw_resources.c.id))
+            .scalars()
+            .all()
+        )
+    numbers = [int(location.removeprefix("line ")) for location in stored]
+    assert numbers == sorted(numbers)  # the file's order, whatever process validated
+
+
+def test_a_trusted_import_skips_validation_but_still_needs_a_type_and_an_id(
+    engine: Engine, pack: RulePack, tmp_path: Path
+) -> None:
+    from integration.importer import Importer
+
+    data = write_ndjson(
+        tmp_path / "trusted.ndjson",
+        patient("p1", birthDate="1970-13-01"),  # invalid R4, kept: the source is trusted
+        {"id": "x"},
+        patient("bad id!"),
+    )
+    summary = Importer(engine, pack, "trusted", 1 << 20, validate=False).run([data])
+    assert summary.by_type["Patient"].new == 1
+    assert [p.fhir_path for p in summary.problems] == ["resourceType", "Patient.id"]
