@@ -160,8 +160,12 @@ class Importer:
         in_flight: deque[tuple[list[RawItem], Future[Any]]] = deque()
         try:
             for chunk in itertools.chain(first, chunks):
-                resources = [item.resource for item in chunk if item.resource is not None]
-                in_flight.append((chunk, pool.submit(resources)))
+                payloads = [
+                    item.raw if item.raw is not None else orjson.dumps(item.resource)
+                    for item in chunk
+                    if item.resource is not None
+                ]
+                in_flight.append((chunk, pool.submit(payloads)))
                 # Enough batches queued to keep every worker busy, and no more (memory).
                 while len(in_flight) > self.processes + 1:
                     done, future = in_flight.popleft()

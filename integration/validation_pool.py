@@ -12,7 +12,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any
 
 import orjson
 
@@ -54,8 +53,9 @@ class ValidationPool:
             processes, mp_context=multiprocessing.get_context("spawn")
         )
 
-    def submit(self, resources: list[dict[str, Any]]) -> Future[list[_Wire]]:
-        return self._executor.submit(_validate_batch, [orjson.dumps(r) for r in resources])
+    def submit(self, payloads: list[bytes]) -> Future[list[_Wire]]:
+        """JSON bytes of each resource: a line as read, when there is one."""
+        return self._executor.submit(_validate_batch, payloads)
 
     @staticmethod
     def verdicts(future: Future[list[_Wire]]) -> list[Verdict]:

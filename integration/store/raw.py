@@ -134,10 +134,10 @@ def write_resources(
 
 
 def _insert_fresh(conn: Connection, fresh: list[IncomingResource], received_at: str) -> None:
-    inserted = conn.execute(
-        raw_resources.insert().returning(
-            raw_resources.c.id, raw_resources.c.raw_key, sort_by_parameter_order=True
-        ),
+    # A plain executemany, then one query for the new ids: INSERT ... RETURNING in
+    # parameter order makes SQLAlchemy send the rows one statement at a time.
+    conn.execute(
+        raw_resources.insert(),
         [
             {
                 "raw_key": item.raw_key,
@@ -154,8 +154,13 @@ def _insert_fresh(conn: Connection, fresh: list[IncomingResource], received_at: 
             }
             for item in fresh
         ],
-    ).all()
-    ids = {row.raw_key: row.id for row in inserted}
+    )
+    rows = conn.execute(
+        select(raw_resources.c.raw_key, raw_resources.c.id).where(
+            raw_resources.c.raw_key.in_([item.raw_key for item in fresh])
+        )
+    )
+    ids = {row.raw_key: row.id for row in rows}
     table = current_resources
     # An older version arriving late must not replace a newer current one.
 

@@ -1,0 +1,215 @@
+"""Bulk import benchmark: population-scale NDJSON through the Bulk Data import path.
+
+Generates an NDJSON set of Patients, Encounters and QuestionnaireResponses
+(the synthetic population's proportions) and prints, in one run:
+
+  1. bare orjson parse rate                    (the JSON floor)
+  2. bare fhir.resources validation rate, one process (the validation floor)
+  3. our import with full validation, worker processes on every core:
+     to the raw store, and end to end with mapping; peak RSS
+  4. our import with validation off (a trusted source): the same figures
+
+Each import runs in a fresh child process on a fresh SQLite store, reading
+the file with the same streaming NDJSON reader `journey sync` uses for
+Bulk Data files; peak RSS is the child's (its worker processes are smaller).
+Targets (issue 5): import with full validation >= 1.4x the one-process bare
+validation rate; with validation off >= 20% of bare orjson; RSS flat with size.
+
+    scripts/bench-bulk --resources 500000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).parent))
+from import_bench import write_population
+
+from integration.validation import validate_resource
+
+TYPES = {"Patient", "Encounter", "QuestionnaireResponse"}
+
+
+def write_set(path: Path, target: int) -> dict[str, int]:
+    """The synthetic population, only the three journey types, `target` lines."""
+    scratch = path.with_suffix(".all")
+    mix: dict[str, int] = {}
+    written = 0
+    scale = target
+    while written < target:
+        # The population's mix has other types too: generate enough to keep `target`.
+        write_population(scratch, int(scale * 1.6) + 100)
+        written, mix = 0, {}
+        with scratch.open("rb") as source, path.open("wb") as out:
+            for line in source:
+                kind = orjson.loads(line)["resourceType"]
+                if kind in TYPES and written < target:
+                    out.write(line)
+                    mix[kind] = mix.get(kind, 0) + 1
+                    written += 1
+        scale *= 2
+    scratch.unlink()
+    return mix
+
+
+def child_import(data: Path, database: Path, validate: bool, processes: int) -> None:
+    """Runs in the child process: import, print phase times as JSON."""
+    from integration.importer import Importer
+    from integration.store.engine import open_store
+    from mappings.rulepack import load_rule_pack
+
+    engine = open_store(f"sqlite:///{database}")
+    marks: dict[str, float] = {"start": time.perf_counter()}
+    importer = Importer(
+        engine,
+        load_rule_pack(),
+        "bench-bulk",
+        16 << 20,
+        batch_size=1000,
+        validate=validate,
+        processes=processes,
+    )
+    rss_mb: dict[str, float] = {}
+
+    def stored() -> None:
+        marks["stored"] = time.perf_counter()
+        rss_mb["stored"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    summary = importer.run([data], before_derive=stored)
+    marks["mapped"] = time.perf_counter()
+    print(
+        orjson.dumps(
+            {
+                "stored_s": marks["stored"] - marks["start"],
+                "total_s": marks["mapped"] - marks["start"],
+                "quarantined": summary.total("quarantined"),
+                "rss_stored_mb": rss_mb["stored"],
+                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        ).decode()
+    )
+
+
+def run_child(data: Path, folder: Path, validate: bool, processes: int) -> dict[str, float]:
+    database = folder / f"import-{validate}.db"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    done = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            str(data),
+            str(database),
+            "1" if validate else "0",
+            str(processes),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result: dict[str, float] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    result["peak_rss_mb"] = max(peak_kb, before) / 1024
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--resources", type=int, default=500_000)
+    parser.add_argument(
+        "--validation-sample",
+        type=int,
+        default=50_000,
+        help="resources the bare validation floor is timed on (it is the slow one)",
+    )
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        data, database, validate, processes = args.child
+        child_import(Path(data), Path(database), validate == "1", int(processes))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="journey-bulk-bench-") as name:
+        folder = Path(name)
+        data = folder / "export.ndjson"
+        print(f"generating {args.resources:,} resources ...", flush=True)
+        mix = write_set(data, args.resources)
+        size_mb = data.stat().st_size / 1e6
+        print(
+            f"{sum(mix.values()):,} resources, {size_mb:,.0f} MB NDJSON: "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(mix.items())),
+            flush=True,
+        )
+        count = sum(mix.values())
+
+        started = time.perf_counter()
+        sample: list[dict[str, object]] = []
+        with data.open("rb") as handle:
+            for line in handle:
+                parsed = orjson.loads(line)
+                if len(sample) < args.validation_sample:
+                    sample.append(parsed)
+        parse_rate = count / (time.perf_counter() - started)
+
+        started = time.perf_counter()
+        for item in sample:
+            validate_resource(item)
+        validate_rate = len(sample) / (time.perf_counter() - started)
+        del sample
+
+        print("importing with full validation ...", flush=True)
+        full = run_child(data, folder, True, args.processes)
+        print("importing with validation off (trusted) ...", flush=True)
+        trusted = run_child(data, folder, False, 0)
+
+    print(f"\n{'':<52} {'resources/s':>12} {'peak RSS':>9}")
+    print(f"{'bare orjson parse (one process)':<52} {parse_rate:>12,.0f}")
+    print(f"{'bare fhir.resources validation (one process)':<52} {validate_rate:>12,.0f}")
+    for label, result in (
+        (f"import, full validation, {args.processes} worker processes", full),
+        ("import, validation off (trusted source)", trusted),
+    ):
+        assert result["quarantined"] == 0
+        print(
+            f"{label + ': to the raw store':<52} {count / result['stored_s']:>12,.0f} "
+            f"{result['peak_rss_mb']:>7.0f}MB"
+        )
+        print(f"{'   ... and mapped into journeys':<52} {count / result['total_s']:>12,.0f}")
+    print("\nratios (targets from issue 5):")
+    rows = (
+        (
+            "full validation, raw store / bare validation",
+            count / full["stored_s"] / validate_rate,
+            ">= 1.4x",
+        ),
+        (
+            "full validation, end to end / bare validation",
+            count / full["total_s"] / validate_rate,
+            "",
+        ),
+        (
+            "validation off, raw store / bare orjson",
+            count / trusted["stored_s"] / parse_rate,
+            ">= 20%",
+        ),
+        ("validation off, end to end / bare orjson", count / trusted["total_s"] / parse_rate, ""),
+    )
+    for label, ratio, target in rows:
+        shown = f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.1%}"
+        print(f"  {label:<50} {shown:>8}   {target}")
+
+
+if __name__ == "__main__":
+    main()
