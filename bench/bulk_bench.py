@@ -61,6 +61,15 @@ def write_set(path: Path, target: int) -> dict[str, int]:
     return mix
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS. Not getrusage: on Linux its ru_maxrss survives exec,
+    so a child would report the parent's peak (the generator's) as its own."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child_import(data: Path, database: Path, validate: bool, processes: int) -> None:
     """Runs in the child process: import, print phase times as JSON."""
     from integration.importer import Importer
@@ -82,7 +91,7 @@ def child_import(data: Path, database: Path, validate: bool, processes: int) -> 
 
     def stored() -> None:
         marks["stored"] = time.perf_counter()
-        rss_mb["stored"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss_mb["stored"] = peak_rss_mb()
 
     summary = importer.run([data], before_derive=stored)
     marks["mapped"] = time.perf_counter()
@@ -93,7 +102,7 @@ def child_import(data: Path, database: Path, validate: bool, processes: int) -> 
                 "total_s": marks["mapped"] - marks["start"],
                 "quarantined": summary.total("quarantined"),
                 "rss_stored_mb": rss_mb["stored"],
-                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rss_mb": peak_rss_mb(),
             }
         ).decode()
     )
@@ -101,7 +110,6 @@ def child_import(data: Path, database: Path, validate: bool, processes: int) -> 
 
 def run_child(data: Path, folder: Path, validate: bool, processes: int) -> dict[str, float]:
     database = folder / f"import-{validate}.db"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     done = subprocess.run(
         [
             sys.executable,
@@ -116,9 +124,7 @@ def run_child(data: Path, folder: Path, validate: bool, processes: int) -> dict[
         text=True,
         check=True,
     )
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result: dict[str, float] = orjson.loads(done.stdout.strip().splitlines()[-1])
-    result["peak_rss_mb"] = max(peak_kb, before) / 1024
     return result
 
 
@@ -184,7 +190,7 @@ def main() -> None:
         assert result["quarantined"] == 0
         print(
             f"{label + ': to the raw store':<52} {count / result['stored_s']:>12,.0f} "
-            f"{result['peak_rss_mb']:>7.0f}MB"
+            f"{result['rss_mb']:>7.0f}MB"
         )
         print(f"{'   ... and mapped into journeys':<52} {count / result['total_s']:>12,.0f}")
     print("\nratios (targets from issue 5):")
