@@ -1,4 +1,4 @@
-.PHONY: help demo test bench bench-pull bench-push
+.PHONY: help demo test bench bench-pull bench-push bench-bulk
 help:            ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 demo:            ## set up, import the synthetic sample, show a journey, serve the API
@@ -11,3 +11,5 @@ bench-pull:      ## pull benchmark: journey sync vs a sequential next-link loop 
 	scripts/bench-pull
 bench-push:      ## push benchmark: transaction Bundles into /fhir vs a bare FastAPI+orjson endpoint
 	scripts/bench-push
+bench-bulk:      ## bulk import benchmark: 500k-resource export vs bare orjson and validation
+	scripts/bench-bulk
