@@ -39,6 +39,7 @@ from integration.importer import Importer, ImportSummary
 from integration.sample import write_sample
 from integration.sources import load_sources, pick_sources
 from integration.store import queries
+from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_store
 from integration.store.schema import job_records, person_links
 from integration.store.sync_state import states_by_source
@@ -582,6 +583,7 @@ def sources(ctx: typer.Context) -> None:
     engine = open_store(settings.database_url)
     with engine.connect() as conn:
         by_source = states_by_source(conn)
+        exports = exports_in_progress(conn)
     if not configured:
         console.print(f"No [[sources]] in {settings.config_file or 'any config file'}.")
         return
@@ -616,6 +618,12 @@ def sources(ctx: typer.Context) -> None:
                 state.get("last_error") or "",
             )
     console.print(table)
+    for name, export in exports.items():
+        console.print(
+            f"{name}: export kicked off at {export.kicked_off_at} not finished "
+            f"({len(export.files_done)} file(s) stored); the next `journey sync` resumes it",
+            highlight=False,
+        )
 
 
 @db_app.command("upgrade")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, Row, delete, select, update
 
 from integration.store.schema import bulk_exports
 
@@ -21,9 +22,18 @@ class ExportInProgress:
 
 
 def load_export(conn: Connection, source: str) -> ExportInProgress | None:
-    row = conn.execute(select(bulk_exports).where(bulk_exports.c.source == source)).first()
-    if row is None:
-        return None
+    return exports_in_progress(conn, source).get(source)
+
+
+def exports_in_progress(conn: Connection, source: str | None = None) -> dict[str, ExportInProgress]:
+    """Exports kicked off and not finished, by source (one source, or all)."""
+    query = select(bulk_exports)
+    if source is not None:
+        query = query.where(bulk_exports.c.source == source)
+    return {row.source: _export(row) for row in conn.execute(query)}
+
+
+def _export(row: Row[Any]) -> ExportInProgress:
     return ExportInProgress(
         row.source,
         row.status_url,

@@ -15,8 +15,10 @@ import httpx
 import orjson
 import pytest
 import respx
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from integration.api.app import create_app
 from integration.bulk_sync import EXPORT_STATE
 from integration.config import Settings
 from integration.sources import SourceConfig
@@ -168,6 +170,12 @@ async def test_a_missing_file_is_reported_and_the_export_kept_for_the_next_run(
         assert job.files_done == ["https://files.example/patients.ndjson"]
         # No checkpoint: the next export must not skip what the lost file held.
         assert load_checkpoint(conn, "payer-bulk", EXPORT_STATE) is None
+    # The status view says an export is waiting to be resumed.
+    settings = Settings(api_keys=["k"], sources=[fast(bulk_source(BASE)).model_dump(by_alias=True)])
+    with TestClient(create_app(settings, engine)) as api:
+        listed = api.get("/sources", headers={"Authorization": "Bearer k"}).json()["items"]
+    assert listed[0]["export_in_progress"]["files_stored"] == 1
+    assert listed[0]["export_in_progress"]["transaction_time"] == "2026-11-01T00:00:00Z"
 
 
 async def test_an_interrupted_sync_resumes_the_same_export_and_skips_stored_files(

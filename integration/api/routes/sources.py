@@ -13,6 +13,7 @@ from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.derive import utc_now
 from integration.sources import SourceConfig, describe, load_sources
+from integration.store.bulk_state import ExportInProgress, exports_in_progress
 from integration.store.sync_state import states_by_source
 from integration.sync import sync_source
 from mappings.rulepack import DEFAULT_PACK, load_rule_pack
@@ -34,15 +35,19 @@ def list_sources(
     request: Request, engine: StoreDep, settings: SettingsDep, _caller: CallerDep
 ) -> OrjsonResponse:
     """Each configured source with, per resource type, its checkpoint, last sync,
-    counts and last error; `running_since` while a sync is under way."""
+    counts and last error; `running_since` while a sync is under way; for a bulk
+    source, `export_in_progress` while an export is not finished (the next sync
+    resumes it)."""
     configured = load_sources(settings)
     with engine.connect() as conn:
         by_source = states_by_source(conn)
+        exports = exports_in_progress(conn)
     running = _running(request)
     items = [
         {
             **describe(source),
             "running_since": running.get(source.name),
+            "export_in_progress": _export_view(exports.get(source.name)),
             "resource_types": [
                 {
                     "resource_type": state["resource_type"],
@@ -58,6 +63,18 @@ def list_sources(
         for source in configured
     ]
     return OrjsonResponse({"items": items})
+
+
+def _export_view(export: ExportInProgress | None) -> dict[str, object] | None:
+    """A bulk source's unfinished export: the next sync resumes it."""
+    if export is None:
+        return None
+    return {
+        "kicked_off_at": export.kicked_off_at,
+        "since": export.since,
+        "transaction_time": export.transaction_time,
+        "files_stored": len(export.files_done),
+    }
 
 
 @router.post(
