@@ -27,11 +27,11 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    tuple_,
     update,
 )
 
 from integration.identity import SourcePatient, link_patients
+from integration.store.keys import in_keys
 from integration.store.raw import DERIVED_TYPES
 from integration.store.schema import (
     current_resources,
@@ -173,11 +173,14 @@ def _mark_done(conn: Connection, batch: Iterable[_Current]) -> None:
     conn.execute(
         update(current_resources)
         .where(
-            tuple_(
-                current_resources.c.source,
-                current_resources.c.resource_type,
-                current_resources.c.resource_id,
-            ).in_(keys)
+            in_keys(
+                (
+                    current_resources.c.source,
+                    current_resources.c.resource_type,
+                    current_resources.c.resource_id,
+                ),
+                keys,
+            )
         )
         .values(needs_derive=False)
     )
@@ -260,8 +263,9 @@ def _derive_encounters(
     conn.execute(
         delete(resource_links).where(
             resource_links.c.from_type == "Encounter",
-            tuple_(resource_links.c.source, resource_links.c.from_id).in_(
-                [(e.source, e.resource_id) for e in batch]
+            in_keys(
+                (resource_links.c.source, resource_links.c.from_id),
+                [(e.source, e.resource_id) for e in batch],
             ),
         )
     )
@@ -281,7 +285,7 @@ def _derive_questionnaire_responses(
         history = _load_current(
             conn,
             "QuestionnaireResponse",
-            tuple_(current_resources.c.source, current_resources.c.subject_id).in_(known_subjects),
+            in_keys((current_resources.c.source, current_resources.c.subject_id), known_subjects),
         )
         for response in history:
             if (response.source, response.resource_id) not in seen:
@@ -310,9 +314,10 @@ def _replace_records(
 ) -> None:
     conn.execute(
         delete(job_records).where(
-            tuple_(
-                job_records.c.source, job_records.c.resource_type, job_records.c.resource_id
-            ).in_([(c.source, c.resource_type, c.resource_id) for c in derived_from])
+            in_keys(
+                (job_records.c.source, job_records.c.resource_type, job_records.c.resource_id),
+                [(c.source, c.resource_type, c.resource_id) for c in derived_from],
+            )
         )
     )
     if not records:

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, tuple_, update
+from sqlalchemy import Connection, delete, select, update
 
+from integration.store.keys import in_keys
 from integration.store.queries import person_ids_with_identifiers
 from integration.store.schema import patient_identifiers, people, person_links
 from integration.store.upsert import insert_ignore, upsert
@@ -106,8 +107,8 @@ def link_patients(
         return {}
     keys = [patient.key for patient in batch]
     pairs_of = {patient.key: identifiers_of(patient.resource) for patient in batch}
-    patient_cols = tuple_(patient_identifiers.c.source, patient_identifiers.c.patient_id)
-    conn.execute(delete(patient_identifiers).where(patient_cols.in_(keys)))
+    patient_cols = (patient_identifiers.c.source, patient_identifiers.c.patient_id)
+    conn.execute(delete(patient_identifiers).where(in_keys(patient_cols, keys)))
     insert_ignore(
         conn,
         patient_identifiers,
@@ -123,7 +124,7 @@ def link_patients(
         for row in conn.execute(
             select(
                 person_links.c.source, person_links.c.patient_id, person_links.c.person_id
-            ).where(tuple_(person_links.c.source, person_links.c.patient_id).in_(keys))
+            ).where(in_keys((person_links.c.source, person_links.c.patient_id), keys))
         )
     }
     all_pairs = sorted({pair for pairs in pairs_of.values() for pair in pairs})

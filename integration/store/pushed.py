@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, tuple_
+from sqlalchemy import Connection, Row, delete, select
 
+from integration.store.keys import in_keys
 from integration.store.schema import (
     current_resources,
     pushed_content,
@@ -78,7 +79,7 @@ def current_versions(
         .join(current_resources, current_resources.c.raw_id == raw_resources.c.id)
         .where(
             current_resources.c.source == source,
-            tuple_(current_resources.c.resource_type, current_resources.c.resource_id).in_(keys),
+            in_keys((current_resources.c.resource_type, current_resources.c.resource_id), keys),
         )
     )
     return {(row.resource_type, row.resource_id): _version(row) for row in rows}
@@ -127,7 +128,7 @@ def ids_by_content(
             pushed_content.c.resource_id,
         ).where(
             pushed_content.c.source == source,
-            tuple_(pushed_content.c.resource_type, pushed_content.c.content_hash).in_(keys),
+            in_keys((pushed_content.c.resource_type, pushed_content.c.content_hash), keys),
         )
     )
     found: dict[tuple[str, str], list[str]] = {}
@@ -155,7 +156,7 @@ def replace_index_entries(conn: Connection, source: str, entries: list[PushedInd
         conn.execute(
             delete(table).where(
                 table.c.source == source,
-                tuple_(table.c.resource_type, table.c.resource_id).in_(keys),
+                in_keys((table.c.resource_type, table.c.resource_id), keys),
             )
         )
     insert_ignore(

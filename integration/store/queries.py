@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, and_, func, or_, select, tuple_
+from sqlalchemy import Connection, Select, and_, func, or_, select
 
+from integration.store.keys import in_keys
 from integration.store.schema import (
     current_resources,
     job_records,
@@ -57,7 +58,7 @@ def person_ids_with_identifiers(pairs: Sequence[tuple[str, str]]) -> Select[Any]
                 patient_identifiers.c.patient_id == person_links.c.patient_id,
             ),
         )
-        .where(tuple_(patient_identifiers.c.system, patient_identifiers.c.value).in_(pairs))
+        .where(in_keys((patient_identifiers.c.system, patient_identifiers.c.value), pairs))
     )
 
 

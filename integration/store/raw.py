@@ -16,8 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 
+from integration.store.keys import in_keys
 from integration.store.schema import current_resources, quarantine, raw_resources
 from integration.store.upsert import insert_ignore, upsert
 
@@ -109,11 +110,14 @@ def write_resources(
                 current_resources.c.resource_type,
                 current_resources.c.resource_id,
             ).where(
-                tuple_(
-                    current_resources.c.source,
-                    current_resources.c.resource_type,
-                    current_resources.c.resource_id,
-                ).in_([(i.source, i.resource_type, i.resource_id) for i in batch])
+                in_keys(
+                    (
+                        current_resources.c.source,
+                        current_resources.c.resource_type,
+                        current_resources.c.resource_id,
+                    ),
+                    [(i.source, i.resource_type, i.resource_id) for i in batch],
+                )
             )
         )
     }
@@ -210,11 +214,13 @@ def _resolve_quarantine(conn: Connection, fresh: list[IncomingResource], resolve
                 quarantine.c.resolved_at.is_(None),
                 quarantine.c.source == source,
                 or_(
-                    tuple_(quarantine.c.resource_type, quarantine.c.resource_id).in_(
-                        [(item.resource_type, item.resource_id) for item in mine]
+                    in_keys(
+                        (quarantine.c.resource_type, quarantine.c.resource_id),
+                        [(item.resource_type, item.resource_id) for item in mine],
                     ),
-                    tuple_(quarantine.c.origin, quarantine.c.location).in_(
-                        [(item.origin, item.location) for item in mine]
+                    in_keys(
+                        (quarantine.c.origin, quarantine.c.location),
+                        [(item.origin, item.location) for item in mine],
                     ),
                 ),
             )

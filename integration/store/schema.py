@@ -51,7 +51,7 @@ current_resources = Table(
     Column("subject_id", String(64)),
     Column("needs_derive", Boolean, nullable=False),
     Index("ix_current_subject", "source", "subject_id", "resource_type"),
-    Index("ix_current_pending", "needs_derive", "resource_type"),
+    Index("ix_current_pending", "needs_derive", "resource_type", "source", "resource_id"),
 )
 
 quarantine = Table(

@@ -1,0 +1,31 @@
+"""Matching rows by composite keys in a way every backend can use an index for."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, or_
+
+
+def in_keys(columns: Sequence[Any], keys: Iterable[Sequence[Any]]) -> ColumnElement[bool]:
+    """`(a, b, c) IN keys`, grouped by all but the last column:
+    `(a = ? AND b = ? AND c IN (...)) OR ...`. SQLite scans the whole table for a
+    row-value IN list, which made every batch slower as the store grew; this form
+    is answered from the table's index on both SQLite and PostgreSQL."""
+    groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    for key in keys:
+        groups[tuple(key[:-1])].append(key[-1])
+    if not groups:
+        return false()
+    *leading, last = columns
+    return or_(
+        *(
+            and_(
+                *(column == value for column, value in zip(leading, prefix, strict=True)),
+                last.in_(values),
+            )
+            for prefix, values in groups.items()
+        )
+    )
