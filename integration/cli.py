@@ -1,4 +1,5 @@
-"""The `journey` command line: import, serve, remap, quarantine, status, show, demo.
+"""The `journey` command line: import, serve, sync, sources, remap, quarantine, status, show,
+demo, db upgrade. What sync and sources print lives in `integration.sync_view`.
 
 Exit codes: 0 done; 1 an error stopped the command (message on stderr);
 2 a sync finished but a source or resource type failed (see `journey sources`);
@@ -10,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -31,7 +30,6 @@ from sqlalchemy import Engine, func, select
 
 from connectors.errors import ConnectorError
 from connectors.files import discover
-from connectors.rest.search import SearchPage
 from integration.config import Settings, load_settings
 from integration.derive import derive_pending, flag_all, pending_count
 from integration.errors import IntegrationError
@@ -43,7 +41,9 @@ from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_store
 from integration.store.schema import job_records, person_links
 from integration.store.sync_state import states_by_source
-from integration.sync import SyncSummary, sync_source
+from integration.sync import sync_source
+from integration.sync_view import export_progress, page_progress, print_sources, print_sync_summary
+from integration.terminal import console, errors
 from mappings.errors import MappingError
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
 
@@ -60,8 +60,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-console = Console()
-errors = Console(stderr=True)
 log = logging.getLogger("journey")
 
 
@@ -497,82 +495,14 @@ def sync(
                     settings,
                     configured,
                     full=full,
-                    on_page=_page_progress(progress),
-                    on_export=_export_progress(progress, configured.name),
+                    on_page=page_progress(progress),
+                    on_export=export_progress(progress, configured.name),
                 )
             )
         print_sync_summary(summary)
         failed = failed or summary.failed
     if failed:
         raise typer.Exit(EXIT_SYNC_FAILED)
-
-
-def _page_progress(progress: Progress) -> Callable[[str, str, SearchPage], None]:
-    tasks: dict[str, TaskID] = {}
-
-    def on_page(name: str, resource_type: str, page: SearchPage) -> None:
-        if resource_type not in tasks:
-            tasks[resource_type] = progress.add_task(
-                f"{name} {resource_type}", total=page.total, pages=0
-            )
-        progress.update(tasks[resource_type], advance=len(page.resources), pages=page.number)
-
-    return on_page
-
-
-def _export_progress(progress: Progress, name: str) -> Callable[[str, str], None]:
-    """A line per Bulk Data export step (kick-off, the server's X-Progress) and per type."""
-    tasks: dict[str, TaskID] = {}
-
-    def on_export(what: str, detail: str) -> None:
-        if what not in tasks:
-            tasks[what] = progress.add_task(f"{name} {what}", total=None, pages=0)
-        progress.update(tasks[what], description=f"{name} {what}: {detail}")
-
-    return on_export
-
-
-def print_sync_summary(summary: SyncSummary) -> None:
-    title = f"Sync of '{summary.source}' ({summary.seconds:.1f} s, {summary.retries} retries)"
-    table = Table(title=title)
-    for column in SYNC_COLUMNS:
-        table.add_column(column)
-    stored = summary.stored
-    for resource_type, state in summary.types.items():
-        counts = stored.by_type.get(resource_type) if stored else None
-        numbers = (
-            (counts.new, counts.changed, counts.unchanged, counts.quarantined)
-            if counts
-            else (0, 0, 0, 0)
-        )
-        table.add_row(
-            resource_type,
-            "full" if state.full else "incremental",
-            str(state.pages),
-            str(state.fetched),
-            *(str(n) for n in numbers),
-            state.checkpoint or "",
-            state.error or "",
-        )
-    console.print(table)
-    if summary.error:
-        errors.print(f"[red]{summary.source}:[/] {summary.error}", highlight=False)
-    for note in summary.notes:
-        console.print(f"  [cyan]{summary.source}:[/] {note}", highlight=False)
-    for state in summary.types.values():
-        for warning in state.warnings:
-            console.print(f"  [yellow]{state.resource_type}:[/] {warning}", highlight=False)
-    if stored and stored.problems:
-        quarantined = stored.total("quarantined")
-        console.print(f"[yellow]{quarantined} quarantined[/] (`journey quarantine` lists them)")
-        for problem in stored.problems[:10]:
-            console.print(f"  {problem}", markup=False, highlight=False)
-
-
-SYNC_COLUMNS = (
-    "resource type", "mode", "pages", "fetched", "new", "changed", "unchanged",
-    "quarantined", "checkpoint", "error",
-)  # fmt: skip
 
 
 @app.command()
@@ -587,43 +517,7 @@ def sources(ctx: typer.Context) -> None:
     if not configured:
         console.print(f"No [[sources]] in {settings.config_file or 'any config file'}.")
         return
-    table = Table(title="Sources")
-    for column in (
-        "source",
-        "kind",
-        "base url",
-        "type",
-        "last sync",
-        "checkpoint",
-        "fetched",
-        "new",
-        "quarantined",
-        "last error",
-    ):
-        table.add_column(column)
-    for source in configured:
-        rows = by_source.get(source.name) or [{}]
-        for state in rows:
-            counts = state.get("last_counts") or {}
-            table.add_row(
-                source.name,
-                source.kind,
-                source.base_url,
-                state.get("resource_type") or "-",
-                state.get("last_finished") or "never",
-                state.get("checkpoint") or "",
-                str(counts.get("fetched", "")),
-                str(counts.get("new", "")),
-                str(counts.get("quarantined", "")),
-                state.get("last_error") or "",
-            )
-    console.print(table)
-    for name, export in exports.items():
-        console.print(
-            f"{name}: export kicked off at {export.kicked_off_at} not finished "
-            f"({len(export.files_done)} file(s) stored); the next `journey sync` resumes it",
-            highlight=False,
-        )
+    print_sources(configured, by_source, exports)
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,126 @@
+"""What `journey sync` and `journey sources` show: live progress, summaries, the sources table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from connectors.rest.search import SearchPage
+from integration.sources import SourceConfig
+from integration.store.bulk_state import ExportInProgress
+from integration.sync import SyncSummary
+from integration.terminal import console, errors
+
+SYNC_COLUMNS = (
+    "resource type", "mode", "pages", "fetched", "new", "changed", "unchanged",
+    "quarantined", "checkpoint", "error",
+)  # fmt: skip
+
+
+def page_progress(progress: Progress) -> Callable[[str, str, SearchPage], None]:
+    tasks: dict[str, TaskID] = {}
+
+    def on_page(name: str, resource_type: str, page: SearchPage) -> None:
+        if resource_type not in tasks:
+            tasks[resource_type] = progress.add_task(
+                f"{name} {resource_type}", total=page.total, pages=0
+            )
+        progress.update(tasks[resource_type], advance=len(page.resources), pages=page.number)
+
+    return on_page
+
+
+def export_progress(progress: Progress, name: str) -> Callable[[str, str], None]:
+    """A line per Bulk Data export step (kick-off, the server's X-Progress) and per type."""
+    tasks: dict[str, TaskID] = {}
+
+    def on_export(what: str, detail: str) -> None:
+        if what not in tasks:
+            tasks[what] = progress.add_task(f"{name} {what}", total=None, pages=0)
+        progress.update(tasks[what], description=f"{name} {what}: {detail}")
+
+    return on_export
+
+
+def print_sync_summary(summary: SyncSummary) -> None:
+    title = f"Sync of '{summary.source}' ({summary.seconds:.1f} s, {summary.retries} retries)"
+    table = Table(title=title)
+    for column in SYNC_COLUMNS:
+        table.add_column(column)
+    stored = summary.stored
+    for resource_type, state in summary.types.items():
+        counts = stored.by_type.get(resource_type) if stored else None
+        numbers = (
+            (counts.new, counts.changed, counts.unchanged, counts.quarantined)
+            if counts
+            else (0, 0, 0, 0)
+        )
+        table.add_row(
+            resource_type,
+            "full" if state.full else "incremental",
+            str(state.pages),
+            str(state.fetched),
+            *(str(n) for n in numbers),
+            state.checkpoint or "",
+            state.error or "",
+        )
+    console.print(table)
+    if summary.error:
+        errors.print(f"[red]{summary.source}:[/] {summary.error}", highlight=False)
+    for note in summary.notes:
+        console.print(f"  [cyan]{summary.source}:[/] {note}", highlight=False)
+    for state in summary.types.values():
+        for warning in state.warnings:
+            console.print(f"  [yellow]{state.resource_type}:[/] {warning}", highlight=False)
+    if stored and stored.problems:
+        quarantined = stored.total("quarantined")
+        console.print(f"[yellow]{quarantined} quarantined[/] (`journey quarantine` lists them)")
+        for problem in stored.problems[:10]:
+            console.print(f"  {problem}", markup=False, highlight=False)
+
+
+def print_sources(
+    configured: list[SourceConfig],
+    by_source: dict[str, list[dict[str, Any]]],
+    exports: dict[str, ExportInProgress],
+) -> None:
+    table = Table(title="Sources")
+    for column in (
+        "source",
+        "kind",
+        "base url",
+        "type",
+        "last sync",
+        "checkpoint",
+        "fetched",
+        "new",
+        "quarantined",
+        "last error",
+    ):
+        table.add_column(column)
+    for source in configured:
+        rows = by_source.get(source.name) or [{}]
+        for state in rows:
+            counts = state.get("last_counts") or {}
+            table.add_row(
+                source.name,
+                source.kind,
+                source.base_url,
+                state.get("resource_type") or "-",
+                state.get("last_finished") or "never",
+                state.get("checkpoint") or "",
+                str(counts.get("fetched", "")),
+                str(counts.get("new", "")),
+                str(counts.get("quarantined", "")),
+                state.get("last_error") or "",
+            )
+    console.print(table)
+    for name, export in exports.items():
+        console.print(
+            f"{name}: export kicked off at {export.kicked_off_at} not finished "
+            f"({len(export.files_done)} file(s) stored); the next `journey sync` resumes it",
+            highlight=False,
+        )
