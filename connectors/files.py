@@ -58,6 +58,10 @@ class RawItem:
     line or a file of its own; for Bundle entries it is None and the parsed
     resource is all there is. `fallback_id` is the id implied by a Bundle
     entry's `fullUrl` when the resource itself carries none.
+
+    An NDJSON line read with `parse=False` is an item with only `raw` and
+    `parsed` False: whoever takes it parses it (`parse_line`), perhaps in
+    another process, and it may turn out to be a problem or a whole Bundle.
     """
 
     origin: str
@@ -66,6 +70,7 @@ class RawItem:
     raw: bytes | None = None
     fallback_id: str | None = None
     problem: str | None = None
+    parsed: bool = True
 
     @property
     def ok(self) -> bool:
@@ -106,7 +111,8 @@ class FileReader:
         self.max_resource_bytes = max_resource_bytes
         self._progress = on_progress or (lambda _n: None)
 
-    def read(self, path: Path) -> Iterator[RawItem]:
+    def read(self, path: Path, parse: bool = True) -> Iterator[RawItem]:
+        """`parse=False` leaves an NDJSON file's lines unparsed (see `RawItem`)."""
         origin = str(path)
         try:
             size = path.stat().st_size
@@ -119,7 +125,7 @@ class FileReader:
                 yield RawItem(origin, "file", problem="empty file: no resources in it")
                 return
             if path.suffix.lower() in NDJSON_SUFFIXES:
-                yield from self.read_ndjson(origin, handle)
+                yield from self.read_ndjson(origin, handle, parse)
             elif path.suffix.lower() in JSON_SUFFIXES or path.suffix == "":
                 yield from self._read_json(origin, handle, size)
             else:
@@ -132,9 +138,10 @@ class FileReader:
 
     # -- NDJSON ---------------------------------------------------------------
 
-    def read_ndjson(self, origin: str, handle: LineSource) -> Iterator[RawItem]:
+    def read_ndjson(self, origin: str, handle: LineSource, parse: bool = True) -> Iterator[RawItem]:
         """NDJSON from anything with `readline(limit)`: a file, or a download being
-        streamed (`connectors.streams.QueuedStream`); one reader for both."""
+        streamed (`connectors.streams.QueuedStream`); one reader for both.
+        `parse=False` leaves complete lines unparsed (see `RawItem`)."""
         limit = self.max_resource_bytes
         line_no = 0
         seen_content = False
@@ -163,19 +170,12 @@ class FileReader:
             if not body:
                 continue
             seen_content = True
-            where = f"line {line_no}"
-            try:
-                parsed = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                truncated = not line.endswith(b"\n")
-                problem = (
-                    "truncated line: the file ends in the middle of a resource"
-                    if truncated
-                    else f"malformed JSON at column {exc.colno}: {exc.msg}"
-                )
-                yield RawItem(origin, where, raw=body[:PROBLEM_HEAD_BYTES], problem=problem)
-                continue
-            yield from _expand(parsed, origin, where, raw=body)
+            item = RawItem(origin, f"line {line_no}", raw=body, parsed=False)
+            complete = line.endswith(b"\n")
+            if parse or not complete:
+                yield from parse_line(item, complete)
+            else:
+                yield item
         if not seen_content:
             yield RawItem(origin, "file", problem="empty file: only blank lines, no resources")
 
@@ -210,6 +210,23 @@ class FileReader:
             yield from _expand(parsed, origin, "file", raw=data)
             return
         yield from _stream_bundle(origin, handle, self.max_resource_bytes, self._progress)
+
+
+def parse_line(item: RawItem, complete: bool = True) -> Iterator[RawItem]:
+    """The resources (or the problem) in an NDJSON line read unparsed. `complete` is
+    False for a last line with no newline: if it does not parse, it was cut short."""
+    body = item.raw or b""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        problem = (
+            f"malformed JSON at column {exc.colno}: {exc.msg}"
+            if complete
+            else "truncated line: the file ends in the middle of a resource"
+        )
+        yield RawItem(item.origin, item.location, raw=body[:PROBLEM_HEAD_BYTES], problem=problem)
+        return
+    yield from _expand(parsed, item.origin, item.location, raw=body)
 
 
 def _expand(parsed: Any, origin: str, where: str, raw: bytes | None) -> Iterator[RawItem]:

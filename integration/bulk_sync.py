@@ -197,7 +197,8 @@ class BulkSync:
 
         def counted() -> Iterator[RawItem]:
             nonlocal read
-            for item in FileReader(self.settings.max_resource_bytes).read_ndjson(origin, stream):
+            reader = FileReader(self.settings.max_resource_bytes)
+            for item in reader.read_ndjson(origin, stream, parse=False):
                 read += 1
                 yield item
 

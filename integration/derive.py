@@ -30,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 
+from integration.gc_policy import batch_collection
 from integration.identity import SourcePatient, link_patients
 from integration.store.keys import in_keys
 from integration.store.raw import DERIVED_TYPES
@@ -124,16 +125,17 @@ def derive_pending(
         ("Encounter", _derive_encounters),
         ("QuestionnaireResponse", _derive_questionnaire_responses),
     )
-    for resource_type, step in steps:
-        while True:
-            with engine.begin() as conn:
-                batch = _pending(conn, resource_type, batch_size)
-                if not batch:
-                    break
-                step(conn, batch, pack, summary)
-                _mark_done(conn, batch)
-            summary.resources += len(batch)
-            progress(len(batch))
+    with batch_collection():
+        for resource_type, step in steps:
+            while True:
+                with engine.begin() as conn:
+                    batch = _pending(conn, resource_type, batch_size)
+                    if not batch:
+                        break
+                    step(conn, batch, pack, summary)
+                    _mark_done(conn, batch)
+                summary.resources += len(batch)
+                progress(len(batch))
     return summary
 
 

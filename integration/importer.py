@@ -8,7 +8,6 @@ before any mapping happens. Derivation then catches the journey zone up
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import threading
 import time
@@ -22,28 +21,25 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine
 
-from connectors.files import FileReader, RawItem, discover
+from connectors.files import FileReader, RawItem, discover, parse_line
 from integration.derive import DeriveSummary, derive_pending, orphan_records, utc_now
 from integration.errors import ConfigError
+from integration.gc_policy import batch_collection
+from integration.intake import examine
+from integration.intake_pool import IntakePool, Verdict
 from integration.store.raw import (
     IncomingResource,
     Rejected,
     WriteOutcome,
-    version_key,
     write_rejections,
     write_resources,
 )
-from integration.validation import ResourceRejected, check_identity, validate_resource
-from integration.validation_pool import ValidationPool, Verdict
-from mappings.dates import FhirDateError, parse_interval
-from mappings.fhir_values import reference_id
+from integration.validation import ResourceRejected
 from mappings.rulepack import RulePack
 
 UNREADABLE = "(unreadable)"
 MAX_SOURCE_NAME = 200
 EXAMPLES_KEPT = 20
-# Types whose `subject` is the Patient a record belongs to.
-SUBJECT_TYPES = frozenset({"Encounter", "QuestionnaireResponse", "Condition", "Observation"})
 
 
 @dataclass(slots=True)
@@ -109,7 +105,9 @@ class Importer:
         processes: int = 0,
     ) -> None:
         """`validate=False` is for trusted sources: only resourceType and id are checked.
-        `processes` > 0 validates in that many worker processes (`run` and `store`)."""
+        `processes` > 0 validates in that many worker processes (`store`); a trusted
+        source is examined in-process (parsing and hashing alone gain nothing from
+        the trip to a worker: measured)."""
         if not source or len(source) > MAX_SOURCE_NAME or not source.isprintable():
             raise ConfigError(f"source name must be 1-{MAX_SOURCE_NAME} printable characters")
         self.engine = engine
@@ -133,7 +131,7 @@ class Importer:
         files = discover(paths)
         summary.files = len(files)
         reader = FileReader(self.max_resource_bytes, on_bytes)
-        self.store((item for path in files for item in reader.read(path)), summary)
+        self.store((item for path in files for item in reader.read(path, parse=False)), summary)
         if before_derive:
             before_derive()
         summary.derive = derive_pending(self.engine, self.pack, self.batch_size, on_derived)
@@ -144,9 +142,13 @@ class Importer:
         return summary
 
     def store(self, items: Iterable[RawItem], summary: ImportSummary) -> None:
-        """Validate and store items in batches, in their order. With worker processes,
-        batch k is stored while the next ones are validated; safe to call from
+        """Examine and store items in batches, in their order. With worker processes,
+        batch k is stored while the next ones are examined; safe to call from
         several threads at once (each batch is accepted and written under a lock)."""
+        with batch_collection():
+            self._store_all(items, summary)
+
+    def _store_all(self, items: Iterable[RawItem], summary: ImportSummary) -> None:
         chunks = _chunks(items, self.batch_size)
         # Worker processes take a second or so to start: only worth it past two batches.
         first = list(itertools.islice(chunks, 2))
@@ -156,46 +158,51 @@ class Importer:
             if not first:
                 self._store_batch([], None, summary)
             return
-        pool = ValidationPool(self.processes)
+        pool = IntakePool(self.processes, self.validate)
         in_flight: deque[tuple[list[RawItem], Future[Any]]] = deque()
         try:
             for chunk in itertools.chain(first, chunks):
                 payloads = [
-                    item.raw if item.raw is not None else orjson.dumps(item.resource)
+                    (
+                        item.raw if item.raw is not None else orjson.dumps(item.resource),
+                        item.fallback_id,
+                    )
                     for item in chunk
-                    if item.resource is not None
+                    if _to_examine(item)
                 ]
                 in_flight.append((chunk, pool.submit(payloads)))
                 # Enough batches queued to keep every worker busy, and no more (memory).
                 while len(in_flight) > self.processes + 1:
                     done, future = in_flight.popleft()
-                    self._store_batch(done, ValidationPool.verdicts(future), summary)
+                    self._store_batch(done, IntakePool.verdicts(future), summary)
             while in_flight:
                 done, future = in_flight.popleft()
-                self._store_batch(done, ValidationPool.verdicts(future), summary)
+                self._store_batch(done, IntakePool.verdicts(future), summary)
         finally:
             pool.close()
 
     def _store_batch(
-        self, batch: list[RawItem], verdicts: list[Verdict] | None, summary: ImportSummary
+        self, batch: list[RawItem], verdicts: list[Verdict | None] | None, summary: ImportSummary
     ) -> None:
+        """Accept and write one batch. `verdicts` (from the pool) has one entry per item
+        to examine; None where a line is not one plain resource and is parsed here."""
         given = iter(verdicts) if verdicts is not None else None
         with self._write_lock:
-            accepted = [
-                self.accept(
-                    item,
-                    summary,
-                    next(given) if given is not None and item.resource is not None else None,
-                )
-                for item in batch
-            ]
+            accepted: list[tuple[str, IncomingResource | Rejected]] = []
+            for item in batch:
+                verdict = next(given) if given is not None and _to_examine(item) else None
+                if not item.parsed and verdict is None:
+                    accepted.extend(self.accept(each, summary) for each in parse_line(item))
+                else:
+                    accepted.append(self.accept(item, summary, verdict))
             self.write(accepted, summary)
 
     def accept(
         self, item: RawItem, summary: ImportSummary, verdict: Verdict | None = None
     ) -> tuple[str, IncomingResource | Rejected]:
-        """One item, validated here unless a verdict from a worker process comes with it."""
-        if item.resource is None:
+        """One item, examined here unless a verdict from a worker process comes with it
+        (an item read unparsed comes with one)."""
+        if item.problem is not None or (item.parsed and item.resource is None):
             return UNREADABLE, Rejected(
                 self.source,
                 item.origin,
@@ -203,57 +210,55 @@ class Importer:
                 item.problem or "unreadable",
                 content=item.raw,
             )
-        resource = item.resource
-        raw_type = resource.get("resourceType")
-        raw_id = resource.get("id")
-        type_label = raw_type if isinstance(raw_type, str) and len(raw_type) < 64 else UNREADABLE
         try:
             if isinstance(verdict, ResourceRejected):
                 raise verdict
-            if verdict is not None:
-                validated = verdict
-            elif self.validate:
-                validated = validate_resource(resource)
-            else:
-                validated = check_identity(resource)
+            if verdict is None:
+                if item.resource is None:
+                    raise ValueError(f"{item.origin}, {item.location}: read unparsed, not examined")
+                verdict = examine(item.resource, item.fallback_id, self.validate)
         except ResourceRejected as rejected:
-            return type_label, Rejected(
-                self.source,
-                item.origin,
-                item.location,
-                rejected.message,
-                resource_type=raw_type[:64] if isinstance(raw_type, str) else None,
-                resource_id=raw_id[:64] if isinstance(raw_id, str) else None,
-                fhir_path=rejected.fhir_path,
-                content=item.raw if item.raw is not None else orjson.dumps(resource),
-            )
-        warnings = list(validated.warnings)
-        resource_id = raw_id if isinstance(raw_id, str) else item.fallback_id
-        if resource_id is None:
-            digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS))
-            resource_id = "h-" + digest.hexdigest()[:32]
-            warnings.append(
-                f"{validated.resource_type}.id: missing; stored under a content-hash id"
-            )
+            return self._rejected(item, rejected)
+        examined = verdict
         content = (
-            item.raw.decode("utf-8") if item.raw is not None else orjson.dumps(resource).decode()
+            item.raw.decode("utf-8")
+            if item.raw is not None
+            else orjson.dumps(item.resource).decode()
         )
-        if warnings:
-            summary.by_type[validated.resource_type].warnings += len(warnings)
-            for warning in warnings:
+        if examined.warnings:
+            summary.by_type[examined.resource_type].warnings += len(examined.warnings)
+            for warning in examined.warnings:
                 if len(summary.warnings) < EXAMPLES_KEPT:
                     summary.warnings.append(f"{item.origin}, {item.location}: {warning}")
-        return validated.resource_type, IncomingResource(
+        return examined.resource_type, IncomingResource(
             source=self.source,
-            resource_type=validated.resource_type,
-            resource_id=resource_id,
-            version_key=version_key(resource),
-            last_updated=last_updated_of(resource),
-            subject_id=_subject_id(validated.resource_type, resource, resource_id),
+            resource_type=examined.resource_type,
+            resource_id=examined.resource_id,
+            version_key=examined.version_key,
+            last_updated=examined.last_updated,
+            subject_id=examined.subject_id,
             origin=item.origin,
             location=item.location,
             content=content,
-            warnings=tuple(warnings),
+            warnings=examined.warnings,
+        )
+
+    def _rejected(
+        self, item: RawItem, rejected: ResourceRejected
+    ) -> tuple[str, IncomingResource | Rejected]:
+        resource = item.resource if item.resource is not None else orjson.loads(item.raw or b"{}")
+        raw_type = resource.get("resourceType")
+        raw_id = resource.get("id")
+        type_label = raw_type if isinstance(raw_type, str) and len(raw_type) < 64 else UNREADABLE
+        return type_label, Rejected(
+            self.source,
+            item.origin,
+            item.location,
+            rejected.message,
+            resource_type=raw_type[:64] if isinstance(raw_type, str) else None,
+            resource_id=raw_id[:64] if isinstance(raw_id, str) else None,
+            fhir_path=rejected.fhir_path,
+            content=item.raw if item.raw is not None else orjson.dumps(resource),
         )
 
     def write(
@@ -310,24 +315,9 @@ def _orphan_message(row: dict[str, Any]) -> str:
     )
 
 
-def last_updated_of(resource: dict[str, Any]) -> str | None:
-    """meta.lastUpdated as ISO UTC to the second, or None when absent or unreadable."""
-    meta = resource.get("meta")
-    value = meta.get("lastUpdated") if isinstance(meta, dict) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_interval(value, "meta.lastUpdated").start_iso
-    except FhirDateError:
-        return None
-
-
-def _subject_id(resource_type: str, resource: dict[str, Any], resource_id: str) -> str | None:
-    if resource_type == "Patient":
-        return resource_id
-    if resource_type in SUBJECT_TYPES:
-        return reference_id(resource.get("subject"), "Patient")
-    return None
+def _to_examine(item: RawItem) -> bool:
+    """Does the item go to the intake pool: a resource, or a line to parse there?"""
+    return item.resource is not None or (not item.parsed and item.problem is None)
 
 
 def _chunks(items: Iterable[RawItem], size: int) -> Iterator[list[RawItem]]:

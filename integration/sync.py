@@ -32,7 +32,8 @@ from connectors.rest.http import FhirHttp, Params
 from connectors.rest.search import SearchPage, search
 from integration.config import Settings
 from integration.derive import DeriveSummary, derive_pending, utc_now
-from integration.importer import Importer, ImportSummary, last_updated_of
+from integration.importer import Importer, ImportSummary
+from integration.intake import last_updated_of
 from integration.members import batches, belongs_to, roster_patient_ids
 from integration.sources import SourceConfig
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint

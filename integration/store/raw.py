@@ -16,11 +16,11 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, or_, select, update
 
 from integration.store.keys import in_keys
 from integration.store.schema import current_resources, quarantine, raw_resources
-from integration.store.upsert import insert_ignore, upsert
+from integration.store.upsert import execute_many, insert_ignore, upsert
 
 # Only these types feed the journey zone; others are kept raw and need no derivation.
 DERIVED_TYPES = ("Patient", "Condition", "Encounter", "QuestionnaireResponse")
@@ -122,29 +122,30 @@ def write_resources(
         )
     }
     outcomes: list[WriteOutcome] = []
-    fresh: list[IncomingResource] = []
-    for item in batch:
-        if item.raw_key in existing:
+    fresh: dict[str, IncomingResource] = {}
+    for key, item in zip(keys, batch, strict=True):
+        if key in existing:
             outcomes.append(WriteOutcome.UNCHANGED)
             continue
-        existing.add(item.raw_key)
+        existing.add(key)
         identity = (item.source, item.resource_type, item.resource_id)
         outcomes.append(WriteOutcome.CHANGED if identity in current else WriteOutcome.NEW)
         current.add(identity)
-        fresh.append(item)
+        fresh[key] = item
     if fresh:
         _insert_fresh(conn, fresh, received_at)
     return outcomes
 
 
-def _insert_fresh(conn: Connection, fresh: list[IncomingResource], received_at: str) -> None:
-    # A plain executemany, then one query for the new ids: INSERT ... RETURNING in
-    # parameter order makes SQLAlchemy send the rows one statement at a time.
-    conn.execute(
+def _insert_fresh(conn: Connection, fresh: dict[str, IncomingResource], received_at: str) -> None:
+    # Plain executemany: INSERT ... RETURNING in parameter order makes SQLAlchemy send
+    # the rows one statement at a time.
+    execute_many(
+        conn,
         raw_resources.insert(),
         [
             {
-                "raw_key": item.raw_key,
+                "raw_key": key,
                 "source": item.source,
                 "resource_type": item.resource_type,
                 "resource_id": item.resource_id,
@@ -156,15 +157,9 @@ def _insert_fresh(conn: Connection, fresh: list[IncomingResource], received_at: 
                 "content": item.content,
                 "warnings": orjson.dumps(list(item.warnings)).decode() if item.warnings else None,
             }
-            for item in fresh
+            for key, item in fresh.items()
         ],
     )
-    rows = conn.execute(
-        select(raw_resources.c.raw_key, raw_resources.c.id).where(
-            raw_resources.c.raw_key.in_([item.raw_key for item in fresh])
-        )
-    )
-    ids = {row.raw_key: row.id for row in rows}
     table = current_resources
     # An older version arriving late must not replace a newer current one.
 
@@ -182,18 +177,24 @@ def _insert_fresh(conn: Connection, fresh: list[IncomingResource], received_at: 
                 "source": item.source,
                 "resource_type": item.resource_type,
                 "resource_id": item.resource_id,
-                "raw_id": ids[item.raw_key],
+                "raw_key": key,
                 "last_updated": item.last_updated,
                 "subject_id": item.subject_id,
                 "needs_derive": item.resource_type in DERIVED_TYPES,
             }
-            for item in fresh
+            for key, item in fresh.items()
         ],
         keys=("source", "resource_type", "resource_id"),
         update=("raw_id", "last_updated", "subject_id", "needs_derive"),
         where=newer,
+        # The new raw row's id, found by its key inside the statement: no round trip.
+        computed={
+            "raw_id": select(raw_resources.c.id)
+            .where(raw_resources.c.raw_key == bindparam("raw_key"))
+            .scalar_subquery()
+        },
     )
-    _resolve_quarantine(conn, fresh, received_at)
+    _resolve_quarantine(conn, list(fresh.values()), received_at)
 
 
 def _resolve_quarantine(conn: Connection, fresh: list[IncomingResource], resolved_at: str) -> None:

@@ -2,15 +2,23 @@
 
 SQLite and PostgreSQL spell upserts the same way; SQLAlchemy just keeps their
 constructs in separate dialect modules. This picks the right one.
+
+Batches go to the driver's executemany with SQLAlchemy's per-row parameter
+processing skipped (`execute_many`): every store column is text, integer or
+boolean, which both drivers take as they are, and that processing was a
+third of the time a 1,000-row batch spent in the store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 
 def _insert(conn: Connection, table: Table) -> Any:
@@ -28,18 +36,42 @@ def upsert(
     keys: Sequence[str],
     update: Sequence[str],
     where: Callable[[Any], ColumnElement[bool]] | None = None,
+    computed: dict[str, Any] | None = None,
 ) -> None:
-    """Insert rows; on a key conflict update the `update` columns (only where `where(excluded)`)."""
+    """Insert rows; on a key conflict update the `update` columns (only where `where(excluded)`).
+    `computed` gives columns as SQL expressions (which may read a row's other values)."""
     if not rows:
         return
     stmt = _insert(conn, table)
+    if computed:
+        stmt = stmt.values(computed)
     excluded = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=list(keys),
         set_={name: excluded[name] for name in update},
         where=where(excluded) if where is not None else None,
     )
-    conn.execute(stmt, list(rows))
+    execute_many(conn, stmt, rows)
+
+
+def execute_many(
+    conn: Connection, statement: ClauseElement, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Run an INSERT for many rows (all with the same keys) in one driver executemany.
+    The SQL is SQLAlchemy's, compiled once for the connection's dialect."""
+    if not rows:
+        return
+    compiled = statement.compile(dialect=conn.dialect, column_keys=list(rows[0]))
+    assert isinstance(compiled, SQLCompiler)
+    # Bound values the statement carries itself (literals in an ON CONFLICT ... WHERE).
+    carried = {name: value for name, value in compiled.params.items() if name not in rows[0]}
+    given = [{**carried, **row} for row in rows] if carried else rows
+    if compiled.positional and compiled.positiontup is not None:
+        order = compiled.positiontup
+        values = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
+        conn.exec_driver_sql(str(compiled), [values(row) for row in given])
+    else:
+        conn.exec_driver_sql(str(compiled), list(given))
 
 
 def insert_ignore(

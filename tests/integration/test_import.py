@@ -445,22 +445,35 @@ def test_validation_in_worker_processes_stores_the_same_in_the_same_order(
         lines.append(encounter(f"e{n}", f"p{n}", start="2025-03-01T10:00:00"))  # naive: warning
     lines[44] = patient("bad", birthDate="1970-13-01")
     lines[100] = '{"resourceType": "Patient", "id": "broken"'
+    # Lines the workers hand back to the importer's own reader: not one plain resource.
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": patient("pb")}, {"resource": encounter("eb", "pb")}],
+    }
+    lines += [bundle, "[1, 2]", {"id": "no-type"}]
     data = write_ndjson(tmp_path / "many.ndjson", *lines)
     summary = Importer(engine, pack, "pool", 1 << 20, batch_size=25, processes=processes).run(
         [data]
     )
-    assert summary.by_type["Patient"].new == 58
-    assert summary.by_type["Encounter"].new == 60
+    assert summary.by_type["Patient"].new == 59
+    assert summary.by_type["Encounter"].new == 61
     assert summary.by_type["Encounter"].warnings == 60
-    problems = [(p.location, p.fhir_path) for p in summary.problems]
-    assert problems == [("line 45", "Patient.birthDate"), ("line 101", None)]
+    problems = [(p.location, p.fhir_path, p.error[:24]) for p in summary.problems]
+    assert problems == [
+        ("line 45", "Patient.birthDate", problems[0][2]),
+        ("line 101", None, "malformed JSON at column"),
+        ("line 122", None, "expected a JSON object, "),
+        ("line 123", "resourceType", "missing resourceType"),
+    ]
     with engine.connect() as conn:
         stored = (
             conn.execute(select(raw_resources.c.location).order_by(raw_resources.c.id))
             .scalars()
             .all()
         )
-    numbers = [int(location.removeprefix("line ")) for location in stored]
+    assert stored[-2:] == ["line 121, entry 0", "line 121, entry 1"]
+    numbers = [int(location.removeprefix("line ").split(",")[0]) for location in stored]
     assert numbers == sorted(numbers)  # the file's order, whatever process validated
 
 

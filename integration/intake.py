@@ -1,0 +1,77 @@
+"""What the store needs to know about one parsed resource, worked out without I/O.
+
+`examine` validates a resource (fully, or only its identity for a trusted
+source) and reads the keys the raw zone files it under: id, version key,
+meta.lastUpdated and the Patient it belongs to. It is pure, so the importer
+can run it in its own process or in worker processes (`validation_pool`)
+and get the same answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from integration.store.raw import version_key
+from integration.validation import check_identity, validate_resource
+from mappings.dates import FhirDateError, parse_interval
+from mappings.fhir_values import reference_id
+
+# Types whose `subject` is the Patient a record belongs to.
+SUBJECT_TYPES = frozenset({"Encounter", "QuestionnaireResponse", "Condition", "Observation"})
+
+
+@dataclass(frozen=True, slots=True)
+class Examined:
+    """A resource fit to store, and the keys it is stored under."""
+
+    resource_type: str
+    resource_id: str
+    version_key: str
+    last_updated: str | None
+    subject_id: str | None
+    warnings: tuple[str, ...]
+
+
+def examine(resource: dict[str, Any], fallback_id: str | None, validate: bool) -> Examined:
+    """Raises `integration.validation.ResourceRejected` naming the first bad element."""
+    validated = validate_resource(resource) if validate else check_identity(resource)
+    warnings = validated.warnings
+    raw_id = resource.get("id")
+    resource_id = raw_id if isinstance(raw_id, str) else fallback_id
+    if resource_id is None:
+        digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS))
+        resource_id = "h-" + digest.hexdigest()[:32]
+        warnings += (f"{validated.resource_type}.id: missing; stored under a content-hash id",)
+    return Examined(
+        resource_type=validated.resource_type,
+        resource_id=resource_id,
+        version_key=version_key(resource),
+        last_updated=last_updated_of(resource),
+        subject_id=subject_id_of(validated.resource_type, resource, resource_id),
+        warnings=warnings,
+    )
+
+
+def last_updated_of(resource: dict[str, Any]) -> str | None:
+    """meta.lastUpdated as ISO UTC to the second, or None when absent or unreadable."""
+    meta = resource.get("meta")
+    value = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_interval(value, "meta.lastUpdated").start_iso
+    except FhirDateError:
+        return None
+
+
+def subject_id_of(resource_type: str, resource: dict[str, Any], resource_id: str) -> str | None:
+    """The id of the Patient a resource belongs to (a Patient belongs to itself)."""
+    if resource_type == "Patient":
+        return resource_id
+    if resource_type in SUBJECT_TYPES:
+        return reference_id(resource.get("subject"), "Patient")
+    return None

@@ -1,0 +1,100 @@
+"""Resource intake in worker processes, so a large import uses every core.
+
+Validation (fhir.resources / pydantic) is the CPU-heavy part of an import and
+holds the GIL, so threads would not help: batches go to a process pool as
+JSON bytes, each worker parses and `examine`s them, and only small tuples
+come back. The importer's own process is left with reading and the store,
+the one part that cannot be spread (one SQLite writer). The caller keeps
+batches in order (it waits for batch k before storing it, while k+1 and
+k+2 are being examined), so the store sees exactly the order a single
+process would.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeGuard
+
+import orjson
+
+from integration.gc_policy import use_batch_collection
+from integration.intake import Examined, examine
+from integration.validation import ResourceRejected
+
+Verdict = Examined | ResourceRejected
+# One resource to examine: its JSON bytes and the id its place implies, if any.
+Payload = tuple[bytes, str | None]
+# What comes back: an Examined's fields, or ("rejected", path, message).
+_Wire = tuple[str | tuple[str, ...] | None, ...]
+
+
+def default_processes() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _examine_batch(payloads: list[Payload], validate: bool) -> list[_Wire | None]:
+    wires: list[_Wire | None] = []
+    for body, fallback_id in payloads:
+        try:
+            resource = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            resource = None
+        if not _one_plain_resource(resource):
+            # Malformed, a Bundle, not a resource at all: the importer's reader says
+            # what it is, in the importer's process (rare, and it keeps one reader).
+            wires.append(None)
+            continue
+        try:
+            examined = examine(resource, fallback_id, validate)
+        except ResourceRejected as rejected:
+            wires.append(("rejected", rejected.fhir_path, rejected.message))
+            continue
+        wires.append(
+            (
+                examined.resource_type,
+                examined.resource_id,
+                examined.version_key,
+                examined.last_updated,
+                examined.subject_id,
+                examined.warnings,
+            )
+        )
+    return wires
+
+
+def _one_plain_resource(value: Any) -> TypeGuard[dict[str, Any]]:
+    return isinstance(value, dict) and "resourceType" in value and value["resourceType"] != "Bundle"
+
+
+def _from_wire(wire: _Wire | None) -> Verdict | None:
+    if wire is None:
+        return None
+    if wire[0] == "rejected":
+        return ResourceRejected(str(wire[1]), str(wire[2]))
+    return Examined(*wire)  # type: ignore[arg-type]
+
+
+class IntakePool:
+    """A pool of examining processes; `submit` a batch, `verdicts` it later, in order."""
+
+    def __init__(self, processes: int, validate: bool) -> None:
+        # spawn, not fork: the parent may have threads (the event loop's workers).
+        self._executor = ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=use_batch_collection,
+        )
+        self._validate = validate
+
+    def submit(self, payloads: list[Payload]) -> Future[list[_Wire | None]]:
+        return self._executor.submit(_examine_batch, payloads, self._validate)
+
+    @staticmethod
+    def verdicts(future: Future[list[_Wire | None]]) -> list[Verdict | None]:
+        """In submission order; None for a line to be parsed by the importer itself."""
+        return [_from_wire(wire) for wire in future.result()]
+
+    def close(self) -> None:
+        self._executor.shutdown(cancel_futures=True)

@@ -1,0 +1,30 @@
+"""Batch work collects garbage less often, and leaves the collector as it found it."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+from integration.gc_policy import BATCH_THRESHOLDS, batch_collection
+
+
+def test_thresholds_come_back_when_the_last_overlapping_block_ends() -> None:
+    before = gc.get_threshold()
+    entered = threading.Event()
+    release = threading.Event()
+
+    def other_import() -> None:
+        with batch_collection():
+            entered.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=other_import)
+    with batch_collection():
+        assert gc.get_threshold() == BATCH_THRESHOLDS
+        thread.start()
+        assert entered.wait(5)
+    # This block ended first; the other thread's import is still running.
+    assert gc.get_threshold() == BATCH_THRESHOLDS
+    release.set()
+    thread.join(5)
+    assert gc.get_threshold() == before
