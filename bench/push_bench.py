@@ -44,7 +44,7 @@ def bare_app() -> FastAPI:
     @app.post("/fhir")
     async def parse_only(request: Request) -> Response:
         bundle = orjson.loads(await request.body())
-        reply = {"resourceType": "Bundle", "type": "transaction-response"}
+        reply: dict[str, Any] = {"resourceType": "Bundle", "type": "transaction-response"}
         reply["entry"] = [{"response": {"status": "200 OK"}} for _ in bundle["entry"]]
         return Response(orjson.dumps(reply), media_type="application/fhir+json")
 

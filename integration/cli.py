@@ -1,5 +1,5 @@
-"""The `journey` command line: import, serve, sync, sources, remap, quarantine, status, show,
-demo, db upgrade. What sync and sources print lives in `integration.sync_view`.
+"""The `journey` command line: import, serve, sync, worker, sources, remap, quarantine, status,
+show, demo, db upgrade. What sync and sources print lives in `integration.sync_view`.
 
 Exit codes: 0 done; 1 an error stopped the command (message on stderr);
 2 a sync finished but a source or resource type failed (see `journey sources`);
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -32,18 +33,26 @@ from connectors.errors import ConnectorError
 from connectors.files import discover
 from integration.config import Settings, load_settings
 from integration.derive import derive_pending, flag_all, pending_count
-from integration.errors import IntegrationError
+from integration.errors import ConfigError, IntegrationError
 from integration.importer import Importer, ImportSummary
 from integration.sample import write_sample
 from integration.sources import load_sources, pick_sources
 from integration.store import queries
 from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_store
+from integration.store.leases import all_units
 from integration.store.schema import job_records, person_links
 from integration.store.sync_state import states_by_source
 from integration.sync import sync_source
-from integration.sync_view import export_progress, page_progress, print_sources, print_sync_summary
+from integration.sync_view import (
+    export_progress,
+    page_progress,
+    print_sources,
+    print_sync_summary,
+    unit_line,
+)
 from integration.terminal import console, errors
+from integration.worker import SyncWorker, WorkerStats
 from mappings.errors import MappingError
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
 
@@ -216,7 +225,7 @@ def import_command(
 ) -> None:
     """Import FHIR R4 resources, Bundles and NDJSON files or folders of them."""
     settings = _settings(ctx)
-    engine = open_store(settings.database_url)
+    engine = open_store(settings.database_url, settings.migrate_on_start)
     summary = run_import(engine, settings, _pack(settings), source, paths, validate=not trusted)
     print_summary(summary)
     if summary.total("quarantined"):
@@ -257,7 +266,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 def remap(ctx: typer.Context) -> None:
     """Re-derive every job record from the raw store with the current rule pack."""
     settings = _settings(ctx)
-    engine = open_store(settings.database_url)
+    engine = open_store(settings.database_url, settings.migrate_on_start)
     pack = _pack(settings)
     flagged = flag_all(engine)
     started = time.perf_counter()
@@ -292,7 +301,7 @@ def quarantine(
 ) -> None:
     """List what was rejected and why: source, file and line or entry, FHIR path, error."""
     settings = _settings(ctx)
-    engine = open_store(settings.database_url)
+    engine = open_store(settings.database_url, settings.migrate_on_start)
     with engine.connect() as conn:
         if show is not None:
             entry = queries.quarantine_content(conn, show)
@@ -333,7 +342,7 @@ def quarantine(
 def status(ctx: typer.Context) -> None:
     """What the store holds: people, resources, records per job, open quarantine."""
     settings = _settings(ctx)
-    engine = open_store(settings.database_url)
+    engine = open_store(settings.database_url, settings.migrate_on_start)
     with engine.connect() as conn:
         info = queries.store_status(conn)
     console.print(f"Store: {engine.url.render_as_string(hide_password=True)}")
@@ -348,7 +357,7 @@ def show(
 ) -> None:
     """Print a person's journey in the terminal."""
     settings = _settings(ctx)
-    engine = open_store(settings.database_url)
+    engine = open_store(settings.database_url, settings.migrate_on_start)
     if not print_journey(engine, person_id):
         errors.print(f"No person with id {person_id}.")
         raise typer.Exit(1)
@@ -430,7 +439,7 @@ def demo(
         key_file.write_text(DEMO_PUSH_KEY + "\n", encoding="utf-8")
         demo_pusher = {"source": DEMO_PUSH_SOURCE, "key_file": str(key_file)}
         settings = settings.model_copy(update={"push_clients": [demo_pusher]})
-    engine = open_store(settings.database_url)
+    engine = open_store(settings.database_url, settings.migrate_on_start)
     pack = _pack(settings)
     console.print(f"Writing a synthetic population of {people} people to {data_dir}/ (seed {seed})")
     for source, path in write_sample(data_dir, seed=seed, people=people).items():
@@ -477,7 +486,7 @@ def sync(
     Exit code 2 when a source or resource type failed (see `journey sources`)."""
     settings = _settings(ctx)
     chosen = pick_sources(settings, source)
-    engine = open_store(settings.database_url)
+    engine = open_store(settings.database_url, settings.migrate_on_start)
     pack = _pack(settings)
     failed = False
     for configured in chosen:
@@ -510,14 +519,65 @@ def sources(ctx: typer.Context) -> None:
     """Configured sources with each type's last sync, checkpoint, counts and last error."""
     settings = _settings(ctx)
     configured = load_sources(settings)
-    engine = open_store(settings.database_url)
+    engine = open_store(settings.database_url, settings.migrate_on_start)
     with engine.connect() as conn:
         by_source = states_by_source(conn)
         exports = exports_in_progress(conn)
+        units = all_units(conn)
     if not configured:
         console.print(f"No [[sources]] in {settings.config_file or 'any config file'}.")
         return
-    print_sources(configured, by_source, exports)
+    print_sources(configured, by_source, exports, units)
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option(help="Run the units due now, then exit (for cron, or a first fill)")
+    ] = False,
+) -> None:
+    """Run sync units from the store, sharing them with any other `journey worker`.
+
+    Each source's resource types (or its Bulk Data export) are units that one
+    worker at a time holds a lease on; start as many workers as wanted, on as
+    many machines, against one PostgreSQL. Stops cleanly on Ctrl-C or SIGTERM."""
+    settings = _settings(ctx)
+    configured = load_sources(settings)
+    if not configured:
+        raise ConfigError(f"no [[sources]] in {settings.config_file or 'any config file'}")
+    engine = open_store(settings.database_url, settings.migrate_on_start)
+    sync_worker = SyncWorker(
+        engine,
+        _pack(settings),
+        settings,
+        configured,
+        on_unit=lambda unit, summary, error: console.print(
+            unit_line(unit, summary, error), highlight=False
+        ),
+        on_note=lambda message: errors.print(message, highlight=False),
+    )
+    console.print(
+        f"worker {sync_worker.owner}: {len(configured)} source(s), lease "
+        f"{settings.worker_lease_seconds} s, every unit each {settings.sync_interval_seconds} s",
+        highlight=False,
+    )
+    stats = asyncio.run(_run_worker(sync_worker, once))
+    console.print(
+        f"worker {sync_worker.owner} stopped: {stats.units_run} unit(s) run, "
+        f"{stats.units_failed} failed, {stats.leases_lost} lease(s) lost",
+        highlight=False,
+    )
+    if once and stats.units_failed:
+        raise typer.Exit(EXIT_SYNC_FAILED)
+
+
+async def _run_worker(sync_worker: SyncWorker, once: bool) -> WorkerStats:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return await sync_worker.run(stop, once=once)
 
 
 @db_app.command("upgrade")

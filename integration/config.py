@@ -75,6 +75,29 @@ class Settings(BaseSettings):
         ge=1024,
         description="largest request body /fhir accepts (413 beyond it, read no further)",
     )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="every command brings the schema up to date first; off when migrations "
+        "are a deploy step (`journey db upgrade`): commands then refuse an outdated schema",
+    )
+    sync_interval_seconds: int = Field(
+        default=900, ge=1, description="`journey worker`: how often each sync unit runs"
+    )
+    worker_lease_seconds: int = Field(
+        default=60,
+        ge=2,
+        description="`journey worker`: a claimed unit's lease, renewed every third of it; "
+        "a dead worker's units are taken over this long after it stopped",
+    )
+    worker_retry_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="`journey worker`: first wait after a failed unit, doubling up to the "
+        "sync interval",
+    )
+    worker_poll_seconds: float = Field(
+        default=5.0, gt=0, description="`journey worker`: wait between looks for due units"
+    )
     config_file: str | None = Field(
         default=None, description="the config file these settings came from (set on load)"
     )

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from integration.gc_policy import batch_collection
 from integration.identity import SourcePatient, link_patients
 from integration.store.keys import in_keys
+from integration.store.locks import DERIVE, hold
 from integration.store.raw import DERIVED_TYPES
 from integration.store.schema import (
     current_resources,
@@ -129,6 +130,7 @@ def derive_pending(
         for resource_type, step in steps:
             while True:
                 with engine.begin() as conn:
+                    hold(conn, DERIVE, utc_now())
                     batch = _pending(conn, resource_type, batch_size)
                     if not batch:
                         break

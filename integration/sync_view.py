@@ -11,6 +11,7 @@ from rich.table import Table
 from connectors.rest.search import SearchPage
 from integration.sources import SourceConfig
 from integration.store.bulk_state import ExportInProgress
+from integration.store.leases import SyncUnit
 from integration.sync import SyncSummary
 from integration.terminal import console, errors
 
@@ -86,6 +87,7 @@ def print_sources(
     configured: list[SourceConfig],
     by_source: dict[str, list[dict[str, Any]]],
     exports: dict[str, ExportInProgress],
+    units: list[SyncUnit] | None = None,
 ) -> None:
     table = Table(title="Sources")
     for column in (
@@ -124,3 +126,39 @@ def print_sources(
             f"({len(export.files_done)} file(s) stored); the next `journey sync` resumes it",
             highlight=False,
         )
+    if units:
+        print_units(units)
+
+
+def print_units(units: list[SyncUnit]) -> None:
+    """What `journey worker` processes are doing: who holds which unit, what is next."""
+    table = Table(title="Worker units")
+    for column in ("source", "unit", "held by", "lease until", "next run", "failures", "error"):
+        table.add_column(column)
+    for unit in units:
+        table.add_row(
+            unit.source,
+            unit.unit,
+            unit.lease_owner or "-",
+            unit.lease_until or "",
+            unit.next_run_at,
+            str(unit.attempts),
+            unit.last_error or "",
+        )
+    console.print(table)
+
+
+def unit_line(unit: SyncUnit, summary: SyncSummary | None, error: str | None) -> str:
+    """One line per unit a worker finished: ids and counts, never resource content."""
+    where = f"{unit.source}/{unit.unit}"
+    if summary is None:
+        return f"{where}: stopped: {error}"
+    stored = summary.stored
+    counts = (
+        f"{stored.total('new')} new, {stored.total('changed')} changed, "
+        f"{stored.total('quarantined')} quarantined"
+        if stored is not None
+        else ""
+    )
+    outcome = f"failed: {error}" if error else "done"
+    return f"{where}: {outcome} ({counts}; {summary.seconds:.1f} s)"

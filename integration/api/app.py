@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = engine or open_store(settings.database_url)
+        app.state.engine = engine or open_store(settings.database_url, settings.migrate_on_start)
         app.state.push = PushService(app.state.engine, pack, settings.max_resource_bytes)
         yield
         if owns_engine:

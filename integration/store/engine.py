@@ -14,6 +14,8 @@ except ImportError:  # not on Windows: migrations there are not serialised acros
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -69,11 +71,16 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to `revision`; running it again changes nothing. Processes
     starting together (an API and a sync, several workers) migrate one at a time."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _alembic_config()
     sqlite = engine.url.get_backend_name() == "sqlite"
     try:
         with _sqlite_migration_lock(engine) if sqlite else nullcontext(), engine.begin() as conn:
@@ -87,8 +94,29 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         raise StoreError(f"cannot migrate the store at {engine.url!r}: {exc.orig}") from exc
 
 
-def open_store(database_url: str) -> Engine:
-    """Create the engine and migrate: what every command does first."""
+def open_store(database_url: str, migrate_on_start: bool = True) -> Engine:
+    """Create the engine and migrate: what every command does first. With
+    `migrate_on_start` off (migrations are a deploy step), check instead that the
+    schema is current, and say how to fix it when it is not."""
     engine = create_store_engine(database_url)
-    migrate(engine)
+    if migrate_on_start:
+        migrate(engine)
+        return engine
+    current = schema_revision(engine)
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if current != head:
+        engine.dispose()
+        raise StoreError(
+            f"the store at {engine.url.render_as_string(hide_password=True)} is at schema "
+            f"revision {current or 'none'}, this version needs {head}: run `journey db upgrade` "
+            "(JOURNEY_MIGRATE_ON_START is off)"
+        )
     return engine
+
+
+def schema_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise StoreError(f"cannot open the store at {engine.url!r}: {exc.orig}") from exc

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Connection, bindparam, func, or_, select, 
 
 from integration.store.keys import in_keys
 from integration.store.schema import current_resources, quarantine, raw_resources
-from integration.store.upsert import execute_many, insert_ignore, upsert
+from integration.store.upsert import execute_many, insert_ignore, insert_statement, upsert
 
 # Only these types feed the journey zone; others are kept raw and need no derivation.
 DERIVED_TYPES = ("Patient", "Condition", "Encounter", "QuestionnaireResponse")
@@ -139,10 +139,11 @@ def write_resources(
 
 def _insert_fresh(conn: Connection, fresh: dict[str, IncomingResource], received_at: str) -> None:
     # Plain executemany: INSERT ... RETURNING in parameter order makes SQLAlchemy send
-    # the rows one statement at a time.
+    # the rows one statement at a time. A version another process stored since we
+    # looked (two syncs of one source) is already there: skipped, not an error.
     execute_many(
         conn,
-        raw_resources.insert(),
+        insert_statement(conn, raw_resources).on_conflict_do_nothing(index_elements=["raw_key"]),
         [
             {
                 "raw_key": key,

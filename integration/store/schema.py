@@ -194,3 +194,30 @@ bulk_exports = Table(
     # JSON list of output file URLs already stored: a resumed sync skips them.
     Column("files_done", Text, nullable=False),
 )
+
+# One unit of sync work: a source's resource type (REST) or its "$export" (Bulk
+# Data). A `journey worker` holds a lease on the unit while it runs it.
+sync_units = Table(
+    "sync_units",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("unit", String(64), primary_key=True),
+    Column("next_run_at", String(40), nullable=False),
+    Column("lease_owner", String(200)),
+    Column("lease_until", String(40)),
+    # Failed runs in a row (backoff); 0 after a run that succeeds.
+    Column("attempts", Integer, nullable=False),
+    Column("last_started_at", String(40)),
+    Column("last_finished_at", String(40)),
+    Column("last_error", Text),
+    Index("ix_sync_units_due", "next_run_at"),
+)
+
+# Named locks every backend can hold for one transaction: updating the row takes
+# PostgreSQL's row lock or SQLite's write lock, until commit.
+store_locks = Table(
+    "store_locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("taken_at", String(40)),
+)

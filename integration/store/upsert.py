@@ -21,7 +21,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 
-def _insert(conn: Connection, table: Table) -> Any:
+def insert_statement(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT, which has on_conflict_do_nothing / _do_update."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     if conn.dialect.name == "sqlite":
@@ -42,7 +43,7 @@ def upsert(
     `computed` gives columns as SQL expressions (which may read a row's other values)."""
     if not rows:
         return
-    stmt = _insert(conn, table)
+    stmt = insert_statement(conn, table)
     if computed:
         stmt = stmt.values(computed)
     excluded = stmt.excluded
@@ -80,6 +81,6 @@ def insert_ignore(
     """Insert rows, skipping any whose key is already there. Returns rows inserted."""
     if not rows:
         return 0
-    stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=list(keys))
+    stmt = insert_statement(conn, table).on_conflict_do_nothing(index_elements=list(keys))
     result = conn.execute(stmt, list(rows))
     return max(result.rowcount, 0)

@@ -182,3 +182,30 @@ def test_processes_starting_together_migrate_one_at_a_time(
     finally:
         if drop is not None:
             drop()
+
+
+def test_with_migrate_on_start_off_an_outdated_store_is_refused_until_upgraded(
+    tmp_path: Path,
+) -> None:
+    """Where migrations are a deploy step, commands check the schema instead of changing it."""
+    env = {
+        **os.environ,
+        "JOURNEY_DATABASE_URL": f"sqlite:///{tmp_path / 'deployed.db'}",
+        "JOURNEY_MIGRATE_ON_START": "false",
+        "COLUMNS": "300",
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [JOURNEY, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+        )
+
+    refused = run("status")
+    assert refused.returncode == 1
+    assert "schema revision none" in refused.stderr
+    assert "run `journey db upgrade`" in refused.stderr
+    for _ in range(2):  # a migration run twice changes nothing the second time
+        upgraded = run("db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert "is up to date" in upgraded.stdout
+    assert run("status").returncode == 0

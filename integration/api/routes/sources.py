@@ -14,6 +14,7 @@ from integration.api.responses import OrjsonResponse
 from integration.derive import utc_now
 from integration.sources import SourceConfig, describe, load_sources
 from integration.store.bulk_state import ExportInProgress, exports_in_progress
+from integration.store.leases import all_units
 from integration.store.sync_state import states_by_source
 from integration.sync import sync_source
 from mappings.rulepack import DEFAULT_PACK, load_rule_pack
@@ -37,17 +38,33 @@ def list_sources(
     """Each configured source with, per resource type, its checkpoint, last sync,
     counts and last error; `running_since` while a sync is under way; for a bulk
     source, `export_in_progress` while an export is not finished (the next sync
-    resumes it)."""
+    resumes it); `worker_units` once `journey worker` runs: who holds each unit's
+    lease and until when, its next run, failures in a row and last error."""
     configured = load_sources(settings)
     with engine.connect() as conn:
         by_source = states_by_source(conn)
         exports = exports_in_progress(conn)
+        units = all_units(conn)
     running = _running(request)
     items = [
         {
             **describe(source),
             "running_since": running.get(source.name),
             "export_in_progress": _export_view(exports.get(source.name)),
+            "worker_units": [
+                {
+                    "unit": unit.unit,
+                    "lease_owner": unit.lease_owner,
+                    "lease_until": unit.lease_until,
+                    "next_run_at": unit.next_run_at,
+                    "failures_in_a_row": unit.attempts,
+                    "last_started": unit.last_started_at,
+                    "last_finished": unit.last_finished_at,
+                    "last_error": unit.last_error,
+                }
+                for unit in units
+                if unit.source == source.name
+            ],
             "resource_types": [
                 {
                     "resource_type": state["resource_type"],
