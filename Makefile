@@ -1,4 +1,4 @@
-.PHONY: help demo test bench bench-pull bench-push bench-bulk
+.PHONY: help demo test bench bench-pull bench-push bench-bulk bench-scale
 help:            ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 demo:            ## set up, import the synthetic sample, show a journey, serve the API
@@ -13,3 +13,5 @@ bench-push:      ## push benchmark: transaction Bundles into /fhir vs a bare Fas
 	scripts/bench-push
 bench-bulk:      ## bulk import benchmark: 500k-resource export vs bare orjson and validation
 	scripts/bench-bulk
+bench-scale:     ## scale benchmark: SQLite vs PostgreSQL imports, journey reads at 1k/10k/100k people
+	scripts/bench-scale

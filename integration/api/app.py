@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine or open_store(settings.database_url, settings.migrate_on_start)
+        app.state.read_engine = app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.push = PushService(app.state.engine, pack, settings.max_resource_bytes)
         yield
         if owns_engine:

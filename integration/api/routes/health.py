@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from integration.api.deps import CallerDep, StoreDep
+from integration.api.deps import CallerDep, ReadStoreDep
 from integration.api.models import Health
 from integration.api.responses import OrjsonResponse
 from integration.store.queries import store_status
@@ -17,7 +17,7 @@ router = APIRouter()
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])
-def healthz(engine: StoreDep) -> OrjsonResponse:
+def healthz(engine: ReadStoreDep) -> OrjsonResponse:
     """Is the service up and can it reach its store? No API key needed."""
     try:
         with engine.connect() as conn:
@@ -28,7 +28,7 @@ def healthz(engine: StoreDep) -> OrjsonResponse:
 
 
 @router.get("/status", tags=["health"])
-def status(engine: StoreDep, _caller: CallerDep) -> OrjsonResponse:
+def status(engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
     """What the store holds: people, resources per type and source, records per job,
     open quarantine entries and resources waiting for derivation."""
     with engine.connect() as conn:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from integration.api.cursors import decode_cursor, encode_cursor
-from integration.api.deps import CallerDep, SettingsDep, StoreDep
+from integration.api.deps import CallerDep, ReadStoreDep, SettingsDep
 from integration.api.models import JourneyPage, PeoplePage, Person, Problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
@@ -26,7 +26,7 @@ Cursor = Annotated[str | None, Query(description="next_cursor from the previous 
 
 @router.get("/people", response_model=PeoplePage)
 def list_people(
-    engine: StoreDep,
+    engine: ReadStoreDep,
     settings: SettingsDep,
     _caller: CallerDep,
     identifier: Annotated[
@@ -53,7 +53,7 @@ def list_people(
 
 
 @router.get("/people/{person_id}", response_model=Person, responses={404: {"model": Problem}})
-def get_person(person_id: str, engine: StoreDep, _caller: CallerDep) -> OrjsonResponse:
+def get_person(person_id: str, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
     """One person: the source Patients linked to them, identifiers, record counts per job.
 
     A person merged into another (a later Patient shared an identifier) is
@@ -95,7 +95,7 @@ def _bound(value: str | None, name: str, end: bool) -> str | None:
 )
 def get_journey(
     person_id: str,
-    engine: StoreDep,
+    engine: ReadStoreDep,
     settings: SettingsDep,
     _caller: CallerDep,
     job: Annotated[list[Job] | None, Query(description="Only these jobs (repeatable)")] = None,

@@ -7,7 +7,7 @@ import logging
 
 from fastapi import APIRouter, Request
 
-from integration.api.deps import CallerDep, SettingsDep, StoreDep
+from integration.api.deps import CallerDep, ReadStoreDep, SettingsDep, StoreDep
 from integration.api.models import Problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
@@ -33,7 +33,7 @@ def _running(request: Request) -> dict[str, str]:
 
 @router.get("/sources")
 def list_sources(
-    request: Request, engine: StoreDep, settings: SettingsDep, _caller: CallerDep
+    request: Request, engine: ReadStoreDep, settings: SettingsDep, _caller: CallerDep
 ) -> OrjsonResponse:
     """Each configured source with, per resource type, its checkpoint, last sync,
     counts and last error; `running_since` while a sync is under way; for a bulk

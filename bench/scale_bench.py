@@ -1,0 +1,335 @@
+"""Scale benchmark: SQLite against PostgreSQL, in one run.
+
+1. Import: the same NDJSON set (people with two Encounters each) into a fresh
+   SQLite store and a fresh PostgreSQL database with `journey import`, and on
+   PostgreSQL once more split over two `journey import` processes running at
+   once (two sources): resources/s end to end (validated, stored, mapped).
+2. Journey reads: each store is filled to 1k, 10k and 100k people; at each
+   size `journey serve` (one uvicorn process) answers GET
+   /people/{id}/journey for random people from 8 concurrent clients; p50 and
+   p99 latency and requests/s. The baseline is a bare FastAPI endpoint on the
+   same uvicorn that returns a journey document of the same size with orjson
+   and touches no store, measured in the same run.
+
+Targets (issue 6): journey read p99 within 2x from 1k to 100k people; read
+throughput >= 50% of the bare endpoint. The clients share the machine's two
+cores with the server, for ours and the baseline alike.
+
+    scripts/bench-scale --people 1000,10000,100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI
+from sqlalchemy import create_engine, select, text
+from starlette.responses import Response
+
+sys.path.insert(0, str(Path(__file__).parent))
+from push_bench import free_port, start
+
+from integration.store.schema import people
+
+JOURNEY = str(Path(sys.executable).parent / "journey")
+API_KEY = "bench-read-key"
+CLIENTS = 8
+POSTGRES_ADMIN_URL = os.environ.get(
+    "JOURNEY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+def write_people(path: Path, first: int, count: int, source: str) -> int:
+    """People first..first+count, each a Patient with an ambulatory and an emergency visit."""
+    rng = random.Random(first)
+    with path.open("wb") as out:
+        for n in range(first, first + count):
+            pid = f"{source}-p{n}"
+            born = f"{rng.randint(1930, 2020)}-{rng.randint(1, 12):02}-{rng.randint(1, 28):02}"
+            out.write(
+                orjson.dumps(
+                    {
+                        "resourceType": "Patient",
+                        "id": pid,
+                        "identifier": [{"system": "urn:bench:mrn", "value": f"{source}-{n}"}],
+                        "name": [{"family": "Bench", "given": ["Person"]}],
+                        "birthDate": born,
+                    }
+                )
+                + b"\n"
+            )
+            for visit, klass in enumerate(("AMB", "EMER")):
+                day = f"2025-{rng.randint(1, 12):02}-{rng.randint(1, 28):02}T10:00:00Z"
+                out.write(
+                    orjson.dumps(
+                        {
+                            "resourceType": "Encounter",
+                            "id": f"{pid}-e{visit}",
+                            "status": "finished",
+                            "class": {"system": ACT_CODE, "code": klass},
+                            "subject": {"reference": f"Patient/{pid}"},
+                            "period": {"start": day},
+                        }
+                    )
+                    + b"\n"
+                )
+    return count * 3
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+
+
+def fresh_postgres(label: str) -> tuple[Backend, Any]:
+    admin = create_engine(
+        POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    name = f"journey_bench_{label}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return Backend("PostgreSQL", url.replace("postgresql+psycopg://", "postgresql://", 1)), drop
+
+
+def journey_import(url: str, source: str, path: Path, folder: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "JOURNEY_DATABASE_URL": url}
+    env.pop("JOURNEY_CONFIG", None)
+    return subprocess.Popen(
+        [JOURNEY, "import", "--source", source, str(path)],
+        env=env,
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def run_imports(url: str, jobs: list[tuple[str, Path]], folder: Path) -> float:
+    """Run `journey import` for each (source, file) at once; seconds until all ended."""
+    started = time.perf_counter()
+    processes = [journey_import(url, source, path, folder) for source, path in jobs]
+    for process in processes:
+        _, err = process.communicate()
+        if process.returncode not in (0, 3):
+            raise SystemExit(f"journey import failed: {err.decode()[-2000:]}")
+    return time.perf_counter() - started
+
+
+def bare_app(document: bytes) -> FastAPI:
+    """The baseline: the journey route's shape, answered from memory with orjson."""
+    app = FastAPI()
+    parsed = orjson.loads(document)
+
+    @app.get("/people/{person_id}/journey")
+    def journey(person_id: str) -> Response:
+        return Response(
+            orjson.dumps({**parsed, "person_id": person_id}), media_type="application/json"
+        )
+
+    return app
+
+
+@dataclass
+class Reads:
+    requests: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+async def read_journeys(base: str, ids: list[str], requests: int, seed: int) -> Reads:
+    rng = random.Random(seed)
+    chosen = [rng.choice(ids) for _ in range(requests)]
+    share = [chosen[n::CLIENTS] for n in range(CLIENTS)]
+    latencies: list[float] = []
+
+    async def client(mine: list[str]) -> None:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+            for person in mine:
+                began = time.perf_counter()
+                response = await http.get(f"/people/{person}/journey")
+                latencies.append(time.perf_counter() - began)
+                if response.status_code != 200:
+                    raise SystemExit(f"HTTP {response.status_code}: {response.text[:300]}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(mine) for mine in share))
+    return Reads(requests, time.perf_counter() - started, latencies)
+
+
+def person_ids(url: str) -> list[str]:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        ids = list(
+            conn.execute(select(people.c.id).where(people.c.merged_into.is_(None))).scalars()
+        )
+    engine.dispose()
+    return ids
+
+
+def measure_reads(backend: Backend, folder: Path, requests: int, seed: int) -> tuple[Reads, bytes]:
+    port = free_port()
+    env = {**os.environ, "JOURNEY_DATABASE_URL": backend.url, "JOURNEY_API_KEYS": API_KEY}
+    env.pop("JOURNEY_CONFIG", None)
+    server = start(
+        [JOURNEY, "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/healthz", folder
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        ids = person_ids(backend.url)
+        asyncio.run(read_journeys(base, ids, 200, seed + 1))  # warm: connections, caches
+        reads = asyncio.run(read_journeys(base, ids, requests, seed))
+        sample = httpx.get(
+            f"{base}/people/{ids[0]}/journey", headers={"Authorization": f"Bearer {API_KEY}"}
+        ).content
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return reads, sample
+
+
+def measure_bare(document: bytes, folder: Path, requests: int, seed: int) -> Reads:
+    port = free_port()
+    (folder / "journey.json").write_bytes(document)
+    server = start(
+        [sys.executable, __file__, "--serve-bare", str(port), str(folder / "journey.json")],
+        dict(os.environ),
+        f"http://127.0.0.1:{port}/docs",
+        folder,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        ids = [f"person-{n}" for n in range(1000)]
+        asyncio.run(read_journeys(base, ids, 200, seed + 1))
+        return asyncio.run(read_journeys(base, ids, requests, seed))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--people", default="1000,10000,100000")
+    parser.add_argument("--requests", type=int, default=2000, help="journey reads per size")
+    parser.add_argument(
+        "--import-people", type=int, default=20000, help="people in the import comparison"
+    )
+    parser.add_argument("--serve-bare", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        import uvicorn
+
+        port, document = args.serve_bare
+        app = bare_app(Path(document).read_bytes())
+        uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning")
+        return
+    sizes = [int(value) for value in args.people.split(",")]
+    cleanups: list[Any] = []
+    with tempfile.TemporaryDirectory(prefix="journey-scale-bench-") as name:
+        folder = Path(name)
+        try:
+            # 1. Imports.
+            half = args.import_people // 2
+            a, b = folder / "import-a.ndjson", folder / "import-b.ndjson"
+            count = write_people(a, 0, half, "site-a") + write_people(b, half, half, "site-b")
+            imports: list[tuple[str, float]] = []
+            sqlite = Backend("SQLite", f"sqlite:///{folder / 'import.db'}")
+            print(f"import: {count:,} resources into SQLite ...", flush=True)
+            seconds = run_imports(sqlite.url, [("site-a", a)], folder)
+            seconds += run_imports(sqlite.url, [("site-b", b)], folder)
+            imports.append(("SQLite, one import at a time", count / seconds))
+            for processes in (1, 2):
+                pg, drop = fresh_postgres(f"import{processes}")
+                cleanups.append(drop)
+                print(f"import: into PostgreSQL, {processes} process(es) ...", flush=True)
+                if processes == 1:
+                    seconds = run_imports(pg.url, [("site-a", a)], folder)
+                    seconds += run_imports(pg.url, [("site-b", b)], folder)
+                else:
+                    seconds = run_imports(pg.url, [("site-a", a), ("site-b", b)], folder)
+                how = "one import at a time" if processes == 1 else "two imports at once"
+                imports.append((f"PostgreSQL, {how}", count / seconds))
+
+            # 2. Reads at growing sizes.
+            pg, drop = fresh_postgres("reads")
+            cleanups.append(drop)
+            backends = [Backend("SQLite", f"sqlite:///{folder / 'reads.db'}"), pg]
+            rows: list[tuple[str, int, Reads]] = []
+            document = b""
+            have = 0
+            for size in sizes:
+                chunk = folder / f"people-{size}.ndjson"
+                write_people(chunk, have, size - have, "clinic")
+                for backend in backends:
+                    print(f"reads: {backend.name} filled to {size:,} people ...", flush=True)
+                    run_imports(backend.url, [("clinic", chunk)], folder)
+                    reads, document = measure_reads(backend, folder, args.requests, size)
+                    rows.append((backend.name, size, reads))
+                have = size
+            print("reads: bare FastAPI + orjson endpoint ...", flush=True)
+            bare = measure_bare(document, folder, args.requests, 7)
+        finally:
+            for cleanup in cleanups:
+                cleanup()
+
+    print(f"\nimport of {count:,} resources (full validation, stored and mapped):")
+    for label, rate in imports:
+        print(f"  {label:<40} {rate:>10,.0f} resources/s")
+    single_pg = imports[1][1]
+    print(f"  PostgreSQL, two at once / one at a time: {imports[2][1] / single_pg:.2f}x")
+    print(f"\njourney reads, {CLIENTS} clients, {args.requests} requests each point:")
+    print(f"  {'':<28} {'people':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'vs bare':>8}")
+    print(
+        f"  {'bare FastAPI + orjson':<28} {'-':>8} {bare.percentile(0.5):>8.1f} "
+        f"{bare.percentile(0.99):>8.1f} {bare.rate:>8,.0f}"
+    )
+    for label, size, reads in rows:
+        print(
+            f"  {'journey, ' + label:<28} {size:>8,} {reads.percentile(0.5):>8.1f} "
+            f"{reads.percentile(0.99):>8.1f} {reads.rate:>8,.0f} {reads.rate / bare.rate:>7.0%}"
+        )
+    print("\ntargets (issue 6):")
+    for kind in ("SQLite", "PostgreSQL"):
+        mine = [(size, reads) for label, size, reads in rows if label == kind]
+        growth = mine[-1][1].percentile(0.99) / mine[0][1].percentile(0.99)
+        worst = min(reads.rate for _, reads in mine) / bare.rate
+        print(
+            f"  {kind}: p99 at {mine[-1][0]:,} / at {mine[0][0]:,} people = {growth:.2f}x "
+            f"(<= 2x); lowest throughput {worst:.0%} of bare (>= 50%)"
+        )
+
+
+if __name__ == "__main__":
+    main()
