@@ -32,6 +32,7 @@ from sqlalchemy import (
 
 from integration.gc_policy import batch_collection
 from integration.identity import SourcePatient, link_patients
+from integration.store.engine import refresh_statistics
 from integration.store.keys import in_keys
 from integration.store.locks import DERIVE, hold
 from integration.store.raw import DERIVED_TYPES
@@ -50,6 +51,14 @@ from mappings.questionnaire_response import map_questionnaire_responses
 from mappings.rulepack import RulePack
 
 DeriveProgress = Callable[[int], None]
+JOURNEY_TABLES = (
+    "current_resources",
+    "job_records",
+    "person_links",
+    "people",
+    "patient_identifiers",
+    "resource_links",
+)
 
 
 @dataclass(slots=True)
@@ -126,6 +135,7 @@ def derive_pending(
         ("Encounter", _derive_encounters),
         ("QuestionnaireResponse", _derive_questionnaire_responses),
     )
+    analyze_at = 5_000  # statistics refreshed as the journey grows (see refresh_statistics)
     with batch_collection():
         for resource_type, step in steps:
             while True:
@@ -138,6 +148,9 @@ def derive_pending(
                     _mark_done(conn, batch)
                 summary.resources += len(batch)
                 progress(len(batch))
+                if summary.resources >= analyze_at:
+                    analyze_at *= 4
+                    refresh_statistics(engine, JOURNEY_TABLES)
     return summary
 
 

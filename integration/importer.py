@@ -27,6 +27,7 @@ from integration.errors import ConfigError
 from integration.gc_policy import batch_collection
 from integration.intake import examine
 from integration.intake_pool import IntakePool, Verdict
+from integration.store.engine import refresh_statistics
 from integration.store.raw import (
     IncomingResource,
     Rejected,
@@ -40,6 +41,8 @@ from mappings.rulepack import RulePack
 UNREADABLE = "(unreadable)"
 MAX_SOURCE_NAME = 200
 EXAMPLES_KEPT = 20
+FIRST_ANALYZE_ROWS = 5_000
+GROWN_TABLES = ("raw_resources", "current_resources", "quarantine")
 
 
 @dataclass(slots=True)
@@ -118,6 +121,9 @@ class Importer:
         self.validate = validate
         self.processes = processes if validate else 0
         self._write_lock = threading.Lock()
+        # Statistics refreshed as the store grows: after 5k, 20k, 80k ... rows written.
+        self._written = 0
+        self._analyze_at = FIRST_ANALYZE_ROWS
 
     def run(
         self,
@@ -279,6 +285,10 @@ class Importer:
             write_rejections(conn, [item for _, item in rejected], now)
             if also is not None:
                 also(conn)
+        self._written += len(batch)
+        if self._written >= self._analyze_at:
+            self._analyze_at *= 4
+            refresh_statistics(self.engine, GROWN_TABLES)
         for (label, _), outcome in zip(incoming, outcomes, strict=True):
             counts = summary.by_type[label]
             if outcome is WriteOutcome.NEW:

@@ -54,24 +54,30 @@ def postgres_admin() -> Iterator[Engine]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A fresh, migrated store on each backend: a SQLite file or a throw-away PG database."""
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store's URL on each backend: a SQLite file or a throw-away PG database."""
     if request.param == "sqlite":
-        store = open_store(f"sqlite:///{tmp_path / 'journey.db'}")
-        yield store
-        store.dispose()
+        yield f"sqlite:///{tmp_path / 'journey.db'}"
         return
     admin: Engine = request.getfixturevalue("postgres_admin")
     name = f"journey_test_{uuid.uuid4().hex[:16]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    store = open_store(admin.url.set(database=name).render_as_string(hide_password=False))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    """A fresh, migrated store on each backend (see `store_url`)."""
+    store = open_store(store_url)
     try:
         yield store
     finally:
         store.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 ImportFn = Callable[..., ImportSummary]

@@ -299,7 +299,7 @@ async def test_files_without_require_access_token_are_fetched_without_our_token(
 
 @pytest.mark.slow
 def test_journey_sync_killed_while_polling_resumes_and_loses_nothing(
-    sekmet: Sekmet, tmp_path: Path
+    sekmet: Sekmet, tmp_path: Path, store_url: str
 ) -> None:
     """A real `journey sync` process, SIGKILLed once the export is kicked off."""
     config = tmp_path / "journey.toml"
@@ -310,11 +310,10 @@ def test_journey_sync_killed_while_polling_resumes_and_loses_nothing(
         'resource_types = ["Patient", "Encounter"]\n',
         encoding="utf-8",
     )
-    database = tmp_path / "journey.db"
     env = {
         **os.environ,
         "JOURNEY_CONFIG": str(config),
-        "JOURNEY_DATABASE_URL": f"sqlite:///{database}",
+        "JOURNEY_DATABASE_URL": store_url,
     }
     journey = str(Path(sys.executable).parent / "journey")
     process = subprocess.Popen(
@@ -325,11 +324,10 @@ def test_journey_sync_killed_while_polling_resumes_and_loses_nothing(
     while True:
         assert time.monotonic() < deadline, "the export was never kicked off"
         assert process.poll() is None, "sync ended before it could be killed"
-        if database.exists():
-            engine = engine or open_store(f"sqlite:///{database}")
-            with engine.connect() as conn:
-                if load_export(conn, "payer-bulk") is not None:
-                    break
+        engine = engine or open_store(store_url)
+        with engine.connect() as conn:
+            if load_export(conn, "payer-bulk") is not None:
+                break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)

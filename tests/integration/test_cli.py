@@ -15,11 +15,16 @@ from tests.conftest import encounter, patient, write_ndjson
 JOURNEY = str(Path(sys.executable).parent / "journey")
 
 
+@pytest.fixture(autouse=True)
+def _every_command_on_both_backends(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEY_CLI_TEST_STORE", store_url)
+
+
 def journey(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "COLUMNS": "200",
-        "JOURNEY_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "JOURNEY_DATABASE_URL": os.environ["JOURNEY_CLI_TEST_STORE"],
     }
     env.pop("JOURNEY_API_KEYS", None)
     return subprocess.run(

@@ -565,7 +565,7 @@ async def test_members_by_identifier_and_a_server_that_cannot_search_by_patient(
 
 
 @pytest.mark.slow
-def test_journey_sync_and_sources_commands(sekmet: Sekmet, tmp_path: Path) -> None:
+def test_journey_sync_and_sources_commands(sekmet: Sekmet, tmp_path: Path, store_url: str) -> None:
     journey = str(Path(sys.executable).parent / "journey")
     (tmp_path / "journey.toml").write_text(
         "[[sources]]\n"
@@ -582,7 +582,7 @@ def test_journey_sync_and_sources_commands(sekmet: Sekmet, tmp_path: Path) -> No
         'mode = "rest"\n'
         "max_attempts = 1\n"
     )
-    env = {**os.environ, "COLUMNS": "200", "JOURNEY_DATABASE_URL": f"sqlite:///{tmp_path / 'j.db'}"}
+    env = {**os.environ, "COLUMNS": "200", "JOURNEY_DATABASE_URL": store_url}
     env.pop("JOURNEY_CONFIG", None)
 
     def journey_run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -274,7 +274,7 @@ def local_cluster() -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_the_database_going_away_mid_sync_is_reported_retried_and_loses_nothing(
     engine: Engine, sekmet: Sekmet, tmp_path: Path
 ) -> None:
