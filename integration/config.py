@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="largest request body /fhir accepts (413 beyond it, read no further)",
     )
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="store connections each process keeps open (as many again under load); "
+        "on PostgreSQL mind max_connections across all API and worker processes",
+    )
     migrate_on_start: bool = Field(
         default=True,
         description="every command brings the schema up to date first; off when migrations "

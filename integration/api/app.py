@@ -25,7 +25,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = engine or open_store(settings.database_url, settings.migrate_on_start)
+        app.state.engine = engine or open_store(
+            settings.database_url, settings.migrate_on_start, settings.db_pool_size
+        )
         app.state.read_engine = app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.push = PushService(app.state.engine, pack, settings.max_resource_bytes)
         yield

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, and_, func, or_, select
+from sqlalchemy import Connection, Select, and_, bindparam, func, or_, select
 
 from integration.store.keys import in_keys
 from integration.store.schema import (
@@ -34,11 +34,33 @@ class JourneyFilter:
     end: str | None = None  # exclusive, ISO UTC
 
 
+# The two statements of every journey read, built once: building a select is a
+# good part of a read's Python time (SQLAlchemy caches the compiled SQL, not the
+# construction and cache-key work of a new statement object).
+_MERGED_INTO = select(people.c.merged_into).where(people.c.id == bindparam("person_id"))
+_JOURNEY = (
+    select(job_records)
+    .join(
+        person_links,
+        and_(
+            person_links.c.source == job_records.c.source,
+            person_links.c.patient_id == job_records.c.subject_id,
+        ),
+    )
+    .where(person_links.c.person_id == bindparam("person_id"))
+)
+
+
+_JOURNEY_PAGE = _JOURNEY.order_by(job_records.c.occurred_start, job_records.c.id).limit(
+    bindparam("size")
+)
+
+
 def resolve_person(conn: Connection, person_id: str) -> str | None:
     """The surviving id of a person, following merges; None when unknown."""
     current = person_id
     for _ in range(MAX_MERGE_HOPS):
-        row = conn.execute(select(people.c.merged_into).where(people.c.id == current)).first()
+        row = conn.execute(_MERGED_INTO, {"person_id": current}).first()
         if row is None:
             return None
         if row.merged_into is None:
@@ -145,17 +167,7 @@ def journey(
 ) -> list[dict[str, Any]]:
     """A person's job records in time order (records without a time first)."""
     where = where or JourneyFilter()
-    query = (
-        select(job_records)
-        .join(
-            person_links,
-            and_(
-                person_links.c.source == job_records.c.source,
-                person_links.c.patient_id == job_records.c.subject_id,
-            ),
-        )
-        .where(person_links.c.person_id == person_id)
-    )
+    query = _JOURNEY
     if where.jobs:
         query = query.where(job_records.c.job.in_(where.jobs))
     if where.start:
@@ -170,9 +182,13 @@ def journey(
                 and_(job_records.c.occurred_start == start, job_records.c.id > record),
             )
         )
-    rows = conn.execute(
-        query.order_by(job_records.c.occurred_start, job_records.c.id).limit(limit)
-    ).all()
+    if query is _JOURNEY:
+        rows = conn.execute(_JOURNEY_PAGE, {"person_id": person_id, "size": limit}).all()
+    else:
+        rows = conn.execute(
+            query.order_by(job_records.c.occurred_start, job_records.c.id).limit(limit),
+            {"person_id": person_id},
+        ).all()
     return [_record(row._mapping) for row in rows]
 
 

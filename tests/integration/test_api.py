@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -291,3 +292,21 @@ def test_openapi_documents_the_endpoints(client: TestClient) -> None:
         "/status",
     } <= set(spec["paths"])
     assert client.get("/docs").status_code == 200
+
+
+def test_each_request_is_logged_without_its_query_string(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    from integration.api.request_log import install_request_log
+
+    app = create_app(Settings(api_keys=[KEY]), engine)
+    install_request_log(app)
+    with caplog.at_level(logging.INFO, logger="journey.api"), TestClient(app) as logged:
+        assert logged.get("/people?name=Zelda", headers=AUTH).status_code == 200
+        assert logged.get("/people/nobody", headers=AUTH).status_code == 404
+    lines = [record.getMessage() for record in caplog.records if record.name == "journey.api"]
+    assert [line.rsplit(" ", 1)[0] for line in lines] == [
+        "GET /people 200",
+        "GET /people/nobody 404",
+    ]
+    assert "Zelda" not in caplog.text

@@ -39,12 +39,14 @@ class FhirResponse(Response):
         return b"" if content is None else orjson.dumps(content)
 
 
-def get_push(request: Request) -> PushService:
+async def get_push(request: Request) -> PushService:
     push: PushService = request.app.state.push
     return push
 
 
-def pushing_source(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+async def pushing_source(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> str:
     """The source whose push key the caller presents; 401 otherwise."""
     challenge = {"WWW-Authenticate": 'Bearer realm="fhir-journey push"'}
     scheme, _, presented = (authorization or "").partition(" ")
