@@ -151,6 +151,8 @@ def derive_pending(
                 if summary.resources >= analyze_at:
                     analyze_at *= 4
                     refresh_statistics(engine, JOURNEY_TABLES)
+    if summary.resources >= 1_000:
+        refresh_statistics(engine, JOURNEY_TABLES)
     return summary
 
 

@@ -42,6 +42,7 @@ UNREADABLE = "(unreadable)"
 MAX_SOURCE_NAME = 200
 EXAMPLES_KEPT = 20
 FIRST_ANALYZE_ROWS = 5_000
+FINAL_ANALYZE_ROWS = 1_000  # and once more at the end of an import of at least this many
 GROWN_TABLES = ("raw_resources", "current_resources", "quarantine")
 
 
@@ -153,6 +154,8 @@ class Importer:
         several threads at once (each batch is accepted and written under a lock)."""
         with batch_collection():
             self._store_all(items, summary)
+        if self._written >= FINAL_ANALYZE_ROWS:
+            refresh_statistics(self.engine, GROWN_TABLES)
 
     def _store_all(self, items: Iterable[RawItem], summary: ImportSummary) -> None:
         chunks = _chunks(items, self.batch_size)
