@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -74,3 +75,14 @@ class Sekmet:
             capture_output=True,
             timeout=120,
         )
+
+
+def seeded_sekmet(folder: Path, patients: int) -> Iterator[Sekmet]:
+    """A module fixture's body: sekmet-fhir started in `folder`, seeded, stopped after."""
+    server = Sekmet(folder, folder / "sekmet.db")
+    try:
+        server.start()
+        server.seed(patients)
+        yield server
+    finally:
+        server.stop()

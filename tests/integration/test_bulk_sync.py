@@ -29,7 +29,7 @@ from integration.store.schema import raw_resources
 from integration.store.sync_state import load_checkpoint
 from integration.sync import SyncSummary, sync_source
 from mappings.rulepack import RulePack
-from tests.servers import Sekmet
+from tests.servers import Sekmet, seeded_sekmet
 
 BASE = "https://bulk.example/fhir"
 STATUS = "https://bulk.example/status/1"
@@ -37,14 +37,7 @@ STATUS = "https://bulk.example/status/1"
 
 @pytest.fixture(scope="module")
 def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
-    folder = tmp_path_factory.mktemp("sekmet-bulk")
-    server = Sekmet(folder, folder / "sekmet.db")
-    try:
-        server.start()
-        server.seed(10)
-        yield server
-    finally:
-        server.stop()
+    yield from seeded_sekmet(tmp_path_factory.mktemp("sekmet-bulk"), 10)
 
 
 def bulk_source(base_url: str, **extra: Any) -> SourceConfig:

@@ -23,19 +23,12 @@ from integration.store import queries
 from integration.store.sync_state import load_checkpoint, states
 from integration.sync import sync_source
 from mappings.rulepack import RulePack
-from tests.servers import Sekmet
+from tests.servers import Sekmet, seeded_sekmet
 
 
 @pytest.fixture(scope="module")
 def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
-    folder = tmp_path_factory.mktemp("sekmet")
-    server = Sekmet(folder, folder / "sekmet.db")
-    try:
-        server.start()
-        server.seed(12)
-        yield server
-    finally:
-        server.stop()
+    yield from seeded_sekmet(tmp_path_factory.mktemp("sekmet"), 12)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from integration.store.leases import (
     renew_lease,
 )
 from integration.store.schema import current_resources, raw_resources
-from tests.servers import Sekmet
+from tests.servers import Sekmet, seeded_sekmet
 
 T0 = "2026-11-23T10:00:00Z"
 UNITS = [("ehr", "Patient"), ("ehr", "Encounter"), ("ehr", "QuestionnaireResponse")] + [
@@ -120,14 +120,7 @@ JOURNEY = str(Path(sys.executable).parent / "journey")
 
 @pytest.fixture(scope="module")
 def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
-    folder = tmp_path_factory.mktemp("sekmet")
-    server = Sekmet(folder, folder / "sekmet.db")
-    try:
-        server.start()
-        server.seed(30)
-        yield server
-    finally:
-        server.stop()
+    yield from seeded_sekmet(tmp_path_factory.mktemp("sekmet"), 30)
 
 
 def worker_env(tmp_path: Path, engine: Engine, sekmet: Sekmet) -> dict[str, str]:
