@@ -41,7 +41,7 @@ from sqlalchemy import create_engine, select, text
 from starlette.responses import Response
 
 sys.path.insert(0, str(Path(__file__).parent))
-from push_bench import free_port, start
+from push_bench import Result, free_port, start
 
 from integration.store.schema import people
 
@@ -152,22 +152,7 @@ def bare_app(document: bytes) -> FastAPI:
     return app
 
 
-@dataclass
-class Reads:
-    requests: int
-    seconds: float
-    latencies: list[float]
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
-
-
-async def read_journeys(base: str, ids: list[str], requests: int, seed: int) -> Reads:
+async def read_journeys(base: str, ids: list[str], requests: int, seed: int) -> Result:
     rng = random.Random(seed)
     chosen = [rng.choice(ids) for _ in range(requests)]
     share = [chosen[n::CLIENTS] for n in range(CLIENTS)]
@@ -185,7 +170,8 @@ async def read_journeys(base: str, ids: list[str], requests: int, seed: int) -> 
 
     started = time.perf_counter()
     await asyncio.gather(*(client(mine) for mine in share))
-    return Reads(requests, time.perf_counter() - started, latencies)
+    # push_bench's Result counts items per second: here each item is one request.
+    return Result(requests, time.perf_counter() - started, latencies)
 
 
 def person_ids(url: str) -> list[str]:
@@ -198,7 +184,7 @@ def person_ids(url: str) -> list[str]:
     return ids
 
 
-def measure_reads(backend: Backend, folder: Path, requests: int, seed: int) -> tuple[Reads, bytes]:
+def measure_reads(backend: Backend, folder: Path, requests: int, seed: int) -> tuple[Result, bytes]:
     port = free_port()
     env = {**os.environ, "JOURNEY_DATABASE_URL": backend.url, "JOURNEY_API_KEYS": API_KEY}
     env.pop("JOURNEY_CONFIG", None)
@@ -219,7 +205,7 @@ def measure_reads(backend: Backend, folder: Path, requests: int, seed: int) -> t
     return reads, sample
 
 
-def measure_bare(document: bytes, folder: Path, requests: int, seed: int) -> Reads:
+def measure_bare(document: bytes, folder: Path, requests: int, seed: int) -> Result:
     port = free_port()
     (folder / "journey.json").write_bytes(document)
     server = start(
@@ -289,7 +275,7 @@ def main() -> None:
             backends = [Backend("SQLite", f"sqlite:///{folder / 'reads.db'}"), pg]
             # (backend, people, ours, bare measured right after): this machine's speed
             # drifts by a third within minutes, so each point gets its own baseline.
-            rows: list[tuple[str, int, Reads, Reads]] = []
+            rows: list[tuple[str, int, Result, Result]] = []
             have = 0
             for size in sizes:
                 chunk = folder / f"people-{size}.ndjson"

@@ -13,7 +13,6 @@ process would.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeGuard
 
@@ -28,10 +27,6 @@ Verdict = Examined | ResourceRejected
 Payload = tuple[bytes, str | None]
 # What comes back: an Examined's fields, or ("rejected", path, message).
 _Wire = tuple[str | tuple[str, ...] | None, ...]
-
-
-def default_processes() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _examine_batch(payloads: list[Payload], validate: bool) -> list[_Wire | None]:

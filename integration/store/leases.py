@@ -148,14 +148,5 @@ def _key(source: str, unit: str) -> ColumnElement[bool]:
 
 
 def _unit(row: Row[Any]) -> SyncUnit:
-    return SyncUnit(
-        row.source,
-        row.unit,
-        row.next_run_at,
-        row.lease_owner,
-        row.lease_until,
-        row.attempts,
-        row.last_started_at,
-        row.last_finished_at,
-        row.last_error,
-    )
+    # SyncUnit's fields are the table's columns, by name.
+    return SyncUnit(**row._mapping)
