@@ -39,7 +39,7 @@ from integration.sample import write_sample
 from integration.sources import load_sources, pick_sources
 from integration.store import queries
 from integration.store.bulk_state import exports_in_progress
-from integration.store.engine import create_store_engine, migrate, open_store
+from integration.store.engine import create_store_engine, migrate, open_configured_store
 from integration.store.leases import all_units
 from integration.store.schema import job_records, person_links
 from integration.store.sync_state import states_by_source
@@ -225,7 +225,7 @@ def import_command(
 ) -> None:
     """Import FHIR R4 resources, Bundles and NDJSON files or folders of them."""
     settings = _settings(ctx)
-    engine = open_store(settings.database_url, settings.migrate_on_start, settings.db_pool_size)
+    engine = open_configured_store(settings)
     summary = run_import(engine, settings, _pack(settings), source, paths, validate=not trusted)
     print_summary(summary)
     if summary.total("quarantined"):
@@ -266,7 +266,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 def remap(ctx: typer.Context) -> None:
     """Re-derive every job record from the raw store with the current rule pack."""
     settings = _settings(ctx)
-    engine = open_store(settings.database_url, settings.migrate_on_start, settings.db_pool_size)
+    engine = open_configured_store(settings)
     pack = _pack(settings)
     flagged = flag_all(engine)
     started = time.perf_counter()
@@ -301,7 +301,7 @@ def quarantine(
 ) -> None:
     """List what was rejected and why: source, file and line or entry, FHIR path, error."""
     settings = _settings(ctx)
-    engine = open_store(settings.database_url, settings.migrate_on_start, settings.db_pool_size)
+    engine = open_configured_store(settings)
     with engine.connect() as conn:
         if show is not None:
             entry = queries.quarantine_content(conn, show)
@@ -342,7 +342,7 @@ def quarantine(
 def status(ctx: typer.Context) -> None:
     """What the store holds: people, resources, records per job, open quarantine."""
     settings = _settings(ctx)
-    engine = open_store(settings.database_url, settings.migrate_on_start, settings.db_pool_size)
+    engine = open_configured_store(settings)
     with engine.connect() as conn:
         info = queries.store_status(conn)
     console.print(f"Store: {engine.url.render_as_string(hide_password=True)}")
@@ -357,7 +357,7 @@ def show(
 ) -> None:
     """Print a person's journey in the terminal."""
     settings = _settings(ctx)
-    engine = open_store(settings.database_url, settings.migrate_on_start, settings.db_pool_size)
+    engine = open_configured_store(settings)
     if not print_journey(engine, person_id):
         errors.print(f"No person with id {person_id}.")
         raise typer.Exit(1)
@@ -439,7 +439,7 @@ def demo(
         key_file.write_text(DEMO_PUSH_KEY + "\n", encoding="utf-8")
         demo_pusher = {"source": DEMO_PUSH_SOURCE, "key_file": str(key_file)}
         settings = settings.model_copy(update={"push_clients": [demo_pusher]})
-    engine = open_store(settings.database_url, settings.migrate_on_start, settings.db_pool_size)
+    engine = open_configured_store(settings)
     pack = _pack(settings)
     console.print(f"Writing a synthetic population of {people} people to {data_dir}/ (seed {seed})")
     for source, path in write_sample(data_dir, seed=seed, people=people).items():
@@ -486,7 +486,7 @@ def sync(
     Exit code 2 when a source or resource type failed (see `journey sources`)."""
     settings = _settings(ctx)
     chosen = pick_sources(settings, source)
-    engine = open_store(settings.database_url, settings.migrate_on_start, settings.db_pool_size)
+    engine = open_configured_store(settings)
     pack = _pack(settings)
     failed = False
     for configured in chosen:
@@ -519,7 +519,7 @@ def sources(ctx: typer.Context) -> None:
     """Configured sources with each type's last sync, checkpoint, counts and last error."""
     settings = _settings(ctx)
     configured = load_sources(settings)
-    engine = open_store(settings.database_url, settings.migrate_on_start, settings.db_pool_size)
+    engine = open_configured_store(settings)
     with engine.connect() as conn:
         by_source = states_by_source(conn)
         exports = exports_in_progress(conn)
@@ -546,7 +546,7 @@ def worker(
     configured = load_sources(settings)
     if not configured:
         raise ConfigError(f"no [[sources]] in {settings.config_file or 'any config file'}")
-    engine = open_store(settings.database_url, settings.migrate_on_start, settings.db_pool_size)
+    engine = open_configured_store(settings)
     sync_worker = SyncWorker(
         engine,
         _pack(settings),

@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from integration.gc_policy import batch_collection
 from integration.identity import SourcePatient, link_patients
-from integration.store.engine import refresh_statistics
+from integration.store.engine import GrowingTables
 from integration.store.keys import in_keys
 from integration.store.locks import DERIVE, hold
 from integration.store.raw import DERIVED_TYPES
@@ -135,7 +135,7 @@ def derive_pending(
         ("Encounter", _derive_encounters),
         ("QuestionnaireResponse", _derive_questionnaire_responses),
     )
-    analyze_at = 5_000  # statistics refreshed as the journey grows (see refresh_statistics)
+    growth = GrowingTables(engine, JOURNEY_TABLES)
     with batch_collection():
         for resource_type, step in steps:
             while True:
@@ -148,11 +148,8 @@ def derive_pending(
                     _mark_done(conn, batch)
                 summary.resources += len(batch)
                 progress(len(batch))
-                if summary.resources >= analyze_at:
-                    analyze_at *= 4
-                    refresh_statistics(engine, JOURNEY_TABLES)
-    if summary.resources >= 1_000:
-        refresh_statistics(engine, JOURNEY_TABLES)
+                growth.grew(len(batch))
+    growth.finish()
     return summary
 
 

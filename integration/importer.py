@@ -27,7 +27,7 @@ from integration.errors import ConfigError
 from integration.gc_policy import batch_collection
 from integration.intake import examine
 from integration.intake_pool import IntakePool, Verdict
-from integration.store.engine import refresh_statistics
+from integration.store.engine import GrowingTables
 from integration.store.raw import (
     IncomingResource,
     Rejected,
@@ -41,8 +41,6 @@ from mappings.rulepack import RulePack
 UNREADABLE = "(unreadable)"
 MAX_SOURCE_NAME = 200
 EXAMPLES_KEPT = 20
-FIRST_ANALYZE_ROWS = 5_000
-FINAL_ANALYZE_ROWS = 1_000  # and once more at the end of an import of at least this many
 GROWN_TABLES = ("raw_resources", "current_resources", "quarantine")
 
 
@@ -122,9 +120,7 @@ class Importer:
         self.validate = validate
         self.processes = processes if validate else 0
         self._write_lock = threading.Lock()
-        # Statistics refreshed as the store grows: after 5k, 20k, 80k ... rows written.
-        self._written = 0
-        self._analyze_at = FIRST_ANALYZE_ROWS
+        self._growth = GrowingTables(engine, GROWN_TABLES)
 
     def run(
         self,
@@ -154,8 +150,7 @@ class Importer:
         several threads at once (each batch is accepted and written under a lock)."""
         with batch_collection():
             self._store_all(items, summary)
-        if self._written >= FINAL_ANALYZE_ROWS:
-            refresh_statistics(self.engine, GROWN_TABLES)
+        self._growth.finish()
 
     def _store_all(self, items: Iterable[RawItem], summary: ImportSummary) -> None:
         chunks = _chunks(items, self.batch_size)
@@ -288,10 +283,7 @@ class Importer:
             write_rejections(conn, [item for _, item in rejected], now)
             if also is not None:
                 also(conn)
-        self._written += len(batch)
-        if self._written >= self._analyze_at:
-            self._analyze_at *= 4
-            refresh_statistics(self.engine, GROWN_TABLES)
+        self._growth.grew(len(batch))
         for (label, _), outcome in zip(incoming, outcomes, strict=True):
             counts = summary.by_type[label]
             if outcome is WriteOutcome.NEW:

@@ -14,7 +14,7 @@ from integration.api.routes import fhir, health, people, sources
 from integration.config import Settings, load_settings
 from integration.push.clients import load_push_keys
 from integration.push.service import PushService
-from integration.store.engine import open_store
+from integration.store.engine import open_configured_store
 from mappings.rulepack import DEFAULT_PACK, load_rule_pack
 
 
@@ -25,9 +25,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = engine or open_store(
-            settings.database_url, settings.migrate_on_start, settings.db_pool_size
-        )
+        app.state.engine = engine or open_configured_store(settings)
         app.state.read_engine = app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.push = PushService(app.state.engine, pack, settings.max_resource_bytes)
         yield

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from integration.config import Settings
 from integration.errors import StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -78,6 +79,35 @@ def refresh_statistics(engine: Engine, tables: tuple[str, ...]) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in tables:
             conn.execute(text(f"ANALYZE {table}"))
+
+
+class GrowingTables:
+    """Statistics kept up as one run (an import, a derivation) grows some tables: a
+    refresh after 5k, 20k, 80k ... rows, and one at the end of a run of 1,000 or more."""
+
+    FIRST = 5_000
+    AT_THE_END = 1_000
+
+    def __init__(self, engine: Engine, tables: tuple[str, ...]) -> None:
+        self.engine = engine
+        self.tables = tables
+        self.rows = 0
+        self._next = self.FIRST
+
+    def grew(self, rows: int) -> None:
+        self.rows += rows
+        if self.rows >= self._next:
+            self._next *= 4
+            refresh_statistics(self.engine, self.tables)
+
+    def finish(self) -> None:
+        if self.rows >= self.AT_THE_END:
+            refresh_statistics(self.engine, self.tables)
+
+
+def open_configured_store(settings: Settings) -> Engine:
+    """`open_store` as the settings say: URL, migrate on start or not, pool size."""
+    return open_store(settings.database_url, settings.migrate_on_start, settings.db_pool_size)
 
 
 # Any constant: every fhir-journey process takes the same PostgreSQL advisory lock.
