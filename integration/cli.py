@@ -565,7 +565,8 @@ def worker(
     stats = asyncio.run(_run_worker(sync_worker, once))
     console.print(
         f"worker {sync_worker.owner} stopped: {stats.units_run} unit(s) run, "
-        f"{stats.units_failed} failed, {stats.leases_lost} lease(s) lost",
+        f"{stats.units_failed} failed, {stats.leases_lost} lease(s) lost, "
+        f"{stats.store_errors} store error(s)",
         highlight=False,
     )
     if once and stats.units_failed:

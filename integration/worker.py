@@ -21,7 +21,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -61,7 +61,6 @@ class WorkerStats:
     units_failed: int = 0
     leases_lost: int = 0
     store_errors: int = 0
-    summaries: list[SyncSummary] = field(default_factory=list)
 
 
 class SyncWorker:
@@ -150,8 +149,6 @@ class SyncWorker:
             return
         self.stats.units_run += 1
         self.stats.units_failed += error is not None
-        if summary is not None:
-            self.stats.summaries.append(summary)
         try:
             await asyncio.to_thread(self._release, unit, error)
         except DBAPIError as exc:
