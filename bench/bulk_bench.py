@@ -87,6 +87,7 @@ def cpu_seconds() -> float:
 
 def child_import(data: Path, database: Path, validate: bool, processes: int) -> None:
     """Runs in the child process: import, print phase times as JSON."""
+    from integration.config import Settings
     from integration.importer import Importer
     from integration.store.engine import open_store
     from mappings.rulepack import load_rule_pack
@@ -98,7 +99,9 @@ def child_import(data: Path, database: Path, validate: bool, processes: int) -> 
         load_rule_pack(),
         "bench-bulk",
         16 << 20,
-        batch_size=1000,
+        # What `journey import` and a Bulk sync use unless configured otherwise.
+        batch_size=Settings.model_fields["batch_size"].default,
+        store_batch_size=Settings.model_fields["import_batch_size"].default,
         validate=validate,
         processes=processes,
     )

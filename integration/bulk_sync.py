@@ -71,6 +71,7 @@ class BulkSync:
             settings.batch_size,
             validate=source.validate_resources,
             processes=settings.validation_processes,
+            store_batch_size=settings.import_batch_size,
         )
         self.on_progress = on_progress or (lambda _what, _detail: None)
 

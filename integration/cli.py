@@ -146,6 +146,7 @@ def run_import(
         settings.batch_size,
         validate=validate,
         processes=settings.validation_processes,
+        store_batch_size=settings.import_batch_size,
     )
     reading.start()
     try:

@@ -51,7 +51,18 @@ class Settings(BaseSettings):
         description="largest single resource (NDJSON line, or non-Bundle JSON file) accepted",
     )
     batch_size: int = Field(
-        default=500, ge=1, le=10_000, description="resources written per store transaction"
+        default=500,
+        ge=1,
+        le=10_000,
+        description="resources written per store transaction (sync pages, pushes) and mapped "
+        "per derivation round",
+    )
+    import_batch_size: int = Field(
+        default=5_000,
+        ge=1,
+        le=50_000,
+        description="resources written per store transaction when importing files and Bulk "
+        "Data downloads (fewer, larger transactions: measured 5% faster than 1,000)",
     )
     page_size: int = Field(default=50, ge=1, le=1000, description="default page size of the API")
     log_level: str = Field(default="INFO", description="logging level")

@@ -105,8 +105,11 @@ class Importer:
         batch_size: int = 500,
         validate: bool = True,
         processes: int = 0,
+        store_batch_size: int | None = None,
     ) -> None:
-        """`validate=False` is for trusted sources: only resourceType and id are checked.
+        """`batch_size` resources are mapped per derivation round, and stored per
+        transaction unless `store_batch_size` says otherwise (files: larger batches).
+        `validate=False` is for trusted sources: only resourceType and id are checked.
         `processes` > 0 validates in that many worker processes (`store`); a trusted
         source is examined in-process (parsing and hashing alone gain nothing from
         the trip to a worker: measured)."""
@@ -117,6 +120,7 @@ class Importer:
         self.source = source
         self.max_resource_bytes = max_resource_bytes
         self.batch_size = batch_size
+        self.store_batch_size = store_batch_size or batch_size
         self.validate = validate
         self.processes = processes if validate else 0
         self._write_lock = threading.Lock()
@@ -153,7 +157,7 @@ class Importer:
         self._growth.finish()
 
     def _store_all(self, items: Iterable[RawItem], summary: ImportSummary) -> None:
-        chunks = _chunks(items, self.batch_size)
+        chunks = _chunks(items, self.store_batch_size)
         # Worker processes take a second or so to start: only worth it past two batches.
         first = list(itertools.islice(chunks, 2))
         if self.processes < 1 or len(first) < 2:

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_
+from sqlalchemy import ColumnElement, and_, bindparam, false, or_
 
 
 def in_keys(columns: Sequence[Any], keys: Iterable[Sequence[Any]]) -> ColumnElement[bool]:
@@ -24,7 +24,9 @@ def in_keys(columns: Sequence[Any], keys: Iterable[Sequence[Any]]) -> ColumnElem
         *(
             and_(
                 *(column == value for column, value in zip(leading, prefix, strict=True)),
-                last.in_(values),
+                # One expanding parameter holding the list: the statement is compiled
+                # (and cached) by its shape, with no per-value coercion.
+                last.in_(bindparam(None, values, expanding=True, type_=last.type)),
             )
             for prefix, values in groups.items()
         )

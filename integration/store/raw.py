@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Text, bindparam, func, or_, select, update
 
 from integration.store.keys import in_keys
 from integration.store.schema import current_resources, quarantine, raw_resources
@@ -97,30 +97,25 @@ def write_resources(
     if not batch:
         return []
     keys = [item.raw_key for item in batch]
-    existing = set(
-        conn.execute(select(raw_resources.c.raw_key).where(raw_resources.c.raw_key.in_(keys)))
-        .scalars()
-        .all()
-    )
-    current = {
-        (row.source, row.resource_type, row.resource_id)
-        for row in conn.execute(
-            select(
-                current_resources.c.source,
-                current_resources.c.resource_type,
-                current_resources.c.resource_id,
-            ).where(
-                in_keys(
-                    (
-                        current_resources.c.source,
-                        current_resources.c.resource_type,
-                        current_resources.c.resource_id,
-                    ),
-                    [(i.source, i.resource_type, i.resource_id) for i in batch],
+    current = _current_raw_keys(conn, batch)
+    # Every stored version's identity has a current row, so only a version other
+    # than the current one (re-sent older versions, rare) needs looking up by key.
+    existing = set(current.values())
+    others = [
+        key
+        for key, item in zip(keys, batch, strict=True)
+        if current.get((item.source, item.resource_type, item.resource_id), key) != key
+    ]
+    if others:
+        existing.update(
+            conn.execute(
+                select(raw_resources.c.raw_key).where(
+                    raw_resources.c.raw_key.in_(
+                        bindparam(None, others, expanding=True, type_=Text())
+                    )
                 )
-            )
+            ).scalars()
         )
-    }
     outcomes: list[WriteOutcome] = []
     fresh: dict[str, IncomingResource] = {}
     for key, item in zip(keys, batch, strict=True):
@@ -130,11 +125,29 @@ def write_resources(
         existing.add(key)
         identity = (item.source, item.resource_type, item.resource_id)
         outcomes.append(WriteOutcome.CHANGED if identity in current else WriteOutcome.NEW)
-        current.add(identity)
+        current[identity] = key
         fresh[key] = item
     if fresh:
         _insert_fresh(conn, fresh, received_at)
     return outcomes
+
+
+def _current_raw_keys(
+    conn: Connection, batch: Sequence[IncomingResource]
+) -> dict[tuple[str, str, str], str]:
+    """(source, type, id) -> the raw key of its current version, for the batch's resources."""
+    table = current_resources
+    rows = conn.execute(
+        select(table.c.source, table.c.resource_type, table.c.resource_id, raw_resources.c.raw_key)
+        .join(raw_resources, raw_resources.c.id == table.c.raw_id)
+        .where(
+            in_keys(
+                (table.c.source, table.c.resource_type, table.c.resource_id),
+                [(item.source, item.resource_type, item.resource_id) for item in batch],
+            )
+        )
+    )
+    return {(row[0], row[1], row[2]): row[3] for row in rows}
 
 
 def _insert_fresh(conn: Connection, fresh: dict[str, IncomingResource], received_at: str) -> None:
