@@ -8,6 +8,8 @@ Generates an NDJSON set of Patients, Encounters and QuestionnaireResponses
   3. our import with full validation, worker processes on every core:
      to the raw store, and end to end with mapping; peak RSS
   4. our import with validation off (a trusted source): the same figures
+  5. the raw store's floor: bare sqlite3 writing the same rows, built
+     beforehand, into a fresh store (what any import must pay to store them)
 
 Each import runs in a fresh child process on a fresh SQLite store, reading
 the file with the same streaming NDJSON reader `journey sync` uses for
@@ -43,6 +45,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).parent))
 from import_bench import write_population
 
+from integration.config import Settings
 from integration.validation import validate_resource
 
 TYPES = {"Patient", "Encounter", "QuestionnaireResponse"}
@@ -87,7 +90,6 @@ def cpu_seconds() -> float:
 
 def child_import(data: Path, database: Path, validate: bool, processes: int) -> None:
     """Runs in the child process: import, print phase times as JSON."""
-    from integration.config import Settings
     from integration.importer import Importer
     from integration.store.engine import open_store
     from mappings.rulepack import load_rule_pack
@@ -148,6 +150,76 @@ def run_child(data: Path, folder: Path, validate: bool, processes: int) -> dict[
     )
     result: dict[str, float] = orjson.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def store_floor(data: Path, folder: Path, batch: int) -> float:
+    """Rows per second SQLite alone takes: each resource's raw row and current row,
+    built beforehand (not timed), written with bare sqlite3 executemany in
+    transactions of `batch` into a fresh store (same schema, indexes and pragmas).
+    The SQL is what the store runs (its INSERT ... ON CONFLICT statements)."""
+    import sqlite3
+
+    from integration.intake import last_updated_of, subject_id_of
+    from integration.store.engine import open_store
+    from integration.store.raw import version_key
+
+    database = folder / "floor.db"
+    open_store(f"sqlite:///{database}").dispose()
+    conn = sqlite3.connect(database, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    raw_sql = (
+        "INSERT INTO raw_resources (raw_key, source, resource_type, resource_id, version_key,"
+        " last_updated, received_at, origin, location, content, warnings)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (raw_key) DO NOTHING"
+    )
+    current_sql = (
+        "INSERT INTO current_resources (source, resource_type, resource_id, raw_id,"
+        " last_updated, subject_id, needs_derive)"
+        " VALUES (?, ?, ?, (SELECT id FROM raw_resources WHERE raw_key = ?), ?, ?, ?)"
+        " ON CONFLICT (source, resource_type, resource_id) DO UPDATE SET"
+        " raw_id = excluded.raw_id, last_updated = excluded.last_updated,"
+        " subject_id = excluded.subject_id, needs_derive = excluded.needs_derive"
+        " WHERE current_resources.last_updated IS NULL"
+        " OR coalesce(excluded.last_updated, '9999') >= current_resources.last_updated"
+    )
+    timed = 0.0
+    count = 0
+    with data.open("rb") as handle:
+        while lines := list(itertools.islice(handle, batch)):
+            raw_rows, current_rows = [], []
+            for number, line in enumerate(lines, count + 1):
+                resource = orjson.loads(line)
+                kind, rid = resource["resourceType"], resource["id"]
+                version, updated = version_key(resource), last_updated_of(resource)
+                key = f"floor/{kind}/{rid}/{version}"
+                raw_rows.append(
+                    (
+                        key,
+                        "floor",
+                        kind,
+                        rid,
+                        version,
+                        updated,
+                        "2026-01-01T00:00:00Z",
+                        str(data),
+                        f"line {number}",
+                        line.strip().decode(),
+                        None,
+                    )
+                )
+                current_rows.append(
+                    ("floor", kind, rid, key, updated, subject_id_of(kind, resource, rid), 1)
+                )
+            count += len(lines)
+            started = time.perf_counter()
+            conn.execute("BEGIN")
+            conn.executemany(raw_sql, raw_rows)
+            conn.executemany(current_sql, current_rows)
+            conn.execute("COMMIT")
+            timed += time.perf_counter() - started
+    conn.close()
+    return count / timed
 
 
 def parse_rate_of(data: Path, count: int) -> float:
@@ -216,9 +288,11 @@ def main() -> None:
         del sample
         gc.unfreeze()
         print("importing with validation off (trusted) ...", flush=True)
-        trusted = run_child(data, folder, False, 0)
+        trusted = run_child(data, folder, False, args.processes)
         parse_after = parse_rate_of(data, count)
         parse_rate = (parse_before + parse_after) / 2
+        print("timing the raw store's floor (bare sqlite3) ...", flush=True)
+        floor = store_floor(data, folder, Settings.model_fields["import_batch_size"].default)
 
     print(f"\n{'':<52} {'resources/s':>12} {'peak RSS':>9} {'cores':>6}")
     print(
@@ -231,7 +305,7 @@ def main() -> None:
     )
     for label, result in (
         (f"import, full validation, {args.processes} worker processes", full),
-        ("import, validation off (trusted source)", trusted),
+        (f"import, validation off (trusted), {args.processes} worker processes", trusted),
     ):
         assert result["quarantined"] == 0
         print(
@@ -239,6 +313,7 @@ def main() -> None:
             f"{result['rss_mb']:>7.0f}MB {result['cores_stored']:>6.2f}"
         )
         print(f"{'   ... and mapped into journeys':<52} {count / result['total_s']:>12,.0f}")
+    print(f"{'raw store floor: bare sqlite3, rows built beforehand':<52} {floor:>12,.0f}")
     print("\nratios (targets from issue 5):")
     rows = (
         (
@@ -257,6 +332,8 @@ def main() -> None:
             ">= 20%",
         ),
         ("validation off, end to end / bare orjson", count / trusted["total_s"] / parse_rate, ""),
+        ("raw store floor (SQLite alone) / bare orjson", floor / parse_rate, ""),
+        ("validation off, raw store / raw store floor", count / trusted["stored_s"] / floor, ""),
     )
     for label, ratio, target in rows:
         shown = f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.1%}"

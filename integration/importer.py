@@ -110,9 +110,10 @@ class Importer:
         """`batch_size` resources are mapped per derivation round, and stored per
         transaction unless `store_batch_size` says otherwise (files: larger batches).
         `validate=False` is for trusted sources: only resourceType and id are checked.
-        `processes` > 0 validates in that many worker processes (`store`); a trusted
-        source is examined in-process (parsing and hashing alone gain nothing from
-        the trip to a worker: measured)."""
+        `processes` > 0 examines in that many worker processes (`store`): validation,
+        or for a trusted source parsing and hashing, which leaves this process only
+        reading and the store (500k resources trusted: 41k/s against 31k/s in-process,
+        once batches of 5,000 and one lookup per batch made the store cheaper)."""
         if not source or len(source) > MAX_SOURCE_NAME or not source.isprintable():
             raise ConfigError(f"source name must be 1-{MAX_SOURCE_NAME} printable characters")
         self.engine = engine
@@ -122,7 +123,7 @@ class Importer:
         self.batch_size = batch_size
         self.store_batch_size = store_batch_size or batch_size
         self.validate = validate
-        self.processes = processes if validate else 0
+        self.processes = processes
         self._write_lock = threading.Lock()
         self._growth = GrowingTables(engine, GROWN_TABLES)
 

@@ -491,3 +491,65 @@ def test_a_trusted_import_skips_validation_but_still_needs_a_type_and_an_id(
     summary = Importer(engine, pack, "trusted", 1 << 20, validate=False).run([data])
     assert summary.by_type["Patient"].new == 1
     assert [p.fhir_path for p in summary.problems] == ["resourceType", "Patient.id"]
+
+
+def test_a_trusted_import_in_worker_processes_stores_what_one_process_stores(
+    engine: Engine, pack: RulePack, tmp_path: Path
+) -> None:
+    from integration.importer import Importer
+
+    lines: list[dict[str, object] | str] = []
+    for n in range(40):
+        lines.append(patient(f"p{n}", meta={"lastUpdated": f"2025-01-{n % 28 + 1:02d}T00:00:00Z"}))
+        lines.append(encounter(f"e{n}", f"p{n}"))
+    lines[30] = patient("bad id!")
+    lines[61] = '{"resourceType": "Patient", "id": "cut'
+    lines.append(
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient("pb")}]}
+    )
+    data = write_ndjson(tmp_path / "trusted.ndjson", *lines)
+
+    def stored(
+        source: str, processes: int
+    ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        Importer(
+            engine, pack, source, 1 << 20, batch_size=25, validate=False, processes=processes
+        ).run([data])
+        with engine.connect() as conn:
+            raw = conn.execute(
+                select(
+                    raw_resources.c.resource_type,
+                    raw_resources.c.resource_id,
+                    raw_resources.c.version_key,
+                    raw_resources.c.last_updated,
+                    raw_resources.c.location,
+                )
+                .where(raw_resources.c.source == source)
+                .order_by(raw_resources.c.id)
+            )
+            rejected = conn.execute(
+                select(quarantine.c.location, quarantine.c.fhir_path, quarantine.c.error)
+                .where(quarantine.c.source == source)
+                .order_by(quarantine.c.id)
+            )
+            return [tuple(row) for row in raw], [tuple(row) for row in rejected]
+
+    in_process = stored("one-process", 0)
+    assert len(in_process[0]) == 79
+    assert len(in_process[1]) == 2
+    assert in_process[0][0][3] == "2025-01-01T00:00:00Z"
+    assert stored("worker-processes", 2) == in_process
+
+
+def test_counts_a_version_sent_again_as_unchanged_whether_or_not_it_is_current(
+    import_files: ImportFn, tmp_path: Path
+) -> None:
+    v1 = encounter("e1", "p", meta={"versionId": "1", "lastUpdated": "2025-01-01T00:00:00Z"})
+    v2 = encounter("e1", "p", meta={"versionId": "2", "lastUpdated": "2025-02-01T00:00:00Z"})
+    first = import_files(write_ndjson(tmp_path / "a.ndjson", patient("p"), v1, v2))
+    assert (first.by_type["Encounter"].new, first.by_type["Encounter"].changed) == (1, 1)
+    # v1 is stored but no longer current; v2 is current; v3 arrives twice in one batch.
+    v3 = encounter("e1", "p", meta={"versionId": "3", "lastUpdated": "2025-03-01T00:00:00Z"})
+    again = import_files(write_ndjson(tmp_path / "b.ndjson", v1, v2, v3, v3))
+    counts = again.by_type["Encounter"]
+    assert (counts.new, counts.changed, counts.unchanged) == (0, 1, 3)
