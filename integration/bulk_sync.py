@@ -82,6 +82,8 @@ class BulkSync:
             await self._run(full, summary)
         except (FhirHttpError, ConnectorError) as exc:
             summary.error = str(exc)
+        finally:
+            self.importer.close()
         summary.derive = await asyncio.to_thread(
             derive_pending, self.engine, self.pack, self.settings.batch_size
         )

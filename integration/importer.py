@@ -126,6 +126,10 @@ class Importer:
         self.processes = processes
         self._write_lock = threading.Lock()
         self._growth = GrowingTables(engine, GROWN_TABLES)
+        # One pool for every file this importer stores, even several at once (a Bulk
+        # export's files download in parallel): started when first needed, by `close`.
+        self._pool: IntakePool | None = None
+        self._pool_lock = threading.Lock()
 
     def run(
         self,
@@ -139,7 +143,10 @@ class Importer:
         files = discover(paths)
         summary.files = len(files)
         reader = FileReader(self.max_resource_bytes, on_bytes)
-        self.store((item for path in files for item in reader.read(path, parse=False)), summary)
+        try:
+            self.store((item for path in files for item in reader.read(path, parse=False)), summary)
+        finally:
+            self.close()
         if before_derive:
             before_derive()
         summary.derive = derive_pending(self.engine, self.pack, self.batch_size, on_derived)
@@ -152,7 +159,8 @@ class Importer:
     def store(self, items: Iterable[RawItem], summary: ImportSummary) -> None:
         """Examine and store items in batches, in their order. With worker processes,
         batch k is stored while the next ones are examined; safe to call from
-        several threads at once (each batch is accepted and written under a lock)."""
+        several threads at once (each batch is accepted and written under a lock),
+        which share one pool of worker processes until `close`."""
         with batch_collection():
             self._store_all(items, summary)
         self._growth.finish()
@@ -167,7 +175,7 @@ class Importer:
             if not first:
                 self._store_batch([], None, summary)
             return
-        pool = IntakePool(self.processes, self.validate)
+        pool = self._intake_pool()
         in_flight: deque[tuple[list[RawItem], Future[Any]]] = deque()
         try:
             for chunk in itertools.chain(first, chunks):
@@ -188,6 +196,20 @@ class Importer:
                 done, future = in_flight.popleft()
                 self._store_batch(done, IntakePool.verdicts(future), summary)
         finally:
+            for _, future in in_flight:  # left by an error: the pool is shared
+                future.cancel()
+
+    def _intake_pool(self) -> IntakePool:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = IntakePool(self.processes, self.validate)
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started (`store` starts them)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
             pool.close()
 
     def _store_batch(

@@ -18,9 +18,11 @@ import respx
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from integration import importer as importer_module
 from integration.api.app import create_app
 from integration.bulk_sync import EXPORT_STATE
 from integration.config import Settings
+from integration.intake_pool import IntakePool
 from integration.sources import SourceConfig
 from integration.store import queries
 from integration.store.bulk_state import ExportInProgress, load_export, start_export
@@ -54,7 +56,9 @@ def bulk_source(base_url: str, **extra: Any) -> SourceConfig:
 
 
 async def run(engine: Engine, pack: RulePack, source: SourceConfig, full: bool = False) -> Any:
-    return await sync_source(engine, pack, Settings(batch_size=7), source, full=full)
+    # Small store batches, so that files of a few dozen lines go through the worker pool.
+    settings = Settings(batch_size=7, import_batch_size=3, validation_processes=2)
+    return await sync_source(engine, pack, settings, source, full=full)
 
 
 def raw_count(engine: Engine) -> int:
@@ -64,11 +68,21 @@ def raw_count(engine: Engine) -> int:
 
 @pytest.mark.slow
 async def test_a_bulk_export_lands_in_the_journey_then_only_changes_come(
-    sekmet: Sekmet, engine: Engine, pack: RulePack
+    sekmet: Sekmet, engine: Engine, pack: RulePack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    pools: list[IntakePool] = []
+
+    class CountedPool(IntakePool):
+        def __init__(self, processes: int, validate: bool) -> None:
+            super().__init__(processes, validate)
+            pools.append(self)
+
+    monkeypatch.setattr(importer_module, "IntakePool", CountedPool)
     source = bulk_source(sekmet.base_url)
     first = await run(engine, pack, source)
     assert not first.failed, (first.error, first.types, first.notes)
+    # Both files (downloaded at once) were examined by one pool of worker processes.
+    assert len(pools) == 1
     patients = first.stored.by_type["Patient"].new
     assert patients >= 10
     assert first.stored.by_type["Encounter"].new >= 5
