@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,9 @@ from integration.sources import SourceConfig
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
 from mappings.dates import parse_interval, utc_iso
 from mappings.rulepack import RulePack
+
+# The fraction of a second in an ISO dateTime: "12:00:05.250Z" -> "250".
+_FRACTION = re.compile(r"T\d{2}:\d{2}:\d{2}\.(\d+)")
 
 PageCallback = Callable[[str, str, SearchPage], None]
 # (what, detail): "export" and the server's X-Progress, or a resource type and its files.
@@ -77,8 +81,34 @@ class SyncSummary:
 
 
 def _since(checkpoint: str, overlap_seconds: int) -> str:
+    """The `_lastUpdated=gt` value: the checkpoint less the overlap, to the checkpoint's
+    own precision. A server reads gt<second> as after that whole second, so a
+    checkpoint kept only to the second would miss the rest of that second."""
     moment = parse_interval(checkpoint, "checkpoint").start - timedelta(seconds=overlap_seconds)
-    return utc_iso(moment)
+    return _with_fraction(utc_iso(moment), checkpoint)
+
+
+def _checkpoint_of(resource: dict[str, Any]) -> str | None:
+    """meta.lastUpdated as a checkpoint: UTC, to the millisecond when the server gives
+    fractions of a second (as servers that keep milliseconds do), else to the second."""
+    to_the_second = last_updated_of(resource)
+    if to_the_second is None:
+        return None
+    return _with_fraction(to_the_second, resource["meta"]["lastUpdated"])
+
+
+def _with_fraction(to_the_second: str, given: str) -> str:
+    """A UTC instant to the second, with `given`'s fraction of a second (to the
+    millisecond), if it has one. Offsets are whole minutes: the fraction is the same."""
+    fraction = _FRACTION.search(given)
+    if fraction is None:
+        return to_the_second
+    return f"{to_the_second[:-1]}.{(fraction.group(1) + '00')[:3]}Z"
+
+
+def _instant_order(checkpoint: str) -> str:
+    """Checkpoints to the second and to the millisecond, made comparable as strings."""
+    return checkpoint if "." in checkpoint else f"{checkpoint[:-1]}.000Z"
 
 
 def _first_updated(bundle: dict[str, Any], resource_type: str) -> datetime | None:
@@ -98,10 +128,10 @@ def _first_updated(bundle: dict[str, Any], resource_type: str) -> datetime | Non
 
 
 def _later(a: str | None, b: str | None) -> str | None:
-    """The later of two ISO UTC instants (same format, so they compare as strings)."""
+    """The later of two checkpoints (ISO UTC instants, to the second or millisecond)."""
     if a is None or b is None:
         return a or b
-    return max(a, b)
+    return max(a, b, key=_instant_order)
 
 
 def _iso_ms(moment: datetime) -> str:
@@ -111,7 +141,7 @@ def _iso_ms(moment: datetime) -> str:
 def _highest_last_updated(page: SearchPage, current: str | None) -> str | None:
     best = current
     for _, resource in page.resources:
-        best = _later(best, last_updated_of(resource))
+        best = _later(best, _checkpoint_of(resource))
     return best
 
 

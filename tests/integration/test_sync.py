@@ -3,7 +3,6 @@ and against respx for the faults a real server will not produce on demand."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from sqlalchemy import Engine
 from integration.config import Settings
 from integration.sources import SourceConfig
 from integration.store import queries
-from integration.store.sync_state import load_checkpoint, states
+from integration.store.sync_state import load_checkpoint, save_checkpoint, states
 from integration.sync import sync_source
 from mappings.rulepack import RulePack
 from tests.servers import Sekmet, seeded_sekmet
@@ -112,10 +111,8 @@ async def test_full_then_incremental_sync_from_a_real_server(
     assert not second.types["Patient"].full
     assert second.stored.by_type["Patient"].new == 0
 
-    # Checkpoints are kept to the second and this source has no overlap window: a
-    # server reads gt<second> as after that whole second, so the new patients must
-    # land in a later second (the default overlap, 300 s, covers this in use).
-    await asyncio.sleep(1.1)
+    # No overlap window, and the new patients may land in the very second of the
+    # checkpoint: sekmet-fhir keeps milliseconds, and so does the checkpoint.
     sekmet.seed(3)
     third = await run(engine, pack, config)
     assert third.stored.by_type["Patient"].new == 3
@@ -444,6 +441,72 @@ async def test_incremental_sync_asks_by_the_servers_clock_not_ours(
     summary = await run(engine, pack, source(BASE, resource_types=["Patient"], overlap_seconds=600))
     assert again.called
     assert not summary.types["Patient"].full
+
+
+async def test_checkpoints_keep_the_servers_milliseconds_so_no_overlap_loses_nothing(
+    router: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    # A server reads gt<second> as after that whole second: a checkpoint cut to the
+    # second would skip whatever changed later in that second.
+    again = router.get(
+        f"{BASE}/Patient", params={"_count": "100", "_lastUpdated": "gt2025-06-01T12:00:05.250Z"}
+    ).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [patient_entry("b", "2025-06-01T14:00:05.9+02:00")],
+            },
+        )
+    )
+    router.get(f"{BASE}/Patient", params={"_count": "100"}).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [
+                    patient_entry("a", "2025-06-01T12:00:05.250Z"),
+                    patient_entry("old", "2025-06-01T12:00:04Z"),
+                ],
+            },
+        )
+    )
+    config = source(BASE, resource_types=["Patient"], overlap_seconds=0)
+    await run(engine, pack, config)
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "ehr", "Patient") == "2025-06-01T12:00:05.250Z"
+    second = await run(engine, pack, config)
+    assert again.called
+    assert second.stored.by_type["Patient"].new == 1
+    with engine.connect() as conn:
+        # Later than .250 in the same second, given with an offset: read as UTC.
+        assert load_checkpoint(conn, "ehr", "Patient") == "2025-06-01T12:00:05.900Z"
+
+
+async def test_a_checkpoint_kept_to_the_second_compares_with_milliseconds(
+    router: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    # Stores synced before checkpoints kept milliseconds hold "...:05Z". As strings,
+    # "...:05Z" sorts after "...:05.100Z"; as instants it is earlier.
+    with engine.begin() as conn:
+        save_checkpoint(conn, "ehr", "Patient", "2025-06-01T12:00:05Z")
+    router.get(
+        f"{BASE}/Patient", params={"_count": "100", "_lastUpdated": "gt2025-06-01T12:00:05Z"}
+    ).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [patient_entry("a", "2025-06-01T12:00:05.100Z")],
+            },
+        )
+    )
+    await run(engine, pack, source(BASE, resource_types=["Patient"], overlap_seconds=0))
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "ehr", "Patient") == "2025-06-01T12:00:05.100Z"
 
 
 @pytest.mark.slow
