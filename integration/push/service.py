@@ -37,6 +37,7 @@ from integration.push.bundle import (
     with_references_resolved,
 )
 from integration.push.outcome import FhirError, Issue
+from integration.store.locks import PUSH, hold
 from integration.store.pushed import (
     PushedIndexEntry,
     StoredVersion,
@@ -207,7 +208,10 @@ class PushService:
         importer = Importer(self.engine, self.pack, source, self.max_resource_bytes)
         summary = ImportSummary(source)
         existing: dict[int, StoredVersion] = {}
-        with self.engine.connect() as conn:
+        with self.engine.begin() as conn:
+            # Checks (If-None-Exist, repeated creates, If-Match) and writes, one push at
+            # a time across processes: otherwise two could both find no match and create.
+            hold(conn, PUSH, now)
             for write in writes:
                 if write.if_none_exist is not None:
                     matches = self._matches(conn, source, write)
@@ -272,8 +276,7 @@ class PushService:
                 write.index: self._reference_warnings(conn, source, write, written)
                 for write, _ in incoming
             }
-        results: dict[int, WriteResult] = {}
-        with self.engine.begin() as conn:
+            results: dict[int, WriteResult] = {}
             outcomes = write_resources(conn, [item for _, item in incoming], now)
             replace_index_entries(
                 conn,

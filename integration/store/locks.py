@@ -6,6 +6,11 @@ API answering a push while a worker syncs) would both read the same pending
 rows and write the same records: a unique-key error on PostgreSQL, a stale
 write on SQLite. Each derivation batch therefore starts by taking the
 "derive" lock, and reads what is pending only once it holds it.
+
+A push checks, then writes: a conditional create (If-None-Exist) looks for a
+match and creates when there is none. Two API processes doing that at once
+would both find none and both create. A push's transaction therefore starts
+by taking the "push" lock (one process already takes its pushes in turn).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from sqlalchemy import Connection, update
 from integration.store.schema import store_locks
 
 DERIVE = "derive"
+PUSH = "push"
 
 
 def hold(conn: Connection, name: str, now: str) -> None:

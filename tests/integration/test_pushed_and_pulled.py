@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+import pytest
+from sqlalchemy import Connection, Engine, func, select
 
 from integration.importer import Importer
 from integration.push.bundle import PlannedWrite
-from integration.push.service import PushService
+from integration.push.service import PushService, WriteResult, new_id
+from integration.store.pushed import StoredVersion
 from integration.store.schema import current_resources, raw_resources
 from mappings.rulepack import RulePack
 from tests.conftest import encounter, patient, write_ndjson
@@ -108,3 +111,61 @@ def test_pushing_and_pulling_the_same_resource_at_once_never_conflicts(
     assert (raw, current) == (40, 1)  # 20 pushed + 20 pulled versions, one current
     # The pushes are stamped now, after every pulled lastUpdated: a pushed one is current.
     assert current_version(engine, "e1").startswith("p:")
+
+
+def test_two_processes_creating_one_patient_conditionally_at_once_create_it_once(
+    engine: Engine, pack: RulePack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two services stand for two API processes: each takes only its own pushes in turn.
+    services = [PushService(engine, pack, 1 << 20) for _ in range(2)]
+    both_looked = threading.Barrier(2)
+    look = PushService._matches
+
+    def look_then_wait(
+        self: PushService, conn: Connection, source: str, write: PlannedWrite
+    ) -> list[StoredVersion]:
+        found = look(self, conn, source, write)
+        # Without the push lock both find no match here, then both create. With it the
+        # other push waits for the lock, so this wait times out (a broken barrier).
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_looked.wait(timeout=3)
+        return found
+
+    monkeypatch.setattr(PushService, "_matches", look_then_wait)
+    member = patient("ignored") | {"identifier": [{"system": "urn:oid:1.2.3", "value": "MRN-R"}]}
+    results: list[WriteResult] = []
+    failures: list[BaseException] = []
+
+    def create(service: PushService) -> None:
+        write = PlannedWrite(
+            0,
+            "POST",
+            "Patient",
+            new_id(),
+            dict(member),
+            None,
+            "identifier=urn:oid:1.2.3|MRN-R",
+            None,
+        )
+        try:
+            results.append(service.write_one("clinic", write))
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=create, args=(service,)) for service in services]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures, failures
+    assert sorted(result.status for result in results) == [200, 201]
+    with engine.connect() as conn:
+        held = conn.execute(
+            select(func.count())
+            .select_from(current_resources)
+            .where(
+                current_resources.c.source == "clinic",
+                current_resources.c.resource_type == "Patient",
+            )
+        ).scalar_one()
+    assert held == 1
