@@ -139,33 +139,8 @@ class PushService:
 
     def search_ids(self, source: str, resource_type: str, query: str) -> list[str]:
         """Ids matching a search of `identifier` and/or `_id` (what conditional creates use)."""
-        params = parse_qsl(query, keep_blank_values=True)
-        if not params:
-            raise FhirError(400, "invalid", "a search needs at least one parameter")
-        found: set[str] | None = None
         with self.engine.connect() as conn:
-            for name, value in params:
-                if name == "_id":
-                    stored = current_version(conn, source, resource_type, value)
-                    ids = {value} if stored is not None else set()
-                elif name == "identifier":
-                    system, sep, code = value.rpartition("|")
-                    ids = set(
-                        ids_by_identifier(
-                            conn, source, resource_type, system if sep else None, code
-                        )
-                    )
-                elif name in ("_count", "_format"):
-                    continue
-                else:
-                    raise FhirError(
-                        400,
-                        "not-supported",
-                        f"search parameter {name!r} is not supported (identifier and _id are)",
-                        name,
-                    )
-                found = ids if found is None else found & ids
-        return sorted(found or set())
+            return _search_ids(conn, source, resource_type, query)
 
     # ---- writes ----
 
@@ -325,7 +300,8 @@ class PushService:
 
     def _matches(self, conn: Connection, source: str, write: PlannedWrite) -> list[StoredVersion]:
         assert write.if_none_exist is not None
-        ids = self.search_ids(source, write.resource_type, write.if_none_exist)
+        # In the push's own transaction, which holds the push lock.
+        ids = _search_ids(conn, source, write.resource_type, write.if_none_exist)
         found = [current_version(conn, source, write.resource_type, rid) for rid in ids]
         return [stored for stored in found if stored is not None]
 
@@ -389,6 +365,31 @@ class PushService:
                 f"{write.resource_type}.subject",
             )
         ]
+
+
+def _search_ids(conn: Connection, source: str, resource_type: str, query: str) -> list[str]:
+    params = parse_qsl(query, keep_blank_values=True)
+    if not params:
+        raise FhirError(400, "invalid", "a search needs at least one parameter")
+    found: set[str] | None = None
+    for name, value in params:
+        if name == "_id":
+            stored = current_version(conn, source, resource_type, value)
+            ids = {value} if stored is not None else set()
+        elif name == "identifier":
+            system, sep, code = value.rpartition("|")
+            ids = set(ids_by_identifier(conn, source, resource_type, system if sep else None, code))
+        elif name in ("_count", "_format"):
+            continue
+        else:
+            raise FhirError(
+                400,
+                "not-supported",
+                f"search parameter {name!r} is not supported (identifier and _id are)",
+                name,
+            )
+        found = ids if found is None else found & ids
+    return sorted(found or set())
 
 
 def new_id() -> str:
