@@ -154,71 +154,64 @@ def run_child(data: Path, folder: Path, validate: bool, processes: int) -> dict[
 
 def store_floor(data: Path, folder: Path, batch: int) -> float:
     """Rows per second SQLite alone takes: each resource's raw row and current row,
-    built beforehand (not timed), written with bare sqlite3 executemany in
-    transactions of `batch` into a fresh store (same schema, indexes and pragmas).
-    The SQL is what the store runs (its INSERT ... ON CONFLICT statements)."""
+    built beforehand (not timed) by the store's own code, then written with bare
+    sqlite3 executemany, the store's own statements, in transactions of `batch`
+    into a fresh store (same schema, indexes and pragmas)."""
     import sqlite3
 
-    from integration.intake import last_updated_of, subject_id_of
+    from integration.intake import examine
     from integration.store.engine import open_store
-    from integration.store.raw import version_key
+    from integration.store.raw import (
+        IncomingResource,
+        current_row,
+        current_upsert_statement,
+        raw_insert_statement,
+        raw_row,
+    )
+    from integration.store.upsert import driver_sql
 
     database = folder / "floor.db"
-    open_store(f"sqlite:///{database}").dispose()
-    conn = sqlite3.connect(database, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    raw_sql = (
-        "INSERT INTO raw_resources (raw_key, source, resource_type, resource_id, version_key,"
-        " last_updated, received_at, origin, location, content, warnings)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (raw_key) DO NOTHING"
-    )
-    current_sql = (
-        "INSERT INTO current_resources (source, resource_type, resource_id, raw_id,"
-        " last_updated, subject_id, needs_derive)"
-        " VALUES (?, ?, ?, (SELECT id FROM raw_resources WHERE raw_key = ?), ?, ?, ?)"
-        " ON CONFLICT (source, resource_type, resource_id) DO UPDATE SET"
-        " raw_id = excluded.raw_id, last_updated = excluded.last_updated,"
-        " subject_id = excluded.subject_id, needs_derive = excluded.needs_derive"
-        " WHERE current_resources.last_updated IS NULL"
-        " OR coalesce(excluded.last_updated, '9999') >= current_resources.last_updated"
-    )
+    engine = open_store(f"sqlite:///{database}")
     timed = 0.0
     count = 0
-    with data.open("rb") as handle:
+    with engine.connect() as compiler, data.open("rb") as handle:
+        raw_statement = raw_insert_statement(compiler)
+        current_statement = current_upsert_statement(compiler)
+        conn = compiler.connection.dbapi_connection
+        assert isinstance(conn, sqlite3.Connection)
+        conn.isolation_level = None
         while lines := list(itertools.islice(handle, batch)):
-            raw_rows, current_rows = [], []
+            items = []
             for number, line in enumerate(lines, count + 1):
-                resource = orjson.loads(line)
-                kind, rid = resource["resourceType"], resource["id"]
-                version, updated = version_key(resource), last_updated_of(resource)
-                key = f"floor/{kind}/{rid}/{version}"
-                raw_rows.append(
-                    (
-                        key,
-                        "floor",
-                        kind,
-                        rid,
-                        version,
-                        updated,
-                        "2026-01-01T00:00:00Z",
-                        str(data),
-                        f"line {number}",
-                        line.strip().decode(),
-                        None,
-                    )
+                examined = examine(orjson.loads(line), None, validate=False)
+                item = IncomingResource(
+                    "floor",
+                    examined.resource_type,
+                    examined.resource_id,
+                    examined.version_key,
+                    examined.last_updated,
+                    examined.subject_id,
+                    str(data),
+                    f"line {number}",
+                    line.strip().decode(),
                 )
-                current_rows.append(
-                    ("floor", kind, rid, key, updated, subject_id_of(kind, resource, rid), 1)
-                )
+                items.append((item.raw_key, item))
+            raw = driver_sql(
+                compiler,
+                raw_statement,
+                [raw_row(key, item, "2026-01-01T00:00:00Z") for key, item in items],
+            )
+            current = driver_sql(
+                compiler, current_statement, [current_row(key, item) for key, item in items]
+            )
             count += len(lines)
             started = time.perf_counter()
             conn.execute("BEGIN")
-            conn.executemany(raw_sql, raw_rows)
-            conn.executemany(current_sql, current_rows)
+            conn.executemany(*raw)
+            conn.executemany(*current)
             conn.execute("COMMIT")
             timed += time.perf_counter() - started
-    conn.close()
+    engine.dispose()
     return count / timed
 
 

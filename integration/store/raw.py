@@ -20,7 +20,12 @@ from sqlalchemy import ColumnElement, Connection, Text, bindparam, func, or_, se
 
 from integration.store.keys import in_keys
 from integration.store.schema import current_resources, quarantine, raw_resources
-from integration.store.upsert import execute_many, insert_ignore, insert_statement, upsert
+from integration.store.upsert import (
+    execute_many,
+    insert_ignore,
+    insert_statement,
+    upsert_statement,
+)
 
 # Only these types feed the journey zone; others are kept raw and need no derivation.
 DERIVED_TYPES = ("Patient", "Condition", "Encounter", "QuestionnaireResponse")
@@ -152,30 +157,46 @@ def _current_raw_keys(
 
 def _insert_fresh(conn: Connection, fresh: dict[str, IncomingResource], received_at: str) -> None:
     # Plain executemany: INSERT ... RETURNING in parameter order makes SQLAlchemy send
-    # the rows one statement at a time. A version another process stored since we
-    # looked (two syncs of one source) is already there: skipped, not an error.
+    # the rows one statement at a time.
     execute_many(
         conn,
-        insert_statement(conn, raw_resources).on_conflict_do_nothing(index_elements=["raw_key"]),
-        [
-            {
-                "raw_key": key,
-                "source": item.source,
-                "resource_type": item.resource_type,
-                "resource_id": item.resource_id,
-                "version_key": item.version_key,
-                "last_updated": item.last_updated,
-                "received_at": received_at,
-                "origin": item.origin,
-                "location": item.location,
-                "content": item.content,
-                "warnings": orjson.dumps(list(item.warnings)).decode() if item.warnings else None,
-            }
-            for key, item in fresh.items()
-        ],
+        raw_insert_statement(conn),
+        [raw_row(key, item, received_at) for key, item in fresh.items()],
     )
+    execute_many(
+        conn,
+        current_upsert_statement(conn),
+        [current_row(key, item) for key, item in fresh.items()],
+    )
+    _resolve_quarantine(conn, list(fresh.values()), received_at)
+
+
+def raw_insert_statement(conn: Connection) -> Any:
+    """Store a version. One another process stored since we looked (two syncs of one
+    source) is already there: skipped, not an error."""
+    return insert_statement(conn, raw_resources).on_conflict_do_nothing(index_elements=["raw_key"])
+
+
+def raw_row(key: str, item: IncomingResource, received_at: str) -> dict[str, Any]:
+    return {
+        "raw_key": key,
+        "source": item.source,
+        "resource_type": item.resource_type,
+        "resource_id": item.resource_id,
+        "version_key": item.version_key,
+        "last_updated": item.last_updated,
+        "received_at": received_at,
+        "origin": item.origin,
+        "location": item.location,
+        "content": item.content,
+        "warnings": orjson.dumps(list(item.warnings)).decode() if item.warnings else None,
+    }
+
+
+def current_upsert_statement(conn: Connection) -> Any:
+    """Point (source, type, id) at a newly stored version, unless that version is older
+    than the current one (an older version arriving late)."""
     table = current_resources
-    # An older version arriving late must not replace a newer current one.
 
     def newer(excluded: Any) -> ColumnElement[bool]:
         return or_(
@@ -183,21 +204,9 @@ def _insert_fresh(conn: Connection, fresh: dict[str, IncomingResource], received
             func.coalesce(excluded.last_updated, "9999") >= table.c.last_updated,
         )
 
-    upsert(
+    return upsert_statement(
         conn,
         table,
-        [
-            {
-                "source": item.source,
-                "resource_type": item.resource_type,
-                "resource_id": item.resource_id,
-                "raw_key": key,
-                "last_updated": item.last_updated,
-                "subject_id": item.subject_id,
-                "needs_derive": item.resource_type in DERIVED_TYPES,
-            }
-            for key, item in fresh.items()
-        ],
         keys=("source", "resource_type", "resource_id"),
         update=("raw_id", "last_updated", "subject_id", "needs_derive"),
         where=newer,
@@ -208,7 +217,18 @@ def _insert_fresh(conn: Connection, fresh: dict[str, IncomingResource], received
             .scalar_subquery()
         },
     )
-    _resolve_quarantine(conn, list(fresh.values()), received_at)
+
+
+def current_row(key: str, item: IncomingResource) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "resource_type": item.resource_type,
+        "resource_id": item.resource_id,
+        "raw_key": key,
+        "last_updated": item.last_updated,
+        "subject_id": item.subject_id,
+        "needs_derive": item.resource_type in DERIVED_TYPES,
+    }
 
 
 def _resolve_quarantine(conn: Connection, fresh: list[IncomingResource], resolved_at: str) -> None:

@@ -30,6 +30,27 @@ def insert_statement(conn: Connection, table: Table) -> Any:
     raise NotImplementedError(f"no upsert for the {conn.dialect.name} dialect")
 
 
+def upsert_statement(
+    conn: Connection,
+    table: Table,
+    keys: Sequence[str],
+    update: Sequence[str],
+    where: Callable[[Any], ColumnElement[bool]] | None = None,
+    computed: dict[str, Any] | None = None,
+) -> Any:
+    """INSERT; on a key conflict update the `update` columns (only where `where(excluded)`).
+    `computed` gives columns as SQL expressions (which may read a row's other values)."""
+    stmt = insert_statement(conn, table)
+    if computed:
+        stmt = stmt.values(computed)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: excluded[name] for name in update},
+        where=where(excluded) if where is not None else None,
+    )
+
+
 def upsert(
     conn: Connection,
     table: Table,
@@ -39,29 +60,16 @@ def upsert(
     where: Callable[[Any], ColumnElement[bool]] | None = None,
     computed: dict[str, Any] | None = None,
 ) -> None:
-    """Insert rows; on a key conflict update the `update` columns (only where `where(excluded)`).
-    `computed` gives columns as SQL expressions (which may read a row's other values)."""
-    if not rows:
-        return
-    stmt = insert_statement(conn, table)
-    if computed:
-        stmt = stmt.values(computed)
-    excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={name: excluded[name] for name in update},
-        where=where(excluded) if where is not None else None,
-    )
-    execute_many(conn, stmt, rows)
+    """Insert rows, updating on a key conflict (see `upsert_statement`)."""
+    if rows:
+        execute_many(conn, upsert_statement(conn, table, keys, update, where, computed), rows)
 
 
-def execute_many(
+def driver_sql(
     conn: Connection, statement: ClauseElement, rows: Sequence[dict[str, Any]]
-) -> None:
-    """Run an INSERT for many rows (all with the same keys) in one driver executemany.
-    The SQL is SQLAlchemy's, compiled once for the connection's dialect."""
-    if not rows:
-        return
+) -> tuple[str, list[Any]]:
+    """The statement compiled for the connection's dialect, and the rows (all with the
+    same keys) as its driver's executemany takes them."""
     compiled = statement.compile(dialect=conn.dialect, column_keys=list(rows[0]))
     assert isinstance(compiled, SQLCompiler)
     # Bound values the statement carries itself (literals in an ON CONFLICT ... WHERE).
@@ -70,9 +78,17 @@ def execute_many(
     if compiled.positional and compiled.positiontup is not None:
         order = compiled.positiontup
         values = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
-        conn.exec_driver_sql(str(compiled), [values(row) for row in given])
-    else:
-        conn.exec_driver_sql(str(compiled), list(given))
+        return str(compiled), [values(row) for row in given]
+    return str(compiled), list(given)
+
+
+def execute_many(
+    conn: Connection, statement: ClauseElement, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Run an INSERT for many rows (all with the same keys) in one driver executemany.
+    The SQL is SQLAlchemy's, compiled once for the connection's dialect."""
+    if rows:
+        conn.exec_driver_sql(*driver_sql(conn, statement, rows))
 
 
 def insert_ignore(
