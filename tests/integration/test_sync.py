@@ -218,6 +218,13 @@ METADATA = {
 }
 
 
+def searchset(entries: list[dict[str, Any]], total: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+    if total is not None:
+        body["total"] = total
+    return body
+
+
 def patient_entry(pid: str, updated: str) -> dict[str, Any]:
     return {"resource": {"resourceType": "Patient", "id": pid, "meta": {"lastUpdated": updated}}}
 
@@ -277,11 +284,7 @@ async def test_a_failing_type_does_not_stop_the_others(
     router.get(f"{BASE}/Patient").mock(
         return_value=httpx.Response(
             200,
-            json={
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "entry": [patient_entry("a", "2025-01-01T00:00:00Z")],
-            },
+            json=searchset([patient_entry("a", "2025-01-01T00:00:00Z")]),
         )
     )
     summary = await run(engine, pack, source(BASE, resource_types=["Patient", "Encounter"]))
@@ -297,15 +300,13 @@ async def test_broken_entries_are_quarantined_and_good_ones_kept(
     router.get(f"{BASE}/Patient").mock(
         return_value=httpx.Response(
             200,
-            json={
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "entry": [
+            json=searchset(
+                [
                     patient_entry("a", "2025-01-01T00:00:00Z"),
                     bad,
                     {"search": {"mode": "match"}},
-                ],
-            },
+                ]
+            ),
         )
     )
     summary = await run(engine, pack, source(BASE, resource_types=["Patient"]))
@@ -342,11 +343,7 @@ def test_api_lists_sources_and_runs_a_sync_in_the_background(
     router.get(f"{BASE}/Patient").mock(
         return_value=httpx.Response(
             200,
-            json={
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "entry": [patient_entry("a", "2025-01-01T00:00:00Z")],
-            },
+            json=searchset([patient_entry("a", "2025-01-01T00:00:00Z")]),
         )
     )
     configured = {
@@ -429,11 +426,7 @@ async def test_incremental_sync_asks_by_the_servers_clock_not_ours(
     again = router.get(
         f"{BASE}/Patient", params={"_count": "100", "_lastUpdated": "gt2031-01-01T00:00:00Z"}
     ).mock(return_value=httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset"}))
-    ahead = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [patient_entry("a", "2031-01-01T00:10:00Z")],
-    }
+    ahead = searchset([patient_entry("a", "2031-01-01T00:10:00Z")])
     router.get(f"{BASE}/Patient", params={"_count": "100"}).mock(
         return_value=httpx.Response(200, json=ahead)
     )
@@ -453,24 +446,18 @@ async def test_checkpoints_keep_the_servers_milliseconds_so_no_overlap_loses_not
     ).mock(
         return_value=httpx.Response(
             200,
-            json={
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "entry": [patient_entry("b", "2025-06-01T14:00:05.9+02:00")],
-            },
+            json=searchset([patient_entry("b", "2025-06-01T14:00:05.9+02:00")]),
         )
     )
     router.get(f"{BASE}/Patient", params={"_count": "100"}).mock(
         return_value=httpx.Response(
             200,
-            json={
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "entry": [
+            json=searchset(
+                [
                     patient_entry("a", "2025-06-01T12:00:05.250Z"),
                     patient_entry("old", "2025-06-01T12:00:04Z"),
-                ],
-            },
+                ]
+            ),
         )
     )
     config = source(BASE, resource_types=["Patient"], overlap_seconds=0)
@@ -497,11 +484,7 @@ async def test_a_checkpoint_kept_to_the_second_compares_with_milliseconds(
     ).mock(
         return_value=httpx.Response(
             200,
-            json={
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "entry": [patient_entry("a", "2025-06-01T12:00:05.100Z")],
-            },
+            json=searchset([patient_entry("a", "2025-06-01T12:00:05.100Z")]),
         )
     )
     await run(engine, pack, source(BASE, resource_types=["Patient"], overlap_seconds=0))
@@ -576,11 +559,7 @@ async def test_members_by_identifier_and_a_server_that_cannot_search_by_patient(
     }
     router.routes.clear()
     router.get(f"{BASE}/metadata").mock(return_value=httpx.Response(200, json=metadata))
-    both = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [patient_entry(p, "2025-01-01T00:00:00Z") for p in ("p1", "p2")],
-    }
+    both = searchset([patient_entry(p, "2025-01-01T00:00:00Z") for p in ("p1", "p2")])
     # The roster is found by identifier, then its Patients are pulled by _id.
     router.get(f"{BASE}/Patient", params={"identifier": "urn:m|1,urn:m|2"}).mock(
         return_value=httpx.Response(200, json=both)
@@ -603,11 +582,7 @@ async def test_members_by_identifier_and_a_server_that_cannot_search_by_patient(
     router.get(f"{BASE}/QuestionnaireResponse").mock(
         return_value=httpx.Response(
             200,
-            json={
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "entry": [qr("q1", "p1"), qr("q2", "stranger"), qr("q3", "p2")],
-            },
+            json=searchset([qr("q1", "p1"), qr("q2", "stranger"), qr("q3", "p2")]),
         )
     )
     config = source(
@@ -671,16 +646,6 @@ def test_journey_sync_and_sources_commands(sekmet: Sekmet, tmp_path: Path, store
 async def test_windows_walked_concurrently_keep_the_checkpoint_until_all_are_stored(
     engine: Engine, pack: RulePack
 ) -> None:
-    def bundle(*entries: dict[str, Any], total: int | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "entry": list(entries),
-        }
-        if total is not None:
-            body["total"] = total
-        return body
-
     oldest, newest = (
         patient_entry("p0", "2025-01-01T00:00:00Z"),
         patient_entry("p9", "2025-01-09T00:00:00Z"),
@@ -688,15 +653,15 @@ async def test_windows_walked_concurrently_keep_the_checkpoint_until_all_are_sto
     with respx.mock(assert_all_called=True) as mock:
         mock.get(f"{BASE}/metadata").mock(return_value=httpx.Response(200, json=METADATA))
         mock.get(f"{BASE}/Patient", params={"_sort": "_lastUpdated"}).mock(
-            return_value=httpx.Response(200, json=bundle(oldest, total=10))
+            return_value=httpx.Response(200, json=searchset([oldest], total=10))
         )
         mock.get(f"{BASE}/Patient", params={"_sort": "-_lastUpdated"}).mock(
-            return_value=httpx.Response(200, json=bundle(newest, total=10))
+            return_value=httpx.Response(200, json=searchset([newest], total=10))
         )
         # Two windows (10 results, pages of 4, concurrency 2): the late one fails.
         early = mock.get(url__regex=r"_lastUpdated=ge2025-01-01T00%3A00%3A00\.000Z").mock(
             return_value=httpx.Response(
-                200, json=bundle(oldest, patient_entry("p4", "2025-01-04T00:00:00Z"))
+                200, json=searchset([oldest, patient_entry("p4", "2025-01-04T00:00:00Z")])
             )
         )
         late = mock.get(url__regex=r"_lastUpdated=ge2025-01-05T00%3A00%3A00\.000Z").mock(
