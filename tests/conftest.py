@@ -32,6 +32,24 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
+# Throw-away databases are named after the test run's process, so a run drops only
+# its own and those of runs that are gone, never a concurrent run's.
+RUN_PREFIX = f"journey_test_{os.getpid()}_"
+
+
+def _run_alive(database: str) -> bool:
+    pid = database.removeprefix("journey_test_").split("_")[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[Engine]:
     admin = create_store_engine(POSTGRES_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
@@ -44,10 +62,11 @@ def postgres_admin() -> Iterator[Engine]:
             f"(set JOURNEY_TEST_POSTGRES_URL): {exc}"
         )
     with admin.connect() as conn:  # left behind by a run that was killed
-        stale = conn.execute(
+        names = conn.execute(
             text("SELECT datname FROM pg_database WHERE datname LIKE 'journey\\_test\\_%'")
         ).scalars()
-        for name in list(stale):
+        # Only a dead run's: another run on this server (a second checkout) keeps its own.
+        for name in [n for n in names if not _run_alive(n)]:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     yield admin
     admin.dispose()
@@ -60,7 +79,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'journey.db'}"
         return
     admin: Engine = request.getfixturevalue("postgres_admin")
-    name = f"journey_test_{uuid.uuid4().hex[:16]}"
+    name = f"{RUN_PREFIX}{uuid.uuid4().hex[:16]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import encounter, patient, write_ndjson
+from tests.conftest import RUN_PREFIX, encounter, patient, write_ndjson
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
 
@@ -158,7 +158,7 @@ def test_processes_starting_together_migrate_one_at_a_time(
         from sqlalchemy import text
 
         admin = request.getfixturevalue("postgres_admin")
-        name = f"journey_test_{tmp_path.name[-12:].lower().replace('-', '_')}_mig"
+        name = f"{RUN_PREFIX}{tmp_path.name[-12:].lower().replace('-', '_')}_mig"
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
