@@ -9,6 +9,7 @@ and a naive time is read as UTC, each with a warning that names the path.
 from __future__ import annotations
 
 import re
+from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -56,25 +57,31 @@ def parse_interval(value: str, path: str) -> Interval:
     match = _DATE_TIME.match(value)
     if match is None:
         raise FhirDateError(f"{path}: not a FHIR date or dateTime")
-    parts = match.groupdict()
-    year = int(parts["year"])
+    try:
+        return _interval(match.groupdict(), path)
+    except OverflowError as exc:
+        # Valid FHIR whose UTC offset moves it out of the calendar: 0001-01-01T00:00+01:00.
+        raise FhirDateError(f"{path}: at the edge of the calendar (year 1 or 9999)") from exc
+
+
+def _interval(parts: dict[str, str | None], path: str) -> Interval:
+    year = int(parts["year"] or 0)
     try:
         if parts["month"] is None:
             start = datetime(year, 1, 1, tzinfo=UTC)
-            return Interval(
-                start, start.replace(year=year + 1), f"{path}: partial date (year only)", True
-            )
+            end = _later(datetime(year, 12, 31, tzinfo=UTC), timedelta(days=1))
+            return Interval(start, end, f"{path}: partial date (year only)", True)
         month = int(parts["month"])
         if parts["day"] is None:
             start = datetime(year, month, 1, tzinfo=UTC)
-            end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+            end = _later(start, timedelta(days=monthrange(year, month)[1]))
             return Interval(start, end, f"{path}: partial date (year and month only)", True)
         day_start = datetime(year, month, int(parts["day"]), tzinfo=UTC)
         if parts["hour"] is None:
-            return Interval(day_start, day_start + timedelta(days=1))
+            return Interval(day_start, _later(day_start, timedelta(days=1)))
         naive = day_start.replace(
-            hour=int(parts["hour"]),
-            minute=int(parts["minute"]),
+            hour=int(parts["hour"] or 0),
+            minute=int(parts["minute"] or 0),
             second=int(parts["second"] or 0),
         )
     except ValueError as exc:
@@ -82,13 +89,25 @@ def parse_interval(value: str, path: str) -> Interval:
     tz = parts["tz"]
     if tz is None:
         warning = f"{path}: dateTime without timezone, read as UTC"
-        return Interval(naive, naive + timedelta(seconds=1), warning)
+        return Interval(naive, _later(naive, timedelta(seconds=1)), warning)
     offset = timedelta(0)
     if tz != "Z":
         sign = 1 if tz[0] == "+" else -1
         offset = sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
     moment = naive - offset
-    return Interval(moment, moment + timedelta(seconds=1))
+    return Interval(moment, _later(moment, timedelta(seconds=1)))
+
+
+_END_OF_CALENDAR = datetime.max.replace(tzinfo=UTC)
+
+
+def _later(moment: datetime, delta: timedelta) -> datetime:
+    """`moment + delta`, held at the calendar's last instant: 9999-12-31 is valid FHIR
+    (often meaning "no end") and its interval ends where datetime does."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return _END_OF_CALENDAR
 
 
 def period_interval(

@@ -33,3 +33,34 @@ def test_period_with_an_unreadable_end_stays_open_with_a_warning() -> None:
     start, end, warnings = period_interval("2025-01-01T00:00:00Z", "soon", "Encounter.period")
     assert (start, end) == ("2025-01-01T00:00:00Z", None)
     assert warnings == ["Encounter.period.end: not a FHIR date or dateTime"]
+
+
+@pytest.mark.parametrize(
+    ("value", "start", "end"),
+    [
+        # 9999-12-31 is valid FHIR, often written for "no end": the interval ends where
+        # the calendar does instead of overflowing (an OverflowError stopped all mapping).
+        ("9999", "9999-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
+        ("9999-12", "9999-12-01T00:00:00Z", "9999-12-31T23:59:59Z"),
+        ("9999-12-31", "9999-12-31T00:00:00Z", "9999-12-31T23:59:59Z"),
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z"),
+        ("0001-01-01", "0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z"),
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_are_read(value: str, start: str, end: str) -> None:
+    interval = parse_interval(value, "X.when")
+    assert (interval.start_iso, interval.end_iso) == (start, end)
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:00:00-05:00"])
+def test_an_offset_that_leaves_the_calendar_is_an_error_not_a_crash(value: str) -> None:
+    with pytest.raises(FhirDateError, match=r"^Encounter\.period\.end: at the edge"):
+        parse_interval(value, "Encounter.period.end")
+
+
+def test_a_period_ending_in_9999_is_open_to_the_end_of_the_calendar() -> None:
+    assert period_interval("2025-01-01", "9999-12-31", "Encounter.period") == (
+        "2025-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        [],
+    )
