@@ -71,6 +71,8 @@ class RawItem:
     fallback_id: str | None = None
     problem: str | None = None
     parsed: bool = True
+    # `raw` is only the first PROBLEM_HEAD_BYTES of what was read (a problem's head).
+    raw_truncated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -158,6 +160,7 @@ class FileReader:
                     origin,
                     f"line {line_no}",
                     raw=line[:PROBLEM_HEAD_BYTES],
+                    raw_truncated=True,
                     problem=(
                         f"line is {len(line) + skipped} bytes, over the limit of {limit} bytes "
                         "for one resource (JOURNEY_MAX_RESOURCE_BYTES); skipped"
@@ -204,6 +207,7 @@ class FileReader:
                     origin,
                     f"line {exc.lineno}",
                     raw=data[:PROBLEM_HEAD_BYTES],
+                    raw_truncated=len(data) > PROBLEM_HEAD_BYTES,
                     problem=f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                 )
                 return
@@ -224,7 +228,13 @@ def parse_line(item: RawItem, complete: bool = True) -> Iterator[RawItem]:
             if complete
             else "truncated line: the file ends in the middle of a resource"
         )
-        yield RawItem(item.origin, item.location, raw=body[:PROBLEM_HEAD_BYTES], problem=problem)
+        yield RawItem(
+            item.origin,
+            item.location,
+            raw=body[:PROBLEM_HEAD_BYTES],
+            raw_truncated=len(body) > PROBLEM_HEAD_BYTES,
+            problem=problem,
+        )
         return
     yield from _expand(parsed, item.origin, item.location, raw=body)
 
@@ -240,6 +250,7 @@ def _expand(parsed: Any, origin: str, where: str, raw: bytes | None) -> Iterator
             origin,
             where,
             raw=raw[:PROBLEM_HEAD_BYTES] if raw else None,
+            raw_truncated=raw is not None and len(raw) > PROBLEM_HEAD_BYTES,
             problem="a Bulk Data export manifest, not a resource; import the NDJSON files it lists",
         )
         return
@@ -342,10 +353,16 @@ def _stream_bundle(
             if prefix == "resourceType" and event == "string":
                 resource_type = value
                 if resource_type != "Bundle":
+                    # Keep the file's head, as for any over-limit input: enough to
+                    # tell what it was (its type, its id) without holding it all.
+                    handle.seek(0)
+                    head = handle.read(PROBLEM_HEAD_BYTES)
                     progress(max(0, handle.seek(0, 2) - consumed))
                     yield RawItem(
                         origin,
                         "file",
+                        raw=head,
+                        raw_truncated=True,
                         problem=(
                             f"file is over the limit of {limit} bytes for one resource and is "
                             "not a Bundle (JOURNEY_MAX_RESOURCE_BYTES)"

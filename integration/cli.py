@@ -3,12 +3,14 @@ show, demo, db upgrade. What sync and sources print lives in `integration.sync_v
 
 Exit codes: 0 done; 1 an error stopped the command (message on stderr);
 2 a sync finished but a source or resource type failed (see `journey sources`);
-3 an import finished but quarantined some input (see `journey quarantine`).
+3 an import or remap finished but quarantined some input or could not map some resources
+  (see `journey quarantine`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import signal
 import time
@@ -28,18 +30,21 @@ from rich.progress import (
 )
 from rich.table import Table
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import ConnectorError
 from connectors.files import discover
 from integration.config import Settings, load_settings
-from integration.derive import derive_pending, flag_all, pending_count
+from integration.derive import derive_pending, flag_all, pending_count, utc_now
 from integration.errors import ConfigError, IntegrationError
 from integration.importer import Importer, ImportSummary
 from integration.sample import write_sample
 from integration.sources import load_sources, pick_sources
+from integration.store import quarantine as quarantine_store
 from integration.store import queries
 from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_configured_store
+from integration.store.errors import describe_store_error
 from integration.store.leases import all_units
 from integration.store.schema import job_records, person_links
 from integration.store.sync_state import states_by_source
@@ -63,6 +68,8 @@ DEMO_PUSH_KEY = "demo-push-key"
 DEMO_PUSH_SOURCE = "demo-ehr"
 
 app = typer.Typer(
+    # A traceback's locals would print resource content (PHI) to the terminal.
+    pretty_exceptions_show_locals=False,
     help="fhir-journey: integrate FHIR R4 data into patient journeys (diagnose, treat, keep well).",
     no_args_is_help=True,
     add_completion=False,
@@ -201,6 +208,7 @@ def print_summary(summary: ImportSummary) -> None:
             console.print(f"  {problem}", markup=False, highlight=False)
         if quarantined > len(summary.problems):
             console.print(f"  ... and {quarantined - len(summary.problems)} more")
+    print_mapping_failures(summary.derive.mapping_failures)
     if summary.warnings:
         console.print(f"[yellow]{summary.total('warnings')} warnings[/] (resources kept):")
         for warning in summary.warnings:
@@ -209,6 +217,14 @@ def print_summary(summary: ImportSummary) -> None:
         console.print(f"[yellow]{summary.orphan_count} records are in no journey yet:[/]")
         for orphan in summary.orphans:
             console.print(f"  {orphan}", markup=False, highlight=False)
+
+
+def print_mapping_failures(count: int) -> None:
+    if count:
+        console.print(
+            f"[yellow]{count} resources could not be mapped[/]: isolated, everything else "
+            "mapped (`journey quarantine --stage mapping` lists them)"
+        )
 
 
 @app.command("import")
@@ -229,7 +245,7 @@ def import_command(
     engine = open_configured_store(settings)
     summary = run_import(engine, settings, _pack(settings), source, paths, validate=not trusted)
     print_summary(summary)
-    if summary.total("quarantined"):
+    if summary.total("quarantined") or summary.derive.mapping_failures:
         raise typer.Exit(EXIT_QUARANTINED)
 
 
@@ -287,25 +303,37 @@ def remap(ctx: typer.Context) -> None:
         f"Remapped {summary.resources} resources with pack {pack.label} in "
         f"{time.perf_counter() - started:.1f} s: job records {jobs}."
     )
+    print_mapping_failures(summary.mapping_failures)
+    if summary.mapping_failures:
+        raise typer.Exit(EXIT_QUARANTINED)
 
 
-@app.command()
+quarantine_app = typer.Typer(
+    help="What was rejected (intake) or could not be mapped (mapping), where, and why.",
+)
+app.add_typer(quarantine_app, name="quarantine")
+
+
+@quarantine_app.callback(invoke_without_command=True)
 def quarantine(
     ctx: typer.Context,
     show: Annotated[
         int | None, typer.Option(help="Print one entry whole, with its content")
     ] = None,
     include_resolved: Annotated[
-        bool, typer.Option("--all", help="Include entries fixed since")
+        bool, typer.Option("--all", help="Include entries closed since")
     ] = False,
+    stage: Annotated[str | None, typer.Option(help="Only intake or mapping entries")] = None,
     limit: Annotated[int, typer.Option(help="Entries to list")] = 100,
 ) -> None:
-    """List what was rejected and why: source, file and line or entry, FHIR path, error."""
+    """List what was rejected or could not be mapped: source, place, FHIR path, error."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = _settings(ctx)
     engine = open_configured_store(settings)
     with engine.connect() as conn:
         if show is not None:
-            entry = queries.quarantine_content(conn, show)
+            entry = quarantine_store.entry(conn, show)
             if entry is None:
                 errors.print(f"No quarantine entry {show}.")
                 raise typer.Exit(1)
@@ -315,28 +343,73 @@ def quarantine(
             console.print("[bold]content[/]:")
             console.print(entry["content"] or "", markup=False, highlight=False)
             return
-        rows = queries.open_quarantine(conn, limit, include_resolved)
+        rows = quarantine_store.entries(conn, limit, include_resolved, stage)
     if not rows:
         console.print("The quarantine is empty.")
         return
     table = Table(title="Quarantine")
-    for column in ("id", "source", "where", "resource", "path", "error", "resolved"):
+    for column in ("id", "stage", "source", "where", "resource", "path", "error", "closed"):
         table.add_column(column)
     for row in rows:
-        resource = f"{row['resource_type'] or ''}/{row['resource_id'] or ''}".strip("/")
         table.add_row(
             str(row["id"]),
+            row["stage"],
             row["source"],
-            f"{row['origin']}, {row['location']}",
-            resource,
+            ", ".join(part for part in (row["origin"], row["location"]) if part),
+            resource_label(row["resource_type"], row["resource_id"]),
             row["fhir_path"] or "",
             row["error"],
-            row["resolved_at"] or "",
+            f"{row['resolution']} {row['resolved_at']}" if row["resolved_at"] else "",
         )
     console.print(table)
     console.print(
-        "Fix the input and import it again: the entry is marked resolved. `--show ID` prints one."
+        "Fix the input and import it again, or remap once a mapping failure's cause is fixed: "
+        "the entry closes as fixed. `--show ID` prints one; `journey quarantine dismiss ID "
+        "--reason ...` closes one that will not be fixed."
     )
+
+
+def resource_label(resource_type: str | None, resource_id: str | None) -> str:
+    if resource_id:
+        return f"{resource_type or '(no resourceType)'}/{resource_id}"
+    return resource_type or ""
+
+
+def _close_entry(ctx: typer.Context, entry_id: int, resolution: str, reason: str) -> None:
+    settings = _settings(ctx)
+    engine = open_configured_store(settings)
+    try:
+        with engine.begin() as conn:
+            quarantine_store.close_entry(
+                conn, entry_id, resolution, reason, f"cli:{getpass.getuser()}", utc_now()
+            )
+    except quarantine_store.QuarantineEntryNotFound:
+        errors.print(f"No quarantine entry {entry_id}.")
+        raise typer.Exit(1) from None
+    except ValueError as exc:
+        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"Quarantine entry {entry_id} closed as {resolution}.")
+
+
+@quarantine_app.command("dismiss")
+def quarantine_dismiss(
+    ctx: typer.Context,
+    entry_id: Annotated[int, typer.Argument(help="Entry id (see `journey quarantine`)")],
+    reason: Annotated[str, typer.Option(help="Why it will not be fixed (kept with the entry)")],
+) -> None:
+    """Close an entry that will not be fixed, with the reason."""
+    _close_entry(ctx, entry_id, quarantine_store.DISMISSED, reason)
+
+
+@quarantine_app.command("resolve")
+def quarantine_resolve(
+    ctx: typer.Context,
+    entry_id: Annotated[int, typer.Argument(help="Entry id (see `journey quarantine`)")],
+    reason: Annotated[str, typer.Option(help="How it was fixed (kept with the entry)")],
+) -> None:
+    """Close an entry fixed in a way the store cannot see (a bad file deleted), with how."""
+    _close_entry(ctx, entry_id, quarantine_store.RESOLVED, reason)
 
 
 @app.command()
@@ -598,3 +671,7 @@ def main() -> None:
     except (IntegrationError, ConnectorError, MappingError) as exc:
         errors.print(f"[red]error:[/] {exc}", highlight=False)
         raise SystemExit(1) from exc
+    except SQLAlchemyError as exc:
+        # Never the statement or the driver's message: both can quote patient data.
+        errors.print(f"[red]store error:[/] {describe_store_error(exc)}", highlight=False)
+        raise SystemExit(1) from None

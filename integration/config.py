@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="largest request body /fhir accepts (413 beyond it, read no further)",
     )
+    max_bundle_entries: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="most entries a transaction or batch Bundle pushed to /fhir may hold "
+        "(413 beyond it; stated in the CapabilityStatement)",
+    )
     db_pool_size: int = Field(
         default=10,
         ge=1,

@@ -11,6 +11,7 @@ stopped. `journey remap` flags everything and runs this again.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +30,15 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from integration.gc_policy import batch_collection
 from integration.identity import SourcePatient, link_patients
 from integration.store.engine import GrowingTables
+from integration.store.errors import describe_store_error, store_unavailable
 from integration.store.keys import in_keys
 from integration.store.locks import DERIVE, hold
+from integration.store.quarantine import MappingFailure, close_mapped, record_mapping_failures
 from integration.store.raw import DERIVED_TYPES
 from integration.store.schema import (
     current_resources,
@@ -43,14 +47,20 @@ from integration.store.schema import (
     raw_resources,
     resource_links,
 )
+from integration.store.text import storable
 from mappings.dates import ISO_FORMAT
 from mappings.encounter import EncounterContext, map_encounter, referenced_condition_ids
+from mappings.failed import describe_failure, failed_record
 from mappings.fhir_values import Code, concept_codes, reference_id
 from mappings.model import JobRecord, SourceRef
 from mappings.questionnaire_response import map_questionnaire_responses
 from mappings.rulepack import RulePack
 
 DeriveProgress = Callable[[int], None]
+ResourceKey = tuple[str, str, str]
+# Types that become job records; a Patient becomes a person, a Condition evidence.
+RECORD_TYPES = ("Encounter", "QuestionnaireResponse")
+log = logging.getLogger(__name__)
 JOURNEY_TABLES = (
     "current_resources",
     "job_records",
@@ -66,12 +76,15 @@ class DeriveSummary:
     people_linked: int = 0
     records_by_job: Counter[str] = field(default_factory=Counter)
     resources: int = 0
+    # Resources whose derivation failed and was isolated (see `journey quarantine`).
+    mapping_failures: int = 0
 
     def add(self, other: DeriveSummary) -> None:
         """Fold in a later run's counts (a sync derives in several rounds)."""
         self.people_linked += other.people_linked
         self.records_by_job.update(other.records_by_job)
         self.resources += other.resources
+        self.mapping_failures += other.mapping_failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +98,10 @@ class _Current:
     @property
     def ref(self) -> SourceRef:
         return SourceRef(self.source, self.resource_type, self.resource_id, self.version_key)
+
+    @property
+    def key(self) -> ResourceKey:
+        return (self.source, self.resource_type, self.resource_id)
 
 
 def utc_now() -> str:
@@ -119,17 +136,29 @@ def flag_all(engine: Engine) -> int:
         return int(result.rowcount)
 
 
+# A step derives one batch of one type; it returns further resources it flagged for
+# derivation (a Condition's Encounters), which a scoped run takes on too.
+Step = Callable[[Connection, list["_Current"], RulePack, "DeriveSummary"], list[ResourceKey]]
+
+
 def derive_pending(
     engine: Engine,
     pack: RulePack,
     batch_size: int = 500,
     on_progress: DeriveProgress | None = None,
+    only: Iterable[ResourceKey] | None = None,
 ) -> DeriveSummary:
+    """Derive what is pending, or with `only` just those resources (source, type, id)
+    and what they bring along: a push maps what it wrote, not the whole store's backlog.
+
+    A resource whose derivation fails is isolated: its batch is derived again one
+    resource at a time, the failing one becomes an explained `unclassified` record
+    (Encounter, QuestionnaireResponse) and a `mapping` quarantine entry, and everyone
+    else's journey goes on. Only the store itself failing stops the run."""
     summary = DeriveSummary()
     progress = on_progress or (lambda _n: None)
-    steps: Sequence[
-        tuple[str, Callable[[Connection, list[_Current], RulePack, DeriveSummary], None]]
-    ] = (
+    scope = set(only) if only is not None else None
+    steps: Sequence[tuple[str, Step]] = (
         ("Patient", _derive_patients),
         ("Condition", _derive_conditions),
         ("Encounter", _derive_encounters),
@@ -138,19 +167,110 @@ def derive_pending(
     growth = GrowingTables(engine, JOURNEY_TABLES)
     with batch_collection():
         for resource_type, step in steps:
-            while True:
-                with engine.begin() as conn:
-                    hold(conn, DERIVE, utc_now())
-                    batch = _pending(conn, resource_type, batch_size)
-                    if not batch:
-                        break
-                    step(conn, batch, pack, summary)
-                    _mark_done(conn, batch)
-                summary.resources += len(batch)
-                progress(len(batch))
-                growth.grew(len(batch))
+            while done := _derive_batch(
+                engine, pack, resource_type, step, batch_size, scope, summary
+            ):
+                progress(done)
+                growth.grew(done)
     growth.finish()
     return summary
+
+
+def _derive_batch(
+    engine: Engine,
+    pack: RulePack,
+    resource_type: str,
+    step: Step,
+    batch_size: int,
+    scope: set[ResourceKey] | None,
+    summary: DeriveSummary,
+) -> int:
+    """Derive one batch in one transaction; returns its size (0: nothing left)."""
+    batch: list[_Current] = []
+    found = DeriveSummary()
+    try:
+        with engine.begin() as conn:
+            hold(conn, DERIVE, utc_now())
+            batch = _pending(conn, resource_type, batch_size, scope)
+            if not batch:
+                return 0
+            more = step(conn, batch, pack, found)
+            _mark_done(conn, batch)
+            close_mapped(conn, [c.key for c in batch], utc_now())
+    except Exception as exc:
+        if not batch or store_unavailable(exc):
+            raise
+        found, more = DeriveSummary(), []
+        for current in batch:
+            more.extend(_derive_alone(engine, pack, step, current, found))
+    found.resources = len(batch)
+    summary.add(found)
+    if scope is not None:
+        scope.update(more)
+    return len(batch)
+
+
+def _derive_alone(
+    engine: Engine, pack: RulePack, step: Step, current: _Current, found: DeriveSummary
+) -> list[ResourceKey]:
+    """One resource of a batch that failed: derived alone, or isolated as a failure."""
+    try:
+        with engine.begin() as conn:
+            hold(conn, DERIVE, utc_now())
+            more = step(conn, [current], pack, found)
+            _mark_done(conn, [current])
+            close_mapped(conn, [current.key], utc_now())
+            return more
+    except Exception as exc:
+        if store_unavailable(exc):
+            raise
+        failure = (
+            describe_store_error(exc) if isinstance(exc, SQLAlchemyError) else describe_failure(exc)
+        )
+    log.warning(
+        "derivation of %s/%s in source %s failed (%s): isolated, see `journey quarantine`",
+        current.resource_type,
+        current.resource_id,
+        current.source,
+        failure,
+    )
+    with engine.begin() as conn:
+        hold(conn, DERIVE, utc_now())
+        _isolate(conn, [(current, failure)], pack, found)
+        _mark_done(conn, [current])
+    return []
+
+
+def _isolate(
+    conn: Connection, failed: list[tuple[_Current, str]], pack: RulePack, found: DeriveSummary
+) -> None:
+    """Quarantine failed resources as `mapping` entries; Encounters and
+    QuestionnaireResponses also get their explained `unclassified` record."""
+    now = utc_now()
+    record_mapping_failures(
+        conn,
+        [
+            MappingFailure(
+                c.source,
+                c.resource_type,
+                c.resource_id,
+                c.version_key,
+                failure,
+                orjson.dumps(c.content).decode(),
+            )
+            for c, failure in failed
+        ],
+        now,
+    )
+    placed = [(c, failure) for c, failure in failed if c.resource_type in RECORD_TYPES]
+    if placed:
+        _replace_records(
+            conn,
+            [c for c, _ in placed],
+            [failed_record(c.content, c.ref, pack, failure) for c, failure in placed],
+            found,
+        )
+    found.mapping_failures += len(failed)
 
 
 def _load_current(
@@ -178,10 +298,25 @@ def _load_current(
     ]
 
 
-def _pending(conn: Connection, resource_type: str, limit: int) -> list[_Current]:
-    return _load_current(
-        conn, resource_type, current_resources.c.needs_derive.is_(True), limit=limit
-    )
+def _pending(
+    conn: Connection, resource_type: str, limit: int, scope: set[ResourceKey] | None = None
+) -> list[_Current]:
+    where: list[ColumnElement[bool]] = [current_resources.c.needs_derive.is_(True)]
+    if scope is not None:
+        mine = [(s, t, i) for s, t, i in scope if t == resource_type]
+        if not mine:
+            return []
+        where.append(
+            in_keys(
+                (
+                    current_resources.c.source,
+                    current_resources.c.resource_type,
+                    current_resources.c.resource_id,
+                ),
+                mine,
+            )
+        )
+    return _load_current(conn, resource_type, *where, limit=limit)
 
 
 def _mark_done(conn: Connection, batch: Iterable[_Current]) -> None:
@@ -204,34 +339,45 @@ def _mark_done(conn: Connection, batch: Iterable[_Current]) -> None:
 
 def _derive_patients(
     conn: Connection, batch: list[_Current], _pack: RulePack, summary: DeriveSummary
-) -> None:
+) -> list[ResourceKey]:
     link_patients(
         conn, [SourcePatient(p.source, p.resource_id, p.content) for p in batch], utc_now()
     )
     summary.people_linked += len(batch)
+    return []
 
 
 def _derive_conditions(
     conn: Connection, batch: list[_Current], _pack: RulePack, _summary: DeriveSummary
-) -> None:
+) -> list[ResourceKey]:
     # A Condition may arrive after the Encounter that names it: re-derive those Encounters.
+    flagged: list[ResourceKey] = []
     for condition in batch:
+        naming = (
+            conn.execute(
+                select(resource_links.c.from_id).where(
+                    resource_links.c.source == condition.source,
+                    resource_links.c.from_type == "Encounter",
+                    resource_links.c.to_type == "Condition",
+                    resource_links.c.to_id == condition.resource_id,
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not naming:
+            continue
         conn.execute(
             update(current_resources)
             .where(
                 current_resources.c.source == condition.source,
                 current_resources.c.resource_type == "Encounter",
-                current_resources.c.resource_id.in_(
-                    select(resource_links.c.from_id).where(
-                        resource_links.c.source == condition.source,
-                        resource_links.c.from_type == "Encounter",
-                        resource_links.c.to_type == "Condition",
-                        resource_links.c.to_id == condition.resource_id,
-                    )
-                ),
+                current_resources.c.resource_id.in_(naming),
             )
             .values(needs_derive=True)
         )
+        flagged.extend((condition.source, "Encounter", eid) for eid in naming)
+    return flagged
 
 
 def _condition_codes(conn: Connection, source: str, ids: set[str]) -> dict[str, list[Code]]:
@@ -253,11 +399,12 @@ def _condition_codes(conn: Connection, source: str, ids: set[str]) -> dict[str, 
 
 def _derive_encounters(
     conn: Connection, batch: list[_Current], pack: RulePack, summary: DeriveSummary
-) -> None:
+) -> list[ResourceKey]:
     by_source: dict[str, list[_Current]] = defaultdict(list)
     for encounter in batch:
         by_source[encounter.source].append(encounter)
     records: list[JobRecord] = []
+    failed: list[tuple[_Current, str]] = []
     links: list[dict[str, str]] = []
     for source, encounters in by_source.items():
         wanted = {cid for e in encounters for cid in referenced_condition_ids(e.content)}
@@ -265,7 +412,10 @@ def _derive_encounters(
         for encounter in encounters:
             referenced = referenced_condition_ids(encounter.content)
             context = EncounterContext({cid: codes[cid] for cid in referenced if cid in codes})
-            records.append(map_encounter(encounter.content, encounter.ref, pack, context))
+            try:
+                records.append(map_encounter(encounter.content, encounter.ref, pack, context))
+            except Exception as exc:  # this Encounter only: the others map on
+                failed.append((encounter, describe_failure(exc)))
             links.extend(
                 {
                     "source": source,
@@ -287,12 +437,16 @@ def _derive_encounters(
     )
     if links:
         conn.execute(resource_links.insert(), links)
-    _replace_records(conn, batch, records, summary)
+    failing_ids = {id(e) for e, _ in failed}
+    _replace_records(conn, [e for e in batch if id(e) not in failing_ids], records, summary)
+    if failed:
+        _isolate(conn, failed, pack, summary)
+    return []
 
 
 def _derive_questionnaire_responses(
     conn: Connection, batch: list[_Current], pack: RulePack, summary: DeriveSummary
-) -> None:
+) -> list[ResourceKey]:
     subjects = {(r.source, _subject(r)) for r in batch}
     everything: list[_Current] = list(batch)
     seen = {(c.source, c.resource_id) for c in batch}
@@ -314,11 +468,42 @@ def _derive_questionnaire_responses(
         key = (response.source, f"Patient/{subject}" if subject else response.resource_id)
         groups[key].append(response)
     records: list[JobRecord] = []
+    failed: list[tuple[_Current, str]] = []
     for members in groups.values():
-        records.extend(map_questionnaire_responses([(m.ref, m.content) for m in members], pack))
-    _replace_records(conn, everything, records, summary)
+        mapped, failing = _map_responses(members, pack)
+        records.extend(mapped)
+        failed.extend(failing)
+    failing_ids = {id(c) for c, _ in failed}
+    _replace_records(conn, [c for c in everything if id(c) not in failing_ids], records, summary)
+    if failed:
+        _isolate(conn, failed, pack, summary)
     # Responses pulled in as history are now up to date too.
     _mark_done(conn, everything)
+    return []
+
+
+def _map_responses(
+    members: list[_Current], pack: RulePack
+) -> tuple[list[JobRecord], list[tuple[_Current, str]]]:
+    """One patient's responses mapped together (a repeat screen's job depends on the
+    earlier ones). If that fails, each is tried alone to find the ones that fail, and
+    the rest are mapped together without them."""
+    try:
+        return map_questionnaire_responses([(m.ref, m.content) for m in members], pack), []
+    except Exception:
+        failing: list[tuple[_Current, str]] = []
+        for member in members:
+            try:
+                map_questionnaire_responses([(member.ref, member.content)], pack)
+            except Exception as exc:
+                failing.append((member, describe_failure(exc)))
+        rest = [m for m in members if all(m is not f for f, _ in failing)]
+        try:
+            mapped = map_questionnaire_responses([(m.ref, m.content) for m in rest], pack)
+        except Exception as exc:  # fails only together: none of them can be placed
+            failure = describe_failure(exc)
+            return [], failing + [(m, failure) for m in rest]
+        return mapped, failing
 
 
 def _subject(current: _Current) -> str | None:
@@ -351,18 +536,18 @@ def _record_row(record: JobRecord, now: str) -> dict[str, Any]:
         "resource_type": ref.resource_type,
         "resource_id": ref.resource_id,
         "version_key": ref.version,
-        "subject_id": record.subject_id,
+        "subject_id": storable(record.subject_id),
         "job": record.job.value,
         "occurred_start": record.occurred_start or "",
         "occurred_end": record.occurred_end,
-        "title": record.title,
-        "setting": record.setting,
+        "title": storable(record.title),
+        "setting": storable(record.setting),
         "concern_codes": orjson.dumps(list(record.concern_codes)).decode(),
         "matched_codes": orjson.dumps(list(record.matched_codes)).decode(),
         "rule_id": record.rule_id,
         "pack_version": record.pack_version,
-        "reason": record.reason,
-        "instrument": record.instrument,
+        "reason": storable(record.reason),
+        "instrument": storable(record.instrument),
         "score": record.score,
         "fulfilment_score": record.fulfilment_score,
         "warnings": orjson.dumps(list(record.warnings)).decode(),

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, delete, select, update
 from integration.store.keys import in_keys
 from integration.store.queries import person_ids_with_identifiers
 from integration.store.schema import patient_identifiers, people, person_links
+from integration.store.text import storable
 from integration.store.upsert import insert_ignore, upsert
 
 PERSON_NAMESPACE = uuid.UUID("8f1d7c1e-3a4b-5c6d-9e8f-0a1b2c3d4e5f")
@@ -39,7 +40,7 @@ def identifiers_of(patient: dict[str, Any]) -> list[tuple[str, str]]:
                 continue
             system, value = identifier.get("system"), identifier.get("value")
             if isinstance(system, str) and isinstance(value, str) and system and value:
-                pair = (system[:400], value[:200])
+                pair = (storable(system[:400]), storable(value[:200]))
                 if pair not in found:
                     found.append(pair)
     return found
@@ -171,8 +172,8 @@ def link_patients(
                 "source": patient.source,
                 "patient_id": patient.patient_id,
                 "person_id": links[patient.key],
-                "display_name": display_name(patient.resource),
-                "birth_date": _birth_date(patient.resource),
+                "display_name": storable(display_name(patient.resource)),
+                "birth_date": storable(_birth_date(patient.resource)),
             }
             for patient in batch
         ],

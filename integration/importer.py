@@ -28,6 +28,7 @@ from integration.gc_policy import batch_collection
 from integration.intake import examine
 from integration.intake_pool import IntakePool, Verdict
 from integration.store.engine import GrowingTables
+from integration.store.quarantine import close_absent
 from integration.store.raw import (
     IncomingResource,
     Rejected,
@@ -130,6 +131,8 @@ class Importer:
         # export's files download in parallel): started when first needed, by `close`.
         self._pool: IntakePool | None = None
         self._pool_lock = threading.Lock()
+        # Quarantine keys met per file, to close the entries of content no longer in it.
+        self._quarantined: dict[str, set[str]] = defaultdict(set)
 
     def run(
         self,
@@ -147,6 +150,7 @@ class Importer:
             self.store((item for path in files for item in reader.read(path, parse=False)), summary)
         finally:
             self.close()
+        self._close_absent([str(path) for path in files])
         if before_derive:
             before_derive()
         summary.derive = derive_pending(self.engine, self.pack, self.batch_size, on_derived)
@@ -155,6 +159,13 @@ class Importer:
         summary.orphans = [_orphan_message(row) for row in examples]
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _close_absent(self, origins: list[str]) -> None:
+        """Every file was read whole: what it no longer holds is no longer quarantined."""
+        now = utc_now()
+        with self.engine.begin() as conn:
+            for origin in origins:
+                close_absent(conn, self.source, origin, self._quarantined.get(origin, set()), now)
 
     def store(self, items: Iterable[RawItem], summary: ImportSummary) -> None:
         """Examine and store items in batches, in their order. With worker processes,
@@ -240,6 +251,7 @@ class Importer:
                 item.location,
                 item.problem or "unreadable",
                 content=item.raw,
+                content_truncated=item.raw_truncated,
             )
         try:
             if isinstance(verdict, ResourceRejected):
@@ -320,6 +332,8 @@ class Importer:
             else:
                 counts.unchanged += 1
         for label, item in rejected:
+            if item.origin is not None:
+                self._quarantined[item.origin].add(item.key)
             summary.by_type[label].quarantined += 1
             if len(summary.problems) < EXAMPLES_KEPT:
                 summary.problems.append(

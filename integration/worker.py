@@ -27,8 +27,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from integration.config import Settings
-from integration.derive import utc_now
+from integration.derive import derive_pending, pending_count, utc_now
 from integration.sources import SourceConfig
+from integration.store.errors import describe_store_error
 from integration.store.leases import (
     LeaseLost,
     SyncUnit,
@@ -94,16 +95,26 @@ class SyncWorker:
             except DBAPIError as exc:
                 # The database restarting, a network blip: say so, wait, try again.
                 self.stats.store_errors += 1
-                self.on_note(f"store unavailable, trying again: {exc.orig}")
+                self.on_note(f"store unavailable, trying again: {describe_store_error(exc)}")
                 await _sleep_or_stop(stop, self.settings.worker_poll_seconds)
                 continue
             if unit is None:
+                await asyncio.to_thread(self._catch_up_mapping)
                 if once:
                     break
                 await _sleep_or_stop(stop, self.settings.worker_poll_seconds)
                 continue
             await self._run_unit(unit)
         return self.stats
+
+    def _catch_up_mapping(self) -> None:
+        """Nothing due: map what waits (a push whose mapping lagged, an interrupted run)."""
+        try:
+            if pending_count(self.engine):
+                derive_pending(self.engine, self.pack, self.settings.batch_size)
+        except DBAPIError as exc:
+            self.stats.store_errors += 1
+            self.on_note(f"mapping could not catch up, trying again: {describe_store_error(exc)}")
 
     def _register_units(self) -> None:
         with self.engine.begin() as conn:
@@ -138,7 +149,9 @@ class SyncWorker:
                 raise
         except DBAPIError as exc:
             self.stats.store_errors += 1
-            error = f"store error during the sync (the unit runs again): {exc.orig}"
+            error = (
+                f"store error during the sync (the unit runs again): {describe_store_error(exc)}"
+            )
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -154,7 +167,9 @@ class SyncWorker:
         except DBAPIError as exc:
             # The lease runs out by itself and the unit is claimed again: nothing lost.
             self.stats.store_errors += 1
-            self.on_note(f"could not give back {unit.source}/{unit.unit}: {exc.orig}")
+            self.on_note(
+                f"could not give back {unit.source}/{unit.unit}: {describe_store_error(exc)}"
+            )
         self.on_unit(unit, summary, error)
 
     async def _heartbeat(

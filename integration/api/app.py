@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
-from integration.api.routes import fhir, health, people, sources
+from integration.api.routes import fhir, health, people, quarantine, sources
 from integration.config import Settings, load_settings
 from integration.push.clients import load_push_keys
 from integration.push.service import PushService
@@ -50,5 +50,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health.router)
     app.include_router(people.router)
     app.include_router(sources.router)
+    app.include_router(quarantine.router)
     app.include_router(fhir.router)
     return app

@@ -49,7 +49,7 @@ def _resource(resource_type: str, documentation: str) -> dict[str, Any]:
     }
 
 
-def capability_statement(base_url: str, version: str) -> dict[str, Any]:
+def capability_statement(base_url: str, version: str, max_bundle_entries: int) -> dict[str, Any]:
     concern = {"Condition": "validated and kept raw; its codes are read as an encounter's concern"}
     return {
         "resourceType": "CapabilityStatement",
@@ -85,8 +85,15 @@ def capability_statement(base_url: str, version: str) -> dict[str, Any]:
                     for name in KEPT_RAW_TYPES
                 ],
                 "interaction": [
-                    {"code": "transaction", "documentation": "all or nothing"},
-                    {"code": "batch", "documentation": "each entry on its own"},
+                    {
+                        "code": "transaction",
+                        "documentation": f"all or nothing; at most {max_bundle_entries} entries",
+                    },
+                    {
+                        "code": "batch",
+                        "documentation": f"each entry on its own; at most {max_bundle_entries} "
+                        "entries",
+                    },
                 ],
             }
         ],

@@ -5,16 +5,20 @@ raw zone, identity, mapping) under the pushing source's name. The server owns
 `versionId` (the raw row id) and `lastUpdated` (the time received). Pushing
 the same content again is a no-op that answers with the version already held.
 A transaction is all or nothing: every entry is checked before any is stored,
-and all are stored in one database transaction. The journey is derived before
-the answer goes out, so a pushed encounter is in the journey at once.
+and all are stored in one database transaction. What a push stored (and only
+that) is mapped before the answer goes out, so a pushed encounter is in the
+journey at once; if mapping cannot keep up, the answer says so and the data
+stays stored.
 
-Calls are synchronous and serialised by one lock (run them in a worker thread).
+Writes are synchronous and serialised by one lock per process, per transaction
+or per batch entry (run them in a worker thread); mapping runs outside it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +27,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.files import RawItem
 from integration.derive import derive_pending, utc_now
@@ -37,6 +42,7 @@ from integration.push.bundle import (
     with_references_resolved,
 )
 from integration.push.outcome import FhirError, Issue
+from integration.store.errors import describe_store_error
 from integration.store.locks import PUSH, hold
 from integration.store.pushed import (
     PushedIndexEntry,
@@ -49,8 +55,10 @@ from integration.store.pushed import (
     version,
 )
 from integration.store.raw import IncomingResource, Rejected, WriteOutcome, write_resources
+from mappings.failed import describe_failure
 from mappings.rulepack import RulePack
 
+log = logging.getLogger(__name__)
 # Server-owned: left out of the content hash that decides "the same content again".
 _SERVER_META = ("versionId", "lastUpdated")
 
@@ -147,6 +155,7 @@ class PushService:
     def write_one(self, source: str, write: PlannedWrite) -> WriteResult:
         with self._lock:
             results = self._write_all(source, [write], in_bundle=False)
+        self._map_written(source, results)
         result = results[0]
         assert isinstance(result, WriteResult)
         return result
@@ -156,24 +165,60 @@ class PushService:
     ) -> tuple[BundleKind, list[WriteResult | FhirError]]:
         kind = bundle_kind(bundle)
         planned = plan_entries(bundle, new_id)
-        with self._lock:
-            if kind == "transaction":
-                for item in planned:
-                    if isinstance(item, FhirError):
-                        raise item
-                writes = [item for item in planned if isinstance(item, PlannedWrite)]
-                return kind, self._write_all(source, writes)
-            # A batch's entries are independent: each succeeds or fails alone.
-            results: list[WriteResult | FhirError] = []
+        results: list[WriteResult | FhirError] = []
+        if kind == "transaction":
+            for item in planned:
+                if isinstance(item, FhirError):
+                    raise item
+            writes = [item for item in planned if isinstance(item, PlannedWrite)]
+            with self._lock:
+                results = self._write_all(source, writes)
+        else:
+            # A batch's entries are independent: each succeeds or fails alone, and
+            # takes the lock for itself only, so other clients' pushes go between them.
             for item in planned:
                 if isinstance(item, FhirError):
                     results.append(item)
                     continue
                 try:
-                    results.extend(self._write_all(source, [item]))
+                    with self._lock:
+                        results.extend(self._write_all(source, [item]))
                 except FhirError as error:
                     results.append(error)
-            return kind, results
+        self._map_written(source, results)
+        return kind, results
+
+    def _map_written(self, source: str, results: list[WriteResult | FhirError]) -> None:
+        """Map what this push stored, and only that: a push never waits for the rest of
+        the store's backlog (an import's, another source's). Outside the push lock, so
+        the next push stores meanwhile. Mapping failing or the store refusing it now
+        never fails the push: its data is stored, and the answer says mapping lags."""
+        written = [
+            (source, r.stored.resource_type, r.stored.resource_id)
+            for r in results
+            if isinstance(r, WriteResult) and not r.unchanged
+        ]
+        if not written:
+            return
+        try:
+            derive_pending(self.engine, self.pack, only=written)
+        except Exception as exc:
+            failure = (
+                describe_store_error(exc)
+                if isinstance(exc, SQLAlchemyError)
+                else describe_failure(exc)
+            )
+            log.warning("mapping after a push from %s lags: %s", source, failure)
+            lag = Issue(
+                "warning",
+                "transient",
+                "stored, but the journey is not updated yet: mapping lags "
+                f"({failure}); it catches up with the next mapping run "
+                "(`journey worker`, an import, a sync or `journey remap`)",
+            )
+            for result in results:
+                if isinstance(result, WriteResult) and not result.unchanged:
+                    result.warnings.append(lag)
 
     def _write_all(
         self, source: str, writes: list[PlannedWrite], in_bundle: bool = True
@@ -294,8 +339,6 @@ class PushService:
                     )
                 ],
             )
-        if incoming:
-            derive_pending(self.engine, self.pack)
         return [results[write.index] for write in writes]
 
     def _matches(self, conn: Connection, source: str, write: PlannedWrite) -> list[StoredVersion]:

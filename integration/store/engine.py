@@ -58,13 +58,22 @@ def create_store_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -
             connect_args={"check_same_thread": False},
             pool_size=pool_size,
             max_overflow=pool_size,
+            hide_parameters=True,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.drivername == "postgresql":
         # Users write postgresql://; the driver we ship is psycopg 3.
         url = url.set(drivername="postgresql+psycopg")
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # hide_parameters: an error's message would otherwise quote the statement's
+    # parameters, which are resource content (names, birth dates, identifiers).
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+    )
 
 
 def refresh_statistics(engine: Engine, tables: tuple[str, ...]) -> None:

@@ -14,13 +14,13 @@ import orjson
 from sqlalchemy import Connection, Select, and_, bindparam, func, or_, select
 
 from integration.store.keys import in_keys
+from integration.store.quarantine import INTAKE, MAPPING, open_counts
 from integration.store.schema import (
     current_resources,
     job_records,
     patient_identifiers,
     people,
     person_links,
-    quarantine,
     raw_resources,
 )
 
@@ -240,6 +240,7 @@ def store_status(conn: Connection) -> dict[str, Any]:
         row[0]: int(row[1])
         for row in conn.execute(select(job_records.c.job, func.count()).group_by(job_records.c.job))
     }
+    open_quarantine_counts = open_counts(conn)
     return {
         "people": int(
             conn.execute(
@@ -259,41 +260,13 @@ def store_status(conn: Connection) -> dict[str, Any]:
                 .where(current_resources.c.needs_derive.is_(True))
             ).scalar_one()
         ),
-        "quarantine_open": int(
-            conn.execute(
-                select(func.count())
-                .select_from(quarantine)
-                .where(quarantine.c.resolved_at.is_(None))
-            ).scalar_one()
-        ),
+        # Open entries, input that could not be stored plus resources whose mapping
+        # failed (isolated: each has an explained unclassified record or no person).
+        "quarantine_open": open_quarantine_counts[INTAKE] + open_quarantine_counts[MAPPING],
+        "quarantine_open_intake": open_quarantine_counts[INTAKE],
+        "mapping_failures_open": open_quarantine_counts[MAPPING],
+        "quarantine_closed_by_operator": open_quarantine_counts["closed_by_operator"],
         "last_received_at": conn.execute(
             select(func.max(raw_resources.c.received_at))
         ).scalar_one(),
     }
-
-
-def open_quarantine(
-    conn: Connection, limit: int, include_resolved: bool = False
-) -> list[dict[str, Any]]:
-    query = select(
-        quarantine.c.id,
-        quarantine.c.source,
-        quarantine.c.origin,
-        quarantine.c.location,
-        quarantine.c.resource_type,
-        quarantine.c.resource_id,
-        quarantine.c.fhir_path,
-        quarantine.c.error,
-        quarantine.c.received_at,
-        quarantine.c.resolved_at,
-    )
-    if not include_resolved:
-        query = query.where(quarantine.c.resolved_at.is_(None))
-    return [
-        dict(row._mapping) for row in conn.execute(query.order_by(quarantine.c.id).limit(limit))
-    ]
-
-
-def quarantine_content(conn: Connection, entry_id: int) -> dict[str, Any] | None:
-    row = conn.execute(select(quarantine).where(quarantine.c.id == entry_id)).first()
-    return dict(row._mapping) if row else None

@@ -19,10 +19,10 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, Text, bindparam, func, or_, select, update
 
 from integration.store.keys import in_keys
+from integration.store.quarantine import FIXED, INTAKE, intake_key, seen_again
 from integration.store.schema import current_resources, quarantine, raw_resources
 from integration.store.upsert import (
     execute_many,
-    insert_ignore,
     insert_statement,
     upsert_statement,
 )
@@ -70,14 +70,23 @@ class Rejected:
     resource_id: str | None = None
     fhir_path: str | None = None
     content: bytes | None = None
+    # `content` is only the head of what was rejected (an over-limit line or file).
+    content_truncated: bool = False
+
+    @property
+    def stored_content(self) -> str:
+        """The content as the quarantine keeps it: at most QUARANTINE_CONTENT_LIMIT bytes,
+        NUL kept visible as an escape (PostgreSQL text cannot hold it)."""
+        return (
+            (self.content or b"")[:QUARANTINE_CONTENT_LIMIT]
+            .decode("utf-8", "replace")
+            .replace("\x00", "\\u0000")
+        )
 
     @property
     def key(self) -> str:
-        digest = hashlib.sha256()
-        for part in (self.source, self.origin, self.location, self.error):
-            digest.update((part or "").encode() + b"\x00")
-        digest.update(self.content or b"")
-        return digest.hexdigest()
+        """The same rejected content from one source is one entry, wherever it was found."""
+        return intake_key(self.source, self.stored_content, self.origin, self.location, self.error)
 
 
 @dataclass(slots=True)
@@ -232,61 +241,60 @@ def current_row(key: str, item: IncomingResource) -> dict[str, Any]:
 
 
 def _resolve_quarantine(conn: Connection, fresh: list[IncomingResource], resolved_at: str) -> None:
-    """A resource that now stores fine closes the quarantine entries it left earlier."""
+    """A resource that now stores fine closes the intake entries it left earlier."""
     sources = {item.source for item in fresh}
     open_count = conn.execute(
         select(func.count())
         .select_from(quarantine)
-        .where(quarantine.c.resolved_at.is_(None), quarantine.c.source.in_(sources))
+        .where(
+            quarantine.c.resolved_at.is_(None),
+            quarantine.c.stage == INTAKE,
+            quarantine.c.source.in_(sources),
+        )
     ).scalar_one()
     if not open_count:
         return
     for source in sources:
-        mine = [item for item in fresh if item.source == source]
+        mine = [(item.resource_type, item.resource_id) for item in fresh if item.source == source]
         conn.execute(
             update(quarantine)
             .where(
                 quarantine.c.resolved_at.is_(None),
+                quarantine.c.stage == INTAKE,
                 quarantine.c.source == source,
-                or_(
-                    in_keys(
-                        (quarantine.c.resource_type, quarantine.c.resource_id),
-                        [(item.resource_type, item.resource_id) for item in mine],
-                    ),
-                    in_keys(
-                        (quarantine.c.origin, quarantine.c.location),
-                        [(item.origin, item.location) for item in mine],
-                    ),
+                in_keys(
+                    (quarantine.c.resource_type, quarantine.c.resource_id),
+                    mine,
                 ),
             )
-            .values(resolved_at=resolved_at)
+            .values(resolved_at=resolved_at, resolution=FIXED, resolution_note="stored since")
         )
 
 
 def write_rejections(conn: Connection, rejected: Sequence[Rejected], received_at: str) -> int:
-    """Quarantine rejected input; the same rejection twice is kept once. Returns rows added."""
+    """Quarantine rejected input. Content seen before is the same entry: its place and
+    time are brought up to date, and an entry closed as fixed opens again (an entry an
+    operator dismissed stays closed). Returns the entries added."""
     if not rejected:
         return 0
-    rows = []
+    rows: dict[str, dict[str, Any]] = {}
     for item in rejected:
-        content = item.content or b""
-        rows.append(
-            {
-                "quarantine_key": item.key,
-                "source": item.source,
-                "origin": item.origin,
-                "location": item.location,
-                "resource_type": item.resource_type,
-                "resource_id": item.resource_id,
-                "fhir_path": item.fhir_path,
-                "error": item.error,
-                # PostgreSQL text cannot hold NUL: keep it visible as an escape.
-                "content": content[:QUARANTINE_CONTENT_LIMIT]
-                .decode("utf-8", "replace")
-                .replace("\x00", "\\u0000"),
-                "content_truncated": len(content) > QUARANTINE_CONTENT_LIMIT,
-                "received_at": received_at,
-                "resolved_at": None,
-            }
-        )
-    return insert_ignore(conn, quarantine, rows, keys=("quarantine_key",))
+        content = item.stored_content
+        rows[item.key] = {
+            "quarantine_key": item.key,
+            "stage": INTAKE,
+            "source": item.source,
+            "origin": item.origin,
+            "location": item.location,
+            "resource_type": item.resource_type,
+            "resource_id": item.resource_id,
+            "fhir_path": item.fhir_path,
+            "error": item.error,
+            "content": content,
+            "content_truncated": item.content_truncated
+            or len(item.content or b"") > QUARANTINE_CONTENT_LIMIT,
+            "received_at": received_at,
+            "last_seen_at": received_at,
+            "resolved_at": None,
+        }
+    return seen_again(conn, list(rows.values()), received_at)

@@ -69,9 +69,18 @@ quarantine = Table(
     Column("content", Text),
     Column("content_truncated", Boolean, nullable=False),
     Column("received_at", String(40), nullable=False),
+    # When the entry was closed; `resolution` says how: fixed (the input later went
+    # through, or left its file), dismissed or resolved (an operator, with a note).
     Column("resolved_at", String(40)),
+    # intake: could not be stored as a resource; mapping: stored, its derivation failed.
+    Column("stage", String(16), nullable=False, server_default="intake"),
+    Column("resolution", String(16)),
+    Column("resolution_note", Text),
+    Column("resolved_by", String(200)),
+    Column("last_seen_at", String(40)),
     Index("ix_quarantine_resource", "source", "resource_type", "resource_id"),
     Index("ix_quarantine_place", "origin", "location"),
+    Index("ix_quarantine_open", "resolved_at", "stage", "source"),
 )
 
 people = Table(

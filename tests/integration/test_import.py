@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select
 from integration.derive import derive_pending, flag_all
 from integration.sample import PAYER, PROVIDER, write_sample
 from integration.store import queries
+from integration.store.quarantine import entries as quarantine_entries
 from integration.store.schema import job_records, quarantine, raw_resources
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
 from tests.conftest import FIXTURES, ImportFn, encounter, patient, write_ndjson
@@ -139,7 +140,7 @@ def test_bad_input_is_quarantined_with_file_line_and_path_and_the_rest_imports(
     assert "Encounter/orphan points to Patient/never-seen" in summary.orphans[0]
     assert "line 9" in summary.orphans[0]
     with engine.connect() as conn:
-        entries = queries.open_quarantine(conn, 100)
+        entries = quarantine_entries(conn, 100)
     assert len(entries) == 7
     assert {e["origin"] for e in entries} == {str(path), str(truncated), str(empty)}
     # Nothing about the values leaks into the messages.
@@ -169,8 +170,8 @@ def test_quarantined_resource_fixed_and_reimported_is_resolved(
     fixed = import_files(path)
     assert fixed.by_type["Patient"].new == 1
     with engine.connect() as conn:
-        assert queries.open_quarantine(conn, 10) == []
-        resolved = queries.open_quarantine(conn, 10, include_resolved=True)
+        assert quarantine_entries(conn, 10) == []
+        resolved = quarantine_entries(conn, 10, include_closed=True)
     assert resolved[0]["resolved_at"] is not None
 
 
@@ -398,7 +399,7 @@ def test_a_fix_resolves_its_quarantine_entry_among_many_in_one_batch(
     fixed = [patient("p1"), patient("p3"), patient("other")]
     import_files(write_ndjson(tmp_path / "b.ndjson", *fixed))
     with engine.connect() as conn:
-        still_open = sorted(e["resource_id"] for e in queries.open_quarantine(conn, 10))
+        still_open = sorted(e["resource_id"] for e in quarantine_entries(conn, 10))
     assert still_open == ["p0", "p2", "p4"]
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from integration.config import Settings
 from integration.sources import SourceConfig
 from integration.store import queries
+from integration.store.quarantine import entries as quarantine_entries
 from integration.store.sync_state import load_checkpoint, save_checkpoint, states
 from integration.sync import sync_source
 from mappings.rulepack import RulePack
@@ -314,7 +315,7 @@ async def test_broken_entries_are_quarantined_and_good_ones_kept(
     assert counts["Patient"].new == 1
     assert counts["Patient"].quarantined + counts["(unreadable)"].quarantined == 2
     with engine.connect() as conn:
-        entries = queries.open_quarantine(conn, 10)
+        entries = quarantine_entries(conn, 10)
     assert {e["location"] for e in entries} == {"page 1, entry 1", "page 1, entry 2"}
     assert all(e["origin"].startswith(f"{BASE}/Patient") for e in entries)
 

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from integration.store import queries
+from integration.store.quarantine import entries as quarantine_entries
 from integration.store.schema import current_resources, job_records
 from tests.conftest import ImportFn
 
@@ -113,7 +114,7 @@ def test_clinosim_bulk_ndjson_imports_and_invalid_r4_is_quarantined_with_paths(
     accounted = sum(summary.total(a) for a in ("new", "changed", "unchanged", "quarantined"))
     assert accounted == sum(lines.values()) + len(json_files)
     with engine.connect() as conn:
-        quarantined = queries.open_quarantine(conn, 10_000)
+        quarantined = quarantine_entries(conn, 10_000)
     assert len(quarantined) == summary.total("quarantined")
     manifest = [e for e in quarantined if e["origin"].endswith("manifest.json")]
     assert manifest[0]["error"].startswith("a Bulk Data export manifest")

@@ -139,9 +139,9 @@ def _read(stored: StoredVersion) -> FhirResponse:
 
 
 @router.get("/metadata", summary="CapabilityStatement (no key needed)")
-def metadata(request: Request) -> FhirResponse:
+def metadata(request: Request, settings: SettingsDep) -> FhirResponse:
     base = str(request.base_url).rstrip("/") + "/fhir"
-    return FhirResponse(capability_statement(base, VERSION))
+    return FhirResponse(capability_statement(base, VERSION, settings.max_bundle_entries))
 
 
 @router.post("", summary="A transaction or batch Bundle")
@@ -152,6 +152,15 @@ async def bundle(
     body = await _read_json(request, settings.max_push_bytes)
     if not isinstance(body, dict):
         raise FhirError(400, "structure", "the body must be a JSON object (a Bundle)")
+    entries_sent = body.get("entry")
+    if isinstance(entries_sent, list) and len(entries_sent) > settings.max_bundle_entries:
+        raise FhirError(
+            413,
+            "too-costly",
+            f"the Bundle has {len(entries_sent)} entries, over the limit of "
+            f"{settings.max_bundle_entries} (JOURNEY_MAX_BUNDLE_ENTRIES); send it in parts",
+            "Bundle.entry",
+        )
     kind, results = await asyncio.to_thread(push.process_bundle, source, body)
     entries: list[dict[str, Any]] = []
     representation = _prefer(request) == "representation"
