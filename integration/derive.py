@@ -194,9 +194,10 @@ def _derive_batch(
             batch = _pending(conn, resource_type, batch_size, scope)
             if not batch:
                 return 0
+            # Closed first: a resource failing again reopens its entry.
+            close_mapped(conn, [c.key for c in batch], utc_now())
             more = step(conn, batch, pack, found)
             _mark_done(conn, batch)
-            close_mapped(conn, [c.key for c in batch], utc_now())
     except Exception as exc:
         if not batch or store_unavailable(exc):
             raise
@@ -217,9 +218,9 @@ def _derive_alone(
     try:
         with engine.begin() as conn:
             hold(conn, DERIVE, utc_now())
+            close_mapped(conn, [current.key], utc_now())
             more = step(conn, [current], pack, found)
             _mark_done(conn, [current])
-            close_mapped(conn, [current.key], utc_now())
             return more
     except Exception as exc:
         if store_unavailable(exc):

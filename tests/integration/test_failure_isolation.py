@@ -1,0 +1,303 @@
+"""One resource can never stop mapping for everyone else, and a push never answers 500 for
+data it stored. On both backends (the `engine` fixture)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select, text
+
+import integration.derive as derive_module
+from connectors.files import FileReader
+from integration.api.app import create_app
+from integration.config import Settings
+from integration.derive import derive_pending, flag_all, pending_count
+from integration.importer import Importer, ImportSummary
+from integration.store import quarantine
+from integration.store.queries import store_status
+from integration.store.schema import current_resources, job_records, person_links
+from mappings.rulepack import RulePack
+from tests.conftest import ImportFn, encounter, patient, write_ndjson
+
+PUSH_KEY = "clinic-push-key"
+READ_KEY = "reader"
+
+
+def records_by_resource(engine: Engine) -> dict[str, dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(job_records)).mappings().all()
+    return {row["resource_id"]: dict(row) for row in rows}
+
+
+def test_an_encounter_ending_in_9999_maps_like_any_other(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """It stopped mapping store-wide (an OverflowError in the date handling)."""
+    path = write_ndjson(
+        tmp_path / "a.ndjson",
+        patient("p1"),
+        encounter("e-forever", "p1", "IMP", period={"start": "2025-01-01", "end": "9999-12-31"}),
+        encounter("e-normal", "p1", "EMER"),
+    )
+    summary = import_files(path)
+    assert summary.derive.mapping_failures == 0
+    records = records_by_resource(engine)
+    assert records["e-forever"]["job"] == "treat"
+    assert records["e-forever"]["occurred_end"] == "9999-12-31T23:59:59Z"
+    assert records["e-normal"]["job"] == "diagnose"
+
+
+def test_an_encounter_whose_mapping_raises_is_isolated_and_everyone_else_maps(
+    tmp_path: Path,
+    engine: Engine,
+    pack: RulePack,
+    import_files: ImportFn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = derive_module.map_encounter
+
+    def fragile(resource: Any, *args: Any) -> Any:
+        if resource["id"] == "e-bad":
+            raise OverflowError("date value out of range")
+        return real(resource, *args)
+
+    monkeypatch.setattr(derive_module, "map_encounter", fragile)
+    path = write_ndjson(
+        tmp_path / "a.ndjson",
+        patient("p1"),
+        patient("p2"),
+        encounter("e-bad", "p1", "EMER"),
+        encounter("e-good", "p1", "EMER"),
+        encounter("e-other-person", "p2", "IMP"),
+    )
+    summary = import_files(path)
+    assert summary.derive.mapping_failures == 1
+    records = records_by_resource(engine)
+    assert records["e-good"]["job"] == "diagnose"
+    assert records["e-other-person"]["job"] == "treat"
+    failed = records["e-bad"]
+    assert failed["job"] == "unclassified"
+    assert failed["rule_id"] == "mapping-failed"
+    assert failed["subject_id"] == "p1"  # still in its patient's journey, explained
+    assert "OverflowError at test_failure_isolation.py" in failed["reason"]
+    assert "out of range" not in failed["reason"]  # the message could quote a value
+    assert pending_count(engine) == 0
+    with engine.connect() as conn:
+        [entry] = quarantine.entries(conn, 10, stage="mapping")
+        status = store_status(conn)
+    assert (entry["resource_type"], entry["resource_id"]) == ("Encounter", "e-bad")
+    assert status["mapping_failures_open"] == 1
+    assert status["quarantine_open"] == 1
+
+    # The cause fixed, a remap maps it and closes the entry by itself.
+    monkeypatch.setattr(derive_module, "map_encounter", real)
+    flag_all(engine)
+    assert derive_pending(engine, pack).mapping_failures == 0
+    assert records_by_resource(engine)["e-bad"]["job"] == "diagnose"
+    with engine.connect() as conn:
+        assert quarantine.entries(conn, 10) == []
+        [closed] = quarantine.entries(conn, 10, include_closed=True)
+    assert closed["resolution"] == "fixed"
+
+
+def test_a_questionnaire_response_that_fails_leaves_the_patients_other_responses_mapped(
+    tmp_path: Path, engine: Engine, import_files: ImportFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = derive_module.map_questionnaire_responses
+
+    def fragile(responses: Any, pack: Any) -> Any:
+        if any(ref.resource_id == "qr-bad" for ref, _ in responses):
+            raise ValueError("no")
+        return real(responses, pack)
+
+    monkeypatch.setattr(derive_module, "map_questionnaire_responses", fragile)
+
+    def response(rid: str) -> dict[str, Any]:
+        return {
+            "resourceType": "QuestionnaireResponse",
+            "id": rid,
+            "status": "completed",
+            "subject": {"reference": "Patient/p1"},
+            "authored": "2025-03-01T10:00:00Z",
+            "item": [{"linkId": "1", "answer": [{"valueString": "fine"}]}],
+        }
+
+    path = write_ndjson(tmp_path / "q.ndjson", patient("p1"), response("qr-bad"), response("qr-ok"))
+    summary = import_files(path)
+    assert summary.derive.mapping_failures == 1
+    records = records_by_resource(engine)
+    assert records["qr-bad"]["rule_id"] == "mapping-failed"
+    assert records["qr-ok"]["rule_id"] != "mapping-failed"
+
+
+def test_a_patient_name_with_nul_maps_on_every_backend(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """PostgreSQL text cannot hold NUL, which is valid in a FHIR string: it stopped all
+    derivation there."""
+    nul = patient("p-nul", name=[{"family": "Nul\x00l", "given": ["A\x00"]}])
+    nul["identifier"] = [{"system": "urn:sys\x00", "value": "v\x001"}]
+    path = write_ndjson(tmp_path / "a.ndjson", nul, patient("p2"), encounter("e1", "p2"))
+    summary = import_files(path)
+    assert summary.derive.mapping_failures == 0
+    with engine.connect() as conn:
+        rows = conn.execute(select(person_links.c.patient_id, person_links.c.display_name))
+        names = {row.patient_id: row.display_name for row in rows}
+    assert names["p-nul"] == "A\ufffd Nul\ufffdl"
+    assert records_by_resource(engine)["e1"]["job"] != "unclassified"
+
+
+@pytest.fixture
+def poisoned_person_links(engine: Engine) -> None:
+    """The store refuses one Patient's person link, as a real database error: a CHECK
+    constraint on PostgreSQL, a trigger on SQLite (which has no ALTER ... ADD CHECK)."""
+    with engine.begin() as conn:
+        if engine.url.get_backend_name() == "sqlite":
+            conn.execute(
+                text(
+                    "CREATE TRIGGER poison BEFORE INSERT ON person_links "
+                    "WHEN NEW.display_name LIKE '%Poison%' "
+                    "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "ALTER TABLE person_links ADD CONSTRAINT poison "
+                    "CHECK (display_name NOT LIKE '%Poison%')"
+                )
+            )
+
+
+@pytest.mark.usefixtures("poisoned_person_links")
+def test_a_patient_the_store_refuses_is_quarantined_and_the_batch_goes_on(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    path = write_ndjson(
+        tmp_path / "a.ndjson",
+        patient("p1"),
+        patient("p-poison", name=[{"family": "Poison", "given": ["Ivy"]}]),
+        patient("p3"),
+        encounter("e1", "p1"),
+        encounter("e3", "p3"),
+    )
+    summary = import_files(path)
+    assert summary.derive.mapping_failures == 1
+    with engine.connect() as conn:
+        linked = set(conn.execute(select(person_links.c.patient_id)).scalars())
+        [entry] = quarantine.entries(conn, 10, stage="mapping")
+        waiting = conn.execute(
+            select(func.count()).where(current_resources.c.needs_derive.is_(True))
+        ).scalar_one()
+    assert linked == {"p1", "p3"}
+    assert entry["resource_id"] == "p-poison"
+    assert "Ivy" not in entry["error"]
+    assert "Poison" not in entry["error"]
+    assert waiting == 0
+    assert {"e1", "e3"} <= set(records_by_resource(engine))
+
+
+@pytest.fixture
+def api(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("CLINIC_PUSH_KEY", PUSH_KEY)
+    settings = Settings(
+        api_keys=[READ_KEY], push_clients=[{"source": "clinic", "key_env": "CLINIC_PUSH_KEY"}]
+    )
+    with TestClient(create_app(settings, engine)) as client:
+        yield client
+
+
+FHIR = {"Authorization": f"Bearer {PUSH_KEY}", "Content-Type": "application/fhir+json"}
+
+
+def put(client: TestClient, resource: dict[str, Any]) -> Any:
+    return client.put(
+        f"/fhir/{resource['resourceType']}/{resource['id']}",
+        content=orjson.dumps(resource),
+        headers={**FHIR, "Prefer": "return=OperationOutcome"},
+    )
+
+
+@pytest.mark.usefixtures("poisoned_person_links")
+def test_a_push_whose_mapping_fails_still_answers_with_its_id(
+    api: TestClient, engine: Engine
+) -> None:
+    """It answered a plain-text 500 although the data was saved; a POSTing client never
+    learnt the id it could correct."""
+    created = api.post(
+        "/fhir/Patient",
+        content=orjson.dumps(patient("x", name=[{"family": "Poison"}]) | {"id": "ignored"}),
+        headers=FHIR,
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["Location"].split("/fhir/Patient/")[1]
+    assert put(api, patient("p2")).status_code == 201
+    with engine.connect() as conn:
+        linked = set(conn.execute(select(person_links.c.patient_id)).scalars())
+    assert linked == {"p2"}
+
+
+def test_a_push_answers_mapping_lags_when_mapping_cannot_run(
+    api: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("the rule pack fell over")
+
+    monkeypatch.setattr("integration.push.service.derive_pending", broken)
+    answer = put(api, patient("p1"))
+    assert answer.status_code == 201
+    issues = answer.json()["issue"]
+    assert any("mapping lags" in i["diagnostics"] and i["code"] == "transient" for i in issues)
+    assert "fell over" not in answer.text
+    assert api.get("/fhir/Patient/p1", headers=FHIR).status_code == 200  # stored
+    assert pending_count(engine) == 1  # and waiting for the next mapping run
+
+
+def test_a_push_maps_what_it_wrote_not_the_stores_backlog(
+    tmp_path: Path, api: TestClient, engine: Engine, pack: RulePack
+) -> None:
+    """A one-Patient PUT waited for a whole import's mapping (22 s on SQLite)."""
+    backlog = write_ndjson(
+        tmp_path / "b.ndjson", *(patient(f"b{n}") for n in range(30)), encounter("be", "b1")
+    )
+    # Stored, not yet mapped: what an import in progress leaves for its mapping step.
+    Importer(engine, pack, "bulk", 1 << 20).store(
+        FileReader(1 << 20).read(backlog), ImportSummary("bulk")
+    )
+    assert pending_count(engine) == 31
+    assert put(api, patient("p1")).status_code == 201
+    assert put(api, encounter("e1", "p1", "EMER")).status_code == 201
+    assert pending_count(engine) == 31  # the backlog waits for its own run
+    assert records_by_resource(engine)["e1"]["job"] == "diagnose"
+
+
+def test_a_bundle_over_the_entry_limit_is_refused_naming_the_limit(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLINIC_PUSH_KEY", PUSH_KEY)
+    settings = Settings(
+        push_clients=[{"source": "clinic", "key_env": "CLINIC_PUSH_KEY"}], max_bundle_entries=3
+    )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"resource": patient(f"p{n}"), "request": {"method": "PUT", "url": f"Patient/p{n}"}}
+            for n in range(4)
+        ],
+    }
+    with TestClient(create_app(settings, engine)) as client:
+        refused = client.post("/fhir", content=orjson.dumps(bundle), headers=FHIR)
+        stated = client.get("/fhir/metadata").json()
+    assert refused.status_code == 413
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    assert "limit of 3" in refused.text
+    assert "JOURNEY_MAX_BUNDLE_ENTRIES" in refused.text
+    interactions = stated["rest"][0]["interaction"]
+    assert all("at most 3 entries" in i["documentation"] for i in interactions)
+    assert pending_count(engine) == 0
