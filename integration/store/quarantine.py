@@ -15,7 +15,7 @@ deleted), always with a note.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +35,19 @@ MAX_NOTE = 2000
 
 
 def intake_key(
-    source: str, content: str, origin: str | None, location: str | None, error: str
+    source: str,
+    content: str,
+    origin: str | None,
+    location: str | None,
+    error: str,
+    truncated: bool = False,
 ) -> str:
-    """Content decides; input with no content at all (an unreadable file) is its place."""
+    """Content decides; input with no content at all (an unreadable file) is its place,
+    and a head of cut content is told apart by its error (which says the size)."""
     # Kept in step with migration 0008, which re-keyed the entries made before it.
     digest = hashlib.sha256()
     parts = (
-        ("intake", source, content)
+        ("intake", source, content, error if truncated else "")
         if content
         else ("intake-place", source, origin or "", location or "", error)
     )
@@ -240,7 +246,7 @@ def entries(
     if stage is not None:
         query = query.where(quarantine.c.stage == stage)
     return [
-        dict(row._mapping) for row in conn.execute(query.order_by(quarantine.c.id).limit(limit))
+        _plain(row._mapping) for row in conn.execute(query.order_by(quarantine.c.id).limit(limit))
     ]
 
 
@@ -248,7 +254,12 @@ def entry(conn: Connection, entry_id: int) -> dict[str, Any] | None:
     row = conn.execute(
         select(*LISTED, quarantine.c.content).where(quarantine.c.id == entry_id)
     ).first()
-    return dict(row._mapping) if row else None
+    return _plain(row._mapping) if row else None
+
+
+def _plain(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    # Keys as plain str: orjson refuses the str subclass SQLAlchemy names columns with.
+    return {str(key): value for key, value in mapping.items()}
 
 
 def open_counts(conn: Connection) -> dict[str, int]:

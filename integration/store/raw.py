@@ -86,7 +86,14 @@ class Rejected:
     @property
     def key(self) -> str:
         """The same rejected content from one source is one entry, wherever it was found."""
-        return intake_key(self.source, self.stored_content, self.origin, self.location, self.error)
+        return intake_key(
+            self.source,
+            self.stored_content,
+            self.origin,
+            self.location,
+            self.error,
+            self.content_truncated or len(self.content or b"") > QUARANTINE_CONTENT_LIMIT,
+        )
 
 
 @dataclass(slots=True)

@@ -27,12 +27,17 @@ depends_on = None
 
 
 def _key(
-    source: str, content: str | None, origin: str | None, location: str | None, error: str
+    source: str,
+    content: str | None,
+    origin: str | None,
+    location: str | None,
+    error: str,
+    truncated: bool,
 ) -> str:
     # Kept in step with integration.store.quarantine.intake_key.
     digest = hashlib.sha256()
     if content:
-        for part in ("intake", source, content):
+        for part in ("intake", source, content, error if truncated else ""):
             digest.update(part.encode() + b"\x00")
     else:
         for part in ("intake-place", source, origin or "", location or "", error):
@@ -58,6 +63,7 @@ def upgrade() -> None:
         sa.column("location", sa.String),
         sa.column("error", sa.Text),
         sa.column("content", sa.Text),
+        sa.column("content_truncated", sa.Boolean),
         sa.column("resolved_at", sa.String),
         sa.column("resolution", sa.String),
     )
@@ -69,11 +75,19 @@ def upgrade() -> None:
             quarantine.c.location,
             quarantine.c.error,
             quarantine.c.content,
+            quarantine.c.content_truncated,
         ).order_by(quarantine.c.id.desc())
     ).all()
     seen: set[str] = set()
     for row in rows:  # newest first: the newest of entries sharing a key stays
-        key = _key(row.source, row.content, row.origin, row.location, row.error)
+        key = _key(
+            row.source,
+            row.content,
+            row.origin,
+            row.location,
+            row.error,
+            bool(row.content_truncated),
+        )
         if key in seen:
             conn.execute(sa.delete(quarantine).where(quarantine.c.id == row.id))
             continue
