@@ -37,7 +37,7 @@ from integration.identity import SourcePatient, link_patients
 from integration.store.engine import GrowingTables
 from integration.store.errors import describe_store_error, store_unavailable
 from integration.store.keys import in_keys
-from integration.store.locks import DERIVE, hold
+from integration.store.locks import DERIVE, hold, let_interactive_writes_through
 from integration.store.quarantine import MappingFailure, close_mapped, record_mapping_failures
 from integration.store.raw import DERIVED_TYPES
 from integration.store.schema import (
@@ -167,9 +167,12 @@ def derive_pending(
     growth = GrowingTables(engine, JOURNEY_TABLES)
     with batch_collection():
         for resource_type, step in steps:
-            while done := _derive_batch(
-                engine, pack, resource_type, step, batch_size, scope, summary
-            ):
+            while True:
+                if scope is None:  # a bulk run: a push waiting to write goes first
+                    let_interactive_writes_through(engine)
+                done = _derive_batch(engine, pack, resource_type, step, batch_size, scope, summary)
+                if not done:
+                    break
                 progress(done)
                 growth.grew(done)
     growth.finish()
@@ -186,6 +189,8 @@ def _derive_batch(
     summary: DeriveSummary,
 ) -> int:
     """Derive one batch in one transaction; returns its size (0: nothing left)."""
+    if scope is not None and not any(key[1] == resource_type for key in scope):
+        return 0  # nothing of this type in scope: no transaction, no wait for the lock
     batch: list[_Current] = []
     found = DeriveSummary()
     try:
@@ -207,6 +212,8 @@ def _derive_batch(
     found.resources = len(batch)
     summary.add(found)
     if scope is not None:
+        # Done with: a scoped run reads no further than what it was asked for.
+        scope.difference_update(c.key for c in batch)
         scope.update(more)
     return len(batch)
 

@@ -28,6 +28,7 @@ from integration.gc_policy import batch_collection
 from integration.intake import examine
 from integration.intake_pool import IntakePool, Verdict
 from integration.store.engine import GrowingTables
+from integration.store.locks import let_interactive_writes_through
 from integration.store.quarantine import close_absent
 from integration.store.raw import (
     IncomingResource,
@@ -317,6 +318,7 @@ class Importer:
         incoming = [(label, item) for label, item in batch if isinstance(item, IncomingResource)]
         rejected = [(label, item) for label, item in batch if isinstance(item, Rejected)]
         now = utc_now()
+        let_interactive_writes_through(self.engine)
         with self.engine.begin() as conn:
             outcomes = write_resources(conn, [item for _, item in incoming], now)
             write_rejections(conn, [item for _, item in rejected], now)

@@ -43,7 +43,7 @@ from integration.push.bundle import (
 )
 from integration.push.outcome import FhirError, Issue
 from integration.store.errors import describe_store_error
-from integration.store.locks import PUSH, hold
+from integration.store.locks import PUSH, hold, interactive_writes
 from integration.store.pushed import (
     PushedIndexEntry,
     StoredVersion,
@@ -153,9 +153,10 @@ class PushService:
     # ---- writes ----
 
     def write_one(self, source: str, write: PlannedWrite) -> WriteResult:
-        with self._lock:
-            results = self._write_all(source, [write], in_bundle=False)
-        self._map_written(source, results)
+        with interactive_writes(self.engine):
+            with self._lock:
+                results = self._write_all(source, [write], in_bundle=False)
+            self._map_written(source, results)
         result = results[0]
         assert isinstance(result, WriteResult)
         return result
@@ -165,6 +166,12 @@ class PushService:
     ) -> tuple[BundleKind, list[WriteResult | FhirError]]:
         kind = bundle_kind(bundle)
         planned = plan_entries(bundle, new_id)
+        with interactive_writes(self.engine):
+            return kind, self._write_planned(source, kind, planned)
+
+    def _write_planned(
+        self, source: str, kind: BundleKind, planned: list[PlannedWrite | FhirError]
+    ) -> list[WriteResult | FhirError]:
         results: list[WriteResult | FhirError] = []
         if kind == "transaction":
             for item in planned:
@@ -186,7 +193,7 @@ class PushService:
                 except FhirError as error:
                     results.append(error)
         self._map_written(source, results)
-        return kind, results
+        return results
 
     def _map_written(self, source: str, results: list[WriteResult | FhirError]) -> None:
         """Map what this push stored, and only that: a push never waits for the rest of

@@ -15,7 +15,15 @@ by taking the "push" lock (one process already takes its pushes in turn).
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, update
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, update
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there bulk writers do not step aside
+    fcntl = None  # type: ignore[assignment]
 
 from integration.store.schema import store_locks
 
@@ -28,3 +36,51 @@ def hold(conn: Connection, name: str, now: str) -> None:
     taken = conn.execute(update(store_locks).where(store_locks.c.name == name).values(taken_at=now))
     if taken.rowcount != 1:
         raise LookupError(f"no store lock named {name!r}: run `journey db upgrade`")
+
+
+# ---- SQLite: interactive writes go first ----------------------------------------------
+#
+# SQLite has one writer at a time, and a connection waiting for it polls (its busy
+# handler sleeps up to 100 ms between tries). A bulk import or derivation commits a
+# batch and begins the next within a millisecond, so a push waiting meanwhile could
+# miss every gap: seconds for a one-Patient PUT. Interactive writers (pushes) hold a
+# shared lock on a file beside the database while they write; bulk writers look at
+# it between transactions and, when someone is waiting, let them through first.
+# PostgreSQL queues lock waiters fairly by itself: there this is a no-op.
+
+
+def _turnstile_path(engine: Engine) -> str | None:
+    if engine.url.get_backend_name() != "sqlite" or fcntl is None:
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    return f"{database}.writers"
+
+
+@contextmanager
+def interactive_writes(engine: Engine) -> Iterator[None]:
+    """Around a push's transactions: bulk writers step aside until it is done."""
+    path = _turnstile_path(engine)
+    if path is None:
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def let_interactive_writes_through(engine: Engine) -> None:
+    """Between a bulk writer's transactions: if a push is waiting, wait until it is done."""
+    path = _turnstile_path(engine)
+    if path is None:
+        return
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # until every interactive writer is through
+        fcntl.flock(handle, fcntl.LOCK_UN)
