@@ -1,4 +1,4 @@
-.PHONY: help demo test bench bench-pull bench-push bench-bulk bench-scale
+.PHONY: help demo test bench bench-pull bench-push bench-bulk bench-scale bench-push-under-import
 help:            ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 demo:            ## set up, import the synthetic sample, show a journey, serve the API
@@ -15,3 +15,5 @@ bench-bulk:      ## bulk import benchmark: 500k-resource export vs bare orjson a
 	scripts/bench-bulk
 bench-scale:     ## scale benchmark: SQLite vs PostgreSQL imports, journey reads at 1k/10k/100k people
 	scripts/bench-scale
+bench-push-under-import: ## push p99 while a bulk import runs into the same store (SQLite, PostgreSQL)
+	scripts/bench-push-under-import
