@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select
 
-from integration.store.keys import in_keys
+from integration.store.keys import key_groups
 from integration.store.schema import (
     current_resources,
     pushed_content,
@@ -74,15 +74,17 @@ def current_versions(
     """Current versions of many (type, id) at once."""
     if not keys:
         return {}
-    rows = conn.execute(
-        select(*_COLUMNS)
-        .join(current_resources, current_resources.c.raw_id == raw_resources.c.id)
-        .where(
-            current_resources.c.source == source,
-            in_keys((current_resources.c.resource_type, current_resources.c.resource_id), keys),
+    found: dict[tuple[str, str], StoredVersion] = {}
+    for group in key_groups(
+        (current_resources.c.resource_type, current_resources.c.resource_id), keys
+    ):
+        rows = conn.execute(
+            select(*_COLUMNS)
+            .join(current_resources, current_resources.c.raw_id == raw_resources.c.id)
+            .where(current_resources.c.source == source, group)
         )
-    )
-    return {(row.resource_type, row.resource_id): _version(row) for row in rows}
+        found.update({(row.resource_type, row.resource_id): _version(row) for row in rows})
+    return found
 
 
 def version(
@@ -121,19 +123,17 @@ def ids_by_content(
     """(type, content hash) -> ids of current pushed resources with that content."""
     if not keys:
         return {}
-    rows = conn.execute(
-        select(
-            pushed_content.c.resource_type,
-            pushed_content.c.content_hash,
-            pushed_content.c.resource_id,
-        ).where(
-            pushed_content.c.source == source,
-            in_keys((pushed_content.c.resource_type, pushed_content.c.content_hash), keys),
-        )
-    )
     found: dict[tuple[str, str], list[str]] = {}
-    for row in rows:
-        found.setdefault((row.resource_type, row.content_hash), []).append(row.resource_id)
+    for group in key_groups((pushed_content.c.resource_type, pushed_content.c.content_hash), keys):
+        rows = conn.execute(
+            select(
+                pushed_content.c.resource_type,
+                pushed_content.c.content_hash,
+                pushed_content.c.resource_id,
+            ).where(pushed_content.c.source == source, group)
+        )
+        for row in rows:
+            found.setdefault((row.resource_type, row.content_hash), []).append(row.resource_id)
     return {key: sorted(ids) for key, ids in found.items()}
 
 
@@ -153,12 +153,8 @@ def replace_index_entries(conn: Connection, source: str, entries: list[PushedInd
         return
     keys = [(entry.resource_type, entry.resource_id) for entry in entries]
     for table in (resource_identifiers, pushed_content):
-        conn.execute(
-            delete(table).where(
-                table.c.source == source,
-                in_keys((table.c.resource_type, table.c.resource_id), keys),
-            )
-        )
+        for group in key_groups((table.c.resource_type, table.c.resource_id), keys):
+            conn.execute(delete(table).where(table.c.source == source, group))
     insert_ignore(
         conn,
         resource_identifiers,

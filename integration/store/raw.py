@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Connection, Text, bindparam, func, or_, select, update
 
-from integration.store.keys import in_keys
+from integration.store.keys import in_keys, key_groups
 from integration.store.quarantine import FIXED, INTAKE, intake_key, seen_again
 from integration.store.schema import current_resources, quarantine, raw_resources
 from integration.store.upsert import (
@@ -158,17 +158,20 @@ def _current_raw_keys(
 ) -> dict[tuple[str, str, str], str]:
     """(source, type, id) -> the raw key of its current version, for the batch's resources."""
     table = current_resources
-    rows = conn.execute(
-        select(table.c.source, table.c.resource_type, table.c.resource_id, raw_resources.c.raw_key)
-        .join(raw_resources, raw_resources.c.id == table.c.raw_id)
-        .where(
-            in_keys(
-                (table.c.source, table.c.resource_type, table.c.resource_id),
-                [(item.source, item.resource_type, item.resource_id) for item in batch],
+    found: dict[tuple[str, str, str], str] = {}
+    for group in key_groups(
+        (table.c.source, table.c.resource_type, table.c.resource_id),
+        [(item.source, item.resource_type, item.resource_id) for item in batch],
+    ):
+        rows = conn.execute(
+            select(
+                table.c.source, table.c.resource_type, table.c.resource_id, raw_resources.c.raw_key
             )
+            .join(raw_resources, raw_resources.c.id == table.c.raw_id)
+            .where(group)
         )
-    )
-    return {(row[0], row[1], row[2]): row[3] for row in rows}
+        found.update({(row[0], row[1], row[2]): row[3] for row in rows})
+    return found
 
 
 def _insert_fresh(conn: Connection, fresh: dict[str, IncomingResource], received_at: str) -> None:
