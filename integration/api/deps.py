@@ -17,7 +17,9 @@ from sqlalchemy import Engine
 from integration.api.problems import ApiProblem
 from integration.config import Settings
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from JOURNEY_API_KEYS")
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="ApiKey", description="An API key from JOURNEY_API_KEYS"
+)
 
 
 async def get_settings(request: Request) -> Settings:

@@ -9,22 +9,22 @@ from fastapi import APIRouter, Query
 
 from integration.api.cursors import decode_cursor, encode_cursor
 from integration.api.deps import CallerDep, ReadStoreDep, SettingsDep
-from integration.api.models import JourneyPage, PeoplePage, Person, Problem
+from integration.api.models import JourneyPage, PeoplePage, Person
+from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.store import queries
 from mappings.dates import ISO_FORMAT
 from mappings.model import Job
 
-router = APIRouter(
-    tags=["people"],
-    responses={401: {"model": Problem, "description": "Missing or wrong API key"}},
-)
+router = APIRouter(tags=["people"])
+BAD_PARAMETER = problem(400, "A parameter is invalid (the problem names it)")
+NO_PERSON = problem(404, "No person with that id")
 Limit = Annotated[int | None, Query(ge=1, le=1000, description="Page size (default from settings)")]
 Cursor = Annotated[str | None, Query(description="next_cursor from the previous page")]
 
 
-@router.get("/people", response_model=PeoplePage)
+@router.get("/people", response_model=PeoplePage, responses=BAD_PARAMETER)
 def list_people(
     engine: ReadStoreDep,
     settings: SettingsDep,
@@ -52,7 +52,7 @@ def list_people(
     return OrjsonResponse({"items": items, "next_cursor": next_cursor})
 
 
-@router.get("/people/{person_id}", response_model=Person, responses={404: {"model": Problem}})
+@router.get("/people/{person_id}", response_model=Person, responses=NO_PERSON)
 def get_person(person_id: str, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
     """One person: the source Patients linked to them, identifiers, record counts per job.
 
@@ -91,7 +91,7 @@ def _bound(value: str | None, name: str, end: bool) -> str | None:
 @router.get(
     "/people/{person_id}/journey",
     response_model=JourneyPage,
-    responses={404: {"model": Problem}, 400: {"model": Problem}},
+    responses={**BAD_PARAMETER, **NO_PERSON},
 )
 def get_journey(
     person_id: str,
