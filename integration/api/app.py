@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from integration.api.boundary import install_error_boundary
 from integration.api.openapi import install_openapi
 from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine = engine
         app.state.push = PushService(engine, pack, settings.max_resource_bytes)
     install_problem_handlers(app)
+    install_error_boundary(app)
     install_openapi(app)
     app.include_router(health.router)
     app.include_router(people.router)

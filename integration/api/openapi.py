@@ -20,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from integration.api.models import FhirResource, OperationOutcome, Problem, RequestBundle
+from integration.api.problems import is_fhir
 
 PROBLEM_JSON = "application/problem+json"
 FHIR_JSON = "application/fhir+json"
@@ -53,10 +54,6 @@ def fhir_request_body(model: type[BaseModel], description: str) -> dict[str, Any
             "content": {FHIR_JSON: schema, "application/json": schema},
         }
     }
-
-
-def _is_fhir(path: str) -> bool:
-    return path == "/fhir" or path.startswith("/fhir/")
 
 
 def _error_response(fhir: bool, description: str) -> dict[str, Any]:
@@ -104,7 +101,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
         schemas.setdefault(model.__name__, schema)
     for path, item in document["paths"].items():
         for operation in item.values():
-            _correct(operation, _is_fhir(path))
+            _correct(operation, is_fhir(path))
     return document
 
 

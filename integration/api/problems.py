@@ -56,8 +56,8 @@ def problem_response(
     )
 
 
-def _is_fhir(request: Request) -> bool:
-    path = request.url.path
+def is_fhir(path: str) -> bool:
+    """Is this a path of the FHIR interface, which answers OperationOutcomes?"""
     return path == "/fhir" or path.startswith("/fhir/")
 
 
@@ -115,7 +115,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             for error in exc.errors()
         ]
         names = ", ".join(item["name"] for item in invalid)
-        if _is_fhir(request):
+        if is_fhir(request.url.path):
             return outcome_response(400, "invalid", f"invalid parameter: {names}")
         return problem_response(
             request, 400, "Bad Request", f"invalid parameter: {names}", invalid_params=invalid
@@ -127,7 +127,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request)
-        if _is_fhir(request):
+        if is_fhir(request.url.path):
             code = "not-supported" if exc.status_code in (404, 405) else "processing"
             return outcome_response(exc.status_code, code, f"{title}: {exc.detail}", headers)
         return problem_response(request, exc.status_code, title, str(exc.detail), headers)

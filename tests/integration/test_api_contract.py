@@ -5,6 +5,7 @@ declares for it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -313,3 +314,74 @@ def test_a_method_not_allowed_is_405_with_every_allowed_method(
     assert response.headers["allow"] == allow
     expected = "application/fhir+json" if path.startswith("/fhir") else "application/problem+json"
     assert response.headers["content-type"] == expected
+
+
+# ---- an unexpected exception ----
+
+
+def unexpected_failure_app(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> FastAPI:
+    from integration.api.request_log import install_request_log
+
+    app = create_app(contract_settings(engine, monkeypatch), engine)
+    install_request_log(app)  # as `journey serve` does: its line must say 500 too
+    caplog.set_level(logging.INFO, logger="journey.api")
+    return app
+
+
+def assert_logged_once_without_values(
+    caplog: pytest.LogCaptureFixture, correlation_id: str, secret: str, request_line: str
+) -> None:
+    failures = [r for r in caplog.records if correlation_id in r.getMessage()]
+    assert len(failures) == 1
+    logged = failures[0].getMessage()
+    assert "builtins.RuntimeError" in logged
+    assert "in boom" in logged  # the traceback, down to the frame that raised
+    assert request_line in [r.getMessage().rsplit(" ", 1)[0] for r in caplog.records]
+    assert secret not in caplog.text
+
+
+def test_an_unexpected_exception_is_a_500_problem_with_a_correlation_id(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def boom(_conn: Any, _limit: int, _after: Any, identifier: Any) -> None:
+        raise RuntimeError(f"no people with {identifier}")
+
+    monkeypatch.setattr("integration.store.queries.list_people", boom)
+    app = unexpected_failure_app(engine, monkeypatch, caplog)
+    with TestClient(app) as client:
+        spec = client.get("/openapi.json").json()
+        response = client.get("/people", headers=API, params={"identifier": "urn:x|Zelda"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    body = assert_as_declared(spec, response)
+    correlation_id = body["correlation_id"]
+    assert response.headers["x-request-id"] == correlation_id
+    assert correlation_id in body["detail"]
+    assert_logged_once_without_values(caplog, correlation_id, "Zelda", "GET /people 500")
+
+
+def test_an_unexpected_exception_on_fhir_is_a_500_operation_outcome(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def boom(_self: Any, _source: str, write: Any) -> None:
+        raise RuntimeError(f"cannot store {write.resource}")
+
+    monkeypatch.setattr("integration.push.service.PushService.write_one", boom)
+    app = unexpected_failure_app(engine, monkeypatch, caplog)
+    patient = {"resourceType": "Patient", "name": [{"family": "Quartermaine"}]}
+    with TestClient(app) as client:
+        spec = client.get("/openapi.json").json()
+        response = client.post("/fhir/Patient", headers=PUSH, json=patient)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/fhir+json"
+    outcome = assert_as_declared(spec, response)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "exception"
+    correlation_id = outcome["id"]
+    assert response.headers["x-request-id"] == correlation_id
+    assert correlation_id in outcome["issue"][0]["diagnostics"]
+    assert_logged_once_without_values(
+        caplog, correlation_id, "Quartermaine", "POST /fhir/Patient 500"
+    )
