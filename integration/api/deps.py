@@ -40,6 +40,10 @@ async def get_read_engine(request: Request) -> Engine:
     return engine
 
 
+# PostgreSQL text cannot hold U+0000 and no id or value in the store has one: a parameter
+# that does is refused as invalid (400), where the store query would fail (500).
+WITHOUT_NUL = r"^[^\x00]*$"
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Engine, Depends(get_engine)]
 ReadStoreDep = Annotated[Engine, Depends(get_read_engine)]

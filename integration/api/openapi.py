@@ -44,9 +44,11 @@ def problem(status: int, description: str) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem, "description": description}}
 
 
-def fhir_request_body(model: type[BaseModel], description: str) -> dict[str, Any]:
+def fhir_request_body(
+    model: type[BaseModel], description: str, example: dict[str, Any]
+) -> dict[str, Any]:
     """`openapi_extra` for a /fhir write: its body, in both media types it accepts."""
-    schema = {"schema": ref(model)}
+    schema = {"schema": ref(model), "example": example}
     return {
         "requestBody": {
             "required": True,

@@ -5,6 +5,7 @@ declares for it."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import re
 import threading
@@ -294,6 +295,51 @@ def test_fhir_answers_match_the_document(client: TestClient) -> None:
     invalid = {**patient, "birthDate": "1970-13"}
     bad_entry = {"resource": invalid, "request": {"method": "POST", "url": "Patient"}}
     check(client.post("/fhir", headers=PUSH, json={**transaction, "entry": [bad_entry]}), 422)
+
+
+def test_a_nul_character_is_refused_before_it_reaches_the_store(client: TestClient) -> None:
+    """PostgreSQL text cannot hold U+0000: a parameter or pushed string with one was a 500,
+    and a pushed Patient with one was stored and then stopped every derivation after it."""
+    spec = client.get("/openapi.json").json()
+
+    def check(response: httpx.Response, status: int) -> Any:
+        assert response.status_code == status, response.text
+        return assert_as_declared(spec, response)
+
+    nul_cursor = base64.urlsafe_b64encode(b'["a\\u0000"]').decode().rstrip("=")
+    check(client.get("/people/a%00b", headers=API), 400)
+    check(client.get("/people/a%00b/journey", headers=API), 400)
+    check(client.get("/people", headers=API, params={"identifier": "urn:x|a\x00"}), 400)
+    check(client.get("/people", headers=API, params={"cursor": nul_cursor}), 400)
+    check(client.get("/fhir/Patient/a%00b", headers=PUSH), 400)
+    check(client.get("/fhir/Patient/a%00b/_history/1", headers=PUSH), 400)
+    check(client.get("/fhir/Patient", headers=PUSH, params={"identifier": "urn:x|\x00"}), 400)
+    check(client.get("/fhir/Patient", headers=PUSH, params={"_id": "\x00"}), 400)
+    named = {"resourceType": "Patient", "name": [{"family": "Nul\x00l"}]}
+    outcome = check(client.post("/fhir/Patient", headers=PUSH, json=named), 422)
+    assert outcome["issue"][0]["expression"] == ["Patient.name[0].family"]
+    referring = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"code": "AMB"},
+        "subject": {"reference": "Patient/\x00"},
+    }
+    check(client.post("/fhir/Encounter", headers=PUSH, json=referring), 422)
+    entry = {
+        "resource": {"resourceType": "Patient"},
+        "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=x|\x00"},
+    }
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    check(client.post("/fhir", headers=PUSH, json=bundle), 400)
+    # Nothing with a NUL was stored, so what comes next is derived as ever.
+    check(
+        client.put(
+            "/fhir/Patient/after", headers=PUSH, json={"resourceType": "Patient", "id": "after"}
+        ),
+        201,
+    )
+    people = check(client.get("/people", headers=API), 200)
+    assert [s["patient_id"] for p in people["items"] for s in p["sources"]] == ["after"]
 
 
 @pytest.mark.parametrize(

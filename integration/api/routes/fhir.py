@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from integration.api.deps import SettingsDep
+from integration.api.deps import WITHOUT_NUL, SettingsDep
 from integration.api.models import (
     Bundle,
     CapabilityStatement,
@@ -35,6 +35,7 @@ from integration.store.pushed import StoredVersion
 from integration.validation import is_fhir_type
 
 FHIR_JSON = "application/fhir+json"
+FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 ACCEPTED_MEDIA_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 VERSION = "0.1.0"
 
@@ -48,7 +49,7 @@ _push_key = HTTPBearer(
 # Why each error status happens, for the OpenAPI document.
 _ERRORS = {
     400: "Malformed JSON, a body that is not what the URL names, an id differing from the "
-    "URL's, a Bundle entry that cannot be carried out, an unsupported search parameter",
+    "URL's, a Bundle entry that cannot be carried out, an invalid or unsupported parameter",
     404: "A resource type FHIR R4 does not have, or nothing held with that id or version",
     412: "If-Match names another version, or If-None-Exist matches more than one resource",
     413: "The body is over JOURNEY_MAX_PUSH_BYTES (read no further)",
@@ -64,9 +65,47 @@ def _outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _WRITE_ERRORS = _outcomes(400, 404, 412, 413, 415, 422)
-_READ_ERRORS = _outcomes(404)
+_READ_ERRORS = _outcomes(400, 404)
+# For /docs and for schemathesis's first requests: a write that succeeds.
+_PATIENT = {
+    "resourceType": "Patient",
+    "identifier": [{"system": "urn:oid:1.2.3", "value": "MRN-1"}],
+    "gender": "female",
+    "birthDate": "1970-02-03",
+}
+_TRANSACTION = {
+    "resourceType": "Bundle",
+    "type": "transaction",
+    "entry": [
+        {
+            "fullUrl": "urn:uuid:6f0c6f1e-4a8e-4f5e-9b7e-2f1f3f0b1a11",
+            "resource": _PATIENT,
+            "request": {
+                "method": "POST",
+                "url": "Patient",
+                "ifNoneExist": "identifier=urn:oid:1.2.3|MRN-1",
+            },
+        },
+        {
+            "resource": {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "EMER",
+                },
+                "subject": {"reference": "urn:uuid:6f0c6f1e-4a8e-4f5e-9b7e-2f1f3f0b1a11"},
+                "period": {"start": "2026-03-01T10:00:00Z"},
+            },
+            "request": {"method": "POST", "url": "Encounter"},
+        },
+    ],
+}
 ResourceType = Annotated[str, Path(description="A FHIR R4 resource type", examples=["Patient"])]
-ResourceId = Annotated[str, Path(description="The resource's id", examples=["example-1"])]
+ResourceId = Annotated[
+    str,
+    Path(pattern=FHIR_ID, description="The resource's id (a FHIR id)", examples=["example-1"]),
+]
 
 
 async def get_push(request: Request) -> PushService:
@@ -183,7 +222,9 @@ def metadata(request: Request) -> FhirResponse:
     response_model=Bundle,
     responses=_outcomes(400, 412, 413, 415, 422),
     openapi_extra=fhir_request_body(
-        RequestBundle, "A transaction (all or nothing) or batch (each entry alone) Bundle"
+        RequestBundle,
+        "A transaction (all or nothing) or batch (each entry alone) Bundle",
+        _TRANSACTION,
     ),
 )
 @router.post("/", include_in_schema=False)  # clients differ on the trailing slash
@@ -231,7 +272,7 @@ async def bundle(
         },
         **_WRITE_ERRORS,
     },
-    openapi_extra=fhir_request_body(FhirResource, "The resource, of the type in the URL"),
+    openapi_extra=fhir_request_body(FhirResource, "The resource, of the type in the URL", _PATIENT),
 )
 async def create(
     resource_type: ResourceType,
@@ -255,7 +296,9 @@ async def create(
     summary="Create or update with the client's id",
     response_model=FhirResource,
     responses={201: {"model": FhirResource, "description": "Created"}, **_WRITE_ERRORS},
-    openapi_extra=fhir_request_body(FhirResource, "The resource, with the id in the URL"),
+    openapi_extra=fhir_request_body(
+        FhirResource, "The resource, with the id in the URL", {**_PATIENT, "id": "example-1"}
+    ),
 )
 async def update(
     resource_type: ResourceType,
@@ -330,9 +373,12 @@ async def search(
     # Declared for the OpenAPI document; the search reads the query string itself, where
     # a parameter may repeat (each one narrows the result).
     identifier: Annotated[
-        str | None, Query(description="system|value, or value (at least one parameter)")
+        str | None,
+        Query(pattern=WITHOUT_NUL, description="system|value, or value (at least one parameter)"),
     ] = None,
-    id_: Annotated[str | None, Query(alias="_id", description="The resource's id")] = None,
+    id_: Annotated[
+        str | None, Query(alias="_id", pattern=WITHOUT_NUL, description="The resource's id")
+    ] = None,
 ) -> FhirResponse:
     _known_type(resource_type)
     query = request.url.query

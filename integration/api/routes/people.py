@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from integration.api.cursors import decode_cursor, encode_cursor
-from integration.api.deps import CallerDep, ReadStoreDep, SettingsDep
+from integration.api.deps import WITHOUT_NUL, CallerDep, ReadStoreDep, SettingsDep
 from integration.api.models import JourneyPage, PeoplePage, Person
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
@@ -21,7 +21,10 @@ router = APIRouter(tags=["people"])
 BAD_PARAMETER = problem(400, "A parameter is invalid (the problem names it)")
 NO_PERSON = problem(404, "No person with that id")
 Limit = Annotated[int | None, Query(ge=1, le=1000, description="Page size (default from settings)")]
-Cursor = Annotated[str | None, Query(description="next_cursor from the previous page")]
+Cursor = Annotated[
+    str | None, Query(pattern=WITHOUT_NUL, description="next_cursor from the previous page")
+]
+PersonId = Annotated[str, Path(pattern=WITHOUT_NUL, description="A person id")]
 
 
 @router.get("/people", response_model=PeoplePage, responses=BAD_PARAMETER)
@@ -30,7 +33,8 @@ def list_people(
     settings: SettingsDep,
     _caller: CallerDep,
     identifier: Annotated[
-        str | None, Query(description="Only people with this identifier, as system|value")
+        str | None,
+        Query(pattern=WITHOUT_NUL, description="Only people with this identifier, as system|value"),
     ] = None,
     limit: Limit = None,
     cursor: Cursor = None,
@@ -52,8 +56,8 @@ def list_people(
     return OrjsonResponse({"items": items, "next_cursor": next_cursor})
 
 
-@router.get("/people/{person_id}", response_model=Person, responses=NO_PERSON)
-def get_person(person_id: str, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
+@router.get("/people/{person_id}", response_model=Person, responses={**BAD_PARAMETER, **NO_PERSON})
+def get_person(person_id: PersonId, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
     """One person: the source Patients linked to them, identifiers, record counts per job.
 
     A person merged into another (a later Patient shared an identifier) is
@@ -94,7 +98,7 @@ def _bound(value: str | None, name: str, end: bool) -> str | None:
     responses={**BAD_PARAMETER, **NO_PERSON},
 )
 def get_journey(
-    person_id: str,
+    person_id: PersonId,
     engine: ReadStoreDep,
     settings: SettingsDep,
     _caller: CallerDep,
