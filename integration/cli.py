@@ -273,10 +273,19 @@ def _serve(settings: Settings, host: str, port: int) -> None:
             "[yellow]No API keys configured (JOURNEY_API_KEYS): "
             "every request but /healthz gets 401."
         )
-    api = create_app(settings)
-    install_request_log(api)
-    # uvicorn's access log prints query strings, which can carry identifiers: ours does not.
-    uvicorn.run(api, host=host, port=port, access_log=False, log_level=settings.log_level.lower())
+    # Opened here, not in the app's lifespan: a store that cannot be opened (or is at an
+    # old schema with JOURNEY_MIGRATE_ON_START off) is then one clear line from main(),
+    # where inside uvicorn's startup it was a traceback.
+    engine = open_configured_store(settings)
+    try:
+        api = create_app(settings, engine)
+        install_request_log(api)
+        # uvicorn's access log prints query strings, which can carry identifiers: ours does not.
+        uvicorn.run(
+            api, host=host, port=port, access_log=False, log_level=settings.log_level.lower()
+        )
+    finally:
+        engine.dispose()
 
 
 @app.command()

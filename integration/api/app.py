@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from integration.api.boundary import install_error_boundary
+from integration.api.openapi import install_openapi
 from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
 from integration.api.routes import fhir, health, people, quarantine, sources
@@ -47,6 +49,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine = engine
         app.state.push = PushService(engine, pack, settings.max_resource_bytes)
     install_problem_handlers(app)
+    install_error_boundary(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(people.router)
     app.include_router(sources.router)

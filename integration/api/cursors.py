@@ -22,6 +22,10 @@ def decode_cursor(cursor: str, length: int) -> list[str]:
         key = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
         raise ApiProblem(400, "Bad Request", "cursor is not one this API issued") from exc
-    if not (isinstance(key, list) and len(key) == length and all(isinstance(k, str) for k in key)):
+    if not (
+        isinstance(key, list)
+        and len(key) == length
+        and all(isinstance(k, str) and "\x00" not in k for k in key)
+    ):
         raise ApiProblem(400, "Bad Request", "cursor is not one this API issued")
     return key

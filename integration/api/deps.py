@@ -17,7 +17,9 @@ from sqlalchemy import Engine
 from integration.api.problems import ApiProblem
 from integration.config import Settings
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from JOURNEY_API_KEYS")
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="ApiKey", description="An API key from JOURNEY_API_KEYS"
+)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -37,6 +39,10 @@ async def get_read_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.read_engine
     return engine
 
+
+# PostgreSQL text cannot hold U+0000 and no id or value in the store has one: a parameter
+# that does is refused as invalid (400), where the store query would fail (500).
+WITHOUT_NUL = r"^[^\x00]*$"
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Engine, Depends(get_engine)]

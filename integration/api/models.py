@@ -1,12 +1,17 @@
-"""Response shapes, for the OpenAPI document at /docs.
+"""Response and request shapes, for the OpenAPI document at /docs.
 
 Routes build plain dicts and render them with orjson; these models describe
-those dicts so clients can generate code against them.
+those dicts so clients can generate code against them (tests check every
+route's answers against them). The FHIR shapes are loose on purpose: /fhir
+takes and returns any R4 resource, so they pin down only what this server
+itself writes (resourceType, the Bundle and OperationOutcome it builds).
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SourcePatient(BaseModel):
@@ -78,13 +83,195 @@ class JourneyPage(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    database: str
+    status: str = Field(description="ok, or unavailable (with status code 503)")
+    database: str = Field(description="ok or unreachable")
+
+
+class StoreStatus(BaseModel):
+    people: int
+    resources_by_type: dict[str, int] = Field(description="Current resources per FHIR type")
+    resources_by_source: dict[str, int]
+    raw_versions: int = Field(description="Every version ever received")
+    records_by_job: dict[str, int]
+    pending_derivation: int = Field(description="Resources waiting to be mapped")
+    quarantine_open: int
+    last_received_at: str | None
+
+
+class ResourceTypeSync(BaseModel):
+    resource_type: str
+    checkpoint: str | None
+    last_started: str | None
+    last_finished: str | None
+    last_error: str | None
+    last_counts: dict[str, Any] = Field(description="What the last run fetched and stored")
+
+
+class WorkerUnit(BaseModel):
+    unit: str
+    lease_owner: str | None
+    lease_until: str | None
+    next_run_at: str
+    failures_in_a_row: int
+    last_started: str | None
+    last_finished: str | None
+    last_error: str | None
+
+
+class ExportInProgress(BaseModel):
+    kicked_off_at: str
+    since: str | None
+    transaction_time: str | None
+    files_stored: int
+
+
+class SourceState(BaseModel):
+    name: str
+    kind: str = Field(description="provider or payer")
+    base_url: str
+    mode: str = Field(description="rest or bulk")
+    running_since: str | None = Field(description="Set while a sync started here runs")
+    export_in_progress: ExportInProgress | None
+    worker_units: list[WorkerUnit]
+    resource_types: list[ResourceTypeSync]
+
+
+class SourcesPage(BaseModel):
+    items: list[SourceState]
+
+
+class SyncStarted(BaseModel):
+    source: str
+    running_since: str
+    status_url: str = Field(description="Where to follow it: GET /sources")
+
+
+class InvalidParam(BaseModel):
+    in_: str = Field(alias="in", description="query, path or header")
+    name: str
+    reason: str
 
 
 class Problem(BaseModel):
+    """RFC 9457 problem details, as `application/problem+json`."""
+
     type: str
     title: str
     status: int
     detail: str
-    instance: str
+    instance: str = Field(description="The request's path")
+    invalid_params: list[InvalidParam] | None = Field(
+        default=None, description="With 400: each parameter at fault"
+    )
+    correlation_id: str | None = Field(
+        default=None,
+        description="With 500: the id of the server log line holding the details "
+        "(also in the X-Request-ID header)",
+    )
+
+
+# ---- FHIR (application/fhir+json) ----
+
+
+class FhirResource(BaseModel):
+    """Any FHIR R4 resource."""
+
+    model_config = ConfigDict(extra="allow")
+
+    resourceType: str = Field(pattern=r"^[A-Z][A-Za-z]+$")
+    id: str | None = None
+
+
+class OutcomeIssue(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    severity: Literal["fatal", "error", "warning", "information"]
+    code: str = Field(description="An IssueType code: invalid, structure, not-found, ...")
+    diagnostics: str | None = None
+    expression: list[str] | None = Field(default=None, description="FHIRPath of the element")
+
+
+class OperationOutcome(BaseModel):
+    """What a FHIR interaction answers with when it fails, or carries warnings."""
+
+    model_config = ConfigDict(extra="allow")
+
+    resourceType: Literal["OperationOutcome"]
+    id: str | None = None
+    issue: list[OutcomeIssue] = Field(min_length=1)
+
+
+class EntryResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: str = Field(description="Status code, and for a success its text: '201 Created'")
+    location: str | None = None
+    etag: str | None = None
+    lastModified: str | None = None
+    outcome: OperationOutcome | None = None
+
+
+class BundleEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    fullUrl: str | None = None
+    resource: FhirResource | None = None
+    search: dict[str, Any] | None = None
+    response: EntryResponse | None = None
+
+
+class BundleLink(BaseModel):
+    relation: str
+    url: str
+
+
+class Bundle(BaseModel):
+    """A transaction-response or batch-response (POST /fhir), or a searchset."""
+
+    model_config = ConfigDict(extra="allow")
+
+    resourceType: Literal["Bundle"]
+    id: str | None = None
+    type: Literal["transaction-response", "batch-response", "searchset"]
+    total: int | None = None
+    link: list[BundleLink] | None = None
+    entry: list[BundleEntry]
+
+
+class CapabilityStatement(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    resourceType: Literal["CapabilityStatement"]
+    status: str
+    date: str
+    kind: str
+    fhirVersion: str
+    format: list[str]
+    rest: list[dict[str, Any]]
+
+
+class EntryRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    method: Literal["POST", "PUT"]
+    url: str = Field(description="Type for a POST, Type/id for a PUT")
+    ifNoneExist: str | None = Field(default=None, description="identifier=system|value")
+    ifMatch: str | None = Field(default=None, description='W/"<version>"')
+
+
+class RequestEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    fullUrl: str | None = Field(default=None, description="urn:uuid:... that references name")
+    resource: FhirResource
+    request: EntryRequest
+
+
+class RequestBundle(BaseModel):
+    """What POST /fhir takes: a transaction (all or nothing) or a batch Bundle."""
+
+    model_config = ConfigDict(extra="allow")
+
+    resourceType: Literal["Bundle"]
+    type: Literal["transaction", "batch"]
+    entry: list[RequestEntry] = []

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from integration.push.outcome import FhirError
 
@@ -55,8 +56,8 @@ def problem_response(
     )
 
 
-def _is_fhir(request: Request) -> bool:
-    path = request.url.path
+def is_fhir(path: str) -> bool:
+    """Is this a path of the FHIR interface, which answers OperationOutcomes?"""
     return path == "/fhir" or path.startswith("/fhir/")
 
 
@@ -74,6 +75,22 @@ def fhir_error_response(exc: FhirError) -> Response:
         media_type="application/fhir+json",
         headers=exc.headers,
     )
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """The Allow header of a 405: each method some route takes on this path. Starlette
+    names only the methods of the first route matching the path (PUT alone for
+    /fhir/Patient/1, which GET reads too). Asked of the routes as they route, one
+    method at a time, so routers nested in any way answer the same."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -98,7 +115,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             for error in exc.errors()
         ]
         names = ", ".join(item["name"] for item in invalid)
-        if _is_fhir(request):
+        if is_fhir(request.url.path):
             return outcome_response(400, "invalid", f"invalid parameter: {names}")
         return problem_response(
             request, 400, "Bad Request", f"invalid parameter: {names}", invalid_params=invalid
@@ -107,10 +124,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
-        if _is_fhir(request):
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        if is_fhir(request.url.path):
             code = "not-supported" if exc.status_code in (404, 405) else "processing"
-            return outcome_response(exc.status_code, code, f"{title}: {exc.detail}")
-        return problem_response(request, exc.status_code, title, str(exc.detail))
+            return outcome_response(exc.status_code, code, f"{title}: {exc.detail}", headers)
+        return problem_response(request, exc.status_code, title, str(exc.detail), headers)
 
     app.add_exception_handler(FhirError, on_fhir_error)
     app.add_exception_handler(ApiProblem, on_problem)

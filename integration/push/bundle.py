@@ -102,6 +102,14 @@ def _plan_entry(index: int, entry: Any, new_id: Callable[[], str]) -> PlannedWri
                 400, "invalid", f"{where}.request.url: a POST names only the type", where
             )
         if_none_exist = request.get("ifNoneExist")
+        if isinstance(if_none_exist, str) and "\x00" in if_none_exist:
+            # No identifier held has one, and PostgreSQL cannot search for it.
+            raise FhirError(
+                400,
+                "invalid",
+                f"{where}.request.ifNoneExist holds U+0000",
+                f"{where}.request.ifNoneExist",
+            )
         return PlannedWrite(
             index,
             "POST",

@@ -377,6 +377,17 @@ class PushService:
         importer: Importer, summary: ImportSummary, write: PlannedWrite, now: str
     ) -> IncomingResource:
         write.resource["id"] = write.resource_id
+        held_nul = _nul_at(write.resource, write.resource_type)
+        if held_nul is not None:
+            # R4 validation lets it through, and PostgreSQL text cannot hold it: the
+            # resource would be stored and then stop every derivation after it.
+            raise FhirError(
+                422,
+                "invalid",
+                f"{held_nul}: a string holds U+0000, which FHIR strings should not "
+                "and this server cannot store",
+                held_nul,
+            )
         where = f"entry {write.index}"
         label, accepted = importer.accept(RawItem("push", where, resource=write.resource), summary)
         if isinstance(accepted, Rejected):
@@ -440,6 +451,25 @@ def _search_ids(conn: Connection, source: str, resource_type: str, query: str) -
             )
         found = ids if found is None else found & ids
     return sorted(found or set())
+
+
+def _nul_at(value: Any, path: str) -> str | None:
+    """The FHIR path of the first string (or element name) holding U+0000, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return path
+            found = _nul_at(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def new_id() -> str:

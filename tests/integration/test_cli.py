@@ -214,3 +214,27 @@ def test_with_migrate_on_start_off_an_outdated_store_is_refused_until_upgraded(
         assert upgraded.returncode == 0, upgraded.stderr
         assert "is up to date" in upgraded.stdout
     assert run("status").returncode == 0
+
+
+def test_serve_on_an_outdated_store_is_the_same_one_clear_line(tmp_path: Path) -> None:
+    """`journey serve` opened the store inside uvicorn's startup, which printed a traceback."""
+    env = {
+        **os.environ,
+        "JOURNEY_DATABASE_URL": os.environ["JOURNEY_CLI_TEST_STORE"],  # fresh: no schema yet
+        "JOURNEY_MIGRATE_ON_START": "false",
+        "JOURNEY_API_KEYS": "a-key",
+        "COLUMNS": "300",
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [JOURNEY, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+        )
+
+    status = run("status")
+    served = run("serve", "--port", "0")
+    assert served.returncode == 1
+    assert "Traceback" not in served.stdout + served.stderr
+    assert served.stderr.splitlines() == status.stderr.splitlines()
+    assert "schema revision none" in served.stderr
+    assert len(served.stderr.splitlines()) == 1

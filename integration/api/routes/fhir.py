@@ -14,10 +14,19 @@ from email.utils import format_datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Request
-from starlette.responses import Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from integration.api.deps import SettingsDep
+from integration.api.deps import WITHOUT_NUL, SettingsDep
+from integration.api.models import (
+    Bundle,
+    CapabilityStatement,
+    FhirResource,
+    OperationOutcome,
+    RequestBundle,
+)
+from integration.api.openapi import fhir_request_body
+from integration.api.responses import FhirResponse
 from integration.push.bundle import PlannedWrite
 from integration.push.capability import capability_statement
 from integration.push.outcome import FhirError, Issue, operation_outcome
@@ -26,17 +35,77 @@ from integration.store.pushed import StoredVersion
 from integration.validation import is_fhir_type
 
 FHIR_JSON = "application/fhir+json"
+FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 ACCEPTED_MEDIA_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 VERSION = "0.1.0"
 
-router = APIRouter(prefix="/fhir", tags=["fhir"])
+router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
+_push_key = HTTPBearer(
+    auto_error=False,
+    scheme_name="PushKey",
+    description="A push key from [[push_clients]]: it names the source the pushes are stored under",
+)
+
+# Why each error status happens, for the OpenAPI document.
+_ERRORS = {
+    400: "Malformed JSON, a body that is not what the URL names, an id differing from the "
+    "URL's, a Bundle entry that cannot be carried out, an invalid or unsupported parameter",
+    404: "A resource type FHIR R4 does not have, or nothing held with that id or version",
+    412: "If-Match names another version, or If-None-Exist matches more than one resource",
+    413: "The body is over JOURNEY_MAX_PUSH_BYTES (read no further)",
+    415: "A Content-Type other than application/fhir+json or application/json",
+    422: "The resource fails FHIR R4 validation (the issue names the FHIR path)",
+}
 
 
-class FhirResponse(Response):
-    media_type = FHIR_JSON
+def _outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"model": OperationOutcome, "description": _ERRORS[status]} for status in statuses
+    }
 
-    def render(self, content: Any) -> bytes:
-        return b"" if content is None else orjson.dumps(content)
+
+_WRITE_ERRORS = _outcomes(400, 404, 412, 413, 415, 422)
+_READ_ERRORS = _outcomes(400, 404)
+# For /docs and for schemathesis's first requests: a write that succeeds.
+_PATIENT = {
+    "resourceType": "Patient",
+    "identifier": [{"system": "urn:oid:1.2.3", "value": "MRN-1"}],
+    "gender": "female",
+    "birthDate": "1970-02-03",
+}
+_TRANSACTION = {
+    "resourceType": "Bundle",
+    "type": "transaction",
+    "entry": [
+        {
+            "fullUrl": "urn:uuid:6f0c6f1e-4a8e-4f5e-9b7e-2f1f3f0b1a11",
+            "resource": _PATIENT,
+            "request": {
+                "method": "POST",
+                "url": "Patient",
+                "ifNoneExist": "identifier=urn:oid:1.2.3|MRN-1",
+            },
+        },
+        {
+            "resource": {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "EMER",
+                },
+                "subject": {"reference": "urn:uuid:6f0c6f1e-4a8e-4f5e-9b7e-2f1f3f0b1a11"},
+                "period": {"start": "2026-03-01T10:00:00Z"},
+            },
+            "request": {"method": "POST", "url": "Encounter"},
+        },
+    ],
+}
+ResourceType = Annotated[str, Path(description="A FHIR R4 resource type", examples=["Patient"])]
+ResourceId = Annotated[
+    str,
+    Path(pattern=FHIR_ID, description="The resource's id (a FHIR id)", examples=["example-1"]),
+]
 
 
 async def get_push(request: Request) -> PushService:
@@ -45,20 +114,21 @@ async def get_push(request: Request) -> PushService:
 
 
 async def pushing_source(
-    request: Request, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_push_key)],
 ) -> str:
     """The source whose push key the caller presents; 401 otherwise."""
     challenge = {"WWW-Authenticate": 'Bearer realm="fhir-journey push"'}
-    scheme, _, presented = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    if credentials is None:
         raise FhirError(
             401, "login", "send a push key as 'Authorization: Bearer <key>'", None, challenge
         )
+    presented = credentials.credentials.encode()
     keys: dict[str, str] = request.app.state.push_keys
     found = None
     # Compare with every key in constant time: timing tells nothing about the keys.
     for key, source in keys.items():
-        if secrets.compare_digest(presented.strip().encode(), key.encode()):
+        if secrets.compare_digest(presented, key.encode()):
             found = source
     if found is None:
         raise FhirError(401, "login", "the push key is not valid", None, challenge)
@@ -138,17 +208,31 @@ def _read(stored: StoredVersion) -> FhirResponse:
     )
 
 
-@router.get("/metadata", summary="CapabilityStatement (no key needed)")
+@router.get(
+    "/metadata", summary="CapabilityStatement (no key needed)", response_model=CapabilityStatement
+)
 def metadata(request: Request, settings: SettingsDep) -> FhirResponse:
     base = str(request.base_url).rstrip("/") + "/fhir"
     return FhirResponse(capability_statement(base, VERSION, settings.max_bundle_entries))
 
 
-@router.post("", summary="A transaction or batch Bundle")
+@router.post(
+    "",
+    summary="A transaction or batch Bundle",
+    response_model=Bundle,
+    responses=_outcomes(400, 412, 413, 415, 422),
+    openapi_extra=fhir_request_body(
+        RequestBundle,
+        "A transaction (all or nothing) or batch (each entry alone) Bundle",
+        _TRANSACTION,
+    ),
+)
 @router.post("/", include_in_schema=False)  # clients differ on the trailing slash
 async def bundle(
     request: Request, settings: SettingsDep, push: PushDep, source: SourceDep
 ) -> FhirResponse:
+    """Each entry's response says what happened to it; `Prefer: return=minimal` leaves
+    out the resources, `return=representation` (the default) includes them."""
     body = await _read_json(request, settings.max_push_bytes)
     if not isinstance(body, dict):
         raise FhirError(400, "structure", "the body must be a JSON object (a Bundle)")
@@ -185,15 +269,30 @@ async def bundle(
     )
 
 
-@router.post("/{resource_type}", summary="Create, with a server-assigned id")
+@router.post(
+    "/{resource_type}",
+    summary="Create, with a server-assigned id",
+    status_code=201,
+    response_model=FhirResource,
+    responses={
+        200: {
+            "model": FhirResource,
+            "description": "The source already holds this content: nothing changed",
+        },
+        **_WRITE_ERRORS,
+    },
+    openapi_extra=fhir_request_body(FhirResource, "The resource, of the type in the URL", _PATIENT),
+)
 async def create(
-    resource_type: str,
+    resource_type: ResourceType,
     request: Request,
     settings: SettingsDep,
     push: PushDep,
     source: SourceDep,
     if_none_exist: Annotated[str | None, Header()] = None,
 ) -> FhirResponse:
+    """`Prefer: return=representation` (the default) answers the resource as stored,
+    `return=OperationOutcome` an OperationOutcome, `return=minimal` no body."""
     _known_type(resource_type)
     resource = await _read_json(request, settings.max_push_bytes)
     _check_type(resource, resource_type)
@@ -201,16 +300,25 @@ async def create(
     return _written(request, await asyncio.to_thread(push.write_one, source, write))
 
 
-@router.put("/{resource_type}/{resource_id}", summary="Create or update with the client's id")
+@router.put(
+    "/{resource_type}/{resource_id}",
+    summary="Create or update with the client's id",
+    response_model=FhirResource,
+    responses={201: {"model": FhirResource, "description": "Created"}, **_WRITE_ERRORS},
+    openapi_extra=fhir_request_body(
+        FhirResource, "The resource, with the id in the URL", {**_PATIENT, "id": "example-1"}
+    ),
+)
 async def update(
-    resource_type: str,
-    resource_id: str,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
     request: Request,
     settings: SettingsDep,
     push: PushDep,
     source: SourceDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> FhirResponse:
+    """`Prefer` as for a create; `If-Match: W/"<version>"` updates only that version."""
     _known_type(resource_type)
     resource = await _read_json(request, settings.max_push_bytes)
     _check_type(resource, resource_type)
@@ -229,26 +337,57 @@ async def update(
     return _written(request, await asyncio.to_thread(push.write_one, source, write))
 
 
-@router.get("/{resource_type}/{resource_id}", summary="Read the current version")
+@router.get(
+    "/{resource_type}/{resource_id}",
+    summary="Read the current version",
+    response_model=FhirResource,
+    responses=_READ_ERRORS,
+)
 async def read(
-    resource_type: str, resource_id: str, push: PushDep, source: SourceDep
+    resource_type: ResourceType, resource_id: ResourceId, push: PushDep, source: SourceDep
 ) -> FhirResponse:
     _known_type(resource_type)
     return _read(await asyncio.to_thread(push.read, source, resource_type, resource_id))
 
 
-@router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="Read one version")
+@router.get(
+    "/{resource_type}/{resource_id}/_history/{version_id}",
+    summary="Read one version",
+    response_model=FhirResource,
+    responses=_READ_ERRORS,
+)
 async def vread(
-    resource_type: str, resource_id: str, version_id: str, push: PushDep, source: SourceDep
+    resource_type: ResourceType,
+    resource_id: ResourceId,
+    version_id: str,
+    push: PushDep,
+    source: SourceDep,
 ) -> FhirResponse:
     _known_type(resource_type)
     stored = await asyncio.to_thread(push.vread, source, resource_type, resource_id, version_id)
     return _read(stored)
 
 
-@router.get("/{resource_type}", summary="Search by identifier or _id")
+@router.get(
+    "/{resource_type}",
+    summary="Search by identifier or _id",
+    response_model=Bundle,
+    responses=_outcomes(400, 404),
+)
 async def search(
-    resource_type: str, request: Request, push: PushDep, source: SourceDep
+    resource_type: ResourceType,
+    request: Request,
+    push: PushDep,
+    source: SourceDep,
+    # Declared for the OpenAPI document; the search reads the query string itself, where
+    # a parameter may repeat (each one narrows the result).
+    identifier: Annotated[
+        str | None,
+        Query(pattern=WITHOUT_NUL, description="system|value, or value (at least one parameter)"),
+    ] = None,
+    id_: Annotated[
+        str | None, Query(alias="_id", pattern=WITHOUT_NUL, description="The resource's id")
+    ] = None,
 ) -> FhirResponse:
     _known_type(resource_type)
     query = request.url.query

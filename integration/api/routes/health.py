@@ -9,14 +9,19 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from integration.api.deps import CallerDep, ReadStoreDep
-from integration.api.models import Health
+from integration.api.models import Health, StoreStatus
 from integration.api.responses import OrjsonResponse
 from integration.store.queries import store_status
 
 router = APIRouter()
 
 
-@router.get("/healthz", response_model=Health, tags=["health"])
+@router.get(
+    "/healthz",
+    response_model=Health,
+    tags=["health"],
+    responses={503: {"model": Health, "description": "The store cannot be reached"}},
+)
 def healthz(engine: ReadStoreDep) -> OrjsonResponse:
     """Is the service up and can it reach its store? No API key needed."""
     try:
@@ -27,7 +32,7 @@ def healthz(engine: ReadStoreDep) -> OrjsonResponse:
     return OrjsonResponse({"status": "ok", "database": "ok"})
 
 
-@router.get("/status", tags=["health"])
+@router.get("/status", response_model=StoreStatus, tags=["health"])
 def status(engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
     """What the store holds: people, resources per type and source, records per job,
     open quarantine entries and resources waiting for derivation."""

@@ -5,32 +5,36 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from integration.api.cursors import decode_cursor, encode_cursor
-from integration.api.deps import CallerDep, ReadStoreDep, SettingsDep
-from integration.api.models import JourneyPage, PeoplePage, Person, Problem
+from integration.api.deps import WITHOUT_NUL, CallerDep, ReadStoreDep, SettingsDep
+from integration.api.models import JourneyPage, PeoplePage, Person
+from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.store import queries
 from mappings.dates import ISO_FORMAT
 from mappings.model import Job
 
-router = APIRouter(
-    tags=["people"],
-    responses={401: {"model": Problem, "description": "Missing or wrong API key"}},
-)
+router = APIRouter(tags=["people"])
+BAD_PARAMETER = problem(400, "A parameter is invalid (the problem names it)")
+NO_PERSON = problem(404, "No person with that id")
 Limit = Annotated[int | None, Query(ge=1, le=1000, description="Page size (default from settings)")]
-Cursor = Annotated[str | None, Query(description="next_cursor from the previous page")]
+Cursor = Annotated[
+    str | None, Query(pattern=WITHOUT_NUL, description="next_cursor from the previous page")
+]
+PersonId = Annotated[str, Path(pattern=WITHOUT_NUL, description="A person id")]
 
 
-@router.get("/people", response_model=PeoplePage)
+@router.get("/people", response_model=PeoplePage, responses=BAD_PARAMETER)
 def list_people(
     engine: ReadStoreDep,
     settings: SettingsDep,
     _caller: CallerDep,
     identifier: Annotated[
-        str | None, Query(description="Only people with this identifier, as system|value")
+        str | None,
+        Query(pattern=WITHOUT_NUL, description="Only people with this identifier, as system|value"),
     ] = None,
     limit: Limit = None,
     cursor: Cursor = None,
@@ -52,8 +56,8 @@ def list_people(
     return OrjsonResponse({"items": items, "next_cursor": next_cursor})
 
 
-@router.get("/people/{person_id}", response_model=Person, responses={404: {"model": Problem}})
-def get_person(person_id: str, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
+@router.get("/people/{person_id}", response_model=Person, responses={**BAD_PARAMETER, **NO_PERSON})
+def get_person(person_id: PersonId, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
     """One person: the source Patients linked to them, identifiers, record counts per job.
 
     A person merged into another (a later Patient shared an identifier) is
@@ -91,10 +95,10 @@ def _bound(value: str | None, name: str, end: bool) -> str | None:
 @router.get(
     "/people/{person_id}/journey",
     response_model=JourneyPage,
-    responses={404: {"model": Problem}, 400: {"model": Problem}},
+    responses={**BAD_PARAMETER, **NO_PERSON},
 )
 def get_journey(
-    person_id: str,
+    person_id: PersonId,
     engine: ReadStoreDep,
     settings: SettingsDep,
     _caller: CallerDep,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from integration.api.deps import CallerDep, ReadStoreDep, StoreDep
-from integration.api.models import Problem
+from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.derive import utc_now
@@ -18,8 +18,14 @@ from integration.store import quarantine as store
 router = APIRouter(
     prefix="/quarantine",
     tags=["quarantine"],
-    responses={401: {"model": Problem, "description": "Missing or wrong API key"}},
+    responses={
+        **problem(401, "Missing or wrong API key"),
+        **problem(400, "A parameter or the body is invalid (the problem names it)"),
+    },
 )
+NO_ENTRY = problem(404, "No quarantine entry with that id")
+ROW_ID_MAX = 2**63 - 1  # the store's row ids are 64-bit
+EntryId = Annotated[int, Path(ge=1, le=ROW_ID_MAX, description="A quarantine entry id")]
 
 
 class QuarantineEntry(BaseModel):
@@ -68,7 +74,7 @@ def list_entries(
     _caller: CallerDep,
     closed: Annotated[bool, Query(description="Include closed entries")] = False,
     stage: Annotated[Literal["intake", "mapping"] | None, Query()] = None,
-    after: Annotated[int, Query(ge=0, description="Entries after this id")] = 0,
+    after: Annotated[int, Query(ge=0, le=ROW_ID_MAX, description="Entries after this id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> OrjsonResponse:
     """Open entries (or all), oldest first."""
@@ -82,9 +88,9 @@ def list_entries(
 @router.get(
     "/{entry_id}",
     response_model=QuarantineEntryWithContent,
-    responses={404: {"model": Problem, "description": "No such entry"}},
+    responses=NO_ENTRY,
 )
-def get_entry(entry_id: int, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
+def get_entry(entry_id: EntryId, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
     """One entry with the content that was kept."""
     with engine.connect() as conn:
         entry = store.entry(conn, entry_id)
@@ -111,12 +117,11 @@ def _close(
 @router.post(
     "/{entry_id}/dismiss",
     response_model=QuarantineEntryWithContent,
-    responses={
-        404: {"model": Problem, "description": "No such entry"},
-        400: {"model": Problem, "description": "No usable reason"},
-    },
+    responses=NO_ENTRY,
 )
-def dismiss(entry_id: int, body: CloseEntry, engine: StoreDep, caller: CallerDep) -> OrjsonResponse:
+def dismiss(
+    entry_id: EntryId, body: CloseEntry, engine: StoreDep, caller: CallerDep
+) -> OrjsonResponse:
     """Close an entry that will not be fixed, with the reason."""
     return _close(engine, entry_id, store.DISMISSED, body, caller)
 
@@ -124,11 +129,10 @@ def dismiss(entry_id: int, body: CloseEntry, engine: StoreDep, caller: CallerDep
 @router.post(
     "/{entry_id}/resolve",
     response_model=QuarantineEntryWithContent,
-    responses={
-        404: {"model": Problem, "description": "No such entry"},
-        400: {"model": Problem, "description": "No usable reason"},
-    },
+    responses=NO_ENTRY,
 )
-def resolve(entry_id: int, body: CloseEntry, engine: StoreDep, caller: CallerDep) -> OrjsonResponse:
+def resolve(
+    entry_id: EntryId, body: CloseEntry, engine: StoreDep, caller: CallerDep
+) -> OrjsonResponse:
     """Close an entry fixed in a way the store cannot see (a bad file deleted), with how."""
     return _close(engine, entry_id, store.RESOLVED, body, caller)

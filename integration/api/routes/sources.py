@@ -8,7 +8,8 @@ import logging
 from fastapi import APIRouter, Request
 
 from integration.api.deps import CallerDep, ReadStoreDep, SettingsDep, StoreDep
-from integration.api.models import Problem
+from integration.api.models import SourcesPage, SyncStarted
+from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.derive import utc_now
@@ -19,10 +20,7 @@ from integration.store.sync_state import states_by_source
 from integration.sync import sync_source
 from mappings.rulepack import DEFAULT_PACK, load_rule_pack
 
-router = APIRouter(
-    tags=["sources"],
-    responses={401: {"model": Problem, "description": "Missing or wrong API key"}},
-)
+router = APIRouter(tags=["sources"])
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +29,7 @@ def _running(request: Request) -> dict[str, str]:
     return running
 
 
-@router.get("/sources")
+@router.get("/sources", response_model=SourcesPage)
 def list_sources(
     request: Request, engine: ReadStoreDep, settings: SettingsDep, _caller: CallerDep
 ) -> OrjsonResponse:
@@ -97,7 +95,12 @@ def _export_view(export: ExportInProgress | None) -> dict[str, object] | None:
 @router.post(
     "/sources/{name}/sync",
     status_code=202,
-    responses={404: {"model": Problem}, 409: {"model": Problem}},
+    response_model=SyncStarted,
+    responses={
+        **problem(400, "A parameter is invalid (the problem names it)"),
+        **problem(404, "No configured source of that name"),
+        **problem(409, "A sync of that source is already running"),
+    },
 )
 async def start_sync(
     name: str,

@@ -1,0 +1,109 @@
+"""The last line: an exception no handler expected becomes a 500 the client can quote.
+
+On /fhir the answer is an OperationOutcome, elsewhere a problem document; both
+carry a correlation id, also in the X-Request-ID header, and one log line
+holds that id with the method, path, exception type and traceback. Not the
+exception's message: a message (and so Python's own traceback text) can quote
+what the request carried, a name or a birth date. Frames are code, not data.
+
+A plain ASGI middleware between Starlette's ServerErrorMiddleware and the
+routes: ServerErrorMiddleware answers plain text and re-raises, and uvicorn
+then logs the exception with its message.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import uuid
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from integration.api.problems import is_fhir, problem_response
+from integration.api.responses import FhirResponse
+from integration.push.outcome import FhirError
+
+log = logging.getLogger("journey.api")
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def exception_trail(exc: BaseException) -> str:
+    """The traceback of `exc` and the exceptions it was raised from or during, with
+    each exception's type but without its message."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = traceback.StackSummary.extract(traceback.walk_tb(current.__traceback__))
+        kind = type(current)
+        parts.append("".join(frames.format()) + f"{kind.__module__}.{kind.__qualname__}")
+        cause = current.__cause__
+        current = (
+            cause if cause is not None or current.__suppress_context__ else current.__context__
+        )
+    return "\nwhich was raised while handling (or from):\n".join(parts)
+
+
+class ErrorBoundary:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception as exc:
+            correlation_id = uuid.uuid4().hex
+            kind = type(exc)
+            log.error(
+                "%s %s failed: %s.%s, correlation id %s\n%s",
+                scope["method"],
+                scope["path"],
+                kind.__module__,
+                kind.__qualname__,
+                correlation_id,
+                exception_trail(exc),
+            )
+            if started:
+                # Half an answer has gone out: nothing to do but end the connection.
+                return
+            headers = {REQUEST_ID_HEADER: correlation_id}
+            detail = (
+                "an unexpected error stopped this request; the server log has its details "
+                f"under correlation id {correlation_id}"
+            )
+            request = Request(scope)
+            response: Response
+            if is_fhir(request.url.path):
+                outcome = FhirError(500, "exception", detail).outcome
+                response = FhirResponse(
+                    {**outcome, "id": correlation_id}, status_code=500, headers=headers
+                )
+            else:
+                response = problem_response(
+                    request,
+                    500,
+                    "Internal Server Error",
+                    detail,
+                    headers,
+                    correlation_id=correlation_id,
+                )
+            await response(scope, receive, send)
+
+
+def install_error_boundary(app: FastAPI) -> None:
+    app.add_middleware(ErrorBoundary)
