@@ -25,9 +25,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from integration.api.problems import is_fhir, problem_response
 from integration.api.responses import FhirResponse
 from integration.push.outcome import FhirError
+from integration.store.errors import describe_store_error, store_unavailable
 
 log = logging.getLogger("journey.api")
 REQUEST_ID_HEADER = "X-Request-ID"
+RETRY_AFTER_SECONDS = 5
 
 
 def exception_trail(exc: BaseException) -> str:
@@ -67,6 +69,9 @@ class ErrorBoundary:
         try:
             await self.app(scope, receive, send_noting_start)
         except Exception as exc:
+            if store_unavailable(exc) and not started:
+                await self._store_unavailable(exc, scope, receive, send)
+                return
             correlation_id = uuid.uuid4().hex
             kind = type(exc)
             log.error(
@@ -103,6 +108,29 @@ class ErrorBoundary:
                     correlation_id=correlation_id,
                 )
             await response(scope, receive, send)
+
+    @staticmethod
+    async def _store_unavailable(
+        exc: BaseException, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The store away or busy (locked, connection lost): nothing the client did and
+        nothing lost that was acknowledged. A 503 it can retry, not a 500."""
+        log.warning(
+            "%s %s: store unavailable (%s)",
+            scope["method"],
+            scope["path"],
+            describe_store_error(exc),
+        )
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        detail = "the store is busy or unreachable; nothing was changed: try again shortly"
+        request = Request(scope)
+        response: Response
+        if is_fhir(request.url.path):
+            outcome = FhirError(503, "transient", detail).outcome
+            response = FhirResponse(outcome, status_code=503, headers=headers)
+        else:
+            response = problem_response(request, 503, "Service Unavailable", detail, headers)
+        await response(scope, receive, send)
 
 
 def install_error_boundary(app: FastAPI) -> None:

@@ -83,6 +83,12 @@ def _correct(operation: dict[str, Any], fhir: bool) -> None:
             "An unexpected error; its correlation id (also in X-Request-ID) names the log line",
         ),
     )
+    responses.setdefault(
+        "503",
+        _error_response(
+            fhir, "The store is busy or unreachable; try again after Retry-After seconds"
+        ),
+    )
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

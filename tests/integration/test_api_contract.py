@@ -8,6 +8,7 @@ import asyncio
 import base64
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from referencing.jsonschema import DRAFT202012
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine.events import FatalError, NonFatalError, ScenarioFinished
 from schemathesis.python.asgi import shutdown_lifespans
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from integration.api.app import create_app
 from integration.config import Settings
@@ -506,3 +507,61 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
     }
     assert operations == documented  # every operation was reached
     assert 100 <= requests <= 1500, requests
+
+
+def test_a_store_that_is_away_is_a_503_to_retry_not_a_500(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    def locked(_self: Any, _source: str, write: Any) -> None:
+        raise OperationalError("UPDATE store_locks ...", {}, sqlite3.OperationalError("locked"))
+
+    monkeypatch.setattr("integration.push.service.PushService.write_one", locked)
+    app = unexpected_failure_app(engine, monkeypatch, caplog)
+    with TestClient(app) as client:
+        spec = client.get("/openapi.json").json()
+        response = client.post("/fhir/Patient", headers=PUSH, json={"resourceType": "Patient"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    outcome = assert_as_declared(spec, response)
+    assert outcome["issue"][0]["code"] == "transient"
+
+
+def test_a_database_error_in_a_push_logs_where_but_no_value_sent(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real one: the store refuses the raw row. PostgreSQL's message quotes the row."""
+    with engine.begin() as conn:
+        if engine.url.get_backend_name() == "sqlite":
+            conn.execute(
+                text(
+                    "CREATE TRIGGER poison BEFORE INSERT ON raw_resources WHEN NEW.content "
+                    "LIKE '%Quartermaine%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "ALTER TABLE raw_resources ADD CONSTRAINT poison "
+                    "CHECK (content NOT LIKE '%Quartermaine%')"
+                )
+            )
+    app = unexpected_failure_app(engine, monkeypatch, caplog)
+    caplog.set_level(logging.DEBUG)
+    patient = {
+        "resourceType": "Patient",
+        "name": [{"family": "Quartermaine"}],
+        "birthDate": "1951-04-30",
+        "identifier": [{"system": "urn:ssn", "value": "987-65-4320"}],
+    }
+    with TestClient(app) as client:
+        response = client.put("/fhir/Patient/q1", headers=PUSH, json={**patient, "id": "q1"})
+        after = client.put(
+            "/fhir/Patient/q2", headers=PUSH, json={"resourceType": "Patient", "id": "q2"}
+        )
+    assert response.status_code == 500
+    assert after.status_code == 201  # the next push is unaffected
+    for value in ("Quartermaine", "1951-04-30", "987-65-4320"):
+        assert value not in caplog.text
+        assert value not in response.text
