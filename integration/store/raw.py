@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Connection, Text, bindparam, func, or_, se
 from integration.store.keys import in_keys, key_groups
 from integration.store.quarantine import FIXED, INTAKE, intake_key, seen_again
 from integration.store.schema import current_resources, quarantine, raw_resources
+from integration.store.text import storable
 from integration.store.upsert import (
     execute_many,
     insert_statement,
@@ -294,12 +295,13 @@ def write_rejections(conn: Connection, rejected: Sequence[Rejected], received_at
             "quarantine_key": item.key,
             "stage": INTAKE,
             "source": item.source,
-            "origin": item.origin,
-            "location": item.location,
-            "resource_type": item.resource_type,
-            "resource_id": item.resource_id,
-            "fhir_path": item.fhir_path,
-            "error": item.error,
+            # What a rejected input says about itself can hold NUL (PostgreSQL refuses it).
+            "origin": storable(item.origin),
+            "location": storable(item.location),
+            "resource_type": storable(item.resource_type),
+            "resource_id": storable(item.resource_id),
+            "fhir_path": storable(item.fhir_path),
+            "error": storable(item.error),
             "content": content,
             "content_truncated": item.content_truncated
             or len(item.content or b"") > QUARANTINE_CONTENT_LIMIT,

@@ -301,3 +301,18 @@ def test_a_bundle_over_the_entry_limit_is_refused_naming_the_limit(
     interactions = stated["rest"][0]["interaction"]
     assert all("at most 3 entries" in i["documentation"] for i in interactions)
     assert pending_count(engine) == 0
+
+
+def test_a_rejected_resource_whose_id_holds_nul_is_quarantined_on_every_backend(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """What a rejected input says about itself goes into the quarantine's columns."""
+    path = write_ndjson(
+        tmp_path / "a.ndjson", patient("bad\x00id"), {"resourceType": "Pat\x00ient"}, patient("ok")
+    )
+    summary = import_files(path)
+    assert summary.total("quarantined") == 2
+    assert summary.by_type["Patient"].new == 1
+    with engine.connect() as conn:
+        ids = sorted(str(e["resource_id"]) for e in quarantine.entries(conn, 10))
+    assert "bad\ufffdid" in ids
