@@ -454,21 +454,20 @@ def _search_ids(conn: Connection, source: str, resource_type: str, query: str) -
 
 
 def _nul_at(value: Any, path: str) -> str | None:
-    """The FHIR path of the first string (or element name) holding U+0000, if any."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                return path
-            found = _nul_at(item, f"{path}.{key}")
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _nul_at(item, f"{path}[{index}]")
-            if found is not None:
-                return found
+    """The FHIR path of the first string (or element name) holding U+0000, if any.
+    Iterative: a resource nested deeper than Python's recursion limit is still read."""
+    pending: list[tuple[Any, str]] = [(value, path)]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return where
+        elif isinstance(item, dict):
+            if any("\x00" in key for key in item):
+                return where
+            pending.extend((child, f"{where}.{key}") for key, child in reversed(item.items()))
+        elif isinstance(item, list):
+            pending.extend((child, f"{where}[{n}]") for n, child in reversed(list(enumerate(item))))
     return None
 
 
