@@ -285,6 +285,39 @@ def _entry_items(entry: Any, origin: str, where: str) -> Iterator[RawItem]:
     yield RawItem(origin, where, resource=resource, fallback_id=fallback)
 
 
+def json_bytes(value: Any) -> bytes:
+    """`value` as JSON, however deeply it nests: orjson stops at 255 levels, which a
+    resource refused for its depth may pass and must still be kept (quarantined) whole.
+    Past orjson's limit the nesting is written out without recursion."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        pass
+    out: list[bytes] = []
+    # Values to write, last first; bytes are punctuation already written out (parsed
+    # JSON holds no bytes, so the two cannot be confused).
+    todo: list[Any] = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, bytes):
+            out.append(item)
+        elif isinstance(item, dict):
+            parts: list[Any] = [b"{"]
+            for index, (key, member) in enumerate(item.items()):
+                parts += [b"," if index else b"", orjson.dumps(str(key)) + b":", member]
+            parts.append(b"}")
+            todo.extend(reversed(parts))
+        elif isinstance(item, list):
+            parts = [b"["]
+            for index, member in enumerate(item):
+                parts += [b"," if index else b"", member]
+            parts.append(b"]")
+            todo.extend(reversed(parts))
+        else:
+            out.append(orjson.dumps(item))
+    return b"".join(out)
+
+
 def id_from_full_url(full_url: str) -> str | None:
     """The logical id a Bundle entry's fullUrl implies (`urn:uuid:X` -> X)."""
     match = _UUID_URN.match(full_url)

@@ -147,6 +147,7 @@ def run_import(
         validate=validate,
         processes=settings.validation_processes,
         store_batch_size=settings.import_batch_size,
+        max_depth=settings.max_resource_depth,
     )
     reading.start()
     try:

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from integration.errors import ConfigError
+from integration.validation import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
 
 DEFAULT_CONFIG_FILE = "journey.toml"
 
@@ -49,6 +50,13 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024,
         ge=1024,
         description="largest single resource (NDJSON line, or non-Bundle JSON file) accepted",
+    )
+    max_resource_depth: int = Field(
+        default=DEFAULT_MAX_DEPTH,
+        ge=8,
+        le=MAX_DEPTH_CEILING,
+        description="deepest nesting of objects and arrays in one resource (the resource is "
+        "level 1); deeper ones are refused or quarantined before validation",
     )
     batch_size: int = Field(
         default=500,

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine
 
-from connectors.files import FileReader, RawItem, discover, parse_line
+from connectors.files import FileReader, RawItem, discover, json_bytes, parse_line
 from integration.derive import DeriveSummary, derive_pending, orphan_records, utc_now
 from integration.errors import ConfigError
 from integration.gc_policy import batch_collection
@@ -35,7 +35,7 @@ from integration.store.raw import (
     write_rejections,
     write_resources,
 )
-from integration.validation import ResourceRejected
+from integration.validation import DEFAULT_MAX_DEPTH, ResourceRejected
 from mappings.rulepack import RulePack
 
 UNREADABLE = "(unreadable)"
@@ -106,6 +106,7 @@ class Importer:
         validate: bool = True,
         processes: int = 0,
         store_batch_size: int | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         """`batch_size` resources are mapped per derivation round, and stored per
         transaction unless `store_batch_size` says otherwise (files: larger batches).
@@ -113,7 +114,8 @@ class Importer:
         `processes` > 0 examines in that many worker processes (`store`): validation,
         or for a trusted source parsing and hashing, which leaves this process only
         reading and the store (500k resources trusted: 41k/s against 31k/s in-process,
-        once batches of 5,000 and one lookup per batch made the store cheaper)."""
+        once batches of 5,000 and one lookup per batch made the store cheaper).
+        `max_depth` bounds a resource's nesting (JOURNEY_MAX_RESOURCE_DEPTH)."""
         if not source or len(source) > MAX_SOURCE_NAME or not source.isprintable():
             raise ConfigError(f"source name must be 1-{MAX_SOURCE_NAME} printable characters")
         self.engine = engine
@@ -124,6 +126,7 @@ class Importer:
         self.store_batch_size = store_batch_size or batch_size
         self.validate = validate
         self.processes = processes
+        self.max_depth = max_depth
         self._write_lock = threading.Lock()
         self._growth = GrowingTables(engine, GROWN_TABLES)
         # One pool for every file this importer stores, even several at once (a Bulk
@@ -181,7 +184,7 @@ class Importer:
             for chunk in itertools.chain(first, chunks):
                 payloads = [
                     (
-                        item.raw if item.raw is not None else orjson.dumps(item.resource),
+                        item.raw if item.raw is not None else json_bytes(item.resource),
                         item.fallback_id,
                     )
                     for item in chunk
@@ -202,7 +205,7 @@ class Importer:
     def _intake_pool(self) -> IntakePool:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = IntakePool(self.processes, self.validate)
+                self._pool = IntakePool(self.processes, self.validate, self.max_depth)
             return self._pool
 
     def close(self) -> None:
@@ -247,7 +250,9 @@ class Importer:
             if verdict is None:
                 if item.resource is None:
                     raise ValueError(f"{item.origin}, {item.location}: read unparsed, not examined")
-                verdict = examine(item.resource, item.fallback_id, self.validate)
+                verdict = examine(
+                    item.resource, item.fallback_id, self.validate, self.max_depth, item.raw
+                )
         except ResourceRejected as rejected:
             return self._rejected(item, rejected)
         examined = verdict
@@ -289,7 +294,7 @@ class Importer:
             resource_type=raw_type[:64] if isinstance(raw_type, str) else None,
             resource_id=raw_id[:64] if isinstance(raw_id, str) else None,
             fhir_path=rejected.fhir_path,
-            content=item.raw if item.raw is not None else orjson.dumps(resource),
+            content=item.raw if item.raw is not None else json_bytes(resource),
         )
 
     def write(

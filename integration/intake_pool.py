@@ -29,7 +29,7 @@ Payload = tuple[bytes, str | None]
 _Wire = tuple[str | tuple[str, ...] | None, ...]
 
 
-def _examine_batch(payloads: list[Payload], validate: bool) -> list[_Wire | None]:
+def _examine_batch(payloads: list[Payload], validate: bool, max_depth: int) -> list[_Wire | None]:
     wires: list[_Wire | None] = []
     for body, fallback_id in payloads:
         try:
@@ -42,7 +42,7 @@ def _examine_batch(payloads: list[Payload], validate: bool) -> list[_Wire | None
             wires.append(None)
             continue
         try:
-            examined = examine(resource, fallback_id, validate)
+            examined = examine(resource, fallback_id, validate, max_depth, body)
         except ResourceRejected as rejected:
             wires.append(("rejected", rejected.fhir_path, rejected.message))
             continue
@@ -74,7 +74,7 @@ def _from_wire(wire: _Wire | None) -> Verdict | None:
 class IntakePool:
     """A pool of examining processes; `submit` a batch, `verdicts` it later, in order."""
 
-    def __init__(self, processes: int, validate: bool) -> None:
+    def __init__(self, processes: int, validate: bool, max_depth: int) -> None:
         # spawn, not fork: the parent may have threads (the event loop's workers).
         self._executor = ProcessPoolExecutor(
             processes,
@@ -82,9 +82,10 @@ class IntakePool:
             initializer=use_batch_collection,
         )
         self._validate = validate
+        self._max_depth = max_depth
 
     def submit(self, payloads: list[Payload]) -> Future[list[_Wire | None]]:
-        return self._executor.submit(_examine_batch, payloads, self._validate)
+        return self._executor.submit(_examine_batch, payloads, self._validate, self._max_depth)
 
     @staticmethod
     def verdicts(future: Future[list[_Wire | None]]) -> list[Verdict | None]:

@@ -263,6 +263,11 @@ def _resolve_quarantine(conn: Connection, fresh: list[IncomingResource], resolve
         )
 
 
+def _visible_nul(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: keep it visible as an escape."""
+    return text.replace("\x00", "\\u0000") if text is not None else None
+
+
 def write_rejections(conn: Connection, rejected: Sequence[Rejected], received_at: str) -> int:
     """Quarantine rejected input; the same rejection twice is kept once. Returns rows added."""
     if not rejected:
@@ -274,16 +279,16 @@ def write_rejections(conn: Connection, rejected: Sequence[Rejected], received_at
             {
                 "quarantine_key": item.key,
                 "source": item.source,
-                "origin": item.origin,
-                "location": item.location,
-                "resource_type": item.resource_type,
-                "resource_id": item.resource_id,
-                "fhir_path": item.fhir_path,
-                "error": item.error,
-                # PostgreSQL text cannot hold NUL: keep it visible as an escape.
-                "content": content[:QUARANTINE_CONTENT_LIMIT]
-                .decode("utf-8", "replace")
-                .replace("\x00", "\\u0000"),
+                "origin": _visible_nul(item.origin),
+                "location": _visible_nul(item.location),
+                # What was refused may be refused for a NUL in its type or id.
+                "resource_type": _visible_nul(item.resource_type),
+                "resource_id": _visible_nul(item.resource_id),
+                "fhir_path": _visible_nul(item.fhir_path),
+                "error": _visible_nul(item.error),
+                "content": _visible_nul(
+                    content[:QUARANTINE_CONTENT_LIMIT].decode("utf-8", "replace")
+                ),
                 "content_truncated": len(content) > QUARANTINE_CONTENT_LIMIT,
                 "received_at": received_at,
                 "resolved_at": None,
