@@ -237,11 +237,15 @@ class Importer:
         """One item, examined here unless a verdict from a worker process comes with it
         (an item read unparsed comes with one)."""
         if item.problem is not None or (item.parsed and item.resource is None):
-            return UNREADABLE, Rejected(
+            resource_type, resource_id = _type_and_id(item.resource)
+            resource_id = resource_id or item.fallback_id
+            return resource_type or UNREADABLE, Rejected(
                 self.source,
                 item.origin,
                 item.location,
                 item.problem or "unreadable",
+                resource_type=resource_type,
+                resource_id=resource_id,
                 content=item.raw,
             )
         try:
@@ -284,15 +288,15 @@ class Importer:
     ) -> tuple[str, IncomingResource | Rejected]:
         resource = item.resource if item.resource is not None else orjson.loads(item.raw or b"{}")
         raw_type = resource.get("resourceType")
-        raw_id = resource.get("id")
+        resource_type, resource_id = _type_and_id(resource)
         type_label = raw_type if isinstance(raw_type, str) and len(raw_type) < 64 else UNREADABLE
         return type_label, Rejected(
             self.source,
             item.origin,
             item.location,
             rejected.message,
-            resource_type=raw_type[:64] if isinstance(raw_type, str) else None,
-            resource_id=raw_id[:64] if isinstance(raw_id, str) else None,
+            resource_type=resource_type,
+            resource_id=resource_id,
             fhir_path=rejected.fhir_path,
             content=item.raw if item.raw is not None else json_bytes(resource),
         )
@@ -354,7 +358,18 @@ def _orphan_message(row: dict[str, Any]) -> str:
 
 def _to_examine(item: RawItem) -> bool:
     """Does the item go to the intake pool: a resource, or a line to parse there?"""
-    return item.resource is not None or (not item.parsed and item.problem is None)
+    return item.problem is None and (item.resource is not None or not item.parsed)
+
+
+def _type_and_id(resource: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """A refused resource's type and id as it gave them, cut short, for the quarantine."""
+    if resource is None:
+        return None, None
+    raw_type, raw_id = resource.get("resourceType"), resource.get("id")
+    return (
+        raw_type[:64] if isinstance(raw_type, str) else None,
+        raw_id[:64] if isinstance(raw_id, str) else None,
+    )
 
 
 def _chunks(items: Iterable[RawItem], size: int) -> Iterator[list[RawItem]]:

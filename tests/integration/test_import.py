@@ -555,6 +555,57 @@ def test_counts_a_version_sent_again_as_unchanged_whether_or_not_it_is_current(
     assert (counts.new, counts.changed, counts.unchanged) == (0, 1, 3)
 
 
+def test_bundle_entries_claiming_one_identity_are_not_collapsed_into_versions(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    def entry(full_url: str, resource: dict[str, object]) -> dict[str, object]:
+        return {"fullUrl": full_url, "resource": resource}
+
+    male = {"resourceType": "Patient", "gender": "male"}
+    female = {"resourceType": "Patient", "gender": "female"}
+    visit = encounter("e1", "x")
+    visit["subject"] = {"reference": "urn:uuid:aaa"}
+    versioned = [patient("v", meta={"versionId": str(n)}) for n in (1, 2)]
+    collection = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            entry("urn:uuid:aaa", male),
+            entry("urn:uuid:bbb", visit),
+            entry("urn:uuid:aaa", female),  # the same fullUrl as entry 0
+            entry("urn:uuid:ccc", patient("p9")),
+            entry("urn:uuid:ddd", patient("p9", gender="other")),  # the same id as entry 3
+            entry("urn:uuid:eee", versioned[0]),
+            entry("urn:uuid:eee", versioned[1]),  # versions of one resource: allowed
+        ],
+    }
+    path = tmp_path / "collection.json"
+    path.write_bytes(orjson.dumps(collection))
+    summary = import_files(path)
+
+    assert summary.by_type["Patient"].quarantined == 2
+    assert (summary.by_type["Patient"].new, summary.by_type["Patient"].changed) == (3, 1)
+    assert summary.by_type["Encounter"].new == 1
+    problems = {p.location: p for p in summary.problems}
+    assert set(problems) == {"entry 2", "entry 4"}
+    assert "entry 0" in problems["entry 2"].error
+    assert "fullUrl" in problems["entry 2"].error
+    assert "entry 3" in problems["entry 4"].error
+    assert "Patient/p9" in problems["entry 4"].error
+    with engine.connect() as conn:
+        aaa = conn.execute(
+            select(raw_resources.c.content).where(raw_resources.c.resource_id == "aaa")
+        ).scalars()
+        assert [orjson.loads(content)["gender"] for content in aaa] == ["male"]
+        kept = conn.execute(select(quarantine)).mappings().all()
+    assert {(e["location"], e["resource_type"], e["resource_id"]) for e in kept} == {
+        ("entry 2", "Patient", "aaa"),
+        ("entry 4", "Patient", "p9"),
+    }
+    # Quarantined with what was sent.
+    assert sorted(orjson.loads(e["content"])["gender"] for e in kept) == ["female", "other"]
+
+
 def nested_extensions(depth: int) -> dict[str, object]:
     extension: dict[str, object] = {"url": "http://example.org/leaf", "valueString": "x"}
     for _ in range(depth - 1):
