@@ -672,3 +672,27 @@ def test_nul_characters_are_quarantined_with_their_path_not_a_crash(
         rows = conn.execute(select(quarantine)).mappings().all()
     assert len(rows) == 8
     assert not any("\x00" in str(value) for row in rows for value in row.values())
+
+
+def test_validation_workers_outlive_the_thread_that_started_them() -> None:
+    """Workers watch for their parent process's death; the kernel also signals them when
+    the thread that started them ends (a sync's download thread), which must not stop them."""
+    import threading
+    import time
+
+    from integration.intake import Examined
+    from integration.intake_pool import IntakePool
+
+    pool = IntakePool(1, validate=True, max_depth=64)
+    try:
+        starter = threading.Thread(
+            target=lambda: pool.submit([(orjson.dumps(patient("a")), None)]).result(timeout=60)
+        )
+        starter.start()
+        starter.join()
+        time.sleep(1.0)  # the starter thread's end has been signalled by now
+        [verdict] = IntakePool.verdicts(pool.submit([(orjson.dumps(patient("b")), None)]))
+        assert isinstance(verdict, Examined)
+        assert verdict.resource_id == "b"
+    finally:
+        pool.close()
