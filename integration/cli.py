@@ -31,10 +31,10 @@ from sqlalchemy import Engine, func, select
 
 from connectors.errors import ConnectorError
 from connectors.files import discover
-from integration.config import Settings, load_settings
+from integration.config import SOURCE_NAME_RULE, Settings, is_source_name, load_settings
 from integration.derive import derive_pending, flag_all, pending_count
 from integration.errors import ConfigError, IntegrationError
-from integration.importer import Importer, ImportSummary
+from integration.importer import Importer, ImportSummary, resource_label
 from integration.sample import write_sample
 from integration.sources import load_sources, pick_sources
 from integration.store import queries
@@ -226,6 +226,8 @@ def import_command(
     ] = False,
 ) -> None:
     """Import FHIR R4 resources, Bundles and NDJSON files or folders of them."""
+    if not is_source_name(source):
+        raise ConfigError(f"--source {source!r}: a source name is {SOURCE_NAME_RULE}")
     settings = _settings(ctx)
     engine = open_configured_store(settings)
     summary = run_import(engine, settings, _pack(settings), source, paths, validate=not trusted)
@@ -324,7 +326,7 @@ def quarantine(
     for column in ("id", "source", "where", "resource", "path", "error", "resolved"):
         table.add_column(column)
     for row in rows:
-        resource = f"{row['resource_type'] or ''}/{row['resource_id'] or ''}".strip("/")
+        resource = resource_label(row["resource_type"], row["resource_id"])
         table.add_row(
             str(row["id"]),
             row["source"],

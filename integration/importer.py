@@ -22,6 +22,7 @@ import orjson
 from sqlalchemy import Connection, Engine
 
 from connectors.files import FileReader, RawItem, discover, json_bytes, parse_line
+from integration.config import SOURCE_NAME_RULE, is_source_name
 from integration.derive import DeriveSummary, derive_pending, orphan_records, utc_now
 from integration.errors import ConfigError
 from integration.gc_policy import batch_collection
@@ -39,7 +40,7 @@ from integration.validation import DEFAULT_MAX_DEPTH, ResourceRejected
 from mappings.rulepack import RulePack
 
 UNREADABLE = "(unreadable)"
-MAX_SOURCE_NAME = 200
+NO_TYPE = "(no resourceType)"
 EXAMPLES_KEPT = 20
 GROWN_TABLES = ("raw_resources", "current_resources", "quarantine")
 
@@ -69,9 +70,7 @@ class Problem:
     error: str
 
     def __str__(self) -> str:
-        what = (
-            f"{self.resource_type}/{self.resource_id}" if self.resource_id else self.resource_type
-        )
+        what = resource_label(self.resource_type, self.resource_id)
         where = ", ".join(part for part in (self.origin, self.location) if part)
         path = f" at {self.fhir_path}" if self.fhir_path else ""
         return f"{where}: {what + ' ' if what else ''}rejected{path}: {self.error}"
@@ -116,8 +115,8 @@ class Importer:
         reading and the store (500k resources trusted: 41k/s against 31k/s in-process,
         once batches of 5,000 and one lookup per batch made the store cheaper).
         `max_depth` bounds a resource's nesting (JOURNEY_MAX_RESOURCE_DEPTH)."""
-        if not source or len(source) > MAX_SOURCE_NAME or not source.isprintable():
-            raise ConfigError(f"source name must be 1-{MAX_SOURCE_NAME} printable characters")
+        if not is_source_name(source):
+            raise ConfigError(f"source name {source!r}: must be {SOURCE_NAME_RULE}")
         self.engine = engine
         self.pack = pack
         self.source = source
@@ -341,6 +340,13 @@ class Importer:
                         item.error,
                     )
                 )
+
+
+def resource_label(resource_type: str | None, resource_id: str | None) -> str:
+    """`Type/id` of a refused resource, saying so where it gave no type; "" for neither."""
+    if resource_id is None:
+        return resource_type or ""
+    return f"{resource_type or NO_TYPE}/{resource_id}"
 
 
 def _orphan_message(row: dict[str, Any]) -> str:

@@ -218,6 +218,28 @@ def test_with_migrate_on_start_off_an_outdated_store_is_refused_until_upgraded(
     assert run("status").returncode == 0
 
 
+def test_a_source_name_outside_the_config_rule_is_one_clear_line(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "a.ndjson", patient("p1"))
+    result = journey(tmp_path, "import", str(path), "--source", "bad name!")
+    assert result.returncode == 1
+    assert "--source" in result.stderr
+    assert "letters, digits" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "people: 0" in journey(tmp_path, "status").stdout
+
+
+def test_a_resource_without_a_type_is_not_shown_as_none(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "a.ndjson", patient("p1"), {"id": "x1"})
+    result = journey(tmp_path, "import", str(path))
+    assert result.returncode == 3
+    assert "None" not in result.stdout
+    assert "(no resourceType)/x1 rejected at resourceType" in result.stdout
+    listed = journey(tmp_path, "quarantine")
+    assert "None" not in listed.stdout
+    assert "(no resourceType)/x1" in listed.stdout
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
