@@ -233,7 +233,9 @@ class PushService:
     ) -> list[WriteResult | FhirError]:
         """Check every write, then store them all in one transaction, then derive."""
         now = utc_now()
-        importer = Importer(self.engine, self.pack, source, self.max_resource_bytes)
+        importer = Importer(
+            self.engine, self.pack, source, self.max_resource_bytes, max_depth=self.max_depth
+        )
         summary = ImportSummary(source)
         existing: dict[int, StoredVersion] = {}
         with self.engine.begin() as conn:

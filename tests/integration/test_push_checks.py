@@ -262,3 +262,19 @@ def test_a_resource_nested_150_deep_is_refused_naming_the_limit_and_the_entry(
     assert fhir.put("/Patient/deep", json=at_limit).status_code == 201
     assert fhir.get("/Patient/deep").json()["extension"] == at_limit["extension"]
     issue_of(fhir.put("/Patient/deep", json=nested_extensions(32)), 400)
+
+
+def test_a_higher_depth_setting_holds_for_validation_too(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHECKS_PUSH_KEY", PUSH_KEY)
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        push_clients=[{"source": "clinic", "key_env": "CHECKS_PUSH_KEY"}],
+        max_resource_depth=100,
+    )
+    headers = {"Authorization": f"Bearer {PUSH_KEY}", "Content-Type": FHIR_JSON}
+    with TestClient(create_app(settings, engine), headers=headers) as client:
+        # 40 extensions reach 81 levels: past the default, within this setting.
+        response = client.put("/fhir/Patient/deep", json=nested_extensions(40))
+    assert response.status_code == 201, response.text
