@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     max_resource_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,
-        description="largest single resource (NDJSON line, or non-Bundle JSON file) accepted",
+        description="largest single resource accepted: an NDJSON line, a non-Bundle JSON "
+        "file, or a pushed resource (alone or in a Bundle)",
     )
     max_resource_depth: int = Field(
         default=DEFAULT_MAX_DEPTH,
