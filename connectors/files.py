@@ -62,6 +62,9 @@ class RawItem:
     An NDJSON line read with `parse=False` is an item with only `raw` and
     `parsed` False: whoever takes it parses it (`parse_line`), perhaps in
     another process, and it may turn out to be a problem or a whole Bundle.
+
+    A problem may carry the resource it is about (with `raw` its JSON), when the
+    resource is fine but its place is not: a Bundle entry repeating another's.
     """
 
     origin: str
@@ -261,8 +264,9 @@ def _expand(parsed: Any, origin: str, where: str, raw: bytes | None) -> Iterator
     if not isinstance(entries, list):
         yield RawItem(origin, where, problem="Bundle.entry is not a list")
         return
+    claims = _Claims(parsed.get("type"), where)
     for index, entry in enumerate(entries):
-        yield from _entry_items(entry, origin, _entry_where(where, index))
+        yield from _entry_items(entry, origin, claims, index)
 
 
 def _entry_where(where: str, index: int) -> str:
@@ -270,7 +274,73 @@ def _entry_where(where: str, index: int) -> str:
     return f"{prefix}entry {index}"
 
 
-def _entry_items(entry: Any, origin: str, where: str) -> Iterator[RawItem]:
+class _Claims:
+    """The identities a Bundle's entries claim, so that an entry claiming an earlier
+    entry's is refused, naming both, instead of silently becoming a newer version of
+    it: the fullUrl (unique within a Bundle, FHIR's bdl-7) and the type and id it
+    would be stored under. Different `meta.versionId`s are versions of one resource,
+    which bdl-7 allows, as it allows anything in a history Bundle.
+
+    Holds two short keys per entry (a few hundred bytes): what a streamed Bundle's
+    memory grows with, where it otherwise holds one batch of entries."""
+
+    def __init__(self, bundle_type: Any, where: str) -> None:
+        self.where = where
+        self.bundle_type = bundle_type
+        # key -> index of the entry claiming it unversioned, or versionId -> index.
+        self._seen: dict[str, int | dict[str, int]] = {}
+
+    def place(self, index: int) -> str:
+        return _entry_where(self.where, index)
+
+    def clash(
+        self, index: int, full_url: Any, resource: dict[str, Any], resource_id: str | None
+    ) -> str | None:
+        """Why entry `index` may not be read (naming the earlier entry), or None."""
+        if self.bundle_type == "history":
+            return None
+        meta = resource.get("meta")
+        version = meta.get("versionId") if isinstance(meta, dict) else None
+        version = version if isinstance(version, str) else None
+        resource_type = resource.get("resourceType")
+        keys: list[str] = []
+        if isinstance(full_url, str) and full_url:
+            keys.append(f"fullUrl {full_url}")
+        if isinstance(resource_type, str) and resource_id:
+            keys.append(f"{resource_type}/{resource_id}")
+        for key in keys:
+            earlier = self._earlier(key, version)
+            if earlier is None:
+                continue
+            what = "fullUrl" if key.startswith("fullUrl ") else f"resource ({key})"
+            return (
+                f"the same {what} as {self.place(earlier)}, with no other meta.versionId: "
+                f"{self.place(earlier)} is read and this entry is not, so that neither "
+                "silently becomes a version of the other"
+            )
+        for key in keys:
+            seen = self._seen.get(key)
+            if version is None:
+                self._seen[key] = index
+            elif isinstance(seen, dict):
+                seen[version] = index
+            else:
+                self._seen[key] = {version: index}
+        return None
+
+    def _earlier(self, key: str, version: str | None) -> int | None:
+        seen = self._seen.get(key)
+        if seen is None:
+            return None
+        if isinstance(seen, int):
+            return seen
+        if version is None:
+            return next(iter(seen.values()))
+        return seen.get(version)
+
+
+def _entry_items(entry: Any, origin: str, claims: _Claims, index: int) -> Iterator[RawItem]:
+    where = claims.place(index)
     if not isinstance(entry, dict):
         yield RawItem(origin, where, problem="Bundle entry is not a JSON object")
         return
@@ -293,7 +363,49 @@ def _entry_items(entry: Any, origin: str, where: str) -> Iterator[RawItem]:
         return
     full_url = entry.get("fullUrl")
     fallback = id_from_full_url(full_url) if isinstance(full_url, str) else None
+    own_id = resource.get("id")
+    clash = claims.clash(index, full_url, resource, own_id if isinstance(own_id, str) else fallback)
+    if clash is not None:
+        # The entry goes along, so that what was sent is quarantined with the problem.
+        raw = json_bytes(resource)
+        yield RawItem(
+            origin, where, resource=resource, raw=raw, fallback_id=fallback, problem=clash
+        )
+        return
     yield RawItem(origin, where, resource=resource, fallback_id=fallback)
+
+
+def json_bytes(value: Any) -> bytes:
+    """`value` as JSON, however deeply it nests: orjson stops at 255 levels, which a
+    resource refused for its depth may pass and must still be kept (quarantined) whole.
+    Past orjson's limit the nesting is written out without recursion."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        pass
+    out: list[bytes] = []
+    # Values to write, last first; bytes are punctuation already written out (parsed
+    # JSON holds no bytes, so the two cannot be confused).
+    todo: list[Any] = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, bytes):
+            out.append(item)
+        elif isinstance(item, dict):
+            parts: list[Any] = [b"{"]
+            for index, (key, member) in enumerate(item.items()):
+                parts += [b"," if index else b"", orjson.dumps(str(key)) + b":", member]
+            parts.append(b"}")
+            todo.extend(reversed(parts))
+        elif isinstance(item, list):
+            parts = [b"["]
+            for index, member in enumerate(item):
+                parts += [b"," if index else b"", member]
+            parts.append(b"]")
+            todo.extend(reversed(parts))
+        else:
+            out.append(orjson.dumps(item))
+    return b"".join(out)
 
 
 def id_from_full_url(full_url: str) -> str | None:
@@ -320,6 +432,9 @@ def _stream_bundle(
     resource_type: str | None = None
     held: list[tuple[int, Any]] = []
     consumed = 0
+    # The Bundle's type decides whether entries may repeat a resource (a history may);
+    # writers put it before the entries, and one put after them is taken as not history.
+    claims = _Claims(None, "file")
 
     def advance() -> None:
         nonlocal consumed
@@ -343,13 +458,15 @@ def _stream_bundle(
                 entry.event(event, value)
                 if prefix == "entry.item" and event == "end_map":
                     if resource_type == "Bundle":
-                        yield from _entry_items(entry.value, origin, _entry_where("file", index))
+                        yield from _entry_items(entry.value, origin, claims, index)
                         advance()
                     else:
                         held.append((index, entry.value))
                     entry = None
                     index += 1
                 continue
+            if prefix == "type" and event == "string" and claims.bundle_type is None:
+                claims.bundle_type = value
             if prefix == "resourceType" and event == "string":
                 resource_type = value
                 if resource_type != "Bundle":
@@ -385,4 +502,4 @@ def _stream_bundle(
         yield RawItem(origin, "file", problem="missing resourceType at the top level")
         return
     for held_index, held_entry in held:
-        yield from _entry_items(held_entry, origin, _entry_where("file", held_index))
+        yield from _entry_items(held_entry, origin, claims, held_index)

@@ -72,6 +72,7 @@ class BulkSync:
             validate=source.validate_resources,
             processes=settings.validation_processes,
             store_batch_size=settings.import_batch_size,
+            max_depth=settings.max_resource_depth,
         )
         self.on_progress = on_progress or (lambda _what, _detail: None)
 

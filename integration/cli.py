@@ -34,10 +34,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import ConnectorError
 from connectors.files import discover
-from integration.config import Settings, load_settings
+from integration.config import SOURCE_NAME_RULE, Settings, is_source_name, load_settings
 from integration.derive import derive_pending, flag_all, pending_count, utc_now
 from integration.errors import ConfigError, IntegrationError
-from integration.importer import Importer, ImportSummary
+from integration.importer import Importer, ImportSummary, resource_label
 from integration.sample import write_sample
 from integration.sources import load_sources, pick_sources
 from integration.store import quarantine as quarantine_store
@@ -154,6 +154,7 @@ def run_import(
         validate=validate,
         processes=settings.validation_processes,
         store_batch_size=settings.import_batch_size,
+        max_depth=settings.max_resource_depth,
     )
     reading.start()
     try:
@@ -241,6 +242,8 @@ def import_command(
     ] = False,
 ) -> None:
     """Import FHIR R4 resources, Bundles and NDJSON files or folders of them."""
+    if not is_source_name(source):
+        raise ConfigError(f"--source {source!r}: a source name is {SOURCE_NAME_RULE}")
     settings = _settings(ctx)
     engine = open_configured_store(settings)
     summary = run_import(engine, settings, _pack(settings), source, paths, validate=not trusted)
@@ -376,12 +379,6 @@ def quarantine(
         "the entry closes as fixed. `--show ID` prints one; `journey quarantine dismiss ID "
         "--reason ...` closes one that will not be fixed."
     )
-
-
-def resource_label(resource_type: str | None, resource_id: str | None) -> str:
-    if resource_id:
-        return f"{resource_type or '(no resourceType)'}/{resource_id}"
-    return resource_type or ""
 
 
 def _close_entry(ctx: typer.Context, entry_id: int, resolution: str, reason: str) -> None:

@@ -10,6 +10,7 @@ Environment variables win over the file. The README lists every setting.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,8 +24,20 @@ from pydantic_settings import (
 )
 
 from integration.errors import ConfigError
+from integration.validation import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
 
 DEFAULT_CONFIG_FILE = "journey.toml"
+# Every source name follows one rule, wherever it is given: [[sources]], [[push_clients]]
+# and `journey import --source`.
+SOURCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MAX_SOURCE_NAME = 200
+SOURCE_NAME_RULE = (
+    f"1-{MAX_SOURCE_NAME} letters, digits, '.', '_' or '-', starting with a letter or digit"
+)
+
+
+def is_source_name(name: str) -> bool:
+    return len(name) <= MAX_SOURCE_NAME and re.fullmatch(SOURCE_NAME_PATTERN, name) is not None
 
 
 class Settings(BaseSettings):
@@ -48,7 +61,15 @@ class Settings(BaseSettings):
     max_resource_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,
-        description="largest single resource (NDJSON line, or non-Bundle JSON file) accepted",
+        description="largest single resource accepted: an NDJSON line, a non-Bundle JSON "
+        "file, or a pushed resource (alone or in a Bundle)",
+    )
+    max_resource_depth: int = Field(
+        default=DEFAULT_MAX_DEPTH,
+        ge=8,
+        le=MAX_DEPTH_CEILING,
+        description="deepest nesting of objects and arrays in one resource (the resource is "
+        "level 1); deeper ones are refused or quarantined before validation",
     )
     batch_size: int = Field(
         default=500,

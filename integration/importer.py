@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine
 
-from connectors.files import FileReader, RawItem, discover, parse_line
+from connectors.files import FileReader, RawItem, discover, json_bytes, parse_line
+from integration.config import SOURCE_NAME_RULE, is_source_name
 from integration.derive import DeriveSummary, derive_pending, orphan_records, utc_now
 from integration.errors import ConfigError
 from integration.gc_policy import batch_collection
@@ -37,11 +38,11 @@ from integration.store.raw import (
     write_rejections,
     write_resources,
 )
-from integration.validation import ResourceRejected
+from integration.validation import DEFAULT_MAX_DEPTH, ResourceRejected
 from mappings.rulepack import RulePack
 
 UNREADABLE = "(unreadable)"
-MAX_SOURCE_NAME = 200
+NO_TYPE = "(no resourceType)"
 EXAMPLES_KEPT = 20
 GROWN_TABLES = ("raw_resources", "current_resources", "quarantine")
 
@@ -71,9 +72,7 @@ class Problem:
     error: str
 
     def __str__(self) -> str:
-        what = (
-            f"{self.resource_type}/{self.resource_id}" if self.resource_id else self.resource_type
-        )
+        what = resource_label(self.resource_type, self.resource_id)
         where = ", ".join(part for part in (self.origin, self.location) if part)
         path = f" at {self.fhir_path}" if self.fhir_path else ""
         return f"{where}: {what + ' ' if what else ''}rejected{path}: {self.error}"
@@ -108,6 +107,7 @@ class Importer:
         validate: bool = True,
         processes: int = 0,
         store_batch_size: int | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         """`batch_size` resources are mapped per derivation round, and stored per
         transaction unless `store_batch_size` says otherwise (files: larger batches).
@@ -115,9 +115,10 @@ class Importer:
         `processes` > 0 examines in that many worker processes (`store`): validation,
         or for a trusted source parsing and hashing, which leaves this process only
         reading and the store (500k resources trusted: 41k/s against 31k/s in-process,
-        once batches of 5,000 and one lookup per batch made the store cheaper)."""
-        if not source or len(source) > MAX_SOURCE_NAME or not source.isprintable():
-            raise ConfigError(f"source name must be 1-{MAX_SOURCE_NAME} printable characters")
+        once batches of 5,000 and one lookup per batch made the store cheaper).
+        `max_depth` bounds a resource's nesting (JOURNEY_MAX_RESOURCE_DEPTH)."""
+        if not is_source_name(source):
+            raise ConfigError(f"source name {source!r}: must be {SOURCE_NAME_RULE}")
         self.engine = engine
         self.pack = pack
         self.source = source
@@ -126,6 +127,7 @@ class Importer:
         self.store_batch_size = store_batch_size or batch_size
         self.validate = validate
         self.processes = processes
+        self.max_depth = max_depth
         self._write_lock = threading.Lock()
         self._growth = GrowingTables(engine, GROWN_TABLES)
         # One pool for every file this importer stores, even several at once (a Bulk
@@ -193,7 +195,7 @@ class Importer:
             for chunk in itertools.chain(first, chunks):
                 payloads = [
                     (
-                        item.raw if item.raw is not None else orjson.dumps(item.resource),
+                        item.raw if item.raw is not None else json_bytes(item.resource),
                         item.fallback_id,
                     )
                     for item in chunk
@@ -214,7 +216,7 @@ class Importer:
     def _intake_pool(self) -> IntakePool:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = IntakePool(self.processes, self.validate)
+                self._pool = IntakePool(self.processes, self.validate, self.max_depth)
             return self._pool
 
     def close(self) -> None:
@@ -246,11 +248,15 @@ class Importer:
         """One item, examined here unless a verdict from a worker process comes with it
         (an item read unparsed comes with one)."""
         if item.problem is not None or (item.parsed and item.resource is None):
-            return UNREADABLE, Rejected(
+            resource_type, resource_id = _type_and_id(item.resource)
+            resource_id = resource_id or item.fallback_id
+            return resource_type or UNREADABLE, Rejected(
                 self.source,
                 item.origin,
                 item.location,
                 item.problem or "unreadable",
+                resource_type=resource_type,
+                resource_id=resource_id,
                 content=item.raw,
                 content_truncated=item.raw_truncated,
             )
@@ -260,7 +266,9 @@ class Importer:
             if verdict is None:
                 if item.resource is None:
                     raise ValueError(f"{item.origin}, {item.location}: read unparsed, not examined")
-                verdict = examine(item.resource, item.fallback_id, self.validate)
+                verdict = examine(
+                    item.resource, item.fallback_id, self.validate, self.max_depth, item.raw
+                )
         except ResourceRejected as rejected:
             return self._rejected(item, rejected)
         examined = verdict
@@ -292,17 +300,17 @@ class Importer:
     ) -> tuple[str, IncomingResource | Rejected]:
         resource = item.resource if item.resource is not None else orjson.loads(item.raw or b"{}")
         raw_type = resource.get("resourceType")
-        raw_id = resource.get("id")
+        resource_type, resource_id = _type_and_id(resource)
         type_label = raw_type if isinstance(raw_type, str) and len(raw_type) < 64 else UNREADABLE
         return type_label, Rejected(
             self.source,
             item.origin,
             item.location,
             rejected.message,
-            resource_type=raw_type[:64] if isinstance(raw_type, str) else None,
-            resource_id=raw_id[:64] if isinstance(raw_id, str) else None,
+            resource_type=resource_type,
+            resource_id=resource_id,
             fhir_path=rejected.fhir_path,
-            content=item.raw if item.raw is not None else orjson.dumps(resource),
+            content=item.raw if item.raw is not None else json_bytes(resource),
         )
 
     def write(
@@ -350,6 +358,13 @@ class Importer:
                 )
 
 
+def resource_label(resource_type: str | None, resource_id: str | None) -> str:
+    """`Type/id` of a refused resource, saying so where it gave no type; "" for neither."""
+    if resource_id is None:
+        return resource_type or ""
+    return f"{resource_type or NO_TYPE}/{resource_id}"
+
+
 def _orphan_message(row: dict[str, Any]) -> str:
     where = f"{row['origin']}, {row['location']}: {row['resource_type']}/{row['resource_id']}"
     if row["subject_id"] is None:
@@ -365,7 +380,18 @@ def _orphan_message(row: dict[str, Any]) -> str:
 
 def _to_examine(item: RawItem) -> bool:
     """Does the item go to the intake pool: a resource, or a line to parse there?"""
-    return item.resource is not None or (not item.parsed and item.problem is None)
+    return item.problem is None and (item.resource is not None or not item.parsed)
+
+
+def _type_and_id(resource: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """A refused resource's type and id as it gave them, cut short, for the quarantine."""
+    if resource is None:
+        return None, None
+    raw_type, raw_id = resource.get("resourceType"), resource.get("id")
+    return (
+        raw_type[:64] if isinstance(raw_type, str) else None,
+        raw_id[:64] if isinstance(raw_id, str) else None,
+    )
 
 
 def _chunks(items: Iterable[RawItem], size: int) -> Iterator[list[RawItem]]:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from integration.store.raw import version_key
-from integration.validation import check_identity, validate_resource
+from integration.validation import DEFAULT_MAX_DEPTH, check_identity, validate_resource
 from mappings.dates import FhirDateError, parse_interval
 from mappings.fhir_values import reference_id
 
@@ -36,9 +36,19 @@ class Examined:
     warnings: tuple[str, ...]
 
 
-def examine(resource: dict[str, Any], fallback_id: str | None, validate: bool) -> Examined:
-    """Raises `integration.validation.ResourceRejected` naming the first bad element."""
-    validated = validate_resource(resource) if validate else check_identity(resource)
+def examine(
+    resource: dict[str, Any],
+    fallback_id: str | None,
+    validate: bool,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    raw: bytes | None = None,
+) -> Examined:
+    """Raises `integration.validation.ResourceRejected` naming the first bad element.
+    Both checks start with the resource's depth (at most `max_depth`), before
+    anything recursive, the content hashes here included, sees it. `raw` is the
+    JSON the resource was parsed from, when there is one: it makes that check cheap."""
+    check = validate_resource if validate else check_identity
+    validated = check(resource, max_depth, raw)
     warnings = validated.warnings
     raw_id = resource.get("id")
     resource_id = raw_id if isinstance(raw_id, str) else fallback_id

@@ -8,12 +8,22 @@ the one part that cannot be spread (one SQLite writer). The caller keeps
 batches in order (it waits for batch k before storing it, while k+1 and
 k+2 are being examined), so the store sees exactly the order a single
 process would.
+
+Workers exit when the importer dies, even by kill -9: they hold both ends of
+the pool's pipes, so they would never see it go and would wait forever.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from types import FrameType
 from typing import Any, TypeGuard
 
 import orjson
@@ -27,9 +37,51 @@ Verdict = Examined | ResourceRejected
 Payload = tuple[bytes, str | None]
 # What comes back: an Examined's fields, or ("rejected", path, message).
 _Wire = tuple[str | tuple[str, ...] | None, ...]
+# How often a worker looks whether its parent is still there (where the kernel
+# does not tell it at once).
+PARENT_POLL_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1
 
 
-def _examine_batch(payloads: list[Payload], validate: bool) -> list[_Wire | None]:
+def _start_worker(parent: int) -> None:
+    """Each worker process's initializer."""
+    use_batch_collection()
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this process when `parent` (the importer) has gone.
+
+    On Linux the kernel signals us when our parent exits. It also does when only the
+    *thread* that started us exits (a sync's download thread), so the signal is
+    one to check, not a SIGKILL: a parent that is gone has handed us to another
+    (getppid changes). A thread polling getppid covers other systems, and a
+    failed prctl."""
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        if os.getppid() != parent:
+            os._exit(1)
+
+    if sys.platform.startswith("linux"):
+        signal.signal(signal.SIGUSR1, on_signal)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGUSR1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the polling thread is enough
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # gone before we were watching
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _examine_batch(payloads: list[Payload], validate: bool, max_depth: int) -> list[_Wire | None]:
     wires: list[_Wire | None] = []
     for body, fallback_id in payloads:
         try:
@@ -42,7 +94,7 @@ def _examine_batch(payloads: list[Payload], validate: bool) -> list[_Wire | None
             wires.append(None)
             continue
         try:
-            examined = examine(resource, fallback_id, validate)
+            examined = examine(resource, fallback_id, validate, max_depth, body)
         except ResourceRejected as rejected:
             wires.append(("rejected", rejected.fhir_path, rejected.message))
             continue
@@ -74,17 +126,19 @@ def _from_wire(wire: _Wire | None) -> Verdict | None:
 class IntakePool:
     """A pool of examining processes; `submit` a batch, `verdicts` it later, in order."""
 
-    def __init__(self, processes: int, validate: bool) -> None:
+    def __init__(self, processes: int, validate: bool, max_depth: int) -> None:
         # spawn, not fork: the parent may have threads (the event loop's workers).
         self._executor = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=use_batch_collection,
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
         )
         self._validate = validate
+        self._max_depth = max_depth
 
     def submit(self, payloads: list[Payload]) -> Future[list[_Wire | None]]:
-        return self._executor.submit(_examine_batch, payloads, self._validate)
+        return self._executor.submit(_examine_batch, payloads, self._validate, self._max_depth)
 
     @staticmethod
     def verdicts(future: Future[list[_Wire | None]]) -> list[Verdict | None]:

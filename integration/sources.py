@@ -22,7 +22,7 @@ from pydantic import (
 
 from connectors.rest.auth import BearerToken, ClientCredentials, SmartBackendServices
 from connectors.rest.http import HttpPolicy
-from integration.config import Settings
+from integration.config import MAX_SOURCE_NAME, SOURCE_NAME_PATTERN, Settings
 from integration.errors import ConfigError
 from integration.secrets import read_secret
 
@@ -116,7 +116,7 @@ class ExportConfig(BaseModel):
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(min_length=1, max_length=MAX_SOURCE_NAME, pattern=SOURCE_NAME_PATTERN)
     kind: Literal["provider", "payer"]
     base_url: str
     mode: Literal["rest", "bulk"]

@@ -168,6 +168,7 @@ class SourceSync:
             source.name,
             settings.max_resource_bytes,
             validate=source.validate_resources,
+            max_depth=settings.max_resource_depth,
         )
         self.on_page = on_page or (lambda _s, _t, _p: None)
         self.members: set[str] | None = None

@@ -9,6 +9,10 @@ deviations are accepted with a warning instead of a rejection:
 An R5-shaped Encounter is rejected with an error that says so, rather than
 with the confusing errors R4 validation would give it.
 
+Before any of that, `check_structure` bounds how deeply a resource nests and
+refuses NUL characters, walking it without recursion: what comes after
+(validation, content hashes, the store) recurses or cannot hold a NUL.
+
 Messages name FHIR paths, never values.
 """
 
@@ -27,6 +31,15 @@ from pydantic import ValidationError
 _NAIVE_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+DEFAULT_MAX_DEPTH = 64
+# fhir.resources' validators run out of Python stack at about 250 levels and orjson
+# refuses to write more than 254: the setting stays well below both.
+MAX_DEPTH_CEILING = 128
+# A path longer than this many steps is shortened in messages (its middle elided).
+_PATH_STEPS_SHOWN = 12
+_CONTAINERS = (dict, list)
+# Where a container sits: (its parent's link, its key there); None for the resource.
+_Link = tuple[Any, int | str] | None
 # fhir.resources checks types and cardinality but not required code bindings;
 # these are the ones mapping depends on.
 REQUIRED_CODES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
@@ -85,6 +98,11 @@ def is_fhir_type(name: str) -> bool:
     return bool(_RESOURCE_TYPE.match(name)) and _model(name) is not None
 
 
+def is_fhir_id(value: str) -> bool:
+    """Does `value` follow FHIR's id rule: [A-Za-z0-9-.]{1,64}?"""
+    return bool(_ID.fullmatch(value))
+
+
 def fhir_path(resource_type: str, loc: Sequence[int | str]) -> str:
     """`Patient` + ('identifier', 0, 'system') -> `Patient.identifier[0].system`."""
     path = resource_type
@@ -95,9 +113,74 @@ def fhir_path(resource_type: str, loc: Sequence[int | str]) -> str:
     return path
 
 
-def validate_resource(resource: dict[str, Any]) -> Validated:
-    """Validate against R4; raise `ResourceRejected` naming the first bad element."""
-    resource_type, model = _identity(resource)
+def check_structure(
+    resource: dict[str, Any], max_depth: int = DEFAULT_MAX_DEPTH, raw: bytes | None = None
+) -> None:
+    """Raise `ResourceRejected` for objects and arrays nested deeper than `max_depth`
+    (the resource itself is level 1) or a NUL character in any element name or string.
+
+    Iterative, so a resource nested ten thousand deep costs a loop, not the stack;
+    run it before anything that recurses. NUL: FHIR strings should not hold control
+    characters, and PostgreSQL text cannot (ids, identifiers and names become keys).
+    `raw`, the JSON the resource was parsed from, lets most resources skip the walk."""
+    if raw is not None and _plainly_fine(raw, max_depth):
+        return
+    stack: list[tuple[Any, int, _Link]] = [(resource, 1, None)]
+    while stack:
+        value, depth, link = stack.pop()
+        if depth > max_depth:
+            raise ResourceRejected(
+                _link_path(resource, link),
+                f"nested deeper than {max_depth} levels of objects and arrays "
+                "(JOURNEY_MAX_RESOURCE_DEPTH); not read further",
+            )
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in pairs:
+            if isinstance(key, str) and "\x00" in key:
+                raise ResourceRejected(
+                    _link_path(resource, link), "an element name contains a NUL character (U+0000)"
+                )
+            if isinstance(item, _CONTAINERS):
+                stack.append((item, depth + 1, (link, key)))
+            elif isinstance(item, str) and "\x00" in item:
+                raise ResourceRejected(
+                    _link_path(resource, (link, key)),
+                    "contains a NUL character (U+0000): FHIR strings should hold no control "
+                    "characters, and the store cannot keep this one",
+                )
+
+
+def _plainly_fine(raw: bytes, max_depth: int) -> bool:
+    """No deeper than the number of objects and arrays in it (brackets in strings only
+    add to the count), and JSON can only carry a NUL as the escape \\u0000: two scans
+    at C speed instead of a walk in Python, a few times faster for usual resources."""
+    return raw.count(b"{") + raw.count(b"[") <= max_depth and b"\\u0000" not in raw
+
+
+def _link_path(resource: dict[str, Any], link: _Link) -> str:
+    steps: list[int | str] = []
+    while link is not None:
+        link, key = link
+        steps.append(key)
+    steps.reverse()
+    resource_type = resource.get("resourceType")
+    root = (
+        resource_type
+        if isinstance(resource_type, str) and _RESOURCE_TYPE.match(resource_type)
+        else "(resource)"
+    )
+    if len(steps) <= _PATH_STEPS_SHOWN:
+        return fhir_path(root, steps)
+    head = fhir_path(root, steps[: _PATH_STEPS_SHOWN - 2])
+    return head + f"...({len(steps) - _PATH_STEPS_SHOWN} more)" + fhir_path("", steps[-2:])
+
+
+def validate_resource(
+    resource: dict[str, Any], max_depth: int = DEFAULT_MAX_DEPTH, raw: bytes | None = None
+) -> Validated:
+    """Validate against R4; raise `ResourceRejected` naming the first bad element.
+    `raw` is the JSON the resource was read from, if at hand (see `check_structure`)."""
+    resource_type, model = _identity(resource, max_depth, raw)
     if resource_type == "Encounter":
         _reject_r5_encounter(resource)
     try:
@@ -109,14 +192,16 @@ def validate_resource(resource: dict[str, Any]) -> Validated:
     return validated
 
 
-def check_identity(resource: dict[str, Any]) -> Validated:
-    """Only what storing needs (a known resourceType, a valid id): for sources
-    configured as trusted, whose resources skip full validation."""
-    resource_type, _model_class = _identity(resource)
+def check_identity(
+    resource: dict[str, Any], max_depth: int = DEFAULT_MAX_DEPTH, raw: bytes | None = None
+) -> Validated:
+    """Only what storing needs (a known resourceType, a valid id, a bounded depth, no
+    NUL): for sources configured as trusted, whose resources skip full validation."""
+    resource_type, _model_class = _identity(resource, max_depth, raw)
     return Validated(resource_type, ())
 
 
-def _identity(resource: dict[str, Any]) -> tuple[str, Any]:
+def _identity(resource: dict[str, Any], max_depth: int, raw: bytes | None) -> tuple[str, Any]:
     resource_type = resource.get("resourceType")
     if resource_type is None:
         raise ResourceRejected("resourceType", "missing resourceType")
@@ -126,8 +211,9 @@ def _identity(resource: dict[str, Any]) -> tuple[str, Any]:
     if model is None:
         raise ResourceRejected("resourceType", f"unknown resourceType {resource_type!r} in FHIR R4")
     resource_id = resource.get("id")
-    if resource_id is not None and (not isinstance(resource_id, str) or not _ID.match(resource_id)):
+    if resource_id is not None and not (isinstance(resource_id, str) and is_fhir_id(resource_id)):
         raise ResourceRejected(f"{resource_type}.id", "id is not a valid FHIR id")
+    check_structure(resource, max_depth, raw)
     return resource_type, model
 
 

@@ -3,20 +3,24 @@
 Each entry becomes a `PlannedWrite` (POST = create with a server id, PUT =
 create-or-update with the client's id) or a `FhirError` naming the entry and
 element. References between entries (`urn:uuid:` fullUrls, or the full URL of
-a PUT entry) are rewritten to `Type/id` once the final ids are known.
+a PUT entry) are rewritten to `Type/id` once the final ids are known. Entries
+that claim one identity (a fullUrl, or the Type/id a PUT writes) are errors
+naming each other (`overlapping`): a reference to them would be ambiguous, and
+one write would silently undo the other.
 """
 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from integration.push.outcome import FhirError
+from integration.validation import is_fhir_id
 
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 BundleKind = Literal["transaction", "batch"]
 
 
@@ -128,8 +132,10 @@ def _plan_entry(index: int, entry: Any, new_id: Callable[[], str]) -> PlannedWri
             f"{where}.request.url",
         )
     resource_id = parts[1]
-    if not _ID.match(resource_id):
-        raise FhirError(400, "invalid", f"{where}.request.url: not a valid FHIR id", where)
+    if not is_fhir_id(resource_id):
+        raise FhirError(
+            400, "invalid", f"{where}.request.url: not a valid FHIR id", f"{where}.request.url"
+        )
     if "id" in resource and resource["id"] != resource_id:
         raise FhirError(
             400,
@@ -148,6 +154,49 @@ def _plan_entry(index: int, entry: Any, new_id: Callable[[], str]) -> PlannedWri
         None,
         if_match if isinstance(if_match, str) else None,
     )
+
+
+def overlapping(
+    kind: BundleKind, planned: list[PlannedWrite | FhirError]
+) -> list[PlannedWrite | FhirError]:
+    """`planned` with every entry that shares a fullUrl, or a PUT's Type/id, with another
+    replaced by an error naming all of them (FHIR: overlapping identities fail a
+    transaction; a batch's entries must not depend on each other, so there each one
+    involved fails, whatever the order, and the rest go on)."""
+    claims: dict[tuple[str, str], list[tuple[int, PlannedWrite]]] = defaultdict(list)
+    for position, item in enumerate(planned):
+        if not isinstance(item, PlannedWrite):
+            continue
+        if item.full_url:
+            claims[("fullUrl", item.full_url)].append((position, item))
+        if item.method == "PUT":
+            name = f"{item.resource_type}/{item.resource_id}"
+            claims[("resource", name)].append((position, item))
+    checked = list(planned)
+    for (claim, name), writes in claims.items():
+        if len(writes) < 2:
+            continue
+        entries = [f"Bundle.entry[{write.index}]" for _, write in writes]
+        together = ", ".join(entries[:-1]) + f" and {entries[-1]}"
+        for position, write in writes:
+            if isinstance(checked[position], FhirError):
+                continue  # already named by another overlap
+            if claim == "fullUrl":
+                checked[position] = FhirError(
+                    400,
+                    "invariant",
+                    f"{together} have the same fullUrl; a Bundle's fullUrls must be unique, "
+                    "or a reference to one would be ambiguous",
+                    f"Bundle.entry[{write.index}].fullUrl",
+                )
+            else:
+                checked[position] = FhirError(
+                    400,
+                    "duplicate",
+                    f"{together} all write {name}; a {kind} may write a resource only once",
+                    f"Bundle.entry[{write.index}].request.url",
+                )
+    return checked
 
 
 def references(value: Any) -> Iterator[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from integration.config import Settings
+from integration.config import MAX_SOURCE_NAME, SOURCE_NAME_PATTERN, Settings
 from integration.errors import ConfigError
 from integration.secrets import read_secret
 
@@ -17,7 +17,7 @@ from integration.secrets import read_secret
 class PushClientConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    source: str = Field(min_length=1, max_length=MAX_SOURCE_NAME, pattern=SOURCE_NAME_PATTERN)
     key_env: str | None = Field(default=None, description="variable holding the API key")
     key_file: str | None = Field(default=None, description="file holding the API key")
 

@@ -37,6 +37,7 @@ from integration.push.bundle import (
     PlannedWrite,
     bundle_kind,
     full_url_targets,
+    overlapping,
     plan_entries,
     resolve_references,
     with_references_resolved,
@@ -55,6 +56,7 @@ from integration.store.pushed import (
     version,
 )
 from integration.store.raw import IncomingResource, Rejected, WriteOutcome, write_resources
+from integration.validation import DEFAULT_MAX_DEPTH, ResourceRejected, check_structure
 from mappings.failed import describe_failure
 from mappings.rulepack import RulePack
 
@@ -117,10 +119,17 @@ def parse_etag(value: str) -> str:
 
 
 class PushService:
-    def __init__(self, engine: Engine, pack: RulePack, max_resource_bytes: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        pack: RulePack,
+        max_resource_bytes: int,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+    ) -> None:
         self.engine = engine
         self.pack = pack
         self.max_resource_bytes = max_resource_bytes
+        self.max_depth = max_depth
         self._lock = threading.Lock()
 
     # ---- reads ----
@@ -153,6 +162,7 @@ class PushService:
     # ---- writes ----
 
     def write_one(self, source: str, write: PlannedWrite) -> WriteResult:
+        self._check_limits(write, in_bundle=False)
         with interactive_writes(self.engine):
             with self._lock:
                 results = self._write_all(source, [write], in_bundle=False)
@@ -165,7 +175,9 @@ class PushService:
         self, source: str, bundle: dict[str, Any]
     ) -> tuple[BundleKind, list[WriteResult | FhirError]]:
         kind = bundle_kind(bundle)
-        planned = plan_entries(bundle, new_id)
+        planned = [
+            self._within_limits(item) for item in overlapping(kind, plan_entries(bundle, new_id))
+        ]
         with interactive_writes(self.engine):
             return kind, self._write_planned(source, kind, planned)
 
@@ -227,12 +239,55 @@ class PushService:
                 if isinstance(result, WriteResult) and not result.unchanged:
                     result.warnings.append(lag)
 
+    def _within_limits(self, item: PlannedWrite | FhirError) -> PlannedWrite | FhirError:
+        if isinstance(item, FhirError):
+            return item
+        try:
+            self._check_limits(item, in_bundle=True)
+        except FhirError as error:
+            return error
+        return item
+
+    def _check_limits(self, write: PlannedWrite, in_bundle: bool) -> None:
+        """Nesting, NUL characters and size, before anything hashes, stores or looks the
+        resource up: what comes after recurses, and PostgreSQL cannot hold a NUL. The body
+        limit (JOURNEY_MAX_PUSH_BYTES) is for a whole Bundle; each resource has its own."""
+        try:
+            check_structure(write.resource, self.max_depth)
+        except ResourceRejected as rejected:
+            raise _entry_error(
+                write,
+                in_bundle,
+                FhirError(
+                    400,
+                    "invalid",
+                    f"{rejected.fhir_path}: {rejected.message}",
+                    rejected.fhir_path,
+                ),
+            ) from None
+        size = len(orjson.dumps(write.resource))
+        if size > self.max_resource_bytes:
+            raise _entry_error(
+                write,
+                in_bundle,
+                FhirError(
+                    413,
+                    "too-costly",
+                    f"the {write.resource_type} is {size} bytes, over the "
+                    f"{self.max_resource_bytes}-byte limit for one resource "
+                    "(JOURNEY_MAX_RESOURCE_BYTES)",
+                    write.resource_type,
+                ),
+            )
+
     def _write_all(
         self, source: str, writes: list[PlannedWrite], in_bundle: bool = True
     ) -> list[WriteResult | FhirError]:
         """Check every write, then store them all in one transaction, then derive."""
         now = utc_now()
-        importer = Importer(self.engine, self.pack, source, self.max_resource_bytes)
+        importer = Importer(
+            self.engine, self.pack, source, self.max_resource_bytes, max_depth=self.max_depth
+        )
         summary = ImportSummary(source)
         existing: dict[int, StoredVersion] = {}
         with self.engine.begin() as conn:
@@ -432,6 +487,10 @@ def _search_ids(conn: Connection, source: str, resource_type: str, query: str) -
     params = parse_qsl(query, keep_blank_values=True)
     if not params:
         raise FhirError(400, "invalid", "a search needs at least one parameter")
+    for name, value in params:
+        # Looked up in the store, which cannot hold a NUL (PostgreSQL refuses it).
+        if "\x00" in name + value:
+            raise FhirError(400, "invalid", "a search parameter contains a NUL character (U+0000)")
     found: set[str] | None = None
     for name, value in params:
         if name == "_id":

@@ -21,7 +21,6 @@ from sqlalchemy import ColumnElement, Connection, Text, bindparam, func, or_, se
 from integration.store.keys import in_keys, key_groups
 from integration.store.quarantine import FIXED, INTAKE, intake_key, seen_again
 from integration.store.schema import current_resources, quarantine, raw_resources
-from integration.store.text import storable
 from integration.store.upsert import (
     execute_many,
     insert_statement,
@@ -282,6 +281,11 @@ def _resolve_quarantine(conn: Connection, fresh: list[IncomingResource], resolve
         )
 
 
+def _visible_nul(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: keep it visible as an escape."""
+    return text.replace("\x00", "\\u0000") if text is not None else None
+
+
 def write_rejections(conn: Connection, rejected: Sequence[Rejected], received_at: str) -> int:
     """Quarantine rejected input. Content seen before is the same entry: its place and
     time are brought up to date, and an entry closed as fixed opens again (an entry an
@@ -296,12 +300,12 @@ def write_rejections(conn: Connection, rejected: Sequence[Rejected], received_at
             "stage": INTAKE,
             "source": item.source,
             # What a rejected input says about itself can hold NUL (PostgreSQL refuses it).
-            "origin": storable(item.origin),
-            "location": storable(item.location),
-            "resource_type": storable(item.resource_type),
-            "resource_id": storable(item.resource_id),
-            "fhir_path": storable(item.fhir_path),
-            "error": storable(item.error),
+            "origin": _visible_nul(item.origin),
+            "location": _visible_nul(item.location),
+            "resource_type": _visible_nul(item.resource_type),
+            "resource_id": _visible_nul(item.resource_id),
+            "fhir_path": _visible_nul(item.fhir_path),
+            "error": _visible_nul(item.error),
             "content": content,
             "content_truncated": item.content_truncated
             or len(item.content or b"") > QUARANTINE_CONTENT_LIMIT,

@@ -73,8 +73,8 @@ async def test_a_bulk_export_lands_in_the_journey_then_only_changes_come(
     pools: list[IntakePool] = []
 
     class CountedPool(IntakePool):
-        def __init__(self, processes: int, validate: bool) -> None:
-            super().__init__(processes, validate)
+        def __init__(self, processes: int, validate: bool, max_depth: int) -> None:
+            super().__init__(processes, validate, max_depth)
             pools.append(self)
 
     monkeypatch.setattr(importer_module, "IntakePool", CountedPool)

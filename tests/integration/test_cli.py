@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -238,3 +240,86 @@ def test_serve_on_an_outdated_store_is_the_same_one_clear_line(tmp_path: Path) -
     assert served.stderr.splitlines() == status.stderr.splitlines()
     assert "schema revision none" in served.stderr
     assert len(served.stderr.splitlines()) == 1
+
+
+def test_a_source_name_outside_the_config_rule_is_one_clear_line(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "a.ndjson", patient("p1"))
+    result = journey(tmp_path, "import", str(path), "--source", "bad name!")
+    assert result.returncode == 1
+    assert "--source" in result.stderr
+    assert "letters, digits" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "people: 0" in journey(tmp_path, "status").stdout
+
+
+def test_a_resource_without_a_type_is_not_shown_as_none(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "a.ndjson", patient("p1"), {"id": "x1"})
+    result = journey(tmp_path, "import", str(path))
+    assert result.returncode == 3
+    assert "None" not in result.stdout
+    assert "(no resourceType)/x1 rejected at resourceType" in result.stdout
+    listed = journey(tmp_path, "quarantine")
+    assert "None" not in listed.stdout
+    assert "(no resourceType)/x1" in listed.stdout
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone while we looked
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for whoever reaps it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_validation_workers_exit_when_the_import_is_killed(tmp_path: Path) -> None:
+    data = tmp_path / "many.ndjson"
+    data.write_bytes(b"\n".join(orjson.dumps(patient(f"p{n}")) for n in range(60_000)) + b"\n")
+    env = {
+        **os.environ,
+        "JOURNEY_DATABASE_URL": os.environ["JOURNEY_CLI_TEST_STORE"],
+        "JOURNEY_VALIDATION_PROCESSES": "2",
+        "JOURNEY_IMPORT_BATCH_SIZE": "200",
+    }
+    importing = subprocess.Popen(
+        [JOURNEY, "import", str(data)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(children) < 2 and importing.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            children = _children(importing.pid)
+        assert len(children) >= 2, "the import did not start its validation workers"
+        time.sleep(0.5)  # workers busy with batches, not just started
+        children = _children(importing.pid)
+        importing.kill()
+        importing.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while any(_running(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in children if _running(pid)]
+    finally:
+        importing.kill()
+        importing.wait(timeout=10)
+        for pid in children:  # left by a failure: the import's own workers, by pid
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)

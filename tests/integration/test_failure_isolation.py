@@ -20,6 +20,7 @@ from integration.derive import derive_pending, flag_all, pending_count
 from integration.importer import Importer, ImportSummary
 from integration.store import quarantine
 from integration.store.queries import store_status
+from integration.store.raw import IncomingResource, write_resources
 from integration.store.schema import current_resources, job_records, person_links
 from mappings.rulepack import RulePack
 from tests.conftest import ImportFn, encounter, patient, write_ndjson
@@ -135,21 +136,52 @@ def test_a_questionnaire_response_that_fails_leaves_the_patients_other_responses
     assert records["qr-ok"]["rule_id"] != "mapping-failed"
 
 
-def test_a_patient_name_with_nul_maps_on_every_backend(
-    tmp_path: Path, engine: Engine, import_files: ImportFn
-) -> None:
-    """PostgreSQL text cannot hold NUL, which is valid in a FHIR string: it stopped all
-    derivation there."""
+def nul_patient() -> dict[str, Any]:
     nul = patient("p-nul", name=[{"family": "Nul\x00l", "given": ["A\x00"]}])
     nul["identifier"] = [{"system": "urn:sys\x00", "value": "v\x001"}]
-    path = write_ndjson(tmp_path / "a.ndjson", nul, patient("p2"), encounter("e1", "p2"))
+    return nul
+
+
+def test_a_patient_name_with_nul_is_quarantined_at_intake_naming_the_path(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """PostgreSQL text cannot hold NUL: it was stored, then stopped all derivation there."""
+    path = write_ndjson(tmp_path / "a.ndjson", nul_patient(), patient("p2"), encounter("e1", "p2"))
     summary = import_files(path)
-    assert summary.derive.mapping_failures == 0
+    assert summary.total("quarantined") == 1
+    [problem] = summary.problems
+    assert problem.fhir_path is not None
+    assert problem.fhir_path.startswith(("Patient.name[0]", "Patient.identifier[0]"))
+    assert records_by_resource(engine)["e1"]["job"] == "diagnose"
+
+
+def test_a_nul_already_in_the_store_maps_on_every_backend(engine: Engine, pack: RulePack) -> None:
+    """Stored before intake refused NUL (or by a path that does not look): derivation
+    keeps it visible as U+FFFD instead of failing on PostgreSQL."""
+    resource = nul_patient()
+    with engine.begin() as conn:
+        write_resources(
+            conn,
+            [
+                IncomingResource(
+                    "old",
+                    "Patient",
+                    "p-nul",
+                    "h:1",
+                    None,
+                    None,
+                    None,
+                    None,
+                    orjson.dumps(resource).decode(),
+                )
+            ],
+            "2026-01-01T00:00:00Z",
+        )
+    assert derive_pending(engine, pack).mapping_failures == 0
     with engine.connect() as conn:
         rows = conn.execute(select(person_links.c.patient_id, person_links.c.display_name))
         names = {row.patient_id: row.display_name for row in rows}
     assert names["p-nul"] == "A\ufffd Nul\ufffdl"
-    assert records_by_resource(engine)["e1"]["job"] != "unclassified"
 
 
 @pytest.fixture
@@ -315,4 +347,4 @@ def test_a_rejected_resource_whose_id_holds_nul_is_quarantined_on_every_backend(
     assert summary.by_type["Patient"].new == 1
     with engine.connect() as conn:
         ids = sorted(str(e["resource_id"]) for e in quarantine.entries(conn, 10))
-    assert "bad\ufffdid" in ids
+    assert "bad\\u0000id" in ids

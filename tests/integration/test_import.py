@@ -554,3 +554,146 @@ def test_counts_a_version_sent_again_as_unchanged_whether_or_not_it_is_current(
     again = import_files(write_ndjson(tmp_path / "b.ndjson", v1, v2, v3, v3))
     counts = again.by_type["Encounter"]
     assert (counts.new, counts.changed, counts.unchanged) == (0, 1, 3)
+
+
+def test_bundle_entries_claiming_one_identity_are_not_collapsed_into_versions(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    def entry(full_url: str, resource: dict[str, object]) -> dict[str, object]:
+        return {"fullUrl": full_url, "resource": resource}
+
+    male = {"resourceType": "Patient", "gender": "male"}
+    female = {"resourceType": "Patient", "gender": "female"}
+    visit = encounter("e1", "x")
+    visit["subject"] = {"reference": "urn:uuid:aaa"}
+    versioned = [patient("v", meta={"versionId": str(n)}) for n in (1, 2)]
+    collection = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            entry("urn:uuid:aaa", male),
+            entry("urn:uuid:bbb", visit),
+            entry("urn:uuid:aaa", female),  # the same fullUrl as entry 0
+            entry("urn:uuid:ccc", patient("p9")),
+            entry("urn:uuid:ddd", patient("p9", gender="other")),  # the same id as entry 3
+            entry("urn:uuid:eee", versioned[0]),
+            entry("urn:uuid:eee", versioned[1]),  # versions of one resource: allowed
+        ],
+    }
+    path = tmp_path / "collection.json"
+    path.write_bytes(orjson.dumps(collection))
+    summary = import_files(path)
+
+    assert summary.by_type["Patient"].quarantined == 2
+    assert (summary.by_type["Patient"].new, summary.by_type["Patient"].changed) == (3, 1)
+    assert summary.by_type["Encounter"].new == 1
+    problems = {p.location: p for p in summary.problems}
+    assert set(problems) == {"entry 2", "entry 4"}
+    assert "entry 0" in problems["entry 2"].error
+    assert "fullUrl" in problems["entry 2"].error
+    assert "entry 3" in problems["entry 4"].error
+    assert "Patient/p9" in problems["entry 4"].error
+    with engine.connect() as conn:
+        aaa = conn.execute(
+            select(raw_resources.c.content).where(raw_resources.c.resource_id == "aaa")
+        ).scalars()
+        assert [orjson.loads(content)["gender"] for content in aaa] == ["male"]
+        kept = conn.execute(select(quarantine)).mappings().all()
+    assert {(e["location"], e["resource_type"], e["resource_id"]) for e in kept} == {
+        ("entry 2", "Patient", "aaa"),
+        ("entry 4", "Patient", "p9"),
+    }
+    # Quarantined with what was sent.
+    assert sorted(orjson.loads(e["content"])["gender"] for e in kept) == ["female", "other"]
+
+
+def nested_extensions(depth: int) -> dict[str, object]:
+    extension: dict[str, object] = {"url": "http://example.org/leaf", "valueString": "x"}
+    for _ in range(depth - 1):
+        extension = {"url": "http://example.org/node", "extension": [extension]}
+    return {"resourceType": "Patient", "id": "deep", "extension": [extension]}
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_resource_nested_too_deep_is_quarantined_and_the_rest_of_the_file_imports(
+    engine: Engine, pack: RulePack, tmp_path: Path, processes: int
+) -> None:
+    import json
+
+    from integration.importer import Importer
+
+    deep = nested_extensions(150)
+    lines = [orjson.dumps(patient(f"p{n}")).decode() for n in range(60)]
+    lines[20] = json.dumps(deep)  # deeper than orjson writes (255 levels)
+    lines[40] = json.dumps(
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": deep}]}
+    )
+    data = tmp_path / "deep.ndjson"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary = Importer(engine, pack, "deep", 1 << 20, batch_size=10, processes=processes).run(
+        [data]
+    )
+    assert summary.by_type["Patient"].new == 58
+    assert summary.by_type["Patient"].quarantined == 2
+    assert [p.location for p in summary.problems] == ["line 21", "line 41, entry 0"]
+    for problem in summary.problems:
+        assert (problem.fhir_path or "").startswith("Patient.extension[0].extension[0]")
+        assert "64" in problem.error
+        assert "JOURNEY_MAX_RESOURCE_DEPTH" in problem.error
+    with engine.connect() as conn:
+        contents = conn.execute(select(quarantine.c.content)).scalars().all()
+    assert all(content.startswith('{"resourceType"') for content in contents)
+
+
+def test_nul_characters_are_quarantined_with_their_path_not_a_crash(
+    engine: Engine, import_files: ImportFn, pack: RulePack, tmp_path: Path
+) -> None:
+    from integration.importer import Importer
+
+    path = write_ndjson(
+        tmp_path / "nul.ndjson",
+        patient("p1", name=[{"family": "Nu\x00ll"}]),
+        patient("p\x002"),
+        encounter("e1", "p\x001"),
+        patient("p3", **{"gen\x00der": "female"}),
+        patient("p4"),
+    )
+    for source, validate in (("checked", True), ("trusted", False)):
+        summary = Importer(engine, pack, source, 1 << 20, validate=validate).run([path])
+        assert summary.total("new") == 1, source
+        assert summary.total("quarantined") == 4, source
+        paths = [p.fhir_path for p in summary.problems]
+        assert paths == [
+            "Patient.name[0].family",
+            "Patient.id",
+            "Encounter.subject.reference",
+            "Patient",
+        ]
+    with engine.connect() as conn:
+        rows = conn.execute(select(quarantine)).mappings().all()
+    assert len(rows) == 8
+    assert not any("\x00" in str(value) for row in rows for value in row.values())
+
+
+def test_validation_workers_outlive_the_thread_that_started_them() -> None:
+    """Workers watch for their parent process's death; the kernel also signals them when
+    the thread that started them ends (a sync's download thread), which must not stop them."""
+    import threading
+    import time
+
+    from integration.intake import Examined
+    from integration.intake_pool import IntakePool
+
+    pool = IntakePool(1, validate=True, max_depth=64)
+    try:
+        starter = threading.Thread(
+            target=lambda: pool.submit([(orjson.dumps(patient("a")), None)]).result(timeout=60)
+        )
+        starter.start()
+        starter.join()
+        time.sleep(1.0)  # the starter thread's end has been signalled by now
+        [verdict] = IntakePool.verdicts(pool.submit([(orjson.dumps(patient("b")), None)]))
+        assert isinstance(verdict, Examined)
+        assert verdict.resource_id == "b"
+    finally:
+        pool.close()

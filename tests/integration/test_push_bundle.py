@@ -13,6 +13,7 @@ from integration.push.bundle import (
     PlannedWrite,
     bundle_kind,
     full_url_targets,
+    overlapping,
     plan_entries,
     resolve_references,
 )
@@ -77,6 +78,37 @@ def test_a_bad_entry_is_named_by_its_place(bad_entry: dict[str, Any], says: str)
     assert isinstance(errors[1], FhirError)
     assert says in errors[1].issue.diagnostics
     assert "Bundle.entry[1]" in errors[1].issue.diagnostics
+
+
+def test_entries_claiming_one_identity_are_errors_naming_each_other() -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            entry({"resourceType": "Patient"}, "POST", "Patient", fullUrl="urn:uuid:p"),
+            entry({"resourceType": "Patient", "id": "x"}, "PUT", "Patient/x"),
+            entry({"resourceType": "Patient"}, "POST", "Patient", fullUrl="urn:uuid:p"),
+            entry({"resourceType": "Encounter", "id": "x"}, "PUT", "Encounter/x"),
+            entry({"resourceType": "Patient"}, "POST", "Patient", fullUrl="urn:uuid:p"),
+            entry({"resourceType": "Patient", "id": "x"}, "PUT", "Patient/x"),
+            {"request": {"method": "POST", "url": "Patient"}, "fullUrl": "urn:uuid:p"},
+        ],
+    }
+    checked = overlapping("transaction", plan_entries(bundle, ids()))
+    said = [item.issue.diagnostics if isinstance(item, FhirError) else None for item in checked]
+    together = "Bundle.entry[0], Bundle.entry[2] and Bundle.entry[4] have the same fullUrl"
+    assert [s is not None and s.startswith(together) for s in said[:5]] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+    ]
+    assert said[1] == said[5]
+    assert said[1] is not None
+    assert said[1].startswith("Bundle.entry[1] and Bundle.entry[5] all write Patient/x")
+    assert said[3] is None  # another type, another resource
+    assert "resource is missing" in (said[6] or "")  # unplannable: its fullUrl claims nothing
 
 
 def test_a_reference_to_a_urn_no_entry_has_is_an_error() -> None:

@@ -7,8 +7,16 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
-from integration.validation import ResourceRejected, validate_resource
+from integration.store.raw import version_key
+from integration.validation import (
+    MAX_DEPTH_CEILING,
+    ResourceRejected,
+    check_identity,
+    check_structure,
+    validate_resource,
+)
 from tests.conftest import FIXTURES, encounter, patient
 
 
@@ -66,3 +74,60 @@ def test_partial_dates_are_valid_fhir() -> None:
 
 def test_bad_id_is_rejected() -> None:
     assert rejection(patient("no spaces allowed")).fhir_path == "Patient.id"
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """A Patient whose extensions nest until the deepest object is at `levels`."""
+    extension: dict[str, Any] = {"url": "http://example.org/leaf", "valueString": "x"}
+    for _ in range((levels - 3) // 2):
+        extension = {"url": "http://example.org/node", "extension": [extension]}
+    return {"resourceType": "Patient", "extension": [extension]}
+
+
+def test_nesting_is_bounded_without_recursion_and_the_place_is_named() -> None:
+    check_structure(nested(63), max_depth=64)
+    with pytest.raises(ResourceRejected) as too_deep:
+        check_structure(nested(65), max_depth=64)
+    assert "64 levels" in too_deep.value.message
+    assert too_deep.value.fhir_path.startswith("Patient.extension[0].extension[0]")
+    assert "more)" in too_deep.value.fhir_path  # a long path is shortened, not printed whole
+    # Far past the interpreter's recursion limit: a loop, not a RecursionError.
+    with pytest.raises(ResourceRejected):
+        check_structure(nested(50_001))
+    # Validation checks it first, in trusted mode too.
+    with pytest.raises(ResourceRejected, match="JOURNEY_MAX_RESOURCE_DEPTH"):
+        validate_resource(nested(301))
+    with pytest.raises(ResourceRejected, match="JOURNEY_MAX_RESOURCE_DEPTH"):
+        check_identity(nested(301))
+
+
+def test_a_nul_character_is_named_by_its_path_never_shown() -> None:
+    with pytest.raises(ResourceRejected) as in_value:
+        check_structure({"resourceType": "Patient", "name": [{"given": ["a", "b\x00"]}]})
+    assert in_value.value.fhir_path == "Patient.name[0].given[1]"
+    with pytest.raises(ResourceRejected) as in_name:
+        check_structure({"resourceType": "Patient", "name": [{"giv\x00en": ["a"]}]})
+    assert in_name.value.fhir_path == "Patient.name[0]"
+    assert "\x00" not in in_value.value.message + in_name.value.message
+
+
+def test_the_depth_setting_stays_below_what_validation_and_hashing_can_take() -> None:
+    from integration.config import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(max_resource_depth=MAX_DEPTH_CEILING + 1)
+    deepest = nested(MAX_DEPTH_CEILING - 1)
+    validate_resource(deepest, max_depth=MAX_DEPTH_CEILING)
+    assert version_key(deepest).startswith("h:")
+
+
+def test_the_json_a_resource_came_from_spares_the_walk_but_not_the_checks() -> None:
+    deep = nested(65)
+    with pytest.raises(ResourceRejected, match="64 levels"):
+        check_structure(deep, 64, raw=orjson.dumps(deep))
+    with_nul = patient("p", name=[{"family": "a\x00"}])
+    with pytest.raises(ResourceRejected, match="NUL"):
+        check_structure(with_nul, raw=orjson.dumps(with_nul))
+    # A backslash before "u0000" is text, not a NUL: looked at closely, and accepted.
+    backslash = patient("p", name=[{"family": "a\\u0000"}])
+    check_structure(backslash, raw=orjson.dumps(backslash))

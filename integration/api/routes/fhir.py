@@ -32,7 +32,7 @@ from integration.push.capability import capability_statement
 from integration.push.outcome import FhirError, Issue, operation_outcome
 from integration.push.service import PushService, WriteResult, new_id, with_server_meta
 from integration.store.pushed import StoredVersion
-from integration.validation import is_fhir_type
+from integration.validation import is_fhir_id, is_fhir_type
 
 FHIR_JSON = "application/fhir+json"
 FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
@@ -142,6 +142,18 @@ SourceDep = Annotated[str, Depends(pushing_source)]
 def _known_type(resource_type: str) -> None:
     if not is_fhir_type(resource_type):
         raise FhirError(404, "not-supported", f"resource type {resource_type!r} is not FHIR R4")
+
+
+def _fhir_id(resource_type: str, value: str, element: str = "id") -> None:
+    """400 for an id outside FHIR's rule, before it reaches the store (where a NUL in
+    it would be a PostgreSQL error)."""
+    if not is_fhir_id(value):
+        raise FhirError(
+            400,
+            "invalid",
+            f"{resource_type}.{element}: not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)",
+            f"{resource_type}.{element}",
+        )
 
 
 async def _read_json(request: Request, limit: int) -> Any:
@@ -320,6 +332,7 @@ async def update(
 ) -> FhirResponse:
     """`Prefer` as for a create; `If-Match: W/"<version>"` updates only that version."""
     _known_type(resource_type)
+    _fhir_id(resource_type, resource_id)
     resource = await _read_json(request, settings.max_push_bytes)
     _check_type(resource, resource_type)
     if "id" not in resource:
@@ -347,6 +360,7 @@ async def read(
     resource_type: ResourceType, resource_id: ResourceId, push: PushDep, source: SourceDep
 ) -> FhirResponse:
     _known_type(resource_type)
+    _fhir_id(resource_type, resource_id)
     return _read(await asyncio.to_thread(push.read, source, resource_type, resource_id))
 
 
@@ -364,6 +378,8 @@ async def vread(
     source: SourceDep,
 ) -> FhirResponse:
     _known_type(resource_type)
+    _fhir_id(resource_type, resource_id)
+    _fhir_id(resource_type, version_id, "meta.versionId")
     stored = await asyncio.to_thread(push.vread, source, resource_type, resource_id, version_id)
     return _read(stored)
 
