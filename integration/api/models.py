@@ -94,7 +94,13 @@ class StoreStatus(BaseModel):
     raw_versions: int = Field(description="Every version ever received")
     records_by_job: dict[str, int]
     pending_derivation: int = Field(description="Resources waiting to be mapped")
-    quarantine_open: int
+    quarantine_open: int = Field(description="Open quarantine entries of both stages")
+    quarantine_open_intake: int = Field(description="Open: input that could not be stored")
+    mapping_failures_open: int = Field(
+        description="Open: resources stored but whose mapping failed (isolated: each has an "
+        "explained unclassified record, or for a Patient no person yet)"
+    )
+    quarantine_closed_by_operator: int = Field(description="Entries dismissed or resolved by hand")
     last_received_at: str | None
 
 

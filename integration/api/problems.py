@@ -93,6 +93,28 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+# A FHIR path parameter outside its rule is the element of the resource it names.
+_PATH_ELEMENTS = {"resource_id": "id", "version_id": "meta.versionId"}
+
+
+def _fhir_parameter_error(request: Request, exc: RequestValidationError) -> FhirError:
+    """The first invalid parameter of a /fhir request, named as FHIR names it: an id in
+    the URL outside the id rule is `Patient.id` (never its value)."""
+    error = exc.errors()[0]
+    place, name = str(error["loc"][0]), ".".join(str(p) for p in error["loc"][1:])
+    resource_type = request.path_params.get("resource_type")
+    element = _PATH_ELEMENTS.get(name) if place == "path" else None
+    if element is not None and isinstance(resource_type, str):
+        expression = f"{resource_type}.{element}"
+        return FhirError(
+            400,
+            "invalid",
+            f"{expression} in the URL is not a valid FHIR id ([A-Za-z0-9-.], 1-64 characters)",
+            expression,
+        )
+    return FhirError(400, "invalid", f"invalid parameter: {name}", name or None)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_fhir_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FhirError)
@@ -116,7 +138,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         ]
         names = ", ".join(item["name"] for item in invalid)
         if is_fhir(request.url.path):
-            return outcome_response(400, "invalid", f"invalid parameter: {names}")
+            return fhir_error_response(_fhir_parameter_error(request, exc))
         return problem_response(
             request, 400, "Bad Request", f"invalid parameter: {names}", invalid_params=invalid
         )

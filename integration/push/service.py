@@ -432,17 +432,6 @@ class PushService:
         importer: Importer, summary: ImportSummary, write: PlannedWrite, now: str
     ) -> IncomingResource:
         write.resource["id"] = write.resource_id
-        held_nul = _nul_at(write.resource, write.resource_type)
-        if held_nul is not None:
-            # R4 validation lets it through, and PostgreSQL text cannot hold it: the
-            # resource would be stored and then stop every derivation after it.
-            raise FhirError(
-                422,
-                "invalid",
-                f"{held_nul}: a string holds U+0000, which FHIR strings should not "
-                "and this server cannot store",
-                held_nul,
-            )
         where = f"entry {write.index}"
         label, accepted = importer.accept(RawItem("push", where, resource=write.resource), summary)
         if isinstance(accepted, Rejected):
@@ -510,24 +499,6 @@ def _search_ids(conn: Connection, source: str, resource_type: str, query: str) -
             )
         found = ids if found is None else found & ids
     return sorted(found or set())
-
-
-def _nul_at(value: Any, path: str) -> str | None:
-    """The FHIR path of the first string (or element name) holding U+0000, if any.
-    Iterative: a resource nested deeper than Python's recursion limit is still read."""
-    pending: list[tuple[Any, str]] = [(value, path)]
-    while pending:
-        item, where = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return where
-        elif isinstance(item, dict):
-            if any("\x00" in key for key in item):
-                return where
-            pending.extend((child, f"{where}.{key}") for key, child in reversed(item.items()))
-        elif isinstance(item, list):
-            pending.extend((child, f"{where}[{n}]") for n, child in reversed(list(enumerate(item))))
-    return None
 
 
 def new_id() -> str:

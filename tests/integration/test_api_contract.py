@@ -324,7 +324,7 @@ def test_a_nul_character_is_refused_before_it_reaches_the_store(client: TestClie
     check(client.get("/fhir/Patient", headers=PUSH, params={"identifier": "urn:x|\x00"}), 400)
     check(client.get("/fhir/Patient", headers=PUSH, params={"_id": "\x00"}), 400)
     named = {"resourceType": "Patient", "name": [{"family": "Nul\x00l"}]}
-    outcome = check(client.post("/fhir/Patient", headers=PUSH, json=named), 422)
+    outcome = check(client.post("/fhir/Patient", headers=PUSH, json=named), 400)
     assert outcome["issue"][0]["expression"] == ["Patient.name[0].family"]
     referring = {
         "resourceType": "Encounter",
@@ -332,7 +332,7 @@ def test_a_nul_character_is_refused_before_it_reaches_the_store(client: TestClie
         "class": {"code": "AMB"},
         "subject": {"reference": "Patient/\x00"},
     }
-    check(client.post("/fhir/Encounter", headers=PUSH, json=referring), 422)
+    check(client.post("/fhir/Encounter", headers=PUSH, json=referring), 400)
     entry = {
         "resource": {"resourceType": "Patient"},
         "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=x|\x00"},
