@@ -10,8 +10,8 @@ that) is mapped before the answer goes out, so a pushed encounter is in the
 journey at once; if mapping cannot keep up, the answer says so and the data
 stays stored.
 
-Writes are synchronous and serialised by one lock per process, per transaction
-or per batch entry (run them in a worker thread); mapping runs outside it.
+Writes and their mapping are synchronous and serialised by one lock per process,
+per transaction or per batch entry (run them in a worker thread).
 """
 
 from __future__ import annotations
@@ -163,9 +163,8 @@ class PushService:
 
     def write_one(self, source: str, write: PlannedWrite) -> WriteResult:
         self._check_limits(write, in_bundle=False)
-        with interactive_writes(self.engine):
-            with self._lock:
-                results = self._write_all(source, [write], in_bundle=False)
+        with interactive_writes(self.engine), self._lock:
+            results = self._write_all(source, [write], in_bundle=False)
             self._map_written(source, results)
         result = results[0]
         assert isinstance(result, WriteResult)
@@ -192,26 +191,30 @@ class PushService:
             writes = [item for item in planned if isinstance(item, PlannedWrite)]
             with self._lock:
                 results = self._write_all(source, writes)
-        else:
-            # A batch's entries are independent: each succeeds or fails alone, and
-            # takes the lock for itself only, so other clients' pushes go between them.
-            for item in planned:
-                if isinstance(item, FhirError):
-                    results.append(item)
-                    continue
-                try:
-                    with self._lock:
-                        results.extend(self._write_all(source, [item]))
-                except FhirError as error:
-                    results.append(error)
-        self._map_written(source, results)
+                self._map_written(source, results)
+            return results
+        # A batch's entries are independent: each succeeds or fails alone, and takes the
+        # lock for itself only, so other clients' pushes go between them.
+        for item in planned:
+            if isinstance(item, FhirError):
+                results.append(item)
+                continue
+            try:
+                with self._lock:
+                    results.extend(self._write_all(source, [item]))
+            except FhirError as error:
+                results.append(error)
+        with self._lock:
+            self._map_written(source, results)
         return results
 
     def _map_written(self, source: str, results: list[WriteResult | FhirError]) -> None:
         """Map what this push stored, and only that: a push never waits for the rest of
-        the store's backlog (an import's, another source's). Outside the push lock, so
-        the next push stores meanwhile. Mapping failing or the store refusing it now
-        never fails the push: its data is stored, and the answer says mapping lags."""
+        the store's backlog (an import's, another source's). Under the push lock, like
+        the writes: threads of one process taking turns through SQLite's busy handler
+        (which polls) made a slow tail (p99 0.85 -> 1.65 s with 8 clients). Mapping
+        failing or the store refusing it now never fails the push: its data is stored,
+        and the answer says mapping lags."""
         written = [
             (source, r.stored.resource_type, r.stored.resource_id)
             for r in results
