@@ -6,7 +6,9 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, Request
+from sqlalchemy.exc import SQLAlchemyError
 
+from integration.api.boundary import exception_trail
 from integration.api.deps import CallerDep, ReadStoreDep, SettingsDep, StoreDep
 from integration.api.models import SourcesPage, SyncStarted
 from integration.api.openapi import problem
@@ -15,6 +17,7 @@ from integration.api.responses import OrjsonResponse
 from integration.derive import utc_now
 from integration.sources import SourceConfig, describe, load_sources
 from integration.store.bulk_state import ExportInProgress, exports_in_progress
+from integration.store.errors import describe_store_error
 from integration.store.leases import all_units
 from integration.store.sync_state import states_by_source
 from integration.sync import sync_source
@@ -136,8 +139,14 @@ async def _run(request: Request, source: SourceConfig, full: bool) -> None:
     try:
         pack = load_rule_pack(settings.rule_pack or DEFAULT_PACK)
         await sync_source(request.app.state.engine, pack, settings, source, full=full)
-    except Exception:
+    except Exception as exc:
         # The per-type outcome is already in sync_state; this is for what stopped it whole.
-        log.exception("sync of source %s stopped", source.name)
+        # Type and frames only: the message (a driver's, a server's) can quote data.
+        log.error(
+            "sync of source %s stopped: %s\n%s",
+            source.name,
+            describe_store_error(exc) if isinstance(exc, SQLAlchemyError) else type(exc).__name__,
+            exception_trail(exc),
+        )
     finally:
         _running(request).pop(source.name, None)
