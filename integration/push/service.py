@@ -61,6 +61,9 @@ from mappings.failed import describe_failure
 from mappings.rulepack import RulePack
 
 log = logging.getLogger(__name__)
+# Entries of a batch Bundle written before they are mapped together: few enough that
+# another client waits for no more than their mapping.
+BATCH_MAPPING_CHUNK = 25
 # Server-owned: left out of the content hash that decides "the same content again".
 _SERVER_META = ("versionId", "lastUpdated")
 
@@ -130,7 +133,7 @@ class PushService:
         self.pack = pack
         self.max_resource_bytes = max_resource_bytes
         self.max_depth = max_depth
-        self._lock = threading.Lock()
+        self._lock = FairLock()
 
     # ---- reads ----
 
@@ -194,18 +197,22 @@ class PushService:
                 self._map_written(source, results)
             return results
         # A batch's entries are independent: each succeeds or fails alone, and takes the
-        # lock for itself only, so other clients' pushes go between them.
-        for item in planned:
-            if isinstance(item, FhirError):
-                results.append(item)
-                continue
-            try:
-                with self._lock:
-                    results.extend(self._write_all(source, [item]))
-            except FhirError as error:
-                results.append(error)
-        with self._lock:
-            self._map_written(source, results)
+        # lock for itself only (and mapping a few entries at a time), so other clients'
+        # pushes go between them.
+        for start in range(0, len(planned), BATCH_MAPPING_CHUNK):
+            chunk: list[WriteResult | FhirError] = []
+            for item in planned[start : start + BATCH_MAPPING_CHUNK]:
+                if isinstance(item, FhirError):
+                    chunk.append(item)
+                    continue
+                try:
+                    with self._lock:
+                        chunk.extend(self._write_all(source, [item]))
+                except FhirError as error:
+                    chunk.append(error)
+            with self._lock:
+                self._map_written(source, chunk)
+            results.extend(chunk)
         return results
 
     def _map_written(self, source: str, results: list[WriteResult | FhirError]) -> None:
@@ -502,6 +509,28 @@ def _search_ids(conn: Connection, source: str, resource_type: str, query: str) -
             )
         found = ids if found is None else found & ids
     return sorted(found or set())
+
+
+class FairLock:
+    """A lock taken in the order it was asked for. threading.Lock is not: a batch that
+    releases it after each entry and asks again at once kept winning, and another
+    client's one-Patient push waited out the whole batch."""
+
+    def __init__(self) -> None:
+        self._turns = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._turns:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._turns.wait_for(lambda: self._serving == ticket)
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._turns:
+            self._serving += 1
+            self._turns.notify_all()
 
 
 def new_id() -> str:
