@@ -102,13 +102,15 @@ class FhirHttp:
         client: httpx.AsyncClient,
         policy: HttpPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`sleep` and `clock` are the pacing's and retries' time: tests pass fakes."""
         self.client = client
         self.policy = policy or HttpPolicy()
         self.sleep = sleep
         self.retries = 0
         self._semaphore = asyncio.Semaphore(self.policy.concurrency)
-        self._pacer = _Pacer(self.policy.requests_per_second)
+        self._pacer = _Pacer(self.policy.requests_per_second, clock)
         self._backoff = wait_exponential_jitter(
             multiplier=self.policy.backoff_initial, max=self.policy.backoff_max
         )

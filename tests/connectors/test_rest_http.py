@@ -115,9 +115,10 @@ async def test_requests_per_second_are_paced(router: respx.MockRouter) -> None:
     router.get(URL).mock(return_value=httpx.Response(200, json=BUNDLE))
     sleeps = Sleeps()
     async with httpx.AsyncClient() as client:
-        http = FhirHttp(client, HttpPolicy(requests_per_second=10), sleep=sleeps)
+        # A clock that stands still (the fake sleep does not move it, nor does a slow
+        # machine): the pacing alone decides the waits.
+        http = FhirHttp(client, HttpPolicy(requests_per_second=10), sleep=sleeps, clock=lambda: 0.0)
         for _ in range(5):
             await http.get_json(URL)
-    # Five starts at 10 per second, on a clock the fake sleep does not move: each start
-    # is scheduled 0.1 s after the one before.
-    assert sleeps == pytest.approx([0.1, 0.2, 0.3, 0.4], abs=0.02)
+    # Five starts at 10 per second: each scheduled 0.1 s after the one before.
+    assert sleeps == pytest.approx([0.1, 0.2, 0.3, 0.4])
