@@ -1,10 +1,12 @@
-.PHONY: help demo test bench bench-pull bench-push bench-bulk bench-scale bench-push-under-import
+.PHONY: help demo test test-fast bench bench-pull bench-push bench-bulk bench-scale bench-push-under-import
 help:            ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 demo:            ## set up, import the synthetic sample, show a journey, serve the API
 	scripts/demo
 test:            ## set up with dev tools; ruff, mypy --strict, pytest
 	scripts/test
+test-fast:       ## the fast tier while you work: ruff and the pure tests, about 10 s
+	scripts/test-fast
 bench:           ## import benchmark: figures and ratios against bare orjson / validation
 	scripts/bench
 bench-pull:      ## pull benchmark: journey sync vs a sequential next-link loop on sekmet-fhir

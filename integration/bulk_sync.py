@@ -27,8 +27,9 @@ from connectors.errors import ConnectorError, FhirHttpError
 from connectors.files import FileReader, RawItem
 from connectors.rest.http import FhirHttp
 from connectors.streams import QueuedStream, StreamFailed
+from integration.clock import utc_now
 from integration.config import Settings
-from integration.derive import derive_pending, utc_now
+from integration.derive import derive_pending
 from integration.importer import Importer, ImportSummary
 from integration.sources import SourceConfig
 from integration.store.bulk_state import (

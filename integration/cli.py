@@ -34,8 +34,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import ConnectorError
 from connectors.files import discover
+from integration.clock import utc_now
 from integration.config import SOURCE_NAME_RULE, Settings, is_source_name, load_settings
-from integration.derive import derive_pending, flag_all, pending_count, utc_now
+from integration.derive import derive_pending, flag_all, pending_count
 from integration.errors import ConfigError, IntegrationError
 from integration.importer import Importer, ImportSummary, resource_label
 from integration.sample import write_sample

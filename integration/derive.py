@@ -15,7 +15,6 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -32,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from integration.clock import utc_now
 from integration.gc_policy import batch_collection
 from integration.identity import SourcePatient, link_patients
 from integration.store.engine import GrowingTables
@@ -48,7 +48,6 @@ from integration.store.schema import (
     resource_links,
 )
 from integration.store.text import storable
-from mappings.dates import ISO_FORMAT
 from mappings.encounter import EncounterContext, map_encounter, referenced_condition_ids
 from mappings.failed import describe_failure, failed_record
 from mappings.fhir_values import Code, concept_codes, reference_id
@@ -102,10 +101,6 @@ class _Current:
     @property
     def key(self) -> ResourceKey:
         return (self.source, self.resource_type, self.resource_id)
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime(ISO_FORMAT)
 
 
 def record_id(ref: SourceRef) -> str:

@@ -22,8 +22,9 @@ import orjson
 from sqlalchemy import Connection, Engine
 
 from connectors.files import FileReader, RawItem, discover, json_bytes, parse_line
+from integration.clock import utc_now
 from integration.config import SOURCE_NAME_RULE, is_source_name
-from integration.derive import DeriveSummary, derive_pending, orphan_records, utc_now
+from integration.derive import DeriveSummary, derive_pending, orphan_records
 from integration.errors import ConfigError
 from integration.gc_policy import batch_collection
 from integration.intake import examine

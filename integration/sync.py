@@ -31,8 +31,9 @@ from connectors.files import RawItem
 from connectors.rest.capabilities import Capabilities, parse_capabilities
 from connectors.rest.http import FhirHttp, Params
 from connectors.rest.search import SearchPage, search
+from integration.clock import utc_now
 from integration.config import Settings
-from integration.derive import DeriveSummary, derive_pending, utc_now
+from integration.derive import DeriveSummary, derive_pending
 from integration.importer import Importer, ImportSummary
 from integration.intake import last_updated_of
 from integration.members import batches, belongs_to, roster_patient_ids

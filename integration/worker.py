@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from integration.clock import utc_now
 from integration.config import Settings
-from integration.derive import derive_pending, pending_count, utc_now
+from integration.derive import derive_pending, pending_count
 from integration.sources import SourceConfig
 from integration.store.errors import describe_store_error
 from integration.store.leases import (

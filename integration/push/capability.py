@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integration.derive import utc_now
+from integration.clock import utc_now
 
 # Mapped into the journey.
 JOURNEY_TYPES = ("Patient", "Encounter", "QuestionnaireResponse")

@@ -30,7 +30,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.files import RawItem
-from integration.derive import derive_pending, utc_now
+from integration.clock import utc_now
+from integration.derive import derive_pending
 from integration.importer import Importer, ImportSummary
 from integration.push.bundle import (
     BundleKind,

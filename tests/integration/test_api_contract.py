@@ -31,8 +31,8 @@ from schemathesis.python.asgi import shutdown_lifespans
 from sqlalchemy import Engine, text
 
 from integration.api.app import create_app
+from integration.clock import utc_now
 from integration.config import Settings
-from integration.derive import utc_now
 from integration.sample import PAYER, PROVIDER, write_sample
 from integration.store.engine import open_store
 from integration.store.leases import ensure_units

@@ -230,12 +230,3 @@ def test_title_names_type_and_reason(pack: RulePack) -> None:
         pack,
     )
     assert record.title == "Emergency room admission: Chest pain"
-
-
-def test_mapping_is_deterministic(pack: RulePack) -> None:
-    encounter = enc(
-        "AMB",
-        type=[concept(SCT, "11429006")],
-        reasonCode=[concept(ICD, "E11.9"), concept(SCT, "29857009")],
-    )
-    assert map_encounter(encounter, REF, pack) == map_encounter(encounter, REF, pack)

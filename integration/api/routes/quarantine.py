@@ -12,7 +12,7 @@ from integration.api.deps import CallerDep, ReadStoreDep, StoreDep
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
-from integration.derive import utc_now
+from integration.clock import utc_now
 from integration.store import quarantine as store
 
 router = APIRouter(

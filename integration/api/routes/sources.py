@@ -14,7 +14,7 @@ from integration.api.models import SourcesPage, SyncStarted
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
-from integration.derive import utc_now
+from integration.clock import utc_now
 from integration.sources import SourceConfig, describe, load_sources
 from integration.store.bulk_state import ExportInProgress, exports_in_progress
 from integration.store.errors import describe_store_error
