@@ -75,6 +75,7 @@ def test_status_show_and_remap(tmp_path: Path) -> None:
     assert "keep_well 1" in remap.stdout
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_missing_path_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
     result = journey(tmp_path, "import", str(tmp_path / "nowhere.ndjson"))
     assert result.returncode == 1
@@ -82,6 +83,7 @@ def test_missing_path_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "journey.toml").write_text("port = 'eighty'\n")
     result = journey(tmp_path, "status")
@@ -129,6 +131,7 @@ def test_other_types_are_kept_not_quarantined(tmp_path: Path) -> None:
     assert "Practitioner" in result.stdout
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_import_output_names_places_never_patient_data(tmp_path: Path) -> None:
     named = patient("p9", name=[{"family": "Quixote", "given": ["Zelda"]}], birthDate="1970-13-01")
     naive = encounter(
@@ -242,6 +245,7 @@ def test_serve_on_an_outdated_store_is_the_same_one_clear_line(tmp_path: Path) -
     assert len(served.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_a_source_name_outside_the_config_rule_is_one_clear_line(tmp_path: Path) -> None:
     path = write_ndjson(tmp_path / "a.ndjson", patient("p1"))
     result = journey(tmp_path, "import", str(path), "--source", "bad name!")
@@ -253,6 +257,7 @@ def test_a_source_name_outside_the_config_rule_is_one_clear_line(tmp_path: Path)
     assert "people: 0" in journey(tmp_path, "status").stdout
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_a_resource_without_a_type_is_not_shown_as_none(tmp_path: Path) -> None:
     path = write_ndjson(tmp_path / "a.ndjson", patient("p1"), {"id": "x1"})
     result = journey(tmp_path, "import", str(path))
