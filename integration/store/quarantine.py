@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Text, bindparam, func, select, update
 
+from integration.errors import IntegrationError
 from integration.store.keys import in_keys
 from integration.store.schema import quarantine
 from integration.store.upsert import insert_ignore
@@ -185,8 +186,8 @@ def close_absent(conn: Connection, source: str, origin: str, present: set[str], 
     return len(gone)
 
 
-class QuarantineEntryNotFound(LookupError):
-    pass
+class QuarantineEntryNotFound(IntegrationError, LookupError):
+    """No quarantine entry with the id asked for."""
 
 
 def close_entry(
