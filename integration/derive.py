@@ -477,7 +477,10 @@ def _derive_questionnaire_responses(
         records.extend(mapped)
         failed.extend(failing)
     failing_ids = {id(c) for c, _ in failed}
-    _replace_records(conn, [c for c in everything if id(c) not in failing_ids], records, summary)
+    placed = [c for c in everything if id(c) not in failing_ids]
+    _replace_records(conn, placed, records, summary)
+    # History that maps now (another response fixed) closes its entries too.
+    close_mapped(conn, [c.key for c in placed], utc_now())
     if failed:
         _isolate(conn, failed, pack, summary)
     # Responses pulled in as history are now up to date too.

@@ -137,6 +137,8 @@ class Importer:
         self._pool_lock = threading.Lock()
         # Quarantine keys met per file, to close the entries of content no longer in it.
         self._quarantined: dict[str, set[str]] = defaultdict(set)
+        # `run` reads files whole; a sync or Bulk download stores pages and parts.
+        self._reading_files = False
 
     def run(
         self,
@@ -150,6 +152,7 @@ class Importer:
         files = discover(paths)
         summary.files = len(files)
         reader = FileReader(self.max_resource_bytes, on_bytes)
+        self._reading_files = True
         try:
             self.store((item for path in files for item in reader.read(path, parse=False)), summary)
         finally:
@@ -260,6 +263,7 @@ class Importer:
                 resource_id=resource_id,
                 content=item.raw,
                 content_truncated=item.raw_truncated,
+                in_file=self._reading_files,
             )
         try:
             if isinstance(verdict, ResourceRejected):
@@ -312,6 +316,7 @@ class Importer:
             resource_id=resource_id,
             fhir_path=rejected.fhir_path,
             content=item.raw if item.raw is not None else json_bytes(resource),
+            in_file=self._reading_files,
         )
 
     def write(

@@ -44,7 +44,7 @@ from integration.push.bundle import (
     with_references_resolved,
 )
 from integration.push.outcome import FhirError, Issue
-from integration.store.errors import describe_store_error
+from integration.store.errors import describe_store_error, store_unavailable
 from integration.store.locks import PUSH, hold, interactive_writes
 from integration.store.pushed import (
     PushedIndexEntry,
@@ -211,6 +211,10 @@ class PushService:
                         chunk.extend(self._write_all(source, [item]))
                 except FhirError as error:
                     chunk.append(error)
+                except SQLAlchemyError as exc:
+                    # This entry's transaction rolled back; those before it stay written
+                    # and are mapped below, those after it are still tried.
+                    chunk.append(_store_failure(item, exc))
             with self._lock:
                 self._map_written(source, chunk)
             results.extend(chunk)
@@ -510,6 +514,20 @@ def _search_ids(conn: Connection, source: str, resource_type: str, query: str) -
             )
         found = ids if found is None else found & ids
     return sorted(found or set())
+
+
+def _store_failure(write: PlannedWrite, exc: SQLAlchemyError) -> FhirError:
+    """A batch entry the store did not take: 503 when the store is away (retry it),
+    500 when it refused this entry's data; never a value from it."""
+    where = f"Bundle.entry[{write.index}] ({write.resource_type})"
+    if store_unavailable(exc):
+        return FhirError(
+            503, "transient", f"{where}: the store is busy or unreachable; not written, retry it"
+        )
+    log.error("push entry %s refused by the store: %s", write.index, describe_store_error(exc))
+    return FhirError(
+        500, "exception", f"{where}: the store refused it ({describe_store_error(exc)})"
+    )
 
 
 class FairLock:

@@ -55,6 +55,9 @@ def store_unavailable(exc: BaseException) -> bool:
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if isinstance(sqlstate, str):
         return sqlstate[:2] in _UNAVAILABLE_CLASSES
+    if isinstance(exc, OperationalError) and type(exc.orig).__module__.startswith("psycopg"):
+        # No SQLSTATE: psycopg could not connect at all (server down, connections refused).
+        return True
     if isinstance(exc, OperationalError):
         message = str(exc.orig).lower()
         return any(word in message for word in _SQLITE_UNAVAILABLE)

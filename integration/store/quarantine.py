@@ -1,10 +1,11 @@
 """The quarantine: what could not be stored (intake) or mapped (mapping), until it is
 fixed or an operator closes it with a reason.
 
-An intake entry is keyed by its source and content: the same bad line met again,
-at the same place or elsewhere, is the same entry, and its place is brought up to
-date (an entry an operator dismissed stays closed; any other reopens). A mapping
-entry is keyed by the resource version whose derivation failed.
+An intake entry is keyed by its source and content (and its file, for a file read
+whole): the same bad line met again, at the same line or another, is the same entry,
+and its place is brought up to date (an entry an operator dismissed stays closed;
+any other reopens). A mapping entry is keyed by the resource version whose
+derivation failed.
 Entries close as `fixed` by themselves: an intake entry when the same resource
 (type and id) later stores fine or its content is no longer in a file read again
 whole; a mapping entry when that resource later maps. An operator closes one as
@@ -42,13 +43,16 @@ def intake_key(
     location: str | None,
     error: str,
     truncated: bool = False,
+    in_file: bool = False,
 ) -> str:
-    """Content decides; input with no content at all (an unreadable file) is its place,
-    and a head of cut content is told apart by its error (which says the size)."""
+    """Content decides, within its file when it came from one read whole (so that the
+    file read again closes what it no longer holds, and the same content left in another
+    file stays open); input with no content at all (an unreadable file) is its place;
+    the head of cut content is told apart by its error (which says the size)."""
     # Kept in step with migration 0008, which re-keyed the entries made before it.
     digest = hashlib.sha256()
     parts = (
-        ("intake", source, content, error if truncated else "")
+        ("intake", source, (origin or "") if in_file else "", content, error if truncated else "")
         if content
         else ("intake-place", source, origin or "", location or "", error)
     )

@@ -72,6 +72,8 @@ class Rejected:
     content: bytes | None = None
     # `content` is only the head of what was rejected (an over-limit line or file).
     content_truncated: bool = False
+    # Found in a file read whole (`journey import`): its entry is kept per file.
+    in_file: bool = False
 
     @property
     def stored_content(self) -> str:
@@ -93,6 +95,7 @@ class Rejected:
             self.location,
             self.error,
             self.content_truncated or len(self.content or b"") > QUARANTINE_CONTENT_LIMIT,
+            self.in_file,
         )
 
 

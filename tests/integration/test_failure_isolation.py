@@ -290,8 +290,14 @@ def test_a_push_answers_mapping_lags_when_mapping_cannot_run(
     issues = answer.json()["issue"]
     assert any("mapping lags" in i["diagnostics"] and i["code"] == "transient" for i in issues)
     assert "fell over" not in answer.text
+    assert answer.headers["X-Journey-Mapping"] == "lags"
+    # Asked for the resource back (the default), the client still learns it.
+    plain = api.put("/fhir/Patient/p2", content=orjson.dumps(patient("p2")), headers=FHIR)
+    assert plain.status_code == 201
+    assert plain.json()["id"] == "p2"
+    assert plain.headers["X-Journey-Mapping"] == "lags"
     assert api.get("/fhir/Patient/p1", headers=FHIR).status_code == 200  # stored
-    assert pending_count(engine) == 1  # and waiting for the next mapping run
+    assert pending_count(engine) == 2  # and waiting for the next mapping run
 
 
 def test_a_push_maps_what_it_wrote_not_the_stores_backlog(
@@ -415,3 +421,74 @@ def test_the_push_lock_is_taken_in_the_order_it_was_asked_for() -> None:
     for thread in waiting:
         thread.join(timeout=10)
     assert order == ["first", "second", "third"]
+
+
+def test_a_batch_entry_the_store_refuses_fails_alone(api: TestClient, engine: Engine) -> None:
+    """It escaped as a 500 for the whole Bundle after earlier entries were stored (and
+    never mapped), and later entries were never tried."""
+    with engine.begin() as conn:
+        if engine.url.get_backend_name() == "sqlite":
+            conn.execute(
+                text(
+                    "CREATE TRIGGER poison BEFORE INSERT ON raw_resources WHEN NEW.content "
+                    "LIKE '%Quartermaine%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "ALTER TABLE raw_resources ADD CONSTRAINT poison "
+                    "CHECK (content NOT LIKE '%Quartermaine%')"
+                )
+            )
+    resources = [
+        patient("ok1"),
+        patient("bad", name=[{"family": "Quartermaine"}]),
+        patient("ok2"),
+        encounter("e2", "ok2", "EMER"),
+    ]
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": r,
+                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
+            }
+            for r in resources
+        ],
+    }
+    answer = api.post("/fhir", content=orjson.dumps(bundle), headers=FHIR)
+    assert answer.status_code == 200, answer.text
+    statuses = [e["response"]["status"] for e in answer.json()["entry"]]
+    assert statuses == ["201 Created", "500", "201 Created", "201 Created"]
+    assert "Quartermaine" not in answer.text
+    assert pending_count(engine) == 0  # what was written was mapped
+    assert records_by_resource(engine)["e2"]["job"] == "diagnose"
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_database_that_refuses_connections_is_a_503_not_a_500(
+    api: TestClient, engine: Engine, postgres_admin: Engine
+) -> None:
+    """psycopg's error for a connection it could not make has no SQLSTATE: it was taken
+    for a data error and answered 500."""
+    database = str(engine.url.database)
+    with postgres_admin.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"),
+            {"db": database},
+        )
+    try:
+        pushed = put(api, patient("p1"))
+        read = api.get("/status", headers={"Authorization": f"Bearer {READ_KEY}"})
+    finally:
+        with postgres_admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+    assert pushed.status_code == 503, pushed.text
+    assert pushed.json()["issue"][0]["code"] == "transient"
+    assert pushed.headers["Retry-After"] == "5"
+    assert read.status_code == 503, read.text
+    assert read.headers["content-type"].startswith("application/problem+json")
+    assert put(api, patient("p1")).status_code == 201  # back, and nothing was lost

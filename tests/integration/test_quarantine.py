@@ -49,13 +49,17 @@ def test_deleting_one_bad_line_closes_its_entry_and_duplicates_no_other(
     assert (gone["resolution"], gone["resolution_note"]) == ("fixed", "no longer in the file")
 
 
-def test_the_same_bad_content_in_two_files_of_a_source_is_one_entry(
+def test_the_same_bad_content_left_in_another_file_stays_open(
     tmp_path: Path, engine: Engine, import_files: ImportFn
 ) -> None:
-    import_files(write_ndjson(tmp_path / "one.ndjson", BAD_A))
-    import_files(write_ndjson(tmp_path / "two.ndjson", patient("x"), BAD_A))
+    one = write_ndjson(tmp_path / "one.ndjson", BAD_A)
+    two = write_ndjson(tmp_path / "two.ndjson", patient("x"), BAD_A)
+    import_files(one, two)
+    assert len(open_entries(engine)) == 2  # one per file it is in
+    write_ndjson(two, patient("x"))  # fixed in two.ndjson only
+    import_files(two)
     [entry] = open_entries(engine)
-    assert (entry["origin"], entry["location"]) == (str(tmp_path / "two.ndjson"), "line 2")
+    assert entry["origin"] == str(one)
 
 
 def test_an_over_limit_json_file_keeps_its_head_and_says_it_was_cut(
@@ -175,13 +179,24 @@ def test_upgrading_rekeys_old_entries_by_content_and_folds_duplicates(store_url:
                         received_at=f"2026-01-0{n + 1}T00:00:00Z",
                     )
                 )
+        with engine.begin() as conn:  # fixed since in its newest sighting, but
+            conn.execute(  # the older one was still open: the entry must stay open
+                quarantine.quarantine.update()
+                .where(quarantine.quarantine.c.quarantine_key == "old-1")
+                .values(resolved_at="2026-01-03T00:00:00Z")
+            )
         migrate(engine)
         with engine.connect() as conn:
             [entry] = quarantine.entries(conn, 10)
             key = conn.execute(quarantine.quarantine.select()).one().quarantine_key
         assert entry["location"] == "line 7"  # the newest stays
         assert entry["stage"] == "intake"
-        again = Rejected("s", "f.ndjson", "line 2", "other", content=content.encode())
+        assert entry["resolved_at"] is None
+        assert (entry["received_at"], entry["last_seen_at"]) == (
+            "2026-01-01T00:00:00Z",
+            "2026-01-02T00:00:00Z",
+        )
+        again = Rejected("s", "f.ndjson", "line 2", "other", content=content.encode(), in_file=True)
         assert key == again.key  # what the import computes now finds it
     finally:
         engine.dispose()

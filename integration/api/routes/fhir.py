@@ -35,6 +35,7 @@ from integration.store.pushed import StoredVersion
 from integration.validation import is_fhir_id, is_fhir_type
 
 FHIR_JSON = "application/fhir+json"
+MAPPING_LAGS_HEADER = "X-Journey-Mapping"
 FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 ACCEPTED_MEDIA_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 VERSION = "0.1.0"
@@ -200,6 +201,10 @@ def _written(request: Request, result: WriteResult) -> FhirResponse:
         "ETag": result.etag,
         "Last-Modified": _http_date(result.stored.received_at),
     }
+    if any(issue.code == "transient" for issue in result.warnings):
+        # Stored, not yet mapped: said whatever the client asked to get back (the
+        # OperationOutcome, with Prefer: return=OperationOutcome, says it in words).
+        headers[MAPPING_LAGS_HEADER] = "lags"
     prefer = _prefer(request)
     if prefer == "minimal":
         body = None

@@ -16,6 +16,7 @@ Revises: 0007
 """
 
 import hashlib
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -34,14 +35,17 @@ def _key(
     error: str,
     truncated: bool,
 ) -> str:
-    # Kept in step with integration.store.quarantine.intake_key.
+    # Kept in step with integration.store.quarantine.intake_key: an origin that is not a
+    # URL (a sync page, a Bulk file) is a file read whole by `journey import`.
+    in_file = origin is not None and "://" not in origin
     digest = hashlib.sha256()
     if content:
-        for part in ("intake", source, content, error if truncated else ""):
-            digest.update(part.encode() + b"\x00")
+        file = (origin or "") if in_file else ""
+        parts = ("intake", source, file, content, error if truncated else "")
     else:
-        for part in ("intake-place", source, origin or "", location or "", error):
-            digest.update(part.encode() + b"\x00")
+        parts = ("intake-place", source, origin or "", location or "", error)
+    for part in parts:
+        digest.update(part.encode() + b"\x00")
     return digest.hexdigest()
 
 
@@ -64,6 +68,8 @@ def upgrade() -> None:
         sa.column("error", sa.Text),
         sa.column("content", sa.Text),
         sa.column("content_truncated", sa.Boolean),
+        sa.column("received_at", sa.String),
+        sa.column("last_seen_at", sa.String),
         sa.column("resolved_at", sa.String),
         sa.column("resolution", sa.String),
     )
@@ -76,10 +82,12 @@ def upgrade() -> None:
             quarantine.c.error,
             quarantine.c.content,
             quarantine.c.content_truncated,
+            quarantine.c.received_at,
+            quarantine.c.resolved_at,
         ).order_by(quarantine.c.id.desc())
     ).all()
-    seen: set[str] = set()
-    for row in rows:  # newest first: the newest of entries sharing a key stays
+    groups: dict[str, list[Any]] = {}
+    for row in rows:  # newest first
         key = _key(
             row.source,
             row.content,
@@ -88,12 +96,23 @@ def upgrade() -> None:
             row.error,
             bool(row.content_truncated),
         )
-        if key in seen:
-            conn.execute(sa.delete(quarantine).where(quarantine.c.id == row.id))
-            continue
-        seen.add(key)
+        groups.setdefault(key, []).append(row)
+    for key, group in groups.items():
+        # The newest row stays, carrying the group's story: open if any row was open,
+        # first received by the oldest, last seen by the newest.
+        newest, older = group[0], group[1:]
+        still_open = any(row.resolved_at is None for row in group)
+        if older:
+            conn.execute(sa.delete(quarantine).where(quarantine.c.id.in_([r.id for r in older])))
         conn.execute(
-            sa.update(quarantine).where(quarantine.c.id == row.id).values(quarantine_key=key)
+            sa.update(quarantine)
+            .where(quarantine.c.id == newest.id)
+            .values(
+                quarantine_key=key,
+                received_at=min(str(row.received_at) for row in group),
+                last_seen_at=newest.received_at,
+                resolved_at=None if still_open else newest.resolved_at,
+            )
         )
     conn.execute(
         sa.update(quarantine)
