@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Text, bindparam, func, select, update
 from integration.errors import IntegrationError
 from integration.store.keys import in_keys
 from integration.store.schema import quarantine
+from integration.store.text import visible_nul
 from integration.store.upsert import insert_ignore
 
 INTAKE = "intake"
@@ -34,6 +35,8 @@ DISMISSED = "dismissed"
 RESOLVED = "resolved"
 OPERATOR_RESOLUTIONS = (DISMISSED, RESOLVED)
 MAX_NOTE = 2000
+# Content kept per entry; beyond it `content_truncated` says it was cut.
+QUARANTINE_CONTENT_LIMIT = 64 * 1024
 
 
 def intake_key(
@@ -85,23 +88,35 @@ def seen_again(conn: Connection, rows: list[dict[str, Any]], now: str) -> int:
         [row for row in rows if row["quarantine_key"] not in held],
         keys=("quarantine_key",),
     )
-    for row in rows:
-        if row["quarantine_key"] not in held:
-            continue
-        where = quarantine.c.quarantine_key == row["quarantine_key"]
+    seen = [row for row in rows if row["quarantine_key"] in held]
+    if seen:
         conn.execute(
             update(quarantine)
-            .where(where)
+            .where(quarantine.c.quarantine_key == bindparam("key"))
             .values(
-                origin=row["origin"],
-                location=row["location"],
-                error=row["error"],
+                origin=bindparam("origin"),
+                location=bindparam("location"),
+                error=bindparam("error"),
                 last_seen_at=now,
-            )
+            ),
+            [
+                {
+                    "key": row["quarantine_key"],
+                    "origin": row["origin"],
+                    "location": row["location"],
+                    "error": row["error"],
+                }
+                for row in seen
+            ],
         )
         conn.execute(
             update(quarantine)
-            .where(where, quarantine.c.resolution.in_((FIXED, RESOLVED)))
+            .where(
+                quarantine.c.quarantine_key.in_(
+                    bindparam(None, [row["quarantine_key"] for row in seen], expanding=True)
+                ),
+                quarantine.c.resolution.in_((FIXED, RESOLVED)),
+            )
             .values(resolved_at=None, resolution=None, resolution_note=None, resolved_by=None)
         )
     return added
@@ -135,8 +150,8 @@ def record_mapping_failures(conn: Connection, failures: Sequence[MappingFailure]
                 "resource_id": f.resource_id,
                 "fhir_path": None,
                 "error": f.error,
-                "content": f.content[:65536].replace("\x00", "\\u0000"),
-                "content_truncated": len(f.content) > 65536,
+                "content": visible_nul(f.content[:QUARANTINE_CONTENT_LIMIT]),
+                "content_truncated": len(f.content) > QUARANTINE_CONTENT_LIMIT,
                 "received_at": now,
                 "last_seen_at": now,
                 "resolved_at": None,

@@ -19,8 +19,15 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, Text, bindparam, func, or_, select, update
 
 from integration.store.keys import in_keys, key_groups
-from integration.store.quarantine import FIXED, INTAKE, intake_key, seen_again
+from integration.store.quarantine import (
+    FIXED,
+    INTAKE,
+    QUARANTINE_CONTENT_LIMIT,
+    intake_key,
+    seen_again,
+)
 from integration.store.schema import current_resources, quarantine, raw_resources
+from integration.store.text import visible_nul
 from integration.store.upsert import (
     execute_many,
     insert_statement,
@@ -29,7 +36,6 @@ from integration.store.upsert import (
 
 # Only these types feed the journey zone; others are kept raw and need no derivation.
 DERIVED_TYPES = ("Patient", "Condition", "Encounter", "QuestionnaireResponse")
-QUARANTINE_CONTENT_LIMIT = 64 * 1024
 
 
 class WriteOutcome(StrEnum):
@@ -79,10 +85,8 @@ class Rejected:
     def stored_content(self) -> str:
         """The content as the quarantine keeps it: at most QUARANTINE_CONTENT_LIMIT bytes,
         NUL kept visible as an escape (PostgreSQL text cannot hold it)."""
-        return (
-            (self.content or b"")[:QUARANTINE_CONTENT_LIMIT]
-            .decode("utf-8", "replace")
-            .replace("\x00", "\\u0000")
+        return visible_nul(
+            (self.content or b"")[:QUARANTINE_CONTENT_LIMIT].decode("utf-8", "replace")
         )
 
     @property
@@ -284,11 +288,6 @@ def _resolve_quarantine(conn: Connection, fresh: list[IncomingResource], resolve
         )
 
 
-def _visible_nul(text: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL: keep it visible as an escape."""
-    return text.replace("\x00", "\\u0000") if text is not None else None
-
-
 def write_rejections(conn: Connection, rejected: Sequence[Rejected], received_at: str) -> int:
     """Quarantine rejected input. Content seen before is the same entry: its place and
     time are brought up to date, and an entry closed as fixed opens again (an entry an
@@ -298,17 +297,18 @@ def write_rejections(conn: Connection, rejected: Sequence[Rejected], received_at
     rows: dict[str, dict[str, Any]] = {}
     for item in rejected:
         content = item.stored_content
-        rows[item.key] = {
-            "quarantine_key": item.key,
+        key = item.key
+        rows[key] = {
+            "quarantine_key": key,
             "stage": INTAKE,
             "source": item.source,
             # What a rejected input says about itself can hold NUL (PostgreSQL refuses it).
-            "origin": _visible_nul(item.origin),
-            "location": _visible_nul(item.location),
-            "resource_type": _visible_nul(item.resource_type),
-            "resource_id": _visible_nul(item.resource_id),
-            "fhir_path": _visible_nul(item.fhir_path),
-            "error": _visible_nul(item.error),
+            "origin": visible_nul(item.origin),
+            "location": visible_nul(item.location),
+            "resource_type": visible_nul(item.resource_type),
+            "resource_id": visible_nul(item.resource_id),
+            "fhir_path": visible_nul(item.fhir_path),
+            "error": visible_nul(item.error),
             "content": content,
             "content_truncated": item.content_truncated
             or len(item.content or b"") > QUARANTINE_CONTENT_LIMIT,
