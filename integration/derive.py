@@ -29,13 +29,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from integration.clock import utc_now
 from integration.gc_policy import batch_collection
 from integration.identity import SourcePatient, link_patients
 from integration.store.engine import GrowingTables
-from integration.store.errors import describe_store_error, store_unavailable
+from integration.store.errors import describe_error, store_unavailable
 from integration.store.keys import in_keys
 from integration.store.locks import DERIVE, hold, let_interactive_writes_through
 from integration.store.quarantine import MappingFailure, close_mapped, record_mapping_failures
@@ -194,10 +193,7 @@ def _derive_batch(
             batch = _pending(conn, resource_type, batch_size, scope)
             if not batch:
                 return 0
-            # Closed first: a resource failing again reopens its entry.
-            close_mapped(conn, [c.key for c in batch], utc_now())
-            more = step(conn, batch, pack, found)
-            _mark_done(conn, batch)
+            more = _derive_in(conn, step, batch, pack, found)
     except Exception as exc:
         if not batch or store_unavailable(exc):
             raise
@@ -213,6 +209,18 @@ def _derive_batch(
     return len(batch)
 
 
+def _derive_in(
+    conn: Connection, step: Step, batch: list[_Current], pack: RulePack, found: DeriveSummary
+) -> list[ResourceKey]:
+    """Run a step on resources read as pending, in the caller's transaction (which holds
+    the derive lock), and mark them done."""
+    # Closed first: a resource failing again reopens its entry.
+    close_mapped(conn, [c.key for c in batch], utc_now())
+    more = step(conn, batch, pack, found)
+    _mark_done(conn, batch)
+    return more
+
+
 def _derive_alone(
     engine: Engine, pack: RulePack, step: Step, current: _Current, found: DeriveSummary
 ) -> list[ResourceKey]:
@@ -220,16 +228,11 @@ def _derive_alone(
     try:
         with engine.begin() as conn:
             hold(conn, DERIVE, utc_now())
-            close_mapped(conn, [current.key], utc_now())
-            more = step(conn, [current], pack, found)
-            _mark_done(conn, [current])
-            return more
+            return _derive_in(conn, step, [current], pack, found)
     except Exception as exc:
         if store_unavailable(exc):
             raise
-        failure = (
-            describe_store_error(exc) if isinstance(exc, SQLAlchemyError) else describe_failure(exc)
-        )
+        failure = describe_error(exc)
     log.warning(
         "derivation of %s/%s in source %s failed (%s): isolated, see `journey quarantine`",
         current.resource_type,

@@ -44,7 +44,7 @@ from integration.push.bundle import (
     with_references_resolved,
 )
 from integration.push.outcome import FhirError, Issue
-from integration.store.errors import describe_store_error, store_unavailable
+from integration.store.errors import describe_error, describe_store_error, store_unavailable
 from integration.store.locks import PUSH, hold, interactive_writes
 from integration.store.pushed import (
     PushedIndexEntry,
@@ -58,7 +58,6 @@ from integration.store.pushed import (
 )
 from integration.store.raw import IncomingResource, Rejected, WriteOutcome, write_resources
 from integration.validation import DEFAULT_MAX_DEPTH, ResourceRejected, check_structure
-from mappings.failed import describe_failure
 from mappings.rulepack import RulePack
 
 log = logging.getLogger(__name__)
@@ -237,11 +236,7 @@ class PushService:
         try:
             derive_pending(self.engine, self.pack, only=written)
         except Exception as exc:
-            failure = (
-                describe_store_error(exc)
-                if isinstance(exc, SQLAlchemyError)
-                else describe_failure(exc)
-            )
+            failure = describe_error(exc)
             log.warning("mapping after a push from %s lags: %s", source, failure)
             lag = Issue(
                 "warning",
@@ -524,10 +519,9 @@ def _store_failure(write: PlannedWrite, exc: SQLAlchemyError) -> FhirError:
         return FhirError(
             503, "transient", f"{where}: the store is busy or unreachable; not written, retry it"
         )
-    log.error("push entry %s refused by the store: %s", write.index, describe_store_error(exc))
-    return FhirError(
-        500, "exception", f"{where}: the store refused it ({describe_store_error(exc)})"
-    )
+    refused = describe_store_error(exc)
+    log.error("push entry %s refused by the store: %s", write.index, refused)
+    return FhirError(500, "exception", f"{where}: the store refused it ({refused})")
 
 
 class FairLock:

@@ -9,8 +9,10 @@ class, its SQLSTATE, and the table, column and constraint it concerns.
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from mappings.failed import describe_failure
 
 
 def describe_store_error(exc: BaseException) -> str:
@@ -35,6 +37,12 @@ def describe_store_error(exc: BaseException) -> str:
         details.append(str(original).splitlines()[0][:200])
     name = type(original).__name__
     return f"{name} ({', '.join(details)})" if details else name
+
+
+def describe_error(exc: BaseException) -> str:
+    """Any error without its message: a database error as `describe_store_error`, any
+    other by its type and the code line it came from (`describe_failure`)."""
+    return describe_store_error(exc) if isinstance(exc, SQLAlchemyError) else describe_failure(exc)
 
 
 # SQLSTATE classes of the store being away or busy, not of what was written: connection

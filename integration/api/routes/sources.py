@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, Request
-from sqlalchemy.exc import SQLAlchemyError
 
 from integration.api.boundary import exception_trail
 from integration.api.deps import CallerDep, ReadStoreDep, SettingsDep, StoreDep
@@ -17,7 +16,7 @@ from integration.api.responses import OrjsonResponse
 from integration.clock import utc_now
 from integration.sources import SourceConfig, describe, load_sources
 from integration.store.bulk_state import ExportInProgress, exports_in_progress
-from integration.store.errors import describe_store_error
+from integration.store.errors import describe_error
 from integration.store.leases import all_units
 from integration.store.sync_state import states_by_source
 from integration.sync import sync_source
@@ -145,7 +144,7 @@ async def _run(request: Request, source: SourceConfig, full: bool) -> None:
         log.error(
             "sync of source %s stopped: %s\n%s",
             source.name,
-            describe_store_error(exc) if isinstance(exc, SQLAlchemyError) else type(exc).__name__,
+            describe_error(exc),
             exception_trail(exc),
         )
     finally:
