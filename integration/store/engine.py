@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
-
-try:
-    import fcntl
-except ImportError:  # not on Windows: migrations there are not serialised across processes
-    fcntl = None  # type: ignore[assignment]
 
 from alembic import command
 from alembic.config import Config
@@ -22,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 
 from integration.config import Settings
 from integration.errors import StoreError
+from integration.store.locks import file_lock, sqlite_lock_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -123,21 +117,6 @@ def open_configured_store(settings: Settings) -> Engine:
 _MIGRATION_LOCK_KEY = 0x6A6F75726E6579
 
 
-@contextmanager
-def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
-    """A file lock beside the SQLite file: SQLite's DDL is not serialised for us."""
-    database = engine.url.database
-    if not database or database == ":memory:" or fcntl is None:
-        yield
-        return
-    with open(f"{database}.migrate-lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -150,7 +129,8 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     config = _alembic_config()
     sqlite = engine.url.get_backend_name() == "sqlite"
     try:
-        with _sqlite_migration_lock(engine) if sqlite else nullcontext(), engine.begin() as conn:
+        # SQLite's DDL is not serialised for us: a file lock beside the database.
+        with file_lock(sqlite_lock_file(engine, "migrate-lock")), engine.begin() as conn:
             if not sqlite:
                 conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}

@@ -16,18 +16,19 @@ by taking the "push" lock (one process already takes its pushes in turn).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import Connection, Engine, update
 
 try:
     import fcntl
-except ImportError:  # not on Windows: there bulk writers do not step aside
+except ImportError:  # Windows: no file locks (migrations, bulk writers stepping aside)
     fcntl = None  # type: ignore[assignment]
 
 from integration.store.schema import store_locks
 
 DERIVE = "derive"
+WRITERS_FILE = "writers"
 PUSH = "push"
 
 
@@ -49,33 +50,39 @@ def hold(conn: Connection, name: str, now: str) -> None:
 # PostgreSQL queues lock waiters fairly by itself: there this is a no-op.
 
 
-def _turnstile_path(engine: Engine) -> str | None:
+def sqlite_lock_file(engine: Engine, suffix: str) -> str | None:
+    """A file beside the store's SQLite database to flock, or None where there is none to
+    lock for (PostgreSQL, an in-memory database, a system without fcntl)."""
+    database = engine.url.database
     if engine.url.get_backend_name() != "sqlite" or fcntl is None:
         return None
-    database = engine.url.database
     if not database or database == ":memory:":
         return None
-    return f"{database}.writers"
+    return f"{database}.{suffix}"
 
 
 @contextmanager
-def interactive_writes(engine: Engine) -> Iterator[None]:
-    """Around a push's transactions: bulk writers step aside until it is done."""
-    path = _turnstile_path(engine)
+def file_lock(path: str | None, shared: bool = False) -> Iterator[None]:
+    """Hold an flock on `path` (nothing to hold when it is None)."""
     if path is None:
         yield
         return
     with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_SH)
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def interactive_writes(engine: Engine) -> AbstractContextManager[None]:
+    """Around a push's transactions: bulk writers step aside until it is done."""
+    return file_lock(sqlite_lock_file(engine, WRITERS_FILE), shared=True)
+
+
 def let_interactive_writes_through(engine: Engine) -> None:
     """Between a bulk writer's transactions: if a push is waiting, wait until it is done."""
-    path = _turnstile_path(engine)
+    path = sqlite_lock_file(engine, WRITERS_FILE)
     if path is None:
         return
     with open(path, "a+b") as handle:
