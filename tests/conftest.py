@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,44 @@ def engine(store_url: str) -> Iterator[Engine]:
         yield store
     finally:
         store.dispose()
+
+
+def refuse_rows(engine: Engine, table: str, column: str, word: str) -> None:
+    """Make the store refuse rows of `table` whose `column` holds `word`, with a real
+    database error: a CHECK constraint on PostgreSQL, a trigger on SQLite (which has no
+    ALTER TABLE ... ADD CHECK)."""
+    with engine.begin() as conn:
+        if engine.url.get_backend_name() == "sqlite":
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER poison BEFORE INSERT ON {table} "
+                    f"WHEN NEW.{column} LIKE '%{word}%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    f"ALTER TABLE {table} ADD CONSTRAINT poison "
+                    f"CHECK ({column} NOT LIKE '%{word}%')"
+                )
+            )
+
+
+@contextmanager
+def database_away(admin: Engine, database: str) -> Iterator[None]:
+    """While inside, this one PostgreSQL database is away: new connections are refused
+    and open ones cut, as in an outage, without stopping the server other runs share."""
+    with admin.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"),
+            {"db": database},
+        )
+    try:
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
 
 
 ImportFn = Callable[..., ImportSummary]

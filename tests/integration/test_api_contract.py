@@ -28,7 +28,7 @@ from referencing.jsonschema import DRAFT202012
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine.events import FatalError, NonFatalError, ScenarioFinished
 from schemathesis.python.asgi import shutdown_lifespans
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from integration.api.app import create_app
 from integration.clock import utc_now
@@ -37,7 +37,7 @@ from integration.sample import PAYER, PROVIDER, write_sample
 from integration.store.engine import open_store
 from integration.store.leases import ensure_units
 from integration.store.sync_state import record_run
-from tests.conftest import ImportFn
+from tests.conftest import ImportFn, refuse_rows
 
 API_KEY = "contract-key"
 PUSH_KEY = "contract-push-key"
@@ -532,21 +532,7 @@ def test_a_database_error_in_a_push_logs_where_but_no_value_sent(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A real one: the store refuses the raw row. PostgreSQL's message quotes the row."""
-    with engine.begin() as conn:
-        if engine.url.get_backend_name() == "sqlite":
-            conn.execute(
-                text(
-                    "CREATE TRIGGER poison BEFORE INSERT ON raw_resources WHEN NEW.content "
-                    "LIKE '%Quartermaine%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-                )
-            )
-        else:
-            conn.execute(
-                text(
-                    "ALTER TABLE raw_resources ADD CONSTRAINT poison "
-                    "CHECK (content NOT LIKE '%Quartermaine%')"
-                )
-            )
+    refuse_rows(engine, "raw_resources", "content", "Quartermaine")
     app = unexpected_failure_app(engine, monkeypatch, caplog)
     caplog.set_level(logging.DEBUG)
     patient = {

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 
 import integration.derive as derive_module
 from connectors.files import FileReader
@@ -27,7 +27,14 @@ from integration.store.queries import store_status
 from integration.store.raw import IncomingResource, write_resources
 from integration.store.schema import current_resources, job_records, person_links
 from mappings.rulepack import RulePack
-from tests.conftest import ImportFn, encounter, patient, write_ndjson
+from tests.conftest import (
+    ImportFn,
+    database_away,
+    encounter,
+    patient,
+    refuse_rows,
+    write_ndjson,
+)
 
 PUSH_KEY = "clinic-push-key"
 READ_KEY = "reader"
@@ -192,22 +199,7 @@ def test_a_nul_already_in_the_store_maps_on_every_backend(engine: Engine, pack: 
 def poisoned_person_links(engine: Engine) -> None:
     """The store refuses one Patient's person link, as a real database error: a CHECK
     constraint on PostgreSQL, a trigger on SQLite (which has no ALTER ... ADD CHECK)."""
-    with engine.begin() as conn:
-        if engine.url.get_backend_name() == "sqlite":
-            conn.execute(
-                text(
-                    "CREATE TRIGGER poison BEFORE INSERT ON person_links "
-                    "WHEN NEW.display_name LIKE '%Poison%' "
-                    "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
-                )
-            )
-        else:
-            conn.execute(
-                text(
-                    "ALTER TABLE person_links ADD CONSTRAINT poison "
-                    "CHECK (display_name NOT LIKE '%Poison%')"
-                )
-            )
+    refuse_rows(engine, "person_links", "display_name", "Poison")
 
 
 @pytest.mark.usefixtures("poisoned_person_links")
@@ -426,21 +418,7 @@ def test_the_push_lock_is_taken_in_the_order_it_was_asked_for() -> None:
 def test_a_batch_entry_the_store_refuses_fails_alone(api: TestClient, engine: Engine) -> None:
     """It escaped as a 500 for the whole Bundle after earlier entries were stored (and
     never mapped), and later entries were never tried."""
-    with engine.begin() as conn:
-        if engine.url.get_backend_name() == "sqlite":
-            conn.execute(
-                text(
-                    "CREATE TRIGGER poison BEFORE INSERT ON raw_resources WHEN NEW.content "
-                    "LIKE '%Quartermaine%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-                )
-            )
-        else:
-            conn.execute(
-                text(
-                    "ALTER TABLE raw_resources ADD CONSTRAINT poison "
-                    "CHECK (content NOT LIKE '%Quartermaine%')"
-                )
-            )
+    refuse_rows(engine, "raw_resources", "content", "Quartermaine")
     resources = [
         patient("ok1"),
         patient("bad", name=[{"family": "Quartermaine"}]),
@@ -473,19 +451,9 @@ def test_a_database_that_refuses_connections_is_a_503_not_a_500(
 ) -> None:
     """psycopg's error for a connection it could not make has no SQLSTATE: it was taken
     for a data error and answered 500."""
-    database = str(engine.url.database)
-    with postgres_admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"),
-            {"db": database},
-        )
-    try:
+    with database_away(postgres_admin, str(engine.url.database)):
         pushed = put(api, patient("p1"))
         read = api.get("/status", headers={"Authorization": f"Bearer {READ_KEY}"})
-    finally:
-        with postgres_admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
     assert pushed.status_code == 503, pushed.text
     assert pushed.json()["issue"][0]["code"] == "transient"
     assert pushed.headers["Retry-After"] == "5"

@@ -8,38 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from tests.conftest import patient, write_ndjson
+from tests.conftest import patient, refuse_rows, write_ndjson
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
 SENT_VALUES = ("Zebulon", "Quixote", "1961-07-04", "998-76-5432")
 
 
-def refuse_raw_rows_naming(engine: Engine, word: str) -> None:
-    """A real database error on the import's own write (not one resource's mapping, which
-    is isolated): a CHECK constraint on PostgreSQL, a trigger on SQLite."""
-    with engine.begin() as conn:
-        if engine.url.get_backend_name() == "sqlite":
-            conn.execute(
-                text(
-                    "CREATE TRIGGER poison BEFORE INSERT ON raw_resources "
-                    f"WHEN NEW.content LIKE '%{word}%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-                )
-            )
-        else:
-            conn.execute(
-                text(
-                    "ALTER TABLE raw_resources ADD CONSTRAINT poison "
-                    f"CHECK (content NOT LIKE '%{word}%')"
-                )
-            )
-
-
 def test_a_failed_import_says_where_the_store_failed_but_no_value_it_was_sent(
     engine: Engine, tmp_path: Path
 ) -> None:
-    refuse_raw_rows_naming(engine, "Zebulon")
+    # A real database error on the import's own write (not one resource's mapping,
+    # which is isolated).
+    refuse_rows(engine, "raw_resources", "content", "Zebulon")
     person = patient(
         "p1",
         name=[{"family": "Quixote", "given": ["Zebulon"]}],

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 
 from integration.api.app import create_app
 from integration.config import load_settings
@@ -30,6 +30,7 @@ from integration.store.leases import (
     renew_lease,
 )
 from integration.store.schema import current_resources, raw_resources
+from tests.conftest import database_away
 from tests.servers import Sekmet, seeded_sekmet
 
 T0 = "2026-11-23T10:00:00Z"
@@ -255,22 +256,6 @@ def test_two_workers_share_the_units_and_a_killed_ones_unit_is_taken_over(
     assert all(unit["lease_owner"] is None and unit["last_finished"] for unit in units.values())
 
 
-def database_outage(admin: Engine, database: str, seconds: float) -> None:
-    """This one database goes away for `seconds`: connections are refused and the open
-    ones are cut, as in an outage, without stopping the server other runs share."""
-    with admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"),
-            {"db": database},
-        )
-    try:
-        time.sleep(seconds)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_the_database_going_away_mid_sync_is_reported_retried_and_loses_nothing(
@@ -287,7 +272,8 @@ def test_the_database_going_away_mid_sync_is_reported_retried_and_loses_nothing(
 
         wait_for(midway, "the worker never started storing")
         # The sync stores a page every fraction of a second: it meets the outage.
-        database_outage(postgres_admin, str(engine.url.database), 3)
+        with database_away(postgres_admin, str(engine.url.database)):
+            time.sleep(3)
 
         def all_units_done() -> bool:
             with engine.connect() as conn:
