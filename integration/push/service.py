@@ -443,7 +443,10 @@ class PushService:
     ) -> IncomingResource:
         write.resource["id"] = write.resource_id
         where = f"entry {write.index}"
-        label, accepted = importer.accept(RawItem("push", where, resource=write.resource), summary)
+        # With its JSON at hand, intake's structure check (already walked in
+        # `_check_limits`) is two byte scans, and the stored content is these bytes.
+        item = RawItem("push", where, resource=write.resource, raw=orjson.dumps(write.resource))
+        label, accepted = importer.accept(item, summary)
         if isinstance(accepted, Rejected):
             raise FhirError(
                 422,
