@@ -22,13 +22,15 @@ def _every_command_on_both_backends(store_url: str, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("JOURNEY_CLI_TEST_STORE", store_url)
 
 
-def journey(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def journey(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """Run `journey` on the test's store; `settings` are environment variables on top."""
     env = {
         **os.environ,
         "COLUMNS": "200",
         "JOURNEY_DATABASE_URL": os.environ["JOURNEY_CLI_TEST_STORE"],
     }
     env.pop("JOURNEY_API_KEYS", None)
+    env.update(settings)
     return subprocess.run(
         [JOURNEY, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
     )
@@ -198,16 +200,14 @@ def test_with_migrate_on_start_off_an_outdated_store_is_refused_until_upgraded(
     tmp_path: Path,
 ) -> None:
     """Where migrations are a deploy step, commands check the schema instead of changing it."""
-    env = {
-        **os.environ,
-        "JOURNEY_DATABASE_URL": f"sqlite:///{tmp_path / 'deployed.db'}",
-        "JOURNEY_MIGRATE_ON_START": "false",
-        "COLUMNS": "300",
-    }
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [JOURNEY, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+        return journey(
+            tmp_path,
+            *args,
+            JOURNEY_DATABASE_URL=f"sqlite:///{tmp_path / 'deployed.db'}",
+            JOURNEY_MIGRATE_ON_START="false",
+            COLUMNS="300",
         )
 
     refused = run("status")
@@ -223,17 +223,14 @@ def test_with_migrate_on_start_off_an_outdated_store_is_refused_until_upgraded(
 
 def test_serve_on_an_outdated_store_is_the_same_one_clear_line(tmp_path: Path) -> None:
     """`journey serve` opened the store inside uvicorn's startup, which printed a traceback."""
-    env = {
-        **os.environ,
-        "JOURNEY_DATABASE_URL": os.environ["JOURNEY_CLI_TEST_STORE"],  # fresh: no schema yet
-        "JOURNEY_MIGRATE_ON_START": "false",
-        "JOURNEY_API_KEYS": "a-key",
-        "COLUMNS": "300",
-    }
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [JOURNEY, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    def run(*args: str) -> subprocess.CompletedProcess[str]:  # the test's store is fresh
+        return journey(
+            tmp_path,
+            *args,
+            JOURNEY_MIGRATE_ON_START="false",
+            JOURNEY_API_KEYS="a-key",
+            COLUMNS="300",
         )
 
     status = run("status")
