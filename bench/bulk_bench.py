@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from import_bench import write_population
 
 from integration.config import Settings
-from integration.validation import validate_resource
+from integration.ingest.validation import validate_resource
 
 TYPES = {"Patient", "Encounter", "QuestionnaireResponse"}
 
@@ -90,7 +90,7 @@ def cpu_seconds() -> float:
 
 def child_import(data: Path, database: Path, validate: bool, processes: int) -> None:
     """Runs in the child process: import, print phase times as JSON."""
-    from integration.importer import Importer
+    from integration.ingest.pipeline import Importer
     from integration.store.engine import open_store
     from mappings.rulepack import load_rule_pack
 
@@ -159,7 +159,7 @@ def store_floor(data: Path, folder: Path, batch: int) -> float:
     into a fresh store (same schema, indexes and pragmas)."""
     import sqlite3
 
-    from integration.intake import examine
+    from integration.ingest.intake import examine
     from integration.store.engine import open_store
     from integration.store.raw import (
         IncomingResource,

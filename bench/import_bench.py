@@ -26,8 +26,8 @@ from typing import Any
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 
-from integration.importer import Importer
-from integration.sample import generate
+from integration.cli.demo_population import generate
+from integration.ingest.pipeline import Importer
 from integration.store.engine import open_store
 from mappings.encounter import map_encounter
 from mappings.model import SourceRef

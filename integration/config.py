@@ -24,7 +24,7 @@ from pydantic_settings import (
 )
 
 from integration.errors import ConfigError
-from integration.validation import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
+from integration.ingest.validation import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
 
 DEFAULT_CONFIG_FILE = "journey.toml"
 # Every source name follows one rule, wherever it is given: [[sources]], [[push_clients]]

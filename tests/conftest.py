@@ -15,7 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from integration.importer import Importer, ImportSummary
+from integration.ingest.pipeline import Importer, ImportSummary
 from integration.store.engine import create_store_engine, open_store
 from mappings.rulepack import RulePack, load_rule_pack
 

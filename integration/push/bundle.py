@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from integration.ingest.validation import is_fhir_id
 from integration.push.outcome import FhirError
-from integration.validation import is_fhir_id
 
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 BundleKind = Literal["transaction", "batch"]

@@ -31,8 +31,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.files import RawItem
 from integration.clock import utc_now
-from integration.derive import derive_pending
-from integration.importer import Importer, ImportSummary
+from integration.ingest.pipeline import Importer, ImportSummary
+from integration.ingest.validation import DEFAULT_MAX_DEPTH, ResourceRejected, check_structure
+from integration.journey.update import derive_pending
 from integration.push.bundle import (
     BundleKind,
     PlannedWrite,
@@ -57,7 +58,6 @@ from integration.store.pushed import (
     version,
 )
 from integration.store.raw import IncomingResource, Rejected, WriteOutcome, write_resources
-from integration.validation import DEFAULT_MAX_DEPTH, ResourceRejected, check_structure
 from mappings.rulepack import RulePack
 
 log = logging.getLogger(__name__)

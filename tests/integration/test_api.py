@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from integration.api.app import create_app
+from integration.cli.demo_population import PAYER, PROVIDER, write_sample
 from integration.config import Settings
-from integration.sample import PAYER, PROVIDER, write_sample
 from tests.conftest import ImportFn, encounter, patient, write_ndjson
 
 KEY = "test-key"

@@ -31,9 +31,9 @@ from schemathesis.python.asgi import shutdown_lifespans
 from sqlalchemy import Engine
 
 from integration.api.app import create_app
+from integration.cli.demo_population import PAYER, PROVIDER, write_sample
 from integration.clock import utc_now
 from integration.config import Settings
-from integration.sample import PAYER, PROVIDER, write_sample
 from integration.store.engine import open_store
 from integration.store.leases import ensure_units
 from integration.store.sync_state import record_run

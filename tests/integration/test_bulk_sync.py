@@ -18,18 +18,18 @@ import respx
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-from integration import importer as importer_module
 from integration.api.app import create_app
-from integration.bulk_sync import EXPORT_STATE
 from integration.config import Settings
-from integration.intake_pool import IntakePool
+from integration.ingest import pipeline as importer_module
+from integration.ingest.pool import IntakePool
 from integration.sources import SourceConfig
 from integration.store import queries
 from integration.store.bulk_state import ExportInProgress, load_export, start_export
 from integration.store.engine import open_store
 from integration.store.schema import raw_resources
 from integration.store.sync_state import load_checkpoint
-from integration.sync import SyncSummary, sync_source
+from integration.sync.bulk import EXPORT_STATE
+from integration.sync.rest import SyncSummary, sync_source
 from mappings.rulepack import RulePack
 from tests.servers import Sekmet, seeded_sekmet
 

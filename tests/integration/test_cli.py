@@ -104,7 +104,7 @@ def test_db_upgrade_twice_is_harmless(tmp_path: Path) -> None:
 def test_show_prints_a_journey(tmp_path: Path) -> None:
     path = write_ndjson(tmp_path / "a.ndjson", patient("p1"), encounter("e1", "p1", klass="EMER"))
     journey(tmp_path, "import", str(path))
-    from integration.identity import person_id_for
+    from integration.journey.identity import person_id_for
 
     result = journey(tmp_path, "show", person_id_for("files", "p1"))
     assert result.returncode == 0, result.stderr

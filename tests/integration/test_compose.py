@@ -18,7 +18,7 @@ import typer
 import yaml
 from compose_spec import PyCompose
 
-from integration.cli import app
+from integration.cli.commands import app
 from integration.config import load_settings
 from integration.sources import load_sources
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from integration.derive import pending_count
-from integration.importer import Importer
+from integration.ingest.pipeline import Importer
+from integration.journey.update import pending_count
 from integration.store.schema import job_records
 from mappings.rulepack import RulePack
 from tests.conftest import encounter, patient, write_ndjson

@@ -14,12 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-import integration.derive as derive_module
+import integration.journey.update as derive_module
 from connectors.files import FileReader
 from integration.api.app import create_app
 from integration.config import Settings
-from integration.derive import derive_pending, flag_all, pending_count
-from integration.importer import Importer, ImportSummary
+from integration.ingest.pipeline import Importer, ImportSummary
+from integration.journey.update import derive_pending, flag_all, pending_count
 from integration.push.bundle import PlannedWrite
 from integration.push.service import FairLock, PushService
 from integration.store import quarantine

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from sqlalchemy import Engine, func, select
 
-from integration.derive import derive_pending, flag_all
-from integration.sample import PAYER, PROVIDER, write_sample
+from integration.cli.demo_population import PAYER, PROVIDER, write_sample
+from integration.journey.update import derive_pending, flag_all
 from integration.store import queries
 from integration.store.quarantine import entries as quarantine_entries
 from integration.store.schema import job_records, quarantine, raw_resources
@@ -334,7 +334,7 @@ def test_folder_import_reads_every_file(
 def test_small_batches_give_the_same_result(
     tmp_path: Path, engine: Engine, pack: RulePack, batch: int
 ) -> None:
-    from integration.importer import Importer
+    from integration.ingest.pipeline import Importer
 
     paths = write_sample(tmp_path / "data", people=6)
     summary = Importer(engine, pack, PROVIDER, 1 << 20, batch_size=batch).run([paths[PROVIDER]])
@@ -345,7 +345,7 @@ def test_small_batches_give_the_same_result(
 def test_patients_bridged_inside_one_batch_are_one_person(
     tmp_path: Path, engine: Engine, import_files: ImportFn
 ) -> None:
-    from integration.identity import person_id_for
+    from integration.journey.identity import person_id_for
 
     path = write_ndjson(
         tmp_path / "a.ndjson",
@@ -438,7 +438,7 @@ def test_two_versions_of_one_resource_in_one_batch_keep_the_newest_current(
 def test_validation_in_worker_processes_stores_the_same_in_the_same_order(
     engine: Engine, pack: RulePack, tmp_path: Path, processes: int
 ) -> None:
-    from integration.importer import Importer
+    from integration.ingest.pipeline import Importer
 
     lines: list[dict[str, object] | str] = []
     for n in range(60):
@@ -481,7 +481,7 @@ def test_validation_in_worker_processes_stores_the_same_in_the_same_order(
 def test_a_trusted_import_skips_validation_but_still_needs_a_type_and_an_id(
     engine: Engine, pack: RulePack, tmp_path: Path
 ) -> None:
-    from integration.importer import Importer
+    from integration.ingest.pipeline import Importer
 
     data = write_ndjson(
         tmp_path / "trusted.ndjson",
@@ -497,7 +497,7 @@ def test_a_trusted_import_skips_validation_but_still_needs_a_type_and_an_id(
 def test_a_trusted_import_in_worker_processes_stores_what_one_process_stores(
     engine: Engine, pack: RulePack, tmp_path: Path
 ) -> None:
-    from integration.importer import Importer
+    from integration.ingest.pipeline import Importer
 
     lines: list[dict[str, object] | str] = []
     for n in range(40):
@@ -620,7 +620,7 @@ def test_a_resource_nested_too_deep_is_quarantined_and_the_rest_of_the_file_impo
 ) -> None:
     import json
 
-    from integration.importer import Importer
+    from integration.ingest.pipeline import Importer
 
     deep = nested_extensions(150)
     lines = [orjson.dumps(patient(f"p{n}")).decode() for n in range(60)]
@@ -648,7 +648,7 @@ def test_a_resource_nested_too_deep_is_quarantined_and_the_rest_of_the_file_impo
 def test_nul_characters_are_quarantined_with_their_path_not_a_crash(
     engine: Engine, import_files: ImportFn, pack: RulePack, tmp_path: Path
 ) -> None:
-    from integration.importer import Importer
+    from integration.ingest.pipeline import Importer
 
     path = write_ndjson(
         tmp_path / "nul.ndjson",
@@ -681,8 +681,8 @@ def test_validation_workers_outlive_the_thread_that_started_them() -> None:
     import threading
     import time
 
-    from integration.intake import Examined
-    from integration.intake_pool import IntakePool
+    from integration.ingest.intake import Examined
+    from integration.ingest.pool import IntakePool
 
     pool = IntakePool(1, validate=True, max_depth=64)
     try:

@@ -17,7 +17,7 @@ from tests.conftest import patient
 MEASURE = """
 import sys
 from pathlib import Path
-from integration.importer import Importer
+from integration.ingest.pipeline import Importer
 from integration.store.engine import open_store
 from mappings.rulepack import load_rule_pack
 engine = open_store(sys.argv[2])

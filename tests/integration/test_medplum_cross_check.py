@@ -17,13 +17,13 @@ import orjson
 import pytest
 from sqlalchemy import Engine, select
 
+from integration.cli.demo_population import PROVIDER, generate
 from integration.config import Settings
-from integration.importer import Importer
-from integration.sample import PROVIDER, generate
+from integration.ingest.pipeline import Importer
 from integration.sources import SourceConfig
 from integration.store.engine import open_store
 from integration.store.schema import job_records
-from integration.sync import sync_source
+from integration.sync.rest import sync_source
 from mappings.rulepack import RulePack
 from tests.servers import free_port, wait_until_up
 

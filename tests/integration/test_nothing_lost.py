@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from connectors.files import FileReader
-from integration.importer import Importer
+from integration.ingest.pipeline import Importer
 from mappings.rulepack import RulePack
 from tests.conftest import encounter, patient
 

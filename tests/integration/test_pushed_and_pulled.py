@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, Engine, func, select
 
-from integration.importer import Importer
+from integration.ingest.pipeline import Importer
 from integration.push.bundle import PlannedWrite
 from integration.push.service import PushService, WriteResult, new_id
 from integration.store.pushed import StoredVersion

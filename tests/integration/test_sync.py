@@ -21,7 +21,7 @@ from integration.sources import SourceConfig
 from integration.store import queries
 from integration.store.quarantine import entries as quarantine_entries
 from integration.store.sync_state import load_checkpoint, save_checkpoint, states
-from integration.sync import sync_source
+from integration.sync.rest import sync_source
 from mappings.rulepack import RulePack
 from tests.servers import Sekmet, seeded_sekmet
 

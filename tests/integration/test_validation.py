@@ -9,14 +9,14 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from integration.store.raw import version_key
-from integration.validation import (
+from integration.ingest.validation import (
     MAX_DEPTH_CEILING,
     ResourceRejected,
     check_identity,
     check_structure,
     validate_resource,
 )
+from integration.store.raw import version_key
 from tests.conftest import FIXTURES, encounter, patient
 
 

@@ -27,12 +27,12 @@ from integration.api.models import (
 )
 from integration.api.openapi import fhir_request_body
 from integration.api.responses import FhirResponse
+from integration.ingest.validation import is_fhir_id, is_fhir_type
 from integration.push.bundle import PlannedWrite
 from integration.push.capability import capability_statement
 from integration.push.outcome import FhirError, Issue, operation_outcome
 from integration.push.service import PushService, WriteResult, new_id, with_server_meta
 from integration.store.pushed import StoredVersion
-from integration.validation import is_fhir_id, is_fhir_type
 
 FHIR_JSON = "application/fhir+json"
 MAPPING_LAGS_HEADER = "X-Journey-Mapping"

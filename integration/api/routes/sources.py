@@ -19,7 +19,7 @@ from integration.store.bulk_state import ExportInProgress, exports_in_progress
 from integration.store.errors import describe_error
 from integration.store.leases import all_units
 from integration.store.sync_state import states_by_source
-from integration.sync import sync_source
+from integration.sync.rest import sync_source
 from mappings.rulepack import DEFAULT_PACK, load_rule_pack
 
 router = APIRouter(tags=["sources"])

@@ -3,7 +3,7 @@
 Raw first, nothing lost: every item read is either stored as received or
 quarantined with its error and place, in batches of one transaction each,
 before any mapping happens. Derivation then catches the journey zone up
-(`integration.derive`). Memory holds one batch, not the file.
+(`integration.journey.update`). Memory holds one batch, not the file.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from sqlalchemy import Connection, Engine
 from connectors.files import FileReader, RawItem, discover, json_bytes, parse_line
 from integration.clock import utc_now
 from integration.config import SOURCE_NAME_RULE, is_source_name
-from integration.derive import DeriveSummary, derive_pending, orphan_records
 from integration.errors import ConfigError
 from integration.gc_policy import batch_collection
-from integration.intake import examine
-from integration.intake_pool import IntakePool, Verdict
+from integration.ingest.intake import examine
+from integration.ingest.pool import IntakePool, Verdict
+from integration.ingest.validation import DEFAULT_MAX_DEPTH, ResourceRejected
+from integration.journey.update import DeriveSummary, derive_pending, orphan_records
 from integration.store.engine import GrowingTables
 from integration.store.locks import let_interactive_writes_through
 from integration.store.quarantine import close_absent
@@ -39,7 +40,6 @@ from integration.store.raw import (
     write_rejections,
     write_resources,
 )
-from integration.validation import DEFAULT_MAX_DEPTH, ResourceRejected
 from mappings.rulepack import RulePack
 
 UNREADABLE = "(unreadable)"

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from integration.clock import utc_now
 from integration.config import Settings
-from integration.derive import derive_pending, pending_count
+from integration.journey.update import derive_pending, pending_count
 from integration.sources import SourceConfig
 from integration.store.errors import describe_store_error
 from integration.store.leases import (
@@ -40,7 +40,7 @@ from integration.store.leases import (
     release_unit,
     renew_lease,
 )
-from integration.sync import SyncSummary, sync_source
+from integration.sync.rest import SyncSummary, sync_source
 from mappings.rulepack import RulePack
 
 EXPORT_UNIT = "$export"

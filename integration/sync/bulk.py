@@ -29,8 +29,8 @@ from connectors.rest.http import FhirHttp
 from connectors.streams import QueuedStream, StreamFailed
 from integration.clock import utc_now
 from integration.config import Settings
-from integration.derive import derive_pending
-from integration.importer import Importer, ImportSummary
+from integration.ingest.pipeline import Importer, ImportSummary
+from integration.journey.update import derive_pending
 from integration.sources import SourceConfig
 from integration.store.bulk_state import (
     ExportInProgress,
@@ -40,7 +40,7 @@ from integration.store.bulk_state import (
     start_export,
 )
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
-from integration.sync import SyncSummary, TypeSync
+from integration.sync.rest import SyncSummary, TypeSync
 from mappings.rulepack import RulePack
 
 # The row in sync_state that holds a bulk source's checkpoint (last transactionTime).

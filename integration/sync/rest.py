@@ -33,12 +33,12 @@ from connectors.rest.http import FhirHttp, Params
 from connectors.rest.search import SearchPage, search
 from integration.clock import utc_now
 from integration.config import Settings
-from integration.derive import DeriveSummary, derive_pending
-from integration.importer import Importer, ImportSummary
-from integration.intake import last_updated_of
-from integration.members import batches, belongs_to, roster_patient_ids
+from integration.ingest.intake import last_updated_of
+from integration.ingest.pipeline import Importer, ImportSummary
+from integration.journey.update import DeriveSummary, derive_pending
 from integration.sources import SourceConfig
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
+from integration.sync.members import batches, belongs_to, roster_patient_ids
 from mappings.dates import parse_interval, utc_iso
 from mappings.rulepack import RulePack
 
@@ -544,7 +544,7 @@ async def _run(
 ) -> SyncSummary:
     if source.mode == "bulk":
         # Imported here: bulk_sync builds on this module's summary types.
-        from integration.bulk_sync import BulkSync
+        from integration.sync.bulk import BulkSync
 
         return await BulkSync(engine, pack, settings, source, client, on_export).run(full)
     return await SourceSync(engine, pack, settings, source, client, on_page).run(full)

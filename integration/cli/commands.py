@@ -1,5 +1,5 @@
 """The `journey` command line: import, serve, sync, worker, sources, remap, quarantine, status,
-show, demo, db upgrade. What sync and sources print lives in `integration.sync_view`.
+show, demo, db upgrade. What sync and sources print lives in `integration.cli.sync_view`.
 
 Exit codes: 0 done; 1 an error stopped the command (message on stderr);
 2 a sync finished but a source or resource type failed (see `journey sources`);
@@ -34,12 +34,20 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import ConnectorError
 from connectors.files import discover
+from integration.cli.console import console, errors
+from integration.cli.demo_population import write_sample
+from integration.cli.sync_view import (
+    export_progress,
+    page_progress,
+    print_sources,
+    print_sync_summary,
+    unit_line,
+)
 from integration.clock import utc_now
 from integration.config import SOURCE_NAME_RULE, Settings, is_source_name, load_settings
-from integration.derive import derive_pending, flag_all, pending_count
 from integration.errors import ConfigError, IntegrationError
-from integration.importer import Importer, ImportSummary, resource_label
-from integration.sample import write_sample
+from integration.ingest.pipeline import Importer, ImportSummary, resource_label
+from integration.journey.update import derive_pending, flag_all, pending_count
 from integration.sources import load_sources, pick_sources
 from integration.store import quarantine as quarantine_store
 from integration.store import queries
@@ -49,16 +57,8 @@ from integration.store.errors import describe_store_error
 from integration.store.leases import all_units
 from integration.store.schema import job_records, person_links
 from integration.store.sync_state import states_by_source
-from integration.sync import sync_source
-from integration.sync_view import (
-    export_progress,
-    page_progress,
-    print_sources,
-    print_sync_summary,
-    unit_line,
-)
-from integration.terminal import console, errors
-from integration.worker import SyncWorker, WorkerStats
+from integration.sync.rest import sync_source
+from integration.sync.worker import SyncWorker, WorkerStats
 from mappings.errors import MappingError
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
 

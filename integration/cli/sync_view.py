@@ -9,11 +9,11 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from connectors.rest.search import SearchPage
+from integration.cli.console import console, errors
 from integration.sources import SourceConfig
 from integration.store.bulk_state import ExportInProgress
 from integration.store.leases import SyncUnit
-from integration.sync import SyncSummary
-from integration.terminal import console, errors
+from integration.sync.rest import SyncSummary
 
 SYNC_COLUMNS = (
     "resource type", "mode", "pages", "fetched", "new", "changed", "unchanged",

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
+from integration.ingest.validation import DEFAULT_MAX_DEPTH, check_identity, validate_resource
 from integration.store.raw import version_key
-from integration.validation import DEFAULT_MAX_DEPTH, check_identity, validate_resource
 from mappings.dates import FhirDateError, parse_interval
 from mappings.fhir_values import reference_id
 
@@ -43,7 +43,7 @@ def examine(
     max_depth: int = DEFAULT_MAX_DEPTH,
     raw: bytes | None = None,
 ) -> Examined:
-    """Raises `integration.validation.ResourceRejected` naming the first bad element.
+    """Raises `integration.ingest.validation.ResourceRejected` naming the first bad element.
     Both checks start with the resource's depth (at most `max_depth`), before
     anything recursive, the content hashes here included, sees it. `raw` is the
     JSON the resource was parsed from, when there is one: it makes that check cheap."""

@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from integration.clock import utc_now
 from integration.gc_policy import batch_collection
-from integration.identity import SourcePatient, link_patients
+from integration.journey.identity import SourcePatient, link_patients
 from integration.store.engine import GrowingTables
 from integration.store.errors import describe_error, store_unavailable
 from integration.store.keys import in_keys

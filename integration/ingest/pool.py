@@ -29,8 +29,8 @@ from typing import Any, TypeGuard
 import orjson
 
 from integration.gc_policy import use_batch_collection
-from integration.intake import Examined, examine
-from integration.validation import ResourceRejected
+from integration.ingest.intake import Examined, examine
+from integration.ingest.validation import ResourceRejected
 
 Verdict = Examined | ResourceRejected
 # One resource to examine: its JSON bytes and the id its place implies, if any.
