@@ -90,13 +90,13 @@ def cpu_seconds() -> float:
 
 def child_import(data: Path, database: Path, validate: bool, processes: int) -> None:
     """Runs in the child process: import, print phase times as JSON."""
-    from integration.ingest.pipeline import Importer
+    from integration.ingest.pipeline import IngestPipeline
     from integration.store.engine import open_store
     from mappings.rulepack import load_rule_pack
 
     engine = open_store(f"sqlite:///{database}")
     marks: dict[str, float] = {"start": time.perf_counter()}
-    importer = Importer(
+    importer = IngestPipeline(
         engine,
         load_rule_pack(),
         "bench-bulk",
@@ -159,7 +159,7 @@ def store_floor(data: Path, folder: Path, batch: int) -> float:
     into a fresh store (same schema, indexes and pragmas)."""
     import sqlite3
 
-    from integration.ingest.intake import examine
+    from integration.ingest.intake import intake
     from integration.store.engine import open_store
     from integration.store.raw import (
         IncomingResource,
@@ -183,7 +183,7 @@ def store_floor(data: Path, folder: Path, batch: int) -> float:
         while lines := list(itertools.islice(handle, batch)):
             items = []
             for number, line in enumerate(lines, count + 1):
-                examined = examine(orjson.loads(line), None, validate=False)
+                examined = intake(orjson.loads(line), None, validate=False)
                 item = IncomingResource(
                     "floor",
                     examined.resource_type,

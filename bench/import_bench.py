@@ -27,7 +27,7 @@ import orjson
 from fhir.resources.R4B import get_fhir_model_class
 
 from integration.cli.demo_population import generate
-from integration.ingest.pipeline import Importer
+from integration.ingest.pipeline import IngestPipeline
 from integration.store.engine import open_store
 from mappings.encounter import map_encounter
 from mappings.model import SourceRef
@@ -91,7 +91,7 @@ def main() -> None:
 
         def import_all() -> None:
             engine = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
-            summary = Importer(engine, pack, "bench", 16 << 20).run([data])
+            summary = IngestPipeline(engine, pack, "bench", 16 << 20).run([data])
             assert summary.total("quarantined") == 0, summary.problems[:3]
             engine.dispose()
 

@@ -15,7 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from integration.ingest.pipeline import Importer, ImportSummary
+from integration.ingest.pipeline import IngestPipeline, IngestSummary
 from integration.store.engine import create_store_engine, open_store
 from mappings.rulepack import RulePack, load_rule_pack
 
@@ -138,15 +138,15 @@ def database_away(admin: Engine, database: str) -> Iterator[None]:
             conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
 
 
-ImportFn = Callable[..., ImportSummary]
+ImportFn = Callable[..., IngestSummary]
 
 
 @pytest.fixture
 def import_files(engine: Engine, pack: RulePack) -> ImportFn:
     def run(
         *paths: Path | str, source: str = "test-source", max_bytes: int = 1 << 20
-    ) -> ImportSummary:
-        return Importer(engine, pack, source, max_bytes, batch_size=50).run(list(paths))
+    ) -> IngestSummary:
+        return IngestPipeline(engine, pack, source, max_bytes, batch_size=50).run(list(paths))
 
     return run
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class SourcePatient(BaseModel):
+class LinkedPatient(BaseModel):
     source: str
     patient_id: str
     name: str | None
@@ -25,7 +25,7 @@ class PersonSummary(BaseModel):
     id: str = Field(description="Stable person id across sources")
     name: str | None
     birth_date: str | None
-    sources: list[SourcePatient]
+    sources: list[LinkedPatient]
 
 
 class PeoplePage(BaseModel):
@@ -41,7 +41,7 @@ class Identifier(BaseModel):
     source: str
 
 
-class Person(PersonSummary):
+class PersonDetail(PersonSummary):
     identifiers: list[Identifier]
     record_counts: dict[str, int] = Field(description="Job records per job")
 
@@ -60,7 +60,7 @@ class RecordReason(BaseModel):
     text: str
 
 
-class JobRecord(BaseModel):
+class JourneyItem(BaseModel):
     id: str
     job: str = Field(description="diagnose, treat, keep_well or unclassified")
     occurred_start: str | None
@@ -78,7 +78,7 @@ class JobRecord(BaseModel):
 
 class JourneyPage(BaseModel):
     person_id: str
-    items: list[JobRecord]
+    items: list[JourneyItem]
     next_cursor: str | None
 
 
@@ -158,7 +158,7 @@ class InvalidParam(BaseModel):
     reason: str
 
 
-class Problem(BaseModel):
+class ProblemDetails(BaseModel):
     """RFC 9457 problem details, as `application/problem+json`."""
 
     type: str

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from integration.api.models import FhirResource, OperationOutcome, Problem, RequestBundle
+from integration.api.models import FhirResource, OperationOutcome, ProblemDetails, RequestBundle
 from integration.api.problems import is_fhir
 
 PROBLEM_JSON = "application/problem+json"
@@ -27,7 +27,7 @@ FHIR_JSON = "application/fhir+json"
 REF = "#/components/schemas/{model}"
 # Declared in operations by reference; added to the components here.
 _EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (
-    Problem,
+    ProblemDetails,
     OperationOutcome,
     FhirResource,
     RequestBundle,
@@ -41,7 +41,7 @@ def ref(model: type[BaseModel]) -> dict[str, str]:
 
 def problem(status: int, description: str) -> dict[int | str, dict[str, Any]]:
     """A route's `responses` entry for a problem it answers with (outside /fhir)."""
-    return {status: {"model": Problem, "description": description}}
+    return {status: {"model": ProblemDetails, "description": description}}
 
 
 def fhir_request_body(
@@ -59,7 +59,7 @@ def fhir_request_body(
 
 
 def _error_response(fhir: bool, description: str) -> dict[str, Any]:
-    media, model = (FHIR_JSON, OperationOutcome) if fhir else (PROBLEM_JSON, Problem)
+    media, model = (FHIR_JSON, OperationOutcome) if fhir else (PROBLEM_JSON, ProblemDetails)
     return {"description": description, "content": {media: {"schema": ref(model)}}}
 
 
@@ -70,7 +70,7 @@ def _correct(operation: dict[str, Any], fhir: bool) -> None:
         del responses["422"]
     for response in responses.values():
         content = response.get("content", {})
-        if content.get("application/json", {}).get("schema") == ref(Problem):
+        if content.get("application/json", {}).get("schema") == ref(ProblemDetails):
             content[PROBLEM_JSON] = content.pop("application/json")
     if operation.get("security"):
         responses.setdefault(

@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import ConnectorError
 from connectors.files import discover
-from integration.cli.console import console, errors
+from integration.cli.console import console, stderr
 from integration.cli.demo_population import write_sample
 from integration.cli.sync_view import (
     export_progress,
@@ -46,8 +46,8 @@ from integration.cli.sync_view import (
 from integration.clock import utc_now
 from integration.config import SOURCE_NAME_RULE, Settings, is_source_name, load_settings
 from integration.errors import ConfigError, IntegrationError
-from integration.ingest.pipeline import Importer, ImportSummary, resource_label
-from integration.journey.update import derive_pending, flag_all, pending_count
+from integration.ingest.pipeline import IngestPipeline, IngestSummary, resource_label
+from integration.journey.update import flag_all, pending_count, update_journey
 from integration.sources import load_sources, pick_sources
 from integration.store import quarantine as quarantine_store
 from integration.store import queries
@@ -119,7 +119,7 @@ def run_import(
     source: str,
     paths: list[Path],
     validate: bool = True,
-) -> ImportSummary:
+) -> IngestSummary:
     """Import with a live progress display: bytes read, then records derived."""
     total_bytes = sum(path.stat().st_size for path in discover(paths))
     reading = Progress(
@@ -146,7 +146,7 @@ def run_import(
         map_tasks.append(mapping.add_task("map", total=pending_count(engine)))
         mapping.start()
 
-    importer = Importer(
+    importer = IngestPipeline(
         engine,
         pack,
         source,
@@ -171,7 +171,7 @@ def run_import(
     return summary
 
 
-def print_summary(summary: ImportSummary) -> None:
+def print_summary(summary: IngestSummary) -> None:
     table = Table(title=f"Import into source '{summary.source}' ({summary.files} files)")
     for column in ("resource type", "new", "changed", "unchanged", "quarantined", "warnings"):
         table.add_column(column, justify="left" if column == "resource type" else "right")
@@ -273,7 +273,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     from integration.api.request_log import install_request_log
 
     if not settings.api_keys:
-        errors.print(
+        stderr.print(
             "[yellow]No API keys configured (JOURNEY_API_KEYS): "
             "every request but /healthz gets 401."
         )
@@ -308,7 +308,7 @@ def remap(ctx: typer.Context) -> None:
         console=console,
     ) as progress:
         task = progress.add_task("remap", total=flagged)
-        summary = derive_pending(
+        summary = update_journey(
             engine, pack, settings.batch_size, lambda n: progress.advance(task, n)
         )
     jobs = ", ".join(f"{job} {n}" for job, n in sorted(summary.records_by_job.items())) or "none"
@@ -348,7 +348,7 @@ def quarantine(
         if show is not None:
             entry = quarantine_store.entry(conn, show)
             if entry is None:
-                errors.print(f"No quarantine entry {show}.")
+                stderr.print(f"No quarantine entry {show}.")
                 raise typer.Exit(1)
             for key, value in entry.items():
                 if key != "content":
@@ -391,10 +391,10 @@ def _close_entry(ctx: typer.Context, entry_id: int, resolution: str, reason: str
                 conn, entry_id, resolution, reason, f"cli:{getpass.getuser()}", utc_now()
             )
     except quarantine_store.QuarantineEntryNotFound:
-        errors.print(f"No quarantine entry {entry_id}.")
+        stderr.print(f"No quarantine entry {entry_id}.")
         raise typer.Exit(1) from None
     except ValueError as exc:
-        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        stderr.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
     console.print(f"Quarantine entry {entry_id} closed as {resolution}.")
 
@@ -440,7 +440,7 @@ def show(
     settings = _settings(ctx)
     engine = open_configured_store(settings)
     if not print_journey(engine, person_id):
-        errors.print(f"No person with id {person_id}.")
+        stderr.print(f"No person with id {person_id}.")
         raise typer.Exit(1)
 
 
@@ -527,7 +527,7 @@ def demo(
         print_summary(run_import(engine, settings, pack, source, [path]))
     person_id = featured_person(engine)
     if person_id is None:
-        errors.print("The sample produced no journey; nothing to show.")
+        stderr.print("The sample produced no journey; nothing to show.")
         raise typer.Exit(1)
     print_journey(engine, person_id)
     host = host or settings.host
@@ -636,7 +636,7 @@ def worker(
         on_unit=lambda unit, summary, error: console.print(
             unit_line(unit, summary, error), highlight=False
         ),
-        on_note=lambda message: errors.print(message, highlight=False),
+        on_note=lambda message: stderr.print(message, highlight=False),
     )
     console.print(
         f"worker {sync_worker.owner}: {len(configured)} source(s), lease "
@@ -676,9 +676,9 @@ def main() -> None:
     try:
         app()
     except (IntegrationError, ConnectorError, MappingError) as exc:
-        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        stderr.print(f"[red]error:[/] {exc}", highlight=False)
         raise SystemExit(1) from exc
     except SQLAlchemyError as exc:
         # Never the statement or the driver's message: both can quote patient data.
-        errors.print(f"[red]store error:[/] {describe_store_error(exc)}", highlight=False)
+        stderr.print(f"[red]store error:[/] {describe_store_error(exc)}", highlight=False)
         raise SystemExit(1) from None

@@ -5,4 +5,4 @@ from __future__ import annotations
 from rich.console import Console
 
 console = Console()
-errors = Console(stderr=True)
+stderr = Console(stderr=True)

@@ -107,7 +107,7 @@ STORIES = ("depression", "knee", "diabetes", "chest_pain", "anxiety", "healthy")
 
 
 @dataclass(slots=True)
-class Person:
+class DemoPerson:
     index: int
     given: str
     family: str
@@ -148,13 +148,13 @@ class _Generator:
         self.ids[prefix] = self.ids.get(prefix, 0) + 1
         return f"{prefix}-{self.ids[prefix]:04d}"
 
-    def people(self) -> Iterator[Person]:
+    def people(self) -> Iterator[DemoPerson]:
         for index in range(self.count):
             rng = self.rng
             both = index % 5 == 0  # every fifth person is both a clinic patient and a plan member
             in_clinic = both or index % 5 != 4
             birth = datetime(1945, 1, 1, tzinfo=UTC) + timedelta(days=rng.randrange(0, 365 * 60))
-            yield Person(
+            yield DemoPerson(
                 index=index,
                 given=GIVEN[index % len(GIVEN)],
                 family=FAMILY[(index * 7) % len(FAMILY)],
@@ -166,7 +166,7 @@ class _Generator:
                 in_plan=both or not in_clinic,
             )
 
-    def patient(self, person: Person, source: str) -> dict[str, Any]:
+    def patient(self, person: DemoPerson, source: str) -> dict[str, Any]:
         clinic = source == PROVIDER
         local = (
             (CLINIC_MRN, f"MRN{100000 + person.index}")
@@ -306,7 +306,7 @@ class _Generator:
             }
         )
 
-    def story(self, person: Person) -> None:
+    def story(self, person: DemoPerson) -> None:
         rng = self.rng
         start = datetime(2024, 1, 8, 9, tzinfo=UTC) + timedelta(
             days=rng.randrange(0, 300), hours=rng.randrange(0, 8)

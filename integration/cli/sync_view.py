@@ -9,7 +9,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from connectors.rest.search import SearchPage
-from integration.cli.console import console, errors
+from integration.cli.console import console, stderr
 from integration.sources import SourceConfig
 from integration.store.bulk_state import ExportInProgress
 from integration.store.leases import SyncUnit
@@ -70,7 +70,7 @@ def print_sync_summary(summary: SyncSummary) -> None:
         )
     console.print(table)
     if summary.error:
-        errors.print(f"[red]{summary.source}:[/] {summary.error}", highlight=False)
+        stderr.print(f"[red]{summary.source}:[/] {summary.error}", highlight=False)
     for note in summary.notes:
         console.print(f"  [cyan]{summary.source}:[/] {note}", highlight=False)
     for state in summary.types.values():

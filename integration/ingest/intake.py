@@ -1,6 +1,6 @@
 """What the store needs to know about one parsed resource, worked out without I/O.
 
-`examine` validates a resource (fully, or only its identity for a trusted
+`intake` validates a resource (fully, or only its identity for a trusted
 source) and reads the keys the raw zone files it under: id, version key,
 meta.lastUpdated and the Patient it belongs to. It is pure, so the importer
 can run it in its own process or in worker processes (`intake_pool`)
@@ -25,7 +25,7 @@ SUBJECT_TYPES = frozenset({"Encounter", "QuestionnaireResponse", "Condition", "O
 
 
 @dataclass(frozen=True, slots=True)
-class Examined:
+class Intake:
     """A resource fit to store, and the keys it is stored under."""
 
     resource_type: str
@@ -36,13 +36,13 @@ class Examined:
     warnings: tuple[str, ...]
 
 
-def examine(
+def intake(
     resource: dict[str, Any],
     fallback_id: str | None,
     validate: bool,
     max_depth: int = DEFAULT_MAX_DEPTH,
     raw: bytes | None = None,
-) -> Examined:
+) -> Intake:
     """Raises `integration.ingest.validation.ResourceRejected` naming the first bad element.
     Both checks start with the resource's depth (at most `max_depth`), before
     anything recursive, the content hashes here included, sees it. `raw` is the
@@ -56,7 +56,7 @@ def examine(
         digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS))
         resource_id = "h-" + digest.hexdigest()[:32]
         warnings += (f"{validated.resource_type}.id: missing; stored under a content-hash id",)
-    return Examined(
+    return Intake(
         resource_type=validated.resource_type,
         resource_id=resource_id,
         version_key=version_key(resource),

@@ -26,10 +26,10 @@ from integration.clock import utc_now
 from integration.config import SOURCE_NAME_RULE, is_source_name
 from integration.errors import ConfigError
 from integration.gc_policy import batch_collection
-from integration.ingest.intake import examine
-from integration.ingest.pool import IntakePool, Verdict
+from integration.ingest.intake import intake
+from integration.ingest.pool import IntakePool, IntakeResult
 from integration.ingest.validation import DEFAULT_MAX_DEPTH, ResourceRejected
-from integration.journey.update import DeriveSummary, derive_pending, orphan_records
+from integration.journey.update import JourneyUpdate, orphan_records, update_journey
 from integration.store.engine import GrowingTables
 from integration.store.locks import let_interactive_writes_through
 from integration.store.quarantine import close_absent
@@ -62,7 +62,7 @@ class TypeCounts:
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
+class IngestProblem:
     """One rejected item, for the summary: where it was, what, and why."""
 
     origin: str | None
@@ -80,13 +80,13 @@ class Problem:
 
 
 @dataclass(slots=True)
-class ImportSummary:
+class IngestSummary:
     source: str
     files: int = 0
     by_type: dict[str, TypeCounts] = field(default_factory=lambda: defaultdict(TypeCounts))
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[IngestProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    derive: DeriveSummary = field(default_factory=DeriveSummary)
+    derive: JourneyUpdate = field(default_factory=JourneyUpdate)
     orphan_count: int = 0
     orphans: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -95,7 +95,7 @@ class ImportSummary:
         return sum(int(getattr(counts, attribute)) for counts in self.by_type.values())
 
 
-class Importer:
+class IngestPipeline:
     """Imports files for one source into the store."""
 
     def __init__(
@@ -113,7 +113,7 @@ class Importer:
         """`batch_size` resources are mapped per derivation round, and stored per
         transaction unless `store_batch_size` says otherwise (files: larger batches).
         `validate=False` is for trusted sources: only resourceType and id are checked.
-        `processes` > 0 examines in that many worker processes (`store`): validation,
+        `processes` > 0 takes in with that many worker processes (`store`): validation,
         or for a trusted source parsing and hashing, which leaves this process only
         reading and the store (500k resources trusted: 41k/s against 31k/s in-process,
         once batches of 5,000 and one lookup per batch made the store cheaper).
@@ -146,9 +146,9 @@ class Importer:
         on_bytes: Callable[[int], None] | None = None,
         on_derived: Callable[[int], None] | None = None,
         before_derive: Callable[[], None] | None = None,
-    ) -> ImportSummary:
+    ) -> IngestSummary:
         started = time.perf_counter()
-        summary = ImportSummary(self.source)
+        summary = IngestSummary(self.source)
         files = discover(paths)
         summary.files = len(files)
         reader = FileReader(self.max_resource_bytes, on_bytes)
@@ -160,7 +160,7 @@ class Importer:
         self._close_absent([str(path) for path in files])
         if before_derive:
             before_derive()
-        summary.derive = derive_pending(self.engine, self.pack, self.batch_size, on_derived)
+        summary.derive = update_journey(self.engine, self.pack, self.batch_size, on_derived)
         count, examples = orphan_records(self.engine, limit=EXAMPLES_KEPT)
         summary.orphan_count = count
         summary.orphans = [_orphan_message(row) for row in examples]
@@ -174,16 +174,16 @@ class Importer:
             for origin in origins:
                 close_absent(conn, self.source, origin, self._quarantined.get(origin, set()), now)
 
-    def store(self, items: Iterable[RawItem], summary: ImportSummary) -> None:
+    def store(self, items: Iterable[RawItem], summary: IngestSummary) -> None:
         """Examine and store items in batches, in their order. With worker processes,
-        batch k is stored while the next ones are examined; safe to call from
+        batch k is stored while the next ones are taken; safe to call from
         several threads at once (each batch is accepted and written under a lock),
         which share one pool of worker processes until `close`."""
         with batch_collection():
             self._store_all(items, summary)
         self._growth.finish()
 
-    def _store_all(self, items: Iterable[RawItem], summary: ImportSummary) -> None:
+    def _store_all(self, items: Iterable[RawItem], summary: IngestSummary) -> None:
         chunks = _chunks(items, self.store_batch_size)
         # Worker processes take a second or so to start: only worth it past two batches.
         first = list(itertools.islice(chunks, 2))
@@ -203,16 +203,16 @@ class Importer:
                         item.fallback_id,
                     )
                     for item in chunk
-                    if _to_examine(item)
+                    if _for_pool(item)
                 ]
                 in_flight.append((chunk, pool.submit(payloads)))
                 # Enough batches queued to keep every worker busy, and no more (memory).
                 while len(in_flight) > self.processes + 1:
                     done, future = in_flight.popleft()
-                    self._store_batch(done, IntakePool.verdicts(future), summary)
+                    self._store_batch(done, IntakePool.results(future), summary)
             while in_flight:
                 done, future = in_flight.popleft()
-                self._store_batch(done, IntakePool.verdicts(future), summary)
+                self._store_batch(done, IntakePool.results(future), summary)
         finally:
             for _, future in in_flight:  # left by an error: the pool is shared
                 future.cancel()
@@ -231,25 +231,28 @@ class Importer:
             pool.close()
 
     def _store_batch(
-        self, batch: list[RawItem], verdicts: list[Verdict | None] | None, summary: ImportSummary
+        self,
+        batch: list[RawItem],
+        results: list[IntakeResult | None] | None,
+        summary: IngestSummary,
     ) -> None:
-        """Accept and write one batch. `verdicts` (from the pool) has one entry per item
-        to examine; None where a line is not one plain resource and is parsed here."""
-        given = iter(verdicts) if verdicts is not None else None
+        """Accept and write one batch. `results` (from the pool) has one entry per item
+        to take in; None where a line is not one plain resource and is parsed here."""
+        given = iter(results) if results is not None else None
         with self._write_lock:
             accepted: list[tuple[str, IncomingResource | Rejected]] = []
             for item in batch:
-                verdict = next(given) if given is not None and _to_examine(item) else None
-                if not item.parsed and verdict is None:
-                    accepted.extend(self.accept(each, summary) for each in parse_line(item))
+                result = next(given) if given is not None and _for_pool(item) else None
+                if not item.parsed and result is None:
+                    accepted.extend(self.intake(each, summary) for each in parse_line(item))
                 else:
-                    accepted.append(self.accept(item, summary, verdict))
+                    accepted.append(self.intake(item, summary, result))
             self.write(accepted, summary)
 
-    def accept(
-        self, item: RawItem, summary: ImportSummary, verdict: Verdict | None = None
+    def intake(
+        self, item: RawItem, summary: IngestSummary, result: IntakeResult | None = None
     ) -> tuple[str, IncomingResource | Rejected]:
-        """One item, examined here unless a verdict from a worker process comes with it
+        """One item, taken here unless a result from a worker process comes with it
         (an item read unparsed comes with one)."""
         if item.problem is not None or (item.parsed and item.resource is None):
             resource_type, resource_id = _type_and_id(item.resource)
@@ -266,38 +269,38 @@ class Importer:
                 in_file=self._reading_files,
             )
         try:
-            if isinstance(verdict, ResourceRejected):
-                raise verdict
-            if verdict is None:
+            if isinstance(result, ResourceRejected):
+                raise result
+            if result is None:
                 if item.resource is None:
-                    raise ValueError(f"{item.origin}, {item.location}: read unparsed, not examined")
-                verdict = examine(
+                    raise ValueError(f"{item.origin}, {item.location}: read unparsed, not taken")
+                result = intake(
                     item.resource, item.fallback_id, self.validate, self.max_depth, item.raw
                 )
         except ResourceRejected as rejected:
             return self._rejected(item, rejected)
-        examined = verdict
+        taken = result
         content = (
             item.raw.decode("utf-8")
             if item.raw is not None
             else orjson.dumps(item.resource).decode()
         )
-        if examined.warnings:
-            summary.by_type[examined.resource_type].warnings += len(examined.warnings)
-            for warning in examined.warnings:
+        if taken.warnings:
+            summary.by_type[taken.resource_type].warnings += len(taken.warnings)
+            for warning in taken.warnings:
                 if len(summary.warnings) < EXAMPLES_KEPT:
                     summary.warnings.append(f"{item.origin}, {item.location}: {warning}")
-        return examined.resource_type, IncomingResource(
+        return taken.resource_type, IncomingResource(
             source=self.source,
-            resource_type=examined.resource_type,
-            resource_id=examined.resource_id,
-            version_key=examined.version_key,
-            last_updated=examined.last_updated,
-            subject_id=examined.subject_id,
+            resource_type=taken.resource_type,
+            resource_id=taken.resource_id,
+            version_key=taken.version_key,
+            last_updated=taken.last_updated,
+            subject_id=taken.subject_id,
             origin=item.origin,
             location=item.location,
             content=content,
-            warnings=examined.warnings,
+            warnings=taken.warnings,
         )
 
     def _rejected(
@@ -322,7 +325,7 @@ class Importer:
     def write(
         self,
         batch: list[tuple[str, IncomingResource | Rejected]],
-        summary: ImportSummary,
+        summary: IngestSummary,
         also: Callable[[Connection], None] | None = None,
     ) -> None:
         """Store a batch in one transaction; `also` runs in the same transaction
@@ -353,7 +356,7 @@ class Importer:
             summary.by_type[label].quarantined += 1
             if len(summary.problems) < EXAMPLES_KEPT:
                 summary.problems.append(
-                    Problem(
+                    IngestProblem(
                         item.origin,
                         item.location,
                         item.resource_type,
@@ -384,7 +387,7 @@ def _orphan_message(row: dict[str, Any]) -> str:
     )
 
 
-def _to_examine(item: RawItem) -> bool:
+def _for_pool(item: RawItem) -> bool:
     """Does the item go to the intake pool: a resource, or a line to parse there?"""
     return item.problem is None and (item.resource is not None or not item.parsed)
 

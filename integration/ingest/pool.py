@@ -2,11 +2,11 @@
 
 Validation (fhir.resources / pydantic) is the CPU-heavy part of an import and
 holds the GIL, so threads would not help: batches go to a process pool as
-JSON bytes, each worker parses and `examine`s them, and only small tuples
+JSON bytes, each worker parses and takes them in (`intake`), and only small tuples
 come back. The importer's own process is left with reading and the store,
 the one part that cannot be spread (one SQLite writer). The caller keeps
 batches in order (it waits for batch k before storing it, while k+1 and
-k+2 are being examined), so the store sees exactly the order a single
+k+2 are being taken), so the store sees exactly the order a single
 process would.
 
 Workers exit when the importer dies, even by kill -9: they hold both ends of
@@ -29,13 +29,13 @@ from typing import Any, TypeGuard
 import orjson
 
 from integration.gc_policy import use_batch_collection
-from integration.ingest.intake import Examined, examine
+from integration.ingest.intake import Intake, intake
 from integration.ingest.validation import ResourceRejected
 
-Verdict = Examined | ResourceRejected
-# One resource to examine: its JSON bytes and the id its place implies, if any.
+IntakeResult = Intake | ResourceRejected
+# One resource to take in: its JSON bytes and the id its place implies, if any.
 Payload = tuple[bytes, str | None]
-# What comes back: an Examined's fields, or ("rejected", path, message).
+# What comes back: an Intake's fields, or ("rejected", path, message).
 _Wire = tuple[str | tuple[str, ...] | None, ...]
 # How often a worker looks whether its parent is still there (where the kernel
 # does not tell it at once).
@@ -81,7 +81,7 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
-def _examine_batch(payloads: list[Payload], validate: bool, max_depth: int) -> list[_Wire | None]:
+def _intake_batch(payloads: list[Payload], validate: bool, max_depth: int) -> list[_Wire | None]:
     wires: list[_Wire | None] = []
     for body, fallback_id in payloads:
         try:
@@ -94,18 +94,18 @@ def _examine_batch(payloads: list[Payload], validate: bool, max_depth: int) -> l
             wires.append(None)
             continue
         try:
-            examined = examine(resource, fallback_id, validate, max_depth, body)
+            taken = intake(resource, fallback_id, validate, max_depth, body)
         except ResourceRejected as rejected:
             wires.append(("rejected", rejected.fhir_path, rejected.message))
             continue
         wires.append(
             (
-                examined.resource_type,
-                examined.resource_id,
-                examined.version_key,
-                examined.last_updated,
-                examined.subject_id,
-                examined.warnings,
+                taken.resource_type,
+                taken.resource_id,
+                taken.version_key,
+                taken.last_updated,
+                taken.subject_id,
+                taken.warnings,
             )
         )
     return wires
@@ -115,16 +115,16 @@ def _one_plain_resource(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and "resourceType" in value and value["resourceType"] != "Bundle"
 
 
-def _from_wire(wire: _Wire | None) -> Verdict | None:
+def _from_wire(wire: _Wire | None) -> IntakeResult | None:
     if wire is None:
         return None
     if wire[0] == "rejected":
         return ResourceRejected(str(wire[1]), str(wire[2]))
-    return Examined(*wire)  # type: ignore[arg-type]
+    return Intake(*wire)  # type: ignore[arg-type]
 
 
 class IntakePool:
-    """A pool of examining processes; `submit` a batch, `verdicts` it later, in order."""
+    """A pool of intake processes; `submit` a batch, `results` it later, in order."""
 
     def __init__(self, processes: int, validate: bool, max_depth: int) -> None:
         # spawn, not fork: the parent may have threads (the event loop's workers).
@@ -138,10 +138,10 @@ class IntakePool:
         self._max_depth = max_depth
 
     def submit(self, payloads: list[Payload]) -> Future[list[_Wire | None]]:
-        return self._executor.submit(_examine_batch, payloads, self._validate, self._max_depth)
+        return self._executor.submit(_intake_batch, payloads, self._validate, self._max_depth)
 
     @staticmethod
-    def verdicts(future: Future[list[_Wire | None]]) -> list[Verdict | None]:
+    def results(future: Future[list[_Wire | None]]) -> list[IntakeResult | None]:
         """In submission order; None for a line to be parsed by the importer itself."""
         return [_from_wire(wire) for wire in future.result()]
 

@@ -70,14 +70,14 @@ JOURNEY_TABLES = (
 
 
 @dataclass(slots=True)
-class DeriveSummary:
+class JourneyUpdate:
     people_linked: int = 0
     records_by_job: Counter[str] = field(default_factory=Counter)
     resources: int = 0
     # Resources whose derivation failed and was isolated (see `journey quarantine`).
     mapping_failures: int = 0
 
-    def add(self, other: DeriveSummary) -> None:
+    def add(self, other: JourneyUpdate) -> None:
         """Fold in a later run's counts (a sync derives in several rounds)."""
         self.people_linked += other.people_linked
         self.records_by_job.update(other.records_by_job)
@@ -132,16 +132,16 @@ def flag_all(engine: Engine) -> int:
 
 # A step derives one batch of one type; it returns further resources it flagged for
 # derivation (a Condition's Encounters), which a scoped run takes on too.
-Step = Callable[[Connection, list["_Current"], RulePack, "DeriveSummary"], list[ResourceKey]]
+Step = Callable[[Connection, list["_Current"], RulePack, "JourneyUpdate"], list[ResourceKey]]
 
 
-def derive_pending(
+def update_journey(
     engine: Engine,
     pack: RulePack,
     batch_size: int = 500,
     on_progress: DeriveProgress | None = None,
     only: Iterable[ResourceKey] | None = None,
-) -> DeriveSummary:
+) -> JourneyUpdate:
     """Derive what is pending, or with `only` just those resources (source, type, id)
     and what they bring along: a push maps what it wrote, not the whole store's backlog.
 
@@ -149,7 +149,7 @@ def derive_pending(
     resource at a time, the failing one becomes an explained `unclassified` record
     (Encounter, QuestionnaireResponse) and a `mapping` quarantine entry, and everyone
     else's journey goes on. Only the store itself failing stops the run."""
-    summary = DeriveSummary()
+    summary = JourneyUpdate()
     progress = on_progress or (lambda _n: None)
     scope = set(only) if only is not None else None
     steps: Sequence[tuple[str, Step]] = (
@@ -180,13 +180,13 @@ def _derive_batch(
     step: Step,
     batch_size: int,
     scope: set[ResourceKey] | None,
-    summary: DeriveSummary,
+    summary: JourneyUpdate,
 ) -> int:
     """Derive one batch in one transaction; returns its size (0: nothing left)."""
     if scope is not None and not any(key[1] == resource_type for key in scope):
         return 0  # nothing of this type in scope: no transaction, no wait for the lock
     batch: list[_Current] = []
-    found = DeriveSummary()
+    found = JourneyUpdate()
     try:
         with engine.begin() as conn:
             hold(conn, DERIVE, utc_now())
@@ -197,7 +197,7 @@ def _derive_batch(
     except Exception as exc:
         if not batch or store_unavailable(exc):
             raise
-        found, more = DeriveSummary(), []
+        found, more = JourneyUpdate(), []
         for current in batch:
             more.extend(_derive_alone(engine, pack, step, current, found))
     found.resources = len(batch)
@@ -210,7 +210,7 @@ def _derive_batch(
 
 
 def _derive_in(
-    conn: Connection, step: Step, batch: list[_Current], pack: RulePack, found: DeriveSummary
+    conn: Connection, step: Step, batch: list[_Current], pack: RulePack, found: JourneyUpdate
 ) -> list[ResourceKey]:
     """Run a step on resources read as pending, in the caller's transaction (which holds
     the derive lock), and mark them done."""
@@ -222,7 +222,7 @@ def _derive_in(
 
 
 def _derive_alone(
-    engine: Engine, pack: RulePack, step: Step, current: _Current, found: DeriveSummary
+    engine: Engine, pack: RulePack, step: Step, current: _Current, found: JourneyUpdate
 ) -> list[ResourceKey]:
     """One resource of a batch that failed: derived alone, or isolated as a failure."""
     try:
@@ -248,7 +248,7 @@ def _derive_alone(
 
 
 def _isolate(
-    conn: Connection, failed: list[tuple[_Current, str]], pack: RulePack, found: DeriveSummary
+    conn: Connection, failed: list[tuple[_Current, str]], pack: RulePack, found: JourneyUpdate
 ) -> None:
     """Quarantine failed resources as `mapping` entries; Encounters and
     QuestionnaireResponses also get their explained `unclassified` record."""
@@ -344,7 +344,7 @@ def _mark_done(conn: Connection, batch: Iterable[_Current]) -> None:
 
 
 def _derive_patients(
-    conn: Connection, batch: list[_Current], _pack: RulePack, summary: DeriveSummary
+    conn: Connection, batch: list[_Current], _pack: RulePack, summary: JourneyUpdate
 ) -> list[ResourceKey]:
     link_patients(
         conn, [SourcePatient(p.source, p.resource_id, p.content) for p in batch], utc_now()
@@ -354,7 +354,7 @@ def _derive_patients(
 
 
 def _derive_conditions(
-    conn: Connection, batch: list[_Current], _pack: RulePack, _summary: DeriveSummary
+    conn: Connection, batch: list[_Current], _pack: RulePack, _summary: JourneyUpdate
 ) -> list[ResourceKey]:
     # A Condition may arrive after the Encounter that names it: re-derive those Encounters.
     flagged: list[ResourceKey] = []
@@ -404,7 +404,7 @@ def _condition_codes(conn: Connection, source: str, ids: set[str]) -> dict[str, 
 
 
 def _derive_encounters(
-    conn: Connection, batch: list[_Current], pack: RulePack, summary: DeriveSummary
+    conn: Connection, batch: list[_Current], pack: RulePack, summary: JourneyUpdate
 ) -> list[ResourceKey]:
     by_source: dict[str, list[_Current]] = defaultdict(list)
     for encounter in batch:
@@ -451,7 +451,7 @@ def _derive_encounters(
 
 
 def _derive_questionnaire_responses(
-    conn: Connection, batch: list[_Current], pack: RulePack, summary: DeriveSummary
+    conn: Connection, batch: list[_Current], pack: RulePack, summary: JourneyUpdate
 ) -> list[ResourceKey]:
     subjects = {(r.source, _subject(r)) for r in batch}
     everything: list[_Current] = list(batch)
@@ -520,7 +520,7 @@ def _subject(current: _Current) -> str | None:
 
 
 def _replace_records(
-    conn: Connection, derived_from: list[_Current], records: list[JobRecord], summary: DeriveSummary
+    conn: Connection, derived_from: list[_Current], records: list[JobRecord], summary: JourneyUpdate
 ) -> None:
     conn.execute(
         delete(job_records).where(

@@ -31,9 +31,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.files import RawItem
 from integration.clock import utc_now
-from integration.ingest.pipeline import Importer, ImportSummary
+from integration.ingest.pipeline import IngestPipeline, IngestSummary
 from integration.ingest.validation import DEFAULT_MAX_DEPTH, ResourceRejected, check_structure
-from integration.journey.update import derive_pending
+from integration.journey.update import update_journey
 from integration.push.bundle import (
     BundleKind,
     PlannedWrite,
@@ -234,7 +234,7 @@ class PushService:
         if not written:
             return
         try:
-            derive_pending(self.engine, self.pack, only=written)
+            update_journey(self.engine, self.pack, only=written)
         except Exception as exc:
             failure = describe_error(exc)
             log.warning("mapping after a push from %s lags: %s", source, failure)
@@ -295,10 +295,10 @@ class PushService:
     ) -> list[WriteResult | FhirError]:
         """Check every write, then store them all in one transaction, then derive."""
         now = utc_now()
-        importer = Importer(
+        importer = IngestPipeline(
             self.engine, self.pack, source, self.max_resource_bytes, max_depth=self.max_depth
         )
-        summary = ImportSummary(source)
+        summary = IngestSummary(source)
         existing: dict[int, StoredVersion] = {}
         with self.engine.begin() as conn:
             # Checks (If-None-Exist, repeated creates, If-Match) and writes, one push at
@@ -439,14 +439,14 @@ class PushService:
 
     @staticmethod
     def _validated(
-        importer: Importer, summary: ImportSummary, write: PlannedWrite, now: str
+        importer: IngestPipeline, summary: IngestSummary, write: PlannedWrite, now: str
     ) -> IncomingResource:
         write.resource["id"] = write.resource_id
         where = f"entry {write.index}"
         # With its JSON at hand, intake's structure check (already walked in
         # `_check_limits`) is two byte scans, and the stored content is these bytes.
         item = RawItem("push", where, resource=write.resource, raw=orjson.dumps(write.resource))
-        label, accepted = importer.accept(item, summary)
+        label, accepted = importer.intake(item, summary)
         if isinstance(accepted, Rejected):
             raise FhirError(
                 422,

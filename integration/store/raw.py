@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -101,12 +101,6 @@ class Rejected:
             self.content_truncated or len(self.content or b"") > QUARANTINE_CONTENT_LIMIT,
             self.in_file,
         )
-
-
-@dataclass(slots=True)
-class WriteResult:
-    outcomes: list[WriteOutcome] = field(default_factory=list)
-    raw_ids: list[int | None] = field(default_factory=list)
 
 
 def version_key(resource: dict[str, Any]) -> str:

@@ -29,8 +29,8 @@ from connectors.rest.http import FhirHttp
 from connectors.streams import QueuedStream, StreamFailed
 from integration.clock import utc_now
 from integration.config import Settings
-from integration.ingest.pipeline import Importer, ImportSummary
-from integration.journey.update import derive_pending
+from integration.ingest.pipeline import IngestPipeline, IngestSummary
+from integration.journey.update import update_journey
 from integration.sources import SourceConfig
 from integration.store.bulk_state import (
     ExportInProgress,
@@ -64,7 +64,7 @@ class BulkSync:
         self.source = source
         self.http = FhirHttp(client, source.policy)
         self.export = BulkExport(self.http)
-        self.importer = Importer(
+        self.importer = IngestPipeline(
             engine,
             pack,
             source.name,
@@ -79,7 +79,7 @@ class BulkSync:
 
     async def run(self, full: bool = False) -> SyncSummary:
         started_at, started = utc_now(), time.perf_counter()
-        summary = SyncSummary(self.source.name, stored=ImportSummary(self.source.name))
+        summary = SyncSummary(self.source.name, stored=IngestSummary(self.source.name))
         try:
             await self._run(full, summary)
         except (FhirHttpError, ConnectorError) as exc:
@@ -87,7 +87,7 @@ class BulkSync:
         finally:
             self.importer.close()
         summary.derive = await asyncio.to_thread(
-            derive_pending, self.engine, self.pack, self.settings.batch_size
+            update_journey, self.engine, self.pack, self.settings.batch_size
         )
         summary.retries = self.http.retries
         summary.seconds = time.perf_counter() - started
@@ -197,7 +197,7 @@ class BulkSync:
         assert isinstance(lines, int)
         return lines
 
-    def _store_lines(self, origin: str, stream: QueuedStream, stored: ImportSummary) -> int:
+    def _store_lines(self, origin: str, stream: QueuedStream, stored: IngestSummary) -> int:
         read = 0
 
         def counted() -> Iterator[RawItem]:

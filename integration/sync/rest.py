@@ -34,8 +34,8 @@ from connectors.rest.search import SearchPage, search
 from integration.clock import utc_now
 from integration.config import Settings
 from integration.ingest.intake import last_updated_of
-from integration.ingest.pipeline import Importer, ImportSummary
-from integration.journey.update import DeriveSummary, derive_pending
+from integration.ingest.pipeline import IngestPipeline, IngestSummary
+from integration.journey.update import JourneyUpdate, update_journey
 from integration.sources import SourceConfig
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
 from integration.sync.members import batches, belongs_to, roster_patient_ids
@@ -68,8 +68,8 @@ class TypeSync:
 class SyncSummary:
     source: str
     types: dict[str, TypeSync] = field(default_factory=dict)
-    stored: ImportSummary | None = None
-    derive: DeriveSummary = field(default_factory=DeriveSummary)
+    stored: IngestSummary | None = None
+    derive: JourneyUpdate = field(default_factory=JourneyUpdate)
     retries: int = 0
     error: str | None = None
     seconds: float = 0.0
@@ -163,7 +163,7 @@ class SourceSync:
         self.source = source
         self.pack = pack
         self.http = FhirHttp(client, source.policy)
-        self.importer = Importer(
+        self.importer = IngestPipeline(
             engine,
             pack,
             source.name,
@@ -177,12 +177,12 @@ class SourceSync:
         self._store_lock = threading.Lock()
         # The journey is derived in rounds while pages still arrive, so it fills up
         # during a long sync and the final round, after the last page, is short.
-        self._derived = DeriveSummary()
+        self._derived = JourneyUpdate()
         self._stored_since_derive = 0
 
     async def run(self, full: bool = False) -> SyncSummary:
         started = time.perf_counter()
-        summary = SyncSummary(self.source.name, stored=ImportSummary(self.source.name))
+        summary = SyncSummary(self.source.name, stored=IngestSummary(self.source.name))
         try:
             capabilities = parse_capabilities(
                 await self.http.get_json(f"{self.source.base_url}/metadata")
@@ -289,7 +289,7 @@ class SourceSync:
         resource_type: str,
         params: Params,
         state: TypeSync,
-        stored: ImportSummary,
+        stored: IngestSummary,
         members_only: bool = False,
         defer_checkpoint: bool = False,
     ) -> str | None:
@@ -363,7 +363,7 @@ class SourceSync:
         params: dict[str, str],
         plan: tuple[list[tuple[str, str]], str | None],
         state: TypeSync,
-        stored: ImportSummary,
+        stored: IngestSummary,
     ) -> str | None:
         """Walk each time window's next links concurrently; save the checkpoint only
         when every window is stored (one window's later data must not pass another's)."""
@@ -396,7 +396,7 @@ class SourceSync:
         capabilities: Capabilities,
         params: dict[str, str],
         state: TypeSync,
-        stored: ImportSummary,
+        stored: IngestSummary,
     ) -> None:
         """Pull a type for the roster's patients, a batch of ids per search."""
         members, roster = self.members, self.source.members
@@ -439,7 +439,7 @@ class SourceSync:
         page: SearchPage,
         resource_type: str,
         checkpoint: str | None,
-        stored: ImportSummary,
+        stored: IngestSummary,
         save: bool,
     ) -> str | None:
         with self._store_lock:
@@ -456,7 +456,7 @@ class SourceSync:
     def _derive(self) -> None:
         """Map what is stored so far (the caller holds the store lock). Records whose
         Patient has not arrived yet join the journey when it does, as on import."""
-        self._derived.add(derive_pending(self.engine, self.pack, self.settings.batch_size))
+        self._derived.add(update_journey(self.engine, self.pack, self.settings.batch_size))
         self._stored_since_derive = 0
 
     def _store_page(
@@ -464,18 +464,18 @@ class SourceSync:
         page: SearchPage,
         resource_type: str,
         checkpoint: str | None,
-        stored: ImportSummary,
+        stored: IngestSummary,
         save: bool = True,
     ) -> str | None:
         where = f"page {page.number}"
         batch = [
-            self.importer.accept(
+            self.importer.intake(
                 RawItem(page.url, f"{where}, entry {index}", resource=resource), stored
             )
             for index, resource in page.resources
         ]
         batch += [
-            self.importer.accept(
+            self.importer.intake(
                 RawItem(page.url, f"{where}, entry {index}", problem=problem), stored
             )
             for index, problem in page.broken
@@ -495,7 +495,7 @@ class SourceSync:
                 record_run(conn, self.source.name, resource_type, now, now, summary.error, {})
 
     @staticmethod
-    def _counts(state: TypeSync, stored: ImportSummary) -> dict[str, Any]:
+    def _counts(state: TypeSync, stored: IngestSummary) -> dict[str, Any]:
         counts = stored.by_type.get(state.resource_type)
         return {
             "pages": state.pages,

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from integration.clock import utc_now
 from integration.config import Settings
-from integration.journey.update import derive_pending, pending_count
+from integration.journey.update import pending_count, update_journey
 from integration.sources import SourceConfig
 from integration.store.errors import describe_store_error
 from integration.store.leases import (
@@ -112,7 +112,7 @@ class SyncWorker:
         """Nothing due: map what waits (a push whose mapping lagged, an interrupted run)."""
         try:
             if pending_count(self.engine):
-                derive_pending(self.engine, self.pack, self.settings.batch_size)
+                update_journey(self.engine, self.pack, self.settings.batch_size)
         except DBAPIError as exc:
             self.stats.store_errors += 1
             self.on_note(f"mapping could not catch up, trying again: {describe_store_error(exc)}")

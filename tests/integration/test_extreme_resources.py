@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from integration.ingest.pipeline import Importer
+from integration.ingest.pipeline import IngestPipeline
 from integration.journey.update import pending_count
 from integration.store.schema import job_records
 from mappings.rulepack import RulePack
@@ -113,7 +113,7 @@ def test_extreme_resources_never_stop_mapping_for_others(
     with tempfile.TemporaryDirectory() as folder:
         # Extreme first, so an ordinary resource shares their batches.
         path = write_ndjson(Path(folder) / "f.ndjson", *resources, *ordinary)
-        summary = Importer(engine, pack, "extreme", 1 << 20, batch_size=3).run([path])
+        summary = IngestPipeline(engine, pack, "extreme", 1 << 20, batch_size=3).run([path])
     assert pending_count(engine) == 0
     with engine.connect() as conn:
         records = {

@@ -18,8 +18,8 @@ import integration.journey.update as derive_module
 from connectors.files import FileReader
 from integration.api.app import create_app
 from integration.config import Settings
-from integration.ingest.pipeline import Importer, ImportSummary
-from integration.journey.update import derive_pending, flag_all, pending_count
+from integration.ingest.pipeline import IngestPipeline, IngestSummary
+from integration.journey.update import flag_all, pending_count, update_journey
 from integration.push.bundle import PlannedWrite
 from integration.push.service import FairLock, PushService
 from integration.store import quarantine
@@ -109,7 +109,7 @@ def test_an_encounter_whose_mapping_raises_is_isolated_and_everyone_else_maps(
     # The cause fixed, a remap maps it and closes the entry by itself.
     monkeypatch.setattr(derive_module, "map_encounter", real)
     flag_all(engine)
-    assert derive_pending(engine, pack).mapping_failures == 0
+    assert update_journey(engine, pack).mapping_failures == 0
     assert records_by_resource(engine)["e-bad"]["job"] == "diagnose"
     with engine.connect() as conn:
         assert quarantine.entries(conn, 10) == []
@@ -188,7 +188,7 @@ def test_a_nul_already_in_the_store_maps_on_every_backend(engine: Engine, pack: 
             ],
             "2026-01-01T00:00:00Z",
         )
-    assert derive_pending(engine, pack).mapping_failures == 0
+    assert update_journey(engine, pack).mapping_failures == 0
     with engine.connect() as conn:
         rows = conn.execute(select(person_links.c.patient_id, person_links.c.display_name))
         names = {row.patient_id: row.display_name for row in rows}
@@ -276,7 +276,7 @@ def test_a_push_answers_mapping_lags_when_mapping_cannot_run(
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("the rule pack fell over")
 
-    monkeypatch.setattr("integration.push.service.derive_pending", broken)
+    monkeypatch.setattr("integration.push.service.update_journey", broken)
     answer = put(api, patient("p1"))
     assert answer.status_code == 201
     issues = answer.json()["issue"]
@@ -300,8 +300,8 @@ def test_a_push_maps_what_it_wrote_not_the_stores_backlog(
         tmp_path / "b.ndjson", *(patient(f"b{n}") for n in range(30)), encounter("be", "b1")
     )
     # Stored, not yet mapped: what an import in progress leaves for its mapping step.
-    Importer(engine, pack, "bulk", 1 << 20).store(
-        FileReader(1 << 20).read(backlog), ImportSummary("bulk")
+    IngestPipeline(engine, pack, "bulk", 1 << 20).store(
+        FileReader(1 << 20).read(backlog), IngestSummary("bulk")
     )
     assert pending_count(engine) == 31
     assert put(api, patient("p1")).status_code == 201

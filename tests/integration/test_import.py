@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from integration.cli.demo_population import PAYER, PROVIDER, write_sample
-from integration.journey.update import derive_pending, flag_all
+from integration.journey.update import flag_all, update_journey
 from integration.store import queries
 from integration.store.quarantine import entries as quarantine_entries
 from integration.store.schema import job_records, quarantine, raw_resources
@@ -311,7 +311,7 @@ def test_remap_applies_a_new_rule_pack_without_importing_again(
     )
     changed.write_text(text)
     flag_all(engine)
-    summary = derive_pending(engine, load_rule_pack(changed))
+    summary = update_journey(engine, load_rule_pack(changed))
     assert summary.resources == 2
     [record] = journey_of(engine, "test-source", "p")
     assert (record["job"], record["reason"]["pack_version"]) == ("diagnose", "default 2026.12.0")
@@ -334,10 +334,12 @@ def test_folder_import_reads_every_file(
 def test_small_batches_give_the_same_result(
     tmp_path: Path, engine: Engine, pack: RulePack, batch: int
 ) -> None:
-    from integration.ingest.pipeline import Importer
+    from integration.ingest.pipeline import IngestPipeline
 
     paths = write_sample(tmp_path / "data", people=6)
-    summary = Importer(engine, pack, PROVIDER, 1 << 20, batch_size=batch).run([paths[PROVIDER]])
+    summary = IngestPipeline(engine, pack, PROVIDER, 1 << 20, batch_size=batch).run(
+        [paths[PROVIDER]]
+    )
     assert summary.total("quarantined") == 0
     assert sum(summary.derive.records_by_job.values()) == count(engine, job_records)
 
@@ -438,7 +440,7 @@ def test_two_versions_of_one_resource_in_one_batch_keep_the_newest_current(
 def test_validation_in_worker_processes_stores_the_same_in_the_same_order(
     engine: Engine, pack: RulePack, tmp_path: Path, processes: int
 ) -> None:
-    from integration.ingest.pipeline import Importer
+    from integration.ingest.pipeline import IngestPipeline
 
     lines: list[dict[str, object] | str] = []
     for n in range(60):
@@ -454,7 +456,7 @@ def test_validation_in_worker_processes_stores_the_same_in_the_same_order(
     }
     lines += [bundle, "[1, 2]", {"id": "no-type"}]
     data = write_ndjson(tmp_path / "many.ndjson", *lines)
-    summary = Importer(engine, pack, "pool", 1 << 20, batch_size=25, processes=processes).run(
+    summary = IngestPipeline(engine, pack, "pool", 1 << 20, batch_size=25, processes=processes).run(
         [data]
     )
     assert summary.by_type["Patient"].new == 59
@@ -481,7 +483,7 @@ def test_validation_in_worker_processes_stores_the_same_in_the_same_order(
 def test_a_trusted_import_skips_validation_but_still_needs_a_type_and_an_id(
     engine: Engine, pack: RulePack, tmp_path: Path
 ) -> None:
-    from integration.ingest.pipeline import Importer
+    from integration.ingest.pipeline import IngestPipeline
 
     data = write_ndjson(
         tmp_path / "trusted.ndjson",
@@ -489,7 +491,7 @@ def test_a_trusted_import_skips_validation_but_still_needs_a_type_and_an_id(
         {"id": "x"},
         patient("bad id!"),
     )
-    summary = Importer(engine, pack, "trusted", 1 << 20, validate=False).run([data])
+    summary = IngestPipeline(engine, pack, "trusted", 1 << 20, validate=False).run([data])
     assert summary.by_type["Patient"].new == 1
     assert [p.fhir_path for p in summary.problems] == ["resourceType", "Patient.id"]
 
@@ -497,7 +499,7 @@ def test_a_trusted_import_skips_validation_but_still_needs_a_type_and_an_id(
 def test_a_trusted_import_in_worker_processes_stores_what_one_process_stores(
     engine: Engine, pack: RulePack, tmp_path: Path
 ) -> None:
-    from integration.ingest.pipeline import Importer
+    from integration.ingest.pipeline import IngestPipeline
 
     lines: list[dict[str, object] | str] = []
     for n in range(40):
@@ -513,7 +515,7 @@ def test_a_trusted_import_in_worker_processes_stores_what_one_process_stores(
     def stored(
         source: str, processes: int
     ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-        Importer(
+        IngestPipeline(
             engine, pack, source, 1 << 20, batch_size=25, validate=False, processes=processes
         ).run([data])
         with engine.connect() as conn:
@@ -620,7 +622,7 @@ def test_a_resource_nested_too_deep_is_quarantined_and_the_rest_of_the_file_impo
 ) -> None:
     import json
 
-    from integration.ingest.pipeline import Importer
+    from integration.ingest.pipeline import IngestPipeline
 
     deep = nested_extensions(150)
     lines = [orjson.dumps(patient(f"p{n}")).decode() for n in range(60)]
@@ -630,7 +632,7 @@ def test_a_resource_nested_too_deep_is_quarantined_and_the_rest_of_the_file_impo
     )
     data = tmp_path / "deep.ndjson"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    summary = Importer(engine, pack, "deep", 1 << 20, batch_size=10, processes=processes).run(
+    summary = IngestPipeline(engine, pack, "deep", 1 << 20, batch_size=10, processes=processes).run(
         [data]
     )
     assert summary.by_type["Patient"].new == 58
@@ -648,7 +650,7 @@ def test_a_resource_nested_too_deep_is_quarantined_and_the_rest_of_the_file_impo
 def test_nul_characters_are_quarantined_with_their_path_not_a_crash(
     engine: Engine, import_files: ImportFn, pack: RulePack, tmp_path: Path
 ) -> None:
-    from integration.ingest.pipeline import Importer
+    from integration.ingest.pipeline import IngestPipeline
 
     path = write_ndjson(
         tmp_path / "nul.ndjson",
@@ -659,7 +661,7 @@ def test_nul_characters_are_quarantined_with_their_path_not_a_crash(
         patient("p4"),
     )
     for source, validate in (("checked", True), ("trusted", False)):
-        summary = Importer(engine, pack, source, 1 << 20, validate=validate).run([path])
+        summary = IngestPipeline(engine, pack, source, 1 << 20, validate=validate).run([path])
         assert summary.total("new") == 1, source
         assert summary.total("quarantined") == 4, source
         paths = [p.fhir_path for p in summary.problems]
@@ -681,7 +683,7 @@ def test_validation_workers_outlive_the_thread_that_started_them() -> None:
     import threading
     import time
 
-    from integration.ingest.intake import Examined
+    from integration.ingest.intake import Intake
     from integration.ingest.pool import IntakePool
 
     pool = IntakePool(1, validate=True, max_depth=64)
@@ -692,8 +694,8 @@ def test_validation_workers_outlive_the_thread_that_started_them() -> None:
         starter.start()
         starter.join()
         time.sleep(1.0)  # the starter thread's end has been signalled by now
-        [verdict] = IntakePool.verdicts(pool.submit([(orjson.dumps(patient("b")), None)]))
-        assert isinstance(verdict, Examined)
-        assert verdict.resource_id == "b"
+        [results] = IntakePool.results(pool.submit([(orjson.dumps(patient("b")), None)]))
+        assert isinstance(results, Intake)
+        assert results.resource_id == "b"
     finally:
         pool.close()

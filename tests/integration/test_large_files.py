@@ -17,11 +17,11 @@ from tests.conftest import patient
 MEASURE = """
 import sys
 from pathlib import Path
-from integration.ingest.pipeline import Importer
+from integration.ingest.pipeline import IngestPipeline
 from integration.store.engine import open_store
 from mappings.rulepack import load_rule_pack
 engine = open_store(sys.argv[2])
-summary = Importer(engine, load_rule_pack(), "big", int(sys.argv[3])).run([sys.argv[1]])
+summary = IngestPipeline(engine, load_rule_pack(), "big", int(sys.argv[3])).run([sys.argv[1]])
 status = Path("/proc/self/status").read_text().splitlines()
 peak_mb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) // 1024
 print(peak_mb, summary.total("new"), summary.total("quarantined"))

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 
 from integration.cli.demo_population import PROVIDER, generate
 from integration.config import Settings
-from integration.ingest.pipeline import Importer
+from integration.ingest.pipeline import IngestPipeline
 from integration.sources import SourceConfig
 from integration.store.engine import open_store
 from integration.store.schema import job_records
@@ -97,7 +97,7 @@ async def test_synced_from_medplum_equals_imported_from_files(
     assert not summary.failed, summary.types
     reference = open_store(f"sqlite:///{tmp_path / 'files.db'}")
     try:
-        imported = Importer(reference, pack, "files", 1 << 20).run([clinic_data])
+        imported = IngestPipeline(reference, pack, "files", 1 << 20).run([clinic_data])
         assert imported.total("quarantined") == 0
         expected = records(reference)
     finally:

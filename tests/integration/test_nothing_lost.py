@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from connectors.files import FileReader
-from integration.ingest.pipeline import Importer
+from integration.ingest.pipeline import IngestPipeline
 from mappings.rulepack import RulePack
 from tests.conftest import encounter, patient
 
@@ -78,6 +78,6 @@ def test_import_stores_or_quarantines_every_line(
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "f.ndjson"
         path.write_text("\n".join(content) + "\n", encoding="utf-8")
-        summary = Importer(engine, pack, "prop", 1 << 20, batch_size=4).run([path])
+        summary = IngestPipeline(engine, pack, "prop", 1 << 20, batch_size=4).run([path])
     accounted = sum(summary.total(a) for a in ("new", "changed", "unchanged", "quarantined"))
     assert accounted == sum(1 for line in content if line.strip())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, Engine, func, select
 
-from integration.ingest.pipeline import Importer
+from integration.ingest.pipeline import IngestPipeline
 from integration.push.bundle import PlannedWrite
 from integration.push.service import PushService, WriteResult, new_id
 from integration.store.pushed import StoredVersion
@@ -43,11 +43,11 @@ def test_pushed_and_pulled_versions_are_both_kept_and_the_newest_is_current(
     push.write_one("ehr", put(encounter("e1", "p1", klass="AMB")))
     assert current_version(engine, "e1").startswith("p:")
 
-    def pull(version: str, updated: str, klass: str) -> Importer:
+    def pull(version: str, updated: str, klass: str) -> IngestPipeline:
         pulled = encounter(
             "e1", "p1", klass=klass, meta={"versionId": version, "lastUpdated": updated}
         )
-        importer = Importer(engine, pack, "ehr", 1 << 20)
+        importer = IngestPipeline(engine, pack, "ehr", 1 << 20)
         summary = importer.run([write_ndjson(tmp_path / f"v{version}.ndjson", pulled)])
         assert summary.by_type["Encounter"].changed == 1  # a new version of a known resource
         return importer
@@ -91,7 +91,7 @@ def test_pushing_and_pulling_the_same_resource_at_once_never_conflicts(
     def pulling() -> None:
         try:
             for path in files:
-                Importer(engine, pack, "ehr", 1 << 20).run([path])
+                IngestPipeline(engine, pack, "ehr", 1 << 20).run([path])
         except BaseException as exc:
             failures.append(exc)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from integration.api.cursors import decode_cursor, encode_cursor
 from integration.api.deps import WITHOUT_NUL, CallerDep, ReadStoreDep, SettingsDep
-from integration.api.models import JourneyPage, PeoplePage, Person
+from integration.api.models import JourneyPage, PeoplePage, PersonDetail
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
@@ -56,7 +56,9 @@ def list_people(
     return OrjsonResponse({"items": items, "next_cursor": next_cursor})
 
 
-@router.get("/people/{person_id}", response_model=Person, responses={**BAD_PARAMETER, **NO_PERSON})
+@router.get(
+    "/people/{person_id}", response_model=PersonDetail, responses={**BAD_PARAMETER, **NO_PERSON}
+)
 def get_person(person_id: PersonId, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
     """One person: the source Patients linked to them, identifiers, record counts per job.
 
