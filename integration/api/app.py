@@ -29,9 +29,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine or open_configured_store(settings)
         app.state.read_engine = app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.push = PushService(
-            app.state.engine, pack, settings.max_resource_bytes, settings.max_resource_depth
-        )
+        app.state.push = PushService(app.state.engine, pack, settings)
         yield
         if owns_engine:
             app.state.engine.dispose()
@@ -49,9 +47,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.push_keys = load_push_keys(settings)
     if engine is not None:
         app.state.engine = engine
-        app.state.push = PushService(
-            engine, pack, settings.max_resource_bytes, settings.max_resource_depth
-        )
+        app.state.push = PushService(engine, pack, settings)
     install_problem_handlers(app)
     install_error_boundary(app)
     install_openapi(app)

@@ -46,7 +46,8 @@ from integration.cli.sync_view import (
 from integration.clock import utc_now
 from integration.config import SOURCE_NAME_RULE, Settings, is_source_name, load_settings
 from integration.errors import ConfigError, IntegrationError
-from integration.ingest.pipeline import IngestPipeline, IngestSummary, resource_label
+from integration.ingest.pipeline import IngestSummary, resource_label
+from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import flag_all, pending_count, update_journey
 from integration.sources import load_sources, pick_sources
 from integration.store import quarantine as quarantine_store
@@ -146,17 +147,7 @@ def run_import(
         map_tasks.append(mapping.add_task("map", total=pending_count(engine)))
         mapping.start()
 
-    importer = IngestPipeline(
-        engine,
-        pack,
-        source,
-        settings.max_resource_bytes,
-        settings.batch_size,
-        validate=validate,
-        processes=settings.validation_processes,
-        store_batch_size=settings.import_batch_size,
-        max_depth=settings.max_resource_depth,
-    )
+    importer = ingest_pipeline(engine, pack, settings, source, WayIn.FILES, validate)
     reading.start()
     try:
         summary = importer.run(

@@ -31,8 +31,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.files import RawItem
 from integration.clock import utc_now
+from integration.config import Settings
 from integration.ingest.pipeline import IngestPipeline, IngestSummary
-from integration.ingest.validation import DEFAULT_MAX_DEPTH, ResourceRejected, check_structure
+from integration.ingest.policy import WayIn, ingest_pipeline
+from integration.ingest.validation import ResourceRejected, check_structure
 from integration.journey.update import update_journey
 from integration.push.bundle import (
     BundleKind,
@@ -126,14 +128,23 @@ class PushService:
         self,
         engine: Engine,
         pack: RulePack,
-        max_resource_bytes: int,
-        max_depth: int = DEFAULT_MAX_DEPTH,
+        settings: Settings,
     ) -> None:
         self.engine = engine
         self.pack = pack
-        self.max_resource_bytes = max_resource_bytes
-        self.max_depth = max_depth
+        self.settings = settings
+        self.max_resource_bytes = settings.max_resource_bytes
+        self.max_depth = settings.max_resource_depth
         self._lock = FairLock()
+        # One pipeline per pushing source, for the life of the service.
+        self._pipelines: dict[str, IngestPipeline] = {}
+
+    def _pipeline(self, source: str) -> IngestPipeline:
+        pipeline = self._pipelines.get(source)
+        if pipeline is None:
+            pipeline = ingest_pipeline(self.engine, self.pack, self.settings, source, WayIn.PUSH)
+            self._pipelines[source] = pipeline
+        return pipeline
 
     # ---- reads ----
 
@@ -295,9 +306,7 @@ class PushService:
     ) -> list[WriteResult | FhirError]:
         """Check every write, then store them all in one transaction, then derive."""
         now = utc_now()
-        importer = IngestPipeline(
-            self.engine, self.pack, source, self.max_resource_bytes, max_depth=self.max_depth
-        )
+        importer = self._pipeline(source)
         summary = IngestSummary(source)
         existing: dict[int, StoredVersion] = {}
         with self.engine.begin() as conn:

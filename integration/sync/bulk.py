@@ -29,7 +29,8 @@ from connectors.rest.http import FhirHttp
 from connectors.streams import QueuedStream, StreamFailed
 from integration.clock import utc_now
 from integration.config import Settings
-from integration.ingest.pipeline import IngestPipeline, IngestSummary
+from integration.ingest.pipeline import IngestSummary
+from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import update_journey
 from integration.sources import SourceConfig
 from integration.store.bulk_state import (
@@ -64,16 +65,8 @@ class BulkSync:
         self.source = source
         self.http = FhirHttp(client, source.policy)
         self.export = BulkExport(self.http)
-        self.importer = IngestPipeline(
-            engine,
-            pack,
-            source.name,
-            settings.max_resource_bytes,
-            settings.batch_size,
-            validate=source.validate_resources,
-            processes=settings.validation_processes,
-            store_batch_size=settings.import_batch_size,
-            max_depth=settings.max_resource_depth,
+        self.importer = ingest_pipeline(
+            engine, pack, settings, source.name, WayIn.FILES, source.validate_resources
         )
         self.on_progress = on_progress or (lambda _what, _detail: None)
 

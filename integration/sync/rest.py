@@ -34,7 +34,8 @@ from connectors.rest.search import SearchPage, search
 from integration.clock import utc_now
 from integration.config import Settings
 from integration.ingest.intake import last_updated_of
-from integration.ingest.pipeline import IngestPipeline, IngestSummary
+from integration.ingest.pipeline import IngestSummary
+from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import JourneyUpdate, update_journey
 from integration.sources import SourceConfig
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
@@ -163,13 +164,8 @@ class SourceSync:
         self.source = source
         self.pack = pack
         self.http = FhirHttp(client, source.policy)
-        self.importer = IngestPipeline(
-            engine,
-            pack,
-            source.name,
-            settings.max_resource_bytes,
-            validate=source.validate_resources,
-            max_depth=settings.max_resource_depth,
+        self.importer = ingest_pipeline(
+            engine, pack, settings, source.name, WayIn.PAGES, source.validate_resources
         )
         self.on_page = on_page or (lambda _s, _t, _p: None)
         self.members: set[str] | None = None

@@ -358,7 +358,7 @@ def test_another_clients_push_goes_between_the_entries_of_a_large_batch(
 ) -> None:
     """A batch held the lock for all its entries (1,000 took 56 s on PostgreSQL) and
     another client's push timed out meanwhile."""
-    service = PushService(engine, pack, 1 << 20)
+    service = PushService(engine, pack, Settings(max_resource_bytes=1 << 20))
     bundle = {
         "resourceType": "Bundle",
         "type": "batch",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, Engine, func, select
 
+from integration.config import Settings
 from integration.ingest.pipeline import IngestPipeline
 from integration.push.bundle import PlannedWrite
 from integration.push.service import PushService, WriteResult, new_id
@@ -38,7 +39,7 @@ def current_version(engine: Engine, resource_id: str) -> str:
 def test_pushed_and_pulled_versions_are_both_kept_and_the_newest_is_current(
     engine: Engine, pack: RulePack, tmp_path: Path
 ) -> None:
-    push = PushService(engine, pack, 1 << 20)
+    push = PushService(engine, pack, Settings(max_resource_bytes=1 << 20))
     push.write_one("ehr", put(patient("p1")))
     push.write_one("ehr", put(encounter("e1", "p1", klass="AMB")))
     assert current_version(engine, "e1").startswith("p:")
@@ -66,7 +67,7 @@ def test_pushed_and_pulled_versions_are_both_kept_and_the_newest_is_current(
 def test_pushing_and_pulling_the_same_resource_at_once_never_conflicts(
     engine: Engine, pack: RulePack, tmp_path: Path
 ) -> None:
-    push = PushService(engine, pack, 1 << 20)
+    push = PushService(engine, pack, Settings(max_resource_bytes=1 << 20))
     push.write_one("ehr", put(patient("p1")))
     files = [
         write_ndjson(
@@ -117,7 +118,7 @@ def test_two_processes_creating_one_patient_conditionally_at_once_create_it_once
     engine: Engine, pack: RulePack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Two services stand for two API processes: each takes only its own pushes in turn.
-    services = [PushService(engine, pack, 1 << 20) for _ in range(2)]
+    services = [PushService(engine, pack, Settings(max_resource_bytes=1 << 20)) for _ in range(2)]
     both_looked = threading.Barrier(2)
     look = PushService._matches
 

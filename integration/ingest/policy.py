@@ -1,0 +1,59 @@
+"""One ingest pipeline for every way in, built from settings by one factory.
+
+How much each way in takes at once, and why:
+
+- files (`journey import`, Bulk Data export files): `import_batch_size` (5,000)
+  resources per transaction, intake (validation) in `validation_processes`
+  worker processes, the journey updated once the files are stored, in rounds of
+  `batch_size`;
+- pages (REST search): one page per transaction, with the checkpoint it covers;
+  intake in this process; the journey updated in rounds of `batch_size` stored
+  resources while pages arrive, and once at the end;
+- push (`/fhir` writes): one request per transaction (at most
+  `max_bundle_entries`); intake in this process; the journey updated right
+  after the write, for what it wrote only.
+
+Files are bound by throughput: large transactions and worker processes (a second
+or so to start) pay off. A page is the unit a checkpoint covers, so it is stored
+whole with it, and pages arrive at the network's pace: a pool's start would cost
+more than it saves. A push is bound by latency: its caller waits.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Engine
+
+from integration.config import Settings
+from integration.ingest.pipeline import IngestPipeline
+from mappings.rulepack import RulePack
+
+
+class WayIn(StrEnum):
+    FILES = "files"
+    PAGES = "pages"
+    PUSH = "push"
+
+
+def ingest_pipeline(
+    engine: Engine,
+    pack: RulePack,
+    settings: Settings,
+    source: str,
+    way: WayIn,
+    validate: bool = True,
+) -> IngestPipeline:
+    """The pipeline for `source` arriving by `way`; `validate=False` for trusted sources."""
+    files = way is WayIn.FILES
+    return IngestPipeline(
+        engine,
+        pack,
+        source,
+        settings.max_resource_bytes,
+        settings.batch_size,
+        validate=validate,
+        processes=settings.validation_processes if files else 0,
+        store_batch_size=settings.import_batch_size if files else settings.batch_size,
+        max_depth=settings.max_resource_depth,
+    )
