@@ -39,7 +39,7 @@ import httpx
 from integration.config import Settings
 from integration.sources import SourceConfig
 from integration.store.engine import open_store
-from integration.sync.rest import sync_source
+from integration.sync.runners import sync_source
 from mappings.rulepack import load_rule_pack
 
 SEKMET = str(Path(sys.executable).parent / "sekmet")

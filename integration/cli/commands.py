@@ -14,6 +14,7 @@ import getpass
 import logging
 import signal
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -55,10 +56,11 @@ from integration.store import queries
 from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_configured_store
 from integration.store.errors import describe_store_error
-from integration.store.leases import all_units
+from integration.store.leases import SyncAlreadyRunning, all_units
 from integration.store.schema import job_records, person_links
 from integration.store.sync_state import states_by_source
-from integration.sync.rest import sync_source
+from integration.sync.leased import default_owner, sync_leased
+from integration.sync.runners import SyncListener, sync_source
 from integration.sync.worker import SyncWorker, WorkerStats
 from mappings.errors import MappingError
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
@@ -561,6 +563,7 @@ def sync(
     engine = open_configured_store(settings)
     pack = _pack(settings)
     failed = False
+    owner = default_owner("journey-sync")
     for configured in chosen:
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -569,17 +572,26 @@ def sync(
             TimeElapsedColumn(),
             console=console,
         ) as progress:
-            summary = asyncio.run(
-                sync_source(
-                    engine,
-                    pack,
-                    settings,
-                    configured,
-                    full=full,
-                    on_page=page_progress(progress),
-                    on_export=export_progress(progress, configured.name),
-                )
+            listener = SyncListener(
+                on_page=page_progress(progress),
+                on_step=export_progress(progress, configured.name),
             )
+            try:
+                summary = asyncio.run(
+                    sync_leased(
+                        engine,
+                        settings,
+                        configured,
+                        owner,
+                        partial(
+                            sync_source, engine, pack, settings, configured, full, None, listener
+                        ),
+                    )
+                )
+            except SyncAlreadyRunning as exc:
+                stderr.print(f"{configured.name}: not synced: {exc}", highlight=False)
+                failed = True
+                continue
         print_sync_summary(summary)
         failed = failed or summary.failed
     if failed:

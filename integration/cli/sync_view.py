@@ -13,7 +13,7 @@ from integration.cli.console import console, stderr
 from integration.sources import SourceConfig
 from integration.store.bulk_state import ExportInProgress
 from integration.store.leases import SyncUnit
-from integration.sync.rest import SyncSummary
+from integration.sync.summary import SyncSummary
 
 SYNC_COLUMNS = (
     "resource type", "mode", "pages", "fetched", "new", "changed", "unchanged",

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, and_, or_, select, update
 
+from integration.errors import IntegrationError
 from integration.store.schema import sync_units
 from integration.store.upsert import insert_ignore
 from mappings.dates import parse_interval, utc_iso
@@ -48,6 +49,19 @@ class LeaseLost(Exception):
         super().__init__(f"lease on {source}/{unit} lost: another worker took it over")
         self.source = source
         self.unit = unit
+
+
+class SyncAlreadyRunning(IntegrationError):
+    """Another run holds a lease on one of the units a sync needs."""
+
+    def __init__(self, source: str, unit: str, owner: str | None, until: str | None) -> None:
+        super().__init__(
+            f"a sync of {source} is already running: {unit} is held by {owner} until {until}"
+        )
+        self.source = source
+        self.unit = unit
+        self.owner = owner
+        self.until = until
 
 
 def later(moment: str, seconds: float) -> str:
@@ -96,6 +110,34 @@ def claim_unit(
     if claimed.rowcount != 1:
         return None  # taken between our read and our write (SQLite has no row locks)
     return load_unit(conn, candidate.source, candidate.unit)
+
+
+def claim_units(
+    conn: Connection,
+    owner: str,
+    now: str,
+    lease_seconds: float,
+    source: str,
+    units: Iterable[str],
+    gone: str | None = None,
+) -> list[SyncUnit]:
+    """Take every one of `units` of `source`, due or not (a sync started by hand), or
+    none: raises `SyncAlreadyRunning` naming a unit another run holds (the
+    caller's transaction then rolls back the others). Leases held by `gone`, an
+    owner known to have died, count as free."""
+    wanted = list(units)
+    ensure_units(conn, [(source, unit) for unit in wanted], now)
+    free = _free(now) if gone is None else or_(_free(now), sync_units.c.lease_owner == gone)
+    claimed = conn.execute(
+        update(sync_units)
+        .where(sync_units.c.source == source, sync_units.c.unit.in_(wanted), free)
+        .values(lease_owner=owner, lease_until=later(now, lease_seconds), last_started_at=now)
+    )
+    held = [unit for unit in all_units(conn, source) if unit.unit in wanted]
+    if claimed.rowcount != len(wanted):
+        busy = next(unit for unit in held if unit.lease_owner != owner)
+        raise SyncAlreadyRunning(source, busy.unit, busy.lease_owner, busy.lease_until)
+    return held
 
 
 def renew_lease(

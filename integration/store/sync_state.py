@@ -1,11 +1,14 @@
 """Checkpoints and last-run outcomes of source syncs.
 
 A checkpoint is saved in the same transaction as the page it covers, so it
-never points past data that is not stored.
+never points past data that is not stored, and it never moves backwards: a
+full pull walks from the oldest data again, and a run that read less than an
+earlier one must not make the next incremental sync fetch it all again.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -23,7 +26,36 @@ def load_checkpoint(conn: Connection, source: str, resource_type: str) -> str | 
     ).scalar_one_or_none()
 
 
-def save_checkpoint(conn: Connection, source: str, resource_type: str, checkpoint: str) -> None:
+def later_checkpoint(a: str | None, b: str | None) -> str | None:
+    """The later of two checkpoints (ISO instants, to the second or millisecond, any
+    offset); `a` when they are the same instant. An unreadable one loses."""
+    if a is None or b is None:
+        return a or b
+    first, second = _instant(a), _instant(b)
+    if second is None:
+        return a
+    if first is None:
+        return b
+    return b if second > first else a
+
+
+def _instant(checkpoint: str) -> datetime | None:
+    """To the microsecond (FHIR date parsing keeps whole seconds); None without an offset."""
+    try:
+        moment = datetime.fromisoformat(checkpoint)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def save_checkpoint(conn: Connection, source: str, resource_type: str, checkpoint: str) -> str:
+    """Move the checkpoint forward to `checkpoint`; returns the one kept (the stored one,
+    when `checkpoint` is not later). The caller holds the unit's lease, so no other
+    run writes this row between the read and the write."""
+    current = load_checkpoint(conn, source, resource_type)
+    kept = later_checkpoint(current, checkpoint)
+    if current is not None and kept == current:
+        return current
     upsert(
         conn,
         sync_state,
@@ -31,6 +63,7 @@ def save_checkpoint(conn: Connection, source: str, resource_type: str, checkpoin
         keys=("source", "resource_type"),
         update=("checkpoint",),
     )
+    return checkpoint
 
 
 def record_run(

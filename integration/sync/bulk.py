@@ -41,7 +41,7 @@ from integration.store.bulk_state import (
     start_export,
 )
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
-from integration.sync.rest import SyncSummary, TypeSync
+from integration.sync.summary import SyncSummary, TypeSync
 from mappings.rulepack import RulePack
 
 # The row in sync_state that holds a bulk source's checkpoint (last transactionTime).

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -33,122 +31,31 @@ from connectors.rest.http import FhirHttp, Params
 from connectors.rest.search import SearchPage, search
 from integration.clock import utc_now
 from integration.config import Settings
-from integration.ingest.intake import last_updated_of
 from integration.ingest.pipeline import IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import JourneyUpdate, update_journey
 from integration.sources import SourceConfig
-from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
+from integration.store.sync_state import (
+    later_checkpoint,
+    load_checkpoint,
+    record_run,
+    save_checkpoint,
+)
+from integration.sync.checkpoints import (
+    first_updated,
+    highest_last_updated,
+    iso_ms,
+    since,
+)
 from integration.sync.members import batches, belongs_to, roster_patient_ids
-from mappings.dates import parse_interval, utc_iso
+from integration.sync.summary import SyncSummary, TypeSync
 from mappings.rulepack import RulePack
 
-# The fraction of a second in an ISO dateTime: "12:00:05.250Z" -> "250".
-_FRACTION = re.compile(r"T\d{2}:\d{2}:\d{2}\.(\d+)")
-
 PageCallback = Callable[[str, str, SearchPage], None]
-# (what, detail): "export" and the server's X-Progress, or a resource type and its files.
-ExportCallback = Callable[[str, str], None]
 
 
-@dataclass(slots=True)
-class TypeSync:
-    resource_type: str
-    pages: int = 0
-    fetched: int = 0
-    full: bool = True
-    checkpoint: str | None = None
-    catch_up_pass: bool = False
-    slices: int = 0
-    skipped_not_members: int = 0
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class SyncSummary:
-    source: str
-    types: dict[str, TypeSync] = field(default_factory=dict)
-    stored: IngestSummary | None = None
-    derive: JourneyUpdate = field(default_factory=JourneyUpdate)
-    retries: int = 0
-    error: str | None = None
-    seconds: float = 0.0
-    # Source-level news: a resumed or restarted export, errors the server reported.
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None or any(t.error for t in self.types.values())
-
-
-def _since(checkpoint: str, overlap_seconds: int) -> str:
-    """The `_lastUpdated=gt` value: the checkpoint less the overlap, to the checkpoint's
-    own precision. A server reads gt<second> as after that whole second, so a
-    checkpoint kept only to the second would miss the rest of that second."""
-    moment = parse_interval(checkpoint, "checkpoint").start - timedelta(seconds=overlap_seconds)
-    return _with_fraction(utc_iso(moment), checkpoint)
-
-
-def _checkpoint_of(resource: dict[str, Any]) -> str | None:
-    """meta.lastUpdated as a checkpoint: UTC, to the millisecond when the server gives
-    fractions of a second (as servers that keep milliseconds do), else to the second."""
-    to_the_second = last_updated_of(resource)
-    if to_the_second is None:
-        return None
-    return _with_fraction(to_the_second, resource["meta"]["lastUpdated"])
-
-
-def _with_fraction(to_the_second: str, given: str) -> str:
-    """A UTC instant to the second, with `given`'s fraction of a second (to the
-    millisecond), if it has one. Offsets are whole minutes: the fraction is the same."""
-    fraction = _FRACTION.search(given)
-    if fraction is None:
-        return to_the_second
-    return f"{to_the_second[:-1]}.{(fraction.group(1) + '00')[:3]}Z"
-
-
-def _instant_order(checkpoint: str) -> str:
-    """Checkpoints to the second and to the millisecond, made comparable as strings."""
-    return checkpoint if "." in checkpoint else f"{checkpoint[:-1]}.000Z"
-
-
-def _first_updated(bundle: dict[str, Any], resource_type: str) -> datetime | None:
-    """meta.lastUpdated of a search's first resource, to the millisecond."""
-    entries = bundle.get("entry")
-    for entry in entries if isinstance(entries, list) else []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
-            meta = resource.get("meta")
-            value = meta.get("lastUpdated") if isinstance(meta, dict) else None
-            try:
-                moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-            except ValueError:
-                return None
-            return moment if moment is not None and moment.tzinfo is not None else None
-    return None
-
-
-def _later(a: str | None, b: str | None) -> str | None:
-    """The later of two checkpoints (ISO UTC instants, to the second or millisecond)."""
-    if a is None or b is None:
-        return a or b
-    return max(a, b, key=_instant_order)
-
-
-def _iso_ms(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _highest_last_updated(page: SearchPage, current: str | None) -> str | None:
-    best = current
-    for _, resource in page.resources:
-        best = _later(best, _checkpoint_of(resource))
-    return best
-
-
-class SourceSync:
-    """One run of one source."""
+class RestSync:
+    """One run of one source by REST search (`mode = "rest"`)."""
 
     def __init__(
         self,
@@ -242,7 +149,7 @@ class SourceSync:
             can_filter = declared and capabilities.supports_param(resource_type, "_lastUpdated")
             if checkpoint is not None:
                 if can_filter:
-                    params["_lastUpdated"] = f"gt{_since(checkpoint, self.source.overlap_seconds)}"
+                    params["_lastUpdated"] = f"gt{since(checkpoint, self.source.overlap_seconds)}"
                     state.full = False
                 else:
                     state.warnings.append(
@@ -262,8 +169,7 @@ class SourceSync:
                 # Offset paging shifts when data changes mid-walk: one more pass for what
                 # changed since the walk began catches anything that moved past us.
                 # The start time is the server's own, so only same-second writes need a margin.
-                since = _since(walk_started, 1)
-                catch_up = {**params, "_lastUpdated": f"gt{since}"}
+                catch_up = {**params, "_lastUpdated": f"gt{since(walk_started, 1)}"}
                 await self._walk(resource_type, catch_up, state, summary.stored)
                 state.catch_up_pass = True
         except FhirHttpError as exc:
@@ -317,7 +223,7 @@ class SourceSync:
                 stored,
                 not (members_only or defer_checkpoint),
             )
-            state.checkpoint = _later(state.checkpoint, stored_up_to)
+            state.checkpoint = later_checkpoint(state.checkpoint, stored_up_to)
             self.on_page(self.source.name, resource_type, page)
         return started
 
@@ -340,7 +246,7 @@ class SourceSync:
         except FatalFhirError:
             return None  # no _sort here: the plain walk it is
         total = oldest.get("total")
-        first, last = _first_updated(oldest, resource_type), _first_updated(newest, resource_type)
+        first, last = first_updated(oldest, resource_type), first_updated(newest, resource_type)
         if not isinstance(total, int) or total <= 2 * size or first is None or last is None:
             return None
         if first >= last:
@@ -348,7 +254,7 @@ class SourceSync:
         slices = min(self.source.concurrency, math.ceil(total / size))
         high = last + timedelta(milliseconds=1)
         edges = [first + (high - first) * k / slices for k in range(slices + 1)]
-        windows = [(_iso_ms(edges[k]), _iso_ms(edges[k + 1])) for k in range(slices)]
+        windows = [(iso_ms(edges[k]), iso_ms(edges[k + 1])) for k in range(slices)]
         meta = oldest.get("meta")
         server_time = meta.get("lastUpdated") if isinstance(meta, dict) else None
         return windows, server_time if isinstance(server_time, str) else None
@@ -476,7 +382,7 @@ class SourceSync:
             )
             for index, problem in page.broken
         ]
-        new_checkpoint = _highest_last_updated(page, checkpoint)
+        new_checkpoint = highest_last_updated(page, checkpoint)
 
         def save_with_page(conn: Connection) -> None:
             if save and new_checkpoint is not None and new_checkpoint != checkpoint:
@@ -504,43 +410,3 @@ class SourceSync:
             "skipped_not_members": state.skipped_not_members,
             "warnings": state.warnings[:5],
         }
-
-
-async def sync_source(
-    engine: Engine,
-    pack: RulePack,
-    settings: Settings,
-    source: SourceConfig,
-    full: bool = False,
-    client: httpx.AsyncClient | None = None,
-    on_page: PageCallback | None = None,
-    on_export: ExportCallback | None = None,
-) -> SyncSummary:
-    """Run one sync of `source`. Pass a client to control transport (tests, proxies).
-    `on_page` hears of each search page (REST), `on_export` of each export step (bulk)."""
-    auth = source.build_auth(settings.config_file)
-    if client is not None:
-        if auth is not None:
-            client.auth = auth
-        return await _run(engine, pack, settings, source, full, client, on_page, on_export)
-    timeout = httpx.Timeout(30.0, connect=10.0)
-    async with httpx.AsyncClient(auth=auth, timeout=timeout, follow_redirects=True) as owned:
-        return await _run(engine, pack, settings, source, full, owned, on_page, on_export)
-
-
-async def _run(
-    engine: Engine,
-    pack: RulePack,
-    settings: Settings,
-    source: SourceConfig,
-    full: bool,
-    client: httpx.AsyncClient,
-    on_page: PageCallback | None,
-    on_export: ExportCallback | None,
-) -> SyncSummary:
-    if source.mode == "bulk":
-        # Imported here: bulk_sync builds on this module's summary types.
-        from integration.sync.bulk import BulkSync
-
-        return await BulkSync(engine, pack, settings, source, client, on_export).run(full)
-    return await SourceSync(engine, pack, settings, source, client, on_page).run(full)

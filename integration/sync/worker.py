@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,25 +33,13 @@ from integration.store.leases import (
     SyncUnit,
     claim_unit,
     ensure_units,
-    later,
-    release_unit,
-    renew_lease,
 )
-from integration.sync.rest import SyncSummary, sync_source
+from integration.sync.leased import HeldUnits, default_owner, first_error
+from integration.sync.runners import mode_of, sync_source
+from integration.sync.summary import SyncSummary
 from mappings.rulepack import RulePack
 
-EXPORT_UNIT = "$export"
-
 UnitCallback = Callable[[SyncUnit, SyncSummary | None, str | None], None]
-
-
-def default_owner() -> str:
-    """Who holds a lease, for people reading `journey sources`: host, pid, and a nonce."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def units_of(source: SourceConfig) -> list[str]:
-    return [EXPORT_UNIT] if source.mode == "bulk" else list(source.resource_types)
 
 
 @dataclass(slots=True)
@@ -124,7 +109,7 @@ class SyncWorker:
                 [
                     (name, unit)
                     for name, source in self.sources.items()
-                    for unit in units_of(source)
+                    for unit in mode_of(source).units(source)
                 ],
                 utc_now(),
             )
@@ -135,36 +120,26 @@ class SyncWorker:
 
     async def _run_unit(self, unit: SyncUnit) -> None:
         source = self.sources[unit.source]
-        if unit.unit != EXPORT_UNIT:
-            source = source.model_copy(update={"resource_types": (unit.unit,)})
-        sync = asyncio.create_task(sync_source(self.engine, self.pack, self.settings, source))
-        lost: list[LeaseLost] = []
-        heartbeat = asyncio.create_task(self._heartbeat(unit, sync, lost))
+        source = mode_of(source).narrow(source, unit.unit)
+        held = HeldUnits(self.engine, self.settings, self.owner, [unit])
         summary: SyncSummary | None = None
         error: str | None = None
         try:
-            summary = await sync
-            error = _first_error(summary)
-        except asyncio.CancelledError:
-            if not lost:
-                raise
+            summary = await held.run(sync_source(self.engine, self.pack, self.settings, source))
+            error = first_error(summary)
+        except LeaseLost as exc:
+            self.stats.leases_lost += 1
+            self.on_unit(unit, None, str(exc))
+            return
         except DBAPIError as exc:
             self.stats.store_errors += 1
             error = (
                 f"store error during the sync (the unit runs again): {describe_store_error(exc)}"
             )
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-        if lost:
-            self.stats.leases_lost += 1
-            self.on_unit(unit, None, str(lost[0]))
-            return
         self.stats.units_run += 1
         self.stats.units_failed += error is not None
         try:
-            await asyncio.to_thread(self._release, unit, error)
+            await asyncio.to_thread(held.release, error)
         except DBAPIError as exc:
             # The lease runs out by itself and the unit is claimed again: nothing lost.
             self.stats.store_errors += 1
@@ -172,40 +147,6 @@ class SyncWorker:
                 f"could not give back {unit.source}/{unit.unit}: {describe_store_error(exc)}"
             )
         self.on_unit(unit, summary, error)
-
-    async def _heartbeat(
-        self, unit: SyncUnit, sync: asyncio.Task[SyncSummary], lost: list[LeaseLost]
-    ) -> None:
-        """Renew the lease at a third of its length; if it was lost, stop the sync."""
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            try:
-                await asyncio.to_thread(self._renew, unit)
-            except LeaseLost as exc:
-                lost.append(exc)
-                sync.cancel()
-                return
-            except DBAPIError:
-                continue  # the store is away; the sync meets it too. Try again.
-
-    def _renew(self, unit: SyncUnit) -> None:
-        with self.engine.begin() as conn:
-            renew_lease(conn, unit, self.owner, utc_now(), self.lease_seconds)
-
-    def _release(self, unit: SyncUnit, error: str | None) -> None:
-        now = utc_now()
-        interval = float(self.settings.sync_interval_seconds)
-        # After a failure: 30 s, 1 min, 2 min ... (worker_retry_seconds), up to the interval.
-        retry = self.settings.worker_retry_seconds * 2**unit.attempts
-        wait = interval if error is None else min(interval, retry)
-        with self.engine.begin() as conn:
-            release_unit(conn, unit, self.owner, now, later(now, wait), error)
-
-
-def _first_error(summary: SyncSummary) -> str | None:
-    if summary.error:
-        return summary.error
-    return next((t.error for t in summary.types.values() if t.error), None)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

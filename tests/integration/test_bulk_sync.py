@@ -29,7 +29,8 @@ from integration.store.engine import open_store
 from integration.store.schema import raw_resources
 from integration.store.sync_state import load_checkpoint
 from integration.sync.bulk import EXPORT_STATE
-from integration.sync.rest import SyncSummary, sync_source
+from integration.sync.runners import sync_source
+from integration.sync.summary import SyncSummary
 from mappings.rulepack import RulePack
 from tests.servers import Sekmet, seeded_sekmet
 

@@ -23,7 +23,7 @@ from integration.ingest.pipeline import IngestPipeline
 from integration.sources import SourceConfig
 from integration.store.engine import open_store
 from integration.store.schema import job_records
-from integration.sync.rest import sync_source
+from integration.sync.runners import sync_source
 from mappings.rulepack import RulePack
 from tests.servers import free_port, wait_until_up
 

@@ -14,14 +14,17 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
+from integration.clock import utc_now
 from integration.config import Settings
 from integration.sources import SourceConfig
 from integration.store import queries
+from integration.store.leases import claim_unit
 from integration.store.quarantine import entries as quarantine_entries
+from integration.store.schema import sync_units
 from integration.store.sync_state import load_checkpoint, save_checkpoint, states
-from integration.sync.rest import sync_source
+from integration.sync.runners import SyncListener, sync_source
 from mappings.rulepack import RulePack
 from tests.servers import Sekmet, seeded_sekmet
 
@@ -131,7 +134,9 @@ async def test_the_journey_fills_while_a_long_sync_is_still_pulling(
             people_seen_after_page.append(len(queries.list_people(conn, 1000)))
 
     config = source(sekmet.base_url, page_size=5, resource_types=["Patient"])
-    summary = await sync_source(engine, pack, Settings(batch_size=10), config, on_page=count_people)
+    summary = await sync_source(
+        engine, pack, Settings(batch_size=10), config, listener=SyncListener(on_page=count_people)
+    )
     assert not summary.failed, summary.types
     patients = summary.stored.by_type["Patient"].new
     assert summary.types["Patient"].pages >= 3
@@ -373,8 +378,13 @@ def test_api_lists_sources_and_runs_a_sync_in_the_background(
         assert patient_state["last_counts"]["new"] == 1
         assert patient_state["checkpoint"] == "2025-01-01T00:00:00Z"
         assert client.post("/sources/nope/sync", headers=auth).status_code == 404
-        client.app.state.running_syncs["ehr"] = "2025-01-01T00:00:00Z"  # type: ignore[attr-defined]
-        assert client.post("/sources/ehr/sync", headers=auth).status_code == 409
+        with engine.begin() as conn:  # a worker elsewhere holds the source's unit
+            assert claim_unit(conn, "worker@elsewhere", utc_now(), 60, ["ehr"]) is None
+            conn.execute(update(sync_units).values(next_run_at=utc_now()))
+            assert claim_unit(conn, "worker@elsewhere", utc_now(), 60, ["ehr"]) is not None
+        busy = client.post("/sources/ehr/sync", headers=auth)
+        assert busy.status_code == 409
+        assert "Patient is held by worker@elsewhere" in busy.json()["detail"]
         assert client.post("/sources/ehr/sync").status_code == 401
 
 
@@ -471,6 +481,27 @@ async def test_checkpoints_keep_the_servers_milliseconds_so_no_overlap_loses_not
     with engine.connect() as conn:
         # Later than .250 in the same second, given with an offset: read as UTC.
         assert load_checkpoint(conn, "ehr", "Patient") == "2025-06-01T12:00:05.900Z"
+
+
+async def test_a_full_pull_never_moves_the_checkpoint_backwards(
+    router: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    # An incremental sync got to 2025-06-02; a full pull re-walks from the oldest data,
+    # whose newest resource here is older: the next incremental sync must still ask
+    # from 2025-06-02, not fetch a day again.
+    with engine.begin() as conn:
+        save_checkpoint(conn, "ehr", "Patient", "2025-06-02T00:00:00.000Z")
+    router.get(f"{BASE}/Patient", params={"_count": "100"}).mock(
+        return_value=httpx.Response(
+            200, json=searchset([patient_entry("a", "2025-06-01T12:00:05.100Z")])
+        )
+    )
+    summary = await run(
+        engine, pack, source(BASE, resource_types=["Patient"], concurrency=1), full=True
+    )
+    assert summary.stored.by_type["Patient"].new == 1
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "ehr", "Patient") == "2025-06-02T00:00:00.000Z"
 
 
 async def test_a_checkpoint_kept_to_the_second_compares_with_milliseconds(
@@ -602,7 +633,9 @@ async def test_members_by_identifier_and_a_server_that_cannot_search_by_patient(
 
 
 @pytest.mark.slow
-def test_journey_sync_and_sources_commands(sekmet: Sekmet, tmp_path: Path, store_url: str) -> None:
+def test_journey_sync_and_sources_commands(
+    sekmet: Sekmet, tmp_path: Path, store_url: str, engine: Engine
+) -> None:
     journey = str(Path(sys.executable).parent / "journey")
     (tmp_path / "journey.toml").write_text(
         "[[sources]]\n"
@@ -642,6 +675,14 @@ def test_journey_sync_and_sources_commands(sekmet: Sekmet, tmp_path: Path, store
     unknown = journey_run("sync", "--source", "nope")
     assert unknown.returncode == 1
     assert "no source named 'nope'" in unknown.stderr
+    # A worker elsewhere holds one of hospital's units: a sync by hand waits its turn.
+    with engine.begin() as conn:
+        conn.execute(update(sync_units).values(next_run_at=utc_now()))
+        assert claim_unit(conn, "worker@elsewhere", utc_now(), 60, ["hospital"]) is not None
+    refused = journey_run("sync", "--source", "hospital")
+    assert refused.returncode == 2
+    assert "hospital: not synced: a sync of hospital is already running" in refused.stderr
+    assert "held by worker@elsewhere" in refused.stderr
 
 
 async def test_windows_walked_concurrently_keep_the_checkpoint_until_all_are_stored(

@@ -17,9 +17,10 @@ from integration.clock import utc_now
 from integration.sources import SourceConfig, describe, load_sources
 from integration.store.bulk_state import ExportInProgress, exports_in_progress
 from integration.store.errors import describe_error
-from integration.store.leases import all_units
+from integration.store.leases import SyncAlreadyRunning, all_units
 from integration.store.sync_state import states_by_source
-from integration.sync.rest import sync_source
+from integration.sync.leased import HeldUnits, default_owner
+from integration.sync.runners import sync_source
 from mappings.rulepack import DEFAULT_PACK, load_rule_pack
 
 router = APIRouter(tags=["sources"])
@@ -101,7 +102,9 @@ def _export_view(export: ExportInProgress | None) -> dict[str, object] | None:
     responses={
         **problem(400, "A parameter is invalid (the problem names it)"),
         **problem(404, "No configured source of that name"),
-        **problem(409, "A sync of that source is already running"),
+        **problem(
+            409, "A sync of that source is already running (started here, by the CLI or a worker)"
+        ),
     },
 )
 async def start_sync(
@@ -116,14 +119,17 @@ async def start_sync(
     chosen = [s for s in load_sources(settings) if s.name == name]
     if not chosen:
         raise ApiProblem(404, "Not Found", f"no configured source named {name}")
-    running = _running(request)
-    if name in running:
-        raise ApiProblem(
-            409, "Conflict", f"a sync of {name} is already running since {running[name]}"
+    try:
+        held = await asyncio.to_thread(
+            HeldUnits.claim_source, engine, settings, chosen[0], default_owner("api")
         )
+    except SyncAlreadyRunning as exc:
+        # Started here, by `journey sync`, or a worker holding one of its units.
+        raise ApiProblem(409, "Conflict", str(exc)) from None
+    running = _running(request)
     running[name] = utc_now()
     tasks: set[asyncio.Task[None]] = request.app.state.sync_tasks
-    task = asyncio.create_task(_run(request, chosen[0], full))
+    task = asyncio.create_task(_run(request, chosen[0], full, held))
     tasks.add(task)
     task.add_done_callback(tasks.discard)
     return OrjsonResponse(
@@ -133,11 +139,13 @@ async def start_sync(
     )
 
 
-async def _run(request: Request, source: SourceConfig, full: bool) -> None:
+async def _run(request: Request, source: SourceConfig, full: bool, held: HeldUnits) -> None:
     settings = request.app.state.settings
     try:
         pack = load_rule_pack(settings.rule_pack or DEFAULT_PACK)
-        await sync_source(request.app.state.engine, pack, settings, source, full=full)
+        await held.run_then_release(
+            sync_source(request.app.state.engine, pack, settings, source, full=full)
+        )
     except Exception as exc:
         # The per-type outcome is already in sync_state; this is for what stopped it whole.
         # Type and frames only: the message (a driver's, a server's) can quote data.

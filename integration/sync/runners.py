@@ -1,0 +1,117 @@
+"""Which runner syncs a source: one registry entry per `mode`.
+
+`journey sync`, `POST /sources/{name}/sync` and `journey worker` all start a
+sync through `sync_source`, and learn from the same entry which lease units a
+source's sync is divided into. A new connector is one module with a runner
+(something with `async run(full) -> SyncSummary`) and one line in `MODES`
+(and its name among `SourceConfig.mode`'s values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+from sqlalchemy import Engine
+
+from connectors.rest.search import SearchPage
+from integration.config import Settings
+from integration.sources import SourceConfig
+from integration.sync.bulk import EXPORT_STATE, BulkSync
+from integration.sync.rest import RestSync
+from integration.sync.summary import SyncSummary
+from mappings.rulepack import RulePack
+
+
+def _ignore_page(_source: str, _resource_type: str, _page: SearchPage) -> None:
+    pass
+
+
+def _ignore_step(_what: str, _detail: str) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SyncListener:
+    """Who hears of a sync's progress: each search page, or each step of an export
+    ("export" and the server's X-Progress, or a resource type and its files)."""
+
+    on_page: Callable[[str, str, SearchPage], None] = field(default=_ignore_page)
+    on_step: Callable[[str, str], None] = field(default=_ignore_step)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRun:
+    """Everything a runner is built from."""
+
+    engine: Engine
+    pack: RulePack
+    settings: Settings
+    source: SourceConfig
+    client: httpx.AsyncClient
+    listener: SyncListener
+
+
+class Runner(Protocol):
+    async def run(self, full: bool = False) -> SyncSummary: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    build: Callable[[SyncRun], Runner]
+    # The lease units a source's sync is divided into; `narrow` gives the source
+    # a worker syncs when it holds one of them.
+    units: Callable[[SourceConfig], tuple[str, ...]]
+    narrow: Callable[[SourceConfig, str], SourceConfig]
+
+
+def _one_type(source: SourceConfig, unit: str) -> SourceConfig:
+    return source.model_copy(update={"resource_types": (unit,)})
+
+
+MODES: dict[str, Mode] = {
+    "rest": Mode(
+        build=lambda r: RestSync(
+            r.engine, r.pack, r.settings, r.source, r.client, r.listener.on_page
+        ),
+        units=lambda source: tuple(source.resource_types),
+        narrow=_one_type,
+    ),
+    "bulk": Mode(
+        build=lambda r: BulkSync(
+            r.engine, r.pack, r.settings, r.source, r.client, r.listener.on_step
+        ),
+        units=lambda _source: (EXPORT_STATE,),
+        narrow=lambda source, _unit: source,
+    ),
+}
+
+
+def mode_of(source: SourceConfig) -> Mode:
+    return MODES[source.mode]
+
+
+async def sync_source(
+    engine: Engine,
+    pack: RulePack,
+    settings: Settings,
+    source: SourceConfig,
+    full: bool = False,
+    client: httpx.AsyncClient | None = None,
+    listener: SyncListener | None = None,
+) -> SyncSummary:
+    """Run one sync of `source` (no lease: see `integration.sync.leased`). Pass a
+    client to control transport (tests, proxies)."""
+    listener = listener or SyncListener()
+    auth = source.build_auth(settings.config_file)
+    if client is not None:
+        if auth is not None:
+            client.auth = auth
+        run = SyncRun(engine, pack, settings, source, client, listener)
+        return await mode_of(source).build(run).run(full)
+    timeout = httpx.Timeout(30.0, connect=10.0)
+    async with httpx.AsyncClient(auth=auth, timeout=timeout, follow_redirects=True) as owned:
+        run = SyncRun(engine, pack, settings, source, owned, listener)
+        return await mode_of(source).build(run).run(full)

@@ -1,0 +1,39 @@
+"""What one sync run did: per resource type and for the whole source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from integration.ingest.pipeline import IngestSummary
+from integration.journey.update import JourneyUpdate
+
+
+@dataclass(slots=True)
+class TypeSync:
+    resource_type: str
+    pages: int = 0
+    fetched: int = 0
+    full: bool = True
+    checkpoint: str | None = None
+    catch_up_pass: bool = False
+    slices: int = 0
+    skipped_not_members: int = 0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SyncSummary:
+    source: str
+    types: dict[str, TypeSync] = field(default_factory=dict)
+    stored: IngestSummary | None = None
+    derive: JourneyUpdate = field(default_factory=JourneyUpdate)
+    retries: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+    # Source-level news: a resumed or restarted export, errors the server reported.
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(t.error for t in self.types.values())
