@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, and_, or_, select, update
 
+from integration.errors import IntegrationError
 from integration.store.schema import sync_units
 from integration.store.upsert import insert_ignore
 from mappings.dates import parse_interval, utc_iso
@@ -41,7 +42,7 @@ class SyncUnit:
     last_error: str | None
 
 
-class LeaseLost(Exception):
+class LeaseLost(IntegrationError):
     """The lease ran out and another worker took the unit: stop working on it."""
 
     def __init__(self, source: str, unit: str) -> None:
