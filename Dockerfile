@@ -12,6 +12,7 @@ CMD ["sh", "-c", "sekmet seed --count 50 && exec sekmet serve --host 0.0.0.0 --p
 FROM python:3.11-slim AS journey
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY fhir_journey fhir_journey
 COPY connectors connectors
 COPY mappings mappings
 COPY integration integration

@@ -15,32 +15,13 @@ from typing import Any
 
 import orjson
 
-from connectors.errors import ConnectorError, FatalFhirError
+from connectors.errors import ExportExpired, ExportTimedOut, FatalFhirError
 from connectors.rest.http import FhirHttp, Params, retry_after_seconds
 from connectors.streams import QueuedStream
 
 NDJSON = "application/fhir+ndjson"
 DEFAULT_POLL_SECONDS = 2.0
 MAX_POLL_SECONDS = 60.0
-
-
-class ExportExpired(ConnectorError):
-    """The server no longer knows the export (its status URL answers 404 or 410)."""
-
-    def __init__(self, status_url: str, status: int) -> None:
-        super().__init__(f"{status_url}: HTTP {status}: the server no longer knows this export")
-        self.status_url = status_url
-
-
-class ExportTimedOut(ConnectorError):
-    """The export was still running when the configured deadline passed."""
-
-    def __init__(self, status_url: str, seconds: float, progress: str | None) -> None:
-        state = f" (last progress: {progress})" if progress else ""
-        super().__init__(
-            f"{status_url}: export not complete after {seconds:.0f} s{state}; "
-            "the next sync resumes polling it"
-        )
 
 
 @dataclass(frozen=True, slots=True)

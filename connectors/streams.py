@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import queue
 
+from connectors.errors import StreamFailed
+
 _END = b""
-
-
-class StreamFailed(Exception):
-    """The producer gave up (the download failed); the reader stops with this."""
 
 
 class QueuedStream:

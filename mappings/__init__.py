@@ -3,5 +3,6 @@
 Pure functions over parsed JSON: no I/O, no clock, no randomness. A rule pack
 (declarative TOML under `packs/`) is compiled once into lookups from
 (code system, code) to rule, so mapping one resource costs a few dict lookups.
-Never imports `integration` or `connectors`.
+Never imports `integration` or `connectors`; its errors derive from the
+project's root in `fhir_journey.errors`.
 """

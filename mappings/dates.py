@@ -13,6 +13,8 @@ from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from mappings.errors import FhirDateError
+
 _DATE_TIME = re.compile(
     r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?"
@@ -42,10 +44,6 @@ class Interval:
 def utc_iso(moment: datetime) -> str:
     """ISO 8601 with a Z, to the second (the same as strftime(ISO_FORMAT), several times faster)."""
     return moment.isoformat(timespec="seconds")[:19] + "Z"
-
-
-class FhirDateError(ValueError):
-    """A string that is no FHIR date, dateTime or instant at all."""
 
 
 def parse_interval(value: str, path: str) -> Interval:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from mappings.dates import FhirDateError, parse_interval
+from mappings.dates import parse_interval
+from mappings.errors import FhirDateError
 from mappings.fhir_values import coding, reference_id
 from mappings.model import Job, JobRecord, SourceRef
 from mappings.rulepack import Instrument, RulePack

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from integration.api.problems import is_fhir, problem_response
 from integration.api.responses import FhirResponse
-from integration.push.outcome import FhirError
+from integration.push.errors import FhirError
 from integration.store.errors import describe_store_error, store_unavailable
 
 log = logging.getLogger("journey.api")

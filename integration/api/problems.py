@@ -11,12 +11,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from integration.push.outcome import FhirError
+from integration.errors import IntegrationError
+from integration.push.errors import FhirError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
-class ApiProblem(Exception):
+class ApiProblem(IntegrationError):
     """Raise in a route to answer with a problem document."""
 
     def __init__(

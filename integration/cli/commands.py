@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -33,8 +34,8 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.errors import ConnectorError
 from connectors.files import discover
+from fhir_journey.errors import JourneyError
 from integration.cli.console import console, stderr
 from integration.cli.demo_population import write_sample
 from integration.cli.sync_view import (
@@ -46,7 +47,7 @@ from integration.cli.sync_view import (
 )
 from integration.clock import utc_now
 from integration.config import SOURCE_NAME_RULE, Settings, is_source_name, load_settings
-from integration.errors import ConfigError, IntegrationError
+from integration.errors import ConfigError
 from integration.ingest.pipeline import IngestSummary, resource_label
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import flag_all, pending_count, update_journey
@@ -62,7 +63,6 @@ from integration.store.sync_state import states_by_source
 from integration.sync.leased import default_owner, sync_leased
 from integration.sync.runners import SyncListener, sync_source
 from integration.sync.worker import SyncWorker, WorkerStats
-from mappings.errors import MappingError
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
 
 EXIT_SYNC_FAILED = 2
@@ -675,11 +675,13 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    """Entry point: turn known errors into one clear line and exit code 1."""
+    """Entry point: turn the project's errors into one clear line and exit code 1."""
     try:
         app()
-    except (IntegrationError, ConnectorError, MappingError) as exc:
-        stderr.print(f"[red]error:[/] {exc}", highlight=False)
+    except JourneyError as exc:
+        # Messages name sources, files, paths and ids; escaped, since a path or a server's
+        # text may hold brackets Rich would read as markup; never wrapped, one line.
+        stderr.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from exc
     except SQLAlchemyError as exc:
         # Never the statement or the driver's message: both can quote patient data.

@@ -17,7 +17,8 @@ import orjson
 
 from integration.ingest.validation import DEFAULT_MAX_DEPTH, check_identity, validate_resource
 from integration.store.raw import version_key
-from mappings.dates import FhirDateError, parse_interval
+from mappings.dates import parse_interval
+from mappings.errors import FhirDateError
 from mappings.fhir_values import reference_id
 
 # Types whose `subject` is the Patient a record belongs to.
@@ -43,7 +44,7 @@ def intake(
     max_depth: int = DEFAULT_MAX_DEPTH,
     raw: bytes | None = None,
 ) -> Intake:
-    """Raises `integration.ingest.validation.ResourceRejected` naming the first bad element.
+    """Raises `integration.ingest.errors.ResourceRejected` naming the first bad element.
     Both checks start with the resource's depth (at most `max_depth`), before
     anything recursive, the content hashes here included, sees it. `raw` is the
     JSON the resource was parsed from, when there is one: it makes that check cheap."""

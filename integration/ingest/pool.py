@@ -29,8 +29,8 @@ from typing import Any, TypeGuard
 import orjson
 
 from integration.gc_policy import use_batch_collection
+from integration.ingest.errors import ResourceRejected
 from integration.ingest.intake import Intake, intake
-from integration.ingest.validation import ResourceRejected
 
 IntakeResult = Intake | ResourceRejected
 # One resource to take in: its JSON bytes and the id its place implies, if any.

@@ -28,6 +28,8 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from integration.ingest.errors import ResourceRejected
+
 _NAIVE_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -68,15 +70,6 @@ REQUIRED_CODES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
         frozenset({"male", "female", "other", "unknown"}),
     ),
 }
-
-
-class ResourceRejected(Exception):
-    """A resource that is not valid FHIR R4; `fhir_path` names the element."""
-
-    def __init__(self, fhir_path: str, message: str) -> None:
-        super().__init__(f"{fhir_path}: {message}")
-        self.fhir_path = fhir_path
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from integration.ingest.validation import is_fhir_id
-from integration.push.outcome import FhirError
+from integration.push.errors import FhirError
 
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 BundleKind = Literal["transaction", "batch"]

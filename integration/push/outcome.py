@@ -1,4 +1,4 @@
-"""FHIR errors as exceptions, answered as OperationOutcome resources.
+"""OperationOutcome resources: how every FHIR error is answered (`errors.FhirError`).
 
 Diagnostics name element paths, entries and parameters, never values.
 """
@@ -29,24 +29,3 @@ class Issue:
 
 def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [issue.as_fhir() for issue in issues]}
-
-
-class FhirError(Exception):
-    """Raise to answer a FHIR interaction with `status` and an OperationOutcome."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        diagnostics: str,
-        expression: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(diagnostics)
-        self.status = status
-        self.issue = Issue("error", code, diagnostics, expression)
-        self.headers = headers or {}
-
-    @property
-    def outcome(self) -> dict[str, Any]:
-        return operation_outcome([self.issue])

@@ -32,9 +32,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors.files import RawItem
 from integration.clock import utc_now
 from integration.config import Settings
+from integration.ingest.errors import ResourceRejected
 from integration.ingest.pipeline import IngestPipeline, IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
-from integration.ingest.validation import ResourceRejected, check_structure
+from integration.ingest.validation import check_structure
 from integration.journey.update import update_journey
 from integration.push.bundle import (
     BundleKind,
@@ -46,7 +47,8 @@ from integration.push.bundle import (
     resolve_references,
     with_references_resolved,
 )
-from integration.push.outcome import FhirError, Issue
+from integration.push.errors import FhirError
+from integration.push.outcome import Issue
 from integration.store.errors import describe_error, describe_store_error, store_unavailable
 from integration.store.locks import PUSH, hold, interactive_writes
 from integration.store.pushed import (

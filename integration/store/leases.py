@@ -42,7 +42,7 @@ class SyncUnit:
     last_error: str | None
 
 
-class LeaseLost(Exception):
+class LeaseLost(IntegrationError):
     """The lease ran out and another worker took the unit: stop working on it."""
 
     def __init__(self, source: str, unit: str) -> None:

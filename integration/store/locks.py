@@ -25,6 +25,7 @@ try:
 except ImportError:  # Windows: no file locks (migrations, bulk writers stepping aside)
     fcntl = None  # type: ignore[assignment]
 
+from integration.errors import StoreError
 from integration.store.schema import store_locks
 
 DERIVE = "derive"
@@ -36,7 +37,7 @@ def hold(conn: Connection, name: str, now: str) -> None:
     """Take the named lock until this transaction ends (waiting while another holds it)."""
     taken = conn.execute(update(store_locks).where(store_locks.c.name == name).values(taken_at=now))
     if taken.rowcount != 1:
-        raise LookupError(f"no store lock named {name!r}: run `journey db upgrade`")
+        raise StoreError(f"no store lock named {name!r}: run `journey db upgrade`")
 
 
 # ---- SQLite: interactive writes go first ----------------------------------------------

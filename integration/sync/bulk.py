@@ -22,11 +22,17 @@ from collections.abc import Callable, Iterator
 import httpx
 from sqlalchemy import Engine
 
-from connectors.bulk import BulkExport, ExportExpired, ExportFile, ExportTimedOut, Manifest
-from connectors.errors import ConnectorError, FhirHttpError
+from connectors.bulk import BulkExport, ExportFile, Manifest
+from connectors.errors import (
+    ConnectorError,
+    ExportExpired,
+    ExportTimedOut,
+    FhirHttpError,
+    StreamFailed,
+)
 from connectors.files import FileReader, RawItem
 from connectors.rest.http import FhirHttp
-from connectors.streams import QueuedStream, StreamFailed
+from connectors.streams import QueuedStream
 from integration.clock import utc_now
 from integration.config import Settings
 from integration.ingest.pipeline import IngestSummary

@@ -86,6 +86,15 @@ def test_missing_path_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
+def test_a_connector_error_is_one_line_naming_the_path_as_written(tmp_path: Path) -> None:
+    # Brackets in a path are not Rich markup: "[/]" alone used to end in a MarkupError.
+    missing = tmp_path / "[red]drop[/] folder" / ("long-name-" * 12 + ".ndjson")
+    result = journey(tmp_path, "import", str(missing))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: {missing}: no such file or folder"]
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "journey.toml").write_text("port = 'eighty'\n")
     result = journey(tmp_path, "status")

@@ -18,7 +18,7 @@ from integration.push.bundle import (
     resolve_references,
 )
 from integration.push.clients import load_push_keys
-from integration.push.outcome import FhirError
+from integration.push.errors import FhirError
 from integration.push.service import content_hash
 
 

@@ -9,9 +9,9 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from integration.ingest.errors import ResourceRejected
 from integration.ingest.validation import (
     MAX_DEPTH_CEILING,
-    ResourceRejected,
     check_identity,
     check_structure,
     validate_resource,

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from mappings.dates import FhirDateError, parse_interval, period_interval
+from mappings.dates import parse_interval, period_interval
+from mappings.errors import FhirDateError
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,8 @@ from integration.api.responses import FhirResponse
 from integration.ingest.validation import is_fhir_id, is_fhir_type
 from integration.push.bundle import PlannedWrite
 from integration.push.capability import capability_statement
-from integration.push.outcome import FhirError, Issue, operation_outcome
+from integration.push.errors import FhirError
+from integration.push.outcome import Issue, operation_outcome
 from integration.push.service import PushService, WriteResult, new_id, with_server_meta
 from integration.store.pushed import StoredVersion
 
