@@ -31,7 +31,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.files import discover
@@ -58,7 +58,6 @@ from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_configured_store
 from integration.store.errors import describe_store_error
 from integration.store.leases import SyncAlreadyRunning, all_units
-from integration.store.schema import job_records, person_links
 from integration.store.sync_state import states_by_source
 from integration.sync.leased import default_owner, sync_leased
 from integration.sync.runners import SyncListener, sync_source
@@ -469,23 +468,7 @@ def print_journey(engine: Engine, person_id: str, limit: int = 200) -> bool:
 def featured_person(engine: Engine) -> str | None:
     """The person with records from the most sources, then the most records: a good first look."""
     with engine.connect() as conn:
-        row = conn.execute(
-            select(person_links.c.person_id)
-            .join(
-                job_records,
-                (job_records.c.source == person_links.c.source)
-                & (job_records.c.subject_id == person_links.c.patient_id),
-            )
-            .group_by(person_links.c.person_id)
-            .order_by(
-                func.count(func.distinct(job_records.c.source)).desc(),
-                func.count(func.distinct(job_records.c.job)).desc(),
-                func.count().desc(),
-                person_links.c.person_id,
-            )
-            .limit(1)
-        ).first()
-    return row.person_id if row else None
+        return queries.featured_person(conn)
 
 
 @app.command()

@@ -15,13 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection
 
-from integration.store.keys import in_keys
-from integration.store.queries import person_ids_with_identifiers
-from integration.store.schema import patient_identifiers, people, person_links
+from integration.store import people as people_store
 from integration.store.text import storable
-from integration.store.upsert import insert_ignore, upsert
 
 PERSON_NAMESPACE = uuid.UUID("8f1d7c1e-3a4b-5c6d-9e8f-0a1b2c3d4e5f")
 
@@ -108,35 +105,10 @@ def link_patients(
         return {}
     keys = [patient.key for patient in batch]
     pairs_of = {patient.key: identifiers_of(patient.resource) for patient in batch}
-    patient_cols = (patient_identifiers.c.source, patient_identifiers.c.patient_id)
-    conn.execute(delete(patient_identifiers).where(in_keys(patient_cols, keys)))
-    insert_ignore(
-        conn,
-        patient_identifiers,
-        [
-            {"system": system, "value": value, "source": key[0], "patient_id": key[1]}
-            for key, pairs in pairs_of.items()
-            for system, value in pairs
-        ],
-        keys=("system", "value", "source", "patient_id"),
-    )
-    own = {
-        (row.source, row.patient_id): row.person_id
-        for row in conn.execute(
-            select(
-                person_links.c.source, person_links.c.patient_id, person_links.c.person_id
-            ).where(in_keys((person_links.c.source, person_links.c.patient_id), keys))
-        )
-    }
+    people_store.replace_identifiers(conn, pairs_of)
+    own = people_store.links_of(conn, keys)
     all_pairs = sorted({pair for pairs in pairs_of.values() for pair in pairs})
-    people_by_pair: dict[tuple[str, str], list[str]] = {}
-    if all_pairs:
-        for row in conn.execute(
-            person_ids_with_identifiers(all_pairs).add_columns(
-                patient_identifiers.c.system, patient_identifiers.c.value
-            )
-        ):
-            people_by_pair.setdefault((row.system, row.value), []).append(row.person_id)
+    people_by_pair = people_store.people_holding(conn, all_pairs)
 
     groups = _Groups()
     first_holder: dict[tuple[str, str], Node] = {}
@@ -163,47 +135,22 @@ def link_patients(
         target = people_in[0] if people_in else person_id_for(*patients_in[0])
         merged.update(dict.fromkeys(people_in[1:], target))
         links.update(dict.fromkeys(patients_in, target))
-    _write_people(conn, links, merged, now)
-    upsert(
+    people_store.merge_people(conn, merged)
+    people_store.ensure_people(conn, sorted(set(links.values())), now)
+    people_store.write_links(
         conn,
-        person_links,
         [
-            {
-                "source": patient.source,
-                "patient_id": patient.patient_id,
-                "person_id": links[patient.key],
-                "display_name": storable(display_name(patient.resource)),
-                "birth_date": storable(_birth_date(patient.resource)),
-            }
+            people_store.PatientLink(
+                patient.source,
+                patient.patient_id,
+                links[patient.key],
+                storable(display_name(patient.resource)),
+                storable(_birth_date(patient.resource)),
+            )
             for patient in batch
         ],
-        keys=("source", "patient_id"),
-        update=("person_id", "display_name", "birth_date"),
     )
     return links
-
-
-def _write_people(
-    conn: Connection, links: dict[tuple[str, str], str], merged: dict[str, str], now: str
-) -> None:
-    for other, target in merged.items():
-        conn.execute(
-            update(person_links).where(person_links.c.person_id == other).values(person_id=target)
-        )
-        conn.execute(update(people).where(people.c.id == other).values(merged_into=target))
-    targets = sorted(set(links.values()))
-    insert_ignore(
-        conn,
-        people,
-        [{"id": person_id, "created_at": now, "merged_into": None} for person_id in targets],
-        keys=("id",),
-    )
-    # A person that had been merged away comes back when a Patient is linked to it alone.
-    conn.execute(
-        update(people)
-        .where(people.c.id.in_(targets), people.c.merged_into.is_not(None))
-        .values(merged_into=None)
-    )
 
 
 def _birth_date(patient: dict[str, Any]) -> str | None:

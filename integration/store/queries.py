@@ -270,3 +270,25 @@ def store_status(conn: Connection) -> dict[str, Any]:
             select(func.max(raw_resources.c.received_at))
         ).scalar_one(),
     }
+
+
+def featured_person(conn: Connection) -> str | None:
+    """The person with records from the most sources, then the most jobs, then the most
+    records (the demo's first look)."""
+    row = conn.execute(
+        select(person_links.c.person_id)
+        .join(
+            job_records,
+            (job_records.c.source == person_links.c.source)
+            & (job_records.c.subject_id == person_links.c.patient_id),
+        )
+        .group_by(person_links.c.person_id)
+        .order_by(
+            func.count(func.distinct(job_records.c.source)).desc(),
+            func.count(func.distinct(job_records.c.job)).desc(),
+            func.count().desc(),
+            person_links.c.person_id,
+        )
+        .limit(1)
+    ).first()
+    return row.person_id if row else None
