@@ -148,10 +148,10 @@ def run_import(
         map_tasks.append(mapping.add_task("map", total=pending_count(engine)))
         mapping.start()
 
-    importer = ingest_pipeline(engine, pack, settings, source, WayIn.FILES, validate)
+    pipeline = ingest_pipeline(engine, pack, settings, source, WayIn.FILES, validate)
     reading.start()
     try:
-        summary = importer.run(
+        summary = pipeline.run(
             paths,
             on_bytes=lambda n: reading.advance(read_task, n),
             on_derived=lambda n: mapping.advance(map_tasks[0], n),

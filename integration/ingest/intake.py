@@ -2,8 +2,8 @@
 
 `intake` validates a resource (fully, or only its identity for a trusted
 source) and reads the keys the raw zone files it under: id, version key,
-meta.lastUpdated and the Patient it belongs to. It is pure, so the importer
-can run it in its own process or in worker processes (`intake_pool`)
+meta.lastUpdated and the Patient it belongs to. It is pure, so the pipeline
+can run it in its own process or in worker processes (`integration.ingest.pool`)
 and get the same answer.
 """
 

@@ -1,4 +1,4 @@
-"""The import pipeline: files -> validate -> raw zone (or quarantine) -> derive the journey.
+"""The ingest pipeline: intake (validate, key) -> raw zone or quarantine -> journey update.
 
 Raw first, nothing lost: every item read is either stored as received or
 quarantined with its error and place, in batches of one transaction each,
@@ -132,7 +132,7 @@ class IngestPipeline:
         self.max_depth = max_depth
         self._write_lock = threading.Lock()
         self._growth = GrowingTables(engine, GROWN_TABLES)
-        # One pool for every file this importer stores, even several at once (a Bulk
+        # One pool for every file this pipeline stores, even several at once (a Bulk
         # export's files download in parallel): started when first needed, by `close`.
         self._pool: IntakePool | None = None
         self._pool_lock = threading.Lock()

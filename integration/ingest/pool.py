@@ -3,13 +3,13 @@
 Validation (fhir.resources / pydantic) is the CPU-heavy part of an import and
 holds the GIL, so threads would not help: batches go to a process pool as
 JSON bytes, each worker parses and takes them in (`intake`), and only small tuples
-come back. The importer's own process is left with reading and the store,
+come back. The pipeline's own process is left with reading and the store,
 the one part that cannot be spread (one SQLite writer). The caller keeps
 batches in order (it waits for batch k before storing it, while k+1 and
 k+2 are being taken), so the store sees exactly the order a single
 process would.
 
-Workers exit when the importer dies, even by kill -9: they hold both ends of
+Workers exit when the pipeline's process dies, even by kill -9: they hold both ends of
 the pool's pipes, so they would never see it go and would wait forever.
 """
 
@@ -50,7 +50,7 @@ def _start_worker(parent: int) -> None:
 
 
 def _exit_with_parent(parent: int) -> None:
-    """End this process when `parent` (the importer) has gone.
+    """End this process when `parent` (the pipeline) has gone.
 
     On Linux the kernel signals us when our parent exits. It also does when only the
     *thread* that started us exits (a sync's download thread), so the signal is
@@ -89,8 +89,8 @@ def _intake_batch(payloads: list[Payload], validate: bool, max_depth: int) -> li
         except orjson.JSONDecodeError:
             resource = None
         if not _one_plain_resource(resource):
-            # Malformed, a Bundle, not a resource at all: the importer's reader says
-            # what it is, in the importer's process (rare, and it keeps one reader).
+            # Malformed, a Bundle, not a resource at all: the pipeline's reader says
+            # what it is, in the pipeline's process (rare, and it keeps one reader).
             wires.append(None)
             continue
         try:
@@ -142,7 +142,7 @@ class IntakePool:
 
     @staticmethod
     def results(future: Future[list[_Wire | None]]) -> list[IntakeResult | None]:
-        """In submission order; None for a line to be parsed by the importer itself."""
+        """In submission order; None for a line to be parsed by the pipeline itself."""
         return [_from_wire(wire) for wire in future.result()]
 
     def close(self) -> None:

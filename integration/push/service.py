@@ -308,7 +308,7 @@ class PushService:
     ) -> list[WriteResult | FhirError]:
         """Check every write, then store them all in one transaction, then derive."""
         now = utc_now()
-        importer = self._pipeline(source)
+        pipeline = self._pipeline(source)
         summary = IngestSummary(source)
         existing: dict[int, StoredVersion] = {}
         with self.engine.begin() as conn:
@@ -365,7 +365,7 @@ class PushService:
                         else current_version(conn, source, write.resource_type, write.resource_id)
                     )
                     _check_if_match(write, current)
-                    item = self._validated(importer, summary, write, now)
+                    item = self._validated(pipeline, summary, write, now)
                 except FhirError as error:
                     raise _entry_error(write, in_bundle, error) from None
                 if current is not None and current.version_key.startswith(
@@ -450,14 +450,14 @@ class PushService:
 
     @staticmethod
     def _validated(
-        importer: IngestPipeline, summary: IngestSummary, write: PlannedWrite, now: str
+        pipeline: IngestPipeline, summary: IngestSummary, write: PlannedWrite, now: str
     ) -> IncomingResource:
         write.resource["id"] = write.resource_id
         where = f"entry {write.index}"
         # With its JSON at hand, intake's structure check (already walked in
         # `_check_limits`) is two byte scans, and the stored content is these bytes.
         item = RawItem("push", where, resource=write.resource, raw=orjson.dumps(write.resource))
-        label, accepted = importer.intake(item, summary)
+        label, accepted = pipeline.intake(item, summary)
         if isinstance(accepted, Rejected):
             raise FhirError(
                 422,

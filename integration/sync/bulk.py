@@ -71,7 +71,7 @@ class BulkSync:
         self.source = source
         self.http = FhirHttp(client, source.policy)
         self.export = BulkExport(self.http)
-        self.importer = ingest_pipeline(
+        self.pipeline = ingest_pipeline(
             engine, pack, settings, source.name, WayIn.FILES, source.validate_resources
         )
         self.on_progress = on_progress or (lambda _what, _detail: None)
@@ -84,7 +84,7 @@ class BulkSync:
         except (FhirHttpError, ConnectorError) as exc:
             summary.error = str(exc)
         finally:
-            self.importer.close()
+            self.pipeline.close()
         summary.derive = await asyncio.to_thread(
             update_journey, self.engine, self.pack, self.settings.batch_size
         )
@@ -206,7 +206,7 @@ class BulkSync:
                 read += 1
                 yield item
 
-        self.importer.store(counted(), stored)
+        self.pipeline.store(counted(), stored)
         return read
 
     async def _read_errors(self, manifest: Manifest, summary: SyncSummary) -> None:

@@ -71,7 +71,7 @@ class RestSync:
         self.source = source
         self.pack = pack
         self.http = FhirHttp(client, source.policy)
-        self.importer = ingest_pipeline(
+        self.pipeline = ingest_pipeline(
             engine, pack, settings, source.name, WayIn.PAGES, source.validate_resources
         )
         self.on_page = on_page or (lambda _s, _t, _p: None)
@@ -371,13 +371,13 @@ class RestSync:
     ) -> str | None:
         where = f"page {page.number}"
         batch = [
-            self.importer.intake(
+            self.pipeline.intake(
                 RawItem(page.url, f"{where}, entry {index}", resource=resource), stored
             )
             for index, resource in page.resources
         ]
         batch += [
-            self.importer.intake(
+            self.pipeline.intake(
                 RawItem(page.url, f"{where}, entry {index}", problem=problem), stored
             )
             for index, problem in page.broken
@@ -388,7 +388,7 @@ class RestSync:
             if save and new_checkpoint is not None and new_checkpoint != checkpoint:
                 save_checkpoint(conn, self.source.name, resource_type, new_checkpoint)
 
-        self.importer.write(batch, stored, also=save_with_page)
+        self.pipeline.write(batch, stored, also=save_with_page)
         return new_checkpoint
 
     def _record_all(self, summary: SyncSummary, now: str) -> None:
