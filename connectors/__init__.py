@@ -1,4 +1,4 @@
-"""How data arrives: file and NDJSON import now; FHIR REST and Bulk Data pulls later.
+"""How data arrives: files and NDJSON, FHIR REST search, Bulk Data export.
 
 A connector yields raw resources (with where each came from) and knows nothing
 of jobs or of the store. It never imports `integration` or `mappings`; its

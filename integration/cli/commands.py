@@ -59,8 +59,9 @@ from integration.store.engine import create_store_engine, migrate, open_configur
 from integration.store.errors import describe_store_error
 from integration.store.leases import SyncAlreadyRunning, all_units
 from integration.store.sync_state import states_by_source
+from integration.sync.context import SyncListener
 from integration.sync.leased import default_owner, sync_leased
-from integration.sync.runners import SyncListener, sync_source
+from integration.sync.runners import sync_source
 from integration.sync.worker import SyncWorker, WorkerStats
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
 

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import Connection, Engine
@@ -48,7 +47,7 @@ from integration.sync.checkpoints import (
     since,
 )
 from integration.sync.members import batches, belongs_to, roster_patient_ids
-from integration.sync.summary import SyncSummary, TypeSync
+from integration.sync.summary import SyncSummary, TypeSync, type_counts
 from mappings.rulepack import RulePack
 
 PageCallback = Callable[[str, str, SearchPage], None]
@@ -183,7 +182,7 @@ class RestSync:
                     started,
                     utc_now(),
                     state.error,
-                    self._counts(state, summary.stored),
+                    type_counts(state, summary.stored),
                 )
 
     async def _walk(
@@ -395,18 +394,3 @@ class RestSync:
         with self.engine.begin() as conn:
             for resource_type in self.source.resource_types:
                 record_run(conn, self.source.name, resource_type, now, now, summary.error, {})
-
-    @staticmethod
-    def _counts(state: TypeSync, stored: IngestSummary) -> dict[str, Any]:
-        counts = stored.by_type.get(state.resource_type)
-        return {
-            "pages": state.pages,
-            "fetched": state.fetched,
-            "new": counts.new if counts else 0,
-            "changed": counts.changed if counts else 0,
-            "unchanged": counts.unchanged if counts else 0,
-            "quarantined": counts.quarantined if counts else 0,
-            "full": state.full,
-            "skipped_not_members": state.skipped_not_members,
-            "warnings": state.warnings[:5],
-        }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from integration.ingest.pipeline import IngestSummary
 from integration.journey.update import JourneyUpdate
@@ -37,3 +38,19 @@ class SyncSummary:
     @property
     def failed(self) -> bool:
         return self.error is not None or any(t.error for t in self.types.values())
+
+
+def type_counts(state: TypeSync, stored: IngestSummary) -> dict[str, Any]:
+    """What `journey sources` shows of a type's last run."""
+    counts = stored.by_type.get(state.resource_type)
+    return {
+        "pages": state.pages,
+        "fetched": state.fetched,
+        "new": counts.new if counts else 0,
+        "changed": counts.changed if counts else 0,
+        "unchanged": counts.unchanged if counts else 0,
+        "quarantined": counts.quarantined if counts else 0,
+        "full": state.full,
+        "skipped_not_members": state.skipped_not_members,
+        "warnings": state.warnings[:5],
+    }

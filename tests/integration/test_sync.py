@@ -24,7 +24,8 @@ from integration.store.leases import claim_unit
 from integration.store.quarantine import entries as quarantine_entries
 from integration.store.schema import sync_units
 from integration.store.sync_state import load_checkpoint, save_checkpoint, states
-from integration.sync.runners import SyncListener, sync_source
+from integration.sync.context import SyncListener
+from integration.sync.runners import sync_source
 from mappings.rulepack import RulePack
 from tests.servers import Sekmet, seeded_sekmet
 
