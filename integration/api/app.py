@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.running_syncs = {}
     app.state.sync_tasks = set()
-    app.state.push_keys = load_push_keys(settings)
+    app.state.push_keys = load_push_keys(settings.push_clients, settings.config_file)
     if engine is not None:
         app.state.engine = engine
         app.state.push = PushService(

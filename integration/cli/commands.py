@@ -44,11 +44,13 @@ from integration.cli.sync_view import (
     unit_line,
 )
 from integration.clock import utc_now
-from integration.config import SOURCE_NAME_RULE, Settings, is_source_name, load_settings
+from integration.config import Settings, load_settings
 from integration.errors import ConfigError, IntegrationError
 from integration.ingest.pipeline import IngestPipeline, IngestSummary, resource_label
 from integration.journey.update import flag_all, pending_count, update_journey
-from integration.sources import load_sources, pick_sources
+from integration.push.clients import PushClientConfig
+from integration.source_names import SOURCE_NAME_RULE, is_source_name
+from integration.sources import pick_sources
 from integration.store import quarantine as quarantine_store
 from integration.store import queries
 from integration.store.bulk_state import exports_in_progress
@@ -518,7 +520,7 @@ def demo(
         data_dir.mkdir(parents=True, exist_ok=True)
         key_file = data_dir / "demo-push.key"
         key_file.write_text(DEMO_PUSH_KEY + "\n", encoding="utf-8")
-        demo_pusher = {"source": DEMO_PUSH_SOURCE, "key_file": str(key_file)}
+        demo_pusher = PushClientConfig(source=DEMO_PUSH_SOURCE, key_file=str(key_file))
         settings = settings.model_copy(update={"push_clients": [demo_pusher]})
     engine = open_configured_store(settings)
     pack = _pack(settings)
@@ -544,7 +546,7 @@ def demo(
     console.print(
         f"Docs:    {base}/docs  (Authorize with the key, then try the endpoints)", highlight=False
     )
-    if settings.push_clients and settings.push_clients[0].get("source") == DEMO_PUSH_SOURCE:
+    if settings.push_clients and settings.push_clients[0].source == DEMO_PUSH_SOURCE:
         console.print(
             f"Push:    FHIR R4 base {base}/fhir, push key {DEMO_PUSH_KEY} "
             f"(stored as source {DEMO_PUSH_SOURCE})",
@@ -566,7 +568,7 @@ def sync(
 
     Exit code 2 when a source or resource type failed (see `journey sources`)."""
     settings = _settings(ctx)
-    chosen = pick_sources(settings, source)
+    chosen = pick_sources(settings.sources, source, settings.config_file)
     engine = open_configured_store(settings)
     pack = _pack(settings)
     failed = False
@@ -599,7 +601,7 @@ def sync(
 def sources(ctx: typer.Context) -> None:
     """Configured sources with each type's last sync, checkpoint, counts and last error."""
     settings = _settings(ctx)
-    configured = load_sources(settings)
+    configured = settings.sources
     engine = open_configured_store(settings)
     with engine.connect() as conn:
         by_source = states_by_source(conn)
@@ -624,7 +626,7 @@ def worker(
     worker at a time holds a lease on; start as many workers as wanted, on as
     many machines, against one PostgreSQL. Stops cleanly on Ctrl-C or SIGTERM."""
     settings = _settings(ctx)
-    configured = load_sources(settings)
+    configured = settings.sources
     if not configured:
         raise ConfigError(f"no [[sources]] in {settings.config_file or 'any config file'}")
     engine = open_configured_store(settings)

@@ -14,7 +14,7 @@ from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.clock import utc_now
-from integration.sources import SourceConfig, describe, load_sources
+from integration.sources import SourceConfig, describe
 from integration.store.bulk_state import ExportInProgress, exports_in_progress
 from integration.store.errors import describe_error
 from integration.store.leases import all_units
@@ -40,7 +40,7 @@ def list_sources(
     source, `export_in_progress` while an export is not finished (the next sync
     resumes it); `worker_units` once `journey worker` runs: who holds each unit's
     lease and until when, its next run, failures in a row and last error."""
-    configured = load_sources(settings)
+    configured = settings.sources
     with engine.connect() as conn:
         by_source = states_by_source(conn)
         exports = exports_in_progress(conn)
@@ -113,7 +113,7 @@ async def start_sync(
     full: bool = False,
 ) -> OrjsonResponse:
     """Start a sync of one source in the background; follow it in GET /sources."""
-    chosen = [s for s in load_sources(settings) if s.name == name]
+    chosen = [s for s in settings.sources if s.name == name]
     if not chosen:
         raise ApiProblem(404, "Not Found", f"no configured source named {name}")
     running = _running(request)
