@@ -49,6 +49,7 @@ from integration.errors import ConfigError, IntegrationError
 from integration.ingest.pipeline import IngestPipeline, IngestSummary, resource_label
 from integration.journey.update import flag_all, pending_count, update_journey
 from integration.push.clients import PushClientConfig
+from integration.rule_packs import rule_pack
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.sources import pick_sources
 from integration.store import quarantine as quarantine_store
@@ -62,7 +63,7 @@ from integration.store.sync_state import states_by_source
 from integration.sync.rest import sync_source
 from integration.sync.worker import SyncWorker, WorkerStats
 from mappings.errors import MappingError
-from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
+from mappings.rulepack import RulePack
 
 EXIT_SYNC_FAILED = 2
 EXIT_QUARANTINED = 3
@@ -85,10 +86,6 @@ log = logging.getLogger("journey")
 def _settings(ctx: typer.Context) -> Settings:
     settings: Settings = ctx.obj
     return settings
-
-
-def _pack(settings: Settings) -> RulePack:
-    return load_rule_pack(settings.rule_pack or DEFAULT_PACK)
 
 
 @app.callback()
@@ -249,7 +246,7 @@ def import_command(
         raise ConfigError(f"--source {source!r}: a source name is {SOURCE_NAME_RULE}")
     settings = _settings(ctx)
     engine = open_configured_store(settings)
-    summary = run_import(engine, settings, _pack(settings), source, paths, validate=not trusted)
+    summary = run_import(engine, settings, rule_pack(settings), source, paths, validate=not trusted)
     print_summary(summary)
     if summary.total("quarantined") or summary.derive.mapping_failures:
         raise typer.Exit(EXIT_QUARANTINED)
@@ -299,7 +296,7 @@ def remap(ctx: typer.Context) -> None:
     """Re-derive every job record from the raw store with the current rule pack."""
     settings = _settings(ctx)
     engine = open_configured_store(settings)
-    pack = _pack(settings)
+    pack = rule_pack(settings)
     flagged = flag_all(engine)
     started = time.perf_counter()
     with Progress(
@@ -523,7 +520,7 @@ def demo(
         demo_pusher = PushClientConfig(source=DEMO_PUSH_SOURCE, key_file=str(key_file))
         settings = settings.model_copy(update={"push_clients": [demo_pusher]})
     engine = open_configured_store(settings)
-    pack = _pack(settings)
+    pack = rule_pack(settings)
     console.print(f"Writing a synthetic population of {people} people to {data_dir}/ (seed {seed})")
     for source, path in write_sample(data_dir, seed=seed, people=people).items():
         print_summary(run_import(engine, settings, pack, source, [path]))
@@ -570,7 +567,7 @@ def sync(
     settings = _settings(ctx)
     chosen = pick_sources(settings.sources, source, settings.config_file)
     engine = open_configured_store(settings)
-    pack = _pack(settings)
+    pack = rule_pack(settings)
     failed = False
     for configured in chosen:
         with Progress(
@@ -632,7 +629,7 @@ def worker(
     engine = open_configured_store(settings)
     sync_worker = SyncWorker(
         engine,
-        _pack(settings),
+        rule_pack(settings),
         settings,
         configured,
         on_unit=lambda unit, summary, error: console.print(

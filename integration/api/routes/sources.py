@@ -14,13 +14,13 @@ from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.clock import utc_now
+from integration.rule_packs import rule_pack
 from integration.sources import SourceConfig, describe
 from integration.store.bulk_state import ExportInProgress, exports_in_progress
 from integration.store.errors import describe_error
 from integration.store.leases import all_units
 from integration.store.sync_state import states_by_source
 from integration.sync.rest import sync_source
-from mappings.rulepack import DEFAULT_PACK, load_rule_pack
 
 router = APIRouter(tags=["sources"])
 log = logging.getLogger(__name__)
@@ -136,7 +136,8 @@ async def start_sync(
 async def _run(request: Request, source: SourceConfig, full: bool) -> None:
     settings = request.app.state.settings
     try:
-        pack = load_rule_pack(settings.rule_pack or DEFAULT_PACK)
+        # The pack the app's pushes map with, not a second load of the file.
+        pack = rule_pack(settings)
         await sync_source(request.app.state.engine, pack, settings, source, full=full)
     except Exception as exc:
         # The per-type outcome is already in sync_state; this is for what stopped it whole.
