@@ -5,17 +5,19 @@ Every setting is an environment variable with the prefix `JOURNEY_`
 `JOURNEY_CONFIG`, or `journey.toml` in the working directory if present,
 may set the same keys without the prefix (`database_url = "..."`).
 Environment variables win over the file. The README lists every setting.
+The `[[sources]]` and `[[push_clients]]` tables are typed too, so a bad table
+fails here, at load, with its file, index and key named.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -25,19 +27,15 @@ from pydantic_settings import (
 
 from integration.errors import ConfigError
 from integration.ingest.validation import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
+from integration.push.clients import PushClientConfig
+from integration.source_names import is_source_name
+from integration.sources import SourceConfig
 
 DEFAULT_CONFIG_FILE = "journey.toml"
-# Every source name follows one rule, wherever it is given: [[sources]], [[push_clients]]
-# and `journey import --source`.
-SOURCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-MAX_SOURCE_NAME = 200
-SOURCE_NAME_RULE = (
-    f"1-{MAX_SOURCE_NAME} letters, digits, '.', '_' or '-', starting with a letter or digit"
-)
-
-
-def is_source_name(name: str) -> bool:
-    return len(name) <= MAX_SOURCE_NAME and re.fullmatch(SOURCE_NAME_PATTERN, name) is not None
+# The config file's [[tables]], each with the key that names a table's source: an error
+# in one names the table by its index and, when it has a valid one, its source.
+TABLES = {"sources": "name", "push_clients": "source"}
+USED_TWICE = "name_used_twice"
 
 
 class Settings(BaseSettings):
@@ -87,7 +85,7 @@ class Settings(BaseSettings):
     )
     page_size: int = Field(default=50, ge=1, le=1000, description="default page size of the API")
     log_level: str = Field(default="INFO", description="logging level")
-    sources: list[dict[str, Any]] = Field(
+    sources: list[SourceConfig] = Field(
         default_factory=list,
         description="[[sources]] tables of the config file: FHIR servers `journey sync` pulls",
     )
@@ -97,7 +95,7 @@ class Settings(BaseSettings):
         le=64,
         description="worker processes validating large imports and bulk files (0: in-process)",
     )
-    push_clients: list[dict[str, Any]] = Field(
+    push_clients: list[PushClientConfig] = Field(
         default_factory=list,
         description="[[push_clients]] tables of the config file: who may push to /fhir, "
         "as which source (source, key_env or key_file)",
@@ -155,6 +153,18 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    @field_validator("sources")
+    @classmethod
+    def _source_names_once(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        # A source name keys its checkpoints and its stored resources: two tables with one
+        # name would write over each other's state.
+        seen: set[str] = set()
+        for index, source in enumerate(sources):
+            if source.name in seen:
+                raise PydanticCustomError(USED_TWICE, "used twice", {"index": index, "key": "name"})
+            seen.add(source.name)
+        return sources
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -193,13 +203,37 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     # Values passed to Settings() outrank the environment, so drop the file's
     # value for any key the environment sets.
     from_file = {k: v for k, v in file_values.items() if f"JOURNEY_{k.upper()}" not in os.environ}
+    values = {**from_file, **{k: v for k, v in overrides.items() if v is not None}}
     try:
-        values = {**from_file, **{k: v for k, v in overrides.items() if v is not None}}
         return Settings(**values, config_file=str(path) if path else None)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        origin = f"{path} or environment" if path else "environment"
-        raise ConfigError(
-            f"setting {key!r} ({origin}, JOURNEY_{key.upper()}): {first['msg']}"
-        ) from exc
+        # `from None`: the ValidationError's text quotes the input, and a table can hold a
+        # secret typed where a key belongs (`token = "..."`); the message names the key only.
+        raise _config_error(exc.errors()[0], values, path) from None
+
+
+def _config_error(error: ErrorDetails, values: dict[str, Any], path: Path | None) -> ConfigError:
+    """The first problem of a failed load, naming where it is: the file, a table's index
+    and source, the key."""
+    loc = tuple(error["loc"])
+    ctx = error.get("ctx") or {}
+    if error["type"] == USED_TWICE:  # a check of the whole list names the table in its ctx
+        loc = (*loc, ctx["index"], ctx["key"])
+    setting = str(loc[0]) if loc else "(settings)"
+    if setting in TABLES and len(loc) > 1 and isinstance(loc[1], int):
+        index = loc[1]
+        key = ".".join(str(part) for part in loc[2:]) or "(table)"
+        env = f"JOURNEY_{setting.upper()}"
+        origin = env if env in os.environ else str(path) if path else "settings"
+        named = _table_source(values.get(setting), index, TABLES[setting])
+        return ConfigError(f"{origin}: {setting}[{index}]{named}: {key}: {error['msg']}")
+    key = ".".join(str(part) for part in loc)
+    origin = f"{path} or environment" if path else "environment"
+    return ConfigError(f"setting {key!r} ({origin}, JOURNEY_{key.upper()}): {error['msg']}")
+
+
+def _table_source(tables: Any, index: int, name_key: str) -> str:
+    """` (source 'x')` for a table whose name is a valid source name, else nothing."""
+    table = tables[index] if isinstance(tables, list) and index < len(tables) else None
+    name = table.get(name_key) if isinstance(table, dict) else getattr(table, name_key, None)
+    return f" (source {name!r})" if isinstance(name, str) and is_source_name(name) else ""

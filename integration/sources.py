@@ -1,30 +1,27 @@
-"""Configured FHIR sources: `[[sources]]` tables in the config file, checked at load.
+"""Configured FHIR sources: the model of a `[[sources]]` table in the config file.
 
-A minimal source is name, kind, base_url and mode. Secrets never sit in the
-file: a bearer token is read from the environment variable or the file the
-source names. Errors name the file, the source and the key.
+`Settings.sources` is a list of these, so a bad table fails when settings load
+(the error names the file, the table's index and the key). A minimal source is
+name, kind, base_url and mode. Secrets never sit in the file: a bearer token is
+read from the environment variable or the file the source names, when a sync
+builds the source's auth. This module never imports `integration.config`:
+`Settings` imports it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors.rest.auth import BearerToken, ClientCredentials, SmartBackendServices
 from connectors.rest.http import HttpPolicy
-from integration.config import MAX_SOURCE_NAME, SOURCE_NAME_PATTERN, Settings
 from integration.errors import ConfigError
 from integration.secrets import read_secret
+from integration.source_names import MAX_SOURCE_NAME, SOURCE_NAME_PATTERN
 
 DEFAULT_TYPES = ("Patient", "Encounter", "QuestionnaireResponse")
 
@@ -185,32 +182,14 @@ class SourceConfig(BaseModel):
             raise ConfigError(f"{where}: {exc}") from exc
 
 
-def load_sources(settings: Settings) -> list[SourceConfig]:
-    sources: list[SourceConfig] = []
-    file = settings.config_file or "settings"
-    for index, raw in enumerate(settings.sources):
-        label = raw.get("name") if isinstance(raw, dict) else None
-        try:
-            source = SourceConfig.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(part) for part in first["loc"]) or "(table)"
-            who = f"source {label!r}" if label else f"sources[{index}]"
-            raise ConfigError(f"{file}: {who}: {key}: {first['msg']}") from exc
-        if any(s.name == source.name for s in sources):
-            raise ConfigError(f"{file}: source {source.name!r}: name: used twice")
-        sources.append(source)
-    return sources
-
-
-def pick_sources(settings: Settings, name: str | None) -> list[SourceConfig]:
-    sources = load_sources(settings)
+def pick_sources(
+    sources: Sequence[SourceConfig], name: str | None, config_file: str | None
+) -> list[SourceConfig]:
+    """The source named `name`, or every source; an error when there is none to sync."""
     if not sources:
-        raise ConfigError(
-            f"{settings.config_file or 'no config file'}: no [[sources]] configured to sync"
-        )
+        raise ConfigError(f"{config_file or 'no config file'}: no [[sources]] configured to sync")
     if name is None:
-        return sources
+        return list(sources)
     chosen = [s for s in sources if s.name == name]
     if not chosen:
         known = ", ".join(s.name for s in sources)

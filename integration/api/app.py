@@ -16,14 +16,14 @@ from integration.api.routes import fhir, health, people, quarantine, sources
 from integration.config import Settings, load_settings
 from integration.push.clients import load_push_keys
 from integration.push.service import PushService
+from integration.rule_packs import rule_pack
 from integration.store.engine import open_configured_store
-from mappings.rulepack import DEFAULT_PACK, load_rule_pack
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or load_settings()
     owns_engine = engine is None
-    pack = load_rule_pack(settings.rule_pack or DEFAULT_PACK)
+    pack = rule_pack(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.running_syncs = {}
     app.state.sync_tasks = set()
-    app.state.push_keys = load_push_keys(settings)
+    app.state.push_keys = load_push_keys(settings.push_clients, settings.config_file)
     if engine is not None:
         app.state.engine = engine
         app.state.push = PushService(engine, pack, settings)

@@ -46,12 +46,15 @@ from integration.cli.sync_view import (
     unit_line,
 )
 from integration.clock import utc_now
-from integration.config import SOURCE_NAME_RULE, Settings, is_source_name, load_settings
+from integration.config import Settings, load_settings
 from integration.errors import ConfigError
 from integration.ingest.pipeline import IngestSummary, resource_label
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import flag_all, pending_count, update_journey
-from integration.sources import load_sources, pick_sources
+from integration.push.clients import PushClientConfig
+from integration.rule_packs import rule_pack
+from integration.source_names import SOURCE_NAME_RULE, is_source_name
+from integration.sources import pick_sources
 from integration.store import quarantine as quarantine_store
 from integration.store import queries
 from integration.store.bulk_state import exports_in_progress
@@ -63,7 +66,7 @@ from integration.sync.context import SyncListener
 from integration.sync.leased import default_owner, sync_leased
 from integration.sync.runners import sync_source
 from integration.sync.worker import SyncWorker, WorkerStats
-from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
+from mappings.rulepack import RulePack
 
 EXIT_SYNC_FAILED = 2
 EXIT_QUARANTINED = 3
@@ -86,10 +89,6 @@ log = logging.getLogger("journey")
 def _settings(ctx: typer.Context) -> Settings:
     settings: Settings = ctx.obj
     return settings
-
-
-def _pack(settings: Settings) -> RulePack:
-    return load_rule_pack(settings.rule_pack or DEFAULT_PACK)
 
 
 @app.callback()
@@ -240,7 +239,7 @@ def import_command(
         raise ConfigError(f"--source {source!r}: a source name is {SOURCE_NAME_RULE}")
     settings = _settings(ctx)
     engine = open_configured_store(settings)
-    summary = run_import(engine, settings, _pack(settings), source, paths, validate=not trusted)
+    summary = run_import(engine, settings, rule_pack(settings), source, paths, validate=not trusted)
     print_summary(summary)
     if summary.total("quarantined") or summary.derive.mapping_failures:
         raise typer.Exit(EXIT_QUARANTINED)
@@ -290,7 +289,7 @@ def remap(ctx: typer.Context) -> None:
     """Re-derive every job record from the raw store with the current rule pack."""
     settings = _settings(ctx)
     engine = open_configured_store(settings)
-    pack = _pack(settings)
+    pack = rule_pack(settings)
     flagged = flag_all(engine)
     started = time.perf_counter()
     with Progress(
@@ -495,10 +494,10 @@ def demo(
         data_dir.mkdir(parents=True, exist_ok=True)
         key_file = data_dir / "demo-push.key"
         key_file.write_text(DEMO_PUSH_KEY + "\n", encoding="utf-8")
-        demo_pusher = {"source": DEMO_PUSH_SOURCE, "key_file": str(key_file)}
+        demo_pusher = PushClientConfig(source=DEMO_PUSH_SOURCE, key_file=str(key_file))
         settings = settings.model_copy(update={"push_clients": [demo_pusher]})
     engine = open_configured_store(settings)
-    pack = _pack(settings)
+    pack = rule_pack(settings)
     console.print(f"Writing a synthetic population of {people} people to {data_dir}/ (seed {seed})")
     for source, path in write_sample(data_dir, seed=seed, people=people).items():
         print_summary(run_import(engine, settings, pack, source, [path]))
@@ -521,7 +520,7 @@ def demo(
     console.print(
         f"Docs:    {base}/docs  (Authorize with the key, then try the endpoints)", highlight=False
     )
-    if settings.push_clients and settings.push_clients[0].get("source") == DEMO_PUSH_SOURCE:
+    if settings.push_clients and settings.push_clients[0].source == DEMO_PUSH_SOURCE:
         console.print(
             f"Push:    FHIR R4 base {base}/fhir, push key {DEMO_PUSH_KEY} "
             f"(stored as source {DEMO_PUSH_SOURCE})",
@@ -543,9 +542,9 @@ def sync(
 
     Exit code 2 when a source or resource type failed (see `journey sources`)."""
     settings = _settings(ctx)
-    chosen = pick_sources(settings, source)
+    chosen = pick_sources(settings.sources, source, settings.config_file)
     engine = open_configured_store(settings)
-    pack = _pack(settings)
+    pack = rule_pack(settings)
     failed = False
     owner = default_owner("journey-sync")
     for configured in chosen:
@@ -586,7 +585,7 @@ def sync(
 def sources(ctx: typer.Context) -> None:
     """Configured sources with each type's last sync, checkpoint, counts and last error."""
     settings = _settings(ctx)
-    configured = load_sources(settings)
+    configured = settings.sources
     engine = open_configured_store(settings)
     with engine.connect() as conn:
         by_source = states_by_source(conn)
@@ -611,13 +610,13 @@ def worker(
     worker at a time holds a lease on; start as many workers as wanted, on as
     many machines, against one PostgreSQL. Stops cleanly on Ctrl-C or SIGTERM."""
     settings = _settings(ctx)
-    configured = load_sources(settings)
+    configured = settings.sources
     if not configured:
         raise ConfigError(f"no [[sources]] in {settings.config_file or 'any config file'}")
     engine = open_configured_store(settings)
     sync_worker = SyncWorker(
         engine,
-        _pack(settings),
+        rule_pack(settings),
         settings,
         configured,
         on_unit=lambda unit, summary, error: console.print(

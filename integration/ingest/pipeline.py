@@ -23,7 +23,6 @@ from sqlalchemy import Connection, Engine
 
 from connectors.files import FileReader, RawItem, discover, json_bytes, parse_line
 from integration.clock import utc_now
-from integration.config import SOURCE_NAME_RULE, is_source_name
 from integration.errors import ConfigError
 from integration.gc_policy import batch_collection
 from integration.ingest.errors import ResourceRejected
@@ -31,6 +30,7 @@ from integration.ingest.intake import intake
 from integration.ingest.pool import IntakePool, IntakeResult
 from integration.ingest.validation import DEFAULT_MAX_DEPTH
 from integration.journey.update import JourneyUpdate, orphan_records, update_journey
+from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.store.engine import GrowingTables
 from integration.store.locks import let_interactive_writes_through
 from integration.store.quarantine import close_absent

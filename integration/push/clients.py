@@ -2,16 +2,21 @@
 
 The credential identifies the source: everything pushed with a key is stored
 under that key's source name. Keys are read from an environment variable or
-a file the table names, never from the config file itself.
+a file the table names, never from the config file itself. `Settings.push_clients`
+is a list of `PushClientConfig`, checked when settings load; the keys are read
+when the API starts (`load_push_keys`). This module never imports
+`integration.config`: `Settings` imports it.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from collections.abc import Sequence
 
-from integration.config import MAX_SOURCE_NAME, SOURCE_NAME_PATTERN, Settings
+from pydantic import BaseModel, ConfigDict, Field
+
 from integration.errors import ConfigError
 from integration.secrets import read_secret
+from integration.source_names import MAX_SOURCE_NAME, SOURCE_NAME_PATTERN
 
 
 class PushClientConfig(BaseModel):
@@ -22,17 +27,11 @@ class PushClientConfig(BaseModel):
     key_file: str | None = Field(default=None, description="file holding the API key")
 
 
-def load_push_keys(settings: Settings) -> dict[str, str]:
-    """API key -> source name, for every configured push client."""
-    file = settings.config_file or "settings"
+def load_push_keys(clients: Sequence[PushClientConfig], config_file: str | None) -> dict[str, str]:
+    """API key -> source name, for every configured push client, the keys read now."""
+    file = config_file or "settings"
     keys: dict[str, str] = {}
-    for index, raw in enumerate(settings.push_clients):
-        try:
-            client = PushClientConfig.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(part) for part in first["loc"]) or "(table)"
-            raise ConfigError(f"{file}: push_clients[{index}]: {key}: {first['msg']}") from exc
+    for index, client in enumerate(clients):
         where = f"{file}: push_clients[{index}] (source {client.source!r})"
         key = read_secret(where, "key", client.key_env, client.key_file)
         if key in keys:

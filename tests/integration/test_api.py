@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 from integration.api.app import create_app
 from integration.cli.demo_population import PAYER, PROVIDER, write_sample
 from integration.config import Settings
+from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
 from tests.conftest import ImportFn, encounter, patient, write_ndjson
 
 KEY = "test-key"
@@ -310,3 +312,37 @@ def test_each_request_is_logged_without_its_query_string(
         "GET /people/nobody 404",
     ]
     assert "Zelda" not in caplog.text
+
+
+def test_pushes_and_api_started_syncs_map_with_one_load_of_the_pack(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pack file of its own: no earlier test in this process has loaded it.
+    pack_file = tmp_path / "pack.toml"
+    pack_file.write_bytes(DEFAULT_PACK.read_bytes())
+    loads: list[Path] = []
+
+    def counted_load(path: Path) -> RulePack:
+        loads.append(path)
+        return load_rule_pack(path)
+
+    synced_with: list[RulePack] = []
+
+    async def recorded_sync(_engine: Engine, pack: RulePack, *_args: Any, **_kwargs: Any) -> None:
+        synced_with.append(pack)
+
+    monkeypatch.setattr("integration.rule_packs.load_rule_pack", counted_load)
+    monkeypatch.setattr("integration.api.routes.sources.sync_source", recorded_sync)
+    source = {"name": "ehr", "kind": "provider", "base_url": "http://127.0.0.1:9", "mode": "rest"}
+    settings = Settings(api_keys=[KEY], rule_pack=pack_file, sources=[source])
+    with TestClient(create_app(settings, engine)) as client:
+        for _ in range(2):
+            assert client.post("/sources/ehr/sync", headers=AUTH).status_code == 202
+            deadline = time.monotonic() + 10
+            while client.app.state.running_syncs:  # type: ignore[attr-defined]
+                assert time.monotonic() < deadline, "background sync did not finish"
+                time.sleep(0.01)
+        push_pack = client.app.state.push.pack  # type: ignore[attr-defined]
+    assert len(synced_with) == 2
+    assert all(pack is push_pack for pack in synced_with)
+    assert loads == [pack_file.resolve()]

@@ -179,7 +179,7 @@ async def test_a_missing_file_is_reported_and_the_export_kept_for_the_next_run(
         # No checkpoint: the next export must not skip what the lost file held.
         assert load_checkpoint(conn, "payer-bulk", EXPORT_STATE) is None
     # The status view says an export is waiting to be resumed.
-    settings = Settings(api_keys=["k"], sources=[fast(bulk_source(BASE)).model_dump(by_alias=True)])
+    settings = Settings(api_keys=["k"], sources=[fast(bulk_source(BASE))])
     with TestClient(create_app(settings, engine)) as api:
         listed = api.get("/sources", headers={"Authorization": "Bearer k"}).json()["items"]
     assert listed[0]["export_in_progress"]["files_stored"] == 1

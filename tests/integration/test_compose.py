@@ -20,7 +20,6 @@ from compose_spec import PyCompose
 
 from integration.cli.commands import app
 from integration.config import load_settings
-from integration.sources import load_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -81,7 +80,7 @@ def test_the_worker_config_is_one_journey_loads_and_points_at_the_demo_server(
     local, inside, _mode = mount.split(":")
     assert compose["services"]["worker"]["environment"]["JOURNEY_CONFIG"] == inside
     settings = load_settings(ROOT / local)
-    [source] = load_sources(settings)
+    [source] = settings.sources
     assert source.base_url == "http://demo-fhir:8080/fhir"
     healthcheck = " ".join(compose["services"]["demo-fhir"]["healthcheck"]["test"])
     assert "8080/fhir/metadata" in healthcheck

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "JOURNEY_CONFIG",
         "JOURNEY_PORT",
         "JOURNEY_PAGE_SIZE",
+        "JOURNEY_SOURCES",
+        "JOURNEY_PUSH_CLIENTS",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
@@ -79,4 +82,114 @@ def test_missing_config_file_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_broken_toml_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "journey.toml").write_text("port = \n")
     with pytest.raises(ConfigError, match=r"journey\.toml: not valid TOML"):
+        load_settings()
+
+
+HOSPITAL = (
+    '[[sources]]\nname = "hospital"\nkind = "provider"\n'
+    'base_url = "https://ehr.example/fhir/"\nmode = "rest"\n'
+)
+PAYER = '[[sources]]\nkind = "payer"\nbase_url = "https://plan.example/fhir"\n'
+
+
+def test_sources_and_push_clients_load_typed(tmp_path: Path) -> None:
+    (tmp_path / "journey.toml").write_text(
+        HOSPITAL
+        + 'validate = false\n[sources.members]\nidentifiers = ["urn:m|1"]\n'
+        + PAYER
+        + 'name = "plan"\nmode = "bulk"\n'
+        + '[[push_clients]]\nsource = "clinic"\nkey_env = "CLINIC_PUSH_KEY"\n'
+    )
+    settings = load_settings()
+    hospital, plan = settings.sources
+    assert (hospital.base_url, hospital.validate_resources) == ("https://ehr.example/fhir", False)
+    assert hospital.members is not None
+    assert hospital.members.identifiers == ("urn:m|1",)
+    assert (plan.name, plan.mode) == ("plan", "bulk")
+    assert [(c.source, c.key_env) for c in settings.push_clients] == [("clinic", "CLINIC_PUSH_KEY")]
+
+
+@pytest.mark.parametrize(
+    ("second", "names"),
+    [
+        ('name = "plan"\nmode = "rest"\npage_size = "many"\n', " (source 'plan'): page_size: "),
+        ('name = "plan"\nmode = "stream"\n', " (source 'plan'): mode: Input should be 'rest' or"),
+        ('name = "hospital"\nmode = "rest"\n', " (source 'hospital'): name: used twice"),
+        (
+            'name = "plan"\nmode = "rest"\n[sources.members]\nidentifiers = ["urn:m"]\n',
+            " (source 'plan'): members.identifiers: ",
+        ),
+        ('name = "two words"\nmode = "rest"\n', ": name: String should match pattern"),
+        ('mode = "rest"\n', ": name: Field required"),
+    ],
+    ids=["wrong-type", "unknown-mode", "duplicate-name", "nested-key", "bad-name", "no-name"],
+)
+def test_bad_source_table_fails_at_load_naming_file_index_and_key(
+    tmp_path: Path, second: str, names: str
+) -> None:
+    (tmp_path / "journey.toml").write_text(HOSPITAL + PAYER + second)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"journey.toml: sources[1]{names}"), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("second", "names"),
+    [
+        ('source = "lab"\nkey_enc = "LAB_KEY"\n', "push_clients[1] (source 'lab'): key_enc: "),
+        ('source = "lab"\nkey_env = 7\n', "push_clients[1] (source 'lab'): key_env: "),
+        ('source = "lab/x"\nkey_env = "LAB_KEY"\n', "push_clients[1]: source: String should"),
+        ('key_env = "LAB_KEY"\n', "push_clients[1]: source: Field required"),
+    ],
+    ids=["unknown-key", "wrong-type", "bad-name", "no-source"],
+)
+def test_bad_push_client_table_fails_at_load_naming_file_index_and_key(
+    tmp_path: Path, second: str, names: str
+) -> None:
+    first = '[[push_clients]]\nsource = "clinic"\nkey_env = "CLINIC_PUSH_KEY"\n'
+    (tmp_path / "journey.toml").write_text(first + "[[push_clients]]\n" + second)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"journey.toml: {names}"), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("table", "names"),
+    [
+        (
+            '[[push_clients]]\nsource = "clinic"\nkey = "s3cret-push-key"\n',
+            "journey.toml: push_clients[0] (source 'clinic'): key: ",
+        ),
+        (
+            HOSPITAL + 'auth = { type = "bearer", token = "s3cret-push-key" }\n',
+            "journey.toml: sources[0] (source 'hospital'): auth.token: ",
+        ),
+        (
+            HOSPITAL + 'auth = { type = "bearer", token_env = ["s3cret-push-key"] }\n',
+            "journey.toml: sources[0] (source 'hospital'): auth.token_env: ",
+        ),
+    ],
+    ids=["push-key-inline", "token-inline", "token-where-its-name-belongs"],
+)
+def test_a_secret_written_into_a_table_is_never_in_the_error(
+    tmp_path: Path, table: str, names: str
+) -> None:
+    (tmp_path / "journey.toml").write_text(table)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(names), str(caught.value)
+    # Nor in the traceback a server's log would print: the pydantic error quotes the input.
+    printed = "".join(traceback.format_exception(caught.value))
+    assert "s3cret" not in printed
+
+
+def test_bad_sources_from_the_environment_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "journey.toml").write_text(HOSPITAL)
+    monkeypatch.setenv(
+        "JOURNEY_SOURCES",
+        '[{"name": "ehr", "kind": "clinic", "base_url": "https://e.example", "mode": "rest"}]',
+    )
+    with pytest.raises(ConfigError, match=r"^JOURNEY_SOURCES: sources\[0\]: kind: "):
         load_settings()

@@ -14,14 +14,14 @@ from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.clock import utc_now
-from integration.sources import SourceConfig, describe, load_sources
+from integration.rule_packs import rule_pack
+from integration.sources import SourceConfig, describe
 from integration.store.bulk_state import ExportInProgress, exports_in_progress
 from integration.store.errors import describe_error
 from integration.store.leases import SyncAlreadyRunning, all_units
 from integration.store.sync_state import states_by_source
 from integration.sync.leased import HeldUnits, default_owner
 from integration.sync.runners import sync_source
-from mappings.rulepack import DEFAULT_PACK, load_rule_pack
 
 router = APIRouter(tags=["sources"])
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def list_sources(
     source, `export_in_progress` while an export is not finished (the next sync
     resumes it); `worker_units` once `journey worker` runs: who holds each unit's
     lease and until when, its next run, failures in a row and last error."""
-    configured = load_sources(settings)
+    configured = settings.sources
     with engine.connect() as conn:
         by_source = states_by_source(conn)
         exports = exports_in_progress(conn)
@@ -116,7 +116,7 @@ async def start_sync(
     full: bool = False,
 ) -> OrjsonResponse:
     """Start a sync of one source in the background; follow it in GET /sources."""
-    chosen = [s for s in load_sources(settings) if s.name == name]
+    chosen = [s for s in settings.sources if s.name == name]
     if not chosen:
         raise ApiProblem(404, "Not Found", f"no configured source named {name}")
     try:
@@ -142,7 +142,8 @@ async def start_sync(
 async def _run(request: Request, source: SourceConfig, full: bool, held: HeldUnits) -> None:
     settings = request.app.state.settings
     try:
-        pack = load_rule_pack(settings.rule_pack or DEFAULT_PACK)
+        # The pack the app's pushes map with, not a second load of the file.
+        pack = rule_pack(settings)
         await held.run_then_release(
             sync_source(request.app.state.engine, pack, settings, source, full=full)
         )
