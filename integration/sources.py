@@ -23,10 +23,11 @@ from pydantic import (
 from connectors.rest.auth import BearerToken, ClientCredentials, SmartBackendServices
 from connectors.rest.http import HttpPolicy
 from integration.config import MAX_SOURCE_NAME, SOURCE_NAME_PATTERN, Settings
+from integration.derived_types import default_types
 from integration.errors import ConfigError
 from integration.secrets import read_secret
 
-DEFAULT_TYPES = ("Patient", "Encounter", "QuestionnaireResponse")
+DEFAULT_TYPES = default_types()
 
 
 class AuthConfig(BaseModel):
