@@ -19,11 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from connectors.rest.auth import BearerToken, ClientCredentials, SmartBackendServices
 from connectors.rest.http import HttpPolicy
+from integration.derived_types import default_types
 from integration.errors import ConfigError
 from integration.secrets import read_secret
 from integration.source_names import MAX_SOURCE_NAME, SOURCE_NAME_PATTERN
 
-DEFAULT_TYPES = ("Patient", "Encounter", "QuestionnaireResponse")
+DEFAULT_TYPES = default_types()
 
 
 class AuthConfig(BaseModel):

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from integration.derived_types import subject_types
 from integration.ingest.validation import DEFAULT_MAX_DEPTH, check_identity, validate_resource
 from integration.store.raw import version_key
 from mappings.dates import parse_interval
@@ -22,7 +23,7 @@ from mappings.errors import FhirDateError
 from mappings.fhir_values import reference_id
 
 # Types whose `subject` is the Patient a record belongs to.
-SUBJECT_TYPES = frozenset({"Encounter", "QuestionnaireResponse", "Condition", "Observation"})
+SUBJECT_TYPES = subject_types()
 
 
 @dataclass(frozen=True, slots=True)

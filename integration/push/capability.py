@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from integration.clock import utc_now
+from integration.derived_types import journey_types
 
 # Mapped into the journey.
-JOURNEY_TYPES = ("Patient", "Encounter", "QuestionnaireResponse")
+JOURNEY_TYPES = journey_types()
 # What US Core transaction Bundles commonly carry beside them: validated and kept raw.
-KEPT_RAW_TYPES = (
+# A type once mapped into the journey drops out of it: no type is declared twice.
+_CARRIED_BESIDE = (
     "Condition",
     "Observation",
     "Practitioner",
@@ -22,6 +24,12 @@ KEPT_RAW_TYPES = (
     "AllergyIntolerance",
     "Immunization",
 )
+KEPT_RAW_TYPES = tuple(name for name in _CARRIED_BESIDE if name not in JOURNEY_TYPES)
+
+
+def _listed(names: tuple[str, ...]) -> str:
+    """'A, B and C'."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def _resource(resource_type: str, documentation: str) -> dict[str, Any]:
@@ -69,10 +77,9 @@ def capability_statement(base_url: str, version: str, max_bundle_entries: int) -
                 "mode": "server",
                 "documentation": (
                     "Every write is validated against FHIR R4 and stored under the pushing "
-                    "source (the API key names it). Patient, Encounter and "
-                    "QuestionnaireResponse are mapped into the patient journey; any other R4 "
-                    "resource type is accepted the same way, validated and kept raw. Reads "
-                    "return only what the same source pushed."
+                    f"source (the API key names it). {_listed(JOURNEY_TYPES)} are mapped into "
+                    "the patient journey; any other R4 resource type is accepted the same way, "
+                    "validated and kept raw. Reads return only what the same source pushed."
                 ),
                 "security": {
                     "description": "Authorization: Bearer <push key>; one key per pushing source"

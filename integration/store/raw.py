@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Connection, Text, bindparam, func, or_, select, update
 
+from integration.derived_types import derived_types
 from integration.store.keys import in_keys, key_groups
 from integration.store.quarantine import (
     FIXED,
@@ -35,7 +36,7 @@ from integration.store.upsert import (
 )
 
 # Only these types feed the journey zone; others are kept raw and need no derivation.
-DERIVED_TYPES = ("Patient", "Condition", "Encounter", "QuestionnaireResponse")
+DERIVED_TYPES = derived_types()
 
 
 class WriteOutcome(StrEnum):

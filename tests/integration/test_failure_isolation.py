@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-import integration.journey.update as derive_module
+import integration.journey.derivers.encounter as encounter_deriver
+import integration.journey.derivers.questionnaire_response as response_deriver
 from connectors.files import FileReader
 from integration.api.app import create_app
 from integration.config import Settings
@@ -71,14 +72,14 @@ def test_an_encounter_whose_mapping_raises_is_isolated_and_everyone_else_maps(
     import_files: ImportFn,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = derive_module.map_encounter
+    real = encounter_deriver.map_encounter
 
     def fragile(resource: Any, *args: Any) -> Any:
         if resource["id"] == "e-bad":
             raise OverflowError("date value out of range")
         return real(resource, *args)
 
-    monkeypatch.setattr(derive_module, "map_encounter", fragile)
+    monkeypatch.setattr(encounter_deriver, "map_encounter", fragile)
     path = write_ndjson(
         tmp_path / "a.ndjson",
         patient("p1"),
@@ -107,7 +108,7 @@ def test_an_encounter_whose_mapping_raises_is_isolated_and_everyone_else_maps(
     assert status["quarantine_open"] == 1
 
     # The cause fixed, a remap maps it and closes the entry by itself.
-    monkeypatch.setattr(derive_module, "map_encounter", real)
+    monkeypatch.setattr(encounter_deriver, "map_encounter", real)
     flag_all(engine)
     assert update_journey(engine, pack).mapping_failures == 0
     assert records_by_resource(engine)["e-bad"]["job"] == "diagnose"
@@ -120,14 +121,14 @@ def test_an_encounter_whose_mapping_raises_is_isolated_and_everyone_else_maps(
 def test_a_questionnaire_response_that_fails_leaves_the_patients_other_responses_mapped(
     tmp_path: Path, engine: Engine, import_files: ImportFn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = derive_module.map_questionnaire_responses
+    real = response_deriver.map_questionnaire_responses
 
     def fragile(responses: Any, pack: Any) -> Any:
         if any(ref.resource_id == "qr-bad" for ref, _ in responses):
             raise ValueError("no")
         return real(responses, pack)
 
-    monkeypatch.setattr(derive_module, "map_questionnaire_responses", fragile)
+    monkeypatch.setattr(response_deriver, "map_questionnaire_responses", fragile)
 
     def response(rid: str) -> dict[str, Any]:
         return {
