@@ -467,6 +467,11 @@ SCHEMATHESIS = {
 }
 
 
+# Hypothesis warns when the repr of a generated example (a long path parameter) is slow
+# to build: about its own reporting, not about the API, and it came now and then.
+@pytest.mark.filterwarnings(
+    "ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning"
+)
 def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
