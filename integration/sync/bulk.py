@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-
-import httpx
-from sqlalchemy import Engine
+from collections.abc import Iterator
 
 from connectors.bulk import BulkExport, ExportFile, Manifest
 from connectors.errors import (
@@ -34,11 +31,9 @@ from connectors.files import FileReader, RawItem
 from connectors.rest.http import FhirHttp
 from connectors.streams import QueuedStream
 from integration.clock import utc_now
-from integration.config import Settings
 from integration.ingest.pipeline import IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import update_journey
-from integration.sources import SourceConfig
 from integration.store.bulk_state import (
     ExportInProgress,
     finish_export,
@@ -47,34 +42,30 @@ from integration.store.bulk_state import (
     start_export,
 )
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
+from integration.sync.context import SyncRun
 from integration.sync.summary import SyncSummary, TypeSync
-from mappings.rulepack import RulePack
 
 # The row in sync_state that holds a bulk source's checkpoint (last transactionTime).
 EXPORT_STATE = "$export"
-ProgressCallback = Callable[[str, str], None]
 
 
 class BulkSync:
-    def __init__(
-        self,
-        engine: Engine,
-        pack: RulePack,
-        settings: Settings,
-        source: SourceConfig,
-        client: httpx.AsyncClient,
-        on_progress: ProgressCallback | None = None,
-    ) -> None:
-        self.engine = engine
-        self.pack = pack
-        self.settings = settings
-        self.source = source
-        self.http = FhirHttp(client, source.policy)
+    def __init__(self, run: SyncRun) -> None:
+        self.engine = run.engine
+        self.pack = run.pack
+        self.settings = run.settings
+        self.source = run.source
+        self.http = FhirHttp(run.client, run.source.policy)
         self.export = BulkExport(self.http)
         self.pipeline = ingest_pipeline(
-            engine, pack, settings, source.name, WayIn.FILES, source.validate_resources
+            run.engine,
+            run.pack,
+            run.settings,
+            run.source.name,
+            WayIn.FILES,
+            run.source.validate_resources,
         )
-        self.on_progress = on_progress or (lambda _what, _detail: None)
+        self.on_progress = run.listener.on_step
 
     async def run(self, full: bool = False) -> SyncSummary:
         started_at, started = utc_now(), time.perf_counter()

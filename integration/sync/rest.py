@@ -17,11 +17,9 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Callable
 from datetime import timedelta
 
-import httpx
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from connectors.errors import FatalFhirError, FhirHttpError
 from connectors.files import RawItem
@@ -29,11 +27,9 @@ from connectors.rest.capabilities import Capabilities, parse_capabilities
 from connectors.rest.http import FhirHttp, Params
 from connectors.rest.search import SearchPage, search
 from integration.clock import utc_now
-from integration.config import Settings
 from integration.ingest.pipeline import IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import JourneyUpdate, update_journey
-from integration.sources import SourceConfig
 from integration.store.sync_state import (
     later_checkpoint,
     load_checkpoint,
@@ -46,34 +42,29 @@ from integration.sync.checkpoints import (
     iso_ms,
     since,
 )
+from integration.sync.context import SyncRun
 from integration.sync.members import batches, belongs_to, roster_patient_ids
 from integration.sync.summary import SyncSummary, TypeSync, type_counts
-from mappings.rulepack import RulePack
-
-PageCallback = Callable[[str, str, SearchPage], None]
 
 
 class RestSync:
     """One run of one source by REST search (`mode = "rest"`)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        pack: RulePack,
-        settings: Settings,
-        source: SourceConfig,
-        client: httpx.AsyncClient,
-        on_page: PageCallback | None = None,
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.source = source
-        self.pack = pack
-        self.http = FhirHttp(client, source.policy)
+    def __init__(self, run: SyncRun) -> None:
+        self.engine = run.engine
+        self.settings = run.settings
+        self.source = run.source
+        self.pack = run.pack
+        self.http = FhirHttp(run.client, run.source.policy)
         self.pipeline = ingest_pipeline(
-            engine, pack, settings, source.name, WayIn.PAGES, source.validate_resources
+            run.engine,
+            run.pack,
+            run.settings,
+            run.source.name,
+            WayIn.PAGES,
+            run.source.validate_resources,
         )
-        self.on_page = on_page or (lambda _s, _t, _p: None)
+        self.on_page = run.listener.on_page
         self.members: set[str] | None = None
         # One page stored at a time: the import counters and SQLite's writer are shared.
         self._store_lock = threading.Lock()

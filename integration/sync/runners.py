@@ -39,16 +39,12 @@ def _one_type(source: SourceConfig, unit: str) -> SourceConfig:
 
 MODES: dict[str, Mode] = {
     "rest": Mode(
-        build=lambda r: RestSync(
-            r.engine, r.pack, r.settings, r.source, r.client, r.listener.on_page
-        ),
+        build=RestSync,
         units=lambda source: tuple(source.resource_types),
         narrow=_one_type,
     ),
     "bulk": Mode(
-        build=lambda r: BulkSync(
-            r.engine, r.pack, r.settings, r.source, r.client, r.listener.on_step
-        ),
+        build=BulkSync,
         units=lambda _source: (EXPORT_STATE,),
         narrow=lambda source, _unit: source,
     ),
