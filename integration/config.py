@@ -26,8 +26,8 @@ from pydantic_settings import (
 )
 
 from integration.errors import ConfigError
-from integration.ingest.validation import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
-from integration.push.clients import PushClientConfig
+from integration.limits import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
+from integration.push_clients import PushClientConfig
 from integration.source_names import is_source_name
 from integration.sources import SourceConfig
 

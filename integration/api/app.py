@@ -14,8 +14,8 @@ from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
 from integration.api.routes import fhir, health, people, quarantine, sources
 from integration.config import Settings, load_settings
-from integration.push.clients import load_push_keys
 from integration.push.service import PushService
+from integration.push_clients import load_push_keys
 from integration.rule_packs import rule_pack
 from integration.store.engine import open_configured_store
 

@@ -124,7 +124,9 @@ class WorkerUnit(BaseModel):
     last_error: str | None
 
 
-class ExportInProgress(BaseModel):
+class UnfinishedExport(BaseModel):
+    """A bulk source's export kicked off and not yet finished: the next sync resumes it."""
+
     kicked_off_at: str
     since: str | None
     transaction_time: str | None
@@ -137,7 +139,7 @@ class SourceState(BaseModel):
     base_url: str
     mode: str = Field(description="rest or bulk")
     running_since: str | None = Field(description="Set while a sync started here runs")
-    export_in_progress: ExportInProgress | None
+    export_in_progress: UnfinishedExport | None
     worker_units: list[WorkerUnit]
     resource_types: list[ResourceTypeSync]
 

@@ -51,7 +51,7 @@ from integration.errors import ConfigError
 from integration.ingest.pipeline import IngestSummary, resource_label
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import flag_all, pending_count, update_journey
-from integration.push.clients import PushClientConfig
+from integration.push_clients import PushClientConfig
 from integration.rule_packs import rule_pack
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.sources import pick_sources

@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 
 from integration.derived_types import subject_types
-from integration.ingest.validation import DEFAULT_MAX_DEPTH, check_identity, validate_resource
+from integration.ingest.validation import check_identity, validate_resource
+from integration.limits import DEFAULT_MAX_DEPTH
 from integration.store.raw import version_key
 from mappings.dates import parse_interval
 from mappings.errors import FhirDateError

@@ -28,8 +28,8 @@ from integration.gc_policy import batch_collection
 from integration.ingest.errors import ResourceRejected
 from integration.ingest.intake import intake
 from integration.ingest.pool import IntakePool, IntakeResult
-from integration.ingest.validation import DEFAULT_MAX_DEPTH
 from integration.journey.update import JourneyUpdate, orphan_records, update_journey
+from integration.limits import DEFAULT_MAX_DEPTH
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.store.engine import GrowingTables
 from integration.store.locks import let_interactive_writes_through

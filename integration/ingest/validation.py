@@ -29,14 +29,11 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from integration.ingest.errors import ResourceRejected
+from integration.limits import DEFAULT_MAX_DEPTH
 
 _NAIVE_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-DEFAULT_MAX_DEPTH = 64
-# fhir.resources' validators run out of Python stack at about 250 levels and orjson
-# refuses to write more than 254: the setting stays well below both.
-MAX_DEPTH_CEILING = 128
 # A path longer than this many steps is shortened in messages (its middle elided).
 _PATH_STEPS_SHOWN = 12
 _CONTAINERS = (dict, list)

@@ -18,9 +18,9 @@ from integration.push.bundle import (
     plan_entries,
     resolve_references,
 )
-from integration.push.clients import load_push_keys
 from integration.push.errors import FhirError
 from integration.push.service import content_hash
+from integration.push_clients import load_push_keys
 
 
 def ids() -> Any:

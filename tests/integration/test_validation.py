@@ -10,12 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from integration.ingest.errors import ResourceRejected
-from integration.ingest.validation import (
-    MAX_DEPTH_CEILING,
-    check_identity,
-    check_structure,
-    validate_resource,
-)
+from integration.ingest.validation import check_identity, check_structure, validate_resource
+from integration.limits import MAX_DEPTH_CEILING
 from integration.store.raw import version_key
 from tests.conftest import FIXTURES, encounter, patient
 

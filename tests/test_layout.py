@@ -1,0 +1,92 @@
+"""The tree shows the flow: dependencies point one way and no name means two things.
+
+Read from the source (not by importing), so lazy imports inside functions count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("fhir_journey", "connectors", "mappings", "integration")
+# integration's stage packages, in the order they may depend on each other: each
+# may import those before it, never one after it.
+STAGES = ("store", "journey", "ingest", "push", "sync", "api", "cli")
+
+
+def _modules() -> dict[str, ast.Module]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found[name.removesuffix(".__init__")] = ast.parse(path.read_text(), str(path))
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {name for name in names if name.split(".")[0] in PACKAGES}
+
+
+def _stage(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "integration" and len(parts) > 2 else None
+
+
+def test_connectors_and_mappings_import_neither_integration_nor_each_other() -> None:
+    wrong = [
+        f"{module} imports {imported}"
+        for module, tree in MODULES.items()
+        for imported in _imports(tree)
+        if module.split(".")[0] in ("connectors", "mappings")
+        and imported.split(".")[0] not in (module.split(".")[0], "fhir_journey")
+    ]
+    assert wrong == []
+
+
+def test_integration_stages_depend_one_way() -> None:
+    wrong = []
+    for module, tree in MODULES.items():
+        stage = _stage(module)
+        if stage not in STAGES:
+            continue
+        for imported in _imports(tree):
+            other = _stage(imported)
+            if other in STAGES and STAGES.index(other) > STAGES.index(stage):
+                wrong.append(f"{module} ({stage}) imports {imported} ({other})")
+    assert wrong == []
+
+
+def test_the_shared_top_level_modules_import_no_stage() -> None:
+    # config, sources, clock, errors, the registries: every stage reads them.
+    wrong = [
+        f"{module} imports {imported}"
+        for module, tree in MODULES.items()
+        if module.startswith("integration.") and _stage(module) is None
+        for imported in _imports(tree)
+        if _stage(imported) in STAGES
+    ]
+    assert wrong == []
+
+
+def test_no_class_name_is_defined_twice() -> None:
+    where: dict[str, list[str]] = defaultdict(list)
+    for module, tree in MODULES.items():
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                where[node.name].append(module)
+    twice = {name: modules for name, modules in where.items() if len(modules) > 1}
+    assert twice == {}, twice
+    assert Counter(len(modules) for modules in where.values()).keys() == {1}
