@@ -73,11 +73,13 @@ def postgres_admin() -> Iterator[Engine]:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh store's URL on each backend: a SQLite file or a throw-away PG database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'journey.db'}"
+@contextmanager
+def throwaway_store_url(
+    backend: str, request: pytest.FixtureRequest, directory: Path
+) -> Iterator[str]:
+    """A fresh store's URL: a SQLite file in `directory` or a throw-away PG database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'journey.db'}"
         return
     admin: Engine = request.getfixturevalue("postgres_admin")
     name = f"{RUN_PREFIX}{uuid.uuid4().hex[:16]}"
@@ -88,6 +90,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store's URL on each backend (see `throwaway_store_url`)."""
+    with throwaway_store_url(request.param, request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,18 +7,30 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.conftest import RUN_PREFIX, encounter, patient, write_ndjson
+from tests.conftest import RUN_PREFIX, encounter, patient, throwaway_store_url, write_ndjson
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
 
 
+# Commands run on SQLite; those where the store matters (import, status, show, remap,
+# migrations) are parametrized onto PostgreSQL too, with BOTH_STORES.
+BOTH_STORES = pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(params=["sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with throwaway_store_url(request.param, request, tmp_path) as url:
+        yield url
+
+
 @pytest.fixture(autouse=True)
-def _every_command_on_both_backends(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _commands_use_the_test_store(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOURNEY_CLI_TEST_STORE", store_url)
 
 
@@ -36,6 +48,7 @@ def journey(tmp_path: Path, *args: str, **settings: str) -> subprocess.Completed
     )
 
 
+@BOTH_STORES
 def test_import_reports_per_type_and_exits_3_when_something_was_quarantined(tmp_path: Path) -> None:
     path = write_ndjson(
         tmp_path / "mixed.ndjson",
@@ -66,6 +79,7 @@ def test_import_reports_per_type_and_exits_3_when_something_was_quarantined(tmp_
     assert "Nothing new to map" in again.stdout
 
 
+@BOTH_STORES
 def test_status_show_and_remap(tmp_path: Path) -> None:
     path = write_ndjson(tmp_path / "a.ndjson", patient("p1"), encounter("e1", "p1", klass="HH"))
     assert journey(tmp_path, "import", str(path)).returncode == 0
@@ -77,7 +91,6 @@ def test_status_show_and_remap(tmp_path: Path) -> None:
     assert "keep_well 1" in remap.stdout
 
 
-@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_missing_path_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
     result = journey(tmp_path, "import", str(tmp_path / "nowhere.ndjson"))
     assert result.returncode == 1
@@ -85,7 +98,6 @@ def test_missing_path_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_a_connector_error_is_one_line_naming_the_path_as_written(tmp_path: Path) -> None:
     # Brackets in a path are not Rich markup: "[/]" alone used to end in a MarkupError.
     missing = tmp_path / "[red]drop[/] folder" / ("long-name-" * 12 + ".ndjson")
@@ -94,7 +106,6 @@ def test_a_connector_error_is_one_line_naming_the_path_as_written(tmp_path: Path
     assert result.stderr.splitlines() == [f"error: {missing}: no such file or folder"]
 
 
-@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "journey.toml").write_text("port = 'eighty'\n")
     result = journey(tmp_path, "status")
@@ -103,6 +114,7 @@ def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@BOTH_STORES
 def test_db_upgrade_twice_is_harmless(tmp_path: Path) -> None:
     assert journey(tmp_path, "db", "upgrade").returncode == 0
     second = journey(tmp_path, "db", "upgrade")
@@ -142,7 +154,6 @@ def test_other_types_are_kept_not_quarantined(tmp_path: Path) -> None:
     assert "Practitioner" in result.stdout
 
 
-@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_import_output_names_places_never_patient_data(tmp_path: Path) -> None:
     named = patient("p9", name=[{"family": "Quixote", "given": ["Zelda"]}], birthDate="1970-13-01")
     naive = encounter(
@@ -251,7 +262,6 @@ def test_serve_on_an_outdated_store_is_the_same_one_clear_line(tmp_path: Path) -
     assert len(served.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_a_source_name_outside_the_config_rule_is_one_clear_line(tmp_path: Path) -> None:
     path = write_ndjson(tmp_path / "a.ndjson", patient("p1"))
     result = journey(tmp_path, "import", str(path), "--source", "bad name!")
@@ -263,7 +273,6 @@ def test_a_source_name_outside_the_config_rule_is_one_clear_line(tmp_path: Path)
     assert "people: 0" in journey(tmp_path, "status").stdout
 
 
-@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_a_resource_without_a_type_is_not_shown_as_none(tmp_path: Path) -> None:
     path = write_ndjson(tmp_path / "a.ndjson", patient("p1"), {"id": "x1"})
     result = journey(tmp_path, "import", str(path))

@@ -1,5 +1,6 @@
-"""What /fhir refuses before storing anything: overlapping entries in a Bundle, resources
-over the size or nesting limit, ids outside FHIR's rule and NUL characters. In-process
+"""What /fhir refuses before storing anything: bodies that are not JSON or not the type
+the URL names, overlapping entries in a Bundle, resources over the size or nesting limit,
+ids outside FHIR's rule and NUL characters. In-process
 (TestClient) on both backends: the PostgreSQL store is where a NUL used to answer 500."""
 
 from __future__ import annotations
@@ -94,6 +95,43 @@ def nested_extensions(depth: int) -> dict[str, Any]:
     for _ in range(depth - 1):
         extension = {"url": "http://example.org/node", "extension": [extension]}
     return {"resourceType": "Patient", "id": "deep", "extension": [extension]}
+
+
+# ---- bodies that are not what the URL says ----
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type", "status", "says"),
+    [
+        ("POST", "/Encounter", b'{"resourceType": "Enc', FHIR_JSON, 400, "not valid JSON"),
+        ("POST", "/Encounter", b"{}", "text/plain", 415, "Content-Type"),
+        ("POST", "/Encounter", b'{"resourceType": "Patient"}', FHIR_JSON, 400, "resourceType"),
+        ("PUT", "/Patient/a1", b'{"resourceType": "Patient", "id": "a2"}', FHIR_JSON, 400, "id"),
+        ("POST", "/Spaceship", b'{"resourceType": "Spaceship"}', FHIR_JSON, 404, "not FHIR R4"),
+        (
+            "POST",
+            "/Encounter",
+            b'{"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},'
+            b' "period": {"start": "2026-13-01"}}',
+            FHIR_JSON,
+            422,
+            "Encounter.period.start",
+        ),
+    ],
+    ids=["malformed-json", "wrong-content-type", "wrong-type", "id-mismatch", "unknown-type", "r4"],
+)
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # refused before the store
+def test_bad_requests_get_an_operation_outcome(
+    fhir: TestClient,
+    method: str,
+    path: str,
+    body: bytes,
+    content_type: str,
+    status: int,
+    says: str,
+) -> None:
+    response = fhir.request(method, path, content=body, headers={"Content-Type": content_type})
+    assert says in str(issue_of(response, status))
 
 
 # ---- overlapping entries ----
