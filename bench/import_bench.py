@@ -31,7 +31,7 @@ from integration.ingest.pipeline import IngestPipeline
 from integration.store.engine import open_store
 from mappings.encounter import map_encounter
 from mappings.model import SourceRef
-from mappings.questionnaire_response import map_questionnaire_responses
+from mappings.questionnaire_response import map_instrument_responses
 from mappings.rulepack import load_rule_pack
 
 
@@ -112,7 +112,7 @@ def main() -> None:
             for ref, resource in encounters:
                 map_encounter(resource, ref, pack)
             for group in responses.values():
-                map_questionnaire_responses(group, pack)
+                map_instrument_responses(group, pack)
 
         print("Single process, this machine:")
         parse_rate = timed("bare orjson parse", count, parse_all)

@@ -70,10 +70,18 @@ DERIVED: tuple[DerivedType, ...] = (
         subject=True,
         pulled_by_default=True,
     ),
+    # An instrument's total sent as an Observation (PHQ-9 44261-6, GAD-7 70274-6) is a
+    # scored record like a response; other Observations give none.
+    DerivedType(
+        "Observation",
+        Becomes.JOB_RECORDS,
+        "integration.journey.derivers.questionnaire_response:derive",
+        subject=True,
+    ),
 )
 
 # Kept raw, never derived, yet filed under the Patient their `subject` names.
-RAW_SUBJECT_TYPES = ("Observation",)
+RAW_SUBJECT_TYPES: tuple[str, ...] = ()
 
 
 def derived_types(registry: Sequence[DerivedType] = DERIVED) -> tuple[str, ...]:

@@ -15,6 +15,28 @@ class Job(StrEnum):
     UNCLASSIFIED = "unclassified"
 
 
+class Flag(StrEnum):
+    """What a reader must notice about a record, whatever its job."""
+
+    # A safety item (PHQ-9 item 9, thoughts of self-harm) was answered above "not at all".
+    SELF_HARM_RISK = "self_harm_risk"
+    # Not a whole measure: in progress, stopped, or items missing; it carries no score.
+    INCOMPLETE = "incomplete"
+    # A later, amended version stands in its place.
+    SUPERSEDED = "superseded"
+    # Planned or in the future: not care that has happened.
+    UPCOMING = "upcoming"
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleScore:
+    """One score an instrument reports (PHQ-9 has one; PROMIS-10 a physical and a mental)."""
+
+    scale: str
+    value: float
+    band: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRef:
     """Which stored resource version a record was derived from."""
@@ -32,6 +54,9 @@ class JobRecord:
     Times are ISO 8601 UTC strings; `occurred_end` is exclusive and, for a
     partial date such as "2025-01", closes the interval the date stands for.
     `concern_codes` and `matched_codes` are "system|code" strings.
+    An `excluded` record stays in the store but leaves the journey (entered in
+    error, cancelled, superseded): shown only when asked for, its reason says why.
+    `score` and `band` are the instrument's first scale; `scores` holds every scale.
     """
 
     job: Job
@@ -50,3 +75,8 @@ class JobRecord:
     score: int | None = None
     fulfilment_score: int | None = None
     warnings: tuple[str, ...] = field(default=())
+    flags: tuple[Flag, ...] = ()
+    excluded: bool = False
+    band: str | None = None
+    instrument_version: str | None = None
+    scores: tuple[ScaleScore, ...] = ()

@@ -1,11 +1,15 @@
-"""QuestionnaireResponse -> job records: scored screening instruments and fulfilment surveys.
+"""QuestionnaireResponses and instrument totals sent as Observations -> job records.
 
-Scores are computed from the answers (nested `item`s and answers' own
-`item`s included), not trusted from a total field. Whether a PHQ-9 or GAD-7
-is a new screen (diagnose when positive, prevention when negative) or the
-monitoring of an ongoing concern (keep_well) depends on the patient's earlier
-responses, so the responses of one patient are mapped together, in time
-order, by `map_questionnaire_responses`.
+Instruments (PHQ-9, GAD-7, ...) come from the rule pack and are scored by
+`mappings.instruments`. Whether a screen is new (diagnose when positive,
+prevention when negative) or monitors an ongoing concern (keep_well) depends on
+the patient's earlier screens, and an amended response replaces the one it
+amends, so all of one patient's responses and total Observations are mapped
+together, in time order, by `map_instrument_responses`.
+
+Status comes first: an entered-in-error response leaves the journey, an
+in-progress or stopped one is not a whole screen (no score), and a safety item
+answered above "not at all" flags the record whatever else holds.
 """
 
 from __future__ import annotations
@@ -17,146 +21,22 @@ from typing import Any
 
 from mappings.dates import parse_interval
 from mappings.errors import FhirDateError
-from mappings.fhir_values import coding, reference_id
-from mappings.model import Job, JobRecord, SourceRef
-from mappings.rulepack import Instrument, RulePack
-
-ORDINAL_EXTENSIONS = frozenset(
-    {
-        "http://hl7.org/fhir/StructureDefinition/ordinalValue",
-        "http://hl7.org/fhir/StructureDefinition/itemWeight",
-    }
+from mappings.fhir_values import coding, concept_codes, reference_id
+from mappings.instruments import (
+    Answer,
+    Measurement,
+    identify_instrument,
+    measure_response,
+    measure_total_observation,
+    read_answers,
 )
+from mappings.model import Flag, Job, JobRecord, SourceRef
+from mappings.rulepack import Instrument, QuestionnaireRule, RulePack, Scale
+
 FULFILMENT_RANGE = range(1, 6)
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One answer with its item's linkId (`code`: the last part of a path-like
-    linkId, as LHC-Forms writes "/44249-1/44250-9") and its FHIR path."""
-
-    link_id: str
-    code: str
-    path: str
-    value: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Screening:
-    """A scored instrument: `score` is None when no answer could be scored."""
-
-    instrument: Instrument
-    score: int | None
-    answered: int
-    warnings: tuple[str, ...]
-
-
-def read_answers(response: Mapping[str, Any]) -> list[Answer]:
-    """Every answer in a response, however deeply nested, with its FHIR path.
-
-    Read once per response; scoring and classification then work on the list.
-    """
-    found: list[Answer] = []
-
-    def walk(items: Any, path: str) -> None:
-        if not isinstance(items, list):
-            return
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                continue
-            item_path = f"{path}.item[{i}]"
-            link_id = item.get("linkId")
-            answers = item.get("answer")
-            if isinstance(answers, list):
-                for j, answer in enumerate(answers):
-                    if not isinstance(answer, dict):
-                        continue
-                    answer_path = f"{item_path}.answer[{j}]"
-                    if isinstance(link_id, str):
-                        code = link_id.rstrip("/").rsplit("/", 1)[-1]
-                        found.append(Answer(link_id, code, answer_path, answer))
-                    if "item" in answer:
-                        walk(answer["item"], answer_path)
-            if "item" in item:
-                walk(item["item"], item_path)
-
-    walk(response.get("item"), "QuestionnaireResponse")
-    return found
-
-
-def identify_instrument(
-    response: Mapping[str, Any], answers: Sequence[Answer], pack: RulePack
-) -> Instrument | None:
-    """The instrument a response answers: by its `questionnaire` canonical, else its linkIds."""
-    canonical = response.get("questionnaire")
-    if isinstance(canonical, str):
-        url = canonical.split("|", 1)[0].rstrip("/")
-        for instrument in pack.instruments:
-            for known in instrument.questionnaires:
-                if url == known or url.endswith("/" + known):
-                    return instrument
-    codes = {answer.code for answer in answers}
-    for instrument in pack.instruments:
-        if len(codes & instrument.scored_items) * 2 > len(instrument.scored_items):
-            return instrument
-    return None
-
-
-def answer_score(answer: Mapping[str, Any], pack: RulePack) -> int | None:
-    """An answer's weight: valueInteger, an ordinal extension, or the pack's answer table."""
-    integer = answer.get("valueInteger")
-    if integer is not None:
-        return integer if isinstance(integer, int) else None
-    value = answer.get("valueCoding")
-    if not isinstance(value, dict):
-        return None
-    extensions = value.get("extension")
-    if isinstance(extensions, list):
-        for extension in extensions:
-            if isinstance(extension, dict) and extension.get("url") in ORDINAL_EXTENSIONS:
-                weight = extension.get("valueDecimal", extension.get("valueInteger"))
-                if isinstance(weight, int | float) and float(weight).is_integer():
-                    return int(weight)
-    system, code = value.get("system"), value.get("code")
-    if isinstance(system, str) and isinstance(code, str):
-        return pack.answer_scores.get((system, code))
-    return None
-
-
-def score_instrument(
-    answers: Sequence[Answer], instrument: Instrument, pack: RulePack
-) -> Screening:
-    total = 0
-    answered = 0
-    given_total: int | None = None
-    warnings: list[str] = []
-    for answer in answers:
-        if answer.code == instrument.total_item:
-            value = answer_score(answer.value, pack)
-            given_total = value if value is not None else given_total
-            continue
-        if answer.code not in instrument.scored_items:
-            continue
-        value = answer_score(answer.value, pack)
-        if value is None or not 0 <= value <= 3:
-            warnings.append(f"{answer.path}: answer has no score on the 0-3 scale; not counted")
-            continue
-        total += value
-        answered += 1
-    if answered == 0:
-        if given_total is not None and 0 <= given_total <= instrument.max_score:
-            warnings.append(f"{instrument.name}: no item answers; used the total score item")
-            return Screening(instrument, given_total, 0, tuple(warnings))
-        return Screening(instrument, None, 0, tuple(warnings))
-    missing = len(instrument.scored_items) - answered
-    if missing > 0:
-        count = len(instrument.scored_items)
-        warnings.append(f"{instrument.name}: {missing} of {count} items unanswered")
-    if given_total is not None and given_total != total:
-        warnings.append(
-            f"{instrument.name}: total score item differs from the sum of the answers; used the sum"
-        )
-    return Screening(instrument, total, answered, tuple(warnings))
+LOINC = "http://loinc.org"
+# Statuses that say the data is wrong or never was: the record leaves the journey.
+WITHDRAWN = frozenset({"entered-in-error", "cancelled"})
 
 
 def fulfilment_score(answers: Sequence[Answer], pack: RulePack) -> tuple[int | None, list[str]]:
@@ -164,7 +44,7 @@ def fulfilment_score(answers: Sequence[Answer], pack: RulePack) -> tuple[int | N
     for answer in answers:
         if answer.code != pack.fulfilment_score_item:
             continue
-        value = answer_score(answer.value, pack)
+        value = _plain_number(answer.value)
         if value is None and (code := coding(answer.value.get("valueCoding"))) and code.code:
             value = int(code.code) if code.code.isdigit() else None
         if value in FULFILMENT_RANGE:
@@ -194,48 +74,105 @@ def _hired_job(answers: Sequence[Answer], pack: RulePack) -> Job | None:
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     ref: SourceRef
-    response: Mapping[str, Any]
-    answers: list[Answer]
+    resource: Mapping[str, Any]
     when: datetime | None
     base: JobRecord
+    measurement: Measurement | None
+    answers: list[Answer]
 
 
-def map_questionnaire_responses(
-    responses: Sequence[tuple[SourceRef, Mapping[str, Any]]], pack: RulePack
+def map_instrument_responses(
+    resources: Sequence[tuple[SourceRef, Mapping[str, Any]]], pack: RulePack
 ) -> list[JobRecord]:
-    """Map all responses of one patient (in one source), earliest first."""
-    prepared = [_prepare(ref, response, pack) for ref, response in responses]
+    """Map all QuestionnaireResponses and total Observations of one patient (in one
+    source), earliest first. Observations that carry no instrument total give no record."""
+    prepared = [p for ref, resource in resources if (p := _prepare(ref, resource, pack))]
     prepared.sort(key=lambda p: (p.base.occurred_start or "", p.ref.resource_id))
+    superseded_by = _amendments(prepared)
+    duplicates = _totals_of_responses(prepared)
     window = timedelta(days=pack.monitoring_window_days)
-    last_positive: dict[str, datetime] = {}
+    last_positive: dict[tuple[str, ...], datetime] = {}
     records: list[JobRecord] = []
     for item in prepared:
+        by = superseded_by.get(item.ref.resource_id)
+        if by is not None:
+            records.append(
+                replace(
+                    item.base,
+                    flags=(Flag.SUPERSEDED,),
+                    excluded=True,
+                    rule_id="questionnaire.superseded",
+                    reason=f"Superseded by the amended QuestionnaireResponse {by}",
+                )
+            )
+            continue
+        same = duplicates.get(item.ref.resource_id)
+        if same is not None:
+            records.append(
+                replace(
+                    item.base,
+                    excluded=True,
+                    rule_id="questionnaire.total-of-a-response",
+                    reason=f"The total of QuestionnaireResponse {same}, which is in the "
+                    "journey itself: one measurement, shown once",
+                )
+            )
+            continue
         records.append(_classify(item, pack, window, last_positive))
     return records
 
 
-def _prepare(ref: SourceRef, response: Mapping[str, Any], pack: RulePack) -> _Prepared:
-    warnings: list[str] = []
-    when: datetime | None = None
-    start = end = None
-    authored = response.get("authored")
-    if isinstance(authored, str):
-        try:
-            interval = parse_interval(authored, "QuestionnaireResponse.authored")
-            when, start, end = interval.start, interval.start_iso, interval.end_iso
-            if interval.warning:
-                warnings.append(interval.warning)
-        except FhirDateError as exc:
-            warnings.append(str(exc))
+def _totals_of_responses(prepared: Sequence[_Prepared]) -> dict[str, str]:
+    """Total Observation id -> the response it restates: named in `derivedFrom`, or the
+    same instrument, day and score (EHRs and Synthea send both for one screen)."""
+    responses = {
+        p.ref.resource_id: p
+        for p in prepared
+        if p.ref.resource_type == "QuestionnaireResponse" and p.measurement is not None
+    }
+    found: dict[str, str] = {}
+    for item in prepared:
+        if item.ref.resource_type != "Observation" or item.measurement is None:
+            continue
+        derived = item.resource.get("derivedFrom")
+        for reference in derived if isinstance(derived, list) else ():
+            named = reference_id(reference, "QuestionnaireResponse")
+            if named in responses:
+                found[item.ref.resource_id] = named
+                break
+        else:
+            day = (item.base.occurred_start or "")[:10]
+            for rid, response in responses.items():
+                if (
+                    day
+                    and (response.base.occurred_start or "")[:10] == day
+                    and response.base.instrument == item.base.instrument
+                    and response.base.score == item.base.score
+                ):
+                    found[item.ref.resource_id] = rid
+                    break
+    return found
+
+
+def _prepare(ref: SourceRef, resource: Mapping[str, Any], pack: RulePack) -> _Prepared | None:
+    observation = ref.resource_type == "Observation"
+    measurement: Measurement | None = None
+    answers: list[Answer] = []
+    if observation:
+        total = instrument_total(resource, pack)
+        if total is None:
+            return None
+        code, (total_of, scale) = total
+        measurement = measure_total_observation(resource, code, total_of, scale)
+        start, end, when, warnings = _when(resource, "Observation")
     else:
-        warnings.append("QuestionnaireResponse.authored: missing; the record has no time")
-    answers = read_answers(response)
+        answers = read_answers(resource)
+        start, end, when, warnings = _when(resource, "QuestionnaireResponse")
     score, fulfilment_warnings = fulfilment_score(answers, pack)
-    warnings.extend(fulfilment_warnings)
     base = JobRecord(
         job=Job.UNCLASSIFIED,
         source_ref=ref,
-        subject_id=reference_id(response.get("subject"), "Patient"),
+        subject_id=reference_id(resource.get("subject"), "Patient"),
         occurred_start=start,
         occurred_end=end,
         title="Questionnaire",
@@ -245,74 +182,225 @@ def _prepare(ref: SourceRef, response: Mapping[str, Any], pack: RulePack) -> _Pr
         pack_version=pack.label,
         reason="",
         fulfilment_score=score,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings + fulfilment_warnings),
     )
-    return _Prepared(ref, response, answers, when, base)
+    if measurement is None and not _is_fulfilment_survey(resource, pack):
+        answered = identify_instrument(resource, answers, pack)
+        if answered is not None:
+            measurement = measure_response(answers, answered, resource.get("status"))
+    if measurement is not None:
+        instrument = measurement.instrument
+        primary = measurement.primary
+        base = replace(
+            base,
+            title=f"{instrument.name} questionnaire",
+            concern_codes=instrument.concern,
+            instrument=instrument.id,
+            instrument_version=instrument.version,
+            scores=measurement.scores,
+            score=int(primary.value) if primary and primary.value.is_integer() else None,
+            band=primary.band if primary else None,
+            flags=measurement.flags,
+            warnings=base.warnings + measurement.warnings,
+        )
+    return _Prepared(ref, resource, when, base, measurement, answers)
+
+
+def _when(
+    resource: Mapping[str, Any], resource_type: str
+) -> tuple[str | None, str | None, datetime | None, list[str]]:
+    if resource_type == "Observation":
+        candidates = [
+            ("effectiveDateTime", resource.get("effectiveDateTime")),
+            ("effectivePeriod.start", _get(resource, "effectivePeriod", "start")),
+            ("effectiveInstant", resource.get("effectiveInstant")),
+            ("issued", resource.get("issued")),
+        ]
+    else:
+        candidates = [("authored", resource.get("authored"))]
+    for name, value in candidates:
+        if isinstance(value, str):
+            path = f"{resource_type}.{name}"
+            try:
+                interval = parse_interval(value, path)
+            except FhirDateError as exc:
+                return None, None, None, [str(exc)]
+            warnings = [interval.warning] if interval.warning else []
+            return interval.start_iso, interval.end_iso, interval.start, warnings
+    names = "/".join(name for name, _ in candidates)
+    return None, None, None, [f"{resource_type}.{names}: missing; the record has no time"]
+
+
+def instrument_total(
+    resource: Mapping[str, Any], pack: RulePack
+) -> tuple[str, tuple[Instrument, Scale]] | None:
+    """The LOINC code and the scale of an Observation that carries an instrument's total."""
+    for code in concept_codes(resource.get("code")):
+        if code.system == LOINC and code.code in pack.total_codes:
+            return code.code, pack.total_codes[code.code]
+    return None
+
+
+def _is_fulfilment_survey(resource: Mapping[str, Any], pack: RulePack) -> bool:
+    canonical = str(resource.get("questionnaire") or "").split("|", 1)[0]
+    return bool(canonical) and canonical in pack.fulfilment_questionnaires
+
+
+def _amendments(prepared: Sequence[_Prepared]) -> dict[str, str]:
+    """Earlier response id -> the amended response that replaces it: same identifier,
+    or, without one, the same questionnaire in the same encounter."""
+    replaced: dict[str, str] = {}
+    for later in prepared:
+        if later.ref.resource_type != "QuestionnaireResponse":
+            continue
+        if later.resource.get("status") != "amended":
+            continue
+        key = _amendment_key(later.resource)
+        if key is None:
+            continue
+        for earlier in prepared:
+            if earlier is later or earlier.ref.resource_type != "QuestionnaireResponse":
+                continue
+            if (earlier.base.occurred_start or "") > (later.base.occurred_start or ""):
+                continue
+            if _amendment_key(earlier.resource) == key:
+                replaced.setdefault(earlier.ref.resource_id, later.ref.resource_id)
+    return replaced
+
+
+def _amendment_key(response: Mapping[str, Any]) -> tuple[str, ...] | None:
+    identifier = response.get("identifier")
+    if isinstance(identifier, dict):
+        system, value = identifier.get("system"), identifier.get("value")
+        if isinstance(value, str):
+            return ("identifier", str(system), value)
+    questionnaire = response.get("questionnaire")
+    encounter = reference_id(response.get("encounter"), "Encounter")
+    if isinstance(questionnaire, str) and encounter:
+        return ("encounter", questionnaire.split("|", 1)[0], encounter)
+    return None
 
 
 def _classify(
-    item: _Prepared, pack: RulePack, window: timedelta, last_positive: dict[str, datetime]
+    item: _Prepared,
+    pack: RulePack,
+    window: timedelta,
+    last_positive: dict[tuple[str, ...], datetime],
 ) -> JobRecord:
-    response, base = item.response, item.base
-    canonical = str(response.get("questionnaire") or "").split("|", 1)[0]
-    if canonical and canonical in pack.fulfilment_questionnaires:
-        rule = pack.questionnaire_rules["fulfilment_survey"]
-        job = _hired_job(item.answers, pack)
-        if job is None:
-            return replace(
-                base,
-                title="Job-fulfilment survey",
-                reason=f"Fulfilment survey without a '{pack.fulfilment_job_item}' answer "
-                "naming diagnose, treat or keep_well",
-            )
-        score = f"{base.fulfilment_score}/5" if base.fulfilment_score else "no score"
+    resource, base = item.resource, item.base
+    kind = item.ref.resource_type
+    status = resource.get("status")
+    if status in WITHDRAWN:
         return replace(
             base,
-            job=job,
-            title="Job-fulfilment survey",
-            rule_id=rule.id,
-            reason=f"{rule.reason} (hired for {job}, fulfilment {score})",
+            flags=(),
+            excluded=True,
+            rule_id="questionnaire.status.withdrawn",
+            reason=f"{kind}.status is {status}: not part of the journey",
         )
-
-    instrument = identify_instrument(response, item.answers, pack)
-    if instrument is None:
+    if _is_fulfilment_survey(resource, pack):
+        return _fulfilment_record(item, pack)
+    measurement = item.measurement
+    if measurement is None:
         return replace(
             base,
             reason=f"Questionnaire is not an instrument of pack {pack.label} "
             "(no known canonical URL and too few known item linkIds)",
         )
-    screening = score_instrument(item.answers, instrument, pack)
-    base = replace(
-        base,
-        title=f"{instrument.name} questionnaire",
-        concern_codes=instrument.concern,
-        instrument=instrument.id,
-        score=screening.score,
-        warnings=base.warnings + screening.warnings,
-    )
-    if screening.score is None:
-        return replace(base, reason=f"{instrument.name} response has no answer that can be scored")
+    instrument = measurement.instrument
+    safety = "; ".join(measurement.safety_reasons)
+    flagged = f"; {safety}" if safety else ""
+    primary = measurement.primary
+    family = instrument.concern or (instrument.id,)
+    if primary is None:
+        missing = measurement.missing or "no answer could be scored"
+        if safety:
+            rule = pack.questionnaire_rules["safety_screen"]
+            return _placed(base, rule, f"{instrument.name} incomplete", f"{missing}{flagged}")
+        return replace(
+            base,
+            title=f"{instrument.name} (incomplete)",
+            rule_id="questionnaire.incomplete",
+            reason=f"{instrument.name} is not a complete measure ({missing}): "
+            "no score, not read as a screen",
+        )
 
-    positive = screening.score >= instrument.positive_at
-    score_text = f"{instrument.name} score {screening.score}/{instrument.max_score}"
-    since = last_positive.get(instrument.id)
+    scale = instrument.scales[0]
+    value_text = f"{primary.value:g}"
+    score_text = f"{instrument.name} score {value_text} of {scale.range_text}"
+    if primary.band:
+        score_text += f", {primary.band}"
+    score_text += f" ({measurement.evidence})"
+    if instrument.purpose == "outcome":
+        rule = pack.questionnaire_rules["outcome_measure"]
+        return _placed(base, rule, f"{instrument.name}", f"{score_text}{flagged}")
+    if instrument.purpose == "experience":
+        rule = pack.questionnaire_rules["experience_rating"]
+        return _placed(base, rule, f"{instrument.name}", score_text)
+
+    positive = scale.positive_at is not None and primary.value >= scale.positive_at
+    since = last_positive.get(family)
     ongoing = item.when is not None and since is not None and item.when - since <= window
-    if positive and item.when is not None:
-        last_positive[instrument.id] = item.when
+    if (positive or safety) and item.when is not None:
+        last_positive[family] = item.when
     if ongoing:
         rule = pack.questionnaire_rules["monitoring"]
-        detail = f"{score_text}; a positive {instrument.name} within {window.days} days before"
+        detail = (
+            f"{score_text}; a positive screen for the same concern within {window.days} days before"
+        )
+    elif safety:
+        rule = pack.questionnaire_rules["safety_screen"]
+        detail = score_text
     elif positive:
         rule = pack.questionnaire_rules["positive_screen"]
-        detail = f"{score_text} >= {instrument.positive_at}"
+        detail = f"{score_text}; positive at {scale.positive_at:g}"
     else:
         rule = pack.questionnaire_rules["negative_screen"]
-        detail = f"{score_text} < {instrument.positive_at}"
-    assert rule.job is not None  # checked: only the fulfilment survey takes its job from answers
+        detail = f"{score_text}; below {scale.positive_at:g}" if scale.positive_at else score_text
+    title = f"{instrument.name} {'monitoring' if ongoing else 'screening'}"
+    return _placed(base, rule, title, f"{detail}{flagged}")
+
+
+def _placed(base: JobRecord, rule: QuestionnaireRule, title: str, detail: str) -> JobRecord:
     return replace(
         base,
-        job=rule.job,
-        title=f"{instrument.name} {'monitoring' if ongoing else 'screening'}",
+        job=rule.job or Job.UNCLASSIFIED,
+        title=title,
         rule_id=rule.id,
         reason=f"{rule.reason} ({detail})",
     )
+
+
+def _fulfilment_record(item: _Prepared, pack: RulePack) -> JobRecord:
+    base = item.base
+    rule = pack.questionnaire_rules["fulfilment_survey"]
+    job = _hired_job(item.answers, pack)
+    if job is None:
+        return replace(
+            base,
+            title="Job-fulfilment survey",
+            reason=f"Fulfilment survey without a '{pack.fulfilment_job_item}' answer "
+            "naming diagnose, treat or keep_well",
+        )
+    score = f"{base.fulfilment_score}/5" if base.fulfilment_score else "no score"
+    return replace(
+        base,
+        job=job,
+        title="Job-fulfilment survey",
+        rule_id=rule.id,
+        reason=f"{rule.reason} (hired for {job}, fulfilment {score})",
+    )
+
+
+def _plain_number(answer: Mapping[str, Any]) -> int | None:
+    value = answer.get("valueInteger")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _get(resource: Mapping[str, Any], *path: str) -> Any:
+    value: Any = resource
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value

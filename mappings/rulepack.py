@@ -9,7 +9,7 @@ a handful of dict lookups instead of a scan over rules.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -53,14 +53,54 @@ class _EncounterRule(_Strict):
     reason: str
 
 
+class _AnswerList(_Strict):
+    title: str
+    scores: dict[str, int] = Field(min_length=1)
+
+
+class _Band(_Strict):
+    upto: float
+    label: str
+
+
+class _Scale(_Strict):
+    id: str
+    name: str
+    # Default: every item of the instrument.
+    items: list[str] = []
+    kind: Literal["sum", "profile"] = "sum"
+    # Per item, answer value -> the value the scale adds (reverse-scored items).
+    rescore: dict[str, dict[str, int]] = {}
+    # Raw sum -> the reported score (T-scores, interval scores).
+    table: dict[str, float] = {}
+    # LOINC codes under which a source sends this scale's total, as an item or Observation.
+    total_codes: list[str] = []
+    range: tuple[float, float]
+    better: Literal["lower", "higher"]
+    positive_at: float | None = None
+    reliable_change: float | None = None
+    caseness: float | None = None
+    bands: list[_Band] = []
+
+
+class _SafetyItem(_Strict):
+    item: str
+    above: int
+    flag: Literal["self_harm_risk"]
+    reason: str
+
+
 class _Instrument(_Strict):
     id: str
     name: str
-    questionnaires: list[str] = Field(min_length=1)
-    scored_items: list[str] = Field(min_length=1)
-    total_item: str | None = None
-    positive_at: int
-    max_score: int
+    version: str
+    purpose: Literal["screen", "outcome", "experience"]
+    questionnaires: list[str] = []
+    items: list[str] = Field(min_length=1)
+    item_range: tuple[int, int]
+    answer_list: str | None = None
+    scales: list[_Scale] = Field(min_length=1)
+    safety: list[_SafetyItem] = []
     concern: list[str] = []
 
 
@@ -74,6 +114,9 @@ class _QuestionnaireRules(_Strict):
     positive_screen: _QuestionnaireRule
     monitoring: _QuestionnaireRule
     negative_screen: _QuestionnaireRule
+    safety_screen: _QuestionnaireRule
+    outcome_measure: _QuestionnaireRule
+    experience_rating: _QuestionnaireRule
     fulfilment_survey: _QuestionnaireRule
 
 
@@ -94,7 +137,7 @@ class _PackFile(_Strict):
     encounter_settings: dict[str, str] = {}
     valuesets: dict[str, _ValueSet] = {}
     encounter_rules: list[_EncounterRule]
-    answer_scores: dict[str, int] = {}
+    answer_lists: dict[str, _AnswerList] = {}
     instruments: list[_Instrument] = []
     questionnaire_rules: _QuestionnaireRules
     monitoring: _Monitoring
@@ -118,14 +161,69 @@ class QuestionnaireRule:
 
 
 @dataclass(frozen=True, slots=True)
-class Instrument:
+class Band:
+    upto: float
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """One score of an instrument: which items it adds, how raw sums are reported,
+    which direction is better and where its bands and thresholds lie."""
+
     id: str
     name: str
+    items: tuple[str, ...]
+    kind: Literal["sum", "profile"]
+    rescore: dict[str, dict[int, int]]
+    table: dict[int, float]
+    total_codes: frozenset[str]
+    low: float
+    high: float
+    better: Literal["lower", "higher"]
+    positive_at: float | None
+    reliable_change: float | None
+    caseness: float | None
+    bands: tuple[Band, ...]
+
+    @property
+    def range_text(self) -> str:
+        return f"{self.low:g}-{self.high:g}"
+
+    def band(self, value: float) -> str | None:
+        for band in self.bands:
+            if value <= band.upto:
+                return band.label
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyItem:
+    item: str
+    above: int
+    flag: Literal["self_harm_risk"]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A questionnaire the pack can score. Items are named by their LOINC code or linkId
+    (the last segment of a path-like linkId); a response is complete when every item
+    of a scale has an answer with a score in `item_range`."""
+
+    id: str
+    name: str
+    version: str
+    purpose: Literal["screen", "outcome", "experience"]
     questionnaires: tuple[str, ...]
-    scored_items: frozenset[str]
-    total_item: str | None
-    positive_at: int
-    max_score: int
+    items: tuple[str, ...]
+    item_set: frozenset[str]
+    low: int
+    high: int
+    # (system, code) -> the answer's value; also (None, code) when that code is unique.
+    answer_scores: dict[tuple[str | None, str], int]
+    scales: tuple[Scale, ...]
+    safety: tuple[SafetyItem, ...]
     concern: tuple[str, ...]
 
 
@@ -166,8 +264,9 @@ class RulePack:
     version: str
     encounter_index: dict[str, CodeIndex]
     encounter_settings: dict[str, str]
-    answer_scores: dict[tuple[str, str], int]
     instruments: tuple[Instrument, ...]
+    # LOINC code of a scale's total -> (instrument, scale): totals sent as Observations.
+    total_codes: dict[str, tuple[Instrument, Scale]]
     questionnaire_rules: dict[str, QuestionnaireRule]
     monitoring_window_days: int
     fulfilment_questionnaires: tuple[str, ...]
@@ -230,24 +329,20 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
             for element in raw.on:
                 index[element].add(system, value, rule)
 
-    answer_scores = {
-        split(code, "answer_scores"): score for code, score in parsed.answer_scores.items()
-    }
     instruments = tuple(
-        Instrument(
-            id=raw.id,
-            name=raw.name,
-            questionnaires=tuple(raw.questionnaires),
-            scored_items=frozenset(raw.scored_items),
-            total_item=raw.total_item,
-            positive_at=raw.positive_at,
-            max_score=raw.max_score,
-            concern=tuple("|".join(split(c, f"instruments.{raw.id}")) for c in raw.concern),
-        )
-        for raw in parsed.instruments
+        _compile_instrument(raw, parsed.answer_lists, split, file) for raw in parsed.instruments
     )
+    total_codes: dict[str, tuple[Instrument, Scale]] = {}
+    for instrument in instruments:
+        for scale in instrument.scales:
+            for code in scale.total_codes:
+                if code in total_codes:
+                    raise RulePackError(
+                        file, f"instruments.{instrument.id}", f"total code {code} used twice"
+                    )
+                total_codes[code] = (instrument, scale)
     rules = parsed.questionnaire_rules
-    for name in ("positive_screen", "monitoring", "negative_screen"):
+    for name in ("positive_screen", "monitoring", "negative_screen", "safety_screen"):
         if getattr(rules, name).job is None:
             raise RulePackError(file, f"questionnaire_rules.{name}.job", "a job is required")
     questionnaire_rules = {
@@ -256,6 +351,9 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
             ("positive_screen", rules.positive_screen),
             ("monitoring", rules.monitoring),
             ("negative_screen", rules.negative_screen),
+            ("safety_screen", rules.safety_screen),
+            ("outcome_measure", rules.outcome_measure),
+            ("experience_rating", rules.experience_rating),
             ("fulfilment_survey", rules.fulfilment_survey),
         )
     }
@@ -264,12 +362,85 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
         version=parsed.pack.version,
         encounter_index=index,
         encounter_settings=dict(parsed.encounter_settings),
-        answer_scores=answer_scores,
         instruments=instruments,
+        total_codes=total_codes,
         questionnaire_rules=questionnaire_rules,
         monitoring_window_days=parsed.monitoring.window_days,
         fulfilment_questionnaires=tuple(parsed.fulfilment.questionnaires),
         fulfilment_score_item=parsed.fulfilment.score_item,
         fulfilment_job_item=parsed.fulfilment.job_item,
         fulfilment_job_system=parsed.fulfilment.job_system,
+    )
+
+
+def _compile_instrument(
+    raw: _Instrument,
+    answer_lists: dict[str, _AnswerList],
+    split: Callable[[str, str], tuple[str, str]],
+    file: str,
+) -> Instrument:
+    key = f"instruments.{raw.id}"
+    answer_scores: dict[tuple[str | None, str], int] = {}
+    if raw.answer_list is not None:
+        answer_list = answer_lists.get(raw.answer_list)
+        if answer_list is None:
+            raise RulePackError(file, f"{key}.answer_list", f"no answer list {raw.answer_list!r}")
+        by_code: dict[str, set[int]] = {}
+        for token, value in answer_list.scores.items():
+            system, code = split(token, f"answer_lists.{raw.answer_list}")
+            answer_scores[(system, code)] = value
+            by_code.setdefault(code, set()).add(value)
+        # A code sent without its system is read only where it cannot mean two things.
+        for code, values in by_code.items():
+            if len(values) == 1:
+                answer_scores[(None, code)] = next(iter(values))
+    items = tuple(raw.items)
+    scales: list[Scale] = []
+    for s in raw.scales:
+        scale_key = f"{key}.scales.{s.id}"
+        unknown = sorted(set(s.items) - set(items))
+        if unknown:
+            raise RulePackError(file, f"{scale_key}.items", f"not items of {raw.id}: {unknown}")
+        try:
+            table = {int(k): v for k, v in s.table.items()}
+            rescore = {
+                item: {int(k): v for k, v in mapping.items()} for item, mapping in s.rescore.items()
+            }
+        except ValueError as exc:
+            raise RulePackError(file, scale_key, "table and rescore keys are integers") from exc
+        uppers = [b.upto for b in s.bands]
+        if uppers != sorted(uppers):
+            raise RulePackError(file, f"{scale_key}.bands", "bands are listed lowest first")
+        scales.append(
+            Scale(
+                id=s.id,
+                name=s.name,
+                items=tuple(s.items) or items,
+                kind=s.kind,
+                rescore=rescore,
+                table=table,
+                total_codes=frozenset(s.total_codes),
+                low=s.range[0],
+                high=s.range[1],
+                better=s.better,
+                positive_at=s.positive_at,
+                reliable_change=s.reliable_change,
+                caseness=s.caseness,
+                bands=tuple(Band(b.upto, b.label) for b in s.bands),
+            )
+        )
+    return Instrument(
+        id=raw.id,
+        name=raw.name,
+        version=raw.version,
+        purpose=raw.purpose,
+        questionnaires=tuple(raw.questionnaires),
+        items=items,
+        item_set=frozenset(items),
+        low=raw.item_range[0],
+        high=raw.item_range[1],
+        answer_scores=answer_scores,
+        scales=tuple(scales),
+        safety=tuple(SafetyItem(x.item, x.above, x.flag, x.reason) for x in raw.safety),
+        concern=tuple("|".join(split(c, key)) for c in raw.concern),
     )

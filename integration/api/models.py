@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mappings.model import Flag
+
 
 class LinkedPatient(BaseModel):
     source: str
@@ -60,6 +62,12 @@ class RecordReason(BaseModel):
     text: str
 
 
+class RecordScore(BaseModel):
+    scale: str
+    value: float
+    band: str | None
+
+
 class JourneyItem(BaseModel):
     id: str
     job: str = Field(description="diagnose, treat, keep_well or unclassified")
@@ -71,9 +79,20 @@ class JourneyItem(BaseModel):
     source: RecordSource
     reason: RecordReason
     instrument: str | None
-    score: int | None
+    instrument_version: str | None
+    score: int | None = Field(description="The instrument's first scale, when a whole number")
+    band: str | None = Field(description="Severity band of that score (e.g. moderate)")
+    scores: list[RecordScore] = Field(description="Every scale the instrument reports")
     fulfilment_score: int | None
     warnings: list[str]
+    flags: list[Flag] = Field(
+        description="self_harm_risk (a safety item answered above 'not at all': act on it), "
+        "incomplete (no score), superseded, upcoming"
+    )
+    excluded: bool = Field(
+        description="Out of the journey (entered in error, cancelled, superseded); "
+        "listed only with include_excluded=true, the reason says why"
+    )
 
 
 class JourneyPage(BaseModel):

@@ -427,22 +427,33 @@ def status(ctx: typer.Context) -> None:
 def show(
     ctx: typer.Context,
     person_id: Annotated[str, typer.Argument(help="Person id (see GET /people)")],
+    include_excluded: Annotated[
+        bool,
+        typer.Option(
+            "--include-excluded",
+            help="Also show records out of the journey (entered in error, cancelled, "
+            "superseded) with the reason",
+        ),
+    ] = False,
 ) -> None:
-    """Print a person's journey in the terminal."""
+    """Print a person's journey in the terminal; safety flags stand out."""
     settings = _settings(ctx)
     engine = open_configured_store(settings)
-    if not print_journey(engine, person_id):
+    if not print_journey(engine, person_id, include_excluded=include_excluded):
         stderr.print(f"No person with id {person_id}.")
         raise typer.Exit(1)
 
 
-def print_journey(engine: Engine, person_id: str, limit: int = 200) -> bool:
+def print_journey(
+    engine: Engine, person_id: str, limit: int = 200, include_excluded: bool = False
+) -> bool:
     with engine.connect() as conn:
         resolved = queries.resolve_person(conn, person_id)
         person = queries.get_person(conn, resolved) if resolved else None
         if person is None or resolved is None:
             return False
-        records = queries.journey(conn, resolved, limit)
+        where = queries.JourneyFilter(include_excluded=include_excluded)
+        records = queries.journey(conn, resolved, limit, where=where)
     sources = ", ".join(f"{s['source']} Patient/{s['patient_id']}" for s in person["sources"])
     table = Table(title=f"Journey of {person['name'] or 'person'} ({resolved})\n{sources}")
     table.add_column("when", no_wrap=True)
@@ -453,11 +464,20 @@ def print_journey(engine: Engine, person_id: str, limit: int = 200) -> bool:
     for record in records:
         when = (record["occurred_start"] or "-")[:10]
         job = record["job"]
-        what = record["title"]
+        what = escape(record["title"])
         if record["score"] is not None:
-            what += f" (score {record['score']})"
+            band = f", {record['band']}" if record["band"] else ""
+            what += f" (score {record['score']}{band})"
         if record["fulfilment_score"] is not None:
             what += f" (fulfilment {record['fulfilment_score']}/5)"
+        flags = record["flags"]
+        if "self_harm_risk" in flags:
+            what = f"[bold white on red] SELF-HARM RISK [/] {what}"
+        others = [flag for flag in flags if flag != "self_harm_risk"]
+        if others:
+            what += f" [yellow]{escape('[' + ', '.join(others) + ']')}[/]"
+        if record["excluded"]:
+            what = f"[dim]excluded: {what} ({escape(record['reason']['text'])})[/]"
         table.add_row(
             when, f"[{colours.get(job, 'white')}]{job}[/]", what, record["source"]["source"]
         )

@@ -32,13 +32,15 @@ class JourneyFilter:
     jobs: Sequence[str] = ()
     start: str | None = None  # inclusive, ISO UTC
     end: str | None = None  # exclusive, ISO UTC
+    # Records out of the journey (entered in error, cancelled, superseded), when asked.
+    include_excluded: bool = False
 
 
 # The two statements of every journey read, built once: building a select is a
 # good part of a read's Python time (SQLAlchemy caches the compiled SQL, not the
 # construction and cache-key work of a new statement object).
 _MERGED_INTO = select(people.c.merged_into).where(people.c.id == bindparam("person_id"))
-_JOURNEY = (
+_JOURNEY_ALL = (
     select(job_records)
     .join(
         person_links,
@@ -49,6 +51,7 @@ _JOURNEY = (
     )
     .where(person_links.c.person_id == bindparam("person_id"))
 )
+_JOURNEY = _JOURNEY_ALL.where(job_records.c.excluded.is_(False))
 
 
 _JOURNEY_PAGE = _JOURNEY.order_by(job_records.c.occurred_start, job_records.c.id).limit(
@@ -145,7 +148,10 @@ def get_person(conn: Connection, person_id: str) -> dict[str, Any] | None:
             identifiers.append({"system": row.system, "value": row.value, "source": row.source})
         for row in conn.execute(
             select(job_records.c.job, func.count())
-            .where(_any_link(job_records.c.source, job_records.c.subject_id, pairs))
+            .where(
+                _any_link(job_records.c.source, job_records.c.subject_id, pairs),
+                job_records.c.excluded.is_(False),
+            )
             .group_by(job_records.c.job)
         ):
             counts[row[0]] = int(row[1])
@@ -167,7 +173,7 @@ def journey(
 ) -> list[dict[str, Any]]:
     """A person's job records in time order (records without a time first)."""
     where = where or JourneyFilter()
-    query = _JOURNEY
+    query = _JOURNEY_ALL if where.include_excluded else _JOURNEY
     if where.jobs:
         query = query.where(job_records.c.job.in_(where.jobs))
     if where.start:
@@ -182,7 +188,7 @@ def journey(
                 and_(job_records.c.occurred_start == start, job_records.c.id > record),
             )
         )
-    if query is _JOURNEY:
+    if query is _JOURNEY:  # the common read: a prebuilt statement
         rows = conn.execute(_JOURNEY_PAGE, {"person_id": person_id, "size": limit}).all()
     else:
         rows = conn.execute(
@@ -217,6 +223,11 @@ def _record(row: Any) -> dict[str, Any]:
         "score": row["score"],
         "fulfilment_score": row["fulfilment_score"],
         "warnings": orjson.loads(row["warnings"]),
+        "flags": orjson.loads(row["flags"]),
+        "excluded": row["excluded"],
+        "band": row["band"],
+        "instrument_version": row["instrument_version"],
+        "scores": orjson.loads(row["scores"]),
     }
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -148,6 +149,14 @@ job_records = Table(
     Column("fulfilment_score", Integer),
     Column("warnings", Text, nullable=False),
     Column("derived_at", String(40), nullable=False),
+    # JSON list of flags (self_harm_risk, incomplete, superseded, upcoming).
+    Column("flags", Text, nullable=False, server_default="[]"),
+    # Kept but out of the journey (entered in error, cancelled, superseded).
+    Column("excluded", Boolean, nullable=False, server_default=false()),
+    Column("band", String(40)),
+    Column("instrument_version", String(80)),
+    # JSON list of {scale, value, band}: every scale of an instrument.
+    Column("scores", Text, nullable=False, server_default="[]"),
     Index("ix_job_records_subject", "source", "subject_id", "occurred_start", "id"),
     Index("ix_job_records_resource", "source", "resource_type", "resource_id"),
 )

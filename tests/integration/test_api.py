@@ -181,7 +181,7 @@ def test_journey_is_in_time_order_with_reasons(
     first = body["items"][0]
     assert first["job"] == "diagnose"
     assert first["reason"]["rule_id"] == "encounter.class.emergency"
-    assert first["reason"]["pack_version"] == "default 2026.11.1"
+    assert first["reason"]["pack_version"] == load_rule_pack().label
     assert first["source"] == {
         "source": "test-source",
         "resource_type": "Encounter",

@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from mappings.rulepack import load_rule_pack
 from tests.conftest import RUN_PREFIX, encounter, patient, throwaway_store_url, write_ndjson
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
@@ -87,7 +88,7 @@ def test_status_show_and_remap(tmp_path: Path) -> None:
     assert "people: 1" in status.stdout
     remap = journey(tmp_path, "remap")
     assert remap.returncode == 0
-    assert "Remapped 2 resources with pack default 2026.11.1" in remap.stdout
+    assert f"Remapped 2 resources with pack {load_rule_pack().label}" in remap.stdout
     assert "keep_well 1" in remap.stdout
 
 

@@ -55,7 +55,6 @@ derived_batches: list[tuple[list[str], int]] = []
 # What the push endpoint declares as kept raw today, in its order.
 KEPT_RAW_TODAY = (
     "Condition",
-    "Observation",
     "Practitioner",
     "PractitionerRole",
     "Organization",
@@ -95,8 +94,14 @@ def derive_procedures(
 
 
 def test_the_type_lists_keep_their_values_and_order() -> None:
-    assert DERIVED_TYPES == ("Patient", "Condition", "Encounter", "QuestionnaireResponse")
-    assert RECORD_TYPES == ("Encounter", "QuestionnaireResponse")
+    assert DERIVED_TYPES == (
+        "Patient",
+        "Condition",
+        "Encounter",
+        "QuestionnaireResponse",
+        "Observation",
+    )
+    assert RECORD_TYPES == ("Encounter", "QuestionnaireResponse", "Observation")
     assert isinstance(SUBJECT_TYPES, frozenset)
     assert sorted(SUBJECT_TYPES) == [
         "Condition",
@@ -105,7 +110,7 @@ def test_the_type_lists_keep_their_values_and_order() -> None:
         "QuestionnaireResponse",
     ]
     assert DEFAULT_TYPES == ("Patient", "Encounter", "QuestionnaireResponse")
-    assert JOURNEY_TYPES == ("Patient", "Encounter", "QuestionnaireResponse")
+    assert JOURNEY_TYPES == ("Patient", "Encounter", "QuestionnaireResponse", "Observation")
     assert KEPT_RAW_TYPES == KEPT_RAW_TODAY
 
 
@@ -115,11 +120,12 @@ def test_the_capability_statement_declares_the_same_types() -> None:
         "Patient",
         "Encounter",
         "QuestionnaireResponse",
+        "Observation",
         *KEPT_RAW_TODAY,
     ]
     assert (
-        "source (the API key names it). Patient, Encounter and QuestionnaireResponse are "
-        in (rest["documentation"])
+        "source (the API key names it). Patient, Encounter, QuestionnaireResponse and "
+        "Observation are " in (rest["documentation"])
     )
 
 
@@ -139,8 +145,8 @@ def test_a_deriver_that_cannot_be_loaded_is_named_in_the_error() -> None:
 def test_a_registered_type_appears_in_every_list_it_is_flagged_for() -> None:
     registry = (*DERIVED, TOY)
     assert derived_types(registry)[-1] == "Procedure"  # derived last, after what it reads
-    assert record_types(registry) == ("Encounter", "QuestionnaireResponse", "Procedure")
-    assert journey_types(registry) == ("Patient", "Encounter", "QuestionnaireResponse", "Procedure")
+    assert record_types(registry) == (*record_types(), "Procedure")
+    assert journey_types(registry) == (*journey_types(), "Procedure")
     assert default_types(registry) == ("Patient", "Encounter", "QuestionnaireResponse", "Procedure")
     assert "Procedure" in subject_types(registry)
     evidence = DerivedType("Procedure", Becomes.EVIDENCE, TOY.derive)

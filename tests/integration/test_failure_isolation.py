@@ -121,14 +121,14 @@ def test_an_encounter_whose_mapping_raises_is_isolated_and_everyone_else_maps(
 def test_a_questionnaire_response_that_fails_leaves_the_patients_other_responses_mapped(
     tmp_path: Path, engine: Engine, import_files: ImportFn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = response_deriver.map_questionnaire_responses
+    real = response_deriver.map_instrument_responses
 
     def fragile(responses: Any, pack: Any) -> Any:
         if any(ref.resource_id == "qr-bad" for ref, _ in responses):
             raise ValueError("no")
         return real(responses, pack)
 
-    monkeypatch.setattr(response_deriver, "map_questionnaire_responses", fragile)
+    monkeypatch.setattr(response_deriver, "map_instrument_responses", fragile)
 
     def response(rid: str) -> dict[str, Any]:
         return {

@@ -304,7 +304,7 @@ def test_remap_applies_a_new_rule_pack_without_importing_again(
     import_files(write_ndjson(tmp_path / "a.ndjson", patient("p"), encounter("e", "p", klass="VR")))
     assert journey_of(engine, "test-source", "p")[0]["job"] == "keep_well"
     changed = tmp_path / "pack.toml"
-    text = DEFAULT_PACK.read_text().replace('version = "2026.11.1"', 'version = "2026.12.0"')
+    text = DEFAULT_PACK.read_text().replace(f'version = "{pack.version}"', 'version = "9999.1.0"')
     text = text.replace(
         'id = "encounter.class.virtual"\njob = "keep_well"',
         'id = "encounter.class.virtual"\njob = "diagnose"',
@@ -314,7 +314,7 @@ def test_remap_applies_a_new_rule_pack_without_importing_again(
     summary = update_journey(engine, load_rule_pack(changed))
     assert summary.resources == 2
     [record] = journey_of(engine, "test-source", "p")
-    assert (record["job"], record["reason"]["pack_version"]) == ("diagnose", "default 2026.12.0")
+    assert (record["job"], record["reason"]["pack_version"]) == ("diagnose", "default 9999.1.0")
 
 
 def test_folder_import_reads_every_file(

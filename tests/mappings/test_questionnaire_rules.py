@@ -6,12 +6,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from mappings.model import Job, SourceRef
-from mappings.questionnaire_response import (
-    map_questionnaire_responses,
-    read_answers,
-    score_instrument,
-)
+from mappings.instruments import measure_response, read_answers
+from mappings.model import Flag, Job, SourceRef
+from mappings.questionnaire_response import map_instrument_responses
 from mappings.rulepack import RulePack
 
 LOINC = "http://loinc.org"
@@ -62,15 +59,15 @@ def ref(rid: str) -> SourceRef:
 
 
 def map_all(pack: RulePack, *responses: dict[str, Any]) -> dict[str, Any]:
-    records = map_questionnaire_responses([(ref(r["id"]), r) for r in responses], pack)
+    records = map_instrument_responses([(ref(r["id"]), r) for r in responses], pack)
     return {record.source_ref.resource_id: record for record in records}
 
 
 def test_positive_phq9_is_diagnose_scored_from_nested_answers(pack: RulePack) -> None:
-    record = map_all(pack, phq9("q1", "2025-01-10T09:00:00Z", [2, 2, 1, 1, 2, 1, 1, 1, 1]))["q1"]
+    record = map_all(pack, phq9("q1", "2025-01-10T09:00:00Z", [2, 2, 2, 1, 2, 1, 1, 1, 0]))["q1"]
     assert (record.job, record.rule_id) == (Job.DIAGNOSE, "questionnaire.screen.positive")
     assert (record.instrument, record.score) == ("phq9", 12)
-    assert "PHQ-9 score 12/27 >= 10" in record.reason
+    assert "PHQ-9 score 12 of 0-27, moderate" in record.reason
     assert record.concern_codes == ("http://snomed.info/sct|35489007",)
 
 
@@ -91,10 +88,10 @@ def test_answers_nested_under_an_answer_are_scored(pack: RulePack) -> None:
 
 
 def test_total_item_that_disagrees_with_the_answers_loses_with_a_warning(pack: RulePack) -> None:
-    record = map_all(pack, phq9("q1", "2025-01-10T09:00:00Z", [1] * 9, total=20))["q1"]
-    assert record.score == 9
+    record = map_all(pack, phq9("q1", "2025-01-10T09:00:00Z", [1] * 8 + [0], total=20))["q1"]
+    assert record.score == 8
     assert record.job is Job.KEEP_WELL
-    assert any("differs from the sum" in w for w in record.warnings)
+    assert any("differs from the score of the answers" in w for w in record.warnings)
 
 
 def test_repeat_within_window_after_a_positive_screen_is_keep_well_monitoring(
@@ -103,7 +100,7 @@ def test_repeat_within_window_after_a_positive_screen_is_keep_well_monitoring(
     records = map_all(
         pack,
         phq9("later", "2025-04-10T09:00:00Z", [1, 1, 1, 1, 1, 1, 1, 1, 3]),  # 11: still positive
-        phq9("first", "2025-01-10T09:00:00Z", [2] * 9),
+        phq9("first", "2025-01-10T09:00:00Z", [2] * 8 + [0]),
         phq9("last", "2025-09-10T09:00:00Z", [0, 1, 0, 1, 0, 1, 0, 1, 0]),
     )
     assert records["first"].job is Job.DIAGNOSE
@@ -119,8 +116,8 @@ def test_repeat_within_window_after_a_positive_screen_is_keep_well_monitoring(
 def test_positive_screen_after_the_window_is_a_new_diagnose(pack: RulePack) -> None:
     records = map_all(
         pack,
-        phq9("old", "2023-01-10T09:00:00Z", [2] * 9),
-        phq9("new", "2025-01-10T09:00:00Z", [2] * 9),
+        phq9("old", "2023-01-10T09:00:00Z", [2] * 8 + [0]),
+        phq9("new", "2025-01-10T09:00:00Z", [2] * 8 + [0]),
     )
     assert records["new"].rule_id == "questionnaire.screen.positive"
 
@@ -128,7 +125,7 @@ def test_positive_screen_after_the_window_is_a_new_diagnose(pack: RulePack) -> N
 def test_negative_first_screen_is_prevention(pack: RulePack) -> None:
     record = map_all(pack, phq9("q1", "2025-01-10T09:00:00Z", [0, 1, 0, 0, 1, 0, 0, 0, 0]))["q1"]
     assert (record.job, record.rule_id) == (Job.KEEP_WELL, "questionnaire.screen.negative")
-    assert "2/27 < 10" in record.reason
+    assert "below 10" in record.reason
 
 
 def test_gad7_is_recognised_by_link_ids_without_a_canonical(pack: RulePack) -> None:
@@ -150,13 +147,16 @@ def test_ordinal_value_extension_weights_the_answer(pack: RulePack) -> None:
         {"valueCoding": {"system": "urn:local", "code": "x", "extension": [ordinal]}}
     ]
     instrument = pack.instruments[0]
-    assert score_instrument(read_answers(response), instrument, pack).score == 3
+    measured = measure_response(read_answers(response), instrument, "completed")
+    assert measured.primary is not None
+    assert measured.primary.value == 3
 
 
-def test_unanswered_items_are_counted_and_warned(pack: RulePack) -> None:
+def test_a_response_with_items_unanswered_is_counted_but_not_scored(pack: RulePack) -> None:
     record = map_all(pack, phq9("q1", "2025-01-10T09:00:00Z", [3, 3, 3, 3]))["q1"]
-    assert record.score == 12
-    assert "PHQ-9: 5 of 9 items unanswered" in record.warnings
+    assert record.score is None
+    assert Flag.INCOMPLETE in record.flags
+    assert "4 of 9 items answered" in record.reason
 
 
 def test_total_only_response_uses_the_total_with_a_warning(pack: RulePack) -> None:
@@ -170,7 +170,7 @@ def test_response_without_scoreable_answers_is_unclassified(pack: RulePack) -> N
     response["item"][0]["item"] = [{"linkId": PHQ9[0], "answer": [{"valueString": "often"}]}]
     record = map_all(pack, response)["q1"]
     assert record.job is Job.UNCLASSIFIED
-    assert "no answer that can be scored" in record.reason
+    assert "not a complete measure" in record.reason
     assert any("item[0].item[0].answer[0]" in w for w in record.warnings)
 
 
@@ -185,7 +185,7 @@ def test_unknown_questionnaire_is_unclassified_with_reason(pack: RulePack) -> No
     }
     record = map_all(pack, response)["x1"]
     assert record.job is Job.UNCLASSIFIED
-    assert "not an instrument of pack default 2026.11.1" in record.reason
+    assert "not an instrument of pack default 2026.12.1" in record.reason
 
 
 def survey(rid: str, job: str | None, score: int) -> dict[str, Any]:
@@ -231,15 +231,15 @@ def test_fulfilment_score_out_of_range_is_ignored_with_a_warning(pack: RulePack)
 
 
 def test_fulfilment_question_inside_a_phq9_is_kept_on_its_record(pack: RulePack) -> None:
-    response = phq9("q1", "2025-01-10T09:00:00Z", [2] * 9)
+    response = phq9("q1", "2025-01-10T09:00:00Z", [2] * 8 + [0])
     response["item"].append({"linkId": "job-fulfilment", "answer": [{"valueInteger": 5}]})
     assert map_all(pack, response)["q1"].fulfilment_score == 5
 
 
 def test_result_does_not_depend_on_input_order(pack: RulePack) -> None:
     responses = [phq9(f"q{i}", f"2025-0{i + 1}-10T09:00:00Z", [i % 4] * 9) for i in range(6)]
-    first = map_questionnaire_responses([(ref(r["id"]), r) for r in responses], pack)
+    first = map_instrument_responses([(ref(r["id"]), r) for r in responses], pack)
     shuffled = list(responses)
     random.Random(3).shuffle(shuffled)
-    second = map_questionnaire_responses([(ref(r["id"]), r) for r in shuffled], pack)
+    second = map_instrument_responses([(ref(r["id"]), r) for r in shuffled], pack)
     assert first == second

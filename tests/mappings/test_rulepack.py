@@ -48,7 +48,7 @@ def test_default_pack_compiles_codes_into_lookups() -> None:
             "unknown code system",
         ),
         ('job = "treat"', 'job = "cure"', "encounter_rules.0.job", "Input should be"),
-        ("positive_at = 10", 'positive_at = "ten"', "instruments.0.positive_at", "integer"),
+        ("positive_at = 10", 'positive_at = "ten"', "instruments.0.scales.0.positive_at", "number"),
     ],
 )
 def test_broken_pack_names_file_and_key(

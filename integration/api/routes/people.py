@@ -111,15 +111,24 @@ def get_journey(
     to: Annotated[
         str | None, Query(description="Start before (a date includes its whole day)")
     ] = None,
+    include_excluded: Annotated[
+        bool,
+        Query(
+            description="Also list records out of the journey (entered in error, cancelled, "
+            "superseded), each with the reason"
+        ),
+    ] = False,
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> OrjsonResponse:
-    """A person's job records across all sources, in time order, each with its reason."""
+    """A person's job records across all sources, in time order, each with its reason
+    and flags (self_harm_risk first of all)."""
     size = limit or settings.page_size
     where = queries.JourneyFilter(
         jobs=[j.value for j in job or ()],
         start=_bound(from_, "from", end=False),
         end=_bound(to, "to", end=True),
+        include_excluded=include_excluded,
     )
     after = decode_cursor(cursor, 2) if cursor else None
     with engine.connect() as conn:

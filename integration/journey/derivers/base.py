@@ -198,4 +198,11 @@ def _record_row(record: JobRecord, now: str) -> dict[str, Any]:
         "fulfilment_score": record.fulfilment_score,
         "warnings": orjson.dumps(list(record.warnings)).decode(),
         "derived_at": now,
+        "flags": orjson.dumps([flag.value for flag in record.flags]).decode(),
+        "excluded": record.excluded,
+        "band": storable(record.band),
+        "instrument_version": storable(record.instrument_version),
+        "scores": orjson.dumps(
+            [{"scale": s.scale, "value": s.value, "band": s.band} for s in record.scores]
+        ).decode(),
     }

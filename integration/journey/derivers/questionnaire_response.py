@@ -1,11 +1,12 @@
-"""QuestionnaireResponses: all of a patient's responses mapped together, since a repeat
-screen's job depends on the earlier ones; a response without a subject on its own."""
+"""QuestionnaireResponses and instrument totals sent as Observations: all of a patient's
+mapped together, since a repeat screen's job depends on the earlier ones and an amended
+response replaces the one it amends; one without a subject on its own."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from integration.clock import utc_now
 from integration.journey.derivers.base import (
@@ -14,35 +15,51 @@ from integration.journey.derivers.base import (
     ResourceKey,
     isolate,
     load_current,
-    mark_done,
     replace_records,
 )
 from integration.store.keys import in_keys
 from integration.store.quarantine import close_mapped
-from integration.store.schema import current_resources
+from integration.store.schema import current_resources, job_records
 from mappings.failed import describe_failure
 from mappings.fhir_values import reference_id
-from mappings.model import JobRecord
-from mappings.questionnaire_response import map_questionnaire_responses
+from mappings.model import JobRecord, SourceRef
+from mappings.questionnaire_response import instrument_total, map_instrument_responses
 from mappings.rulepack import RulePack
 
 
 def derive(
     conn: Connection, batch: list[CurrentResource], pack: RulePack, summary: JourneyUpdate
 ) -> list[ResourceKey]:
-    subjects = {(r.source, _subject(r)) for r in batch}
-    everything: list[CurrentResource] = list(batch)
-    seen = {(c.source, c.resource_id) for c in batch}
-    known_subjects = [(s, subject) for s, subject in subjects if subject is not None]
+    # Most Observations (vital signs, labs) carry no instrument total: no record, no history.
+    measured = [
+        r for r in batch if r.resource_type != "Observation" or instrument_total(r.content, pack)
+    ]
+    if len(measured) < len(batch):
+        kept = {id(r) for r in measured}
+        replace_records(conn, [r for r in batch if id(r) not in kept], [], summary)
+    everything: list[CurrentResource] = list(measured)
+    seen = {c.key for c in measured}
+    known_subjects = list({(r.source, s) for r in measured if (s := _subject(r)) is not None})
     if known_subjects:
-        history = load_current(
+        of_subjects = in_keys(
+            (current_resources.c.source, current_resources.c.subject_id), known_subjects
+        )
+        history = load_current(conn, "QuestionnaireResponse", of_subjects)
+        # The Observations that are instrument totals are those with a record.
+        history += load_current(
             conn,
-            "QuestionnaireResponse",
-            in_keys((current_resources.c.source, current_resources.c.subject_id), known_subjects),
+            "Observation",
+            of_subjects,
+            current_resources.c.resource_id.in_(
+                select(job_records.c.resource_id).where(
+                    job_records.c.source == current_resources.c.source,
+                    job_records.c.resource_type == "Observation",
+                )
+            ),
         )
         for response in history:
-            if (response.source, response.resource_id) not in seen:
-                seen.add((response.source, response.resource_id))
+            if response.key not in seen:
+                seen.add(response.key)
                 everything.append(response)
     # One group per patient; a response without a subject is mapped on its own.
     groups: dict[tuple[str, str], list[CurrentResource]] = defaultdict(list)
@@ -58,13 +75,16 @@ def derive(
         failed.extend(failing)
     failing_ids = {id(c) for c, _ in failed}
     placed = [c for c in everything if id(c) not in failing_ids]
-    replace_records(conn, placed, records, summary)
+    # Counted once, by the batch they belong to: history re-mapped here is not new.
+    in_batch = {c.key for c in batch}
+    written = JourneyUpdate()
+    replace_records(conn, placed, records, written)
+    summary.records_by_job.update(r.job.value for r in records if _key(r.source_ref) in in_batch)
     # History that maps now (another response fixed) closes its entries too.
     close_mapped(conn, [c.key for c in placed], utc_now())
     if failed:
         isolate(conn, failed, pack, summary)
-    # Responses pulled in as history are now up to date too.
-    mark_done(conn, everything)
+    # History still pending is derived (and counted) in its own batch.
     return []
 
 
@@ -75,21 +95,25 @@ def _map_responses(
     earlier ones). If that fails, each is tried alone to find the ones that fail, and
     the rest are mapped together without them."""
     try:
-        return map_questionnaire_responses([(m.ref, m.content) for m in members], pack), []
+        return map_instrument_responses([(m.ref, m.content) for m in members], pack), []
     except Exception:
         failing: list[tuple[CurrentResource, str]] = []
         for member in members:
             try:
-                map_questionnaire_responses([(member.ref, member.content)], pack)
+                map_instrument_responses([(member.ref, member.content)], pack)
             except Exception as exc:
                 failing.append((member, describe_failure(exc)))
         rest = [m for m in members if all(m is not f for f, _ in failing)]
         try:
-            mapped = map_questionnaire_responses([(m.ref, m.content) for m in rest], pack)
+            mapped = map_instrument_responses([(m.ref, m.content) for m in rest], pack)
         except Exception as exc:  # fails only together: none of them can be placed
             failure = describe_failure(exc)
             return [], failing + [(m, failure) for m in rest]
         return mapped, failing
+
+
+def _key(ref: SourceRef) -> ResourceKey:
+    return (ref.source, ref.resource_type, ref.resource_id)
 
 
 def _subject(current: CurrentResource) -> str | None:

@@ -1,0 +1,297 @@
+"""Scoring instruments from the rule pack: which instrument a response answers, what
+each answer is worth, whether the response is whole, its scales' scores and bands,
+and its safety items.
+
+Pure functions over parsed JSON. Warnings and reasons name FHIR paths and item
+codes (linkIds), never an answer's value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mappings.model import Flag, ScaleScore
+from mappings.rulepack import Instrument, RulePack, Scale
+
+ORDINAL_EXTENSIONS = frozenset(
+    {
+        "http://hl7.org/fhir/StructureDefinition/ordinalValue",
+        "http://hl7.org/fhir/StructureDefinition/itemWeight",
+    }
+)
+# QuestionnaireResponse statuses of a whole response; in-progress and stopped are not.
+COMPLETE_RESPONSE = frozenset({"completed", "amended"})
+# Observation statuses whose value stands; registered and preliminary do not yet.
+FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One answer with its item's linkId (`code`: the last part of a path-like
+    linkId, as LHC-Forms writes "/44249-1/44250-9") and its FHIR path."""
+
+    link_id: str
+    code: str
+    path: str
+    value: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """What one response or total Observation says on an instrument.
+
+    `scores` is empty when no scale could be scored; `missing` says why (items
+    unanswered, status), for the record's reason.
+    """
+
+    instrument: Instrument
+    scores: tuple[ScaleScore, ...]
+    flags: tuple[Flag, ...]
+    safety_reasons: tuple[str, ...]
+    missing: str | None
+    evidence: str
+    warnings: tuple[str, ...]
+
+    @property
+    def primary(self) -> ScaleScore | None:
+        first = self.instrument.scales[0].id
+        return next((s for s in self.scores if s.scale == first), None)
+
+
+def read_answers(response: Mapping[str, Any]) -> list[Answer]:
+    """Every answer in a response, however deeply nested, with its FHIR path."""
+    found: list[Answer] = []
+
+    def walk(items: Any, path: str) -> None:
+        if not isinstance(items, list):
+            return
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            item_path = f"{path}.item[{i}]"
+            link_id = item.get("linkId")
+            answers = item.get("answer")
+            if isinstance(answers, list):
+                for j, answer in enumerate(answers):
+                    if not isinstance(answer, dict):
+                        continue
+                    answer_path = f"{item_path}.answer[{j}]"
+                    if isinstance(link_id, str):
+                        code = link_id.rstrip("/").rsplit("/", 1)[-1]
+                        found.append(Answer(link_id, code, answer_path, answer))
+                    if "item" in answer:
+                        walk(answer["item"], answer_path)
+            if "item" in item:
+                walk(item["item"], item_path)
+
+    walk(response.get("item"), "QuestionnaireResponse")
+    return found
+
+
+def identify_instrument(
+    response: Mapping[str, Any], answers: Sequence[Answer], pack: RulePack
+) -> Instrument | None:
+    """The instrument a response answers: by its `questionnaire` canonical, else by the
+    instrument whose items its answers cover most (fewest items on a tie, so two PHQ
+    items alone are a PHQ-2, not a partial PHQ-9)."""
+    canonical = response.get("questionnaire")
+    if isinstance(canonical, str) and canonical:
+        url = canonical.split("|", 1)[0].rstrip("/")
+        for instrument in pack.instruments:
+            for known in instrument.questionnaires:
+                if url == known or url.endswith("/" + known):
+                    return instrument
+    codes = {answer.code for answer in answers}
+    best: Instrument | None = None
+    best_key = (0, 0)
+    for instrument in pack.instruments:
+        overlap = len(codes & instrument.item_set)
+        if overlap < min(2, len(instrument.items)):
+            continue
+        key = (overlap, -len(instrument.items))
+        if key > best_key:
+            best, best_key = instrument, key
+    return best
+
+
+def answer_value(answer: Answer, instrument: Instrument) -> tuple[int | None, str | None]:
+    """An answer's value on the instrument's item scale, and a warning when it needed
+    reading or could not be read."""
+    where = f"{answer.path} (item {answer.code})"
+    value = answer.value
+    integer = value.get("valueInteger")
+    if isinstance(integer, int) and not isinstance(integer, bool):
+        return integer, None
+    decimal = value.get("valueDecimal")
+    if isinstance(decimal, int | float) and float(decimal).is_integer():
+        return int(decimal), None
+    coded = value.get("valueCoding")
+    if not isinstance(coded, dict):
+        return None, f"{where}: answer has no coded or numeric value; not counted"
+    extensions = coded.get("extension")
+    if isinstance(extensions, list):
+        for extension in extensions:
+            if isinstance(extension, dict) and extension.get("url") in ORDINAL_EXTENSIONS:
+                weight = extension.get("valueDecimal", extension.get("valueInteger"))
+                if isinstance(weight, int | float) and float(weight).is_integer():
+                    return int(weight), None
+    system, code = coded.get("system"), coded.get("code")
+    if not isinstance(code, str):
+        return None, f"{where}: valueCoding has no code; not counted"
+    if not isinstance(system, str):
+        found = instrument.answer_scores.get((None, code))
+        if found is None:
+            return None, (
+                f"{where}: valueCoding has no system and its code is not in the "
+                f"{instrument.name} answer list; not counted"
+            )
+        return found, (
+            f"{where}: valueCoding has no system; its code was read from the "
+            f"{instrument.name} answer list"
+        )
+    found = instrument.answer_scores.get((system, code))
+    if found is None:
+        return (
+            None,
+            f"{where}: answer code is not in the {instrument.name} answer list; not counted",
+        )
+    return found, None
+
+
+def measure_response(
+    answers: Sequence[Answer], instrument: Instrument, status: object
+) -> Measurement:
+    """Score a QuestionnaireResponse's answers on `instrument`."""
+    warnings: list[str] = []
+    values: dict[str, int] = {}
+    given: dict[str, float] = {}
+    totals = {code: scale for scale in instrument.scales for code in scale.total_codes}
+    for answer in answers:
+        if answer.code in totals:
+            total = _number(answer.value)
+            if total is not None:
+                given.setdefault(totals[answer.code].id, total)
+            continue
+        if answer.code not in instrument.item_set or answer.code in values:
+            continue
+        value, warning = answer_value(answer, instrument)
+        if warning:
+            warnings.append(warning)
+        if value is None:
+            continue
+        if not instrument.low <= value <= instrument.high:
+            warnings.append(
+                f"{answer.path} (item {answer.code}): answer outside "
+                f"{instrument.low}-{instrument.high}; not counted"
+            )
+            continue
+        values[answer.code] = value
+
+    flags: list[Flag] = []
+    safety_reasons: list[str] = []
+    for item in instrument.safety:
+        if values.get(item.item, item.above) > item.above:
+            flags.append(Flag(item.flag))
+            safety_reasons.append(item.reason)
+
+    whole_status = status in COMPLETE_RESPONSE
+    scores: list[ScaleScore] = []
+    for scale in instrument.scales:
+        answered = [values[item] for item in scale.items if item in values]
+        if len(answered) == len(scale.items):
+            if whole_status:
+                score = _scale_score(scale, values)
+                if score is not None:
+                    scores.append(score)
+                    if scale.id in given and given[scale.id] != score.value:
+                        warnings.append(
+                            f"{instrument.name}: the total item differs from the score of "
+                            "the answers; used the answers"
+                        )
+        elif not answered and scale.id in given and whole_status:
+            total = given[scale.id]
+            if scale.low <= total <= scale.high:
+                warnings.append(f"{scale.name}: no item answers; used the total item")
+                scores.append(ScaleScore(scale.id, total, scale.band(total)))
+    answered_count = len(values)
+    missing = None
+    if len(scores) < len(instrument.scales):
+        parts = []
+        if answered_count < len(instrument.items):
+            parts.append(f"{answered_count} of {len(instrument.items)} items answered")
+        if not whole_status:
+            parts.append(f"status is {status if isinstance(status, str) else 'missing'}")
+        missing = "; ".join(parts) or "a scale could not be scored"
+        flags.append(Flag.INCOMPLETE)
+    return Measurement(
+        instrument=instrument,
+        scores=tuple(scores),
+        flags=tuple(flags),
+        safety_reasons=tuple(safety_reasons),
+        missing=missing,
+        evidence=f"{answered_count} of {len(instrument.items)} items",
+        warnings=tuple(warnings),
+    )
+
+
+def measure_total_observation(
+    observation: Mapping[str, Any], code: str, instrument: Instrument, scale: Scale
+) -> Measurement:
+    """Score an Observation that carries one scale's total (e.g. LOINC 44261-6)."""
+    warnings: list[str] = []
+    value = _number(observation)
+    status = observation.get("status")
+    scores: tuple[ScaleScore, ...] = ()
+    missing: str | None = None
+    flags: tuple[Flag, ...] = ()
+    if status not in FINAL_OBSERVATION:
+        missing = f"status is {status if isinstance(status, str) else 'missing'}"
+        flags = (Flag.INCOMPLETE,)
+    elif value is None:
+        warnings.append("Observation.value: no integer or quantity value; not scored")
+    elif not scale.low <= value <= scale.high:
+        warnings.append(f"Observation.value: outside the {scale.name} range {scale.range_text}")
+    else:
+        scores = (ScaleScore(scale.id, value, scale.band(value)),)
+    return Measurement(
+        instrument=instrument,
+        scores=scores,
+        flags=flags,
+        safety_reasons=(),
+        missing=missing,
+        evidence=f"Observation {code}",
+        warnings=tuple(warnings),
+    )
+
+
+def _scale_score(scale: Scale, values: Mapping[str, int]) -> ScaleScore | None:
+    item_values = [
+        scale.rescore.get(item, {}).get(values[item], values[item]) for item in scale.items
+    ]
+    if scale.kind == "profile":
+        # EQ-5D style: the levels written side by side ("11223"), no sum and no band.
+        return ScaleScore(scale.id, float("".join(str(v) for v in item_values)), None)
+    raw = sum(item_values)
+    if scale.table:
+        reported = scale.table.get(raw)
+        if reported is None:
+            return None
+    else:
+        reported = float(raw)
+    return ScaleScore(scale.id, reported, scale.band(reported))
+
+
+def _number(holder: Mapping[str, Any]) -> float | None:
+    """valueInteger, valueDecimal or valueQuantity.value as a number."""
+    for key in ("valueInteger", "valueDecimal"):
+        value = holder.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    quantity = holder.get("valueQuantity")
+    if isinstance(quantity, dict):
+        value = quantity.get("value")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
