@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="address `journey serve` listens on")
     port: int = Field(default=8000, ge=1, le=65535, description="port `journey serve` listens on")
     rule_pack: Path | None = Field(
-        default=None, description="rule pack TOML file; default the bundled pack"
+        default=None,
+        description="no longer read: the rule pack is a property of the store "
+        "(set it once with `journey remap --pack FILE`)",
     )
     max_resource_bytes: int = Field(
         default=16 * 1024 * 1024,
@@ -151,6 +153,18 @@ class Settings(BaseSettings):
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("rule_pack")
+    @classmethod
+    def _pack_is_the_stores(cls, value: Path | None) -> Path | None:
+        # Refused, not ignored: a process that silently mapped with another pack than
+        # the one its operator set would mix two packs in one journey.
+        if value is not None:
+            raise ValueError(
+                "no longer a process setting: the store holds its rule pack, which every "
+                "process uses; set it once with `journey remap --pack FILE`"
+            )
         return value
 
     @field_validator("sources")

@@ -281,12 +281,18 @@ class RulePack:
 
 def load_rule_pack(path: Path | str = DEFAULT_PACK) -> RulePack:
     """Read, check and compile a rule pack file."""
-    file = str(path)
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
     except OSError as exc:
-        raise RulePackError(file, "(file)", f"cannot read: {exc.strerror}") from exc
+        raise RulePackError(str(path), "(file)", f"cannot read: {exc.strerror}") from exc
+    return parse_rule_pack(text, str(path))
+
+
+def parse_rule_pack(text: str, file: str) -> RulePack:
+    """Check and compile a rule pack's TOML; `file` names where it came from in errors."""
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RulePackError(file, "(syntax)", str(exc)) from exc
     try:

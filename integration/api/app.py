@@ -14,22 +14,21 @@ from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
 from integration.api.routes import fhir, health, people, quarantine, sources
 from integration.config import Settings, load_settings
+from integration.journey.rule_packs import store_pack
 from integration.push.service import PushService
 from integration.push_clients import load_push_keys
-from integration.rule_packs import rule_pack
 from integration.store.engine import open_configured_store
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or load_settings()
     owns_engine = engine is None
-    pack = rule_pack(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine or open_configured_store(settings)
         app.state.read_engine = app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.push = PushService(app.state.engine, pack, settings)
+        app.state.push = PushService(app.state.engine, store_pack(app.state.engine), settings)
         yield
         if owns_engine:
             app.state.engine.dispose()
@@ -47,7 +46,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.push_keys = load_push_keys(settings.push_clients, settings.config_file)
     if engine is not None:
         app.state.engine = engine
-        app.state.push = PushService(engine, pack, settings)
+        app.state.push = PushService(engine, store_pack(engine), settings)
     install_problem_handlers(app)
     install_error_boundary(app)
     install_openapi(app)

@@ -50,9 +50,9 @@ from integration.config import Settings, load_settings
 from integration.errors import ConfigError
 from integration.ingest.pipeline import IngestSummary, resource_label
 from integration.ingest.policy import WayIn, ingest_pipeline
+from integration.journey.rule_packs import set_store_pack, store_pack
 from integration.journey.update import flag_all, pending_count, update_journey
 from integration.push_clients import PushClientConfig
-from integration.rule_packs import rule_pack
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.sources import pick_sources
 from integration.store import quarantine as quarantine_store
@@ -61,6 +61,7 @@ from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_configured_store
 from integration.store.errors import describe_store_error
 from integration.store.leases import SyncAlreadyRunning, all_units
+from integration.store.rule_pack_state import BUNDLED
 from integration.store.sync_state import states_by_source
 from integration.sync.context import SyncListener
 from integration.sync.leased import default_owner, sync_leased
@@ -239,7 +240,7 @@ def import_command(
         raise ConfigError(f"--source {source!r}: a source name is {SOURCE_NAME_RULE}")
     settings = _settings(ctx)
     engine = open_configured_store(settings)
-    summary = run_import(engine, settings, rule_pack(settings), source, paths, validate=not trusted)
+    summary = run_import(engine, settings, store_pack(engine), source, paths, validate=not trusted)
     print_summary(summary)
     if summary.total("quarantined") or summary.derive.mapping_failures:
         raise typer.Exit(EXIT_QUARANTINED)
@@ -285,12 +286,27 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
 
 @app.command()
-def remap(ctx: typer.Context) -> None:
-    """Re-derive every job record from the raw store with the current rule pack."""
+def remap(
+    ctx: typer.Context,
+    pack_file: Annotated[
+        str | None,
+        typer.Option(
+            "--pack",
+            help="Make this rule pack file the store's pack (every process maps with it), "
+            "or 'bundled' for the pack shipped with this version; default: the store's pack",
+        ),
+    ] = None,
+) -> None:
+    """Re-derive every job record from the raw store with the store's rule pack."""
     settings = _settings(ctx)
     engine = open_configured_store(settings)
-    pack = rule_pack(settings)
-    flagged = flag_all(engine)
+    if pack_file is None:
+        pack = store_pack(engine)
+        flagged = flag_all(engine)
+    else:
+        chosen = None if pack_file == BUNDLED else Path(pack_file)
+        pack, flagged = set_store_pack(engine, chosen)
+        console.print(f"The store's rule pack is now {pack.label} ({pack_file}).")
     started = time.perf_counter()
     with Progress(
         TextColumn("[bold]remapping"),
@@ -517,7 +533,7 @@ def demo(
         demo_pusher = PushClientConfig(source=DEMO_PUSH_SOURCE, key_file=str(key_file))
         settings = settings.model_copy(update={"push_clients": [demo_pusher]})
     engine = open_configured_store(settings)
-    pack = rule_pack(settings)
+    pack = store_pack(engine)
     console.print(f"Writing a synthetic population of {people} people to {data_dir}/ (seed {seed})")
     for source, path in write_sample(data_dir, seed=seed, people=people).items():
         print_summary(run_import(engine, settings, pack, source, [path]))
@@ -564,7 +580,7 @@ def sync(
     settings = _settings(ctx)
     chosen = pick_sources(settings.sources, source, settings.config_file)
     engine = open_configured_store(settings)
-    pack = rule_pack(settings)
+    pack = store_pack(engine)
     failed = False
     owner = default_owner("journey-sync")
     for configured in chosen:
@@ -636,7 +652,7 @@ def worker(
     engine = open_configured_store(settings)
     sync_worker = SyncWorker(
         engine,
-        rule_pack(settings),
+        store_pack(engine),
         settings,
         configured,
         on_unit=lambda unit, summary, error: console.print(

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select
 
 from integration.clock import utc_now
 from integration.derived_types import DERIVED
@@ -32,12 +32,13 @@ from integration.journey.derivers.base import (
     mark_done,
 )
 from integration.journey.derivers.base import JourneyUpdate as JourneyUpdate
+from integration.journey.rule_packs import pack_for_update
 from integration.store.engine import GrowingTables
 from integration.store.errors import describe_error, store_unavailable
 from integration.store.keys import in_keys
 from integration.store.locks import DERIVE, hold, let_interactive_writes_through
 from integration.store.quarantine import close_mapped
-from integration.store.raw import DERIVED_TYPES
+from integration.store.rule_pack_state import flag_all_for_derivation
 from integration.store.schema import (
     current_resources,
     job_records,
@@ -72,12 +73,7 @@ def pending_count(engine: Engine) -> int:
 def flag_all(engine: Engine) -> int:
     """Mark every derivable resource for derivation again (`journey remap`)."""
     with engine.begin() as conn:
-        result = conn.execute(
-            update(current_resources)
-            .where(current_resources.c.resource_type.in_(DERIVED_TYPES))
-            .values(needs_derive=True)
-        )
-        return int(result.rowcount)
+        return flag_all_for_derivation(conn)
 
 
 def update_journey(
@@ -95,6 +91,8 @@ def update_journey(
     (if its type becomes job records) and a `mapping` quarantine entry, and everyone
     else's journey goes on. Only the store itself failing stops the run."""
     summary = JourneyUpdate()
+    # The store's pack, should another process have set a new one since `pack` was loaded.
+    pack = pack_for_update(engine, pack)
     progress = on_progress or (lambda _n: None)
     scope = set(only) if only is not None else None
     # In the registry's order: a type after those its derivation reads.

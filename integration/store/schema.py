@@ -161,6 +161,20 @@ job_records = Table(
     Index("ix_job_records_resource", "source", "resource_type", "resource_id"),
 )
 
+# The rule pack every process maps with: one row, written by `journey remap --pack`.
+rule_pack_state = Table(
+    "rule_pack_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("label", String(120), nullable=False),
+    # "bundled" (the pack shipped with this version) or the file it was read from.
+    Column("origin", Text, nullable=False),
+    # The pack's TOML, so every process on every machine reads the same rules; None
+    # for the bundled pack.
+    Column("content", Text),
+    Column("set_at", String(40), nullable=False),
+)
+
 sync_state = Table(
     "sync_state",
     metadata,

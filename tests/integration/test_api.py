@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from integration.api.app import create_app
 from integration.cli.demo_population import PAYER, PROVIDER, write_sample
 from integration.config import Settings
+from integration.journey.rule_packs import set_store_pack
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
 from tests.conftest import ImportFn, encounter, patient, write_ndjson
 
@@ -314,27 +315,24 @@ def test_each_request_is_logged_without_its_query_string(
     assert "Zelda" not in caplog.text
 
 
-def test_pushes_and_api_started_syncs_map_with_one_load_of_the_pack(
+def test_pushes_and_api_started_syncs_map_with_the_stores_pack(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A pack file of its own: no earlier test in this process has loaded it.
     pack_file = tmp_path / "pack.toml"
-    pack_file.write_bytes(DEFAULT_PACK.read_bytes())
-    loads: list[Path] = []
-
-    def counted_load(path: Path) -> RulePack:
-        loads.append(path)
-        return load_rule_pack(path)
-
+    pack_file.write_text(
+        DEFAULT_PACK.read_text().replace(
+            f'version = "{load_rule_pack().version}"', 'version = "9.9.9"'
+        )
+    )
+    set_store_pack(engine, pack_file)
     synced_with: list[RulePack] = []
 
     async def recorded_sync(_engine: Engine, pack: RulePack, *_args: Any, **_kwargs: Any) -> None:
         synced_with.append(pack)
 
-    monkeypatch.setattr("integration.rule_packs.load_rule_pack", counted_load)
     monkeypatch.setattr("integration.api.routes.sources.sync_source", recorded_sync)
     source = {"name": "ehr", "kind": "provider", "base_url": "http://127.0.0.1:9", "mode": "rest"}
-    settings = Settings(api_keys=[KEY], rule_pack=pack_file, sources=[source])
+    settings = Settings(api_keys=[KEY], sources=[source])
     with TestClient(create_app(settings, engine)) as client:
         for _ in range(2):
             assert client.post("/sources/ehr/sync", headers=AUTH).status_code == 202
@@ -343,6 +341,28 @@ def test_pushes_and_api_started_syncs_map_with_one_load_of_the_pack(
                 assert time.monotonic() < deadline, "background sync did not finish"
                 time.sleep(0.01)
         push_pack = client.app.state.push.pack  # type: ignore[attr-defined]
+    assert push_pack.label == "default 9.9.9"
     assert len(synced_with) == 2
     assert all(pack is push_pack for pack in synced_with)
-    assert loads == [pack_file.resolve()]
+
+
+def test_a_running_api_maps_its_next_push_with_a_pack_another_process_set(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PACK_TEST_PUSH_KEY", "push-key-0123456789")
+    settings = Settings(
+        api_keys=[KEY], push_clients=[{"source": "clinic", "key_env": "PACK_TEST_PUSH_KEY"}]
+    )
+    push = {"Authorization": "Bearer push-key-0123456789", "Content-Type": "application/fhir+json"}
+    with TestClient(create_app(settings, engine)) as client:
+        held = client.app.state.push.pack  # type: ignore[attr-defined]
+        pack_file = tmp_path / "pack.toml"
+        bumped = f'version = "{held.version}"'
+        pack_file.write_text(DEFAULT_PACK.read_text().replace(bumped, 'version = "9.9.8"'))
+        set_store_pack(engine, pack_file)  # as `journey remap --pack` in another process
+        for resource in (patient("p"), encounter("e", "p")):
+            url = f"/fhir/{resource['resourceType']}/{resource['id']}"
+            assert client.put(url, json=resource, headers=push).status_code in (200, 201)
+        [person] = client.get("/people", headers=AUTH).json()["items"]
+        items = client.get(f"/people/{person['id']}/journey", headers=AUTH).json()["items"]
+    assert [item["reason"]["pack_version"] for item in items] == ["default 9.9.8"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mappings.rulepack import load_rule_pack
+from mappings.rulepack import DEFAULT_PACK, load_rule_pack
 from tests.conftest import RUN_PREFIX, encounter, patient, throwaway_store_url, write_ndjson
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
@@ -90,6 +90,50 @@ def test_status_show_and_remap(tmp_path: Path) -> None:
     assert remap.returncode == 0
     assert f"Remapped 2 resources with pack {load_rule_pack().label}" in remap.stdout
     assert "keep_well 1" in remap.stdout
+
+
+@BOTH_STORES
+def test_remap_with_a_pack_makes_it_the_pack_every_later_command_uses(tmp_path: Path) -> None:
+    pack_file = tmp_path / "virtual-is-diagnose.toml"
+    text = DEFAULT_PACK.read_text().replace(
+        f'version = "{load_rule_pack().version}"', 'version = "9.0.0"'
+    )
+    pack_file.write_text(
+        text.replace(
+            'id = "encounter.class.virtual"\njob = "keep_well"',
+            'id = "encounter.class.virtual"\njob = "diagnose"',
+        )
+    )
+    first = write_ndjson(tmp_path / "a.ndjson", patient("p1"), encounter("e1", "p1", klass="VR"))
+    assert journey(tmp_path, "import", str(first)).returncode == 0
+    remap = journey(tmp_path, "remap", "--pack", str(pack_file))
+    assert remap.returncode == 0, remap.stderr
+    assert "The store's rule pack is now default 9.0.0" in remap.stdout
+    assert "diagnose 1" in remap.stdout
+    # A later import, with no pack named anywhere, maps with the store's pack.
+    later = write_ndjson(tmp_path / "b.ndjson", encounter("e2", "p1", klass="VR"))
+    imported = journey(tmp_path, "import", str(later))
+    assert "job records diagnose 1" in imported.stdout, imported.stdout
+
+    back = journey(tmp_path, "remap", "--pack", "bundled")
+    assert back.returncode == 0
+    assert f"now {load_rule_pack().label}" in back.stdout
+    assert "keep_well 2" in back.stdout
+
+
+def test_a_broken_pack_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(DEFAULT_PACK.read_text().replace('job = "treat"', 'job = "cure"', 1))
+    result = journey(tmp_path, "remap", "--pack", str(broken))
+    assert result.returncode != 0
+    assert "broken.toml" in result.stderr
+    assert "encounter_rules.0.job" in result.stderr
+
+
+def test_the_old_per_process_pack_setting_is_refused_with_advice(tmp_path: Path) -> None:
+    result = journey(tmp_path, "status", JOURNEY_RULE_PACK=str(DEFAULT_PACK))
+    assert result.returncode != 0
+    assert "journey remap --pack" in result.stderr
 
 
 def test_missing_path_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:

@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from integration.cli.demo_population import PAYER, PROVIDER, write_sample
-from integration.journey.update import flag_all, update_journey
+from integration.journey.rule_packs import set_store_pack
+from integration.journey.update import update_journey
 from integration.store import queries
 from integration.store.quarantine import entries as quarantine_entries
 from integration.store.schema import job_records, quarantine, raw_resources
-from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
+from mappings.rulepack import DEFAULT_PACK, RulePack
 from tests.conftest import FIXTURES, ImportFn, encounter, patient, write_ndjson
 
 SSN = "http://hl7.org/fhir/sid/us-ssn"
@@ -298,7 +299,7 @@ def test_new_version_replaces_the_record_and_a_late_old_version_does_not(
     assert count(engine, raw_resources) == 4  # every version kept raw
 
 
-def test_remap_applies_a_new_rule_pack_without_importing_again(
+def test_a_pack_set_in_the_store_is_applied_to_stored_data_without_importing_again(
     tmp_path: Path, engine: Engine, import_files: ImportFn, pack: RulePack
 ) -> None:
     import_files(write_ndjson(tmp_path / "a.ndjson", patient("p"), encounter("e", "p", klass="VR")))
@@ -310,8 +311,9 @@ def test_remap_applies_a_new_rule_pack_without_importing_again(
         'id = "encounter.class.virtual"\njob = "diagnose"',
     )
     changed.write_text(text)
-    flag_all(engine)
-    summary = update_journey(engine, load_rule_pack(changed))
+    set_store_pack(engine, changed)
+    # The pack this process holds is the bundled one; the update uses the store's.
+    summary = update_journey(engine, pack)
     assert summary.resources == 2
     [record] = journey_of(engine, "test-source", "p")
     assert (record["job"], record["reason"]["pack_version"]) == ("diagnose", "default 9999.1.0")

@@ -14,7 +14,6 @@ from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.clock import utc_now
-from integration.rule_packs import rule_pack
 from integration.sources import SourceConfig, describe
 from integration.store.bulk_state import ExportInProgress, exports_in_progress
 from integration.store.errors import describe_error
@@ -142,8 +141,9 @@ async def start_sync(
 async def _run(request: Request, source: SourceConfig, full: bool, held: HeldUnits) -> None:
     settings = request.app.state.settings
     try:
-        # The pack the app's pushes map with, not a second load of the file.
-        pack = rule_pack(settings)
+        # The pack the app's pushes map with, not a second load (a journey update
+        # switches to the store's pack should another process have set a new one).
+        pack = request.app.state.push.pack
         await held.run_then_release(
             sync_source(request.app.state.engine, pack, settings, source, full=full)
         )

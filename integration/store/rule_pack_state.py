@@ -1,0 +1,51 @@
+"""The store's record of its rule pack: which one, from where, and its text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select, update
+
+from integration.derived_types import derived_types
+from integration.store.schema import current_resources, rule_pack_state
+from integration.store.upsert import upsert_statement
+
+BUNDLED = "bundled"
+_ROW = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPack:
+    label: str
+    origin: str  # BUNDLED or the file it was read from
+    content: str | None  # None for the bundled pack
+    set_at: str
+
+
+def read_stored_pack(conn: Connection) -> StoredPack | None:
+    row = conn.execute(select(rule_pack_state).where(rule_pack_state.c.id == _ROW)).first()
+    if row is None:
+        return None
+    return StoredPack(row.label, row.origin, row.content, row.set_at)
+
+
+def write_stored_pack(conn: Connection, pack: StoredPack) -> None:
+    values = {
+        "label": pack.label,
+        "origin": pack.origin,
+        "content": pack.content,
+        "set_at": pack.set_at,
+    }
+    # An upsert: two processes starting on a new store may both record the pack.
+    statement = upsert_statement(conn, rule_pack_state, ["id"], list(values))
+    conn.execute(statement.values(id=_ROW, **values))
+
+
+def flag_all_for_derivation(conn: Connection) -> int:
+    """Mark every derivable resource for derivation again (a new pack applies to all)."""
+    result = conn.execute(
+        update(current_resources)
+        .where(current_resources.c.resource_type.in_(derived_types()))
+        .values(needs_derive=True)
+    )
+    return int(result.rowcount)
