@@ -28,11 +28,10 @@ from integration.journey.derivers.base import (
     Derive,
     ResourceKey,
     isolate,
-    load_current,
-    mark_done,
 )
 from integration.journey.derivers.base import JourneyUpdate as JourneyUpdate
 from integration.journey.rule_packs import pack_for_update
+from integration.store.derivation import load_current, mark_derived
 from integration.store.engine import GrowingTables
 from integration.store.errors import describe_error, store_unavailable
 from integration.store.keys import in_keys
@@ -160,7 +159,7 @@ def _derive_in(
     # Closed first: a resource failing again reopens its entry.
     close_mapped(conn, [c.key for c in batch], utc_now())
     more = step(conn, batch, pack, found)
-    mark_done(conn, batch)
+    mark_derived(conn, [c.key for c in batch])
     return more
 
 
@@ -186,7 +185,7 @@ def _derive_alone(
     with engine.begin() as conn:
         hold(conn, DERIVE, utc_now())
         isolate(conn, [(current, failure)], pack, found)
-        mark_done(conn, [current])
+        mark_derived(conn, [current.key])
     return []
 
 

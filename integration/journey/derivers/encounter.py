@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import orjson
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection
 
 from integration.journey.derivers.base import (
     CurrentResource,
@@ -15,8 +14,8 @@ from integration.journey.derivers.base import (
     isolate,
     replace_records,
 )
-from integration.store.keys import in_keys
-from integration.store.schema import current_resources, raw_resources, resource_links
+from integration.store.derivation import current_conditions
+from integration.store.resource_links import replace_encounter_conditions
 from mappings.encounter import EncounterContext, map_encounter, referenced_condition_ids
 from mappings.failed import describe_failure
 from mappings.fhir_values import Code, concept_codes
@@ -32,7 +31,7 @@ def derive(
         by_source[encounter.source].append(encounter)
     records: list[JobRecord] = []
     failed: list[tuple[CurrentResource, str]] = []
-    links: list[dict[str, str]] = []
+    links: list[tuple[str, str, str]] = []
     for source, encounters in by_source.items():
         wanted = {cid for e in encounters for cid in referenced_condition_ids(e.content)}
         codes = _condition_codes(conn, source, wanted)
@@ -43,27 +42,8 @@ def derive(
                 records.append(map_encounter(encounter.content, encounter.ref, pack, context))
             except Exception as exc:  # this Encounter only: the others map on
                 failed.append((encounter, describe_failure(exc)))
-            links.extend(
-                {
-                    "source": source,
-                    "from_type": "Encounter",
-                    "from_id": encounter.resource_id,
-                    "to_type": "Condition",
-                    "to_id": cid,
-                }
-                for cid in referenced
-            )
-    conn.execute(
-        delete(resource_links).where(
-            resource_links.c.from_type == "Encounter",
-            in_keys(
-                (resource_links.c.source, resource_links.c.from_id),
-                [(e.source, e.resource_id) for e in batch],
-            ),
-        )
-    )
-    if links:
-        conn.execute(resource_links.insert(), links)
+            links.extend((source, encounter.resource_id, cid) for cid in referenced)
+    replace_encounter_conditions(conn, [(e.source, e.resource_id) for e in batch], links)
     failing_ids = {id(e) for e, _ in failed}
     replace_records(conn, [e for e in batch if id(e) not in failing_ids], records, summary)
     if failed:
@@ -74,15 +54,7 @@ def derive(
 def _condition_codes(conn: Connection, source: str, ids: set[str]) -> dict[str, list[Code]]:
     if not ids:
         return {}
-    rows = conn.execute(
-        select(current_resources.c.resource_id, raw_resources.c.content)
-        .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
-        .where(
-            current_resources.c.source == source,
-            current_resources.c.resource_type == "Condition",
-            current_resources.c.resource_id.in_(ids),
-        )
-    ).all()
     return {
-        row.resource_id: list(concept_codes(orjson.loads(row.content).get("code"))) for row in rows
+        cid: list(concept_codes(content.get("code")))
+        for cid, content in current_conditions(conn, source, ids).items()
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from integration.clock import utc_now
 from integration.journey.derivers.base import (
@@ -14,12 +14,10 @@ from integration.journey.derivers.base import (
     JourneyUpdate,
     ResourceKey,
     isolate,
-    load_current,
     replace_records,
 )
-from integration.store.keys import in_keys
+from integration.store.derivation import current_of_subjects, recorded_of_subjects
 from integration.store.quarantine import close_mapped
-from integration.store.schema import current_resources, job_records
 from mappings.failed import describe_failure
 from mappings.fhir_values import reference_id
 from mappings.model import JobRecord, SourceRef
@@ -41,22 +39,9 @@ def derive(
     seen = {c.key for c in measured}
     known_subjects = list({(r.source, s) for r in measured if (s := _subject(r)) is not None})
     if known_subjects:
-        of_subjects = in_keys(
-            (current_resources.c.source, current_resources.c.subject_id), known_subjects
-        )
-        history = load_current(conn, "QuestionnaireResponse", of_subjects)
+        history = current_of_subjects(conn, "QuestionnaireResponse", known_subjects)
         # The Observations that are instrument totals are those with a record.
-        history += load_current(
-            conn,
-            "Observation",
-            of_subjects,
-            current_resources.c.resource_id.in_(
-                select(job_records.c.resource_id).where(
-                    job_records.c.source == current_resources.c.source,
-                    job_records.c.resource_type == "Observation",
-                )
-            ),
-        )
+        history += recorded_of_subjects(conn, "Observation", known_subjects)
         for response in history:
             if response.key not in seen:
                 seen.add(response.key)

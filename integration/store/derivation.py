@@ -1,0 +1,141 @@
+"""The derivation queue: current resources flagged `needs_derive`, read with their stored
+content, marked done once derived, and flagged again when what they read has changed.
+
+What a batch holds and what it becomes is the journey update's business
+(`integration.journey.update` and its derivers); these are only its statements, run in
+the update's transaction, which holds the derive lock (`integration.store.locks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Connection, select, update
+
+from integration.store.keys import in_keys
+from integration.store.schema import current_resources, job_records, raw_resources
+from mappings.model import SourceRef
+
+# (source, resource type, resource id): one current resource.
+ResourceKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentResource:
+    source: str
+    resource_type: str
+    resource_id: str
+    version_key: str
+    content: dict[str, Any]
+
+    @property
+    def ref(self) -> SourceRef:
+        return SourceRef(self.source, self.resource_type, self.resource_id, self.version_key)
+
+    @property
+    def key(self) -> ResourceKey:
+        return (self.source, self.resource_type, self.resource_id)
+
+
+def load_current(
+    conn: Connection, resource_type: str, *where: ColumnElement[bool], limit: int | None = None
+) -> list[CurrentResource]:
+    """Current resources of one type with their stored content, in a stable order."""
+    query = (
+        select(
+            current_resources.c.source,
+            current_resources.c.resource_id,
+            raw_resources.c.version_key,
+            raw_resources.c.content,
+        )
+        .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+        .where(current_resources.c.resource_type == resource_type, *where)
+        .order_by(current_resources.c.source, current_resources.c.resource_id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        CurrentResource(
+            row.source, resource_type, row.resource_id, row.version_key, orjson.loads(row.content)
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def current_of_subjects(
+    conn: Connection, resource_type: str, subjects: Sequence[tuple[str, str]]
+) -> list[CurrentResource]:
+    """Every current resource of one type about these (source, Patient id) subjects."""
+    return load_current(conn, resource_type, _of_subjects(subjects))
+
+
+def recorded_of_subjects(
+    conn: Connection, resource_type: str, subjects: Sequence[tuple[str, str]]
+) -> list[CurrentResource]:
+    """The current resources of one type about these (source, Patient id) subjects that
+    have a job record (of the Observations, the instrument totals)."""
+    return load_current(
+        conn,
+        resource_type,
+        _of_subjects(subjects),
+        current_resources.c.resource_id.in_(
+            select(job_records.c.resource_id).where(
+                job_records.c.source == current_resources.c.source,
+                job_records.c.resource_type == resource_type,
+            )
+        ),
+    )
+
+
+def _of_subjects(subjects: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
+    return in_keys((current_resources.c.source, current_resources.c.subject_id), subjects)
+
+
+def current_conditions(conn: Connection, source: str, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The content of a source's current Conditions with these ids, by id."""
+    rows = conn.execute(
+        select(current_resources.c.resource_id, raw_resources.c.content)
+        .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+        .where(
+            current_resources.c.source == source,
+            current_resources.c.resource_type == "Condition",
+            current_resources.c.resource_id.in_(ids),
+        )
+    ).all()
+    return {row.resource_id: orjson.loads(row.content) for row in rows}
+
+
+def mark_derived(conn: Connection, keys: Sequence[ResourceKey]) -> None:
+    """These resources' journey is up to date: off the queue until they change again."""
+    conn.execute(
+        update(current_resources)
+        .where(
+            in_keys(
+                (
+                    current_resources.c.source,
+                    current_resources.c.resource_type,
+                    current_resources.c.resource_id,
+                ),
+                keys,
+            )
+        )
+        .values(needs_derive=False)
+    )
+
+
+def flag_for_derivation(
+    conn: Connection, source: str, resource_type: str, ids: Sequence[str]
+) -> None:
+    """Put a source's current resources of one type with these ids back on the queue."""
+    conn.execute(
+        update(current_resources)
+        .where(
+            current_resources.c.source == source,
+            current_resources.c.resource_type == resource_type,
+            current_resources.c.resource_id.in_(ids),
+        )
+        .values(needs_derive=True)
+    )

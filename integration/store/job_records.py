@@ -1,0 +1,81 @@
+"""Job records as derivation writes them: each resource's records replaced whole.
+
+What the records say is decided by the mappings and the journey's derivers; reading
+them (a person's journey, counts) is `integration.store.queries`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete
+
+from integration.store.derivation import ResourceKey
+from integration.store.keys import in_keys
+from integration.store.schema import job_records
+from integration.store.text import storable
+from mappings.model import JobRecord, SourceRef
+
+
+def record_id(ref: SourceRef) -> str:
+    """Stable across remaps: one record per (source, type, id)."""
+    key = f"{ref.source}|{ref.resource_type}|{ref.resource_id}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def replace_job_records(
+    conn: Connection,
+    derived_from: Sequence[ResourceKey],
+    records: Sequence[JobRecord],
+    now: str,
+) -> None:
+    """The job records of these (source, type, id) resources are now `records`, derived at
+    `now`: whatever they had before is deleted."""
+    conn.execute(
+        delete(job_records).where(
+            in_keys(
+                (job_records.c.source, job_records.c.resource_type, job_records.c.resource_id),
+                derived_from,
+            )
+        )
+    )
+    if not records:
+        return
+    conn.execute(job_records.insert(), [_record_row(record, now) for record in records])
+
+
+def _record_row(record: JobRecord, now: str) -> dict[str, Any]:
+    ref = record.source_ref
+    return {
+        "id": record_id(ref),
+        "source": ref.source,
+        "resource_type": ref.resource_type,
+        "resource_id": ref.resource_id,
+        "version_key": ref.version,
+        "subject_id": storable(record.subject_id),
+        "job": record.job.value,
+        "occurred_start": record.occurred_start or "",
+        "occurred_end": record.occurred_end,
+        "title": storable(record.title),
+        "setting": storable(record.setting),
+        "concern_codes": orjson.dumps(list(record.concern_codes)).decode(),
+        "matched_codes": orjson.dumps(list(record.matched_codes)).decode(),
+        "rule_id": record.rule_id,
+        "pack_version": record.pack_version,
+        "reason": storable(record.reason),
+        "instrument": storable(record.instrument),
+        "score": record.score,
+        "fulfilment_score": record.fulfilment_score,
+        "warnings": orjson.dumps(list(record.warnings)).decode(),
+        "derived_at": now,
+        "flags": orjson.dumps([flag.value for flag in record.flags]).decode(),
+        "excluded": record.excluded,
+        "band": storable(record.band),
+        "instrument_version": storable(record.instrument_version),
+        "scores": orjson.dumps(
+            [{"scale": s.scale, "value": s.value, "band": s.band} for s in record.scores]
+        ).decode(),
+    }
