@@ -1,7 +1,11 @@
 """Concatenate the per-origin expected fragments into expected.toml (sorted by file)."""
+
 from __future__ import annotations
-import sys, tomllib
+
+import sys
+import tomllib
 from pathlib import Path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HERE, ROOT, toml_case
 

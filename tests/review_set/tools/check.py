@@ -1,9 +1,14 @@
 """Consistency checks for the review set: valid R4B bundles, unique ids, resolving refs,
 QR scores recomputed from answers agree with expected.toml."""
+
 from __future__ import annotations
-import json, sys, tomllib
+
+import json
+import sys
+import tomllib
 from collections import Counter
 from pathlib import Path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CASES, ROOT, check_refs, validate_bundle
 
@@ -19,7 +24,7 @@ def main(expected_path: Path) -> None:
     files = {c["file"] for c in exp}
     assert len(files) == len(exp), "duplicate file in expected"
     on_disk = {p.name for p in CASES.glob("*.json")}
-    assert files == on_disk, (files ^ on_disk)
+    assert files == on_disk, files ^ on_disk
     for c in exp:
         b = json.loads((CASES / c["file"]).read_text())
         assert b["type"] == "collection"
@@ -30,11 +35,17 @@ def main(expected_path: Path) -> None:
             ids[f"{r['resourceType']}/{r['id']}"] += 1
         focal = b["entry"][0]["resource"]
         assert c["focal"] == f"{focal['resourceType']}/{focal['id']}", c["file"]
-        assert c["job"] in JOBS and set(c["flags"]) <= FLAGS, c
+        assert c["job"] in JOBS, c
+        assert set(c["flags"]) <= FLAGS, c
         assert c["origin"] in {"synthea", "clinosim", "hand-written"}
         if focal["resourceType"] == "QuestionnaireResponse" and "score" in c:
-            vals = [LA[i["answer"][0]["valueCoding"]["code"]] for i in focal["item"]
-                    if i.get("answer") and "valueCoding" in i["answer"][0] and i["answer"][0]["valueCoding"]["code"] in LA]
+            vals = [
+                LA[i["answer"][0]["valueCoding"]["code"]]
+                for i in focal["item"]
+                if i.get("answer")
+                and "valueCoding" in i["answer"][0]
+                and i["answer"][0]["valueCoding"]["code"] in LA
+            ]
             assert sum(vals) == c["score"], (c["file"], sum(vals), c["score"])
     dup = [k for k, v in ids.items() if v > 1]
     assert not dup, dup[:10]

@@ -15,21 +15,46 @@ ADJ = "http://terminology.hl7.org/CodeSystem/adjudication"
 
 def payer_context(name: str) -> list[dict]:
     return [
-        {"resourceType": "Organization", "id": f"{name}-payer", "active": True,
-         "type": [cc("http://terminology.hl7.org/CodeSystem/organization-type", "pay", "Payer")],
-         "name": "Synthetic Health Plan"},
-        {"resourceType": "Organization", "id": f"{name}-prov", "active": True,
-         "type": [cc("http://terminology.hl7.org/CodeSystem/organization-type", "prov", "Healthcare Provider")],
-         "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1999999984"}],
-         "name": "Synthetic Provider Group"},
-        {"resourceType": "Coverage", "id": f"{name}-cov", "status": "active",
-         "beneficiary": ref("Patient", f"{name}-pat"), "payor": [ref("Organization", f"{name}-payer")],
-         "relationship": cc("http://terminology.hl7.org/CodeSystem/subscriber-relationship", "self")},
+        {
+            "resourceType": "Organization",
+            "id": f"{name}-payer",
+            "active": True,
+            "type": [cc("http://terminology.hl7.org/CodeSystem/organization-type", "pay", "Payer")],
+            "name": "Synthetic Health Plan",
+        },
+        {
+            "resourceType": "Organization",
+            "id": f"{name}-prov",
+            "active": True,
+            "type": [
+                cc(
+                    "http://terminology.hl7.org/CodeSystem/organization-type",
+                    "prov",
+                    "Healthcare Provider",
+                )
+            ],
+            "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1999999984"}],
+            "name": "Synthetic Provider Group",
+        },
+        {
+            "resourceType": "Coverage",
+            "id": f"{name}-cov",
+            "status": "active",
+            "beneficiary": ref("Patient", f"{name}-pat"),
+            "payor": [ref("Organization", f"{name}-payer")],
+            "relationship": cc(
+                "http://terminology.hl7.org/CodeSystem/subscriber-relationship", "self"
+            ),
+        },
     ]
 
 
 def _dx(seq: int, system: str, code: str, display: str, kind: str) -> dict:
-    return {"sequence": seq, "diagnosisCodeableConcept": cc(system, code, display), "type": [cc(DXTYPE, kind)]}
+    return {
+        "sequence": seq,
+        "diagnosisCodeableConcept": cc(system, code, display),
+        "type": [cc(DXTYPE, kind)],
+    }
 
 
 def eob(
@@ -51,8 +76,13 @@ def eob(
         "resourceType": "ExplanationOfBenefit",
         "id": f"{name}-{suffix}",
         "meta": {"profile": [C4BB + profile]},
-        "identifier": [{"type": cc("http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBIdentifierType", "uc"),
-                        "system": "https://example.org/payer/claim-id", "value": f"CLM-{name}"}],
+        "identifier": [
+            {
+                "type": cc("http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBIdentifierType", "uc"),
+                "system": "https://example.org/payer/claim-id",
+                "value": f"CLM-{name}",
+            }
+        ],
         "status": status,
         "type": cc(CLAIMTYPE, claim_type),
         "use": "claim",
@@ -81,16 +111,32 @@ def eob(
     for i, it in enumerate(items):
         item = {"sequence": i + 1, **it}
         item.setdefault("servicedDate", start[:10])
-        item.setdefault("adjudication", [{"category": cc(ADJ, "submitted"), "amount": {"value": 100.0, "currency": "USD"}}])
+        item.setdefault(
+            "adjudication",
+            [{"category": cc(ADJ, "submitted"), "amount": {"value": 100.0, "currency": "USD"}}],
+        )
         out_items.append(item)
     if out_items:
         e["item"] = out_items
-    e["total"] = [{"category": cc(ADJ, "submitted"), "amount": {"value": 100.0 * max(1, len(out_items)), "currency": "USD"}}]
+    e["total"] = [
+        {
+            "category": cc(ADJ, "submitted"),
+            "amount": {"value": 100.0 * max(1, len(out_items)), "currency": "USD"},
+        }
+    ]
     return e
 
 
-def line(system: str, code: str, display: str, *, revenue: str | None = None, dx_seq: list[int] | None = None,
-         qty: float | None = None, extra: dict | None = None) -> dict:
+def line(
+    system: str,
+    code: str,
+    display: str,
+    *,
+    revenue: str | None = None,
+    dx_seq: list[int] | None = None,
+    qty: float | None = None,
+    extra: dict | None = None,
+) -> dict:
     it: dict = {"productOrService": cc(system, code, display)}
     if revenue:
         it["revenue"] = cc(REV, revenue)
@@ -103,8 +149,17 @@ def line(system: str, code: str, display: str, *, revenue: str | None = None, dx
     return it
 
 
-def claim(name: str, *, claim_type: str, created: str, diagnoses: list[tuple[str, str, str]] = (),
-          items: list[dict] = (), status: str = "active", use: str = "claim", suffix: str = "claim") -> dict:
+def claim(
+    name: str,
+    *,
+    claim_type: str,
+    created: str,
+    diagnoses: list[tuple[str, str, str]] = (),
+    items: list[dict] = (),
+    status: str = "active",
+    use: str = "claim",
+    suffix: str = "claim",
+) -> dict:
     c: dict = {
         "resourceType": "Claim",
         "id": f"{name}-{suffix}",
@@ -118,7 +173,10 @@ def claim(name: str, *, claim_type: str, created: str, diagnoses: list[tuple[str
         "insurance": [{"sequence": 1, "focal": True, "coverage": ref("Coverage", f"{name}-cov")}],
     }
     if diagnoses:
-        c["diagnosis"] = [{"sequence": i + 1, "diagnosisCodeableConcept": cc(d[0], d[1], d[2])} for i, d in enumerate(diagnoses)]
+        c["diagnosis"] = [
+            {"sequence": i + 1, "diagnosisCodeableConcept": cc(d[0], d[1], d[2])}
+            for i, d in enumerate(diagnoses)
+        ]
     if items:
         c["item"] = [{"sequence": i + 1, **it} for i, it in enumerate(items)]
     return c

@@ -21,11 +21,18 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, toml_case, write_case  # noqa: E402
-from synthea_extract import ABBR, PARTY_TYPES, iter_refs, ts  # noqa: E402
+from common import HERE, toml_case, write_case
+from synthea_extract import ABBR, PARTY_TYPES, iter_refs, ts
 
-CONTEXT = ["Procedure", "Observation", "DiagnosticReport", "MedicationRequest", "MedicationAdministration",
-           "ServiceRequest", "Immunization"]
+CONTEXT = [
+    "Procedure",
+    "Observation",
+    "DiagnosticReport",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "ServiceRequest",
+    "Immunization",
+]
 OBS_CAP = 60
 ABBR = {**ABBR, "ServiceRequest": "sr"}
 
@@ -65,10 +72,19 @@ class Store:
             abate = ts(c.get("abatementDateTime"))
             if onset and onset < start and (abate is None or abate > start):
                 prior.append(c)
-        obs = sorted([r for r in linked if r["resourceType"] == "Observation"], key=lambda o: o.get("effectiveDateTime", ""))[:OBS_CAP]
+        obs = sorted(
+            [r for r in linked if r["resourceType"] == "Observation"],
+            key=lambda o: o.get("effectiveDateTime", ""),
+        )[:OBS_CAP]
         rest = [r for r in linked if r["resourceType"] != "Observation"]
         out, seen = [], set()
-        for r in [*named, *[r for r in rest if r["resourceType"] == "Condition"], *prior, *rest, *obs]:
+        for r in [
+            *named,
+            *[r for r in rest if r["resourceType"] == "Condition"],
+            *prior,
+            *rest,
+            *obs,
+        ]:
             if r is not None and id(r) not in seen:
                 seen.add(id(r))
                 out.append(r)
@@ -101,7 +117,7 @@ def valid_alone(r: dict) -> str | None:
     try:
         get_fhir_model_class(r["resourceType"]).model_validate(r)
         return None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return str(exc).splitlines()[0] + " | " + " ".join(str(exc).splitlines()[1:3])
 
 
@@ -123,7 +139,9 @@ def fix_minimal(r: dict, log: list[str], name: str) -> dict:
             r["media"] = [m for m in r["media"] if "link" in m]
             if not r["media"]:
                 r.pop("media")
-            done.append("media entries left without link (their ImagingStudy is not in the case) removed")
+            done.append(
+                "media entries left without link (their ImagingStudy is not in the case) removed"
+            )
         code = r.get("code") or {}
         for c in code.get("coding", []):
             for k in ("code", "display"):
@@ -172,6 +190,7 @@ def build_case(name: str, store: Store, enc: dict, log: list[str]) -> list[dict]
         out.append(nr)
     # a second pass: drop references to resources left out for being invalid
     kept = {f"{r['resourceType']}/{r['id']}" for r in out}
+
     def prune(node):
         if isinstance(node, dict):
             if isinstance(node.get("reference"), str) and node["reference"] not in kept:
@@ -181,6 +200,7 @@ def build_case(name: str, store: Store, enc: dict, log: list[str]) -> list[dict]
         if isinstance(node, list):
             return [v2 for v in node if (v2 := prune(v)) not in (None, {})]
         return node
+
     return [prune(r) for r in out]
 
 
@@ -189,25 +209,48 @@ def summarize(store: Store, enc: dict) -> dict:
         cc = r.get(field) or {}
         c = (cc.get("coding") or [{}])[0]
         return f"{c.get('code')} {(c.get('display') or cc.get('text') or '')[:50]}"
+
     key = f"Encounter/{enc['id']}"
     linked = store.by_enc.get(key, [])
     ctx = store.context(enc)
     start = ts(enc["period"]["start"])
     pat = store.resolve(enc["subject"]["reference"])
     return {
-        "enc": enc["id"], "class": enc["class"]["code"], "start": enc["period"]["start"][:10],
+        "enc": enc["id"],
+        "class": enc["class"]["code"],
+        "start": enc["period"]["start"][:10],
         "age": (start - ts(pat["birthDate"])).days // 365 if pat.get("birthDate") else None,
         "type": code({"code": (enc.get("type") or [{}])[0]}),
         "reason": [code({"code": x}) for x in enc.get("reasonCode", [])],
-        "dx": [code(store.resolve(d["condition"]["reference"]) or {}) + f" [{(d.get('use') or {}).get('coding', [{}])[0].get('code')}]"
-               + f" onset={ (store.resolve(d['condition']['reference']) or {}).get('onsetDateTime', '')[:10]}" for d in enc.get("diagnosis", [])],
+        "dx": [
+            code(store.resolve(d["condition"]["reference"]) or {})
+            + f" [{(d.get('use') or {}).get('coding', [{}])[0].get('code')}]"
+            + f" onset={(store.resolve(d['condition']['reference']) or {}).get('onsetDateTime', '')[:10]}"
+            for d in enc.get("diagnosis", [])
+        ],
         "procs": [code(r) for r in linked if r["resourceType"] == "Procedure"],
-        "meds": sorted({code(r, "medicationCodeableConcept") for r in linked if r["resourceType"] in ("MedicationRequest", "MedicationAdministration")})[:8],
+        "meds": sorted(
+            {
+                code(r, "medicationCodeableConcept")
+                for r in linked
+                if r["resourceType"] in ("MedicationRequest", "MedicationAdministration")
+            }
+        )[:8],
         "sr": sorted({code(r) for r in linked if r["resourceType"] == "ServiceRequest"})[:8],
         "imm": [code(r, "vaccineCode") for r in linked if r["resourceType"] == "Immunization"],
         "obs": len([r for r in linked if r["resourceType"] == "Observation"]),
-        "prior": sorted({code(c) for c in ctx if c["resourceType"] == "Condition" and ts(c.get("onsetDateTime") or c.get("recordedDate")) and ts(c.get("onsetDateTime") or c.get("recordedDate")) < start}),
-        "los_h": round((ts(enc["period"].get("end")) - start).total_seconds() / 3600, 1) if enc["period"].get("end") else None,
+        "prior": sorted(
+            {
+                code(c)
+                for c in ctx
+                if c["resourceType"] == "Condition"
+                and ts(c.get("onsetDateTime") or c.get("recordedDate"))
+                and ts(c.get("onsetDateTime") or c.get("recordedDate")) < start
+            }
+        ),
+        "los_h": round((ts(enc["period"].get("end")) - start).total_seconds() / 3600, 1)
+        if enc["period"].get("end")
+        else None,
     }
 
 
@@ -231,7 +274,9 @@ def main():
         out.append({"file": fname, "focal": f"Encounter/{name}-enc", **exp, "origin": "clinosim"})
     (HERE / "expected_clinosim.toml").write_text("".join(toml_case(c) + "\n" for c in out))
     (HERE / "clinosim_fixes.log").write_text("\n".join(log) + "\n")
-    print(f"{len(out)} clinosim cases; {sum('left out' in x for x in log)} resources left out as invalid R4, {sum('fixed' in x for x in log)} fixes")
+    print(
+        f"{len(out)} clinosim cases; {sum('left out' in x for x in log)} resources left out as invalid R4, {sum('fixed' in x for x in log)} fixes"
+    )
 
 
 if __name__ == "__main__":

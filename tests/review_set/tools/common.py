@@ -74,7 +74,18 @@ def toml_str(s: str) -> str:
 
 
 def toml_case(c: dict) -> str:
-    order = ["file", "focal", "job", "flags", "instrument", "score", "band", "ambiguous", "origin", "rationale"]
+    order = [
+        "file",
+        "focal",
+        "job",
+        "flags",
+        "instrument",
+        "score",
+        "band",
+        "ambiguous",
+        "origin",
+        "rationale",
+    ]
     lines = ["[[case]]"]
     for k in order:
         if k not in c or c[k] is None:

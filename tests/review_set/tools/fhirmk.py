@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common import ACT, CPT, ICD10, LOINC, SCT
+from common import ACT
 
 
 def cc(system: str | None, code: str, display: str | None = None, text: str | None = None) -> dict:
@@ -21,11 +21,15 @@ def ref(rtype: str, rid: str) -> dict:
     return {"reference": f"{rtype}/{rid}"}
 
 
-def patient(name: str, gender: str = "female", birth: str = "1970-05-14", family: str = "Example") -> dict:
+def patient(
+    name: str, gender: str = "female", birth: str = "1970-05-14", family: str = "Example"
+) -> dict:
     return {
         "resourceType": "Patient",
         "id": f"{name}-pat",
-        "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5.99999.1", "value": f"MRN-{name}"}],
+        "identifier": [
+            {"system": "urn:oid:2.16.840.1.113883.19.5.99999.1", "value": f"MRN-{name}"}
+        ],
         "name": [{"use": "official", "family": family, "given": ["Synthetic"]}],
         "gender": gender,
         "birthDate": birth,
@@ -47,8 +51,14 @@ def encounter(
     service_type: dict | None = None,
     hospitalization: dict | None = None,
 ) -> dict:
-    cls_display = {"AMB": "ambulatory", "EMER": "emergency", "IMP": "inpatient encounter",
-                   "VR": "virtual", "HH": "home health", "OBSENC": "observation encounter"}[cls]
+    cls_display = {
+        "AMB": "ambulatory",
+        "EMER": "emergency",
+        "IMP": "inpatient encounter",
+        "VR": "virtual",
+        "HH": "home health",
+        "OBSENC": "observation encounter",
+    }[cls]
     enc: dict = {
         "resourceType": "Encounter",
         "id": f"{name}-{suffix}",
@@ -67,7 +77,15 @@ def encounter(
         enc["reasonReference"] = reason_refs
     if diagnoses:
         enc["diagnosis"] = [
-            {"condition": ref("Condition", cid), **({"use": cc("http://terminology.hl7.org/CodeSystem/diagnosis-role", role)} if role else {}), "rank": i + 1}
+            {
+                "condition": ref("Condition", cid),
+                **(
+                    {"use": cc("http://terminology.hl7.org/CodeSystem/diagnosis-role", role)}
+                    if role
+                    else {}
+                ),
+                "rank": i + 1,
+            }
             for i, (cid, role) in enumerate(diagnoses)
         ]
     if hospitalization:
@@ -91,7 +109,9 @@ def condition(
         "resourceType": "Condition",
         "id": f"{name}-{suffix}",
         "clinicalStatus": cc("http://terminology.hl7.org/CodeSystem/condition-clinical", clinical),
-        "verificationStatus": cc("http://terminology.hl7.org/CodeSystem/condition-ver-status", verification),
+        "verificationStatus": cc(
+            "http://terminology.hl7.org/CodeSystem/condition-ver-status", verification
+        ),
         "category": [cc("http://terminology.hl7.org/CodeSystem/condition-category", category)],
         "code": code,
         "subject": ref("Patient", f"{name}-pat"),
@@ -104,9 +124,17 @@ def condition(
     return c
 
 
-def procedure(name: str, suffix: str, code: dict, *, when: str, enc: str | None = None,
-              status: str = "completed", reasons: list[dict] | None = None,
-              reason_refs: list[dict] | None = None) -> dict:
+def procedure(
+    name: str,
+    suffix: str,
+    code: dict,
+    *,
+    when: str,
+    enc: str | None = None,
+    status: str = "completed",
+    reasons: list[dict] | None = None,
+    reason_refs: list[dict] | None = None,
+) -> dict:
     p: dict = {
         "resourceType": "Procedure",
         "id": f"{name}-{suffix}",
@@ -124,10 +152,20 @@ def procedure(name: str, suffix: str, code: dict, *, when: str, enc: str | None 
     return p
 
 
-def observation(name: str, suffix: str, code: dict, *, when: str, enc: str | None = None,
-                status: str = "final", category: str = "laboratory", value: dict | None = None,
-                components: list | None = None, has_member: list | None = None,
-                interpretation: str | None = None) -> dict:
+def observation(
+    name: str,
+    suffix: str,
+    code: dict,
+    *,
+    when: str,
+    enc: str | None = None,
+    status: str = "final",
+    category: str = "laboratory",
+    value: dict | None = None,
+    components: list | None = None,
+    has_member: list | None = None,
+    interpretation: str | None = None,
+) -> dict:
     o: dict = {
         "resourceType": "Observation",
         "id": f"{name}-{suffix}",
@@ -146,16 +184,34 @@ def observation(name: str, suffix: str, code: dict, *, when: str, enc: str | Non
     if has_member:
         o["hasMember"] = has_member
     if interpretation:
-        o["interpretation"] = [cc("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", interpretation)]
+        o["interpretation"] = [
+            cc("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", interpretation)
+        ]
     return o
 
 
 def qty(v: float, unit: str, code: str | None = None) -> dict:
-    return {"valueQuantity": {"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": code or unit}}
+    return {
+        "valueQuantity": {
+            "value": v,
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": code or unit,
+        }
+    }
 
 
-def medreq(name: str, suffix: str, med: dict, *, when: str, enc: str | None = None,
-           reasons: list[dict] | None = None, intent: str = "order", status: str = "active") -> dict:
+def medreq(
+    name: str,
+    suffix: str,
+    med: dict,
+    *,
+    when: str,
+    enc: str | None = None,
+    reasons: list[dict] | None = None,
+    intent: str = "order",
+    status: str = "active",
+) -> dict:
     m: dict = {
         "resourceType": "MedicationRequest",
         "id": f"{name}-{suffix}",
@@ -172,9 +228,18 @@ def medreq(name: str, suffix: str, med: dict, *, when: str, enc: str | None = No
     return m
 
 
-def report(name: str, suffix: str, code: dict, *, when: str, enc: str | None, results: list[str],
-           conclusion: str | None = None, category: str = "LAB",
-           category_system: str = "http://terminology.hl7.org/CodeSystem/v2-0074") -> dict:
+def report(
+    name: str,
+    suffix: str,
+    code: dict,
+    *,
+    when: str,
+    enc: str | None,
+    results: list[str],
+    conclusion: str | None = None,
+    category: str = "LAB",
+    category_system: str = "http://terminology.hl7.org/CodeSystem/v2-0074",
+) -> dict:
     r: dict = {
         "resourceType": "DiagnosticReport",
         "id": f"{name}-{suffix}",

@@ -18,9 +18,18 @@ PHQ9_ITEMS = [
     ("44259-0", "Trouble falling or staying asleep, or sleeping too much"),
     ("44254-1", "Feeling tired or having little energy"),
     ("44251-7", "Poor appetite or overeating"),
-    ("44258-2", "Feeling bad about yourself - or that you are a failure or have let yourself or your family down"),
-    ("44252-5", "Trouble concentrating on things, such as reading the newspaper or watching television"),
-    ("44253-3", "Moving or speaking so slowly that other people could have noticed. Or the opposite - being so fidgety or restless that you have been moving around a lot more than usual"),
+    (
+        "44258-2",
+        "Feeling bad about yourself - or that you are a failure or have let yourself or your family down",
+    ),
+    (
+        "44252-5",
+        "Trouble concentrating on things, such as reading the newspaper or watching television",
+    ),
+    (
+        "44253-3",
+        "Moving or speaking so slowly that other people could have noticed. Or the opposite - being so fidgety or restless that you have been moving around a lot more than usual",
+    ),
     ("44260-8", "Thoughts that you would be better off dead, or of hurting yourself in some way"),
 ]
 PHQ9_PANEL = ("44249-1", "PHQ-9 quick depression assessment panel [Reported.PHQ]")
@@ -44,7 +53,9 @@ PHQ2_TOTAL = ("55758-7", "Patient Health Questionnaire 2 item (PHQ-2) total scor
 
 
 def band_phq9(s: int) -> str:
-    return ["minimal", "mild", "moderate", "moderately severe"][min(s // 5, 3)] if s < 20 else "severe"
+    return (
+        ["minimal", "mild", "moderate", "moderately severe"][min(s // 5, 3)] if s < 20 else "severe"
+    )
 
 
 def band_gad7(s: int) -> str:
@@ -72,7 +83,7 @@ def qr(
     difficulty: int | None = None,
 ) -> dict:
     out_items = []
-    for i, ((code, text), v) in enumerate(zip(items, values)):
+    for i, ((code, text), v) in enumerate(zip(items, values, strict=False)):
         if style == "lhc":
             link = f"/{code}"
         elif style == "numeric":
@@ -86,18 +97,36 @@ def qr(
             if style == "nosystem":
                 coding = {"code": la, "display": disp}
             if style == "ordinal":
-                coding["extension"] = [{"url": "http://hl7.org/fhir/StructureDefinition/ordinalValue", "valueDecimal": v}]
+                coding["extension"] = [
+                    {
+                        "url": "http://hl7.org/fhir/StructureDefinition/ordinalValue",
+                        "valueDecimal": v,
+                    }
+                ]
             item["answer"] = [{"valueCoding": coding}]
         out_items.append(item)
     if difficulty is not None:
-        diff = {0: ("LA6572-7", "Not difficult at all"), 1: ("LA6573-5", "Somewhat difficult"),
-                2: ("LA6575-0", "Very difficult"), 3: ("LA6574-3", "Extremely difficult")}[difficulty]
-        out_items.append({"linkId": "69722-7" if style != "lhc" else "/69722-7",
-                          "text": "How difficult have these problems made it for you to do your work, take care of things at home, or get along with other people?",
-                          "answer": [{"valueCoding": {"system": LOINC, "code": diff[0], "display": diff[1]}}]})
+        diff = {
+            0: ("LA6572-7", "Not difficult at all"),
+            1: ("LA6573-5", "Somewhat difficult"),
+            2: ("LA6575-0", "Very difficult"),
+            3: ("LA6574-3", "Extremely difficult"),
+        }[difficulty]
+        out_items.append(
+            {
+                "linkId": "69722-7" if style != "lhc" else "/69722-7",
+                "text": "How difficult have these problems made it for you to do your work, take care of things at home, or get along with other people?",
+                "answer": [{"valueCoding": {"system": LOINC, "code": diff[0], "display": diff[1]}}],
+            }
+        )
     if total is not None and all(v is not None for v in values):
-        out_items.append({"linkId": total[0] if style != "lhc" else f"/{total[0]}", "text": total[1],
-                          "answer": [{"valueInteger": sum(v for v in values if v is not None)}]})
+        out_items.append(
+            {
+                "linkId": total[0] if style != "lhc" else f"/{total[0]}",
+                "text": total[1],
+                "answer": [{"valueInteger": sum(v for v in values if v is not None)}],
+            }
+        )
     r: dict = {
         "resourceType": "QuestionnaireResponse",
         "id": f"{name}-{suffix}",
@@ -115,9 +144,18 @@ def qr(
     return r
 
 
-def total_obs(name: str, suffix: str, total: tuple[str, str], score: int, *, when: str,
-              enc: str | None = None, as_quantity: bool = False, status: str = "final",
-              has_member: list | None = None) -> dict:
+def total_obs(
+    name: str,
+    suffix: str,
+    total: tuple[str, str],
+    score: int,
+    *,
+    when: str,
+    enc: str | None = None,
+    as_quantity: bool = False,
+    status: str = "final",
+    has_member: list | None = None,
+) -> dict:
     o: dict = {
         "resourceType": "Observation",
         "id": f"{name}-{suffix}",
@@ -130,7 +168,12 @@ def total_obs(name: str, suffix: str, total: tuple[str, str], score: int, *, whe
     if enc:
         o["encounter"] = ref("Encounter", enc)
     if as_quantity:
-        o["valueQuantity"] = {"value": score, "unit": "{score}", "system": "http://unitsofmeasure.org", "code": "{score}"}
+        o["valueQuantity"] = {
+            "value": score,
+            "unit": "{score}",
+            "system": "http://unitsofmeasure.org",
+            "code": "{score}",
+        }
     else:
         o["valueInteger"] = score
     if has_member:

@@ -18,20 +18,47 @@ import copy
 import json
 import sys
 import tomllib
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, toml_case, write_case  # noqa: E402
+from common import HERE, toml_case, write_case
 
-CONTEXT_TYPES = {"Condition", "Procedure", "Observation", "DiagnosticReport", "MedicationRequest", "Immunization",
-                 "MedicationAdministration", "ImagingStudy", "CarePlan"}
+CONTEXT_TYPES = {
+    "Condition",
+    "Procedure",
+    "Observation",
+    "DiagnosticReport",
+    "MedicationRequest",
+    "Immunization",
+    "MedicationAdministration",
+    "ImagingStudy",
+    "CarePlan",
+}
 PARTY_TYPES = {"Practitioner", "Organization", "Location", "PractitionerRole"}
-ABBR = {"Encounter": "enc", "Patient": "pat", "Condition": "cond", "Procedure": "proc", "Observation": "obs",
-        "DiagnosticReport": "dr", "MedicationRequest": "medrx", "Immunization": "imm", "MedicationAdministration": "medadm",
-        "ImagingStudy": "img", "CarePlan": "cp", "Practitioner": "prac", "Organization": "org", "Location": "loc",
-        "PractitionerRole": "role", "Claim": "claim", "ExplanationOfBenefit": "eob", "Coverage": "cov", "CareTeam": "ct",
-        "Goal": "goal", "Medication": "med"}
+ABBR = {
+    "Encounter": "enc",
+    "Patient": "pat",
+    "Condition": "cond",
+    "Procedure": "proc",
+    "Observation": "obs",
+    "DiagnosticReport": "dr",
+    "MedicationRequest": "medrx",
+    "Immunization": "imm",
+    "MedicationAdministration": "medadm",
+    "ImagingStudy": "img",
+    "CarePlan": "cp",
+    "Practitioner": "prac",
+    "Organization": "org",
+    "Location": "loc",
+    "PractitionerRole": "role",
+    "Claim": "claim",
+    "ExplanationOfBenefit": "eob",
+    "Coverage": "cov",
+    "CareTeam": "ct",
+    "Goal": "goal",
+    "Medication": "med",
+}
 
 
 def ts(s: str | None) -> datetime | None:
@@ -42,8 +69,7 @@ def ts(s: str | None) -> datetime | None:
     except ValueError:
         d = datetime.fromisoformat(s[:10])
     if d.tzinfo is None:
-        from datetime import timezone
-        d = d.replace(tzinfo=timezone.utc)
+        d = d.replace(tzinfo=UTC)
     return d
 
 
@@ -78,7 +104,10 @@ class PatientBundle:
             rtype, ident = ref.split("?identifier=", 1)
             system, _, value = ident.partition("|")
             for r in self.resources:
-                if r["resourceType"] == rtype and any(i.get("system") == system and i.get("value") == value for i in r.get("identifier", [])):
+                if r["resourceType"] == rtype and any(
+                    i.get("system") == system and i.get("value") == value
+                    for i in r.get("identifier", [])
+                ):
                     return r
         return None
 
@@ -97,8 +126,11 @@ class PatientBundle:
         return out
 
     def encounter_context(self, enc: dict, with_claims: bool = False) -> list[dict]:
-        linked = [r for r in self.by_enc.get(self.url(enc), []) if r["resourceType"] in CONTEXT_TYPES
-                  or (with_claims and r["resourceType"] == "Claim")]
+        linked = [
+            r
+            for r in self.by_enc.get(self.url(enc), [])
+            if r["resourceType"] in CONTEXT_TYPES or (with_claims and r["resourceType"] == "Claim")
+        ]
         return linked
 
 
@@ -109,7 +141,11 @@ def collect_parties(pb: PatientBundle, chosen: list[dict]) -> list[dict]:
     while i < len(out):
         for ref in iter_refs(out[i]):
             t = pb.resolve(ref)
-            if t is not None and id(t) not in have and t["resourceType"] in PARTY_TYPES | {"Coverage"}:
+            if (
+                t is not None
+                and id(t) not in have
+                and t["resourceType"] in PARTY_TYPES | {"Coverage"}
+            ):
                 have.add(id(t))
                 out.append(t)
         i += 1
@@ -131,7 +167,11 @@ def iter_refs(node):
 def rewrite(node, mapping: dict[str, str], pb: PatientBundle):
     """Rewrite references; return None for a Reference whose target was left out."""
     if isinstance(node, dict):
-        if "reference" in node and isinstance(node["reference"], str) and not node["reference"].startswith("#"):
+        if (
+            "reference" in node
+            and isinstance(node["reference"], str)
+            and not node["reference"].startswith("#")
+        ):
             t = pb.resolve(node["reference"])
             if t is None or id(t) not in mapping:
                 return None
@@ -157,10 +197,14 @@ def build_case(name: str, pb: PatientBundle, focal: dict) -> list[dict]:
     if rt == "Encounter":
         chosen += pb.encounter_context(focal) + pb.prior_conditions(focal)
     elif rt == "Claim":
-        encs = [pb.resolve(er["reference"]) for it in focal.get("item", []) for er in it.get("encounter", [])]
+        encs = [
+            pb.resolve(er["reference"])
+            for it in focal.get("item", [])
+            for er in it.get("encounter", [])
+        ]
         encs = [e for e in encs if e is not None][:1]
         for enc in encs:
-            chosen += [enc] + pb.encounter_context(enc) + pb.prior_conditions(enc)
+            chosen += [enc, *pb.encounter_context(enc), *pb.prior_conditions(enc)]
     elif rt == "ExplanationOfBenefit":
         c = pb.resolve(focal.get("claim", {}).get("reference", ""))
         if c is not None:
@@ -197,23 +241,42 @@ def summarize_encounter(pb: PatientBundle, enc: dict) -> dict:
         cc = r.get("code") or r.get("vaccineCode") or r.get("medicationCodeableConcept") or {}
         c = (cc.get("coding") or [{}])[0]
         return f"{c.get('code')} {c.get('display') or cc.get('text')}"
+
     linked = pb.encounter_context(enc)
     birth = ts(pb.patient.get("birthDate"))
     start = ts(enc["period"]["start"])
     return {
-        "file": pb.path.name, "enc": enc["id"], "start": enc["period"]["start"][:10],
+        "file": pb.path.name,
+        "enc": enc["id"],
+        "start": enc["period"]["start"][:10],
         "age": (start - birth).days // 365 if birth and start else None,
         "gender": pb.patient.get("gender"),
-        "class": enc["class"]["code"], "type": codes({"code": (enc.get("type") or [{}])[0]}),
+        "class": enc["class"]["code"],
+        "type": codes({"code": (enc.get("type") or [{}])[0]}),
         "reason": [x.get("text") for x in enc.get("reasonCode", [])],
-        "conds_here": [codes(r) + (f" [{r['clinicalStatus']['coding'][0]['code']}]" if 'clinicalStatus' in r else "") for r in linked if r["resourceType"] == "Condition"],
+        "conds_here": [
+            codes(r)
+            + (f" [{r['clinicalStatus']['coding'][0]['code']}]" if "clinicalStatus" in r else "")
+            for r in linked
+            if r["resourceType"] == "Condition"
+        ],
         "procs": [codes(r) for r in linked if r["resourceType"] == "Procedure"],
-        "meds": [codes(r) for r in linked if r["resourceType"] in ("MedicationRequest", "MedicationAdministration")],
+        "meds": [
+            codes(r)
+            for r in linked
+            if r["resourceType"] in ("MedicationRequest", "MedicationAdministration")
+        ],
         "imm": [codes(r) for r in linked if r["resourceType"] == "Immunization"],
         "obs": len([r for r in linked if r["resourceType"] == "Observation"]),
-        "obs_codes": sorted({codes(r)[:40] for r in linked if r["resourceType"] == "Observation"})[:8],
+        "obs_codes": sorted({codes(r)[:40] for r in linked if r["resourceType"] == "Observation"})[
+            :8
+        ],
         "dr": [codes(r) for r in linked if r["resourceType"] == "DiagnosticReport"],
-        "careplan": [codes({"code": (r.get("category") or [{}])[-1]}) for r in linked if r["resourceType"] == "CarePlan"],
+        "careplan": [
+            codes({"code": (r.get("category") or [{}])[-1]})
+            for r in linked
+            if r["resourceType"] == "CarePlan"
+        ],
         "prior": sorted({codes(r) for r in pb.prior_conditions(enc)}),
     }
 
@@ -238,7 +301,14 @@ def main() -> None:
         fname = write_case(name, resources)
         exp = {k: v for k, v in p.items() if k not in ("file", "id", "note")}
         exp.setdefault("flags", [])
-        out.append({"file": fname, "focal": f"{focal['resourceType']}/{resources[0]['id']}", **exp, "origin": "synthea"})
+        out.append(
+            {
+                "file": fname,
+                "focal": f"{focal['resourceType']}/{resources[0]['id']}",
+                **exp,
+                "origin": "synthea",
+            }
+        )
     (HERE / "expected_synthea.toml").write_text("".join(toml_case(c) + "\n" for c in out))
     print(f"{len(out)} synthea cases")
 
