@@ -37,6 +37,8 @@ class DerivedType:
     derive: str
     # Its `subject` is the Patient it belongs to (stored as subject_id).
     subject: bool = False
+    # The element naming that Patient, where it is not `subject` (a claim's `patient`).
+    subject_element: str = "subject"
     # Pulled by a source whose config lists no resource types.
     pulled_by_default: bool = False
 
@@ -50,10 +52,30 @@ DERIVED: tuple[DerivedType, ...] = (
         "integration.journey.derivers.patient:derive",
         pulled_by_default=True,
     ),
+    # Evidence an Encounter's record reads: what names the Encounter (`encounter`), and
+    # for Conditions also those it names. Each re-flags the Encounters it concerns.
     DerivedType(
         "Condition",
         Becomes.EVIDENCE,
         "integration.journey.derivers.condition:derive",
+        subject=True,
+    ),
+    *(
+        DerivedType(name, Becomes.EVIDENCE, "integration.journey.derivers.evidence:derive", True)
+        for name in (
+            "Procedure",
+            "DiagnosticReport",
+            "MedicationRequest",
+            "MedicationAdministration",
+            "Immunization",
+        )
+    ),
+    # An instrument's total sent as an Observation (PHQ-9 44261-6, GAD-7 70274-6) is a
+    # scored record like a response; every Observation is also evidence for its Encounter.
+    DerivedType(
+        "Observation",
+        Becomes.JOB_RECORDS,
+        "integration.journey.derivers.questionnaire_response:derive",
         subject=True,
     ),
     DerivedType(
@@ -70,13 +92,20 @@ DERIVED: tuple[DerivedType, ...] = (
         subject=True,
         pulled_by_default=True,
     ),
-    # An instrument's total sent as an Observation (PHQ-9 44261-6, GAD-7 70274-6) is a
-    # scored record like a response; other Observations give none.
+    # Payers' claims (CARIN Blue Button): after the Encounters they may bill for.
     DerivedType(
-        "Observation",
+        "ExplanationOfBenefit",
         Becomes.JOB_RECORDS,
-        "integration.journey.derivers.questionnaire_response:derive",
+        "integration.journey.derivers.claim:derive",
         subject=True,
+        subject_element="patient",
+    ),
+    DerivedType(
+        "Claim",
+        Becomes.JOB_RECORDS,
+        "integration.journey.derivers.claim:derive",
+        subject=True,
+        subject_element="patient",
     ),
 )
 
@@ -106,6 +135,13 @@ def default_types(registry: Sequence[DerivedType] = DERIVED) -> tuple[str, ...]:
 
 def subject_types(registry: Sequence[DerivedType] = DERIVED) -> frozenset[str]:
     return frozenset(d.resource_type for d in registry if d.subject) | frozenset(RAW_SUBJECT_TYPES)
+
+
+def subject_elements(registry: Sequence[DerivedType] = DERIVED) -> dict[str, str]:
+    """Type -> the element that names the Patient it belongs to."""
+    found = dict.fromkeys(RAW_SUBJECT_TYPES, "subject")
+    found.update({d.resource_type: d.subject_element for d in registry if d.subject})
+    return found
 
 
 def _check(registry: Sequence[DerivedType]) -> None:

@@ -1,10 +1,17 @@
-"""Encounter -> one job record, placed by class, type, serviceType, reason and concern.
+"""Encounter -> one job record, placed by the evidence about it.
 
-Every element's codes are looked up in the pack's compiled indexes; of the
-rules that match, the highest priority wins (ties: the one listed first in
-the pack), and the record names the codes it matched and the rules it
-outranked. Nothing matched -> an `unclassified` record that lists what was
-looked at.
+Evidence is read from the Encounter itself (class, type, serviceType, reasonCode),
+from the Conditions it names, and from the resources that name it (Conditions,
+Procedures, DiagnosticReports, Observations, medications, immunizations), with the
+patient's earlier Conditions to tell a known concern from a new one. Every code is
+looked up in the pack's compiled indexes; of the rules that match, the highest
+priority wins (ties: the one listed first in the pack), so specific coded evidence
+(treatment given, prevention, a known concern) outranks generic class and type. The
+record names the codes and resources it matched and the rules it outranked.
+Nothing matched -> an `unclassified` record that lists what was looked at.
+
+A planned encounter is flagged upcoming; a cancelled or entered-in-error one leaves
+the journey (kept, with the reason).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mappings.dates import period_interval
+from mappings.evidence import Evidence
 from mappings.fhir_values import (
     Code,
     coding,
@@ -21,19 +29,37 @@ from mappings.fhir_values import (
     concepts_codes,
     reference_id,
 )
-from mappings.model import Job, JobRecord, SourceRef
-from mappings.rulepack import ACTCODE, EncounterRule, RulePack
+from mappings.model import Flag, Job, JobRecord, SourceRef
+from mappings.rulepack import ACTCODE, EncounterRule, RulePack, normalise_code
 
-# Statuses that say no care happened; such an Encounter is not evidence of a job.
+# Statuses that say no care happened; such an Encounter leaves the journey.
 NOT_CARE_STATUSES = frozenset({"cancelled", "entered-in-error"})
+UPCOMING_STATUSES = frozenset({"planned"})
+# Elements whose codes are concerns (known before the visit, or new at it).
+CONCERN_ELEMENTS = frozenset({"reasonCode", "condition"})
 
 
 @dataclass(frozen=True, slots=True)
 class EncounterContext:
-    """What mapping an Encounter needs from outside it: the codes of the
-    Conditions its `diagnosis` and `reasonReference` point to, by Condition id."""
+    """What mapping an Encounter needs from outside it: the Conditions its `diagnosis`
+    and `reasonReference` name (by id), the resources that name it (`linked`), and
+    the patient's Conditions (`history`), all read by the caller, set-based."""
 
-    condition_codes: Mapping[str, Sequence[Code]] = field(default_factory=dict)
+    conditions: Mapping[str, Evidence] = field(default_factory=dict)
+    linked: Sequence[Evidence] = ()
+    history: Sequence[Evidence] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One code of the evidence, where it came from, and whether its concern was known
+    before the visit (None: nothing says)."""
+
+    element: str
+    code: Code
+    source: str | None  # the resource it came from ("Procedure/p1"), None if the Encounter
+    known: bool | None = None
+    since: str | None = None
 
 
 def referenced_condition_ids(encounter: Mapping[str, Any]) -> list[str]:
@@ -66,26 +92,15 @@ def map_encounter(
     if class_code is not None and class_code.system is None and class_code.code:
         # Encounter.class is bound to v3 ActEncounterCode; many senders omit the system.
         class_code = Code(ACTCODE, class_code.code, class_code.display)
-    condition_codes = [
-        code
-        for condition_id in referenced_condition_ids(encounter)
-        for code in context.condition_codes.get(condition_id, ())
-    ]
-    elements: dict[str, list[Code]] = {
-        "class": [class_code] if class_code else [],
-        "type": list(concepts_codes(encounter.get("type"))),
-        "serviceType": list(concepts_codes([encounter.get("serviceType")])),
-        "reasonCode": list(concepts_codes(encounter.get("reasonCode"))),
-        "condition": condition_codes,
-    }
     start, end, warnings = period_interval(
         _get(encounter, "period", "start"), _get(encounter, "period", "end"), "Encounter.period"
     )
     if start is None:
         warnings.append("Encounter.period.start: missing; the record has no time")
-    concern = _unique(c.token for c in elements["reasonCode"] + condition_codes if c.code)
     setting = pack.encounter_settings.get(class_code.code or "") if class_code else None
-    unclassified = JobRecord(
+    found = gather_evidence(encounter, ref.resource_id, class_code, start, context, pack)
+    concern = _unique(f.code.token for f in found if f.element in CONCERN_ELEMENTS)
+    record = JobRecord(
         job=Job.UNCLASSIFIED,
         source_ref=ref,
         subject_id=reference_id(encounter.get("subject"), "Patient"),
@@ -102,45 +117,156 @@ def map_encounter(
     status = encounter.get("status")
     if status in NOT_CARE_STATUSES:
         return replace(
-            unclassified,
+            record,
+            excluded=True,
             rule_id="encounter.status.not-care",
             reason=f"Encounter.status is {status}: no care took place",
         )
+    if status in UPCOMING_STATUSES:
+        record = replace(record, flags=(Flag.UPCOMING,))
+    return place(record, found, setting, pack)
 
-    matches = list(_matches(elements, pack))
+
+def gather_evidence(
+    encounter: Mapping[str, Any],
+    encounter_id: str,
+    class_code: Code | None,
+    start: str | None,
+    context: EncounterContext,
+    pack: RulePack,
+) -> list[Found]:
+    """Every code that may place the encounter, with where it came from."""
+    day = start[:10] if start else None
+    earliest = _earliest_by_code(context.history, encounter_id, day)
+    found: list[Found] = []
+    if class_code:
+        found.append(Found("class", class_code, None))
+    for code in concepts_codes(encounter.get("type")):
+        found.append(Found("type", code, None))
+    for code in concepts_codes([encounter.get("serviceType")]):
+        found.append(Found("serviceType", code, None))
+    for code in concepts_codes(encounter.get("reasonCode")):
+        known, since = _known(code, None, day, earliest)
+        found.append(Found("reasonCode", code, None, known, since))
+    seen: set[str] = set()
+    named = [
+        context.conditions[c]
+        for c in referenced_condition_ids(encounter)
+        if c in context.conditions
+    ]
+    for item in [*named, *context.linked]:
+        if item.label in seen:
+            continue
+        seen.add(item.label)
+        for code in item.codes:
+            known, since = (None, None)
+            if item.element == "condition":
+                known, since = _known(code, item, day, earliest)
+            found.append(Found(item.element, code, item.label, known, since))
+    return [
+        f
+        for f in found
+        if f.code.system and f.code.code and (f.code.system, f.code.code) not in pack.ignored_codes
+    ]
+
+
+def place(
+    record: JobRecord, found: Sequence[Found], setting: str | None, pack: RulePack
+) -> JobRecord:
+    """The record placed by the highest-priority rule its evidence matches."""
+    matches = list(_matches(found, setting, pack))
     if not matches:
         looked_at = "; ".join(
-            f"{name} {', '.join(c.token for c in codes)}"
-            for name, codes in elements.items()
-            if codes
+            f"{element} {', '.join(tokens)}" for element, tokens in _by_element(found).items()
         )
         return replace(
-            unclassified,
+            record,
             reason=f"No rule in pack {pack.label} matched ({looked_at or 'no codes at all'})",
         )
-    best = min((rule for rule, _, _ in matches), key=lambda r: (-r.priority, r.order))
-    matched = _unique(f"{element} {token}" for rule, element, token in matches if rule is best)
-    outranked = _unique(rule.id for rule, _, _ in matches if rule.id != best.id)
+    best = min((rule for rule, _ in matches), key=lambda r: (-r.priority, r.order))
+    used = [f for rule, f in matches if rule is best]
+    matched = _unique(_describe(f) for f in used)
+    outranked = _unique(rule.id for rule, _ in matches if rule.id != best.id)
     reason = f"{best.reason} (matched {', '.join(matched)}"
     reason += f"; outranked {', '.join(outranked)})" if outranked else ")"
+    if Flag.UPCOMING in record.flags:
+        reason = f"Planned, not yet happened. {reason}"
     return replace(
-        unclassified,
+        record,
         job=best.job,
         rule_id=best.id,
         reason=reason,
-        matched_codes=tuple(token.split(" ", 1)[1] for token in matched),
+        matched_codes=_unique(f.code.token for f in used),
     )
 
 
 def _matches(
-    elements: Mapping[str, Sequence[Code]], pack: RulePack
-) -> Iterable[tuple[EncounterRule, str, str]]:
-    for element, codes in elements.items():
-        index = pack.encounter_index[element]
-        for code in codes:
+    found: Sequence[Found], setting: str | None, pack: RulePack
+) -> Iterable[tuple[EncounterRule, Found]]:
+    for item in found:
+        index = pack.encounter_index[item.element]
+        system, code = item.code.system, item.code.code
+        if system is None or code is None:
+            continue
+        for rule in index.lookup(system, code):
+            if rule.applies(setting, item.known):
+                yield rule, item
+
+
+def _describe(item: Found) -> str:
+    text = f"{item.element} {item.code.token}"
+    if item.source:
+        text += f" ({item.source})"
+    if item.known and item.since:
+        text += f", known since {item.since}"
+    return text
+
+
+def _by_element(found: Sequence[Found]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for item in found:
+        tokens = grouped.setdefault(item.element, [])
+        if item.code.token not in tokens:
+            tokens.append(item.code.token)
+    return grouped
+
+
+def _earliest_by_code(
+    history: Sequence[Evidence], encounter_id: str, visit_day: str | None
+) -> dict[tuple[str, str], str]:
+    """(system, code) -> the earliest day the patient's Conditions record it, other than
+    those recorded at this encounter and episodes that ended before the visit."""
+    earliest: dict[tuple[str, str], str] = {}
+    for item in history:
+        if item.recorded is None or item.encounter_id == encounter_id:
+            continue
+        day = item.recorded[:10]
+        if item.ended is not None and visit_day is not None and item.ended[:10] < visit_day:
+            continue  # an episode that ended before the visit (a cold last winter)
+        for code in item.codes:
             if code.system and code.code:
-                for rule in index.lookup(code.system, code.code):
-                    yield rule, element, code.token
+                key = (code.system, normalise_code(code.system, code.code))
+                if key not in earliest or day < earliest[key]:
+                    earliest[key] = day
+    return earliest
+
+
+def _known(
+    code: Code, item: Evidence | None, day: str | None, earliest: Mapping[tuple[str, str], str]
+) -> tuple[bool | None, str | None]:
+    """Was this concern known before the visit's day? From the Condition's own date, else
+    from the patient's other Conditions with the same code."""
+    if day is None or not code.system or not code.code:
+        return None, None
+    before = earliest.get((code.system, normalise_code(code.system, code.code)))
+    if before is not None and before < day:
+        return True, before
+    if item is not None and item.recorded is not None:
+        recorded = item.recorded[:10]
+        if recorded < day:
+            return True, recorded
+        return False, None
+    return None, None
 
 
 def _title(encounter: Mapping[str, Any], setting: str | None) -> str:

@@ -189,12 +189,7 @@ def measure_response(
             continue
         values[answer.code] = value
 
-    flags: list[Flag] = []
-    safety_reasons: list[str] = []
-    for item in instrument.safety:
-        if values.get(item.item, item.above) > item.above:
-            flags.append(Flag(item.flag))
-            safety_reasons.append(item.reason)
+    flags, safety_reasons = safety_flags(values, instrument)
 
     whole_status = status in COMPLETE_RESPONSE
     scores: list[ScaleScore] = []
@@ -236,10 +231,70 @@ def measure_response(
     )
 
 
+def safety_flags(values: Mapping[str, int], instrument: Instrument) -> tuple[list[Flag], list[str]]:
+    """The flags the safety items raise (PHQ-9 item 9 above 'not at all'), with reasons."""
+    flags: list[Flag] = []
+    reasons: list[str] = []
+    for item in instrument.safety:
+        if values.get(item.item, item.above) > item.above:
+            flags.append(Flag(item.flag))
+            reasons.append(item.reason)
+    return flags, reasons
+
+
+def positional_answers(answers: Sequence[Answer], instrument: Instrument) -> list[Answer] | None:
+    """Answers whose linkIds are the sender's own ("1".."9"), read as the instrument's
+    items in order; None when they cannot be (not one answer per item, or some already
+    carry item codes)."""
+    totals = {code for scale in instrument.scales for code in scale.total_codes}
+    top = [a for a in answers if a.path.count(".item[") == 1 and a.code not in totals]
+    # Only a whole set can be read by position: with gaps, which item is which is a guess.
+    if len(top) != len(instrument.items):
+        return None
+    if any(a.code in instrument.item_set for a in answers):
+        return None
+    return [
+        Answer(a.link_id, item, a.path, a.value)
+        for a, item in zip(top, instrument.items, strict=False)
+    ]
+
+
+def member_answers(
+    members: Sequence[tuple[str, Mapping[str, Any]]], instrument: Instrument
+) -> list[Answer]:
+    """Item Observations of a panel (`hasMember`) as answers, by their LOINC code."""
+    found: list[Answer] = []
+    for member_id, member in members:
+        for coded in _codings(member.get("code")):
+            if coded.get("code") in instrument.item_set:
+                value: dict[str, Any] = dict(member)
+                concept = member.get("valueCodeableConcept")
+                codings = _codings(concept)
+                if codings:
+                    value = {"valueCoding": codings[0]}
+                elif (number := _number(member)) is not None and number.is_integer():
+                    value = {"valueInteger": int(number)}
+                found.append(
+                    Answer(
+                        str(coded["code"]),
+                        str(coded["code"]),
+                        f"Observation/{member_id}.value",
+                        value,
+                    )
+                )
+                break
+    return found
+
+
 def measure_total_observation(
-    observation: Mapping[str, Any], code: str, instrument: Instrument, scale: Scale
+    observation: Mapping[str, Any],
+    code: str,
+    instrument: Instrument,
+    scale: Scale,
+    members: Sequence[Answer] = (),
 ) -> Measurement:
-    """Score an Observation that carries one scale's total (e.g. LOINC 44261-6)."""
+    """Score an Observation that carries one scale's total (e.g. LOINC 44261-6); its item
+    Observations (`members`) are read for the safety items."""
     warnings: list[str] = []
     value = _number(observation)
     status = observation.get("status")
@@ -255,11 +310,17 @@ def measure_total_observation(
         warnings.append(f"Observation.value: outside the {scale.name} range {scale.range_text}")
     else:
         scores = (ScaleScore(scale.id, value, scale.band(value)),)
+    values: dict[str, int] = {}
+    for answer in members:
+        item_value, _ = answer_value(answer, instrument)
+        if item_value is not None:
+            values.setdefault(answer.code, item_value)
+    safety, safety_reasons = safety_flags(values, instrument)
     return Measurement(
         instrument=instrument,
         scores=scores,
-        flags=flags,
-        safety_reasons=(),
+        flags=(*flags, *safety),
+        safety_reasons=tuple(safety_reasons),
         missing=missing,
         evidence=f"Observation {code}",
         warnings=tuple(warnings),
@@ -295,3 +356,8 @@ def _number(holder: Mapping[str, Any]) -> float | None:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
     return None
+
+
+def _codings(concept: Any) -> list[dict[str, Any]]:
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    return [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []

@@ -21,6 +21,7 @@ from typing import Any
 
 from mappings.dates import parse_interval
 from mappings.errors import FhirDateError
+from mappings.evidence import Evidence
 from mappings.fhir_values import coding, concept_codes, reference_id
 from mappings.instruments import (
     Answer,
@@ -28,6 +29,8 @@ from mappings.instruments import (
     identify_instrument,
     measure_response,
     measure_total_observation,
+    member_answers,
+    positional_answers,
     read_answers,
 )
 from mappings.model import Flag, Job, JobRecord, SourceRef
@@ -82,11 +85,19 @@ class _Prepared:
 
 
 def map_instrument_responses(
-    resources: Sequence[tuple[SourceRef, Mapping[str, Any]]], pack: RulePack
+    resources: Sequence[tuple[SourceRef, Mapping[str, Any]]],
+    pack: RulePack,
+    conditions: Sequence[Evidence] = (),
+    panel: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[JobRecord]:
     """Map all QuestionnaireResponses and total Observations of one patient (in one
-    source), earliest first. Observations that carry no instrument total give no record."""
-    prepared = [p for ref, resource in resources if (p := _prepare(ref, resource, pack))]
+    source), earliest first. Observations that carry no instrument total give no record.
+
+    `conditions` are the patient's Conditions: a screen for a concern diagnosed before
+    it monitors that concern. `panel` holds the item Observations total Observations
+    name in `hasMember`, by id (their safety items are read)."""
+    panel = panel or {}
+    prepared = [p for ref, resource in resources if (p := _prepare(ref, resource, pack, panel))]
     prepared.sort(key=lambda p: (p.base.occurred_start or "", p.ref.resource_id))
     superseded_by = _amendments(prepared)
     duplicates = _totals_of_responses(prepared)
@@ -96,13 +107,15 @@ def map_instrument_responses(
     for item in prepared:
         by = superseded_by.get(item.ref.resource_id)
         if by is not None:
+            # Kept in the journey as what was recorded then, flagged: the amended
+            # response carries the current answers.
+            # What it said then does not open a window for the amended one.
+            placed = _classify(item, pack, window, dict(last_positive), conditions)
             records.append(
                 replace(
-                    item.base,
-                    flags=(Flag.SUPERSEDED,),
-                    excluded=True,
-                    rule_id="questionnaire.superseded",
-                    reason=f"Superseded by the amended QuestionnaireResponse {by}",
+                    placed,
+                    flags=(*placed.flags, Flag.SUPERSEDED),
+                    reason=f"{placed.reason}; superseded by the amended QuestionnaireResponse {by}",
                 )
             )
             continue
@@ -118,7 +131,7 @@ def map_instrument_responses(
                 )
             )
             continue
-        records.append(_classify(item, pack, window, last_positive))
+        records.append(_classify(item, pack, window, last_positive, conditions))
     return records
 
 
@@ -154,7 +167,12 @@ def _totals_of_responses(prepared: Sequence[_Prepared]) -> dict[str, str]:
     return found
 
 
-def _prepare(ref: SourceRef, resource: Mapping[str, Any], pack: RulePack) -> _Prepared | None:
+def _prepare(
+    ref: SourceRef,
+    resource: Mapping[str, Any],
+    pack: RulePack,
+    panel: Mapping[str, Mapping[str, Any]],
+) -> _Prepared | None:
     observation = ref.resource_type == "Observation"
     measurement: Measurement | None = None
     answers: list[Answer] = []
@@ -163,7 +181,15 @@ def _prepare(ref: SourceRef, resource: Mapping[str, Any], pack: RulePack) -> _Pr
         if total is None:
             return None
         code, (total_of, scale) = total
-        measurement = measure_total_observation(resource, code, total_of, scale)
+        named = [
+            (member_id, panel[member_id])
+            for reference in resource.get("hasMember") or ()
+            if (member_id := reference_id(reference, "Observation")) is not None
+            and member_id in panel
+        ]
+        measurement = measure_total_observation(
+            resource, code, total_of, scale, member_answers(named, total_of)
+        )
         start, end, when, warnings = _when(resource, "Observation")
     else:
         answers = read_answers(resource)
@@ -187,6 +213,18 @@ def _prepare(ref: SourceRef, resource: Mapping[str, Any], pack: RulePack) -> _Pr
     if measurement is None and not _is_fulfilment_survey(resource, pack):
         answered = identify_instrument(resource, answers, pack)
         if answered is not None:
+            # Named by its canonical but with the sender's own linkIds ("1".."9").
+            in_order = positional_answers(answers, answered)
+            if in_order is not None:
+                answers = in_order
+                base = replace(
+                    base,
+                    warnings=(
+                        *base.warnings,
+                        f"QuestionnaireResponse.item: linkIds are not {answered.name} item "
+                        "codes; read in the instrument's item order",
+                    ),
+                )
             measurement = measure_response(answers, answered, resource.get("status"))
     if measurement is not None:
         instrument = measurement.instrument
@@ -286,6 +324,7 @@ def _classify(
     pack: RulePack,
     window: timedelta,
     last_positive: dict[tuple[str, ...], datetime],
+    conditions: Sequence[Evidence] = (),
 ) -> JobRecord:
     resource, base = item.resource, item.base
     kind = item.ref.resource_type
@@ -312,18 +351,25 @@ def _classify(
     flagged = f"; {safety}" if safety else ""
     primary = measurement.primary
     family = instrument.concern or (instrument.id,)
+    known = _known_concern(instrument, conditions, item.base.occurred_start)
     if primary is None:
         missing = measurement.missing or "no answer could be scored"
+        detail = f"{instrument.name} not complete: {missing}; no score"
         if safety:
             rule = pack.questionnaire_rules["safety_screen"]
-            return _placed(base, rule, f"{instrument.name} incomplete", f"{missing}{flagged}")
-        return replace(
-            base,
-            title=f"{instrument.name} (incomplete)",
-            rule_id="questionnaire.incomplete",
-            reason=f"{instrument.name} is not a complete measure ({missing}): "
-            "no score, not read as a screen",
-        )
+        elif known and instrument.purpose == "screen":
+            rule = pack.questionnaire_rules["monitoring"]
+            detail += f"; {known}"
+        elif instrument.purpose == "screen":
+            rule = pack.questionnaire_rules["incomplete_screen"]
+        else:
+            return replace(
+                base,
+                title=f"{instrument.name} (incomplete)",
+                rule_id="questionnaire.incomplete",
+                reason=f"{instrument.name} is not a complete measure ({missing}): no score",
+            )
+        return _placed(base, rule, f"{instrument.name} (incomplete)", f"{detail}{flagged}")
 
     scale = instrument.scales[0]
     value_text = f"{primary.value:g}"
@@ -343,7 +389,11 @@ def _classify(
     ongoing = item.when is not None and since is not None and item.when - since <= window
     if (positive or safety) and item.when is not None:
         last_positive[family] = item.when
-    if ongoing:
+    if known:
+        ongoing = True
+        rule = pack.questionnaire_rules["monitoring"]
+        detail = f"{score_text}; {known}"
+    elif ongoing:
         rule = pack.questionnaire_rules["monitoring"]
         detail = (
             f"{score_text}; a positive screen for the same concern within {window.days} days before"
@@ -359,6 +409,23 @@ def _classify(
         detail = f"{score_text}; below {scale.positive_at:g}" if scale.positive_at else score_text
     title = f"{instrument.name} {'monitoring' if ongoing else 'screening'}"
     return _placed(base, rule, title, f"{detail}{flagged}")
+
+
+def _known_concern(
+    instrument: Instrument, conditions: Sequence[Evidence], when: str | None
+) -> str | None:
+    """'a known concern: Condition/x since D' when the patient had a Condition the
+    instrument measures, recorded before the day of the response."""
+    if instrument.concern_codes is None or when is None:
+        return None
+    day = when[:10]
+    for condition in conditions:
+        if condition.recorded is None or condition.recorded[:10] >= day:
+            continue
+        for code in condition.codes:
+            if code.system and code.code and (code.system, code.code) in instrument.concern_codes:
+                return f"a known concern: {condition.label} since {condition.recorded[:10]}"
+    return None
 
 
 def _placed(base: JobRecord, rule: QuestionnaireRule, title: str, detail: str) -> JobRecord:

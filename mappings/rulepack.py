@@ -20,12 +20,37 @@ from mappings.errors import RulePackError
 from mappings.model import Job
 
 DEFAULT_PACK = Path(__file__).parent / "packs" / "default.toml"
-ENCOUNTER_ELEMENTS = ("class", "type", "serviceType", "reasonCode", "condition")
+# Where a rule looks. class/type/serviceType/reasonCode are the Encounter's own (a
+# claim's type and lines count as type); condition = the Conditions the encounter
+# names or that name it (and a claim's diagnoses); procedure, report, medication and
+# immunization = the resources that name the encounter (and a claim's lines).
+ENCOUNTER_ELEMENTS = (
+    "class",
+    "type",
+    "serviceType",
+    "reasonCode",
+    "condition",
+    "procedure",
+    "report",
+    "medication",
+    "immunization",
+)
 ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+CPT = "http://www.ama-assn.org/go/cpt"
 # ICD-10 codes arrive with and without the dot ("E11.9", "E119"): compare dotless.
 DOTLESS_SYSTEMS = frozenset({"http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10"})
 
-EncounterElement = Literal["class", "type", "serviceType", "reasonCode", "condition"]
+EncounterElement = Literal[
+    "class",
+    "type",
+    "serviceType",
+    "reasonCode",
+    "condition",
+    "procedure",
+    "report",
+    "medication",
+    "immunization",
+]
 
 
 class _Strict(BaseModel):
@@ -50,7 +75,31 @@ class _EncounterRule(_Strict):
     on: list[EncounterElement] = Field(min_length=1)
     codes: list[str] = []
     valueset: str | None = None
+    valuesets: list[str] = []
+    # Only in these care settings / never in these (see encounter_settings).
+    settings: list[str] = []
+    not_settings: list[str] = []
+    # Only for a concern the patient was known to have before the visit (true), or
+    # one first recorded at it (false); unset: either.
+    known: bool | None = None
     reason: str
+
+
+class _Evidence(_Strict):
+    # Codes that are no evidence of a job at all (social and administrative findings).
+    ignore_valuesets: list[str] = []
+
+
+class _Pharmacy(_Strict):
+    maintenance_refills_at: int = 1
+    maintenance_days_supply_at: int = 60
+    acute_days_supply_up_to: int = 14
+
+
+class _ClaimSettings(_Strict):
+    # Claim.type code -> care setting; a setting-restricted rule reads it.
+    settings: dict[str, str] = {}
+    pharmacy: _Pharmacy = _Pharmacy()
 
 
 class _AnswerList(_Strict):
@@ -102,6 +151,8 @@ class _Instrument(_Strict):
     scales: list[_Scale] = Field(min_length=1)
     safety: list[_SafetyItem] = []
     concern: list[str] = []
+    # Conditions that make a screen the monitoring of a known concern.
+    concern_valueset: str | None = None
 
 
 class _QuestionnaireRule(_Strict):
@@ -114,6 +165,7 @@ class _QuestionnaireRules(_Strict):
     positive_screen: _QuestionnaireRule
     monitoring: _QuestionnaireRule
     negative_screen: _QuestionnaireRule
+    incomplete_screen: _QuestionnaireRule
     safety_screen: _QuestionnaireRule
     outcome_measure: _QuestionnaireRule
     experience_rating: _QuestionnaireRule
@@ -137,6 +189,8 @@ class _PackFile(_Strict):
     encounter_settings: dict[str, str] = {}
     valuesets: dict[str, _ValueSet] = {}
     encounter_rules: list[_EncounterRule]
+    evidence: _Evidence = _Evidence()
+    claims: _ClaimSettings = _ClaimSettings()
     answer_lists: dict[str, _AnswerList] = {}
     instruments: list[_Instrument] = []
     questionnaire_rules: _QuestionnaireRules
@@ -151,6 +205,16 @@ class EncounterRule:
     priority: int
     order: int
     reason: str
+    settings: frozenset[str] = frozenset()
+    not_settings: frozenset[str] = frozenset()
+    known: bool | None = None
+
+    def applies(self, setting: str | None, known: bool | None) -> bool:
+        if self.settings and setting not in self.settings:
+            return False
+        if setting in self.not_settings:
+            return False
+        return self.known is None or self.known is known
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +289,8 @@ class Instrument:
     scales: tuple[Scale, ...]
     safety: tuple[SafetyItem, ...]
     concern: tuple[str, ...]
+    # Matches the codes of a known concern (None: the instrument has none).
+    concern_codes: CodeSet | None
 
 
 @dataclass(slots=True)
@@ -233,9 +299,13 @@ class CodeIndex:
 
     exact: dict[tuple[str, str], list[EncounterRule]] = field(default_factory=dict)
     prefixes: dict[str, dict[str, list[EncounterRule]]] = field(default_factory=dict)
+    # "system|*": every code of the system.
+    any_code: dict[str, list[EncounterRule]] = field(default_factory=dict)
 
     def add(self, system: str, code: str, rule: EncounterRule) -> None:
-        if code.endswith("*"):
+        if code == "*":
+            self.any_code.setdefault(system, []).append(rule)
+        elif code.endswith("*"):
             stem = normalise_code(system, code[:-1])
             self.prefixes.setdefault(system, {}).setdefault(stem, []).append(rule)
         else:
@@ -248,11 +318,35 @@ class CodeIndex:
         if by_stem:
             for length in range(len(code), 0, -1):
                 yield from by_stem.get(code[:length], ())
+        yield from self.any_code.get(system, ())
+
+
+@dataclass(frozen=True, slots=True)
+class CodeSet:
+    """Membership in a value set: exact codes and hierarchical prefixes ("I10*")."""
+
+    exact: frozenset[tuple[str, str]]
+    prefixes: dict[str, tuple[str, ...]]
+
+    def __contains__(self, token: object) -> bool:
+        if not isinstance(token, tuple) or len(token) != 2:
+            return False
+        system, code = token
+        if not isinstance(system, str) or not isinstance(code, str):
+            return False
+        code = normalise_code(system, code)
+        if (system, code) in self.exact:
+            return True
+        return any(code.startswith(stem) for stem in self.prefixes.get(system, ()))
 
 
 def normalise_code(system: str, code: str) -> str:
     if system in DOTLESS_SYSTEMS:
         return code.replace(".", "").upper()
+    if system == CPT and code[-1:] in ("F", "T"):
+        # Category II (performance measures, "2023F") and III (emerging, "0500T") codes
+        # are not in the numeric ranges ("cpt|2*" is surgery): keep them apart.
+        return f"{code[-1]}:{code}"
     return code
 
 
@@ -263,7 +357,13 @@ class RulePack:
     id: str
     version: str
     encounter_index: dict[str, CodeIndex]
+    encounter_rules: dict[str, EncounterRule]
     encounter_settings: dict[str, str]
+    ignored_codes: CodeSet
+    claim_settings: dict[str, str]
+    maintenance_refills_at: int
+    maintenance_days_supply_at: int
+    acute_days_supply_up_to: int
     instruments: tuple[Instrument, ...]
     # LOINC code of a scale's total -> (instrument, scale): totals sent as Observations.
     total_codes: dict[str, tuple[Instrument, Scale]]
@@ -315,6 +415,7 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
         return system, value
 
     index = {element: CodeIndex() for element in ENCOUNTER_ELEMENTS}
+    rules_by_id: dict[str, EncounterRule] = {}
     seen_ids: set[str] = set()
     for order, raw in enumerate(parsed.encounter_rules):
         key = f"encounter_rules[{order}]"
@@ -322,22 +423,61 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
             raise RulePackError(file, f"{key}.id", f"duplicate rule id {raw.id!r}")
         seen_ids.add(raw.id)
         codes = list(raw.codes)
-        if raw.valueset is not None:
-            valueset = parsed.valuesets.get(raw.valueset)
+        named = [("valueset", raw.valueset)] if raw.valueset is not None else []
+        named += [("valuesets", name) for name in raw.valuesets]
+        for field_name, name in named:
+            valueset = parsed.valuesets.get(name)
             if valueset is None:
-                raise RulePackError(file, f"{key}.valueset", f"no value set {raw.valueset!r}")
+                raise RulePackError(file, f"{key}.{field_name}", f"no value set {name!r}")
             codes.extend(valueset.codes)
         if not codes:
             raise RulePackError(file, key, "rule has neither codes nor a value set")
-        rule = EncounterRule(raw.id, raw.job, raw.priority, order, raw.reason)
+        rule = EncounterRule(
+            raw.id,
+            raw.job,
+            raw.priority,
+            order,
+            raw.reason,
+            frozenset(raw.settings),
+            frozenset(raw.not_settings),
+            raw.known,
+        )
+        rules_by_id[rule.id] = rule
         for code in codes:
             system, value = split(code, f"{key}.codes")
             for element in raw.on:
                 index[element].add(system, value, rule)
 
+    def code_set(names: str | list[str] | None, key: str) -> CodeSet | None:
+        if names is None:
+            return None
+        exact: set[tuple[str, str]] = set()
+        prefixes: dict[str, list[str]] = {}
+        all_codes: list[tuple[str, str]] = []
+        for name in [names] if isinstance(names, str) else names:
+            valueset = parsed.valuesets.get(name)
+            if valueset is None:
+                raise RulePackError(file, key, f"no value set {name!r}")
+            all_codes.extend((name, code) for code in valueset.codes)
+        for name, code in all_codes:
+            system, value = split(code, f"valuesets.{name}")
+            if value.endswith("*"):
+                prefixes.setdefault(system, []).append(normalise_code(system, value[:-1]))
+            else:
+                exact.add((system, normalise_code(system, value)))
+        return CodeSet(frozenset(exact), {k: tuple(v) for k, v in prefixes.items()})
+
     instruments = tuple(
-        _compile_instrument(raw, parsed.answer_lists, split, file) for raw in parsed.instruments
+        _compile_instrument(
+            raw,
+            parsed.answer_lists,
+            split,
+            file,
+            code_set(raw.concern_valueset, f"instruments.{raw.id}.concern_valueset"),
+        )
+        for raw in parsed.instruments
     )
+    ignored = code_set(parsed.evidence.ignore_valuesets, "evidence.ignore_valuesets")
     total_codes: dict[str, tuple[Instrument, Scale]] = {}
     for instrument in instruments:
         for scale in instrument.scales:
@@ -348,7 +488,13 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
                     )
                 total_codes[code] = (instrument, scale)
     rules = parsed.questionnaire_rules
-    for name in ("positive_screen", "monitoring", "negative_screen", "safety_screen"):
+    for name in (
+        "positive_screen",
+        "monitoring",
+        "negative_screen",
+        "incomplete_screen",
+        "safety_screen",
+    ):
         if getattr(rules, name).job is None:
             raise RulePackError(file, f"questionnaire_rules.{name}.job", "a job is required")
     questionnaire_rules = {
@@ -357,6 +503,7 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
             ("positive_screen", rules.positive_screen),
             ("monitoring", rules.monitoring),
             ("negative_screen", rules.negative_screen),
+            ("incomplete_screen", rules.incomplete_screen),
             ("safety_screen", rules.safety_screen),
             ("outcome_measure", rules.outcome_measure),
             ("experience_rating", rules.experience_rating),
@@ -367,7 +514,13 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
         id=parsed.pack.id,
         version=parsed.pack.version,
         encounter_index=index,
+        encounter_rules=rules_by_id,
         encounter_settings=dict(parsed.encounter_settings),
+        ignored_codes=ignored or CodeSet(frozenset(), {}),
+        claim_settings=dict(parsed.claims.settings),
+        maintenance_refills_at=parsed.claims.pharmacy.maintenance_refills_at,
+        maintenance_days_supply_at=parsed.claims.pharmacy.maintenance_days_supply_at,
+        acute_days_supply_up_to=parsed.claims.pharmacy.acute_days_supply_up_to,
         instruments=instruments,
         total_codes=total_codes,
         questionnaire_rules=questionnaire_rules,
@@ -384,6 +537,7 @@ def _compile_instrument(
     answer_lists: dict[str, _AnswerList],
     split: Callable[[str, str], tuple[str, str]],
     file: str,
+    concern_codes: CodeSet | None,
 ) -> Instrument:
     key = f"instruments.{raw.id}"
     answer_scores: dict[tuple[str | None, str], int] = {}
@@ -449,4 +603,5 @@ def _compile_instrument(
         scales=tuple(scales),
         safety=tuple(SafetyItem(x.item, x.above, x.flag, x.reason) for x in raw.safety),
         concern=tuple("|".join(split(c, key)) for c in raw.concern),
+        concern_codes=concern_codes,
     )

@@ -176,18 +176,36 @@ def patient(pid: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+# A reason per class, so an Encounter the plumbing tests build lands on a known job
+# (a class alone is no evidence of one): ambulatory and emergency visits for a
+# symptom (diagnose), a virtual follow-up (keep_well); inpatient and home-health
+# stays are placed by their class.
+TYPICAL_REASON = {
+    "AMB": ("R51.9", "Headache"),
+    "EMER": ("R07.9", "Chest pain"),
+    "VR": ("Z09", "Follow-up examination after completed treatment"),
+}
+
+
 def encounter(
     eid: str, patient_id: str, klass: str = "AMB", start: str = "2025-03-01T10:00:00Z", **extra: Any
 ) -> dict[str, Any]:
-    return {
+    resource: dict[str, Any] = {
         "resourceType": "Encounter",
         "id": eid,
         "status": "finished",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": klass},
         "subject": {"reference": f"Patient/{patient_id}"},
         "period": {"start": start},
-        **extra,
     }
+    if klass in TYPICAL_REASON and "reasonCode" not in extra and "reasonReference" not in extra:
+        code, display = TYPICAL_REASON[klass]
+        resource["reasonCode"] = [
+            {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code,
+                         "display": display}]}
+        ]  # fmt: skip
+    resource.update(extra)
+    return resource
 
 
 # CI runs the property tests on a fixed set of examples, so a run is repeatable.

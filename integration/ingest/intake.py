@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from integration.derived_types import subject_types
+from integration.derived_types import subject_elements
 from integration.ingest.validation import check_identity, validate_resource
 from integration.limits import DEFAULT_MAX_DEPTH
 from integration.store.raw import version_key
@@ -24,7 +24,7 @@ from mappings.errors import FhirDateError
 from mappings.fhir_values import reference_id
 
 # Types whose `subject` is the Patient a record belongs to.
-SUBJECT_TYPES = subject_types()
+SUBJECT_ELEMENTS = subject_elements()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,7 @@ def subject_id_of(resource_type: str, resource: dict[str, Any], resource_id: str
     """The id of the Patient a resource belongs to (a Patient belongs to itself)."""
     if resource_type == "Patient":
         return resource_id
-    if resource_type in SUBJECT_TYPES:
-        return reference_id(resource.get("subject"), "Patient")
+    element = SUBJECT_ELEMENTS.get(resource_type)
+    if element is not None:
+        return reference_id(resource.get(element), "Patient")
     return None

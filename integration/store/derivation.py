@@ -96,12 +96,21 @@ def _of_subjects(subjects: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
 
 def current_conditions(conn: Connection, source: str, ids: set[str]) -> dict[str, dict[str, Any]]:
     """The content of a source's current Conditions with these ids, by id."""
+    return current_contents(conn, source, "Condition", ids)
+
+
+def current_contents(
+    conn: Connection, source: str, resource_type: str, ids: set[str]
+) -> dict[str, dict[str, Any]]:
+    """The content of a source's current resources of one type with these ids, by id."""
+    if not ids:
+        return {}
     rows = conn.execute(
         select(current_resources.c.resource_id, raw_resources.c.content)
         .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
         .where(
             current_resources.c.source == source,
-            current_resources.c.resource_type == "Condition",
+            current_resources.c.resource_type == resource_type,
             current_resources.c.resource_id.in_(ids),
         )
     ).all()

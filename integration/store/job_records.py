@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, delete, select
 
 from integration.store.derivation import ResourceKey
 from integration.store.keys import in_keys
 from integration.store.schema import job_records
 from integration.store.text import storable
-from mappings.model import JobRecord, SourceRef
+from mappings.model import Flag, Job, JobRecord, SourceRef
 
 
 def record_id(ref: SourceRef) -> str:
@@ -79,3 +79,46 @@ def _record_row(record: JobRecord, now: str) -> dict[str, Any]:
             [{"scale": s.scale, "value": s.value, "band": s.band} for s in record.scores]
         ).decode(),
     }
+
+
+def records_of(
+    conn: Connection, source: str, resource_type: str, ids: set[str]
+) -> dict[str, JobRecord]:
+    """The job records of a source's resources of one type with these ids, by id."""
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(job_records).where(
+            job_records.c.source == source,
+            job_records.c.resource_type == resource_type,
+            job_records.c.resource_id.in_(ids),
+        )
+    ).all()
+    return {row.resource_id: _from_row(row._mapping) for row in rows}
+
+
+def _from_row(row: Any) -> JobRecord:
+    return JobRecord(
+        job=Job(row["job"]),
+        source_ref=SourceRef(
+            row["source"], row["resource_type"], row["resource_id"], row["version_key"]
+        ),
+        subject_id=row["subject_id"],
+        occurred_start=row["occurred_start"] or None,
+        occurred_end=row["occurred_end"],
+        title=row["title"],
+        setting=row["setting"],
+        concern_codes=tuple(orjson.loads(row["concern_codes"])),
+        rule_id=row["rule_id"],
+        pack_version=row["pack_version"],
+        reason=row["reason"],
+        matched_codes=tuple(orjson.loads(row["matched_codes"])),
+        instrument=row["instrument"],
+        score=row["score"],
+        fulfilment_score=row["fulfilment_score"],
+        warnings=tuple(orjson.loads(row["warnings"])),
+        flags=tuple(Flag(flag) for flag in orjson.loads(row["flags"])),
+        excluded=bool(row["excluded"]),
+        band=row["band"],
+        instrument_version=row["instrument_version"],
+    )

@@ -4,11 +4,13 @@ Encounters that name it can put them back on the derivation queue."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, delete, select
+import orjson
+from sqlalchemy import Connection, and_, delete, select
 
 from integration.store.keys import in_keys
-from integration.store.schema import resource_links
+from integration.store.schema import current_resources, raw_resources, resource_links
 
 
 def replace_encounter_conditions(
@@ -54,3 +56,58 @@ def encounters_naming(conn: Connection, source: str, condition_id: str) -> list[
         .scalars()
         .all()
     )
+
+
+def replace_encounter_evidence(
+    conn: Connection,
+    resource_type: str,
+    resources: Sequence[tuple[str, str]],
+    naming: Sequence[tuple[str, str, str]],
+) -> None:
+    """Which Encounter each of these (source, id) resources of one type names (its
+    `encounter`): now `naming`, as (source, resource id, Encounter id)."""
+    conn.execute(
+        delete(resource_links).where(
+            resource_links.c.from_type == resource_type,
+            resource_links.c.to_type == "Encounter",
+            in_keys((resource_links.c.source, resource_links.c.from_id), resources),
+        )
+    )
+    if naming:
+        conn.execute(
+            resource_links.insert(),
+            [
+                {
+                    "source": source,
+                    "from_type": resource_type,
+                    "from_id": resource_id,
+                    "to_type": "Encounter",
+                    "to_id": encounter_id,
+                }
+                for source, resource_id, encounter_id in naming
+            ],
+        )
+
+
+def evidence_naming(
+    conn: Connection, encounters: Sequence[tuple[str, str]]
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """The current resources that name these (source, Encounter id): (source, Encounter
+    id, resource type, content) each, set-based."""
+    if not encounters:
+        return []
+    links = resource_links
+    rows = conn.execute(
+        select(links.c.source, links.c.to_id, links.c.from_type, raw_resources.c.content)
+        .join(
+            current_resources,
+            and_(
+                current_resources.c.source == links.c.source,
+                current_resources.c.resource_type == links.c.from_type,
+                current_resources.c.resource_id == links.c.from_id,
+            ),
+        )
+        .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+        .where(links.c.to_type == "Encounter", in_keys((links.c.source, links.c.to_id), encounters))
+    ).all()
+    return [(row[0], row[1], row[2], orjson.loads(row[3])) for row in rows]

@@ -21,7 +21,7 @@ from integration.derived_types import (
     record_types,
     subject_types,
 )
-from integration.ingest.intake import SUBJECT_TYPES
+from integration.ingest.intake import SUBJECT_ELEMENTS
 from integration.journey.derivers import resolve
 from integration.journey.derivers.base import (
     RECORD_TYPES,
@@ -42,7 +42,7 @@ from tests.conftest import ImportFn, encounter, patient, write_ndjson
 
 # A type the journey does not derive, registered here as one more entry would be.
 TOY = DerivedType(
-    "Procedure",
+    "CarePlan",
     Becomes.JOB_RECORDS,
     "tests.integration.test_derived_types:derive_procedures",
     subject=True,
@@ -70,7 +70,7 @@ KEPT_RAW_TODAY = (
 def derive_procedures(
     conn: Connection, batch: list[CurrentResource], pack: RulePack, summary: JourneyUpdate
 ) -> list[ResourceKey]:
-    """The toy deriver: every Procedure is treatment."""
+    """The toy deriver: every CarePlan is treatment."""
     linked = conn.execute(select(func.count()).select_from(person_links)).scalar_one()
     derived_batches.append(([p.resource_id for p in batch], linked))
     records = [
@@ -80,12 +80,12 @@ def derive_procedures(
             subject_id=reference_id(p.content.get("subject"), "Patient"),
             occurred_start=p.content.get("performedDateTime"),
             occurred_end=None,
-            title="Procedure",
+            title="CarePlan",
             setting=None,
             concern_codes=(),
-            rule_id="toy-procedure",
+            rule_id="toy-careplan",
             pack_version=pack.version,
-            reason="every Procedure is treatment (test deriver)",
+            reason="every CarePlan is treatment (test deriver)",
         )
         for p in batch
     ]
@@ -97,35 +97,35 @@ def test_the_type_lists_keep_their_values_and_order() -> None:
     assert DERIVED_TYPES == (
         "Patient",
         "Condition",
+        "Procedure",
+        "DiagnosticReport",
+        "MedicationRequest",
+        "MedicationAdministration",
+        "Immunization",
+        "Observation",
         "Encounter",
         "QuestionnaireResponse",
-        "Observation",
+        "ExplanationOfBenefit",
+        "Claim",
     )
-    assert RECORD_TYPES == ("Encounter", "QuestionnaireResponse", "Observation")
-    assert isinstance(SUBJECT_TYPES, frozenset)
-    assert sorted(SUBJECT_TYPES) == [
-        "Condition",
-        "Encounter",
-        "Observation",
-        "QuestionnaireResponse",
-    ]
+    records = ("Observation", "Encounter", "QuestionnaireResponse", "ExplanationOfBenefit", "Claim")
+    assert records == RECORD_TYPES
+    assert {
+        **dict.fromkeys(DERIVED_TYPES[1:-2], "subject"),
+        "ExplanationOfBenefit": "patient",
+        "Claim": "patient",
+    } == SUBJECT_ELEMENTS
     assert DEFAULT_TYPES == ("Patient", "Encounter", "QuestionnaireResponse")
-    assert JOURNEY_TYPES == ("Patient", "Encounter", "QuestionnaireResponse", "Observation")
+    assert ("Patient", *records) == JOURNEY_TYPES
     assert KEPT_RAW_TYPES == KEPT_RAW_TODAY
 
 
 def test_the_capability_statement_declares_the_same_types() -> None:
     [rest] = capability_statement("http://x/fhir", "0", 10)["rest"]
-    assert [r["type"] for r in rest["resource"]] == [
-        "Patient",
-        "Encounter",
-        "QuestionnaireResponse",
-        "Observation",
-        *KEPT_RAW_TODAY,
-    ]
+    assert [r["type"] for r in rest["resource"]] == [*JOURNEY_TYPES, *KEPT_RAW_TODAY]
     assert (
-        "source (the API key names it). Patient, Encounter, QuestionnaireResponse and "
-        "Observation are " in (rest["documentation"])
+        "source (the API key names it). Patient, Observation, Encounter, QuestionnaireResponse, "
+        "ExplanationOfBenefit and Claim are " in (rest["documentation"])
     )
 
 
@@ -144,15 +144,15 @@ def test_a_deriver_that_cannot_be_loaded_is_named_in_the_error() -> None:
 
 def test_a_registered_type_appears_in_every_list_it_is_flagged_for() -> None:
     registry = (*DERIVED, TOY)
-    assert derived_types(registry)[-1] == "Procedure"  # derived last, after what it reads
-    assert record_types(registry) == (*record_types(), "Procedure")
-    assert journey_types(registry) == (*journey_types(), "Procedure")
-    assert default_types(registry) == ("Patient", "Encounter", "QuestionnaireResponse", "Procedure")
-    assert "Procedure" in subject_types(registry)
-    evidence = DerivedType("Procedure", Becomes.EVIDENCE, TOY.derive)
-    assert "Procedure" not in journey_types((*DERIVED, evidence))
-    assert "Procedure" not in default_types((*DERIVED, evidence))
-    assert "Procedure" not in subject_types((*DERIVED, evidence))
+    assert derived_types(registry)[-1] == "CarePlan"  # derived last, after what it reads
+    assert record_types(registry) == (*record_types(), "CarePlan")
+    assert journey_types(registry) == (*journey_types(), "CarePlan")
+    assert default_types(registry) == ("Patient", "Encounter", "QuestionnaireResponse", "CarePlan")
+    assert "CarePlan" in subject_types(registry)
+    evidence = DerivedType("CarePlan", Becomes.EVIDENCE, TOY.derive)
+    assert "CarePlan" not in journey_types((*DERIVED, evidence))
+    assert "CarePlan" not in default_types((*DERIVED, evidence))
+    assert "CarePlan" not in subject_types((*DERIVED, evidence))
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
@@ -166,11 +166,11 @@ def test_a_registered_type_is_derived_by_its_deriver_after_the_types_before_it(
     monkeypatch.setattr(integration.journey.update, "DERIVED", registry)
     derived_batches.clear()
     procedure = {
-        "resourceType": "Procedure",
+        "resourceType": "CarePlan",
         "id": "proc-1",
-        "status": "completed",
+        "status": "active",
+        "intent": "plan",
         "subject": {"reference": "Patient/p1"},
-        "performedDateTime": "2025-03-02T09:00:00Z",
     }
     path = write_ndjson(tmp_path / "a.ndjson", patient("p1"), encounter("e1", "p1"), procedure)
     summary = import_files(path)
@@ -180,6 +180,6 @@ def test_a_registered_type_is_derived_by_its_deriver_after_the_types_before_it(
     with engine.connect() as conn:
         rows = conn.execute(select(job_records.c.resource_id, job_records.c.rule_id)).all()
     assert sorted(tuple(row) for row in rows) == [
-        ("e1", "encounter.class.ambulatory"),
-        ("proc-1", "toy-procedure"),
+        ("e1", "unclassified"),
+        ("proc-1", "toy-careplan"),
     ]

@@ -123,10 +123,10 @@ def test_a_questionnaire_response_that_fails_leaves_the_patients_other_responses
 ) -> None:
     real = response_deriver.map_instrument_responses
 
-    def fragile(responses: Any, pack: Any) -> Any:
+    def fragile(responses: Any, pack: Any, *context: Any) -> Any:
         if any(ref.resource_id == "qr-bad" for ref, _ in responses):
             raise ValueError("no")
-        return real(responses, pack)
+        return real(responses, pack, *context)
 
     monkeypatch.setattr(response_deriver, "map_instrument_responses", fragile)
 

@@ -79,9 +79,10 @@ def test_each_input_shape_imports(engine: Engine, import_files: ImportFn) -> Non
     assert summary.total("quarantined") == 0
     assert summary.by_type["Patient"].new == 3
     assert summary.by_type["OperationOutcome"].new == 1
-    # urn:uuid references inside a transaction resolve to the entry's id.
+    # urn:uuid references inside a transaction resolve to the entry's id (an emergency
+    # visit with nothing more known is unclassified: a setting is no evidence of a job).
     records = journey_of(engine, "test-source", "5f1a2b3c-0000-4000-8000-000000000001")
-    assert [r["job"] for r in records] == ["diagnose"]
+    assert [r["job"] for r in records] == ["unclassified"]
     # An absolute reference to the Patient works as well.
     assert [r["job"] for r in journey_of(engine, "test-source", "cy")] == ["treat"]
 
@@ -200,10 +201,10 @@ def test_condition_arriving_after_its_encounter_updates_the_concern(
     tmp_path: Path, engine: Engine, import_files: ImportFn
 ) -> None:
     enc = encounter("e1", "p", diagnosis=[{"condition": {"reference": "Condition/c1"}}])
+    del enc["reasonCode"]
     import_files(write_ndjson(tmp_path / "a.ndjson", patient("p"), enc))
-    assert (
-        journey_of(engine, "test-source", "p")[0]["job"] == "diagnose"
-    )  # ambulatory, nothing more known
+    # Ambulatory, nothing more known: no evidence of a job yet.
+    assert journey_of(engine, "test-source", "p")[0]["job"] == "unclassified"
     condition = {
         "resourceType": "Condition",
         "id": "c1",
@@ -302,13 +303,13 @@ def test_new_version_replaces_the_record_and_a_late_old_version_does_not(
 def test_a_pack_set_in_the_store_is_applied_to_stored_data_without_importing_again(
     tmp_path: Path, engine: Engine, import_files: ImportFn, pack: RulePack
 ) -> None:
-    import_files(write_ndjson(tmp_path / "a.ndjson", patient("p"), encounter("e", "p", klass="VR")))
+    import_files(write_ndjson(tmp_path / "a.ndjson", patient("p"), encounter("e", "p", klass="HH")))
     assert journey_of(engine, "test-source", "p")[0]["job"] == "keep_well"
     changed = tmp_path / "pack.toml"
     text = DEFAULT_PACK.read_text().replace(f'version = "{pack.version}"', 'version = "9999.1.0"')
     text = text.replace(
-        'id = "encounter.class.virtual"\njob = "keep_well"',
-        'id = "encounter.class.virtual"\njob = "diagnose"',
+        'id = "encounter.class.home-health"\njob = "keep_well"',
+        'id = "encounter.class.home-health"\njob = "diagnose"',
     )
     changed.write_text(text)
     set_store_pack(engine, changed)

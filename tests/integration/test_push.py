@@ -118,6 +118,10 @@ def emergency_visit(subject: str, start: str = "2026-03-01T10:00:00Z") -> dict[s
         "class": {"system": ACT_CODE, "code": "EMER"},
         "subject": {"reference": subject},
         "period": {"start": start, "end": "2026-03-01T14:00:00Z"},
+        # Chest pain: a symptom to work up (an emergency class alone places no job).
+        "reasonCode": [
+            {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "R07.9"}]}
+        ],
     }
 
 

@@ -90,7 +90,7 @@ def test_answers_nested_under_an_answer_are_scored(pack: RulePack) -> None:
 def test_total_item_that_disagrees_with_the_answers_loses_with_a_warning(pack: RulePack) -> None:
     record = map_all(pack, phq9("q1", "2025-01-10T09:00:00Z", [1] * 8 + [0], total=20))["q1"]
     assert record.score == 8
-    assert record.job is Job.KEEP_WELL
+    assert record.rule_id == "questionnaire.screen.negative"
     assert any("differs from the score of the answers" in w for w in record.warnings)
 
 
@@ -122,9 +122,10 @@ def test_positive_screen_after_the_window_is_a_new_diagnose(pack: RulePack) -> N
     assert records["new"].rule_id == "questionnaire.screen.positive"
 
 
-def test_negative_first_screen_is_prevention(pack: RulePack) -> None:
+def test_negative_first_screen_is_case_finding(pack: RulePack) -> None:
+    # A screen finds out whether something is wrong, whatever it finds (review set).
     record = map_all(pack, phq9("q1", "2025-01-10T09:00:00Z", [0, 1, 0, 0, 1, 0, 0, 0, 0]))["q1"]
-    assert (record.job, record.rule_id) == (Job.KEEP_WELL, "questionnaire.screen.negative")
+    assert (record.job, record.rule_id) == (Job.DIAGNOSE, "questionnaire.screen.negative")
     assert "below 10" in record.reason
 
 
@@ -169,8 +170,9 @@ def test_response_without_scoreable_answers_is_unclassified(pack: RulePack) -> N
     response = phq9("q1", "2025-01-10T09:00:00Z", [])
     response["item"][0]["item"] = [{"linkId": PHQ9[0], "answer": [{"valueString": "often"}]}]
     record = map_all(pack, response)["q1"]
-    assert record.job is Job.UNCLASSIFIED
-    assert "not a complete measure" in record.reason
+    assert (record.job, record.rule_id) == (Job.DIAGNOSE, "questionnaire.screen.incomplete")
+    assert Flag.INCOMPLETE in record.flags
+    assert "no score" in record.reason
     assert any("item[0].item[0].answer[0]" in w for w in record.warnings)
 
 

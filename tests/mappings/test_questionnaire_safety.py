@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from mappings.evidence import Evidence
+from mappings.fhir_values import Code
 from mappings.model import Flag, Job, JobRecord, SourceRef
 from mappings.questionnaire_response import map_instrument_responses
 from mappings.rulepack import RulePack
@@ -153,8 +155,9 @@ def test_amended_response_supersedes_the_earlier_one_with_the_same_identifier(
         "q2", [1] * 9, status="amended", authored="2025-03-01T11:00:00Z", identifier=identifier
     )
     records = map_all(pack, first, amended)
+    # Kept as what was recorded then, flagged; the amended one carries the current answers.
     assert Flag.SUPERSEDED in records["q1"].flags
-    assert records["q1"].excluded
+    assert not records["q1"].excluded
     assert "q2" in records["q1"].reason
     assert not records["q2"].excluded
     assert records["q2"].score == 9
@@ -252,7 +255,7 @@ def test_phq2_is_recognised_by_its_two_items_without_a_canonical(pack: RulePack)
     resp = response("p1", "", PHQ9[:2], [0, 1])
     del resp["questionnaire"]
     record = map_one(pack, resp)
-    assert (record.instrument, record.score, record.job) == ("phq2", 1, Job.KEEP_WELL)
+    assert (record.instrument, record.score, record.job) == ("phq2", 1, Job.DIAGNOSE)
 
 
 def test_answer_code_without_a_system_is_scored_and_the_warning_names_the_missing_system(
@@ -321,3 +324,38 @@ def test_a_positive_screen_then_a_repeat_total_observation_is_monitoring(pack: R
     records = map_all(pack, screen, repeat)
     assert records["q1"].job is Job.DIAGNOSE
     assert records["o1"].job is Job.KEEP_WELL
+
+
+def test_a_screen_of_a_concern_diagnosed_before_monitors_it(pack: RulePack) -> None:
+    depression = Evidence(
+        "Condition", "c1", "condition", (Code("http://hl7.org/fhir/sid/icd-10-cm", "F33.1", None),),
+        "2023-09-01T00:00:00Z", None,
+    )  # fmt: skip
+    refs = [(SourceRef("clinic", "QuestionnaireResponse", "q1", "h:x"), phq9("q1", [2] * 8 + [0]))]
+    [record] = map_instrument_responses(refs, pack, [depression])
+    assert (record.job, record.rule_id) == (Job.KEEP_WELL, "questionnaire.monitoring")
+    assert "Condition/c1 since 2023-09-01" in record.reason
+
+
+def test_a_sender_s_own_link_ids_are_read_in_item_order_with_a_warning(pack: RulePack) -> None:
+    resp = phq9("q1", [1] * 8 + [0])
+    for i, item in enumerate(resp["item"]):
+        item["linkId"] = str(i + 1)
+    record = map_one(pack, resp)
+    assert record.score == 8
+    assert any("item order" in w for w in record.warnings)
+
+
+def test_item9_in_a_panel_member_observation_flags_the_total(pack: RulePack) -> None:
+    total = total_observation("o1", "44261-6", 4)
+    total["hasMember"] = [{"reference": "Observation/o9"}]
+    item9 = {
+        "resourceType": "Observation",
+        "id": "o9",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "44260-8"}]},
+        "valueCodeableConcept": {"coding": [{"system": LOINC, "code": "LA6569-3"}]},
+    }
+    refs = [(SourceRef("clinic", "Observation", "o1", "h:x"), total)]
+    [record] = map_instrument_responses(refs, pack, panel={"o9": item9})
+    assert Flag.SELF_HARM_RISK in record.flags

@@ -22,29 +22,40 @@ def test_default_pack_compiles_codes_into_lookups() -> None:
     pack = load_rule_pack()
     index = pack.encounter_index["reasonCode"]
     rules = list(index.lookup("http://hl7.org/fhir/sid/icd-10-cm", "E11.65"))
-    assert [r.id for r in rules] == ["encounter.reason.chronic-condition"]
+    assert {r.id for r in rules} == {
+        "encounter.reason.known-concern",
+        "encounter.reason.chronic-condition",
+    }
+
+
+def test_cpt_category_ii_codes_are_not_in_the_surgery_range() -> None:
+    pack = load_rule_pack()
+    index = pack.encounter_index["procedure"]
+    cpt = "http://www.ama-assn.org/go/cpt"
+    assert "encounter.evidence.procedure-performed" in {r.id for r in index.lookup(cpt, "27447")}
+    assert not {r.id for r in index.lookup(cpt, "2023F")}
 
 
 @pytest.mark.parametrize(
     ("old", "new", "key", "reason"),
     [
         (
-            'id = "encounter.class.emergency"',
-            'id = "encounter.class.inpatient"',
+            'id = "encounter.reason.course-of-treatment"',
+            'id = "encounter.evidence.treatment-given"',
             "encounter_rules[1].id",
             "duplicate",
         ),
         (
-            'valueset = "prevention"',
+            'valueset = "treatment_reasons"',
             'valueset = "nope"',
-            "encounter_rules[5].valueset",
+            "encounter_rules[1].valueset",
             "no value set",
         ),
-        ('codes = ["actcode|HH"]', 'codes = ["HH"]', "encounter_rules[2].codes", "system|code"),
+        ('codes = ["actcode|HH"]', 'codes = ["HH"]', "encounter_rules[20].codes", "system|code"),
         (
             'codes = ["actcode|HH"]',
             'codes = ["actcod|HH"]',
-            "encounter_rules[2].codes",
+            "encounter_rules[20].codes",
             "unknown code system",
         ),
         ('job = "treat"', 'job = "cure"', "encounter_rules.0.job", "Input should be"),

@@ -1,5 +1,7 @@
-"""Encounters: one job record each, read with the codes of the Conditions they name
-(the links are kept, so a Condition arriving later re-derives them)."""
+"""Encounters: one job record each, read with their evidence: the Conditions they name,
+the resources that name them (Conditions, Procedures, DiagnosticReports, Observations,
+medications, immunizations) and the patient's Conditions, all loaded set-based per
+batch. The links are kept, so evidence arriving later re-derives them."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from integration.journey.derivers.base import (
     isolate,
     replace_records,
 )
-from integration.store.derivation import current_conditions
-from integration.store.resource_links import replace_encounter_conditions
+from integration.store.derivation import current_conditions, current_of_subjects
+from integration.store.resource_links import evidence_naming, replace_encounter_conditions
 from mappings.encounter import EncounterContext, map_encounter, referenced_condition_ids
+from mappings.evidence import Evidence, read_evidence
 from mappings.failed import describe_failure
-from mappings.fhir_values import Code, concept_codes
+from mappings.fhir_values import reference_id
 from mappings.model import JobRecord
 from mappings.rulepack import RulePack
 
@@ -29,15 +32,26 @@ def derive(
     by_source: dict[str, list[CurrentResource]] = defaultdict(list)
     for encounter in batch:
         by_source[encounter.source].append(encounter)
+    linked = _linked_evidence(conn, batch)
+    history = _patients_conditions(conn, batch)
     records: list[JobRecord] = []
     failed: list[tuple[CurrentResource, str]] = []
     links: list[tuple[str, str, str]] = []
     for source, encounters in by_source.items():
         wanted = {cid for e in encounters for cid in referenced_condition_ids(e.content)}
-        codes = _condition_codes(conn, source, wanted)
+        named = {
+            cid: evidence
+            for cid, content in current_conditions(conn, source, wanted).items()
+            if (evidence := read_evidence("Condition", cid, content))
+        }
         for encounter in encounters:
             referenced = referenced_condition_ids(encounter.content)
-            context = EncounterContext({cid: codes[cid] for cid in referenced if cid in codes})
+            subject = reference_id(encounter.content.get("subject"), "Patient")
+            context = EncounterContext(
+                conditions={cid: named[cid] for cid in referenced if cid in named},
+                linked=linked.get((source, encounter.resource_id), ()),
+                history=history.get((source, subject), ()) if subject else (),
+            )
             try:
                 records.append(map_encounter(encounter.content, encounter.ref, pack, context))
             except Exception as exc:  # this Encounter only: the others map on
@@ -51,10 +65,35 @@ def derive(
     return []
 
 
-def _condition_codes(conn: Connection, source: str, ids: set[str]) -> dict[str, list[Code]]:
-    if not ids:
-        return {}
-    return {
-        cid: list(concept_codes(content.get("code")))
-        for cid, content in current_conditions(conn, source, ids).items()
+def _linked_evidence(
+    conn: Connection, batch: list[CurrentResource]
+) -> dict[tuple[str, str], list[Evidence]]:
+    """(source, Encounter id) -> the evidence naming it."""
+    found: dict[tuple[str, str], list[Evidence]] = defaultdict(list)
+    for source, encounter_id, resource_type, content in evidence_naming(
+        conn, [(e.source, e.resource_id) for e in batch]
+    ):
+        evidence = read_evidence(resource_type, str(content.get("id", "")), content)
+        if evidence is not None:
+            found[(source, encounter_id)].append(evidence)
+    return found
+
+
+def _patients_conditions(
+    conn: Connection, batch: list[CurrentResource]
+) -> dict[tuple[str, str], list[Evidence]]:
+    """(source, Patient id) -> that patient's Conditions: what was known before a visit."""
+    subjects = {
+        (e.source, subject)
+        for e in batch
+        if (subject := reference_id(e.content.get("subject"), "Patient"))
     }
+    found: dict[tuple[str, str], list[Evidence]] = defaultdict(list)
+    if not subjects:
+        return found
+    for condition in current_of_subjects(conn, "Condition", sorted(subjects)):
+        evidence = read_evidence("Condition", condition.resource_id, condition.content)
+        subject = reference_id(condition.content.get("subject"), "Patient")
+        if evidence is not None and subject:
+            found[(condition.source, subject)].append(evidence)
+    return found

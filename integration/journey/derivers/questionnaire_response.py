@@ -5,6 +5,8 @@ response replaces the one it amends; one without a subject on its own."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -16,8 +18,14 @@ from integration.journey.derivers.base import (
     isolate,
     replace_records,
 )
-from integration.store.derivation import current_of_subjects, recorded_of_subjects
+from integration.journey.derivers.evidence import link_to_encounters
+from integration.store.derivation import (
+    current_contents,
+    current_of_subjects,
+    recorded_of_subjects,
+)
 from integration.store.quarantine import close_mapped
+from mappings.evidence import Evidence, read_evidence
 from mappings.failed import describe_failure
 from mappings.fhir_values import reference_id
 from mappings.model import JobRecord, SourceRef
@@ -28,6 +36,8 @@ from mappings.rulepack import RulePack
 def derive(
     conn: Connection, batch: list[CurrentResource], pack: RulePack, summary: JourneyUpdate
 ) -> list[ResourceKey]:
+    # Every Observation is evidence for the Encounter it names.
+    flagged = link_to_encounters(conn, [r for r in batch if r.resource_type == "Observation"])
     # Most Observations (vital signs, labs) carry no instrument total: no record, no history.
     measured = [
         r for r in batch if r.resource_type != "Observation" or instrument_total(r.content, pack)
@@ -38,7 +48,12 @@ def derive(
     everything: list[CurrentResource] = list(measured)
     seen = {c.key for c in measured}
     known_subjects = list({(r.source, s) for r in measured if (s := _subject(r)) is not None})
+    conditions: dict[tuple[str, str], list[Evidence]] = defaultdict(list)
     if known_subjects:
+        for condition in current_of_subjects(conn, "Condition", known_subjects):
+            evidence = read_evidence("Condition", condition.resource_id, condition.content)
+            if evidence is not None and (subject := _subject(condition)):
+                conditions[(condition.source, subject)].append(evidence)
         history = current_of_subjects(conn, "QuestionnaireResponse", known_subjects)
         # The Observations that are instrument totals are those with a record.
         history += recorded_of_subjects(conn, "Observation", known_subjects)
@@ -52,10 +67,12 @@ def derive(
         subject = _subject(response)
         key = (response.source, f"Patient/{subject}" if subject else response.resource_id)
         groups[key].append(response)
+    members = _panel_members(conn, everything)
     records: list[JobRecord] = []
     failed: list[tuple[CurrentResource, str]] = []
-    for members in groups.values():
-        mapped, failing = _map_responses(members, pack)
+    for (source, group), responses in groups.items():
+        known = conditions.get((source, group.removeprefix("Patient/")), [])
+        mapped, failing = _map_responses(responses, pack, known, members)
         records.extend(mapped)
         failed.extend(failing)
     failing_ids = {id(c) for c, _ in failed}
@@ -70,27 +87,49 @@ def derive(
     if failed:
         isolate(conn, failed, pack, summary)
     # History still pending is derived (and counted) in its own batch.
-    return []
+    return flagged
+
+
+def _panel_members(conn: Connection, resources: list[CurrentResource]) -> dict[str, dict[str, Any]]:
+    """The item Observations that total Observations name in `hasMember`, by id."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for resource in resources:
+        if resource.resource_type != "Observation":
+            continue
+        for member in resource.content.get("hasMember") or ():
+            if (found := reference_id(member, "Observation")) is not None:
+                wanted[resource.source].add(found)
+    members: dict[str, dict[str, Any]] = {}
+    for source, ids in wanted.items():
+        members.update(current_contents(conn, source, "Observation", ids))
+    return members
 
 
 def _map_responses(
-    members: list[CurrentResource], pack: RulePack
+    members: list[CurrentResource],
+    pack: RulePack,
+    conditions: Sequence[Evidence] = (),
+    panel: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[JobRecord], list[tuple[CurrentResource, str]]]:
     """One patient's responses mapped together (a repeat screen's job depends on the
     earlier ones). If that fails, each is tried alone to find the ones that fail, and
     the rest are mapped together without them."""
     try:
-        return map_instrument_responses([(m.ref, m.content) for m in members], pack), []
+        return map_instrument_responses(
+            [(m.ref, m.content) for m in members], pack, conditions, panel
+        ), []
     except Exception:
         failing: list[tuple[CurrentResource, str]] = []
         for member in members:
             try:
-                map_instrument_responses([(member.ref, member.content)], pack)
+                map_instrument_responses([(member.ref, member.content)], pack, conditions, panel)
             except Exception as exc:
                 failing.append((member, describe_failure(exc)))
         rest = [m for m in members if all(m is not f for f, _ in failing)]
         try:
-            mapped = map_instrument_responses([(m.ref, m.content) for m in rest], pack)
+            mapped = map_instrument_responses(
+                [(m.ref, m.content) for m in rest], pack, conditions, panel
+            )
         except Exception as exc:  # fails only together: none of them can be placed
             failure = describe_failure(exc)
             return [], failing + [(m, failure) for m in rest]
