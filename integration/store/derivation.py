@@ -22,6 +22,11 @@ from mappings.model import SourceRef
 
 # (source, resource type, resource id): one current resource.
 ResourceKey = tuple[str, str, str]
+_KEY_COLUMNS = (
+    current_resources.c.source,
+    current_resources.c.resource_type,
+    current_resources.c.resource_id,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,16 +77,7 @@ def pending_resources(
     order; with `among`, only those with these keys."""
     where: list[ColumnElement[bool]] = [current_resources.c.needs_derive.is_(True)]
     if among is not None:
-        where.append(
-            in_keys(
-                (
-                    current_resources.c.source,
-                    current_resources.c.resource_type,
-                    current_resources.c.resource_id,
-                ),
-                among,
-            )
-        )
+        where.append(in_keys(_KEY_COLUMNS, among))
     return _load_current(conn, resource_type, *where, limit=limit)
 
 
@@ -156,18 +152,7 @@ def current_conditions(conn: Connection, source: str, ids: set[str]) -> dict[str
 def mark_derived(conn: Connection, keys: Sequence[ResourceKey]) -> None:
     """These resources' journey is up to date: off the queue until they change again."""
     conn.execute(
-        update(current_resources)
-        .where(
-            in_keys(
-                (
-                    current_resources.c.source,
-                    current_resources.c.resource_type,
-                    current_resources.c.resource_id,
-                ),
-                keys,
-            )
-        )
-        .values(needs_derive=False)
+        update(current_resources).where(in_keys(_KEY_COLUMNS, keys)).values(needs_derive=False)
     )
 
 

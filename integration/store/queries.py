@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Select, and_, bindparam, func, or_, select
 
+from integration.store.derivation import count_pending
 from integration.store.keys import in_keys
 from integration.store.quarantine import INTAKE, MAPPING, open_counts
 from integration.store.schema import (
@@ -264,13 +265,7 @@ def store_status(conn: Connection) -> dict[str, Any]:
             conn.execute(select(func.count()).select_from(raw_resources)).scalar_one()
         ),
         "records_by_job": records,
-        "pending_derivation": int(
-            conn.execute(
-                select(func.count())
-                .select_from(current_resources)
-                .where(current_resources.c.needs_derive.is_(True))
-            ).scalar_one()
-        ),
+        "pending_derivation": count_pending(conn),
         # Open entries, input that could not be stored plus resources whose mapping
         # failed (isolated: each has an explained unclassified record or no person).
         "quarantine_open": open_quarantine_counts[INTAKE] + open_quarantine_counts[MAPPING],
