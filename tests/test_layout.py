@@ -14,6 +14,20 @@ PACKAGES = ("fhir_journey", "connectors", "mappings", "integration")
 # integration's stage packages, in the order they may depend on each other: each
 # may import those before it, never one after it.
 STAGES = ("store", "journey", "ingest", "push", "sync", "api", "cli")
+# Stages whose statements are the store's: they hand it a connection or an engine and
+# catch its errors, and build no SQL of their own (no tables, no select/insert/text).
+NO_SQL_STAGES = ("journey", "cli")
+# What those may take from SQLAlchemy, by module (None: any name).
+SQLALCHEMY_ALLOWED: dict[str, set[str] | None] = {
+    "sqlalchemy": {"Connection", "Engine", "exc"},
+    "sqlalchemy.exc": None,
+}
+# The store's modules that statements are built from (tables, key conditions, upserts).
+STATEMENT_BUILDERS = (
+    "integration.store.schema",
+    "integration.store.keys",
+    "integration.store.upsert",
+)
 
 
 def _modules() -> dict[str, ast.Module]:
@@ -66,6 +80,38 @@ def test_integration_stages_depend_one_way() -> None:
             other = _stage(imported)
             if other in STAGES and STAGES.index(other) > STAGES.index(stage):
                 wrong.append(f"{module} ({stage}) imports {imported} ({other})")
+    assert wrong == []
+
+
+def _sql_imports(tree: ast.Module) -> list[str]:
+    """A module's imports of the store's statement builders, and of SQLAlchemy beyond
+    what `SQLALCHEMY_ALLOWED` lets it have."""
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported = [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            imported = [(alias.name, None) for alias in node.names]
+        else:
+            continue
+        for module, name in imported:
+            full = f"{module}.{name}" if name else module
+            if module in STATEMENT_BUILDERS or full in STATEMENT_BUILDERS:
+                found.append(full)
+            elif module.split(".")[0] == "sqlalchemy":
+                allowed = SQLALCHEMY_ALLOWED.get(module, set())
+                if allowed is not None and name not in allowed:
+                    found.append(full)
+    return found
+
+
+def test_journey_and_cli_build_no_sql() -> None:
+    wrong = [
+        f"{module} imports {imported}"
+        for module, tree in MODULES.items()
+        if _stage(module) in NO_SQL_STAGES
+        for imported in _sql_imports(tree)
+    ]
     assert wrong == []
 
 

@@ -24,10 +24,10 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from integration.clock import utc_now
+from integration.store.derivation import flag_all_for_derivation
 from integration.store.rule_pack_state import (
     BUNDLED,
     StoredPack,
-    flag_all_for_derivation,
     read_stored_pack,
     write_stored_pack,
 )

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine
 
 from integration.clock import utc_now
 from integration.derived_types import DERIVED
@@ -31,19 +31,12 @@ from integration.journey.derivers.base import (
 )
 from integration.journey.derivers.base import JourneyUpdate as JourneyUpdate
 from integration.journey.rule_packs import pack_for_update
-from integration.store.derivation import load_current, mark_derived
+from integration.store import derivation
 from integration.store.engine import GrowingTables
 from integration.store.errors import describe_error, store_unavailable
-from integration.store.keys import in_keys
 from integration.store.locks import DERIVE, hold, let_interactive_writes_through
 from integration.store.quarantine import close_mapped
-from integration.store.rule_pack_state import flag_all_for_derivation
-from integration.store.schema import (
-    current_resources,
-    job_records,
-    person_links,
-    raw_resources,
-)
+from integration.store.queries import records_in_no_journey
 from mappings.rulepack import RulePack
 
 DeriveProgress = Callable[[int], None]
@@ -60,19 +53,13 @@ JOURNEY_TABLES = (
 
 def pending_count(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(current_resources)
-                .where(current_resources.c.needs_derive.is_(True))
-            ).scalar_one()
-        )
+        return derivation.count_pending(conn)
 
 
 def flag_all(engine: Engine) -> int:
     """Mark every derivable resource for derivation again (`journey remap`)."""
     with engine.begin() as conn:
-        return flag_all_for_derivation(conn)
+        return derivation.flag_all_for_derivation(conn)
 
 
 def update_journey(
@@ -159,7 +146,7 @@ def _derive_in(
     # Closed first: a resource failing again reopens its entry.
     close_mapped(conn, [c.key for c in batch], utc_now())
     more = step(conn, batch, pack, found)
-    mark_derived(conn, [c.key for c in batch])
+    derivation.mark_derived(conn, [c.key for c in batch])
     return more
 
 
@@ -185,67 +172,23 @@ def _derive_alone(
     with engine.begin() as conn:
         hold(conn, DERIVE, utc_now())
         isolate(conn, [(current, failure)], pack, found)
-        mark_derived(conn, [current.key])
+        derivation.mark_derived(conn, [current.key])
     return []
 
 
 def _pending(
     conn: Connection, resource_type: str, limit: int, scope: set[ResourceKey] | None = None
 ) -> list[CurrentResource]:
-    where: list[ColumnElement[bool]] = [current_resources.c.needs_derive.is_(True)]
-    if scope is not None:
-        mine = [(s, t, i) for s, t, i in scope if t == resource_type]
-        if not mine:
-            return []
-        where.append(
-            in_keys(
-                (
-                    current_resources.c.source,
-                    current_resources.c.resource_type,
-                    current_resources.c.resource_id,
-                ),
-                mine,
-            )
-        )
-    return load_current(conn, resource_type, *where, limit=limit)
+    if scope is None:
+        return derivation.pending_resources(conn, resource_type, limit)
+    mine = [(s, t, i) for s, t, i in scope if t == resource_type]
+    if not mine:
+        return []
+    return derivation.pending_resources(conn, resource_type, limit, among=mine)
 
 
 def orphan_records(engine: Engine, limit: int = 10) -> tuple[int, list[dict[str, Any]]]:
     """Job records in no journey: their subject Patient has not arrived (yet), or they
     name no subject we can read. A count, and a few examples."""
-    condition = or_(
-        job_records.c.subject_id.is_(None),
-        ~select(person_links.c.person_id)
-        .where(
-            person_links.c.source == job_records.c.source,
-            person_links.c.patient_id == job_records.c.subject_id,
-        )
-        .exists(),
-    )
     with engine.connect() as conn:
-        count = conn.execute(
-            select(func.count()).select_from(job_records).where(condition)
-        ).scalar_one()
-        rows = conn.execute(
-            select(
-                job_records.c.source,
-                job_records.c.resource_type,
-                job_records.c.resource_id,
-                job_records.c.subject_id,
-                raw_resources.c.origin,
-                raw_resources.c.location,
-            )
-            .join(
-                current_resources,
-                and_(
-                    current_resources.c.source == job_records.c.source,
-                    current_resources.c.resource_type == job_records.c.resource_type,
-                    current_resources.c.resource_id == job_records.c.resource_id,
-                ),
-            )
-            .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
-            .where(condition)
-            .order_by(job_records.c.source, job_records.c.resource_id)
-            .limit(limit)
-        ).all()
-    return int(count), [dict(row._mapping) for row in rows]
+        return records_in_no_journey(conn, limit)

@@ -13,14 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, select, update
+from sqlalchemy import ColumnElement, Connection, func, select, update
 
+from integration.derived_types import derived_types
 from integration.store.keys import in_keys
 from integration.store.schema import current_resources, job_records, raw_resources
 from mappings.model import SourceRef
 
 # (source, resource type, resource id): one current resource.
 ResourceKey = tuple[str, str, str]
+_KEY_COLUMNS = (
+    current_resources.c.source,
+    current_resources.c.resource_type,
+    current_resources.c.resource_id,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,42 @@ class CurrentResource:
         return (self.source, self.resource_type, self.resource_id)
 
 
-def load_current(
+def count_pending(conn: Connection) -> int:
+    """How many current resources wait for derivation."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(current_resources)
+            .where(current_resources.c.needs_derive.is_(True))
+        ).scalar_one()
+    )
+
+
+def flag_all_for_derivation(conn: Connection) -> int:
+    """Mark every derivable resource for derivation again (a new pack applies to all)."""
+    result = conn.execute(
+        update(current_resources)
+        .where(current_resources.c.resource_type.in_(derived_types()))
+        .values(needs_derive=True)
+    )
+    return int(result.rowcount)
+
+
+def pending_resources(
+    conn: Connection,
+    resource_type: str,
+    limit: int,
+    among: Sequence[ResourceKey] | None = None,
+) -> list[CurrentResource]:
+    """Up to `limit` current resources of one type waiting for derivation, in a stable
+    order; with `among`, only those with these keys."""
+    where: list[ColumnElement[bool]] = [current_resources.c.needs_derive.is_(True)]
+    if among is not None:
+        where.append(in_keys(_KEY_COLUMNS, among))
+    return _load_current(conn, resource_type, *where, limit=limit)
+
+
+def _load_current(
     conn: Connection, resource_type: str, *where: ColumnElement[bool], limit: int | None = None
 ) -> list[CurrentResource]:
     """Current resources of one type with their stored content, in a stable order."""
@@ -69,7 +110,7 @@ def current_of_subjects(
     conn: Connection, resource_type: str, subjects: Sequence[tuple[str, str]]
 ) -> list[CurrentResource]:
     """Every current resource of one type about these (source, Patient id) subjects."""
-    return load_current(conn, resource_type, _of_subjects(subjects))
+    return _load_current(conn, resource_type, _of_subjects(subjects))
 
 
 def recorded_of_subjects(
@@ -77,7 +118,7 @@ def recorded_of_subjects(
 ) -> list[CurrentResource]:
     """The current resources of one type about these (source, Patient id) subjects that
     have a job record (of the Observations, the instrument totals)."""
-    return load_current(
+    return _load_current(
         conn,
         resource_type,
         _of_subjects(subjects),
@@ -120,18 +161,7 @@ def current_contents(
 def mark_derived(conn: Connection, keys: Sequence[ResourceKey]) -> None:
     """These resources' journey is up to date: off the queue until they change again."""
     conn.execute(
-        update(current_resources)
-        .where(
-            in_keys(
-                (
-                    current_resources.c.source,
-                    current_resources.c.resource_type,
-                    current_resources.c.resource_id,
-                ),
-                keys,
-            )
-        )
-        .values(needs_derive=False)
+        update(current_resources).where(in_keys(_KEY_COLUMNS, keys)).values(needs_derive=False)
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Select, and_, bindparam, func, or_, select
 
+from integration.store.derivation import count_pending
 from integration.store.keys import in_keys
 from integration.store.quarantine import INTAKE, MAPPING, open_counts
 from integration.store.schema import (
@@ -264,13 +265,7 @@ def store_status(conn: Connection) -> dict[str, Any]:
             conn.execute(select(func.count()).select_from(raw_resources)).scalar_one()
         ),
         "records_by_job": records,
-        "pending_derivation": int(
-            conn.execute(
-                select(func.count())
-                .select_from(current_resources)
-                .where(current_resources.c.needs_derive.is_(True))
-            ).scalar_one()
-        ),
+        "pending_derivation": count_pending(conn),
         # Open entries, input that could not be stored plus resources whose mapping
         # failed (isolated: each has an explained unclassified record or no person).
         "quarantine_open": open_quarantine_counts[INTAKE] + open_quarantine_counts[MAPPING],
@@ -303,3 +298,44 @@ def featured_person(conn: Connection) -> str | None:
         .limit(1)
     ).first()
     return row.person_id if row else None
+
+
+def records_in_no_journey(conn: Connection, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """Job records no person's journey holds: their subject Patient is not linked to a
+    person (not arrived yet), or they name no subject. A count, and up to `limit`
+    examples with where each came from."""
+    condition = or_(
+        job_records.c.subject_id.is_(None),
+        ~select(person_links.c.person_id)
+        .where(
+            person_links.c.source == job_records.c.source,
+            person_links.c.patient_id == job_records.c.subject_id,
+        )
+        .exists(),
+    )
+    count = conn.execute(
+        select(func.count()).select_from(job_records).where(condition)
+    ).scalar_one()
+    rows = conn.execute(
+        select(
+            job_records.c.source,
+            job_records.c.resource_type,
+            job_records.c.resource_id,
+            job_records.c.subject_id,
+            raw_resources.c.origin,
+            raw_resources.c.location,
+        )
+        .join(
+            current_resources,
+            and_(
+                current_resources.c.source == job_records.c.source,
+                current_resources.c.resource_type == job_records.c.resource_type,
+                current_resources.c.resource_id == job_records.c.resource_id,
+            ),
+        )
+        .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+        .where(condition)
+        .order_by(job_records.c.source, job_records.c.resource_id)
+        .limit(limit)
+    ).all()
+    return int(count), [dict(row._mapping) for row in rows]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
-from integration.derived_types import derived_types
-from integration.store.schema import current_resources, rule_pack_state
+from integration.store.schema import rule_pack_state
 from integration.store.upsert import upsert_statement
 
 BUNDLED = "bundled"
@@ -39,13 +38,3 @@ def write_stored_pack(conn: Connection, pack: StoredPack) -> None:
     # An upsert: two processes starting on a new store may both record the pack.
     statement = upsert_statement(conn, rule_pack_state, ["id"], list(values))
     conn.execute(statement.values(id=_ROW, **values))
-
-
-def flag_all_for_derivation(conn: Connection) -> int:
-    """Mark every derivable resource for derivation again (a new pack applies to all)."""
-    result = conn.execute(
-        update(current_resources)
-        .where(current_resources.c.resource_type.in_(derived_types()))
-        .values(needs_derive=True)
-    )
-    return int(result.rowcount)
