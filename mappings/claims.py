@@ -19,9 +19,9 @@ from dataclasses import replace
 from typing import Any
 
 from mappings.dates import parse_interval
-from mappings.encounter import CONCERN_ELEMENTS, Found, place
+from mappings.encounter import CONCERN_ELEMENTS, Found, place, usable
 from mappings.errors import FhirDateError
-from mappings.fhir_values import Code, concept_codes, concept_label, reference_id
+from mappings.fhir_values import Code, concept_codes, concept_label, element_at, reference_id
 from mappings.model import Flag, Job, JobRecord, SourceRef
 from mappings.rulepack import RulePack
 
@@ -148,11 +148,7 @@ def _evidence(claim: Mapping[str, Any], pack: RulePack) -> list[Found]:
     for procedure in _list(claim.get("procedure")):
         for code in concept_codes(procedure.get("procedureCodeableConcept")):
             found.append(Found("procedure", code, None))
-    return [
-        f
-        for f in found
-        if f.code.system and f.code.code and (f.code.system, f.code.code) not in pack.ignored_codes
-    ]
+    return usable(found, pack)
 
 
 def _line(code: Code, _where: str) -> list[Found]:
@@ -198,11 +194,13 @@ def _supporting_number(claim: Mapping[str, Any], category: str) -> float | None:
 
 def _when(claim: Mapping[str, Any], kind: str) -> tuple[str | None, str | None, list[str]]:
     candidates: list[tuple[str, Any]] = [
-        ("billablePeriod.start", _get(claim, "billablePeriod", "start"))
+        ("billablePeriod.start", element_at(claim, "billablePeriod", "start"))
     ]
     for item in _list(claim.get("item"))[:1]:
         candidates.append(("item[0].servicedDate", item.get("servicedDate")))
-        candidates.append(("item[0].servicedPeriod.start", _get(item, "servicedPeriod", "start")))
+        candidates.append(
+            ("item[0].servicedPeriod.start", element_at(item, "servicedPeriod", "start"))
+        )
     candidates.append(("created", claim.get("created")))
     for name, value in candidates:
         if isinstance(value, str):
@@ -230,12 +228,3 @@ def _title(claim: Mapping[str, Any], kind: str | None) -> str:
 
 def _list(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _get(resource: Mapping[str, Any], *path: str) -> Any:
-    value: Any = resource
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value

@@ -27,6 +27,7 @@ from mappings.fhir_values import (
     coding,
     concept_label,
     concepts_codes,
+    element_at,
     reference_id,
 )
 from mappings.model import Flag, Job, JobRecord, SourceRef
@@ -93,7 +94,9 @@ def map_encounter(
         # Encounter.class is bound to v3 ActEncounterCode; many senders omit the system.
         class_code = Code(ACTCODE, class_code.code, class_code.display)
     start, end, warnings = period_interval(
-        _get(encounter, "period", "start"), _get(encounter, "period", "end"), "Encounter.period"
+        element_at(encounter, "period", "start"),
+        element_at(encounter, "period", "end"),
+        "Encounter.period",
     )
     if start is None:
         warnings.append("Encounter.period.start: missing; the record has no time")
@@ -163,6 +166,12 @@ def gather_evidence(
             if item.element == "condition":
                 known, since = _known(code, item, day, earliest)
             found.append(Found(item.element, code, item.label, known, since))
+    return usable(found, pack)
+
+
+def usable(found: Iterable[Found], pack: RulePack) -> list[Found]:
+    """The evidence that can place a record: coded, and not a code the pack ignores
+    (social findings, vital signs, the parts of every visit)."""
     return [
         f
         for f in found
@@ -277,15 +286,6 @@ def _title(encounter: Mapping[str, Any], setting: str | None) -> str:
     reasons = encounter.get("reasonCode")
     reason = concept_label(reasons[0]) if isinstance(reasons, list) and reasons else None
     return f"{label}: {reason}" if reason and reason != label else label
-
-
-def _get(resource: Mapping[str, Any], *path: str) -> Any:
-    value: Any = resource
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
 
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:

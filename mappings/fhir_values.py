@@ -89,3 +89,13 @@ def reference_id(reference: Any, resource_type: str) -> str | None:
     if match and match.group(1) == resource_type:
         return match.group(2)
     return None
+
+
+def element_at(resource: Any, *path: str) -> Any:
+    """The value at a path of plain keys ("period", "start"), or None where it stops."""
+    value: Any = resource
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value

@@ -22,7 +22,7 @@ from typing import Any
 from mappings.dates import parse_interval
 from mappings.errors import FhirDateError
 from mappings.evidence import Evidence
-from mappings.fhir_values import coding, concept_codes, reference_id
+from mappings.fhir_values import coding, concept_codes, element_at, reference_id
 from mappings.instruments import (
     Answer,
     Measurement,
@@ -250,7 +250,7 @@ def _when(
     if resource_type == "Observation":
         candidates = [
             ("effectiveDateTime", resource.get("effectiveDateTime")),
-            ("effectivePeriod.start", _get(resource, "effectivePeriod", "start")),
+            ("effectivePeriod.start", element_at(resource, "effectivePeriod", "start")),
             ("effectiveInstant", resource.get("effectiveInstant")),
             ("issued", resource.get("issued")),
         ]
@@ -462,12 +462,3 @@ def _fulfilment_record(item: _Prepared, pack: RulePack) -> JobRecord:
 def _plain_number(answer: Mapping[str, Any]) -> int | None:
     value = answer.get("valueInteger")
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _get(resource: Mapping[str, Any], *path: str) -> Any:
-    value: Any = resource
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value

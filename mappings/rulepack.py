@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,26 +20,15 @@ from mappings.errors import RulePackError
 from mappings.model import Job
 
 DEFAULT_PACK = Path(__file__).parent / "packs" / "default.toml"
-# Where a rule looks. class/type/serviceType/reasonCode are the Encounter's own (a
-# claim's type and lines count as type); condition = the Conditions the encounter
-# names or that name it (and a claim's diagnoses); procedure, report, medication and
-# immunization = the resources that name the encounter (and a claim's lines).
-ENCOUNTER_ELEMENTS = (
-    "class",
-    "type",
-    "serviceType",
-    "reasonCode",
-    "condition",
-    "procedure",
-    "report",
-    "medication",
-    "immunization",
-)
 ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CPT = "http://www.ama-assn.org/go/cpt"
 # ICD-10 codes arrive with and without the dot ("E11.9", "E119"): compare dotless.
 DOTLESS_SYSTEMS = frozenset({"http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10"})
 
+# Where a rule looks. class/type/serviceType/reasonCode are the Encounter's own (a
+# claim's type and lines count as type); condition = the Conditions the encounter
+# names or that name it (and a claim's diagnoses); procedure, report, medication and
+# immunization = the resources that name the encounter (and a claim's lines).
 EncounterElement = Literal[
     "class",
     "type",
@@ -51,6 +40,7 @@ EncounterElement = Literal[
     "medication",
     "immunization",
 ]
+ENCOUNTER_ELEMENTS: tuple[str, ...] = get_args(EncounterElement)
 
 
 class _Strict(BaseModel):
