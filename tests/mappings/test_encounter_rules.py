@@ -87,6 +87,13 @@ CASES: list[tuple[str, dict[str, Any], EncounterContext, Job, str]] = [
         f"{RXNORM}|1049221",
     ),
     (
+        "encounter.reason.symptom-in-acute-care",
+        enc("EMER", reasonCode=[concept(ICD, "R07.9", "Chest pain")]),
+        EncounterContext(linked=[linked("MedicationRequest", (RXNORM, "1049221"))]),
+        Job.DIAGNOSE,
+        f"{ICD}|R07.9",
+    ),
+    (
         "encounter.reason.prevention",
         enc(reasonCode=[concept(ICD, "Z00.00")]),
         EncounterContext(),

@@ -51,11 +51,11 @@ def test_cpt_category_ii_codes_are_not_in_the_surgery_range() -> None:
             "encounter_rules[1].valueset",
             "no value set",
         ),
-        ('codes = ["actcode|HH"]', 'codes = ["HH"]', "encounter_rules[20].codes", "system|code"),
+        ('codes = ["actcode|HH"]', 'codes = ["HH"]', "encounter_rules[21].codes", "system|code"),
         (
             'codes = ["actcode|HH"]',
             'codes = ["actcod|HH"]',
-            "encounter_rules[20].codes",
+            "encounter_rules[21].codes",
             "unknown code system",
         ),
         ('job = "treat"', 'job = "cure"', "encounter_rules.0.job", "Input should be"),
