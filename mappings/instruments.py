@@ -181,10 +181,10 @@ def measure_response(
             warnings.append(warning)
         if value is None:
             continue
-        if not instrument.low <= value <= instrument.high:
+        low, high = instrument.item_range(answer.code)
+        if not low <= value <= high:
             warnings.append(
-                f"{answer.path} (item {answer.code}): answer outside "
-                f"{instrument.low}-{instrument.high}; not counted"
+                f"{answer.path} (item {answer.code}): answer outside {low}-{high}; not counted"
             )
             continue
         values[answer.code] = value

@@ -137,6 +137,8 @@ class _Instrument(_Strict):
     questionnaires: list[str] = []
     items: list[str] = Field(min_length=1)
     item_range: tuple[int, int]
+    # Items whose answers lie on another range than item_range (PROMIS Global07, 0-10).
+    item_ranges: dict[str, tuple[int, int]] = {}
     answer_list: str | None = None
     scales: list[_Scale] = Field(min_length=1)
     safety: list[_SafetyItem] = []
@@ -263,7 +265,8 @@ class SafetyItem:
 class Instrument:
     """A questionnaire the pack can score. Items are named by their LOINC code or linkId
     (the last segment of a path-like linkId); a response is complete when every item
-    of a scale has an answer with a score in `item_range`."""
+    of a scale has an answer with a score in its range (`item_range(item)`: the
+    instrument's, or the item's own from `item_ranges`)."""
 
     id: str
     name: str
@@ -274,6 +277,8 @@ class Instrument:
     item_set: frozenset[str]
     low: int
     high: int
+    # Item -> (low, high) where an item's range is not the instrument's.
+    item_ranges: dict[str, tuple[int, int]]
     # (system, code) -> the answer's value; also (None, code) when that code is unique.
     answer_scores: dict[tuple[str | None, str], int]
     scales: tuple[Scale, ...]
@@ -281,6 +286,10 @@ class Instrument:
     concern: tuple[str, ...]
     # Matches the codes of a known concern (None: the instrument has none).
     concern_codes: CodeSet | None
+
+    def item_range(self, item: str) -> tuple[int, int]:
+        """The range an answer to `item` must lie in to count."""
+        return self.item_ranges.get(item, (self.low, self.high))
 
 
 @dataclass(slots=True)
@@ -545,6 +554,12 @@ def _compile_instrument(
             if len(values) == 1:
                 answer_scores[(None, code)] = next(iter(values))
     items = tuple(raw.items)
+    ranged = sorted(set(raw.item_ranges) - set(items))
+    if ranged:
+        raise RulePackError(file, f"{key}.item_ranges", f"not items of {raw.id}: {ranged}")
+    for item, (low, high) in raw.item_ranges.items():
+        if low > high:
+            raise RulePackError(file, f"{key}.item_ranges", f"{item}: low above high")
     scales: list[Scale] = []
     for s in raw.scales:
         scale_key = f"{key}.scales.{s.id}"
@@ -589,6 +604,7 @@ def _compile_instrument(
         item_set=frozenset(items),
         low=raw.item_range[0],
         high=raw.item_range[1],
+        item_ranges=dict(raw.item_ranges),
         answer_scores=answer_scores,
         scales=tuple(scales),
         safety=tuple(SafetyItem(x.item, x.above, x.flag, x.reason) for x in raw.safety),
