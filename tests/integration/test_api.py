@@ -181,7 +181,7 @@ def test_journey_is_in_time_order_with_reasons(
     assert ids(body) == ["e-emer", "e-imp", "e-hh", "e-vr", "e-amb"]
     first = body["items"][0]
     assert first["job"] == "diagnose"
-    assert first["reason"]["rule_id"] == "encounter.reason.symptom"
+    assert first["reason"]["rule_id"] == "encounter.reason.symptom-in-acute-care"
     assert first["reason"]["pack_version"] == load_rule_pack().label
     assert first["source"] == {
         "source": "test-source",

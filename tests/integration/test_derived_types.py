@@ -180,6 +180,6 @@ def test_a_registered_type_is_derived_by_its_deriver_after_the_types_before_it(
     with engine.connect() as conn:
         rows = conn.execute(select(job_records.c.resource_id, job_records.c.rule_id)).all()
     assert sorted(tuple(row) for row in rows) == [
-        ("e1", "unclassified"),
+        ("e1", "encounter.reason.symptom"),
         ("proc-1", "toy-careplan"),
     ]
