@@ -85,6 +85,12 @@ def isolate(
     found.mapping_failures += len(failed)
 
 
+def counted_as(record: JobRecord) -> str:
+    """How a summary counts a record: by job, or as `excluded` when it is out of the
+    journey (entered in error, cancelled, a total shown with its response)."""
+    return "excluded" if record.excluded else record.job.value
+
+
 def replace_records(
     conn: Connection,
     derived_from: list[CurrentResource],
@@ -93,4 +99,4 @@ def replace_records(
 ) -> None:
     """The job records of the resources derived from are now `records`, counted by job."""
     replace_job_records(conn, [c.key for c in derived_from], records, utc_now())
-    summary.records_by_job.update(record.job.value for record in records)
+    summary.records_by_job.update(counted_as(record) for record in records)

@@ -15,6 +15,7 @@ from integration.journey.derivers.base import (
     CurrentResource,
     JourneyUpdate,
     ResourceKey,
+    counted_as,
     isolate,
     replace_records,
 )
@@ -81,7 +82,7 @@ def derive(
     in_batch = {c.key for c in batch}
     written = JourneyUpdate()
     replace_records(conn, placed, records, written)
-    summary.records_by_job.update(r.job.value for r in records if _key(r.source_ref) in in_batch)
+    summary.records_by_job.update(counted_as(r) for r in records if _key(r.source_ref) in in_batch)
     # History that maps now (another response fixed) closes its entries too.
     close_mapped(conn, [c.key for c in placed], utc_now())
     if failed:
