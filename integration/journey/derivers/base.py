@@ -100,3 +100,19 @@ def replace_records(
     """The job records of the resources derived from are now `records`, counted by job."""
     replace_job_records(conn, [c.key for c in derived_from], records, utc_now())
     summary.records_by_job.update(counted_as(record) for record in records)
+
+
+def write_records(
+    conn: Connection,
+    batch: list[CurrentResource],
+    records: list[JobRecord],
+    failed: list[tuple[CurrentResource, str]],
+    pack: RulePack,
+    summary: JourneyUpdate,
+) -> None:
+    """A batch mapped one resource at a time: the records of those that mapped, and the
+    failing ones isolated (each with its explained record and quarantine entry)."""
+    failing_ids = {id(c) for c, _ in failed}
+    replace_records(conn, [c for c in batch if id(c) not in failing_ids], records, summary)
+    if failed:
+        isolate(conn, failed, pack, summary)

@@ -11,8 +11,7 @@ from integration.journey.derivers.base import (
     CurrentResource,
     JourneyUpdate,
     ResourceKey,
-    isolate,
-    replace_records,
+    write_records,
 )
 from integration.store.job_records import records_of
 from mappings.claims import billed_encounter_ids, map_claim
@@ -35,8 +34,5 @@ def derive(
             records.append(map_claim(claim.content, claim.ref, pack, billed.get(claim.source)))
         except Exception as exc:  # this claim only: the others map on
             failed.append((claim, describe_failure(exc)))
-    failing_ids = {id(c) for c, _ in failed}
-    replace_records(conn, [c for c in batch if id(c) not in failing_ids], records, summary)
-    if failed:
-        isolate(conn, failed, pack, summary)
+    write_records(conn, batch, records, failed, pack, summary)
     return []

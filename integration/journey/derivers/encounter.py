@@ -13,10 +13,10 @@ from integration.journey.derivers.base import (
     CurrentResource,
     JourneyUpdate,
     ResourceKey,
-    isolate,
-    replace_records,
+    write_records,
 )
-from integration.store.derivation import current_conditions, current_of_subjects
+from integration.journey.derivers.evidence import patients_conditions
+from integration.store.derivation import current_conditions
 from integration.store.resource_links import evidence_naming, replace_encounter_conditions
 from mappings.encounter import EncounterContext, map_encounter, referenced_condition_ids
 from mappings.evidence import Evidence, read_evidence
@@ -33,20 +33,17 @@ def derive(
     for encounter in batch:
         by_source[encounter.source].append(encounter)
     linked = _linked_evidence(conn, batch)
-    history = _patients_conditions(conn, batch)
+    history = patients_conditions(
+        conn, [(e.source, s) for e in batch if (s := _subject(e)) is not None]
+    )
     records: list[JobRecord] = []
     failed: list[tuple[CurrentResource, str]] = []
     links: list[tuple[str, str, str]] = []
     for source, encounters in by_source.items():
-        wanted = {cid for e in encounters for cid in referenced_condition_ids(e.content)}
-        named = {
-            cid: evidence
-            for cid, content in current_conditions(conn, source, wanted).items()
-            if (evidence := read_evidence("Condition", cid, content))
-        }
+        named = _named_conditions(conn, source, encounters, history)
         for encounter in encounters:
             referenced = referenced_condition_ids(encounter.content)
-            subject = reference_id(encounter.content.get("subject"), "Patient")
+            subject = _subject(encounter)
             context = EncounterContext(
                 conditions={cid: named[cid] for cid in referenced if cid in named},
                 linked=linked.get((source, encounter.resource_id), ()),
@@ -58,10 +55,7 @@ def derive(
                 failed.append((encounter, describe_failure(exc)))
             links.extend((source, encounter.resource_id, cid) for cid in referenced)
     replace_encounter_conditions(conn, [(e.source, e.resource_id) for e in batch], links)
-    failing_ids = {id(e) for e, _ in failed}
-    replace_records(conn, [e for e in batch if id(e) not in failing_ids], records, summary)
-    if failed:
-        isolate(conn, failed, pack, summary)
+    write_records(conn, batch, records, failed, pack, summary)
     return []
 
 
@@ -79,21 +73,32 @@ def _linked_evidence(
     return found
 
 
-def _patients_conditions(
-    conn: Connection, batch: list[CurrentResource]
-) -> dict[tuple[str, str], list[Evidence]]:
-    """(source, Patient id) -> that patient's Conditions: what was known before a visit."""
-    subjects = {
-        (e.source, subject)
-        for e in batch
-        if (subject := reference_id(e.content.get("subject"), "Patient"))
+def _named_conditions(
+    conn: Connection,
+    source: str,
+    encounters: list[CurrentResource],
+    history: dict[tuple[str, str], list[Evidence]],
+) -> dict[str, Evidence]:
+    """The Conditions these Encounters name, by id: from their patients' Conditions,
+    already read, and from the store only those that belong to no patient of the batch."""
+    wanted = {cid for e in encounters for cid in referenced_condition_ids(e.content)}
+    named = {
+        c.resource_id: c
+        for (of_source, _), conditions in history.items()
+        if of_source == source
+        for c in conditions
+        if c.resource_id in wanted
     }
-    found: dict[tuple[str, str], list[Evidence]] = defaultdict(list)
-    if not subjects:
-        return found
-    for condition in current_of_subjects(conn, "Condition", sorted(subjects)):
-        evidence = read_evidence("Condition", condition.resource_id, condition.content)
-        subject = reference_id(condition.content.get("subject"), "Patient")
-        if evidence is not None and subject:
-            found[(condition.source, subject)].append(evidence)
-    return found
+    missing = wanted - named.keys()
+    named.update(
+        {
+            cid: evidence
+            for cid, content in current_conditions(conn, source, missing).items()
+            if (evidence := read_evidence("Condition", cid, content))
+        }
+    )
+    return named
+
+
+def _subject(resource: CurrentResource) -> str | None:
+    return reference_id(resource.content.get("subject"), "Patient")

@@ -4,14 +4,16 @@ set-based and is derived again when evidence about it arrives or changes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection
 
 from integration.journey.derivers.base import CurrentResource, JourneyUpdate, ResourceKey
-from integration.store.derivation import flag_for_derivation
+from integration.store.derivation import current_of_subjects, flag_for_derivation
 from integration.store.resource_links import replace_encounter_evidence
-from mappings.evidence import encounter_named
+from mappings.evidence import Evidence, encounter_named, read_evidence
+from mappings.fhir_values import reference_id
 from mappings.rulepack import RulePack
 
 
@@ -44,3 +46,20 @@ def link_to_encounters(conn: Connection, batch: Sequence[CurrentResource]) -> li
             flag_for_derivation(conn, source, "Encounter", encounters)
             flagged.extend((source, "Encounter", e) for e in dict.fromkeys(encounters))
     return flagged
+
+
+def patients_conditions(
+    conn: Connection, subjects: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], list[Evidence]]:
+    """(source, Patient id) -> that patient's Conditions as evidence: what was known
+    before a visit or a screen."""
+    wanted = sorted(set(subjects))
+    found: dict[tuple[str, str], list[Evidence]] = defaultdict(list)
+    if not wanted:
+        return found
+    for condition in current_of_subjects(conn, "Condition", wanted):
+        evidence = read_evidence("Condition", condition.resource_id, condition.content)
+        subject = reference_id(condition.content.get("subject"), "Patient")
+        if evidence is not None and subject:
+            found[(condition.source, subject)].append(evidence)
+    return found

@@ -19,14 +19,14 @@ from integration.journey.derivers.base import (
     isolate,
     replace_records,
 )
-from integration.journey.derivers.evidence import link_to_encounters
+from integration.journey.derivers.evidence import link_to_encounters, patients_conditions
 from integration.store.derivation import (
     current_contents,
     current_of_subjects,
     recorded_of_subjects,
 )
 from integration.store.quarantine import close_mapped
-from mappings.evidence import Evidence, read_evidence
+from mappings.evidence import Evidence
 from mappings.failed import describe_failure
 from mappings.fhir_values import reference_id
 from mappings.model import JobRecord, SourceRef
@@ -49,12 +49,8 @@ def derive(
     everything: list[CurrentResource] = list(measured)
     seen = {c.key for c in measured}
     known_subjects = list({(r.source, s) for r in measured if (s := _subject(r)) is not None})
-    conditions: dict[tuple[str, str], list[Evidence]] = defaultdict(list)
+    conditions = patients_conditions(conn, known_subjects)
     if known_subjects:
-        for condition in current_of_subjects(conn, "Condition", known_subjects):
-            evidence = read_evidence("Condition", condition.resource_id, condition.content)
-            if evidence is not None and (subject := _subject(condition)):
-                conditions[(condition.source, subject)].append(evidence)
         history = current_of_subjects(conn, "QuestionnaireResponse", known_subjects)
         # The Observations that are instrument totals are those with a record.
         history += recorded_of_subjects(conn, "Observation", known_subjects)
