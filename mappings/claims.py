@@ -21,13 +21,19 @@ from typing import Any
 from mappings.dates import parse_interval
 from mappings.encounter import CONCERN_ELEMENTS, Found, place, usable
 from mappings.errors import FhirDateError
-from mappings.fhir_values import Code, concept_codes, concept_label, element_at, reference_id
+from mappings.fhir_values import (
+    WITHDRAWN_STATUSES,
+    Code,
+    concept_codes,
+    concept_label,
+    element_at,
+    reference_id,
+)
 from mappings.model import Flag, Job, JobRecord, SourceRef
 from mappings.rulepack import RulePack
 
 CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
 SUPPORTING_INFO = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBSupportingInfoType"
-WITHDRAWN = frozenset({"cancelled", "entered-in-error"})
 UPCOMING_USES = frozenset({"preauthorization", "predetermination"})
 DRUG_SYSTEMS = frozenset(
     {"http://hl7.org/fhir/sid/ndc", "http://www.nlm.nih.gov/research/umls/rxnorm"}
@@ -75,7 +81,7 @@ def map_claim(
         warnings=tuple(warnings),
     )
     status = claim.get("status")
-    if status in WITHDRAWN:
+    if status in WITHDRAWN_STATUSES:
         return replace(
             record,
             excluded=True,

@@ -23,6 +23,7 @@ from typing import Any
 from mappings.dates import period_interval
 from mappings.evidence import Evidence
 from mappings.fhir_values import (
+    WITHDRAWN_STATUSES,
     Code,
     coding,
     concept_label,
@@ -33,8 +34,6 @@ from mappings.fhir_values import (
 from mappings.model import Flag, Job, JobRecord, SourceRef
 from mappings.rulepack import ACTCODE, EncounterRule, RulePack, normalise_code
 
-# Statuses that say no care happened; such an Encounter leaves the journey.
-NOT_CARE_STATUSES = frozenset({"cancelled", "entered-in-error"})
 UPCOMING_STATUSES = frozenset({"planned"})
 # Elements whose codes are concerns (known before the visit, or new at it).
 CONCERN_ELEMENTS = frozenset({"reasonCode", "condition"})
@@ -118,7 +117,7 @@ def map_encounter(
         warnings=tuple(warnings),
     )
     status = encounter.get("status")
-    if status in NOT_CARE_STATUSES:
+    if status in WITHDRAWN_STATUSES:
         return replace(
             record,
             excluded=True,

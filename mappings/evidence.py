@@ -41,6 +41,10 @@ _TIMES: dict[str, tuple[str, ...]] = {
     "MedicationDispense": ("whenHandedOver", "whenPrepared"),
     "Immunization": ("occurrenceDateTime", "recorded"),
 }
+# When a Condition ended (abatement).
+_ENDS: dict[str, tuple[str, ...]] = {
+    "Condition": ("abatementDateTime", "abatementPeriod.end", "abatementPeriod.start")
+}
 _WITHDRAWN_STATUS = frozenset({"entered-in-error", "not-done", "cancelled", "stopped"})
 # Observations that are part of every visit or not results: no evidence of a job.
 _ROUTINE_CATEGORIES = frozenset({"vital-signs", "social-history", "survey", "activity"})
@@ -84,11 +88,9 @@ def read_evidence(
         resource_id=resource_id,
         element=element,
         codes=tuple(concept_codes(resource.get(code_element))),
-        recorded=_recorded(resource_type, resource),
+        recorded=_time(resource_type, resource, _TIMES.get(resource_type, ())),
         encounter_id=encounter_named(resource_type, resource),
-        ended=_time(resource, ("abatementDateTime", "abatementPeriod.end", "abatementPeriod.start"))
-        if resource_type == "Condition"
-        else None,
+        ended=_time(resource_type, resource, _ENDS.get(resource_type, ())),
     )
 
 
@@ -105,13 +107,8 @@ def _withdrawn(resource: Mapping[str, Any]) -> bool:
     return any(code.code in _WITHDRAWN_VERIFICATION for code in concept_codes(verification))
 
 
-def _recorded(resource_type: str, resource: Mapping[str, Any]) -> str | None:
-    return _time(resource, _TIMES.get(resource_type, ()), resource_type)
-
-
-def _time(
-    resource: Mapping[str, Any], paths: tuple[str, ...], resource_type: str = "Condition"
-) -> str | None:
+def _time(resource_type: str, resource: Mapping[str, Any], paths: tuple[str, ...]) -> str | None:
+    """The first of these date elements present, as ISO UTC; None if none is readable."""
     for path in paths:
         value: Any = resource
         for key in path.split("."):

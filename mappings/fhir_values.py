@@ -11,6 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+# Statuses that say what was recorded never happened or was wrong (Encounter,
+# QuestionnaireResponse, Observation, Claim): such a resource leaves the journey.
+WITHDRAWN_STATUSES = frozenset({"cancelled", "entered-in-error"})
+
 _UUID_URN = re.compile(r"^urn:uuid:([0-9A-Za-z.\-]{1,64})$")
 _TYPED = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 

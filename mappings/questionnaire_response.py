@@ -22,7 +22,7 @@ from typing import Any
 from mappings.dates import parse_interval
 from mappings.errors import FhirDateError
 from mappings.evidence import Evidence
-from mappings.fhir_values import coding, concept_codes, element_at, reference_id
+from mappings.fhir_values import WITHDRAWN_STATUSES, coding, concept_codes, element_at, reference_id
 from mappings.instruments import (
     Answer,
     Measurement,
@@ -38,8 +38,6 @@ from mappings.rulepack import Instrument, QuestionnaireRule, RulePack, Scale
 
 FULFILMENT_RANGE = range(1, 6)
 LOINC = "http://loinc.org"
-# Statuses that say the data is wrong or never was: the record leaves the journey.
-WITHDRAWN = frozenset({"entered-in-error", "cancelled"})
 
 
 def fulfilment_score(answers: Sequence[Answer], pack: RulePack) -> tuple[int | None, list[str]]:
@@ -329,7 +327,7 @@ def _classify(
     resource, base = item.resource, item.base
     kind = item.ref.resource_type
     status = resource.get("status")
-    if status in WITHDRAWN:
+    if status in WITHDRAWN_STATUSES:
         return replace(
             base,
             flags=(),
