@@ -17,7 +17,7 @@ from integration.store.derivation import ResourceKey
 from integration.store.keys import in_keys
 from integration.store.schema import job_records
 from integration.store.text import storable
-from mappings.model import Flag, Job, JobRecord, SourceRef
+from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef
 
 
 def record_id(ref: SourceRef) -> str:
@@ -121,4 +121,8 @@ def _from_row(row: Any) -> JobRecord:
         excluded=bool(row["excluded"]),
         band=row["band"],
         instrument_version=row["instrument_version"],
+        scores=tuple(
+            ScaleScore(score["scale"], score["value"], score["band"])
+            for score in orjson.loads(row["scores"])
+        ),
     )
