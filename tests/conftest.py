@@ -212,3 +212,17 @@ def encounter(
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
+
+
+# The clinical review set's agreement table (tests/integration/test_review_set.py),
+# carried back from the worker that ran it and printed at the end of the run.
+REVIEW_SET_REPORT = "review_set_report"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name, value in getattr(report, "user_properties", ()):
+                if name == REVIEW_SET_REPORT and report.when == "call":
+                    terminalreporter.write_sep("-", "clinical review set")
+                    terminalreporter.write_line(str(value))

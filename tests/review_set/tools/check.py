@@ -20,6 +20,7 @@ FLAGS = {"self_harm_risk", "incomplete", "superseded", "upcoming"}
 
 def main(expected_path: Path) -> None:
     exp = tomllib.loads(expected_path.read_text())["case"]
+    assert len(exp) >= 200, f"the issue asks for at least 200 cases, found {len(exp)}"
     ids = Counter()
     files = {c["file"] for c in exp}
     assert len(files) == len(exp), "duplicate file in expected"
@@ -36,6 +37,7 @@ def main(expected_path: Path) -> None:
         focal = b["entry"][0]["resource"]
         assert c["focal"] == f"{focal['resourceType']}/{focal['id']}", c["file"]
         assert c["job"] in JOBS, c
+        assert c["rationale"].strip(), c["file"]
         assert set(c["flags"]) <= FLAGS, c
         assert c["origin"] in {"synthea", "clinosim", "hand-written"}
         if focal["resourceType"] == "QuestionnaireResponse" and "score" in c:
