@@ -17,21 +17,9 @@ from mappings.fhir_values import Code
 from mappings.model import Flag, Job, JobRecord, SourceRef
 from mappings.questionnaire_response import map_instrument_responses
 from mappings.rulepack import RulePack
+from tests.mappings.test_questionnaire_rules import GAD7, LA, LOINC, PHQ9
 
-LOINC = "http://loinc.org"
-PHQ9 = (
-    "44250-9",
-    "44255-8",
-    "44259-0",
-    "44254-1",
-    "44251-7",
-    "44258-2",
-    "44252-5",
-    "44253-3",
-    "44260-8",  # item 9: thoughts that you would be better off dead or of hurting yourself
-)
-GAD7 = ("69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7")
-LA = ("LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9")
+# PHQ9[8], 44260-8: thoughts that you would be better off dead or of hurting yourself.
 
 
 def coded(score: int, system: str | None = LOINC) -> dict[str, Any]:
