@@ -52,6 +52,9 @@ def parse_interval(value: str, path: str) -> Interval:
     `path` (e.g. "Encounter.period.start") names the element in warnings and
     errors; the value itself is never repeated in them.
     """
+    fast = _full_date_time(value)
+    if fast is not None:
+        return fast
     match = _DATE_TIME.match(value)
     if match is None:
         raise FhirDateError(f"{path}: not a FHIR date or dateTime")
@@ -60,6 +63,28 @@ def parse_interval(value: str, path: str) -> Interval:
     except OverflowError as exc:
         # Valid FHIR whose UTC offset moves it out of the calendar: 0001-01-01T00:00+01:00.
         raise FhirDateError(f"{path}: at the edge of the calendar (year 1 or 9999)") from exc
+
+
+def _full_date_time(value: str) -> Interval | None:
+    """The common shape, "2025-01-28T10:00:00Z" or "...+01:00", read by the C parser
+    (several times faster than the pattern); None for every other shape, and for
+    anything the C parser refuses, so that `_interval` gives the one answer or error."""
+    size = len(value)
+    if size == 20:
+        if value[19] != "Z":
+            return None
+    elif size != 25 or value[19] not in "+-" or value[22] != ":":
+        return None
+    if value[4] + value[7] + value[10] + value[13] + value[16] != "--T::":
+        return None
+    try:
+        moment = datetime.fromisoformat(value).astimezone(UTC)
+        return Interval(moment, moment + _SECOND)
+    except (ValueError, OverflowError):
+        return None
+
+
+_SECOND = timedelta(seconds=1)
 
 
 def _interval(parts: dict[str, str | None], path: str) -> Interval:

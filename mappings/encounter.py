@@ -26,13 +26,13 @@ from mappings.fhir_values import (
     WITHDRAWN_STATUSES,
     Code,
     coding,
+    concept_codes,
     concept_label,
     concepts_codes,
-    element_at,
     reference_id,
 )
 from mappings.model import Flag, Job, JobRecord, SourceRef
-from mappings.rulepack import ACTCODE, EncounterRule, RulePack, normalise_code
+from mappings.rulepack import ACTCODE, RulePack, normalise_code
 
 UPCOMING_STATUSES = frozenset({"planned"})
 # Elements whose codes are concerns (known before the visit, or new at it).
@@ -87,46 +87,55 @@ def map_encounter(
     pack: RulePack,
     context: EncounterContext | None = None,
 ) -> JobRecord:
-    context = context or EncounterContext()
+    context = context or _NO_CONTEXT
     class_code = coding(encounter.get("class"))
     if class_code is not None and class_code.system is None and class_code.code:
         # Encounter.class is bound to v3 ActEncounterCode; many senders omit the system.
         class_code = Code(ACTCODE, class_code.code, class_code.display)
+    period = encounter.get("period")
     start, end, warnings = period_interval(
-        element_at(encounter, "period", "start"),
-        element_at(encounter, "period", "end"),
+        period.get("start") if isinstance(period, dict) else None,
+        period.get("end") if isinstance(period, dict) else None,
         "Encounter.period",
     )
     if start is None:
         warnings.append("Encounter.period.start: missing; the record has no time")
     setting = pack.encounter_settings.get(class_code.code or "") if class_code else None
     found = gather_evidence(encounter, ref.resource_id, class_code, start, context, pack)
-    concern = _unique(f.code.token for f in found if f.element in CONCERN_ELEMENTS)
-    record = JobRecord(
-        job=Job.UNCLASSIFIED,
+    status = encounter.get("status")
+    flags: tuple[Flag, ...] = ()
+    excluded = status in WITHDRAWN_STATUSES
+    if excluded:
+        placed = Placed(
+            Job.UNCLASSIFIED,
+            "encounter.status.not-care",
+            f"Encounter.status is {status}: no care took place",
+            (),
+        )
+    else:
+        if status in UPCOMING_STATUSES:
+            flags = (Flag.UPCOMING,)
+        placed = decide(found, setting, pack, upcoming=bool(flags))
+    return JobRecord(
+        job=placed.job,
         source_ref=ref,
         subject_id=reference_id(encounter.get("subject"), "Patient"),
         occurred_start=start,
         occurred_end=end,
         title=_title(encounter, setting),
         setting=setting,
-        concern_codes=concern,
-        rule_id="unclassified",
+        concern_codes=_unique(f.code.token for f in found if f.element in CONCERN_ELEMENTS),
+        rule_id=placed.rule_id,
         pack_version=pack.label,
-        reason="",
+        reason=placed.reason,
+        matched_codes=placed.matched_codes,
         warnings=tuple(warnings),
+        flags=flags,
+        excluded=excluded,
     )
-    status = encounter.get("status")
-    if status in WITHDRAWN_STATUSES:
-        return replace(
-            record,
-            excluded=True,
-            rule_id="encounter.status.not-care",
-            reason=f"Encounter.status is {status}: no care took place",
-        )
-    if status in UPCOMING_STATUSES:
-        record = replace(record, flags=(Flag.UPCOMING,))
-    return place(record, found, setting, pack)
+
+
+_NO_CONTEXT = EncounterContext()
 
 
 def gather_evidence(
@@ -145,80 +154,83 @@ def gather_evidence(
         found.append(Found("class", class_code, None))
     for code in concepts_codes(encounter.get("type")):
         found.append(Found("type", code, None))
-    for code in concepts_codes([encounter.get("serviceType")]):
-        found.append(Found("serviceType", code, None))
+    service_type = encounter.get("serviceType")
+    if service_type is not None:
+        for code in concept_codes(service_type):
+            found.append(Found("serviceType", code, None))
     for code in concepts_codes(encounter.get("reasonCode")):
         known, since = _known(code, None, day, earliest)
         found.append(Found("reasonCode", code, None, known, since))
-    seen: set[str] = set()
-    named = [
-        context.conditions[c]
-        for c in referenced_condition_ids(encounter)
-        if c in context.conditions
-    ]
-    for item in [*named, *context.linked]:
-        if item.label in seen:
-            continue
-        seen.add(item.label)
-        for code in item.codes:
-            known, since = (None, None)
-            if item.element == "condition":
-                known, since = _known(code, item, day, earliest)
-            found.append(Found(item.element, code, item.label, known, since))
+    if context.conditions or context.linked:
+        seen: set[str] = set()
+        named = [
+            context.conditions[c]
+            for c in referenced_condition_ids(encounter)
+            if c in context.conditions
+        ]
+        for item in [*named, *context.linked]:
+            if item.label in seen:
+                continue
+            seen.add(item.label)
+            for code in item.codes:
+                known, since = (None, None)
+                if item.element == "condition":
+                    known, since = _known(code, item, day, earliest)
+                found.append(Found(item.element, code, item.label, known, since))
     return usable(found, pack)
 
 
 def usable(found: Iterable[Found], pack: RulePack) -> list[Found]:
     """The evidence that can place a record: coded, and not a code the pack ignores
     (social findings, vital signs, the parts of every visit)."""
-    return [
-        f
-        for f in found
-        if f.code.system and f.code.code and (f.code.system, f.code.code) not in pack.ignored_codes
-    ]
+    table = pack.encounter_decisions
+    return [f for f in found if table.usable(f.code.system, f.code.code)]
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What the rules say about a record's evidence: its job, rule and reason."""
+
+    job: Job
+    rule_id: str
+    reason: str
+    matched_codes: tuple[str, ...]
+
+
+def decide(found: Sequence[Found], setting: str | None, pack: RulePack, upcoming: bool) -> Placed:
+    """The highest-priority rule the evidence matches (from the pack's decision table),
+    with a reason naming every piece of evidence it used and the rules it outranked."""
+    evidence = tuple((f.element, f.code.system or "", f.code.code or "", f.known) for f in found)
+    decision = pack.encounter_decisions.decide(setting, evidence)
+    if decision.rule is None:
+        looked_at = decision.looked_at or "no codes at all"
+        return Placed(
+            Job.UNCLASSIFIED,
+            "unclassified",
+            f"No rule in pack {pack.label} matched ({looked_at})",
+            (),
+        )
+    used = [found[position] for position in decision.used]
+    reason = f"{decision.rule.reason} (matched {', '.join(_unique(_describe(f) for f in used))}"
+    outranked = decision.outranked
+    reason += f"; outranked {', '.join(outranked)})" if outranked else ")"
+    if upcoming:
+        reason = f"Planned, not yet happened. {reason}"
+    return Placed(decision.rule.job, decision.rule.id, reason, _unique(f.code.token for f in used))
 
 
 def place(
     record: JobRecord, found: Sequence[Found], setting: str | None, pack: RulePack
 ) -> JobRecord:
     """The record placed by the highest-priority rule its evidence matches."""
-    matches = list(_matches(found, setting, pack))
-    if not matches:
-        looked_at = "; ".join(
-            f"{element} {', '.join(tokens)}" for element, tokens in _by_element(found).items()
-        )
-        return replace(
-            record,
-            reason=f"No rule in pack {pack.label} matched ({looked_at or 'no codes at all'})",
-        )
-    best = min((rule for rule, _ in matches), key=lambda r: (-r.priority, r.order))
-    used = [f for rule, f in matches if rule is best]
-    matched = _unique(_describe(f) for f in used)
-    outranked = _unique(rule.id for rule, _ in matches if rule.id != best.id)
-    reason = f"{best.reason} (matched {', '.join(matched)}"
-    reason += f"; outranked {', '.join(outranked)})" if outranked else ")"
-    if Flag.UPCOMING in record.flags:
-        reason = f"Planned, not yet happened. {reason}"
+    placed = decide(found, setting, pack, upcoming=Flag.UPCOMING in record.flags)
     return replace(
         record,
-        job=best.job,
-        rule_id=best.id,
-        reason=reason,
-        matched_codes=_unique(f.code.token for f in used),
+        job=placed.job,
+        rule_id=placed.rule_id,
+        reason=placed.reason,
+        matched_codes=placed.matched_codes,
     )
-
-
-def _matches(
-    found: Sequence[Found], setting: str | None, pack: RulePack
-) -> Iterable[tuple[EncounterRule, Found]]:
-    for item in found:
-        index = pack.encounter_index[item.element]
-        system, code = item.code.system, item.code.code
-        if system is None or code is None:
-            continue
-        for rule in index.lookup(system, code):
-            if rule.applies(setting, item.known):
-                yield rule, item
 
 
 def _describe(item: Found) -> str:
@@ -228,15 +240,6 @@ def _describe(item: Found) -> str:
     if item.known and item.since:
         text += f", known since {item.since}"
     return text
-
-
-def _by_element(found: Sequence[Found]) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = {}
-    for item in found:
-        tokens = grouped.setdefault(item.element, [])
-        if item.code.token not in tokens:
-            tokens.append(item.code.token)
-    return grouped
 
 
 def _earliest_by_code(

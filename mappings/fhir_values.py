@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 # Statuses that say what was recorded never happened or was wrong (Encounter,
@@ -85,10 +86,16 @@ def reference_id(reference: Any, resource_type: str) -> str | None:
     value = reference.get("reference")
     if not isinstance(value, str):
         return None
-    match = _UUID_URN.match(value)
+    match = _UUID_URN.match(value) if value.startswith("urn:") else None
     if match:
         declared = reference.get("type")
         return match.group(1) if declared in (None, resource_type) else None
+    return _typed_id(value, resource_type)
+
+
+@lru_cache(maxsize=1 << 16)
+def _typed_id(value: str, resource_type: str) -> str | None:
+    # Cached: one patient's reference repeats on every resource about them.
     match = _TYPED.search(value)
     if match and match.group(1) == resource_type:
         return match.group(2)

@@ -16,6 +16,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mappings.decisions import EncounterDecisions
 from mappings.errors import RulePackError
 from mappings.model import Job
 
@@ -359,6 +360,8 @@ class RulePack:
     encounter_rules: dict[str, EncounterRule]
     encounter_settings: dict[str, str]
     ignored_codes: CodeSet
+    # The encounter rules as a memoised decision table over the index above.
+    encounter_decisions: EncounterDecisions
     claim_settings: dict[str, str]
     maintenance_refills_at: int
     maintenance_days_supply_at: int
@@ -509,13 +512,15 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
             ("fulfilment_survey", rules.fulfilment_survey),
         )
     }
+    ignored_codes = ignored or CodeSet(frozenset(), {})
     return RulePack(
         id=parsed.pack.id,
         version=parsed.pack.version,
         encounter_index=index,
         encounter_rules=rules_by_id,
         encounter_settings=dict(parsed.encounter_settings),
-        ignored_codes=ignored or CodeSet(frozenset(), {}),
+        ignored_codes=ignored_codes,
+        encounter_decisions=EncounterDecisions(index, ignored_codes),
         claim_settings=dict(parsed.claims.settings),
         maintenance_refills_at=parsed.claims.pharmacy.maintenance_refills_at,
         maintenance_days_supply_at=parsed.claims.pharmacy.maintenance_days_supply_at,
