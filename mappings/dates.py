@@ -69,17 +69,35 @@ def _full_date_time(value: str) -> Interval | None:
     """The common shape, "2025-01-28T10:00:00Z" or "...+01:00", read by the C parser
     (several times faster than the pattern); None for every other shape, and for
     anything the C parser refuses, so that `_interval` gives the one answer or error."""
-    size = len(value)
-    if size == 20:
-        if value[19] != "Z":
-            return None
-    elif size != 25 or value[19] not in "+-" or value[22] != ":":
-        return None
-    if value[4] + value[7] + value[10] + value[13] + value[16] != "--T::":
+    if not _common_shape(value):
         return None
     try:
         moment = datetime.fromisoformat(value).astimezone(UTC)
         return Interval(moment, moment + _SECOND)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _common_shape(value: str) -> bool:
+    size = len(value)
+    if size == 20:
+        if value[19] != "Z":
+            return False
+    elif size != 25 or value[19] not in "+-" or value[22] != ":":
+        return False
+    return value[4] + value[7] + value[10] + value[13] + value[16] == "--T::"
+
+
+def _instant_iso(value: str) -> str | None:
+    """`parse_interval(value).start_iso` for the common shape, without the interval (a
+    UTC value is its own answer once the C parser has checked it); None otherwise."""
+    if not _common_shape(value):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+        if value[19] == "Z" or value[19:] in ("+00:00", "-00:00"):
+            return value[:19] + "Z"
+        return utc_iso(moment.astimezone(UTC))
     except (ValueError, OverflowError):
         return None
 
@@ -144,22 +162,31 @@ def period_interval(
     start_iso: str | None = None
     end_iso: str | None = None
     if isinstance(start, str):
-        try:
-            interval = parse_interval(start, f"{path}.start")
-            start_iso = interval.start_iso
-            if end is None and interval.partial:
-                end_iso = interval.end_iso
-            if interval.warning:
-                warnings.append(interval.warning)
-        except FhirDateError as exc:
-            warnings.append(str(exc))
+        start_iso = _instant_iso(start)
+        if start_iso is None:
+            interval = _read(start, f"{path}.start", warnings)
+            if interval is not None:
+                start_iso = interval.start_iso
+                if end is None and interval.partial:
+                    end_iso = interval.end_iso
     if isinstance(end, str):
-        try:
-            interval = parse_interval(end, f"{path}.end")
-            # A time is the moment the period ends; a date closes at the end of what it names.
-            end_iso = interval.start_iso if "T" in end else interval.end_iso
-            if interval.warning:
-                warnings.append(interval.warning)
-        except FhirDateError as exc:
-            warnings.append(str(exc))
+        end_iso = _instant_iso(end)
+        if end_iso is None:
+            interval = _read(end, f"{path}.end", warnings)
+            if interval is not None:
+                # A time is the moment the period ends; a date closes at the end of what
+                # it names.
+                end_iso = interval.start_iso if "T" in end else interval.end_iso
     return start_iso, end_iso, warnings
+
+
+def _read(value: str, path: str, warnings: list[str]) -> Interval | None:
+    """The interval, or None with the error added to `warnings`."""
+    try:
+        interval = parse_interval(value, path)
+    except FhirDateError as exc:
+        warnings.append(str(exc))
+        return None
+    if interval.warning:
+        warnings.append(interval.warning)
+    return interval

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from mappings.model import Flag, Job
+
 if TYPE_CHECKING:
     from mappings.rulepack import CodeIndex, CodeSet, EncounterRule
 
@@ -39,6 +41,29 @@ class Decision:
     looked_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What the rules say about a record's evidence: its job, rule and reason."""
+
+    job: Job
+    rule_id: str
+    reason: str
+    matched_codes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterPlacement:
+    """All of an Encounter's record that its coded elements and status decide: what is
+    left is its times, subject and date warnings."""
+
+    placed: Placed
+    title: str
+    setting: str | None
+    concern_codes: tuple[str, ...]
+    flags: tuple[Flag, ...]
+    excluded: bool
+
+
 class EncounterDecisions:
     """Memoised decisions over a pack's compiled code indexes."""
 
@@ -51,6 +76,9 @@ class EncounterDecisions:
         self._usable: dict[tuple[str, str], bool] = {}
         self._rules: dict[tuple[str, str, str], tuple[EncounterRule, ...]] = {}
         self._decisions: dict[tuple[str | None, tuple[EvidenceKey, ...]], Decision] = {}
+        # The serialised coded elements of an Encounter with no linked evidence -> its
+        # placement: the whole decision in one lookup.
+        self.placements: dict[bytes, EncounterPlacement] = {}
 
     def usable(self, system: str | None, code: str | None) -> bool:
         """Coded, and not a code the pack ignores (social findings, vital signs)."""
@@ -60,7 +88,7 @@ class EncounterDecisions:
         found = self._usable.get(key)
         if found is None:
             found = key not in self._ignored
-            _remember(self._usable, key, found, self._limit)
+            remember(self._usable, key, found, self._limit)
         return found
 
     def decide(self, setting: str | None, evidence: tuple[EvidenceKey, ...]) -> Decision:
@@ -68,7 +96,7 @@ class EncounterDecisions:
         decision = self._decisions.get(key)
         if decision is None:
             decision = self._compute(setting, evidence)
-            _remember(self._decisions, key, decision, self._limit)
+            remember(self._decisions, key, decision, self._limit)
         return decision
 
     def _rules_for(self, element: str, system: str, code: str) -> tuple[EncounterRule, ...]:
@@ -76,7 +104,7 @@ class EncounterDecisions:
         rules = self._rules.get(key)
         if rules is None:
             rules = tuple(self._index[element].lookup(system, code))
-            _remember(self._rules, key, rules, self._limit)
+            remember(self._rules, key, rules, self._limit)
         return rules
 
     def _compute(self, setting: str | None, evidence: tuple[EvidenceKey, ...]) -> Decision:
@@ -100,7 +128,8 @@ class EncounterDecisions:
         return Decision(best, used, outranked, "")
 
 
-def _remember(memo: dict[_K, _V], key: _K, value: _V, limit: int) -> None:
+def remember(memo: dict[_K, _V], key: _K, value: _V, limit: int = MEMO_LIMIT) -> None:
+    """Store in a bounded memo: a full memo is emptied first."""
     if len(memo) >= limit:
         memo.clear()
     memo[key] = value

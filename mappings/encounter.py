@@ -20,7 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
+
 from mappings.dates import period_interval
+from mappings.decisions import EncounterPlacement, Placed, remember
 from mappings.evidence import Evidence
 from mappings.fhir_values import (
     WITHDRAWN_STATUSES,
@@ -87,11 +90,6 @@ def map_encounter(
     pack: RulePack,
     context: EncounterContext | None = None,
 ) -> JobRecord:
-    context = context or _NO_CONTEXT
-    class_code = coding(encounter.get("class"))
-    if class_code is not None and class_code.system is None and class_code.code:
-        # Encounter.class is bound to v3 ActEncounterCode; many senders omit the system.
-        class_code = Code(ACTCODE, class_code.code, class_code.display)
     period = encounter.get("period")
     start, end, warnings = period_interval(
         period.get("start") if isinstance(period, dict) else None,
@@ -100,8 +98,71 @@ def map_encounter(
     )
     if start is None:
         warnings.append("Encounter.period.start: missing; the record has no time")
+    if context is None or context == _NO_CONTEXT:
+        placement = _placement_of_codes(encounter, ref.resource_id, pack)
+    else:
+        placement = encounter_placement(encounter, ref.resource_id, start, context, pack)
+    placed = placement.placed
+    return JobRecord(
+        job=placed.job,
+        source_ref=ref,
+        subject_id=reference_id(encounter.get("subject"), "Patient"),
+        occurred_start=start,
+        occurred_end=end,
+        title=placement.title,
+        setting=placement.setting,
+        concern_codes=placement.concern_codes,
+        rule_id=placed.rule_id,
+        pack_version=pack.label,
+        reason=placed.reason,
+        matched_codes=placed.matched_codes,
+        warnings=tuple(warnings),
+        flags=placement.flags,
+        excluded=placement.excluded,
+    )
+
+
+def _placement_of_codes(
+    encounter: Mapping[str, Any], encounter_id: str, pack: RulePack
+) -> EncounterPlacement:
+    """The placement of an Encounter with no linked evidence, from the pack's decision
+    table: its coded elements and status, serialised, are the key. Without evidence
+    from outside, nothing else (not its id, times or subject) can change the answer."""
+    try:
+        key = orjson.dumps(
+            [
+                encounter.get("status"),
+                encounter.get("class"),
+                encounter.get("type"),
+                encounter.get("serviceType"),
+                encounter.get("reasonCode"),
+            ]
+        )
+    except orjson.JSONEncodeError:
+        return encounter_placement(encounter, encounter_id, None, _NO_CONTEXT, pack)
+    table = pack.encounter_decisions.placements
+    placement = table.get(key)
+    if placement is None:
+        placement = encounter_placement(encounter, encounter_id, None, _NO_CONTEXT, pack)
+        remember(table, key, placement)
+    return placement
+
+
+def encounter_placement(
+    encounter: Mapping[str, Any],
+    encounter_id: str,
+    start: str | None,
+    context: EncounterContext,
+    pack: RulePack,
+) -> EncounterPlacement:
+    """What the rules say about an Encounter: job, rule, reason, title, setting, concern,
+    flags, from its own codes, its status and the evidence in `context`."""
+    class_code = coding(encounter.get("class"))
+    if class_code is not None and class_code.system is None and class_code.code:
+        # Encounter.class is bound to v3 ActEncounterCode; many senders omit the system.
+        class_code = Code(ACTCODE, class_code.code, class_code.display)
     setting = pack.encounter_settings.get(class_code.code or "") if class_code else None
-    found = gather_evidence(encounter, ref.resource_id, class_code, start, context, pack)
+    found = gather_evidence(encounter, encounter_id, class_code, start, context, pack)
     status = encounter.get("status")
     flags: tuple[Flag, ...] = ()
     excluded = status in WITHDRAWN_STATUSES
@@ -116,22 +177,13 @@ def map_encounter(
         if status in UPCOMING_STATUSES:
             flags = (Flag.UPCOMING,)
         placed = decide(found, setting, pack, upcoming=bool(flags))
-    return JobRecord(
-        job=placed.job,
-        source_ref=ref,
-        subject_id=reference_id(encounter.get("subject"), "Patient"),
-        occurred_start=start,
-        occurred_end=end,
-        title=_title(encounter, setting),
-        setting=setting,
-        concern_codes=_unique(f.code.token for f in found if f.element in CONCERN_ELEMENTS),
-        rule_id=placed.rule_id,
-        pack_version=pack.label,
-        reason=placed.reason,
-        matched_codes=placed.matched_codes,
-        warnings=tuple(warnings),
-        flags=flags,
-        excluded=excluded,
+    return EncounterPlacement(
+        placed,
+        _title(encounter, setting),
+        setting,
+        _unique(f.code.token for f in found if f.element in CONCERN_ELEMENTS),
+        flags,
+        excluded,
     )
 
 
@@ -185,16 +237,6 @@ def usable(found: Iterable[Found], pack: RulePack) -> list[Found]:
     (social findings, vital signs, the parts of every visit)."""
     table = pack.encounter_decisions
     return [f for f in found if table.usable(f.code.system, f.code.code)]
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """What the rules say about a record's evidence: its job, rule and reason."""
-
-    job: Job
-    rule_id: str
-    reason: str
-    matched_codes: tuple[str, ...]
 
 
 def decide(found: Sequence[Found], setting: str | None, pack: RulePack, upcoming: bool) -> Placed:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from mappings.decisions import remember
 from mappings.model import Flag, ScaleScore
 from mappings.rulepack import Instrument, RulePack, Scale
 
@@ -27,10 +28,10 @@ COMPLETE_RESPONSE = frozenset({"completed", "amended"})
 FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     """One answer with its item's linkId (`code`: the last part of a path-like
-    linkId, as LHC-Forms writes "/44249-1/44250-9") and its FHIR path."""
+    linkId, as LHC-Forms writes "/44249-1/44250-9") and its FHIR path.
+    A named tuple: a response has many, and a tuple is the cheapest to make."""
 
     link_id: str
     code: str
@@ -79,7 +80,7 @@ def read_answers(response: Mapping[str, Any]) -> list[Answer]:
                         continue
                     answer_path = f"{item_path}.answer[{j}]"
                     if isinstance(link_id, str):
-                        code = link_id.rstrip("/").rsplit("/", 1)[-1]
+                        code = link_id.rstrip("/").rsplit("/", 1)[-1] if "/" in link_id else link_id
                         found.append(Answer(link_id, code, answer_path, answer))
                     if "item" in answer:
                         walk(answer["item"], answer_path)
@@ -98,11 +99,11 @@ def identify_instrument(
     items alone are a PHQ-2, not a partial PHQ-9)."""
     canonical = response.get("questionnaire")
     if isinstance(canonical, str) and canonical:
-        url = canonical.split("|", 1)[0].rstrip("/")
-        for instrument in pack.instruments:
-            for known in instrument.questionnaires:
-                if url == known or url.endswith("/" + known):
-                    return instrument
+        if canonical not in pack.instrument_by_canonical:
+            remember(pack.instrument_by_canonical, canonical, _named_instrument(canonical, pack))
+        named = pack.instrument_by_canonical[canonical]
+        if named is not None:
+            return named
     codes = {answer.code for answer in answers}
     best: Instrument | None = None
     best_key = (0, 0)
@@ -116,10 +117,18 @@ def identify_instrument(
     return best
 
 
+def _named_instrument(canonical: str, pack: RulePack) -> Instrument | None:
+    url = canonical.split("|", 1)[0].rstrip("/")
+    for instrument in pack.instruments:
+        for known in instrument.questionnaires:
+            if url == known or url.endswith("/" + known):
+                return instrument
+    return None
+
+
 def answer_value(answer: Answer, instrument: Instrument) -> tuple[int | None, str | None]:
     """An answer's value on the instrument's item scale, and a warning when it needed
     reading or could not be read."""
-    where = f"{answer.path} (item {answer.code})"
     value = answer.value
     integer = value.get("valueInteger")
     if isinstance(integer, int) and not isinstance(integer, bool):
@@ -128,6 +137,14 @@ def answer_value(answer: Answer, instrument: Instrument) -> tuple[int | None, st
     if isinstance(decimal, int | float) and float(decimal).is_integer():
         return int(decimal), None
     coded = value.get("valueCoding")
+    if isinstance(coded, dict) and "extension" not in coded:
+        # The common case, read first: a coded answer from the instrument's list.
+        system, code = coded.get("system"), coded.get("code")
+        if isinstance(system, str) and isinstance(code, str):
+            known = instrument.answer_scores.get((system, code))
+            if known is not None:
+                return known, None
+    where = f"{answer.path} (item {answer.code})"
     if not isinstance(coded, dict):
         return None, f"{where}: answer has no coded or numeric value; not counted"
     extensions = coded.get("extension")
@@ -167,14 +184,15 @@ def measure_response(
     warnings: list[str] = []
     values: dict[str, int] = {}
     given: dict[str, float] = {}
-    totals = {code: scale for scale in instrument.scales for code in scale.total_codes}
+    totals = instrument.total_items
+    item_set = instrument.item_set
     for answer in answers:
         if answer.code in totals:
             total = _number(answer.value)
             if total is not None:
                 given.setdefault(totals[answer.code].id, total)
             continue
-        if answer.code not in instrument.item_set or answer.code in values:
+        if answer.code not in item_set or answer.code in values:
             continue
         value, warning = answer_value(answer, instrument)
         if warning:
@@ -246,7 +264,7 @@ def positional_answers(answers: Sequence[Answer], instrument: Instrument) -> lis
     """Answers whose linkIds are the sender's own ("1".."9"), read as the instrument's
     items in order; None when they cannot be (not one answer per item, or some already
     carry item codes)."""
-    totals = {code for scale in instrument.scales for code in scale.total_codes}
+    totals = instrument.total_items
     top = [a for a in answers if a.path.count(".item[") == 1 and a.code not in totals]
     # Only a whole set can be read by position: with gaps, which item is which is a guess.
     if len(top) != len(instrument.items):

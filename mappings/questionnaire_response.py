@@ -80,6 +80,7 @@ class _Prepared:
     base: JobRecord
     measurement: Measurement | None
     answers: list[Answer]
+    fulfilment_survey: bool
 
 
 def map_instrument_responses(
@@ -171,10 +172,9 @@ def _prepare(
     pack: RulePack,
     panel: Mapping[str, Mapping[str, Any]],
 ) -> _Prepared | None:
-    observation = ref.resource_type == "Observation"
     measurement: Measurement | None = None
     answers: list[Answer] = []
-    if observation:
+    if ref.resource_type == "Observation":
         total = instrument_total(resource, pack)
         if total is None:
             return None
@@ -193,53 +193,44 @@ def _prepare(
         answers = read_answers(resource)
         start, end, when, warnings = _when(resource, "QuestionnaireResponse")
     score, fulfilment_warnings = fulfilment_score(answers, pack)
-    base = JobRecord(
-        job=Job.UNCLASSIFIED,
-        source_ref=ref,
-        subject_id=reference_id(resource.get("subject"), "Patient"),
-        occurred_start=start,
-        occurred_end=end,
-        title="Questionnaire",
-        setting="questionnaire",
-        concern_codes=(),
-        rule_id="unclassified",
-        pack_version=pack.label,
-        reason="",
-        fulfilment_score=score,
-        warnings=tuple(warnings + fulfilment_warnings),
-    )
-    if measurement is None and not _is_fulfilment_survey(resource, pack):
+    warnings += fulfilment_warnings
+    survey = measurement is None and _is_fulfilment_survey(resource, pack)
+    if measurement is None and not survey:
         answered = identify_instrument(resource, answers, pack)
         if answered is not None:
             # Named by its canonical but with the sender's own linkIds ("1".."9").
             in_order = positional_answers(answers, answered)
             if in_order is not None:
                 answers = in_order
-                base = replace(
-                    base,
-                    warnings=(
-                        *base.warnings,
-                        f"QuestionnaireResponse.item: linkIds are not {answered.name} item "
-                        "codes; read in the instrument's item order",
-                    ),
+                warnings.append(
+                    f"QuestionnaireResponse.item: linkIds are not {answered.name} item "
+                    "codes; read in the instrument's item order"
                 )
             measurement = measure_response(answers, answered, resource.get("status"))
-    if measurement is not None:
-        instrument = measurement.instrument
-        primary = measurement.primary
-        base = replace(
-            base,
-            title=f"{instrument.name} questionnaire",
-            concern_codes=instrument.concern,
-            instrument=instrument.id,
-            instrument_version=instrument.version,
-            scores=measurement.scores,
-            score=int(primary.value) if primary and primary.value.is_integer() else None,
-            band=primary.band if primary else None,
-            flags=measurement.flags,
-            warnings=base.warnings + measurement.warnings,
-        )
-    return _Prepared(ref, resource, when, base, measurement, answers)
+    instrument = measurement.instrument if measurement else None
+    primary = measurement.primary if measurement else None
+    base = JobRecord(
+        job=Job.UNCLASSIFIED,
+        source_ref=ref,
+        subject_id=reference_id(resource.get("subject"), "Patient"),
+        occurred_start=start,
+        occurred_end=end,
+        title=f"{instrument.name} questionnaire" if instrument else "Questionnaire",
+        setting="questionnaire",
+        concern_codes=instrument.concern if instrument else (),
+        rule_id="unclassified",
+        pack_version=pack.label,
+        reason="",
+        instrument=instrument.id if instrument else None,
+        instrument_version=instrument.version if instrument else None,
+        scores=measurement.scores if measurement else (),
+        score=int(primary.value) if primary and primary.value.is_integer() else None,
+        band=primary.band if primary else None,
+        flags=measurement.flags if measurement else (),
+        fulfilment_score=score,
+        warnings=(*warnings, *measurement.warnings) if measurement else tuple(warnings),
+    )
+    return _Prepared(ref, resource, when, base, measurement, answers, survey)
 
 
 def _when(
@@ -335,7 +326,7 @@ def _classify(
             rule_id="questionnaire.status.withdrawn",
             reason=f"{kind}.status is {status}: not part of the journey",
         )
-    if _is_fulfilment_survey(resource, pack):
+    if item.fulfilment_survey:
         return _fulfilment_record(item, pack)
     measurement = item.measurement
     if measurement is None:

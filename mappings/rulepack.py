@@ -283,6 +283,8 @@ class Instrument:
     # (system, code) -> the answer's value; also (None, code) when that code is unique.
     answer_scores: dict[tuple[str | None, str], int]
     scales: tuple[Scale, ...]
+    # Item code under which a response restates a scale's total -> that scale.
+    total_items: dict[str, Scale]
     safety: tuple[SafetyItem, ...]
     concern: tuple[str, ...]
     # Matches the codes of a known concern (None: the instrument has none).
@@ -367,6 +369,8 @@ class RulePack:
     maintenance_days_supply_at: int
     acute_days_supply_up_to: int
     instruments: tuple[Instrument, ...]
+    # Questionnaire canonical URL -> the instrument it names (None: none), filled as met.
+    instrument_by_canonical: dict[str, Instrument | None]
     # LOINC code of a scale's total -> (instrument, scale): totals sent as Observations.
     total_codes: dict[str, tuple[Instrument, Scale]]
     questionnaire_rules: dict[str, QuestionnaireRule]
@@ -526,6 +530,7 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
         maintenance_days_supply_at=parsed.claims.pharmacy.maintenance_days_supply_at,
         acute_days_supply_up_to=parsed.claims.pharmacy.acute_days_supply_up_to,
         instruments=instruments,
+        instrument_by_canonical={},
         total_codes=total_codes,
         questionnaire_rules=questionnaire_rules,
         monitoring_window_days=parsed.monitoring.window_days,
@@ -612,6 +617,7 @@ def _compile_instrument(
         item_ranges=dict(raw.item_ranges),
         answer_scores=answer_scores,
         scales=tuple(scales),
+        total_items={code: scale for scale in scales for code in scale.total_codes},
         safety=tuple(SafetyItem(x.item, x.above, x.flag, x.reason) for x in raw.safety),
         concern=tuple("|".join(split(c, key)) for c in raw.concern),
         concern_codes=concern_codes,
