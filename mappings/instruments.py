@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from mappings.decisions import remember
@@ -80,8 +81,7 @@ def read_answers(response: Mapping[str, Any]) -> list[Answer]:
                         continue
                     answer_path = f"{item_path}.answer[{j}]"
                     if isinstance(link_id, str):
-                        code = link_id.rstrip("/").rsplit("/", 1)[-1] if "/" in link_id else link_id
-                        found.append(Answer(link_id, code, answer_path, answer))
+                        found.append(Answer(link_id, _item_code(link_id), answer_path, answer))
                     if "item" in answer:
                         walk(answer["item"], answer_path)
             if "item" in item:
@@ -89,6 +89,11 @@ def read_answers(response: Mapping[str, Any]) -> list[Answer]:
 
     walk(response.get("item"), "QuestionnaireResponse")
     return found
+
+
+@lru_cache(maxsize=1 << 12)
+def _item_code(link_id: str) -> str:
+    return link_id.rstrip("/").rsplit("/", 1)[-1]
 
 
 def identify_instrument(
@@ -186,6 +191,7 @@ def measure_response(
     given: dict[str, float] = {}
     totals = instrument.total_items
     item_set = instrument.item_set
+    ranges, whole_range = instrument.item_ranges, (instrument.low, instrument.high)
     for answer in answers:
         if answer.code in totals:
             total = _number(answer.value)
@@ -199,7 +205,7 @@ def measure_response(
             warnings.append(warning)
         if value is None:
             continue
-        low, high = instrument.item_range(answer.code)
+        low, high = ranges.get(answer.code, whole_range)
         if not low <= value <= high:
             warnings.append(
                 f"{answer.path} (item {answer.code}): answer outside {low}-{high}; not counted"

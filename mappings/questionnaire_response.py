@@ -74,13 +74,69 @@ def _hired_job(answers: Sequence[Answer], pack: RulePack) -> Job | None:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
+    """A response or total read and scored, before it is placed among the patient's
+    others; `record` makes its job record (one construction per record)."""
+
     ref: SourceRef
     resource: Mapping[str, Any]
     when: datetime | None
-    base: JobRecord
+    start: str | None
+    end: str | None
+    subject_id: str | None
     measurement: Measurement | None
     answers: list[Answer]
     fulfilment_survey: bool
+    fulfilment_score: int | None
+    warnings: tuple[str, ...]
+    pack_version: str
+
+    @property
+    def instrument_id(self) -> str | None:
+        return self.measurement.instrument.id if self.measurement else None
+
+    @property
+    def score(self) -> int | None:
+        primary = self.measurement.primary if self.measurement else None
+        return int(primary.value) if primary and primary.value.is_integer() else None
+
+    def record(
+        self,
+        rule_id: str,
+        reason: str,
+        job: Job = Job.UNCLASSIFIED,
+        title: str | None = None,
+        flags: tuple[Flag, ...] | None = None,
+        excluded: bool = False,
+    ) -> JobRecord:
+        measurement = self.measurement
+        instrument = measurement.instrument if measurement else None
+        primary = measurement.primary if measurement else None
+        if title is None:
+            title = f"{instrument.name} questionnaire" if instrument else "Questionnaire"
+        if flags is None:
+            flags = measurement.flags if measurement else ()
+        return JobRecord(
+            job=job,
+            source_ref=self.ref,
+            subject_id=self.subject_id,
+            occurred_start=self.start,
+            occurred_end=self.end,
+            title=title,
+            setting="questionnaire",
+            concern_codes=instrument.concern if instrument else (),
+            rule_id=rule_id,
+            pack_version=self.pack_version,
+            reason=reason,
+            instrument=instrument.id if instrument else None,
+            instrument_version=instrument.version if instrument else None,
+            scores=measurement.scores if measurement else (),
+            score=int(primary.value) if primary and primary.value.is_integer() else None,
+            band=primary.band if primary else None,
+            flags=flags,
+            fulfilment_score=self.fulfilment_score,
+            warnings=self.warnings,
+            excluded=excluded,
+        )
 
 
 def map_instrument_responses(
@@ -97,7 +153,7 @@ def map_instrument_responses(
     name in `hasMember`, by id (their safety items are read)."""
     panel = panel or {}
     prepared = [p for ref, resource in resources if (p := _prepare(ref, resource, pack, panel))]
-    prepared.sort(key=lambda p: (p.base.occurred_start or "", p.ref.resource_id))
+    prepared.sort(key=lambda p: (p.start or "", p.ref.resource_id))
     superseded_by = _amendments(prepared)
     duplicates = _totals_of_responses(prepared)
     window = timedelta(days=pack.monitoring_window_days)
@@ -121,12 +177,11 @@ def map_instrument_responses(
         same = duplicates.get(item.ref.resource_id)
         if same is not None:
             records.append(
-                replace(
-                    item.base,
-                    excluded=True,
-                    rule_id="questionnaire.total-of-a-response",
-                    reason=f"The total of QuestionnaireResponse {same}, which is in the "
+                item.record(
+                    "questionnaire.total-of-a-response",
+                    f"The total of QuestionnaireResponse {same}, which is in the "
                     "journey itself: one measurement, shown once",
+                    excluded=True,
                 )
             )
             continue
@@ -153,13 +208,13 @@ def _totals_of_responses(prepared: Sequence[_Prepared]) -> dict[str, str]:
                 found[item.ref.resource_id] = named
                 break
         else:
-            day = (item.base.occurred_start or "")[:10]
+            day = (item.start or "")[:10]
             for rid, response in responses.items():
                 if (
                     day
-                    and (response.base.occurred_start or "")[:10] == day
-                    and response.base.instrument == item.base.instrument
-                    and response.base.score == item.base.score
+                    and (response.start or "")[:10] == day
+                    and response.instrument_id == item.instrument_id
+                    and response.score == item.score
                 ):
                     found[item.ref.resource_id] = rid
                     break
@@ -207,30 +262,20 @@ def _prepare(
                     "codes; read in the instrument's item order"
                 )
             measurement = measure_response(answers, answered, resource.get("status"))
-    instrument = measurement.instrument if measurement else None
-    primary = measurement.primary if measurement else None
-    base = JobRecord(
-        job=Job.UNCLASSIFIED,
-        source_ref=ref,
+    return _Prepared(
+        ref=ref,
+        resource=resource,
+        when=when,
+        start=start,
+        end=end,
         subject_id=reference_id(resource.get("subject"), "Patient"),
-        occurred_start=start,
-        occurred_end=end,
-        title=f"{instrument.name} questionnaire" if instrument else "Questionnaire",
-        setting="questionnaire",
-        concern_codes=instrument.concern if instrument else (),
-        rule_id="unclassified",
-        pack_version=pack.label,
-        reason="",
-        instrument=instrument.id if instrument else None,
-        instrument_version=instrument.version if instrument else None,
-        scores=measurement.scores if measurement else (),
-        score=int(primary.value) if primary and primary.value.is_integer() else None,
-        band=primary.band if primary else None,
-        flags=measurement.flags if measurement else (),
+        measurement=measurement,
+        answers=answers,
+        fulfilment_survey=survey,
         fulfilment_score=score,
         warnings=(*warnings, *measurement.warnings) if measurement else tuple(warnings),
+        pack_version=pack.label,
     )
-    return _Prepared(ref, resource, when, base, measurement, answers, survey)
 
 
 def _when(
@@ -288,7 +333,7 @@ def _amendments(prepared: Sequence[_Prepared]) -> dict[str, str]:
         for earlier in prepared:
             if earlier is later or earlier.ref.resource_type != "QuestionnaireResponse":
                 continue
-            if (earlier.base.occurred_start or "") > (later.base.occurred_start or ""):
+            if (earlier.start or "") > (later.start or ""):
                 continue
             if _amendment_key(earlier.resource) == key:
                 replaced.setdefault(earlier.ref.resource_id, later.ref.resource_id)
@@ -315,24 +360,23 @@ def _classify(
     last_positive: dict[tuple[str, ...], datetime],
     conditions: Sequence[Evidence] = (),
 ) -> JobRecord:
-    resource, base = item.resource, item.base
+    resource = item.resource
     kind = item.ref.resource_type
     status = resource.get("status")
     if status in WITHDRAWN_STATUSES:
-        return replace(
-            base,
+        return item.record(
+            "questionnaire.status.withdrawn",
+            f"{kind}.status is {status}: not part of the journey",
             flags=(),
             excluded=True,
-            rule_id="questionnaire.status.withdrawn",
-            reason=f"{kind}.status is {status}: not part of the journey",
         )
     if item.fulfilment_survey:
         return _fulfilment_record(item, pack)
     measurement = item.measurement
     if measurement is None:
-        return replace(
-            base,
-            reason=f"Questionnaire is not an instrument of pack {pack.label} "
+        return item.record(
+            "unclassified",
+            f"Questionnaire is not an instrument of pack {pack.label} "
             "(no known canonical URL and too few known item linkIds)",
         )
     instrument = measurement.instrument
@@ -340,7 +384,7 @@ def _classify(
     flagged = f"; {safety}" if safety else ""
     primary = measurement.primary
     family = instrument.concern or (instrument.id,)
-    known = _known_concern(instrument, conditions, item.base.occurred_start)
+    known = _known_concern(instrument, conditions, item.start)
     if primary is None:
         missing = measurement.missing or "no answer could be scored"
         detail = f"{instrument.name} not complete: {missing}; no score"
@@ -352,13 +396,12 @@ def _classify(
         elif instrument.purpose == "screen":
             rule = pack.questionnaire_rules["incomplete_screen"]
         else:
-            return replace(
-                base,
+            return item.record(
+                "questionnaire.incomplete",
+                f"{instrument.name} is not a complete measure ({missing}): no score",
                 title=f"{instrument.name} (incomplete)",
-                rule_id="questionnaire.incomplete",
-                reason=f"{instrument.name} is not a complete measure ({missing}): no score",
             )
-        return _placed(base, rule, f"{instrument.name} (incomplete)", f"{detail}{flagged}")
+        return _placed(item, rule, f"{instrument.name} (incomplete)", f"{detail}{flagged}")
 
     scale = instrument.scales[0]
     value_text = f"{primary.value:g}"
@@ -368,10 +411,10 @@ def _classify(
     score_text += f" ({measurement.evidence})"
     if instrument.purpose == "outcome":
         rule = pack.questionnaire_rules["outcome_measure"]
-        return _placed(base, rule, f"{instrument.name}", f"{score_text}{flagged}")
+        return _placed(item, rule, f"{instrument.name}", f"{score_text}{flagged}")
     if instrument.purpose == "experience":
         rule = pack.questionnaire_rules["experience_rating"]
-        return _placed(base, rule, f"{instrument.name}", score_text)
+        return _placed(item, rule, f"{instrument.name}", score_text)
 
     positive = scale.positive_at is not None and primary.value >= scale.positive_at
     since = last_positive.get(family)
@@ -397,7 +440,7 @@ def _classify(
         rule = pack.questionnaire_rules["negative_screen"]
         detail = f"{score_text}; below {scale.positive_at:g}" if scale.positive_at else score_text
     title = f"{instrument.name} {'monitoring' if ongoing else 'screening'}"
-    return _placed(base, rule, title, f"{detail}{flagged}")
+    return _placed(item, rule, title, f"{detail}{flagged}")
 
 
 def _known_concern(
@@ -417,34 +460,26 @@ def _known_concern(
     return None
 
 
-def _placed(base: JobRecord, rule: QuestionnaireRule, title: str, detail: str) -> JobRecord:
-    return replace(
-        base,
-        job=rule.job or Job.UNCLASSIFIED,
-        title=title,
-        rule_id=rule.id,
-        reason=f"{rule.reason} ({detail})",
-    )
+def _placed(item: _Prepared, rule: QuestionnaireRule, title: str, detail: str) -> JobRecord:
+    return item.record(rule.id, f"{rule.reason} ({detail})", rule.job or Job.UNCLASSIFIED, title)
 
 
 def _fulfilment_record(item: _Prepared, pack: RulePack) -> JobRecord:
-    base = item.base
     rule = pack.questionnaire_rules["fulfilment_survey"]
     job = _hired_job(item.answers, pack)
     if job is None:
-        return replace(
-            base,
-            title="Job-fulfilment survey",
-            reason=f"Fulfilment survey without a '{pack.fulfilment_job_item}' answer "
+        return item.record(
+            "unclassified",
+            f"Fulfilment survey without a '{pack.fulfilment_job_item}' answer "
             "naming diagnose, treat or keep_well",
+            title="Job-fulfilment survey",
         )
-    score = f"{base.fulfilment_score}/5" if base.fulfilment_score else "no score"
-    return replace(
-        base,
-        job=job,
-        title="Job-fulfilment survey",
-        rule_id=rule.id,
-        reason=f"{rule.reason} (hired for {job}, fulfilment {score})",
+    score = f"{item.fulfilment_score}/5" if item.fulfilment_score else "no score"
+    return item.record(
+        rule.id,
+        f"{rule.reason} (hired for {job}, fulfilment {score})",
+        job,
+        "Job-fulfilment survey",
     )
 
 
