@@ -352,8 +352,10 @@ def measure_total_observation(
 
 
 def _scale_score(scale: Scale, values: Mapping[str, int]) -> ScaleScore | None:
+    rescore = scale.rescore
     item_values = [
-        scale.rescore.get(item, {}).get(values[item], values[item]) for item in scale.items
+        rescore[item].get(values[item], values[item]) if item in rescore else values[item]
+        for item in scale.items
     ]
     if scale.kind == "profile":
         # EQ-5D style: the levels written side by side ("11223"), no sum and no band.

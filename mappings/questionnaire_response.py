@@ -72,10 +72,11 @@ def _hired_job(answers: Sequence[Answer], pack: RulePack) -> Job | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Prepared:
     """A response or total read and scored, before it is placed among the patient's
-    others; `record` makes its job record (one construction per record)."""
+    others; `record` makes its job record (one construction per record). Not frozen:
+    internal to this module, made once per resource, never changed."""
 
     ref: SourceRef
     resource: Mapping[str, Any]
@@ -278,29 +279,31 @@ def _prepare(
     )
 
 
+# Where a time is read from, in order: the first present one is the record's time.
+_TIME_ELEMENTS = {
+    "Observation": ("effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued"),
+    "QuestionnaireResponse": ("authored",),
+}
+
+
 def _when(
     resource: Mapping[str, Any], resource_type: str
 ) -> tuple[str | None, str | None, datetime | None, list[str]]:
-    if resource_type == "Observation":
-        candidates = [
-            ("effectiveDateTime", resource.get("effectiveDateTime")),
-            ("effectivePeriod.start", element_at(resource, "effectivePeriod", "start")),
-            ("effectiveInstant", resource.get("effectiveInstant")),
-            ("issued", resource.get("issued")),
-        ]
-    else:
-        candidates = [("authored", resource.get("authored"))]
-    for name, value in candidates:
+    names = _TIME_ELEMENTS[resource_type]
+    for name in names:
+        value = (
+            element_at(resource, "effectivePeriod", "start")
+            if name == "effectivePeriod.start"
+            else resource.get(name)
+        )
         if isinstance(value, str):
-            path = f"{resource_type}.{name}"
             try:
-                interval = parse_interval(value, path)
+                interval = parse_interval(value, f"{resource_type}.{name}")
             except FhirDateError as exc:
                 return None, None, None, [str(exc)]
             warnings = [interval.warning] if interval.warning else []
             return interval.start_iso, interval.end_iso, interval.start, warnings
-    names = "/".join(name for name, _ in candidates)
-    return None, None, None, [f"{resource_type}.{names}: missing; the record has no time"]
+    return None, None, None, [f"{resource_type}.{'/'.join(names)}: missing; the record has no time"]
 
 
 def instrument_total(
