@@ -107,7 +107,8 @@ def _derive_batch(
     scope: set[ResourceKey] | None,
     summary: JourneyUpdate,
 ) -> int:
-    """Derive one batch in one transaction; returns its size (0: nothing left)."""
+    """Derive one batch in one transaction; returns how many resources it derived
+    (0: nothing left)."""
     if scope is not None and not any(key[1] == resource_type for key in scope):
         return 0  # nothing of this type in scope: no transaction, no wait for the lock
     batch: list[CurrentResource] = []
@@ -125,13 +126,14 @@ def _derive_batch(
         found, more = JourneyUpdate(), []
         for current in batch:
             more.extend(_derive_alone(engine, pack, step, current, found))
-    found.resources = len(batch)
+    # A deriver may take on more than its batch (a patient's waiting responses).
+    found.resources += len(batch)
     summary.add(found)
     if scope is not None:
         # Done with: a scoped run reads no further than what it was asked for.
         scope.difference_update(c.key for c in batch)
         scope.update(more)
-    return len(batch)
+    return found.resources
 
 
 def _derive_in(

@@ -36,6 +36,8 @@ class CurrentResource:
     resource_id: str
     version_key: str
     content: dict[str, Any]
+    # Waiting for derivation when read (read as history, it may still be).
+    pending: bool = False
 
     @property
     def ref(self) -> SourceRef:
@@ -91,6 +93,7 @@ def _load_current(
             current_resources.c.resource_id,
             raw_resources.c.version_key,
             raw_resources.c.content,
+            current_resources.c.needs_derive,
         )
         .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
         .where(current_resources.c.resource_type == resource_type, *where)
@@ -100,7 +103,12 @@ def _load_current(
         query = query.limit(limit)
     return [
         CurrentResource(
-            row.source, resource_type, row.resource_id, row.version_key, orjson.loads(row.content)
+            row.source,
+            resource_type,
+            row.resource_id,
+            row.version_key,
+            orjson.loads(row.content),
+            bool(row.needs_derive),
         )
         for row in conn.execute(query)
     ]

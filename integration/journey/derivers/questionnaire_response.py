@@ -23,6 +23,7 @@ from integration.journey.derivers.evidence import link_to_encounters, patients_c
 from integration.store.derivation import (
     current_contents,
     current_of_subjects,
+    mark_derived,
     recorded_of_subjects,
 )
 from integration.store.quarantine import close_mapped
@@ -74,16 +75,26 @@ def derive(
         failed.extend(failing)
     failing_ids = {id(c) for c, _ in failed}
     placed = [c for c in everything if id(c) not in failing_ids]
-    # Counted once, by the batch they belong to: history re-mapped here is not new.
     in_batch = {c.key for c in batch}
+    # Responses read as history that were themselves waiting are derived here, with
+    # their patient's others, and not mapped a second time in a batch of their own.
+    # (Observations are not: their own batch also links them to their Encounter.)
+    taken = [
+        c
+        for c in everything
+        if c.pending and c.resource_type == "QuestionnaireResponse" and c.key not in in_batch
+    ]
+    mark_derived(conn, [c.key for c in taken])
+    summary.resources += len(taken)
+    # Counted once, by the batch they belong to: history re-mapped here is not new.
+    counted = {c.key for c in batch} | {c.key for c in taken}
     written = JourneyUpdate()
     replace_records(conn, placed, records, written)
-    summary.records_by_job.update(counted_as(r) for r in records if _key(r.source_ref) in in_batch)
+    summary.records_by_job.update(counted_as(r) for r in records if _key(r.source_ref) in counted)
     # History that maps now (another response fixed) closes its entries too.
     close_mapped(conn, [c.key for c in placed], utc_now())
     if failed:
         isolate(conn, failed, pack, summary)
-    # History still pending is derived (and counted) in its own batch.
     return flagged
 
 
