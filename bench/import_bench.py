@@ -6,7 +6,8 @@ file, then measures on this machine, single process:
   1. bare orjson parse rate           (the JSON floor)
   2. bare fhir.resources R4B validation (the validation floor)
   3. import rate: read + validate + store (SQLite) + map, end to end
-  4. mapping-alone rate: the rule pack over already-parsed resources
+  4. mapping-alone rate: the rule pack over already-parsed resources, grouped
+     and with the evidence context the journey update gives them (no store)
 
 and prints each with its ratio to the floors. Targets for later issues:
 import >= 70% of bare validation; mapping alone >= 100k resources/s per core.
@@ -20,6 +21,7 @@ import argparse
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,12 @@ from fhir.resources.R4B import get_fhir_model_class
 from integration.cli.demo_population import generate
 from integration.ingest.pipeline import IngestPipeline
 from integration.store.engine import open_store
-from mappings.encounter import map_encounter
+from mappings.encounter import EncounterContext, map_encounter, referenced_condition_ids
+from mappings.evidence import Evidence, read_evidence
+from mappings.fhir_values import reference_id
 from mappings.model import SourceRef
 from mappings.questionnaire_response import map_instrument_responses
-from mappings.rulepack import load_rule_pack
+from mappings.rulepack import RulePack, load_rule_pack
 
 
 def write_population(path: Path, target: int) -> tuple[int, dict[str, int]]:
@@ -48,6 +52,66 @@ def write_population(path: Path, target: int) -> tuple[int, dict[str, int]]:
                 mix[resource["resourceType"]] += 1
                 written += 1
     return written, dict(mix)
+
+
+@dataclass
+class MappingWork:
+    """What the journey update maps, already parsed and grouped as it groups it:
+    Conditions read as evidence, each Encounter with its context (the Conditions it
+    names, the evidence naming it, its patient's Conditions), and each patient's
+    responses and instrument totals together with that patient's Conditions."""
+
+    conditions: list[tuple[str, str | None, dict[str, Any]]]
+    encounters: list[tuple[SourceRef, dict[str, Any], str | None]]
+    responses: dict[str | None, list[tuple[SourceRef, dict[str, Any]]]]
+
+    @classmethod
+    def of(cls, parsed: list[dict[str, Any]]) -> MappingWork:
+        def subject(resource: dict[str, Any]) -> str | None:
+            return reference_id(resource.get("subject"), "Patient")
+
+        work = cls([], [], defaultdict(list))
+        for r in parsed:
+            kind = r["resourceType"]
+            ref = SourceRef("bench", kind, r["id"], "1")
+            if kind == "Condition":
+                work.conditions.append((r["id"], subject(r), r))
+            elif kind == "Encounter":
+                work.encounters.append((ref, r, subject(r)))
+            elif kind in ("QuestionnaireResponse", "Observation"):
+                work.responses[subject(r)].append((ref, r))
+        return work
+
+    @property
+    def count(self) -> int:
+        return (
+            len(self.conditions)
+            + len(self.encounters)
+            + sum(len(group) for group in self.responses.values())
+        )
+
+    def run(self, pack: RulePack) -> None:
+        by_id: dict[str, Evidence] = {}
+        by_patient: dict[str | None, list[Evidence]] = defaultdict(list)
+        naming: dict[str, list[Evidence]] = defaultdict(list)
+        for condition_id, patient, content in self.conditions:
+            evidence = read_evidence("Condition", condition_id, content)
+            if evidence is not None:
+                by_id[condition_id] = evidence
+                by_patient[patient].append(evidence)
+                if evidence.encounter_id:
+                    naming[evidence.encounter_id].append(evidence)
+        for ref, encounter, patient in self.encounters:
+            context = EncounterContext(
+                conditions={
+                    cid: by_id[cid] for cid in referenced_condition_ids(encounter) if cid in by_id
+                },
+                linked=naming.get(ref.resource_id, ()),
+                history=by_patient.get(patient, ()),
+            )
+            map_encounter(encounter, ref, pack, context)
+        for patient, group in self.responses.items():
+            map_instrument_responses(group, pack, by_patient.get(patient, ()))
 
 
 def timed(label: str, count: int, run: Any) -> float:
@@ -95,33 +159,17 @@ def main() -> None:
             assert summary.total("quarantined") == 0, summary.problems[:3]
             engine.dispose()
 
-        encounters = [
-            (SourceRef("b", "Encounter", r["id"], "h"), r)
-            for r in parsed
-            if r["resourceType"] == "Encounter"
-        ]
-        # A patient's responses and instrument totals are mapped together, as the
-        # journey update does.
-        responses: dict[str, list[tuple[SourceRef, dict[str, Any]]]] = defaultdict(list)
-        for r in parsed:
-            if r["resourceType"] in ("QuestionnaireResponse", "Observation"):
-                responses[r["subject"]["reference"]].append(
-                    (SourceRef("b", r["resourceType"], r["id"], "h"), r)
-                )
-        mapped = len(encounters) + sum(len(v) for v in responses.values())
+        mapping = MappingWork.of(parsed)
 
         def map_all() -> None:
-            for ref, resource in encounters:
-                map_encounter(resource, ref, pack)
-            for group in responses.values():
-                map_instrument_responses(group, pack)
+            mapping.run(pack)
 
         print("Single process, this machine:")
         parse_rate = timed("bare orjson parse", count, parse_all)
         validate_rate = timed("bare fhir.resources R4B validation", count, validate_all)
         import_rate = timed("import (read+validate+store+map, SQLite)", count, import_all)
-        label = f"mapping alone ({mapped:,} resources)"
-        map_rate = timed(label, mapped, map_all)
+        label = f"mapping alone ({mapping.count:,} resources)"
+        map_rate = timed(label, mapping.count, map_all)
         print("Ratios:")
         rows = [
             ("import / bare validation", import_rate / validate_rate, "target for later: >= 70%"),
