@@ -17,6 +17,7 @@ from integration.store.derivation import ResourceKey
 from integration.store.keys import in_keys
 from integration.store.schema import job_records
 from integration.store.text import storable
+from integration.store.upsert import execute_many
 from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef
 
 
@@ -44,7 +45,8 @@ def replace_job_records(
     )
     if not records:
         return
-    conn.execute(job_records.insert(), [_record_row(record, now) for record in records])
+    # One driver executemany: no per-row parameter processing (a batch is thousands).
+    execute_many(conn, job_records.insert(), [_record_row(record, now) for record in records])
 
 
 def _record_row(record: JobRecord, now: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, and_, delete, select
 
-from integration.store.keys import in_keys
+from integration.store.keys import in_keys, key_groups
 from integration.store.schema import current_resources, raw_resources, resource_links
 
 
@@ -42,20 +42,24 @@ def replace_encounter_conditions(
         )
 
 
-def encounters_naming(conn: Connection, source: str, condition_id: str) -> list[str]:
-    """Ids of the source's Encounters that name this Condition."""
-    return list(
-        conn.execute(
-            select(resource_links.c.from_id).where(
-                resource_links.c.source == source,
-                resource_links.c.from_type == "Encounter",
-                resource_links.c.to_type == "Condition",
-                resource_links.c.to_id == condition_id,
+def encounters_naming(
+    conn: Connection, conditions: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """(source, Encounter id) of the Encounters that name these (source, Condition id),
+    in one statement per source."""
+    found: list[tuple[str, str]] = []
+    for by_source in key_groups((resource_links.c.source, resource_links.c.to_id), conditions):
+        found.extend(
+            (row.source, row.from_id)
+            for row in conn.execute(
+                select(resource_links.c.source, resource_links.c.from_id).where(
+                    resource_links.c.from_type == "Encounter",
+                    resource_links.c.to_type == "Condition",
+                    by_source,
+                )
             )
         )
-        .scalars()
-        .all()
-    )
+    return list(dict.fromkeys(found))
 
 
 def replace_encounter_evidence(

@@ -4,6 +4,8 @@ it and the one it names."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from sqlalchemy import Connection
 
 from integration.journey.derivers.base import CurrentResource, JourneyUpdate, ResourceKey
@@ -19,10 +21,10 @@ def derive(
     # A Condition may arrive after the Encounter it names or that names it: re-derive
     # those Encounters.
     flagged: list[ResourceKey] = link_to_encounters(conn, batch)
-    for condition in batch:
-        naming = encounters_naming(conn, condition.source, condition.resource_id)
-        if not naming:
-            continue
-        flag_for_derivation(conn, condition.source, "Encounter", naming)
-        flagged.extend((condition.source, "Encounter", eid) for eid in naming)
+    naming: dict[str, list[str]] = defaultdict(list)
+    for source, encounter_id in encounters_naming(conn, [(c.source, c.resource_id) for c in batch]):
+        naming[source].append(encounter_id)
+    for source, encounters in naming.items():
+        flag_for_derivation(conn, source, "Encounter", encounters)
+        flagged.extend((source, "Encounter", eid) for eid in encounters)
     return flagged
