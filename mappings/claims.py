@@ -19,7 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from mappings.dates import parse_interval
-from mappings.encounter import CONCERN_ELEMENTS, Found, place, usable
+from mappings.decisions import Found
+from mappings.encounter import CONCERN_ELEMENTS, place, usable
 from mappings.errors import FhirDateError
 from mappings.fhir_values import (
     WITHDRAWN_STATUSES,

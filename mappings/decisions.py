@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from mappings.fhir_values import Code
 from mappings.model import Flag, Job
 
 if TYPE_CHECKING:
@@ -39,6 +40,28 @@ class Decision:
     used: tuple[int, ...]
     outranked: tuple[str, ...]
     looked_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One code of the evidence, where it came from, and whether its concern was known
+    before the visit (None: nothing says)."""
+
+    element: str
+    code: Code
+    source: str | None  # the resource it came from ("Procedure/p1"), None if the Encounter
+    known: bool | None = None
+    since: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OwnCodes:
+    """What an Encounter's own elements say: its care setting, title and usable codes
+    (class, type, serviceType, reasonCode; a reason's `known` not yet read)."""
+
+    setting: str | None
+    title: str
+    found: tuple[Found, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +102,8 @@ class EncounterDecisions:
         # The serialised coded elements of an Encounter with no linked evidence -> its
         # placement: the whole decision in one lookup.
         self.placements: dict[bytes, EncounterPlacement] = {}
+        # The same key -> the Encounter's own codes, for one read with linked evidence.
+        self.own_codes: dict[bytes, OwnCodes] = {}
 
     def usable(self, system: str | None, code: str | None) -> bool:
         """Coded, and not a code the pack ignores (social findings, vital signs)."""

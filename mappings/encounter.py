@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from mappings.dates import period_interval
-from mappings.decisions import EncounterPlacement, Placed, remember
+from mappings.decisions import EncounterPlacement, Found, OwnCodes, Placed, remember
 from mappings.evidence import Evidence
 from mappings.fhir_values import (
     WITHDRAWN_STATUSES,
@@ -51,18 +51,6 @@ class EncounterContext:
     conditions: Mapping[str, Evidence] = field(default_factory=dict)
     linked: Sequence[Evidence] = ()
     history: Sequence[Evidence] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """One code of the evidence, where it came from, and whether its concern was known
-    before the visit (None: nothing says)."""
-
-    element: str
-    code: Code
-    source: str | None  # the resource it came from ("Procedure/p1"), None if the Encounter
-    known: bool | None = None
-    since: str | None = None
 
 
 def referenced_condition_ids(encounter: Mapping[str, Any]) -> list[str]:
@@ -122,14 +110,11 @@ def map_encounter(
     )
 
 
-def _placement_of_codes(
-    encounter: Mapping[str, Any], encounter_id: str, pack: RulePack
-) -> EncounterPlacement:
-    """The placement of an Encounter with no linked evidence, from the pack's decision
-    table: its coded elements and status, serialised, are the key. Without evidence
-    from outside, nothing else (not its id, times or subject) can change the answer."""
+def _coded_key(encounter: Mapping[str, Any]) -> bytes | None:
+    """The Encounter's coded elements and status, serialised: the key of the pack's
+    decision tables (None if they cannot be serialised)."""
     try:
-        key = orjson.dumps(
+        return orjson.dumps(
             [
                 encounter.get("status"),
                 encounter.get("class"),
@@ -139,12 +124,22 @@ def _placement_of_codes(
             ]
         )
     except orjson.JSONEncodeError:
-        return encounter_placement(encounter, encounter_id, None, _NO_CONTEXT, pack)
+        return None
+
+
+def _placement_of_codes(
+    encounter: Mapping[str, Any], encounter_id: str, pack: RulePack
+) -> EncounterPlacement:
+    """The placement of an Encounter with no linked evidence, from the pack's decision
+    table keyed by its coded elements and status: without evidence from outside,
+    nothing else (not its id, times or subject) can change the answer."""
+    key = _coded_key(encounter)
     table = pack.encounter_decisions.placements
-    placement = table.get(key)
+    placement = table.get(key) if key is not None else None
     if placement is None:
         placement = encounter_placement(encounter, encounter_id, None, _NO_CONTEXT, pack)
-        remember(table, key, placement)
+        if key is not None:
+            remember(table, key, placement)
     return placement
 
 
@@ -157,12 +152,8 @@ def encounter_placement(
 ) -> EncounterPlacement:
     """What the rules say about an Encounter: job, rule, reason, title, setting, concern,
     flags, from its own codes, its status and the evidence in `context`."""
-    class_code = coding(encounter.get("class"))
-    if class_code is not None and class_code.system is None and class_code.code:
-        # Encounter.class is bound to v3 ActEncounterCode; many senders omit the system.
-        class_code = Code(ACTCODE, class_code.code, class_code.display)
-    setting = pack.encounter_settings.get(class_code.code or "") if class_code else None
-    found = gather_evidence(encounter, encounter_id, class_code, start, context, pack)
+    own = _own_codes(encounter, pack)
+    found = gather_evidence(encounter, encounter_id, own.found, start, context, pack)
     status = encounter.get("status")
     flags: tuple[Flag, ...] = ()
     excluded = status in WITHDRAWN_STATUSES
@@ -176,31 +167,35 @@ def encounter_placement(
     else:
         if status in UPCOMING_STATUSES:
             flags = (Flag.UPCOMING,)
-        placed = decide(found, setting, pack, upcoming=bool(flags))
+        placed = decide(found, own.setting, pack, upcoming=bool(flags))
     return EncounterPlacement(
         placed,
-        _title(encounter, setting),
-        setting,
+        own.title,
+        own.setting,
         _unique(f.code.token for f in found if f.element in CONCERN_ELEMENTS),
         flags,
         excluded,
     )
 
 
-_NO_CONTEXT = EncounterContext()
+def _own_codes(encounter: Mapping[str, Any], pack: RulePack) -> OwnCodes:
+    """The Encounter's own codes, from the pack's table keyed by its coded elements."""
+    key = _coded_key(encounter)
+    table = pack.encounter_decisions.own_codes
+    own = table.get(key) if key is not None else None
+    if own is None:
+        own = _read_own_codes(encounter, pack)
+        if key is not None:
+            remember(table, key, own)
+    return own
 
 
-def gather_evidence(
-    encounter: Mapping[str, Any],
-    encounter_id: str,
-    class_code: Code | None,
-    start: str | None,
-    context: EncounterContext,
-    pack: RulePack,
-) -> list[Found]:
-    """Every code that may place the encounter, with where it came from."""
-    day = start[:10] if start else None
-    earliest = _earliest_by_code(context.history, encounter_id, day)
+def _read_own_codes(encounter: Mapping[str, Any], pack: RulePack) -> OwnCodes:
+    class_code = coding(encounter.get("class"))
+    if class_code is not None and class_code.system is None and class_code.code:
+        # Encounter.class is bound to v3 ActEncounterCode; many senders omit the system.
+        class_code = Code(ACTCODE, class_code.code, class_code.display)
+    setting = pack.encounter_settings.get(class_code.code or "") if class_code else None
     found: list[Found] = []
     if class_code:
         found.append(Found("class", class_code, None))
@@ -211,8 +206,32 @@ def gather_evidence(
         for code in concept_codes(service_type):
             found.append(Found("serviceType", code, None))
     for code in concepts_codes(encounter.get("reasonCode")):
-        known, since = _known(code, None, day, earliest)
-        found.append(Found("reasonCode", code, None, known, since))
+        found.append(Found("reasonCode", code, None))
+    return OwnCodes(setting, _title(encounter, setting), tuple(usable(found, pack)))
+
+
+_NO_CONTEXT = EncounterContext()
+
+
+def gather_evidence(
+    encounter: Mapping[str, Any],
+    encounter_id: str,
+    own: Sequence[Found],
+    start: str | None,
+    context: EncounterContext,
+    pack: RulePack,
+) -> list[Found]:
+    """Every code that may place the encounter, with where it came from: its own codes
+    (a reason read as known when the patient's earlier Conditions record it), then
+    the Conditions it names and the evidence naming it."""
+    day = start[:10] if start else None
+    earliest = _earliest_by_code(context.history, encounter_id, day)
+    found = list(own)
+    if earliest:
+        for position, reason in enumerate(found):
+            if reason.element == "reasonCode":
+                known, since = _known(reason.code, None, day, earliest)
+                found[position] = Found("reasonCode", reason.code, None, known, since)
     if context.conditions or context.linked:
         seen: set[str] = set()
         named = [
@@ -220,6 +239,7 @@ def gather_evidence(
             for c in referenced_condition_ids(encounter)
             if c in context.conditions
         ]
+        linked: list[Found] = []
         for item in [*named, *context.linked]:
             if item.label in seen:
                 continue
@@ -228,8 +248,9 @@ def gather_evidence(
                 known, since = (None, None)
                 if item.element == "condition":
                     known, since = _known(code, item, day, earliest)
-                found.append(Found(item.element, code, item.label, known, since))
-    return usable(found, pack)
+                linked.append(Found(item.element, code, item.label, known, since))
+        found.extend(usable(linked, pack))
+    return found
 
 
 def usable(found: Iterable[Found], pack: RulePack) -> list[Found]:
