@@ -176,6 +176,18 @@ class _Fulfilment(_Strict):
     job_system: str
 
 
+class _TrustedSystem(_Strict):
+    system: str = Field(min_length=1)
+    sources: list[str] = Field(default=["*"], min_length=1)
+
+
+class _Identity(_Strict):
+    trusted_systems: list[_TrustedSystem] = []
+    excluded_values: list[str] = []
+    source_trust: list[str] = []
+    name_similarity: float = Field(default=0.85, gt=0, le=1)
+
+
 class _PackFile(_Strict):
     pack: _PackInfo
     systems: dict[str, str]
@@ -189,6 +201,45 @@ class _PackFile(_Strict):
     questionnaire_rules: _QuestionnaireRules
     monitoring: _Monitoring
     fulfilment: _Fulfilment
+    identity: _Identity = _Identity()
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRules:
+    """Who is one person across sources (the pack's [identity] section)."""
+
+    # Trusted identifier system -> the sources that may assert it (None: any).
+    trusted: dict[str, frozenset[str] | None]
+    # Normalised values that are not people (placeholders).
+    excluded_values: frozenset[str]
+    # Sources, most trusted first (survivorship).
+    source_trust: tuple[str, ...]
+    name_similarity: float
+
+    def links_across_sources(self, source: str, system: str, value: str) -> bool:
+        """May this identifier, sent by this source, link its Patient to another
+        source's Patients? A trusted system the source may assert, and a value
+        that names a person (not a placeholder)."""
+        if system not in self.trusted:
+            return False
+        allowed = self.trusted[system]
+        if allowed is not None and source not in allowed:
+            return False
+        normal = normalise_identifier(value)
+        if not normal or normal in self.excluded_values:
+            return False
+        return not (normal.isdigit() and len(set(normal)) == 1)
+
+    def trust_rank(self, source: str) -> tuple[int, str]:
+        """Sort key of a source for survivorship: listed ones first, in order."""
+        if source in self.source_trust:
+            return (self.source_trust.index(source), "")
+        return (len(self.source_trust), source)
+
+
+def normalise_identifier(value: str) -> str:
+    """An identifier value as compared: no spaces or hyphens, case-folded."""
+    return "".join(ch for ch in value if ch not in " -").casefold()
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +430,7 @@ class RulePack:
     fulfilment_score_item: str
     fulfilment_job_item: str
     fulfilment_job_system: str
+    identity: IdentityRules
 
     @property
     def label(self) -> str:
@@ -538,6 +590,17 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
         fulfilment_score_item=parsed.fulfilment.score_item,
         fulfilment_job_item=parsed.fulfilment.job_item,
         fulfilment_job_system=parsed.fulfilment.job_system,
+        identity=IdentityRules(
+            trusted={
+                t.system: None if "*" in t.sources else frozenset(t.sources)
+                for t in parsed.identity.trusted_systems
+            },
+            excluded_values=frozenset(
+                normalise_identifier(v) for v in parsed.identity.excluded_values
+            ),
+            source_trust=tuple(parsed.identity.source_trust),
+            name_similarity=parsed.identity.name_similarity,
+        ),
     )
 
 

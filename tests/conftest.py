@@ -176,6 +176,24 @@ def patient(pid: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+SSN = "http://hl7.org/fhir/sid/us-ssn"
+MBI = "http://hl7.org/fhir/sid/us-mbi"
+
+
+def person(
+    pid: str,
+    ssn: str | None = None,
+    mbi: str | None = None,
+    birth_date: str = "1970-01-01",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A Patient with the demographics an identifier match needs (a name and a birth
+    date) and identifiers of the systems the default pack trusts."""
+    identifiers = [{"system": SSN, "value": ssn}] if ssn else []
+    identifiers += [{"system": MBI, "value": mbi}] if mbi else []
+    return patient(pid, identifier=identifiers, birthDate=birth_date, **extra)
+
+
 # A reason per class, so an Encounter the plumbing tests build lands on a known job
 # (a class alone is no evidence of one): ambulatory and emergency visits for a
 # symptom (diagnose), a virtual follow-up (keep_well); inpatient and home-health

@@ -1,24 +1,36 @@
-"""Which person is this Patient? One person per source Patient, merged across sources
-when two Patients share an identifier (same system and value).
+"""Which person is this Patient? Each source Patient belongs to exactly one person:
+the Patients joined by `match` verdicts on pairs (`integration.journey.matching`:
+a trusted identifier confirmed by the demographics, or a reviewer's link).
 
-Person ids are deterministic (a UUID derived from the first source Patient
-seen), so the same data gives the same ids on every machine. When a new
-Patient's identifiers join two existing people, they merge into the one with
-the smaller id and the other is marked `merged_into` it. Merges are not undone
-automatically when identifiers change later.
+Linking a batch judges its Patients' candidate pairs again (a reviewer's decisions
+stay), then recomputes the people around them as the connected components of the
+match verdicts: a Patient whose identifiers no longer join it to another is
+separated again, and two people that one Patient joined come apart when it stops
+joining them. Person ids are stable: a component keeps the id most of its
+Patients had (on a tie, the id its founding Patient gave it); a split-off part
+gets the id derived from its first Patient; a person left with no Patient answers
+as the one most of them went to (`merged_into`). The displayed name and birth
+date follow the survivorship rule of the pack's [identity] section: the most
+trusted source's Patient, then the most recently updated.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
 
+from integration.journey.matching import Demographics, Outcome, judge_identifier_match
+from integration.store import matches as matches_store
 from integration.store import people as people_store
+from integration.store.derivation import current_contents
+from integration.store.matches import PatientKey
 from integration.store.text import storable
+from mappings.rulepack import IdentityRules
 
 PERSON_NAMESPACE = uuid.UUID("8f1d7c1e-3a4b-5c6d-9e8f-0a1b2c3d4e5f")
 
@@ -67,17 +79,13 @@ class SourcePatient:
         return (self.source, self.patient_id)
 
 
-# A node is a source Patient ("patient", source, id) or a person ("person", id, "").
-Node = tuple[str, str, str]
-
-
 class _Groups:
-    """Union-find over patients and people: whatever shares an identifier is one person."""
+    """Union-find over source Patients."""
 
     def __init__(self) -> None:
-        self.parent: dict[Node, Node] = {}
+        self.parent: dict[PatientKey, PatientKey] = {}
 
-    def find(self, node: Node) -> Node:
+    def find(self, node: PatientKey) -> PatientKey:
         self.parent.setdefault(node, node)
         root = node
         while self.parent[root] != root:
@@ -86,71 +94,209 @@ class _Groups:
             self.parent[node], node = root, self.parent[node]
         return root
 
-    def union(self, a: Node, b: Node) -> None:
+    def union(self, a: PatientKey, b: PatientKey) -> None:
         self.parent[self.find(a)] = self.find(b)
 
-    def components(self) -> list[list[Node]]:
-        found: dict[Node, list[Node]] = {}
+    def components(self) -> list[list[PatientKey]]:
+        found: dict[PatientKey, list[PatientKey]] = {}
         for node in list(self.parent):
             found.setdefault(self.find(node), []).append(node)
-        return list(found.values())
+        return [sorted(members) for members in found.values()]
 
 
 def link_patients(
-    conn: Connection, batch: Sequence[SourcePatient], now: str
-) -> dict[tuple[str, str], str]:
-    """Link each (source, Patient id) of a batch to a person, merging people that share
-    an identifier. A handful of statements per batch, not per Patient. Returns the links."""
+    conn: Connection, batch: Sequence[SourcePatient], now: str, rules: IdentityRules
+) -> dict[PatientKey, str]:
+    """Link each (source, Patient id) of a batch to a person; returns the links. A
+    handful of statements per batch and per hop of the people around it, not per
+    Patient."""
     if not batch:
         return {}
     keys = [patient.key for patient in batch]
     pairs_of = {patient.key: identifiers_of(patient.resource) for patient in batch}
     people_store.replace_identifiers(conn, pairs_of)
-    own = people_store.links_of(conn, keys)
-    all_pairs = sorted({pair for pairs in pairs_of.values() for pair in pairs})
-    people_by_pair = people_store.people_holding(conn, all_pairs)
-
+    _judge_candidates(conn, batch, pairs_of, now, rules)
+    nodes, edges, old = _people_around(conn, keys)
     groups = _Groups()
-    first_holder: dict[tuple[str, str], Node] = {}
-    for source, patient_id in keys:
-        node: Node = ("patient", source, patient_id)
+    for node in nodes:
         groups.find(node)
-        if (source, patient_id) in own:
-            groups.union(node, ("person", own[(source, patient_id)], ""))
-        for pair in pairs_of[(source, patient_id)]:
-            for person_id in people_by_pair.get(pair, ()):
-                groups.union(node, ("person", person_id, ""))
-            groups.union(node, first_holder.setdefault(pair, node))
-
-    order = {key: index for index, key in enumerate(keys)}
-    links: dict[tuple[str, str], str] = {}
-    merged: dict[str, str] = {}
-    for component in groups.components():
-        people_in = sorted(node[1] for node in component if node[0] == "person")
-        patients_in = sorted(
-            ((node[1], node[2]) for node in component if node[0] == "patient"),
-            key=order.__getitem__,
+    for a, b in edges:
+        groups.union(a, b)
+    chosen, merged = _person_ids(groups.components(), old)
+    updated = {patient.key: _updated_at(patient.resource, now) for patient in batch}
+    details = people_store.link_details(conn, [n for n in nodes if n not in updated])
+    links = [
+        people_store.PatientLink(
+            patient.source,
+            patient.patient_id,
+            chosen[patient.key],
+            storable(display_name(patient.resource)),
+            storable(_birth_date(patient.resource)),
+            updated[patient.key],
         )
-        # Keep an existing person when there is one; else the batch's first Patient names it.
-        target = people_in[0] if people_in else person_id_for(*patients_in[0])
-        merged.update(dict.fromkeys(people_in[1:], target))
-        links.update(dict.fromkeys(patients_in, target))
-    people_store.merge_people(conn, merged)
-    people_store.ensure_people(conn, sorted(set(links.values())), now)
-    people_store.write_links(
-        conn,
-        [
-            people_store.PatientLink(
-                patient.source,
-                patient.patient_id,
-                links[patient.key],
-                storable(display_name(patient.resource)),
-                storable(_birth_date(patient.resource)),
+        for patient in batch
+    ]
+    links += [
+        people_store.PatientLink(
+            key[0], key[1], chosen[key], link.display_name, link.birth_date, link.updated_at
+        )
+        for key, link in details.items()
+    ]
+    people_store.ensure_people(conn, sorted(set(chosen.values())), now)
+    people_store.mark_merged(conn, merged)
+    people_store.write_links(conn, links)
+    people_store.show_as(conn, _survivors(links, rules))
+    return {key: chosen[key] for key in keys}
+
+
+def _judge_candidates(
+    conn: Connection,
+    batch: Sequence[SourcePatient],
+    pairs_of: dict[PatientKey, list[tuple[str, str]]],
+    now: str,
+    rules: IdentityRules,
+) -> None:
+    """Judge again every pair a batch Patient forms with another Patient carrying the
+    same trusted identifier (a reviewer's decisions stay as they are)."""
+    keys = [patient.key for patient in batch]
+    matches_store.forget_automatic(conn, keys)
+    decided = {(v.a, v.b) for v in matches_store.verdicts_touching(conn, keys)}
+    linkable = {
+        key: [
+            (system, value)
+            for system, value in pairs
+            if rules.links_across_sources(key[0], system, value)
+        ]
+        for key, pairs in pairs_of.items()
+    }
+    holding = matches_store.holders(conn, sorted({p for ps in linkable.values() for p in ps}))
+    candidates: dict[tuple[PatientKey, PatientKey], str] = {}
+    for key, pairs in linkable.items():
+        for system, value in pairs:
+            for other in holding.get((system, value), ()):
+                if other == key or not rules.links_across_sources(other[0], system, value):
+                    continue
+                pair = matches_store.ordered(key, other)
+                if pair not in decided:
+                    candidates.setdefault(pair, system)
+    demographics = {patient.key: Demographics.of(patient.resource) for patient in batch}
+    demographics.update(_stored_demographics(conn, {k for p in candidates for k in p} - set(keys)))
+    verdicts = []
+    for (a, b), system in sorted(candidates.items()):
+        verdict = judge_identifier_match(
+            demographics.get(a, _UNKNOWN),
+            demographics.get(b, _UNKNOWN),
+            _system_name(system),
+            rules,
+        )
+        verdicts.append(
+            matches_store.PairVerdict(
+                a,
+                b,
+                verdict.outcome,
+                verdict.rule,
+                verdict.reason,
+                verdict.fields,
+                matches_store.AUTOMATIC,
+                now,
             )
-            for patient in batch
-        ],
-    )
-    return links
+        )
+    matches_store.write_verdicts(conn, verdicts)
+
+
+def _people_around(
+    conn: Connection, keys: Sequence[PatientKey]
+) -> tuple[set[PatientKey], set[tuple[PatientKey, PatientKey]], dict[PatientKey, str]]:
+    """The Patients whose person may change: the batch, those linked to it by match
+    verdicts, and the other Patients of all their people, hop by hop; with the match
+    verdicts among them and the person each was linked to before."""
+    nodes: set[PatientKey] = set()
+    edges: set[tuple[PatientKey, PatientKey]] = set()
+    old: dict[PatientKey, str] = {}
+    frontier = set(keys)
+    while frontier:
+        nodes |= frontier
+        linked = people_store.links_of(conn, sorted(frontier))
+        old.update(linked)
+        members = people_store.members_of(conn, sorted(set(linked.values())))
+        reached = {m for ms in members.values() for m in ms}
+        for verdict in matches_store.verdicts_touching(conn, sorted(frontier)):
+            if verdict.outcome == Outcome.MATCH:
+                edges.add((verdict.a, verdict.b))
+                reached |= {verdict.a, verdict.b}
+        frontier = reached - nodes
+    return nodes, edges, old
+
+
+def _person_ids(
+    components: list[list[PatientKey]], old: dict[PatientKey, str]
+) -> tuple[dict[PatientKey, str], dict[str, str]]:
+    """The person id of each Patient, and the people left with none -> where most of
+    their Patients went."""
+    chosen: dict[PatientKey, str] = {}
+    taken: set[str] = set()
+    # Larger people choose first: a split keeps the id where most Patients stay.
+    for members in sorted(components, key=lambda m: (-len(m), m[0])):
+        held = Counter(old[m] for m in members if m in old)
+        founders = {person_id_for(*m) for m in members}
+        ranked = sorted(held, key=lambda pid: (-held[pid], pid not in founders, pid))
+        person = next((pid for pid in ranked if pid not in taken), None)
+        if person is None:
+            person = next(pid for pid in (person_id_for(*m) for m in members) if pid not in taken)
+        taken.add(person)
+        chosen.update(dict.fromkeys(members, person))
+    went: dict[str, Counter[str]] = {}
+    for key, before in old.items():
+        went.setdefault(before, Counter())[chosen[key]] += 1
+    merged = {
+        before: counts.most_common(1)[0][0]
+        for before, counts in went.items()
+        if before not in taken
+    }
+    return chosen, merged
+
+
+def _survivors(
+    links: Sequence[people_store.PatientLink], rules: IdentityRules
+) -> dict[str, tuple[str | None, str | None]]:
+    """Each person's displayed name and birth date: from the most trusted source's
+    Patient that has one, then the most recently updated."""
+    by_person: dict[str, list[people_store.PatientLink]] = {}
+    for link in links:
+        by_person.setdefault(link.person_id, []).append(link)
+    shown: dict[str, tuple[str | None, str | None]] = {}
+    for person, members in by_person.items():
+        ordered = sorted(members, key=lambda link: link.updated_at or "", reverse=True)
+        ordered.sort(key=lambda link: rules.trust_rank(link.source))
+        name = next((link.display_name for link in ordered if link.display_name), None)
+        birth = next((link.birth_date for link in ordered if link.birth_date), None)
+        shown[person] = (name, birth)
+    return shown
+
+
+def _stored_demographics(conn: Connection, keys: set[PatientKey]) -> dict[PatientKey, Demographics]:
+    by_source: dict[str, set[str]] = {}
+    for source, patient_id in keys:
+        by_source.setdefault(source, set()).add(patient_id)
+    found: dict[PatientKey, Demographics] = {}
+    for source, ids in by_source.items():
+        for patient_id, content in current_contents(conn, source, "Patient", ids).items():
+            found[(source, patient_id)] = Demographics.of(content)
+    return found
+
+
+_UNKNOWN = Demographics("", "", "", "")
+
+
+def _system_name(system: str) -> str:
+    """How a reason names an identifier system: its last path segment ("us-ssn")."""
+    return system.rstrip("/").rsplit("/", 1)[-1] or system
+
+
+def _updated_at(patient: dict[str, Any], now: str) -> str:
+    meta = patient.get("meta")
+    updated = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    return updated if isinstance(updated, str) else now
 
 
 def _birth_date(patient: dict[str, Any]) -> str | None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, select, update
 
 from integration.store.keys import in_keys
-from integration.store.queries import person_ids_with_identifiers
 from integration.store.schema import patient_identifiers, people, person_links
 from integration.store.upsert import insert_ignore, upsert
 
@@ -24,6 +23,7 @@ class PatientLink:
     person_id: str
     display_name: str | None
     birth_date: str | None
+    updated_at: str | None = None
 
 
 def replace_identifiers(
@@ -56,28 +56,56 @@ def links_of(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[st
     }
 
 
-def people_holding(
-    conn: Connection, pairs: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], list[str]]:
-    """The people whose Patients carry each (system, value)."""
-    held: dict[tuple[str, str], list[str]] = {}
-    if pairs:
+def members_of(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """Each person's (source, Patient id) members."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    if person_ids:
         for row in conn.execute(
-            person_ids_with_identifiers(pairs).add_columns(
-                patient_identifiers.c.system, patient_identifiers.c.value
-            )
+            select(
+                person_links.c.person_id, person_links.c.source, person_links.c.patient_id
+            ).where(person_links.c.person_id.in_(sorted(set(person_ids))))
         ):
-            held.setdefault((row.system, row.value), []).append(row.person_id)
-    return held
+            found.setdefault(row.person_id, []).append((row.source, row.patient_id))
+    return found
 
 
-def merge_people(conn: Connection, merged: Mapping[str, str]) -> None:
-    """Move each merged person's links to its target and mark it `merged_into` it."""
-    for other, target in merged.items():
-        conn.execute(
-            update(person_links).where(person_links.c.person_id == other).values(person_id=target)
+def link_details(
+    conn: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], PatientLink]:
+    """The stored links of these (source, Patient id)."""
+    if not keys:
+        return {}
+    return {
+        (row.source, row.patient_id): PatientLink(
+            row.source,
+            row.patient_id,
+            row.person_id,
+            row.display_name,
+            row.birth_date,
+            row.updated_at,
         )
+        for row in conn.execute(
+            select(person_links).where(
+                in_keys((person_links.c.source, person_links.c.patient_id), keys)
+            )
+        )
+    }
+
+
+def mark_merged(conn: Connection, merged: Mapping[str, str]) -> None:
+    """Each person that lost all its Patients now answers as the one they went to."""
+    for other, target in merged.items():
         conn.execute(update(people).where(people.c.id == other).values(merged_into=target))
+
+
+def show_as(conn: Connection, shown: Mapping[str, tuple[str | None, str | None]]) -> None:
+    """Each person's displayed (name, birth date), chosen by survivorship."""
+    for person_id, (name, birth_date) in shown.items():
+        conn.execute(
+            update(people)
+            .where(people.c.id == person_id)
+            .values(display_name=name, birth_date=birth_date)
+        )
 
 
 def ensure_people(conn: Connection, person_ids: Sequence[str], now: str) -> None:
@@ -107,9 +135,10 @@ def write_links(conn: Connection, links: Sequence[PatientLink]) -> None:
                 "person_id": link.person_id,
                 "display_name": link.display_name,
                 "birth_date": link.birth_date,
+                "updated_at": link.updated_at,
             }
             for link in links
         ],
         keys=("source", "patient_id"),
-        update=("person_id", "display_name", "birth_date"),
+        update=("person_id", "display_name", "birth_date", "updated_at"),
     )

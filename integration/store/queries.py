@@ -94,14 +94,16 @@ def list_people(
     after: str | None = None,
     identifier: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    query = select(people.c.id).where(people.c.merged_into.is_(None))
+    query = select(people.c.id, people.c.display_name, people.c.birth_date).where(
+        people.c.merged_into.is_(None)
+    )
     if identifier is not None:
         query = query.where(people.c.id.in_(person_ids_with_identifiers([identifier])))
     if after is not None:
         query = query.where(people.c.id > after)
-    ids = conn.execute(query.order_by(people.c.id).limit(limit)).scalars().all()
-    links = _links(conn, ids)
-    return [_person_summary(person_id, links.get(person_id, [])) for person_id in ids]
+    rows = conn.execute(query.order_by(people.c.id).limit(limit)).all()
+    links = _links(conn, [row.id for row in rows])
+    return [_person_summary(row, links.get(row.id, [])) for row in rows]
 
 
 def _links(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
@@ -125,18 +127,27 @@ def _links(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[dict[s
     return found
 
 
-def _person_summary(person_id: str, links: list[dict[str, Any]]) -> dict[str, Any]:
-    name = next((link["name"] for link in links if link["name"]), None)
-    birth = next((link["birth_date"] for link in links if link["birth_date"]), None)
-    return {"id": person_id, "name": name, "birth_date": birth, "sources": links}
+def _person_summary(person: Any, links: list[dict[str, Any]]) -> dict[str, Any]:
+    """A person as listed: the name and birth date survivorship chose for it
+    (`integration.journey.identity`), and its source Patients."""
+    return {
+        "id": person.id,
+        "name": person.display_name,
+        "birth_date": person.birth_date,
+        "sources": links,
+    }
 
 
 def get_person(conn: Connection, person_id: str) -> dict[str, Any] | None:
     links = _links(conn, [person_id]).get(person_id, [])
-    exists = conn.execute(select(people.c.id).where(people.c.id == person_id)).first()
-    if exists is None:
+    row = conn.execute(
+        select(people.c.id, people.c.display_name, people.c.birth_date).where(
+            people.c.id == person_id
+        )
+    ).first()
+    if row is None:
         return None
-    person = _person_summary(person_id, links)
+    person = _person_summary(row, links)
     pairs = [(link["source"], link["patient_id"]) for link in links]
     identifiers: list[dict[str, str]] = []
     counts: dict[str, int] = {}

@@ -90,6 +90,10 @@ people = Table(
     Column("id", String(36), primary_key=True),
     Column("created_at", String(40), nullable=False),
     Column("merged_into", String(36)),
+    # Shown for the person: from the most trusted source's Patient, then the most
+    # recently updated (the pack's [identity] source_trust).
+    Column("display_name", Text),
+    Column("birth_date", String(10)),
 )
 
 person_links = Table(
@@ -100,7 +104,32 @@ person_links = Table(
     Column("person_id", String(36), nullable=False),
     Column("display_name", Text),
     Column("birth_date", String(10)),
+    # The Patient's meta.lastUpdated, else when it was linked: "most recent" in
+    # survivorship.
+    Column("updated_at", String(40)),
     Index("ix_person_links_person", "person_id"),
+)
+
+# Verdicts on pairs of source Patients: `match` links them into one person,
+# `possible` waits for review, `no_match` (a reviewer's) keeps them apart. The pair
+# is stored once, (a) before (b) in (source, patient id) order.
+patient_matches = Table(
+    "patient_matches",
+    metadata,
+    Column("a_source", String(200), primary_key=True),
+    Column("a_patient", String(64), primary_key=True),
+    Column("b_source", String(200), primary_key=True),
+    Column("b_patient", String(64), primary_key=True),
+    Column("outcome", String(20), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    # JSON: field -> how the two compared ("same", "differs", "0.93", "missing").
+    Column("fields", Text, nullable=False),
+    # "automatic", or "user:<name>" for a reviewer's decision (kept on re-matching).
+    Column("decided_by", String(200), nullable=False),
+    Column("decided_at", String(40), nullable=False),
+    Index("ix_patient_matches_b", "b_source", "b_patient"),
+    Index("ix_patient_matches_outcome", "outcome"),
 )
 
 patient_identifiers = Table(

@@ -17,11 +17,10 @@ from integration.cli.demo_population import PAYER, PROVIDER, write_sample
 from integration.config import Settings
 from integration.journey.rule_packs import set_store_pack
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
-from tests.conftest import ImportFn, encounter, patient, write_ndjson
+from tests.conftest import SSN, ImportFn, encounter, patient, person, write_ndjson
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-SSN = "http://hl7.org/fhir/sid/us-ssn"
 
 
 @pytest.fixture
@@ -123,7 +122,7 @@ def test_person_shows_sources_identifiers_and_counts(
     import_files(
         write_ndjson(
             tmp_path / "a.ndjson",
-            patient("a", identifier=shared),
+            patient("a", identifier=shared, birthDate="1970-01-01"),
             encounter("e1", "a", klass="EMER"),
         ),
         source="clinic",
@@ -131,7 +130,7 @@ def test_person_shows_sources_identifiers_and_counts(
     import_files(
         write_ndjson(
             tmp_path / "b.ndjson",
-            patient("b", identifier=shared),
+            patient("b", identifier=shared, birthDate="1970-01-01"),
             encounter("e2", "b", klass="IMP"),
         ),
         source="plan",
@@ -256,22 +255,10 @@ def test_forged_cursor_is_400(
 def test_merged_person_id_answers_with_the_survivor(
     client: TestClient, import_files: ImportFn, tmp_path: Path
 ) -> None:
-    import_files(
-        write_ndjson(
-            tmp_path / "a.ndjson", patient("a", identifier=[{"system": "urn:x", "value": "1"}])
-        ),
-        source="s1",
-    )
-    import_files(
-        write_ndjson(
-            tmp_path / "b.ndjson", patient("b", identifier=[{"system": "urn:y", "value": "2"}])
-        ),
-        source="s2",
-    )
+    import_files(write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-0001")), source="s1")
+    import_files(write_ndjson(tmp_path / "b.ndjson", person("b", mbi="1EG4-TE5-MK72")), source="s2")
     old_ids = sorted(p["id"] for p in client.get("/people", headers=AUTH).json()["items"])
-    bridge = patient(
-        "c", identifier=[{"system": "urn:x", "value": "1"}, {"system": "urn:y", "value": "2"}]
-    )
+    bridge = person("c", ssn="123-45-0001", mbi="1EG4-TE5-MK72")
     import_files(write_ndjson(tmp_path / "c.ndjson", bridge), source="s3")
     body = client.get(f"/people/{old_ids[1]}", headers=AUTH).json()
     assert body["id"] == old_ids[0]

@@ -17,9 +17,7 @@ from integration.store import queries
 from integration.store.quarantine import entries as quarantine_entries
 from integration.store.schema import job_records, quarantine, raw_resources
 from mappings.rulepack import DEFAULT_PACK, RulePack
-from tests.conftest import FIXTURES, ImportFn, encounter, patient, write_ndjson
-
-SSN = "http://hl7.org/fhir/sid/us-ssn"
+from tests.conftest import FIXTURES, SSN, ImportFn, encounter, patient, person, write_ndjson
 
 
 def count(engine: Engine, table: object) -> int:
@@ -224,7 +222,7 @@ def test_patients_sharing_an_identifier_across_sources_are_one_person(
     import_files(
         write_ndjson(
             tmp_path / "a.ndjson",
-            patient("a1", identifier=shared),
+            patient("a1", identifier=shared, birthDate="1970-01-01"),
             encounter("ea", "a1", klass="EMER"),
         ),
         source="clinic",
@@ -232,7 +230,7 @@ def test_patients_sharing_an_identifier_across_sources_are_one_person(
     import_files(
         write_ndjson(
             tmp_path / "b.ndjson",
-            patient("b7", identifier=shared),
+            patient("b7", identifier=shared, birthDate="1970-01-01"),
             encounter("eb", "b7", klass="IMP", start="2025-04-01T00:00:00Z"),
         ),
         source="plan",
@@ -253,24 +251,12 @@ def test_patients_sharing_an_identifier_across_sources_are_one_person(
 def test_a_patient_bridging_two_people_merges_them(
     tmp_path: Path, engine: Engine, import_files: ImportFn
 ) -> None:
-    import_files(
-        write_ndjson(
-            tmp_path / "a.ndjson", patient("a", identifier=[{"system": "urn:x", "value": "1"}])
-        ),
-        source="s1",
-    )
-    import_files(
-        write_ndjson(
-            tmp_path / "b.ndjson", patient("b", identifier=[{"system": "urn:y", "value": "2"}])
-        ),
-        source="s2",
-    )
+    import_files(write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-0001")), source="s1")
+    import_files(write_ndjson(tmp_path / "b.ndjson", person("b", mbi="1EG4-TE5-MK72")), source="s2")
     with engine.connect() as conn:
         before = [p["id"] for p in queries.list_people(conn, 10)]
     assert len(before) == 2
-    bridge = patient(
-        "c", identifier=[{"system": "urn:x", "value": "1"}, {"system": "urn:y", "value": "2"}]
-    )
+    bridge = person("c", ssn="123-45-0001", mbi="1EG4-TE5-MK72")
     import_files(write_ndjson(tmp_path / "c.ndjson", bridge), source="s3")
     with engine.connect() as conn:
         [survivor] = queries.list_people(conn, 10)
@@ -354,12 +340,10 @@ def test_patients_bridged_inside_one_batch_are_one_person(
 
     path = write_ndjson(
         tmp_path / "a.ndjson",
-        patient("a", identifier=[{"system": "urn:x", "value": "1"}]),
-        patient("b", identifier=[{"system": "urn:y", "value": "2"}]),
-        patient(
-            "c", identifier=[{"system": "urn:x", "value": "1"}, {"system": "urn:y", "value": "2"}]
-        ),
-        patient("d", identifier=[{"system": "urn:z", "value": "3"}]),
+        person("a", ssn="123-45-0001"),
+        person("b", mbi="1EG4-TE5-MK72"),
+        person("c", ssn="123-45-0001", mbi="1EG4-TE5-MK72"),
+        person("d", ssn="123-45-0004"),
     )
     import_files(path)
     with engine.connect() as conn:

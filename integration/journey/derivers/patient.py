@@ -11,10 +11,13 @@ from mappings.rulepack import RulePack
 
 
 def derive(
-    conn: Connection, batch: list[CurrentResource], _pack: RulePack, summary: JourneyUpdate
+    conn: Connection, batch: list[CurrentResource], pack: RulePack, summary: JourneyUpdate
 ) -> list[ResourceKey]:
     link_patients(
-        conn, [SourcePatient(p.source, p.resource_id, p.content) for p in batch], utc_now()
+        conn,
+        [SourcePatient(p.source, p.resource_id, p.content) for p in batch],
+        utc_now(),
+        pack.identity,
     )
     summary.people_linked += len(batch)
     return []

@@ -1,0 +1,126 @@
+"""Verdicts on pairs of source Patients (`patient_matches`): the statements identity
+runs and the review queue reads. Which pairs are one person is decided in
+`integration.journey.identity` and `integration.journey.matching`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, or_, select
+
+from integration.store.keys import in_keys
+from integration.store.schema import patient_identifiers, patient_matches
+from integration.store.upsert import upsert
+
+# (source, Patient id)
+PatientKey = tuple[str, str]
+AUTOMATIC = "automatic"
+_A = (patient_matches.c.a_source, patient_matches.c.a_patient)
+_B = (patient_matches.c.b_source, patient_matches.c.b_patient)
+
+
+@dataclass(frozen=True, slots=True)
+class PairVerdict:
+    a: PatientKey
+    b: PatientKey
+    outcome: str
+    rule: str
+    reason: str
+    fields: dict[str, str]
+    decided_by: str
+    decided_at: str
+
+
+def ordered(x: PatientKey, y: PatientKey) -> tuple[PatientKey, PatientKey]:
+    """A pair in its stored order."""
+    return (x, y) if x <= y else (y, x)
+
+
+def holders(
+    conn: Connection, identifiers: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[PatientKey]]:
+    """(system, value) -> the source Patients carrying it."""
+    found: dict[tuple[str, str], list[PatientKey]] = {}
+    if not identifiers:
+        return found
+    rows = conn.execute(
+        select(patient_identifiers).where(
+            in_keys((patient_identifiers.c.system, patient_identifiers.c.value), identifiers)
+        )
+    )
+    for row in rows:
+        found.setdefault((row.system, row.value), []).append((row.source, row.patient_id))
+    return found
+
+
+def verdicts_touching(conn: Connection, keys: Sequence[PatientKey]) -> list[PairVerdict]:
+    """Every stored verdict on a pair with one of these Patients in it."""
+    if not keys:
+        return []
+    rows = conn.execute(
+        select(patient_matches).where(or_(in_keys(_A, keys), in_keys(_B, keys)))
+    ).all()
+    return [_verdict(row._mapping) for row in rows]
+
+
+def forget_automatic(conn: Connection, keys: Sequence[PatientKey]) -> None:
+    """Drop the automatic verdicts on pairs with these Patients (they are judged again);
+    a reviewer's decisions stay."""
+    if keys:
+        conn.execute(
+            delete(patient_matches).where(
+                patient_matches.c.decided_by == AUTOMATIC,
+                or_(in_keys(_A, keys), in_keys(_B, keys)),
+            )
+        )
+
+
+def write_verdicts(conn: Connection, verdicts: Sequence[PairVerdict]) -> None:
+    upsert(
+        conn,
+        patient_matches,
+        [
+            {
+                "a_source": v.a[0],
+                "a_patient": v.a[1],
+                "b_source": v.b[0],
+                "b_patient": v.b[1],
+                "outcome": v.outcome,
+                "rule": v.rule,
+                "reason": v.reason,
+                "fields": orjson.dumps(v.fields).decode(),
+                "decided_by": v.decided_by,
+                "decided_at": v.decided_at,
+            }
+            for v in verdicts
+        ],
+        keys=("a_source", "a_patient", "b_source", "b_patient"),
+        update=("outcome", "rule", "reason", "fields", "decided_by", "decided_at"),
+    )
+
+
+def possible_matches(conn: Connection, limit: int) -> list[PairVerdict]:
+    """The review queue: pairs waiting for a reviewer, oldest first."""
+    rows = conn.execute(
+        select(patient_matches)
+        .where(patient_matches.c.outcome == "possible")
+        .order_by(patient_matches.c.decided_at, *_A, *_B)
+        .limit(limit)
+    ).all()
+    return [_verdict(row._mapping) for row in rows]
+
+
+def _verdict(row: Any) -> PairVerdict:
+    return PairVerdict(
+        (row["a_source"], row["a_patient"]),
+        (row["b_source"], row["b_patient"]),
+        row["outcome"],
+        row["rule"],
+        row["reason"],
+        orjson.loads(row["fields"]),
+        row["decided_by"],
+        row["decided_at"],
+    )

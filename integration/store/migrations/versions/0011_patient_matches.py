@@ -1,0 +1,54 @@
+"""Identity by verdicts on pairs: trusted identifiers confirmed by demographics, a
+review queue, and survivorship of the displayed name and birth date.
+
+Every Patient is put back on the derivation queue: under the new rules, people
+that one shared identifier merged whatever the system, sender or demographics are
+linked again (and separated where nothing trusted joins them).
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+from alembic import op
+from sqlalchemy import Column, Index, String, Text, column, table, true
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "patient_matches",
+        Column("a_source", String(200), primary_key=True),
+        Column("a_patient", String(64), primary_key=True),
+        Column("b_source", String(200), primary_key=True),
+        Column("b_patient", String(64), primary_key=True),
+        Column("outcome", String(20), nullable=False),
+        Column("rule", String(200), nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("fields", Text, nullable=False),
+        Column("decided_by", String(200), nullable=False),
+        Column("decided_at", String(40), nullable=False),
+        Index("ix_patient_matches_b", "b_source", "b_patient"),
+        Index("ix_patient_matches_outcome", "outcome"),
+    )
+    with op.batch_alter_table("people") as batch:
+        batch.add_column(Column("display_name", Text))
+        batch.add_column(Column("birth_date", String(10)))
+    with op.batch_alter_table("person_links") as batch:
+        batch.add_column(Column("updated_at", String(40)))
+    current = table("current_resources", column("resource_type", String), column("needs_derive"))
+    op.execute(
+        current.update().where(current.c.resource_type == "Patient").values(needs_derive=true())
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("person_links") as batch:
+        batch.drop_column("updated_at")
+    with op.batch_alter_table("people") as batch:
+        batch.drop_column("birth_date")
+        batch.drop_column("display_name")
+    op.drop_table("patient_matches")
