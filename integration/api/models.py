@@ -37,6 +37,29 @@ class PeoplePage(BaseModel):
     )
 
 
+class ReviewSide(BaseModel):
+    source: str
+    patient_id: str
+    person_id: str | None = Field(description="The person this Patient belongs to now")
+    name: str | None
+    birth_date: str | None
+
+
+class PossibleMatch(BaseModel):
+    a: ReviewSide
+    b: ReviewSide
+    rule: str = Field(description="What made them a candidate pair, e.g. 'identifier us-ssn'")
+    reason: str = Field(description="Why they were not linked automatically")
+    fields: dict[str, str] = Field(
+        description="Per field, how the two compared: same, differs, missing, or a similarity"
+    )
+    decided_at: str
+
+
+class ReviewPage(BaseModel):
+    items: list[PossibleMatch]
+
+
 class Identifier(BaseModel):
     system: str
     value: str

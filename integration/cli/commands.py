@@ -56,6 +56,7 @@ from integration.push_clients import PushClientConfig
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.sources import pick_sources
 from integration.store import quarantine as quarantine_store
+from integration.store import matches as matches_store
 from integration.store import queries
 from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_configured_store
@@ -425,6 +426,43 @@ def quarantine_resolve(
 ) -> None:
     """Close an entry fixed in a way the store cannot see (a bad file deleted), with how."""
     _close_entry(ctx, entry_id, quarantine_store.RESOLVED, reason)
+
+
+people_app = typer.Typer(help="People across sources: who may be one person, and why.")
+app.add_typer(people_app, name="people")
+
+
+@people_app.command("review")
+def people_review(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="How many pairs to show")] = 50,
+) -> None:
+    """Possible matches waiting for a reviewer: both Patients side by side, with why
+    they were not linked automatically and how each field compared."""
+    engine = open_configured_store(_settings(ctx))
+    with engine.connect() as conn:
+        waiting = matches_store.review_queue(conn, limit)
+    if not waiting:
+        console.print("No possible matches wait for review.")
+        return
+    table = Table(title=f"{len(waiting)} possible matches (oldest first)")
+    for column in ("", "source", "patient", "person", "name", "birth date"):
+        table.add_column(column)
+    table.add_column("why", overflow="fold")
+    for number, pair in enumerate(waiting, 1):
+        compared = ", ".join(f"{k} {v}" for k, v in pair["fields"].items())
+        for label, side in (("a", pair["a"]), ("b", pair["b"])):
+            table.add_row(
+                f"{number}{label}",
+                side["source"],
+                side["patient_id"],
+                (side["person_id"] or "")[:8],
+                side["name"] or "",
+                side["birth_date"] or "",
+                f"{pair['reason']} ({compared})" if label == "a" else "",
+                end_section=label == "b",
+            )
+    console.print(table)
 
 
 @app.command()

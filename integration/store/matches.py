@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import Connection, delete, or_, select
 
 from integration.store.keys import in_keys
-from integration.store.schema import patient_identifiers, patient_matches
+from integration.store.schema import patient_identifiers, patient_matches, person_links
 from integration.store.upsert import upsert
 
 # (source, Patient id)
@@ -124,3 +124,44 @@ def _verdict(row: Any) -> PairVerdict:
         row["decided_by"],
         row["decided_at"],
     )
+
+
+def review_queue(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """The review queue with both Patients side by side: source, id, person, name and
+    birth date as linked."""
+    waiting = possible_matches(conn, limit)
+    keys = sorted({key for v in waiting for key in (v.a, v.b)})
+    shown = (
+        {
+            (row.source, row.patient_id): row
+            for row in conn.execute(
+                select(person_links).where(
+                    in_keys((person_links.c.source, person_links.c.patient_id), keys)
+                )
+            )
+        }
+        if keys
+        else {}
+    )
+
+    def side(key: PatientKey) -> dict[str, Any]:
+        row = shown.get(key)
+        return {
+            "source": key[0],
+            "patient_id": key[1],
+            "person_id": row.person_id if row else None,
+            "name": row.display_name if row else None,
+            "birth_date": row.birth_date if row else None,
+        }
+
+    return [
+        {
+            "a": side(v.a),
+            "b": side(v.b),
+            "rule": v.rule,
+            "reason": v.reason,
+            "fields": v.fields,
+            "decided_at": v.decided_at,
+        }
+        for v in waiting
+    ]

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Path, Query
 
 from integration.api.cursors import decode_cursor, encode_cursor
 from integration.api.deps import WITHOUT_NUL, CallerDep, ReadStoreDep, SettingsDep
-from integration.api.models import JourneyPage, PeoplePage, PersonDetail
+from integration.api.models import JourneyPage, PeoplePage, PersonDetail, ReviewPage
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.store import queries
+from integration.store.matches import review_queue as review_queue_of
 from mappings.dates import ISO_FORMAT
 from mappings.model import Job
 
@@ -54,6 +55,18 @@ def list_people(
     items = items[:size]
     next_cursor = encode_cursor([items[-1]["id"]]) if more and items else None
     return OrjsonResponse({"items": items, "next_cursor": next_cursor})
+
+
+@router.get("/people/review", response_model=ReviewPage, responses=BAD_PARAMETER)
+def review_queue(
+    engine: ReadStoreDep, settings: SettingsDep, _caller: CallerDep, limit: Limit = None
+) -> OrjsonResponse:
+    """Possible matches waiting for a reviewer: pairs of source Patients that may be one
+    person (a shared trusted identifier whose demographics do not confirm it), both
+    side by side with how each field compared. Oldest first."""
+    with engine.connect() as conn:
+        items = review_queue_of(conn, limit or settings.page_size)
+    return OrjsonResponse({"items": items})
 
 
 @router.get(

@@ -1,0 +1,301 @@
+"""One person across sources, and never two people as one.
+
+Each case states the matching rationale of its expected answer: an identifier
+links Patients of different sources only when its system is trusted (and the
+sender may assert it), its value names a person, and the demographics confirm it;
+otherwise the pair waits for a reviewer. People are recomputed whenever a Patient
+changes, so a link that no longer holds comes apart.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from integration.api.app import create_app
+from integration.config import Settings
+from integration.journey.rule_packs import set_store_pack
+from integration.store import queries
+from integration.store.matches import possible_matches
+from mappings.rulepack import DEFAULT_PACK, RulePack
+from tests.conftest import SSN, ImportFn, encounter, patient, person, write_ndjson
+
+ALICE = {"name": [{"family": "Smith", "given": ["Alice"]}], "gender": "female"}
+
+
+def people_of(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return queries.list_people(conn, 100)
+
+
+def groups(engine: Engine) -> set[frozenset[tuple[str, str]]]:
+    """Which source Patients are one person."""
+    return {
+        frozenset((s["source"], s["patient_id"]) for s in p["sources"]) for p in people_of(engine)
+    }
+
+
+def test_an_identifier_sent_with_another_persons_demographics_is_reviewed_not_merged(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """A sender's Patient carries a clinic patient's SSN but another name and birth date:
+    a typo or someone else's number. Merging would show the sender's emergency visit
+    in her journey and his name on her: it must wait for review, and her person must
+    keep her name."""
+    her = person("alice", ssn="123-45-6780", birth_date="1980-02-02", **ALICE)
+    import_files(
+        write_ndjson(tmp_path / "a.ndjson", her, encounter("e-her", "alice", klass="AMB")),
+        source="clinic",
+    )
+    intruder = person(
+        "zed",
+        ssn="123-45-6780",
+        birth_date="1990-01-01",
+        name=[{"family": "Jones", "given": ["Zed"]}],
+    )
+    import_files(
+        write_ndjson(tmp_path / "b.ndjson", intruder, encounter("e-his", "zed", klass="EMER")),
+        source="pusher",
+    )
+    assert groups(engine) == {frozenset({("clinic", "alice")}), frozenset({("pusher", "zed")})}
+    shown = {p["sources"][0]["patient_id"]: p for p in people_of(engine)}
+    assert (shown["alice"]["name"], shown["alice"]["birth_date"]) == ("Alice Smith", "1980-02-02")
+    with engine.connect() as conn:
+        journey = queries.journey(conn, shown["alice"]["id"], 10)
+        [waiting] = possible_matches(conn, 10)
+    assert [r["source"]["resource_id"] for r in journey] == ["e-her"]
+    assert {waiting.a, waiting.b} == {("clinic", "alice"), ("pusher", "zed")}
+    assert waiting.reason == "Same us-ssn, but the birth dates differ: to review"
+    assert "123-45-6780" not in waiting.reason  # reasons name systems, never values
+
+
+def test_placeholder_and_untrusted_identifiers_never_link(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """000-00-0000 and 999999999 are what systems write when the SSN is unknown, and an
+    MRN numbers one source's patients only: Patients sharing them are different
+    people unless something trusted says otherwise, even with the same demographics
+    (the same birthday and a common name are not identity). Nothing is queued."""
+    mrn = "urn:oid:2.16.840.1.113883.19.5"
+    shared = [
+        {"system": SSN, "value": "000-00-0000"},
+        {"system": SSN, "value": "999999999"},
+        {"system": mrn, "value": "MRN-1"},
+    ]
+    for source in ("clinic", "plan"):
+        import_files(
+            write_ndjson(
+                tmp_path / f"{source}.ndjson",
+                patient("p1", identifier=shared, birthDate="1970-01-01"),
+            ),
+            source=source,
+        )
+    assert len(groups(engine)) == 2
+    with engine.connect() as conn:
+        assert possible_matches(conn, 10) == []
+
+
+def test_a_source_may_link_only_by_the_systems_it_may_assert(
+    tmp_path: Path, engine: Engine, import_files: ImportFn, pack: RulePack
+) -> None:
+    """When the pack lets only the plan assert SSNs (a clinic that copies them from
+    paper forms is not trusted to), a clinic Patient with a plan member's SSN is not
+    linked to the member, even with the same demographics."""
+    only_plan = tmp_path / "pack.toml"
+    only_plan.write_text(
+        DEFAULT_PACK.read_text()
+        .replace(f'version = "{pack.version}"', 'version = "9999.2.0"')
+        .replace(
+            'system = "http://hl7.org/fhir/sid/us-ssn"\nsources = ["*"]',
+            'system = "http://hl7.org/fhir/sid/us-ssn"\nsources = ["plan", "registry"]',
+        )
+    )
+    set_store_pack(engine, only_plan)
+    for source in ("plan", "clinic", "registry"):
+        import_files(
+            write_ndjson(tmp_path / f"{source}.ndjson", person("p", ssn="123-45-6781")),
+            source=source,
+        )
+    assert groups(engine) == {
+        frozenset({("plan", "p"), ("registry", "p")}),
+        frozenset({("clinic", "p")}),
+    }
+
+
+def test_removing_the_shared_identifier_separates_the_patients_again(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """A link is only as good as what makes it: when the plan corrects its member's SSN
+    (a new version without it), nothing joins the two Patients any more. The clinic's
+    Patient keeps the person id; the plan's gets one of its own."""
+    import_files(
+        write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-6782")), source="clinic"
+    )
+    import_files(write_ndjson(tmp_path / "b.ndjson", person("b", ssn="123-45-6782")), source="plan")
+    [joined] = people_of(engine)
+    corrected = person("b", meta={"versionId": "2", "lastUpdated": "2026-01-01T00:00:00Z"})
+    import_files(write_ndjson(tmp_path / "b2.ndjson", corrected), source="plan")
+    apart = {p["sources"][0]["patient_id"]: p["id"] for p in people_of(engine)}
+    assert set(apart) == {"a", "b"}
+    assert joined["id"] in apart.values()
+    assert apart["a"] != apart["b"]
+
+
+def test_one_patient_carrying_two_peoples_ssns_does_not_merge_them(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """A Patient holding Alice's SSN and Bob's (a data-entry error) matches Alice by
+    name and birth date; its pair with Bob disagrees on both and waits for review.
+    Alice and Bob stay two people, whatever order the Patients arrive in."""
+    alice = person("alice", ssn="123-45-6783", birth_date="1980-02-02", **ALICE)
+    bob = person(
+        "bob",
+        ssn="123-45-6784",
+        birth_date="1950-05-05",
+        name=[{"family": "Brown", "given": ["Bob"]}],
+    )
+    import_files(write_ndjson(tmp_path / "a.ndjson", alice, bob), source="clinic")
+    both = patient(
+        "x",
+        identifier=[
+            {"system": SSN, "value": "123-45-6783"},
+            {"system": SSN, "value": "123-45-6784"},
+        ],
+        birthDate="1980-02-02",
+        **ALICE,
+    )
+    import_files(write_ndjson(tmp_path / "b.ndjson", both), source="plan")
+    assert groups(engine) == {
+        frozenset({("clinic", "alice"), ("plan", "x")}),
+        frozenset({("clinic", "bob")}),
+    }
+    with engine.connect() as conn:
+        [waiting] = possible_matches(conn, 10)
+    assert {waiting.a, waiting.b} == {("clinic", "bob"), ("plan", "x")}
+
+
+@pytest.mark.parametrize(
+    ("missing", "why"),
+    [("birthDate", "a birth date is missing"), ("name", "a name is missing")],
+)
+def test_a_patient_without_birth_date_or_name_is_never_linked_automatically(
+    tmp_path: Path, engine: Engine, import_files: ImportFn, missing: str, why: str
+) -> None:
+    """Without a birth date or a name nothing confirms the identifier: review at most."""
+    import_files(
+        write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-6785")), source="clinic"
+    )
+    bare = person("b", ssn="123-45-6785")
+    del bare[missing]
+    import_files(write_ndjson(tmp_path / "b.ndjson", bare), source="plan")
+    assert len(groups(engine)) == 2
+    with engine.connect() as conn:
+        [waiting] = possible_matches(conn, 10)
+    assert waiting.reason == f"Same us-ssn, but {why}: to review"
+
+
+def test_a_married_name_still_matches_by_given_name_and_birth_date(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """A surname changed at marriage: same SSN, birth date and given name, another
+    family name. One person."""
+    import_files(
+        write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-6786", **ALICE)),
+        source="clinic",
+    )
+    married = person(
+        "b", ssn="123-45-6786", name=[{"family": "Okafor", "given": ["Alice"]}], gender="female"
+    )
+    import_files(write_ndjson(tmp_path / "b.ndjson", married), source="plan")
+    assert groups(engine) == {frozenset({("clinic", "a"), ("plan", "b")})}
+
+
+def test_the_displayed_name_follows_source_trust_then_the_latest_update(
+    tmp_path: Path, engine: Engine, import_files: ImportFn, pack: RulePack
+) -> None:
+    """Survivorship: without a trust order the most recently updated Patient names the
+    person (not the alphabetically first source); with the plan trusted first, the
+    plan's name, however old."""
+
+    def alice(pid: str, family: str, updated: str) -> dict[str, Any]:
+        return person(
+            pid,
+            ssn="123-45-6787",
+            name=[{"family": family, "given": ["Alice"]}],
+            meta={"lastUpdated": updated},
+        )
+
+    import_files(
+        write_ndjson(tmp_path / "a.ndjson", alice("a", "Smith", "2026-05-01T00:00:00Z")),
+        source="a-clinic",
+    )
+    import_files(
+        write_ndjson(tmp_path / "b.ndjson", alice("b", "Smyth", "2025-01-01T00:00:00Z")),
+        source="plan",
+    )
+    [shown] = people_of(engine)
+    assert shown["name"] == "Alice Smith"  # the latest update
+    trusting = tmp_path / "pack.toml"
+    trusting.write_text(
+        DEFAULT_PACK.read_text()
+        .replace(f'version = "{pack.version}"', 'version = "9999.3.0"')
+        .replace("source_trust = []", 'source_trust = ["plan"]')
+    )
+    set_store_pack(engine, trusting)
+    import_files(
+        write_ndjson(tmp_path / "c.ndjson", alice("a", "Smith", "2026-06-01T00:00:00Z")),
+        source="a-clinic",
+    )
+    [shown] = people_of(engine)
+    assert shown["name"] == "Alice Smyth"
+
+
+def test_the_review_queue_shows_both_patients_side_by_side(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    import_files(
+        write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-6788", **ALICE)),
+        source="clinic",
+    )
+    other = person("b", ssn="123-45-6788", birth_date="1999-09-09", **ALICE)
+    import_files(write_ndjson(tmp_path / "b.ndjson", other), source="plan")
+    settings = Settings(api_keys=["k"], database_url=str(engine.url))
+    with TestClient(create_app(settings, engine)) as client:
+        body = client.get("/people/review", headers={"Authorization": "Bearer k"}).json()
+        assert client.get("/people/review").status_code == 401
+    [pair] = body["items"]
+    assert (pair["a"]["source"], pair["a"]["name"], pair["a"]["birth_date"]) == (
+        "clinic",
+        "Alice Smith",
+        "1970-01-01",
+    )
+    assert (pair["b"]["source"], pair["b"]["birth_date"]) == ("plan", "1999-09-09")
+    assert pair["a"]["person_id"] != pair["b"]["person_id"]
+    assert pair["fields"] == {
+        "birth_date": "differs",
+        "family": "same",
+        "given": "same",
+        "gender": "same",
+    }
+    review = subprocess.run(
+        [str(Path(sys.executable).parent / "journey"), "people", "review"],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "JOURNEY_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+            "COLUMNS": "250",
+        },
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert review.returncode == 0, review.stderr
+    assert "1 possible matches" in review.stdout
+    assert "the birth dates differ" in review.stdout
