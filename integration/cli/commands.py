@@ -55,8 +55,8 @@ from integration.journey.update import flag_all, pending_count, update_journey
 from integration.push_clients import PushClientConfig
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.sources import pick_sources
-from integration.store import quarantine as quarantine_store
 from integration.store import matches as matches_store
+from integration.store import quarantine as quarantine_store
 from integration.store import queries
 from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_configured_store
