@@ -60,6 +60,52 @@ class ReviewPage(BaseModel):
     items: list[PossibleMatch]
 
 
+class PatientRef(BaseModel):
+    source: str = Field(min_length=1, max_length=200)
+    patient_id: str = Field(min_length=1, max_length=64)
+
+
+class PairDecision(BaseModel):
+    a: PatientRef
+    b: PatientRef
+    decision: Literal["match", "no_match"] = Field(
+        description="match: one person; no_match: two people, never linked automatically"
+    )
+    reason: str = Field(min_length=1, max_length=500, description="Kept in the pair's history")
+
+
+class PairDecided(BaseModel):
+    a: str = Field(description="The person of Patient a after the decision")
+    b: str = Field(description="The person of Patient b after the decision")
+
+
+class MergePeople(BaseModel):
+    into: str = Field(min_length=1, max_length=36, description="The person to merge into")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class SplitPatient(PatientRef):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class PersonAfter(BaseModel):
+    person_id: str
+
+
+class LinkDecision(BaseModel):
+    a: PatientRef
+    b: PatientRef
+    outcome: str = Field(description="match, possible, no_match, or withdrawn")
+    rule: str
+    reason: str
+    decided_by: str = Field(description="automatic, or user:<who> for a reviewer")
+    decided_at: str
+
+
+class LinkHistory(BaseModel):
+    items: list[LinkDecision]
+
+
 class Identifier(BaseModel):
     system: str
     value: str

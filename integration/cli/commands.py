@@ -14,9 +14,10 @@ import getpass
 import logging
 import signal
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.markup import escape
@@ -50,18 +51,22 @@ from integration.config import Settings, load_settings
 from integration.errors import ConfigError
 from integration.ingest.pipeline import IngestSummary, resource_label
 from integration.ingest.policy import WayIn, ingest_pipeline
+from integration.journey import review
+from integration.journey.matching import Outcome
 from integration.journey.rule_packs import set_store_pack, store_pack
 from integration.journey.update import flag_all, pending_count, update_journey
 from integration.push_clients import PushClientConfig
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.sources import pick_sources
 from integration.store import matches as matches_store
+from integration.store import people as people_store
 from integration.store import quarantine as quarantine_store
 from integration.store import queries
 from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_configured_store
 from integration.store.errors import describe_store_error
 from integration.store.leases import SyncAlreadyRunning, all_units
+from integration.store.locks import DERIVE, hold
 from integration.store.rule_pack_state import BUNDLED
 from integration.store.sync_state import states_by_source
 from integration.sync.context import SyncListener
@@ -462,6 +467,115 @@ def people_review(
                 f"{pair['reason']} ({compared})" if label == "a" else "",
                 end_section=label == "b",
             )
+    console.print(table)
+
+
+_T = TypeVar("_T")
+PatientArg = Annotated[str, typer.Argument(help="A source Patient as SOURCE/PATIENT_ID")]
+Reason = Annotated[str, typer.Option(help="Why: kept in the history", min=1)]
+
+
+def _patient_key(text: str) -> tuple[str, str]:
+    source, sep, patient_id = text.rpartition("/")
+    if not sep or not source or not patient_id:
+        raise typer.BadParameter(f"{text!r} is not SOURCE/PATIENT_ID")
+    return source, patient_id
+
+
+def _reviewer_decision(ctx: typer.Context, run: Callable[..., _T]) -> _T:
+    """Run a reviewer's decision under the derive lock with the store's identity rules;
+    an unknown Patient or person, or a merged person, is one clear line and exit 1."""
+    engine = open_configured_store(_settings(ctx))
+    rules = store_pack(engine).identity
+    user = f"cli:{getpass.getuser()}"
+    try:
+        with engine.begin() as conn:
+            hold(conn, DERIVE, utc_now())
+            return run(conn, rules, user, utc_now())
+    except (review.UnknownPatient, review.UnknownPerson, review.PersonMerged, ValueError) as exc:
+        stderr.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@people_app.command("link")
+def people_link(ctx: typer.Context, a: PatientArg, b: PatientArg, reason: Reason) -> None:
+    """Two source Patients are one person (a reviewer's decision, kept on re-matching)."""
+    first, second = _patient_key(a), _patient_key(b)
+    linked = _reviewer_decision(
+        ctx,
+        lambda conn, rules, user, now: review.decide_pair(
+            conn, first, second, Outcome.MATCH, reason, user, now, rules
+        ),
+    )
+    console.print(f"Linked: both are person {linked[first]}", highlight=False)
+
+
+@people_app.command("keep-apart")
+def people_keep_apart(ctx: typer.Context, a: PatientArg, b: PatientArg, reason: Reason) -> None:
+    """Two source Patients are two people: never linked automatically again."""
+    first, second = _patient_key(a), _patient_key(b)
+    linked = _reviewer_decision(
+        ctx,
+        lambda conn, rules, user, now: review.decide_pair(
+            conn, first, second, Outcome.NO_MATCH, reason, user, now, rules
+        ),
+    )
+    console.print(f"Kept apart: {a} is person {linked[first]}, {b} is person {linked[second]}")
+
+
+@people_app.command("merge")
+def people_merge(
+    ctx: typer.Context,
+    person_id: Annotated[str, typer.Argument(help="The person to merge")],
+    into: Annotated[str, typer.Argument(help="The person to merge it into")],
+    reason: Reason,
+) -> None:
+    """Two people are one."""
+    survivor = _reviewer_decision(
+        ctx,
+        lambda conn, rules, user, now: review.merge_people(
+            conn, person_id, into, reason, user, now, rules
+        ),
+    )
+    console.print(f"Merged: person {survivor}", highlight=False)
+
+
+@people_app.command("split")
+def people_split(ctx: typer.Context, patient: PatientArg, reason: Reason) -> None:
+    """Take a source Patient out of its person."""
+    key = _patient_key(patient)
+    person = _reviewer_decision(
+        ctx,
+        lambda conn, rules, user, now: review.split_patient(conn, key, reason, user, now, rules),
+    )
+    console.print(f"Split: {patient} is person {person}", highlight=False)
+
+
+@people_app.command("history")
+def people_history(
+    ctx: typer.Context, person_id: Annotated[str, typer.Argument(help="A person id")]
+) -> None:
+    """Every decision on a pair with one of this person's Patients, oldest first."""
+    engine = open_configured_store(_settings(ctx))
+    with engine.connect() as conn:
+        resolved = queries.resolve_person(conn, person_id)
+        if resolved is None:
+            stderr.print(f"error: no person with id {person_id}")
+            raise typer.Exit(1)
+        members = people_store.members_of(conn, [resolved]).get(resolved, [])
+        items = matches_store.history_of(conn, members)
+    table = Table(title=f"Link history of person {resolved}")
+    for column in ("when", "a", "b", "outcome", "by", "why"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(
+            item["decided_at"],
+            f"{item['a']['source']}/{item['a']['patient_id']}",
+            f"{item['b']['source']}/{item['b']['patient_id']}",
+            item["outcome"],
+            item["decided_by"],
+            item["reason"],
+        )
     console.print(table)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -112,10 +112,33 @@ def link_patients(
     Patient."""
     if not batch:
         return {}
-    keys = [patient.key for patient in batch]
     pairs_of = {patient.key: identifiers_of(patient.resource) for patient in batch}
     people_store.replace_identifiers(conn, pairs_of)
     _judge_candidates(conn, batch, pairs_of, now, rules)
+    fresh = [
+        people_store.PatientLink(
+            patient.source,
+            patient.patient_id,
+            "",
+            storable(display_name(patient.resource)),
+            storable(_birth_date(patient.resource)),
+            _updated_at(patient.resource, now),
+        )
+        for patient in batch
+    ]
+    return regroup(conn, [patient.key for patient in batch], now, rules, fresh)
+
+
+def regroup(
+    conn: Connection,
+    keys: Sequence[PatientKey],
+    now: str,
+    rules: IdentityRules,
+    fresh: Sequence[people_store.PatientLink] = (),
+) -> dict[PatientKey, str]:
+    """Recompute the people around these Patients from the match verdicts (after a
+    batch was judged, or a reviewer decided); `fresh` carries what a batch's Patients
+    say now (name, birth date, update time). Returns the person of each of `keys`."""
     nodes, edges, old = _people_around(conn, keys)
     groups = _Groups()
     for node in nodes:
@@ -123,24 +146,13 @@ def link_patients(
     for a, b in edges:
         groups.union(a, b)
     chosen, merged = _person_ids(groups.components(), old)
-    updated = {patient.key: _updated_at(patient.resource, now) for patient in batch}
-    details = people_store.link_details(conn, [n for n in nodes if n not in updated])
+    given = {(link.source, link.patient_id): link for link in fresh}
+    stored = people_store.link_details(conn, [n for n in nodes if n not in given])
     links = [
-        people_store.PatientLink(
-            patient.source,
-            patient.patient_id,
-            chosen[patient.key],
-            storable(display_name(patient.resource)),
-            storable(_birth_date(patient.resource)),
-            updated[patient.key],
-        )
-        for patient in batch
-    ]
-    links += [
         people_store.PatientLink(
             key[0], key[1], chosen[key], link.display_name, link.birth_date, link.updated_at
         )
-        for key, link in details.items()
+        for key, link in [*given.items(), *stored.items()]
     ]
     people_store.ensure_people(conn, sorted(set(chosen.values())), now)
     people_store.mark_merged(conn, merged)
@@ -159,8 +171,9 @@ def _judge_candidates(
     """Judge again every pair a batch Patient forms with another Patient carrying the
     same trusted identifier (a reviewer's decisions stay as they are)."""
     keys = [patient.key for patient in batch]
+    before = {(v.a, v.b): v for v in matches_store.verdicts_touching(conn, keys)}
     matches_store.forget_automatic(conn, keys)
-    decided = {(v.a, v.b) for v in matches_store.verdicts_touching(conn, keys)}
+    decided = {pair for pair, v in before.items() if v.decided_by != matches_store.AUTOMATIC}
     linkable = {
         key: [
             (system, value)
@@ -202,6 +215,17 @@ def _judge_candidates(
             )
         )
     matches_store.write_verdicts(conn, verdicts)
+    # The history keeps what changed: new or different verdicts, and withdrawn ones.
+    changed = [
+        v for v in verdicts if (v.a, v.b) not in before or before[(v.a, v.b)].outcome != v.outcome
+    ]
+    now_judged = {(v.a, v.b) for v in verdicts}
+    changed += [
+        replace(v, outcome="withdrawn", reason="No longer a candidate pair", decided_at=now)
+        for pair, v in before.items()
+        if v.decided_by == matches_store.AUTOMATIC and pair not in now_judged
+    ]
+    matches_store.record_history(conn, changed)
 
 
 def _people_around(

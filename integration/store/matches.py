@@ -12,7 +12,12 @@ import orjson
 from sqlalchemy import Connection, delete, or_, select
 
 from integration.store.keys import in_keys
-from integration.store.schema import patient_identifiers, patient_matches, person_links
+from integration.store.schema import (
+    patient_identifiers,
+    patient_match_history,
+    patient_matches,
+    person_links,
+)
 from integration.store.upsert import upsert
 
 # (source, Patient id)
@@ -100,6 +105,54 @@ def write_verdicts(conn: Connection, verdicts: Sequence[PairVerdict]) -> None:
         keys=("a_source", "a_patient", "b_source", "b_patient"),
         update=("outcome", "rule", "reason", "fields", "decided_by", "decided_at"),
     )
+
+
+def record_history(conn: Connection, verdicts: Sequence[PairVerdict]) -> None:
+    """Append these decisions to the pairs' history."""
+    if verdicts:
+        conn.execute(
+            patient_match_history.insert(),
+            [
+                {
+                    "a_source": v.a[0],
+                    "a_patient": v.a[1],
+                    "b_source": v.b[0],
+                    "b_patient": v.b[1],
+                    "outcome": v.outcome,
+                    "rule": v.rule,
+                    "reason": v.reason,
+                    "decided_by": v.decided_by,
+                    "decided_at": v.decided_at,
+                }
+                for v in verdicts
+            ],
+        )
+
+
+def history_of(conn: Connection, keys: Sequence[PatientKey]) -> list[dict[str, Any]]:
+    """Every decision on a pair with one of these Patients in it, oldest first."""
+    if not keys:
+        return []
+    h = patient_match_history.c
+    rows = conn.execute(
+        select(patient_match_history)
+        .where(
+            or_(in_keys((h.a_source, h.a_patient), keys), in_keys((h.b_source, h.b_patient), keys))
+        )
+        .order_by(h.id)
+    ).all()
+    return [
+        {
+            "a": {"source": row.a_source, "patient_id": row.a_patient},
+            "b": {"source": row.b_source, "patient_id": row.b_patient},
+            "outcome": row.outcome,
+            "rule": row.rule,
+            "reason": row.reason,
+            "decided_by": row.decided_by,
+            "decided_at": row.decided_at,
+        }
+        for row in rows
+    ]
 
 
 def possible_matches(conn: Connection, limit: int) -> list[PairVerdict]:

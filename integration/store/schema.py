@@ -132,6 +132,25 @@ patient_matches = Table(
     Index("ix_patient_matches_outcome", "outcome"),
 )
 
+# Every decision on a pair as it was made: a reviewer's, and each automatic verdict
+# that changed (`withdrawn`: the pair is no longer a candidate). Append-only.
+patient_match_history = Table(
+    "patient_match_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("a_source", String(200), nullable=False),
+    Column("a_patient", String(64), nullable=False),
+    Column("b_source", String(200), nullable=False),
+    Column("b_patient", String(64), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("decided_by", String(200), nullable=False),
+    Column("decided_at", String(40), nullable=False),
+    Index("ix_patient_match_history_a", "a_source", "a_patient"),
+    Index("ix_patient_match_history_b", "b_source", "b_patient"),
+)
+
 patient_identifiers = Table(
     "patient_identifiers",
     metadata,

@@ -299,3 +299,107 @@ def test_the_review_queue_shows_both_patients_side_by_side(
     assert review.returncode == 0, review.stderr
     assert "1 possible matches" in review.stdout
     assert "the birth dates differ" in review.stdout
+
+
+AUTH = {"Authorization": "Bearer k"}
+
+
+def api(engine: Engine) -> TestClient:
+    return TestClient(create_app(Settings(api_keys=["k"], database_url=str(engine.url)), engine))
+
+
+def test_a_reviewers_link_and_keep_apart_survive_rematching(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """A reviewer who has seen the papers links a pair the rules could only queue (a
+    birth-date typo) and keeps apart a pair the rules linked (twins' shared SSN
+    typed on both): the Patients arriving again change neither decision."""
+    typo = person("b", ssn="123-45-6790", birth_date="1970-10-01", **ALICE)
+    twin_a = person("t1", ssn="123-45-6791", **ALICE)
+    twin_b = person("t2", ssn="123-45-6791", **ALICE)
+    import_files(
+        write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-6790", **ALICE), twin_a),
+        source="clinic",
+    )
+    import_files(write_ndjson(tmp_path / "b.ndjson", typo, twin_b), source="plan")
+    assert frozenset({("clinic", "t1"), ("plan", "t2")}) in groups(engine)
+    with api(engine) as client:
+        linked = client.post(
+            "/people/links",
+            headers=AUTH,
+            json={
+                "a": {"source": "clinic", "patient_id": "a"},
+                "b": {"source": "plan", "patient_id": "b"},
+                "decision": "match",
+                "reason": "birth date typo confirmed by phone",
+            },
+        )
+        assert linked.status_code == 200, linked.text
+        assert linked.json()["a"] == linked.json()["b"]
+        apart = client.post(
+            "/people/links",
+            headers=AUTH,
+            json={
+                "a": {"source": "clinic", "patient_id": "t1"},
+                "b": {"source": "plan", "patient_id": "t2"},
+                "decision": "no_match",
+                "reason": "twins",
+            },
+        )
+        assert apart.status_code == 200
+        assert apart.json()["a"] != apart.json()["b"]
+        import_files(write_ndjson(tmp_path / "again.ndjson", typo, twin_b), source="plan")
+        expected = {
+            frozenset({("clinic", "a"), ("plan", "b")}),
+            frozenset({("clinic", "t1")}),
+            frozenset({("plan", "t2")}),
+        }
+        assert groups(engine) == expected
+        history = client.get(f"/people/{linked.json()['a']}/history", headers=AUTH).json()
+    assert [(h["outcome"], h["decided_by"].split(":")[0]) for h in history["items"]] == [
+        ("possible", "automatic"),
+        ("match", "user"),
+    ]
+    assert history["items"][1]["reason"] == "birth date typo confirmed by phone"
+    with engine.connect() as conn:
+        assert possible_matches(conn, 10) == []  # decided: out of the queue
+
+
+def test_merge_and_split_people_and_a_decision_on_a_merged_person_is_a_conflict(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    import_files(write_ndjson(tmp_path / "a.ndjson", person("a"), person("b")), source="clinic")
+    first, second = sorted(p["id"] for p in people_of(engine))
+    with api(engine) as client:
+        merged = client.post(
+            f"/people/{first}/merge", headers=AUTH, json={"into": second, "reason": "same"}
+        )
+        assert merged.status_code == 200, merged.text
+        survivor = merged.json()["person_id"]
+        assert len(people_of(engine)) == 1
+        gone = first if survivor == second else second
+        assert client.get(f"/people/{gone}", headers=AUTH).json()["id"] == survivor
+        again = client.post(
+            f"/people/{gone}/merge", headers=AUTH, json={"into": survivor, "reason": "x"}
+        )
+        assert again.status_code == 409
+        assert survivor in again.json()["detail"]
+        split = client.post(
+            f"/people/{survivor}/split",
+            headers=AUTH,
+            json={"source": "clinic", "patient_id": "b", "reason": "not the same"},
+        )
+        assert split.status_code == 200, split.text
+        assert len(people_of(engine)) == 2
+        unknown = client.post(
+            "/people/links",
+            headers=AUTH,
+            json={
+                "a": {"source": "clinic", "patient_id": "a"},
+                "b": {"source": "clinic", "patient_id": "nobody"},
+                "decision": "match",
+                "reason": "x",
+            },
+        )
+        assert unknown.status_code == 404
+        assert client.post("/people/links", headers=AUTH, json={"a": {}}).status_code in (400, 422)

@@ -2,21 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query
+from sqlalchemy import Connection, Engine
 
 from integration.api.cursors import decode_cursor, encode_cursor
-from integration.api.deps import WITHOUT_NUL, CallerDep, ReadStoreDep, SettingsDep
-from integration.api.models import JourneyPage, PeoplePage, PersonDetail, ReviewPage
+from integration.api.deps import (
+    WITHOUT_NUL,
+    CallerDep,
+    ReadStoreDep,
+    SettingsDep,
+    StoreDep,
+    caller_label,
+)
+from integration.api.models import (
+    JourneyPage,
+    LinkHistory,
+    MergePeople,
+    PairDecided,
+    PairDecision,
+    PeoplePage,
+    PersonAfter,
+    PersonDetail,
+    ReviewPage,
+    SplitPatient,
+)
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
+from integration.clock import utc_now
+from integration.journey import review
+from integration.journey.matching import Outcome
+from integration.journey.review import PersonMerged, UnknownPatient, UnknownPerson
+from integration.journey.rule_packs import store_pack
+from integration.store import matches as matches_store
+from integration.store import people as people_store
 from integration.store import queries
+from integration.store.locks import DERIVE, hold
 from integration.store.matches import review_queue as review_queue_of
 from mappings.dates import ISO_FORMAT
 from mappings.model import Job
+from mappings.rulepack import IdentityRules
 
 router = APIRouter(tags=["people"])
 BAD_PARAMETER = problem(400, "A parameter is invalid (the problem names it)")
@@ -26,6 +55,7 @@ Cursor = Annotated[
     str | None, Query(pattern=WITHOUT_NUL, description="next_cursor from the previous page")
 ]
 PersonId = Annotated[str, Path(pattern=WITHOUT_NUL, description="A person id")]
+_T = TypeVar("_T")
 
 
 @router.get("/people", response_model=PeoplePage, responses=BAD_PARAMETER)
@@ -66,6 +96,98 @@ def review_queue(
     side by side with how each field compared. Oldest first."""
     with engine.connect() as conn:
         items = review_queue_of(conn, limit or settings.page_size)
+    return OrjsonResponse({"items": items})
+
+
+def _decide(engine: Engine, decide: Callable[[Connection, IdentityRules], _T]) -> _T:
+    """Run a reviewer's decision under the derive lock, with the store's identity rules;
+    unknown Patients and people answer 404, a merged person 409 naming the survivor."""
+    rules = store_pack(engine).identity
+    try:
+        with engine.begin() as conn:
+            hold(conn, DERIVE, utc_now())
+            return decide(conn, rules)
+    except (UnknownPatient, UnknownPerson) as exc:
+        raise ApiProblem(404, "Not Found", str(exc)) from None
+    except PersonMerged as exc:
+        raise ApiProblem(409, "Conflict", str(exc)) from None
+    except ValueError as exc:
+        raise ApiProblem(400, "Bad Request", str(exc)) from None
+
+
+DECISION_PROBLEMS = {
+    **BAD_PARAMETER,
+    **problem(404, "No such Patient or person"),
+    **problem(409, "The person was merged into another (the problem names it)"),
+}
+
+
+@router.post("/people/links", response_model=PairDecided, responses=DECISION_PROBLEMS)
+def decide_link(body: PairDecision, engine: StoreDep, caller: CallerDep) -> OrjsonResponse:
+    """A reviewer's decision on two source Patients: one person (`match`) or two
+    (`no_match`). It outranks automatic matching, survives re-matching and is kept in
+    the history; the people around them are recomputed at once."""
+    a = (body.a.source, body.a.patient_id)
+    b = (body.b.source, body.b.patient_id)
+    now = utc_now()
+    linked = _decide(
+        engine,
+        lambda conn, rules: review.decide_pair(
+            conn, a, b, Outcome(body.decision), body.reason, caller_label(caller), now, rules
+        ),
+    )
+    return OrjsonResponse({"a": linked[a], "b": linked[b]})
+
+
+@router.post("/people/{person_id}/merge", response_model=PersonAfter, responses=DECISION_PROBLEMS)
+def merge(
+    person_id: PersonId, body: MergePeople, engine: StoreDep, caller: CallerDep
+) -> OrjsonResponse:
+    """Merge this person into another (a reviewer's link between a Patient of each)."""
+    now = utc_now()
+    survivor = _decide(
+        engine,
+        lambda conn, rules: review.merge_people(
+            conn, person_id, body.into, body.reason, caller_label(caller), now, rules
+        ),
+    )
+    return OrjsonResponse({"person_id": survivor})
+
+
+@router.post("/people/{person_id}/split", response_model=PersonAfter, responses=DECISION_PROBLEMS)
+def split(
+    person_id: PersonId, body: SplitPatient, engine: StoreDep, caller: CallerDep
+) -> OrjsonResponse:
+    """Take one of this person's source Patients out of it (a reviewer's no-match with
+    each of the person's other Patients). Answers the Patient's person afterwards."""
+    patient = (body.source, body.patient_id)
+    now = utc_now()
+
+    def run(conn: Connection, rules: IdentityRules) -> str:
+        linked = people_store.links_of(conn, [patient]).get(patient)
+        if linked is None or queries.resolve_person(conn, person_id) != linked:
+            raise UnknownPatient(
+                f"person {person_id} has no Patient {body.patient_id} in source {body.source}"
+            )
+        return review.split_patient(conn, patient, body.reason, caller_label(caller), now, rules)
+
+    return OrjsonResponse({"person_id": _decide(engine, run)})
+
+
+@router.get(
+    "/people/{person_id}/history",
+    response_model=LinkHistory,
+    responses={**BAD_PARAMETER, **NO_PERSON},
+)
+def link_history(person_id: PersonId, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
+    """Every decision on a pair with one of this person's Patients: automatic verdicts
+    as they changed and reviewers' decisions, oldest first."""
+    with engine.connect() as conn:
+        resolved = queries.resolve_person(conn, person_id)
+        if resolved is None:
+            raise ApiProblem(404, "Not Found", f"no person with id {person_id}")
+        members = people_store.members_of(conn, [resolved]).get(resolved, [])
+        items = matches_store.history_of(conn, members)
     return OrjsonResponse({"items": items})
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from integration.api.deps import CallerDep, ReadStoreDep, StoreDep
+from integration.api.deps import CallerDep, ReadStoreDep, StoreDep, caller_label
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
@@ -63,11 +62,6 @@ class CloseEntry(BaseModel):
     reason: str = Field(min_length=1, max_length=store.MAX_NOTE, description="Kept with the entry")
 
 
-def _caller_label(key: str) -> str:
-    """Who closed it, without the key itself."""
-    return "api-key:" + hashlib.sha256(key.encode()).hexdigest()[:12]
-
-
 @router.get("", response_model=QuarantinePage)
 def list_entries(
     engine: ReadStoreDep,
@@ -105,7 +99,7 @@ def _close(
     try:
         with engine.begin() as conn:
             entry = store.close_entry(
-                conn, entry_id, resolution, body.reason, _caller_label(caller), utc_now()
+                conn, entry_id, resolution, body.reason, caller_label(caller), utc_now()
             )
     except store.QuarantineEntryNotFound:
         raise ApiProblem(404, "Not Found", f"no quarantine entry {entry_id}") from None

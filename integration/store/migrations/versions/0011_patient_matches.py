@@ -10,7 +10,7 @@ Revises: 0010
 """
 
 from alembic import op
-from sqlalchemy import Column, Index, String, Text, column, table, true
+from sqlalchemy import Column, Index, Integer, String, Text, column, table, true
 
 revision = "0011"
 down_revision = "0010"
@@ -34,6 +34,21 @@ def upgrade() -> None:
         Index("ix_patient_matches_b", "b_source", "b_patient"),
         Index("ix_patient_matches_outcome", "outcome"),
     )
+    op.create_table(
+        "patient_match_history",
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("a_source", String(200), nullable=False),
+        Column("a_patient", String(64), nullable=False),
+        Column("b_source", String(200), nullable=False),
+        Column("b_patient", String(64), nullable=False),
+        Column("outcome", String(20), nullable=False),
+        Column("rule", String(200), nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("decided_by", String(200), nullable=False),
+        Column("decided_at", String(40), nullable=False),
+        Index("ix_patient_match_history_a", "a_source", "a_patient"),
+        Index("ix_patient_match_history_b", "b_source", "b_patient"),
+    )
     with op.batch_alter_table("people") as batch:
         batch.add_column(Column("display_name", Text))
         batch.add_column(Column("birth_date", String(10)))
@@ -51,4 +66,5 @@ def downgrade() -> None:
     with op.batch_alter_table("people") as batch:
         batch.drop_column("birth_date")
         batch.drop_column("display_name")
+    op.drop_table("patient_match_history")
     op.drop_table("patient_matches")
