@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -181,8 +181,21 @@ class _TrustedSystem(_Strict):
     sources: list[str] = Field(default=["*"], min_length=1)
 
 
+class _Aliases(_Strict):
+    names: list[list[str]] = []
+
+
+class _Probabilistic(_Strict):
+    auto_link_at: float = 30.0
+    review_at: float = 12.0
+    max_block: int = Field(default=500, ge=2)
+    weights: dict[str, tuple[float, float]] = {}
+    aliases: _Aliases = _Aliases()
+
+
 class _Identity(_Strict):
     trusted_systems: list[_TrustedSystem] = []
+    probabilistic: _Probabilistic = _Probabilistic()
     excluded_values: list[str] = []
     source_trust: list[str] = []
     name_similarity: float = Field(default=0.85, gt=0, le=1)
@@ -215,6 +228,13 @@ class IdentityRules:
     # Sources, most trusted first (survivorship).
     source_trust: tuple[str, ...]
     name_similarity: float
+    # Probabilistic matching: thresholds, "field.level" -> (m, u), given-name aliases.
+    auto_link_at: float = 30.0
+    review_at: float = 12.0
+    max_block: int = 500
+    weights: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # Folded given name -> the name of its alias group.
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def links_across_sources(self, source: str, system: str, value: str) -> bool:
         """May this identifier, sent by this source, link its Patient to another
@@ -600,8 +620,29 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
             ),
             source_trust=tuple(parsed.identity.source_trust),
             name_similarity=parsed.identity.name_similarity,
+            **_probabilistic(parsed.identity.probabilistic, file),
         ),
     )
+
+
+def _probabilistic(raw: _Probabilistic, file: str) -> dict[str, Any]:
+    key = "identity.probabilistic"
+    if raw.review_at > raw.auto_link_at:
+        raise RulePackError(file, f"{key}.review_at", "review_at is above auto_link_at")
+    for level, (m, u) in raw.weights.items():
+        if not (0 < m <= 1 and 0 < u <= 1):
+            raise RulePackError(file, f"{key}.weights.{level}", "m and u are in (0, 1]")
+    aliases: dict[str, str] = {}
+    for group in raw.aliases.names:
+        for name in group:
+            aliases.setdefault(name.casefold(), group[0].casefold())
+    return {
+        "auto_link_at": raw.auto_link_at,
+        "review_at": raw.review_at,
+        "max_block": raw.max_block,
+        "weights": dict(raw.weights),
+        "aliases": aliases,
+    }
 
 
 def _compile_instrument(

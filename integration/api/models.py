@@ -51,8 +51,10 @@ class PossibleMatch(BaseModel):
     rule: str = Field(description="What made them a candidate pair, e.g. 'identifier us-ssn'")
     reason: str = Field(description="Why they were not linked automatically")
     fields: dict[str, str] = Field(
-        description="Per field, how the two compared: same, differs, missing, or a similarity"
+        description="Per field, how the two compared: same, differs, missing, a similarity, "
+        "or a probabilistic level with its weight"
     )
+    score: float | None = Field(description="The probabilistic score, where one was computed")
     decided_at: str
 
 

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection
 
 from integration.journey.matching import Demographics, Outcome, judge_identifier_match
+from integration.journey.probabilistic import Frequency, blocking_keys, score_pair
+from integration.store import demographics as demographics_store
 from integration.store import matches as matches_store
 from integration.store import people as people_store
-from integration.store.derivation import current_contents
 from integration.store.matches import PatientKey
 from integration.store.text import storable
 from mappings.rulepack import IdentityRules
@@ -168,34 +169,32 @@ def _judge_candidates(
     now: str,
     rules: IdentityRules,
 ) -> None:
-    """Judge again every pair a batch Patient forms with another Patient carrying the
-    same trusted identifier (a reviewer's decisions stay as they are)."""
+    """Judge again every candidate pair of a batch Patient (a reviewer's decisions stay
+    as they are): with another Patient carrying the same trusted identifier, by the
+    identifier rule; with another source's Patient sharing a blocking key, by
+    probabilistic scoring."""
     keys = [patient.key for patient in batch]
+    mine = {patient.key: Demographics.of(patient.resource) for patient in batch}
+    blocking = {key: blocking_keys(d) for key, d in mine.items()}
+    demographics_store.replace_demographics(conn, mine, blocking)
     before = {(v.a, v.b): v for v in matches_store.verdicts_touching(conn, keys)}
     matches_store.forget_automatic(conn, keys)
     decided = {pair for pair, v in before.items() if v.decided_by != matches_store.AUTOMATIC}
-    linkable = {
-        key: [
-            (system, value)
-            for system, value in pairs
-            if rules.links_across_sources(key[0], system, value)
-        ]
-        for key, pairs in pairs_of.items()
+    by_identifier = {
+        pair: system
+        for pair, system in _identifier_candidates(conn, pairs_of, rules).items()
+        if pair not in decided
     }
-    holding = matches_store.holders(conn, sorted({p for ps in linkable.values() for p in ps}))
-    candidates: dict[tuple[PatientKey, PatientKey], str] = {}
-    for key, pairs in linkable.items():
-        for system, value in pairs:
-            for other in holding.get((system, value), ()):
-                if other == key or not rules.links_across_sources(other[0], system, value):
-                    continue
-                pair = matches_store.ordered(key, other)
-                if pair not in decided:
-                    candidates.setdefault(pair, system)
-    demographics = {patient.key: Demographics.of(patient.resource) for patient in batch}
-    demographics.update(_stored_demographics(conn, {k for p in candidates for k in p} - set(keys)))
+    by_blocking = {
+        pair
+        for pair in _blocking_candidates(conn, blocking, rules)
+        if pair not in decided and pair not in by_identifier
+    }
+    others = {k for pair in [*by_identifier, *by_blocking] for k in pair} - mine.keys()
+    demographics = {**demographics_store.demographics_of(conn, sorted(others)), **mine}
+    frequency = _name_frequency(conn, demographics.values())
     verdicts = []
-    for (a, b), system in sorted(candidates.items()):
+    for (a, b), system in sorted(by_identifier.items()):
         verdict = judge_identifier_match(
             demographics.get(a, _UNKNOWN),
             demographics.get(b, _UNKNOWN),
@@ -214,6 +213,24 @@ def _judge_candidates(
                 now,
             )
         )
+    for a, b in sorted(by_blocking):
+        scored = score_pair(
+            demographics.get(a, _UNKNOWN), demographics.get(b, _UNKNOWN), rules, frequency
+        )
+        if scored.outcome is not None:
+            verdicts.append(
+                matches_store.PairVerdict(
+                    a,
+                    b,
+                    scored.outcome,
+                    PROBABILISTIC,
+                    scored.reason,
+                    scored.fields,
+                    matches_store.AUTOMATIC,
+                    now,
+                    round(scored.score, 2),
+                )
+            )
     matches_store.write_verdicts(conn, verdicts)
     # The history keeps what changed: new or different verdicts, and withdrawn ones.
     changed = [
@@ -226,6 +243,57 @@ def _judge_candidates(
         if v.decided_by == matches_store.AUTOMATIC and pair not in now_judged
     ]
     matches_store.record_history(conn, changed)
+
+
+def _identifier_candidates(
+    conn: Connection, pairs_of: dict[PatientKey, list[tuple[str, str]]], rules: IdentityRules
+) -> dict[tuple[PatientKey, PatientKey], str]:
+    """Pairs sharing a trusted identifier each side may assert -> its system."""
+    linkable = {
+        key: [pair for pair in pairs if rules.links_across_sources(key[0], *pair)]
+        for key, pairs in pairs_of.items()
+    }
+    holding = matches_store.holders(conn, sorted({p for ps in linkable.values() for p in ps}))
+    found: dict[tuple[PatientKey, PatientKey], str] = {}
+    for key, pairs in linkable.items():
+        for system, value in pairs:
+            for other in holding.get((system, value), ()):
+                if other != key and rules.links_across_sources(other[0], system, value):
+                    found.setdefault(matches_store.ordered(key, other), system)
+    return found
+
+
+def _blocking_candidates(
+    conn: Connection, blocking: dict[PatientKey, list[str]], rules: IdentityRules
+) -> set[tuple[PatientKey, PatientKey]]:
+    """Pairs of Patients of different sources sharing a blocking key: a few index
+    lookups per batch, not a scan."""
+    holding = demographics_store.holders_of_keys(
+        conn, [k for ks in blocking.values() for k in ks], rules.max_block
+    )
+    found: set[tuple[PatientKey, PatientKey]] = set()
+    for key, keys in blocking.items():
+        for blocking_key in keys:
+            for other in holding.get(blocking_key, ()):
+                if other[0] != key[0]:
+                    found.add(matches_store.ordered(key, other))
+    return found
+
+
+def _name_frequency(conn: Connection, demographics: Iterable[Demographics]) -> Frequency:
+    """Frequency of a folded family or given name among the store's Patients, once the
+    store holds enough of them to say (else the pack's u)."""
+    people = list(demographics)
+    family, total = demographics_store.name_frequencies(conn, "family", [d.family for d in people])
+    given, _ = demographics_store.name_frequencies(conn, "given", [d.given for d in people])
+    counts = {"family": family, "given": given}
+
+    def frequency(field: str, value: str) -> float | None:
+        if total < MIN_PATIENTS_FOR_FREQUENCIES:
+            return None
+        return max(counts[field].get(value, 1), 1) / total
+
+    return frequency
 
 
 def _people_around(
@@ -298,18 +366,10 @@ def _survivors(
     return shown
 
 
-def _stored_demographics(conn: Connection, keys: set[PatientKey]) -> dict[PatientKey, Demographics]:
-    by_source: dict[str, set[str]] = {}
-    for source, patient_id in keys:
-        by_source.setdefault(source, set()).add(patient_id)
-    found: dict[PatientKey, Demographics] = {}
-    for source, ids in by_source.items():
-        for patient_id, content in current_contents(conn, source, "Patient", ids).items():
-            found[(source, patient_id)] = Demographics.of(content)
-    return found
-
-
 _UNKNOWN = Demographics("", "", "", "")
+PROBABILISTIC = "probabilistic"
+# Below this many Patients, name frequencies say little: the pack's u is used.
+MIN_PATIENTS_FOR_FREQUENCIES = 1000
 
 
 def _system_name(system: str) -> str:

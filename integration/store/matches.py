@@ -37,6 +37,7 @@ class PairVerdict:
     fields: dict[str, str]
     decided_by: str
     decided_at: str
+    score: float | None = None
 
 
 def ordered(x: PatientKey, y: PatientKey) -> tuple[PatientKey, PatientKey]:
@@ -99,11 +100,12 @@ def write_verdicts(conn: Connection, verdicts: Sequence[PairVerdict]) -> None:
                 "fields": orjson.dumps(v.fields).decode(),
                 "decided_by": v.decided_by,
                 "decided_at": v.decided_at,
+                "score": v.score,
             }
             for v in verdicts
         ],
         keys=("a_source", "a_patient", "b_source", "b_patient"),
-        update=("outcome", "rule", "reason", "fields", "decided_by", "decided_at"),
+        update=("outcome", "rule", "reason", "fields", "decided_by", "decided_at", "score"),
     )
 
 
@@ -176,6 +178,7 @@ def _verdict(row: Any) -> PairVerdict:
         orjson.loads(row["fields"]),
         row["decided_by"],
         row["decided_at"],
+        row["score"],
     )
 
 
@@ -214,6 +217,7 @@ def review_queue(conn: Connection, limit: int) -> list[dict[str, Any]]:
             "rule": v.rule,
             "reason": v.reason,
             "fields": v.fields,
+            "score": v.score,
             "decided_at": v.decided_at,
         }
         for v in waiting

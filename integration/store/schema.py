@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -123,6 +124,8 @@ patient_matches = Table(
     Column("outcome", String(20), nullable=False),
     Column("rule", String(200), nullable=False),
     Column("reason", Text, nullable=False),
+    # The probabilistic score (sum of log2(m/u)), where one was computed.
+    Column("score", Float),
     # JSON: field -> how the two compared ("same", "differs", "0.93", "missing").
     Column("fields", Text, nullable=False),
     # "automatic", or "user:<name>" for a reviewer's decision (kept on re-matching).
@@ -132,12 +135,42 @@ patient_matches = Table(
     Index("ix_patient_matches_outcome", "outcome"),
 )
 
+# What each source Patient says about who it is, folded for comparison
+# (`integration.journey.matching.Demographics`), and the blocking keys that find
+# its candidate pairs in a few index lookups.
+patient_demographics = Table(
+    "patient_demographics",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("patient_id", String(64), primary_key=True),
+    Column("family", String(200), nullable=False),
+    Column("given", String(200), nullable=False),
+    Column("birth_date", String(10), nullable=False),
+    Column("gender", String(20), nullable=False),
+    Column("line", Text, nullable=False),
+    Column("postcode", String(20), nullable=False),
+    Column("city", String(200), nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("email", String(320), nullable=False),
+    Index("ix_patient_demographics_family", "family"),
+    Index("ix_patient_demographics_given", "given"),
+)
+
+patient_blocking_keys = Table(
+    "patient_blocking_keys",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("source", String(200), primary_key=True),
+    Column("patient_id", String(64), primary_key=True),
+    Index("ix_patient_blocking_keys_patient", "source", "patient_id"),
+)
+
 # Every decision on a pair as it was made: a reviewer's, and each automatic verdict
 # that changed (`withdrawn`: the pair is no longer a candidate). Append-only.
 patient_match_history = Table(
     "patient_match_history",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", RowId, primary_key=True, autoincrement=True),
     Column("a_source", String(200), nullable=False),
     Column("a_patient", String(64), nullable=False),
     Column("b_source", String(200), nullable=False),

@@ -80,26 +80,57 @@ def test_placeholder_and_untrusted_identifiers_never_link(
     tmp_path: Path, engine: Engine, import_files: ImportFn
 ) -> None:
     """000-00-0000 and 999999999 are what systems write when the SSN is unknown, and an
-    MRN numbers one source's patients only: Patients sharing them are different
-    people unless something trusted says otherwise, even with the same demographics
-    (the same birthday and a common name are not identity). Nothing is queued."""
+    MRN numbers one source's patients only: two Patients with other names and birth
+    dates that share only those are two people, and nothing about them is worth a
+    review."""
     mrn = "urn:oid:2.16.840.1.113883.19.5"
     shared = [
         {"system": SSN, "value": "000-00-0000"},
         {"system": SSN, "value": "999999999"},
         {"system": mrn, "value": "MRN-1"},
     ]
-    for source in ("clinic", "plan"):
+    for source, family, born in (("clinic", "Ngata", "1961-03-04"), ("plan", "Ruiz", "1990-11-30")):
         import_files(
             write_ndjson(
                 tmp_path / f"{source}.ndjson",
-                patient("p1", identifier=shared, birthDate="1970-01-01"),
+                patient(
+                    "p1",
+                    identifier=shared,
+                    birthDate=born,
+                    name=[{"family": family, "given": [family[::-1]]}],
+                ),
             ),
             source=source,
         )
     assert len(groups(engine)) == 2
     with engine.connect() as conn:
         assert possible_matches(conn, 10) == []
+
+
+def test_the_same_name_and_birth_date_alone_are_reviewed_not_linked(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """Two sources, no identifier in common, the same name and birth date and nothing
+    else: namesakes born on one day exist, so it is a possible match for a reviewer,
+    not one person. The same two with the same address and phone are one person."""
+    for source in ("clinic", "plan"):
+        import_files(
+            write_ndjson(tmp_path / f"{source}.ndjson", patient("p", birthDate="1970-01-01")),
+            source=source,
+        )
+    assert len(groups(engine)) == 2
+    with engine.connect() as conn:
+        [waiting] = possible_matches(conn, 10)
+    assert waiting.rule == "probabilistic"
+    assert waiting.score is not None
+    home = {
+        "address": [{"use": "home", "line": ["12 Elm St"], "city": "Salem", "postalCode": "97301"}],
+        "telecom": [{"system": "phone", "value": "(503) 555-0101"}],
+    }
+    for source in ("clinic", "plan"):
+        again = patient("p", birthDate="1970-01-01", **home)
+        import_files(write_ndjson(tmp_path / f"{source}2.ndjson", again), source=source)
+    assert groups(engine) == {frozenset({("clinic", "p"), ("plan", "p")})}
 
 
 def test_a_source_may_link_only_by_the_systems_it_may_assert(
@@ -356,13 +387,17 @@ def test_a_reviewers_link_and_keep_apart_survive_rematching(
         }
         assert groups(engine) == expected
         history = client.get(f"/people/{linked.json()['a']}/history", headers=AUTH).json()
-    assert [(h["outcome"], h["decided_by"].split(":")[0]) for h in history["items"]] == [
-        ("possible", "automatic"),
-        ("match", "user"),
+    pair = [
+        h for h in history["items"] if {h["a"]["patient_id"], h["b"]["patient_id"]} == {"a", "b"}
     ]
-    assert history["items"][1]["reason"] == "birth date typo confirmed by phone"
+    assert [(h["outcome"], h["decided_by"].split(":")[0], h["rule"]) for h in pair] == [
+        ("possible", "automatic", "identifier us-ssn"),
+        ("match", "user", "reviewer"),
+    ]
+    assert pair[1]["reason"] == "birth date typo confirmed by phone"
     with engine.connect() as conn:
-        assert possible_matches(conn, 10) == []  # decided: out of the queue
+        waiting = {(v.a, v.b) for v in possible_matches(conn, 10)}
+    assert (("clinic", "a"), ("plan", "b")) not in waiting  # decided: out of the queue
 
 
 def test_merge_and_split_people_and_a_decision_on_a_merged_person_is_a_conflict(

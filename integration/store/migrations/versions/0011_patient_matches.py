@@ -10,7 +10,7 @@ Revises: 0010
 """
 
 from alembic import op
-from sqlalchemy import Column, Index, Integer, String, Text, column, table, true
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Text, column, table, true
 
 revision = "0011"
 down_revision = "0010"
@@ -28,6 +28,7 @@ def upgrade() -> None:
         Column("outcome", String(20), nullable=False),
         Column("rule", String(200), nullable=False),
         Column("reason", Text, nullable=False),
+        Column("score", Float),
         Column("fields", Text, nullable=False),
         Column("decided_by", String(200), nullable=False),
         Column("decided_at", String(40), nullable=False),
@@ -35,8 +36,36 @@ def upgrade() -> None:
         Index("ix_patient_matches_outcome", "outcome"),
     )
     op.create_table(
+        "patient_demographics",
+        Column("source", String(200), primary_key=True),
+        Column("patient_id", String(64), primary_key=True),
+        Column("family", String(200), nullable=False),
+        Column("given", String(200), nullable=False),
+        Column("birth_date", String(10), nullable=False),
+        Column("gender", String(20), nullable=False),
+        Column("line", Text, nullable=False),
+        Column("postcode", String(20), nullable=False),
+        Column("city", String(200), nullable=False),
+        Column("phone", String(20), nullable=False),
+        Column("email", String(320), nullable=False),
+        Index("ix_patient_demographics_family", "family"),
+        Index("ix_patient_demographics_given", "given"),
+    )
+    op.create_table(
+        "patient_blocking_keys",
+        Column("key", String(300), primary_key=True),
+        Column("source", String(200), primary_key=True),
+        Column("patient_id", String(64), primary_key=True),
+        Index("ix_patient_blocking_keys_patient", "source", "patient_id"),
+    )
+    op.create_table(
         "patient_match_history",
-        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column(
+            "id",
+            BigInteger().with_variant(Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         Column("a_source", String(200), nullable=False),
         Column("a_patient", String(64), nullable=False),
         Column("b_source", String(200), nullable=False),
@@ -67,4 +96,6 @@ def downgrade() -> None:
         batch.drop_column("birth_date")
         batch.drop_column("display_name")
     op.drop_table("patient_match_history")
+    op.drop_table("patient_blocking_keys")
+    op.drop_table("patient_demographics")
     op.drop_table("patient_matches")

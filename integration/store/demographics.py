@@ -1,0 +1,116 @@
+"""Patients' folded demographics and blocking keys: what probabilistic matching
+reads. Which pairs are one person is decided in `integration.journey.identity`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import Connection, delete, func, select
+
+from integration.journey.matching import Demographics
+from integration.store.keys import in_keys
+from integration.store.schema import patient_blocking_keys, patient_demographics
+from integration.store.upsert import execute_many
+
+PatientKey = tuple[str, str]
+_D = patient_demographics.c
+_K = patient_blocking_keys.c
+
+
+def replace_demographics(
+    conn: Connection,
+    found: Mapping[PatientKey, Demographics],
+    blocking: Mapping[PatientKey, Sequence[str]],
+) -> None:
+    """These Patients' demographics and blocking keys, as they are now."""
+    keys = list(found)
+    conn.execute(delete(patient_demographics).where(in_keys((_D.source, _D.patient_id), keys)))
+    conn.execute(delete(patient_blocking_keys).where(in_keys((_K.source, _K.patient_id), keys)))
+    execute_many(
+        conn,
+        patient_demographics.insert(),
+        [
+            {
+                "source": key[0],
+                "patient_id": key[1],
+                "family": d.family[:200],
+                "given": d.given[:200],
+                "birth_date": d.birth_date,
+                "gender": d.gender[:20],
+                "line": d.line,
+                "postcode": d.postcode[:20],
+                "city": d.city[:200],
+                "phone": d.phone,
+                "email": d.email[:320],
+            }
+            for key, d in found.items()
+        ],
+    )
+    execute_many(
+        conn,
+        patient_blocking_keys.insert(),
+        [
+            {"key": k[:300], "source": key[0], "patient_id": key[1]}
+            for key, ks in blocking.items()
+            for k in dict.fromkeys(ks)
+        ],
+    )
+
+
+def demographics_of(conn: Connection, keys: Sequence[PatientKey]) -> dict[PatientKey, Demographics]:
+    if not keys:
+        return {}
+    return {
+        (row.source, row.patient_id): Demographics(
+            row.family,
+            row.given,
+            row.birth_date,
+            row.gender,
+            row.line,
+            row.postcode,
+            row.city,
+            row.phone,
+            row.email,
+        )
+        for row in conn.execute(
+            select(patient_demographics).where(in_keys((_D.source, _D.patient_id), keys))
+        )
+    }
+
+
+def holders_of_keys(
+    conn: Connection, blocking_keys: Sequence[str], most: int
+) -> dict[str, list[PatientKey]]:
+    """Blocking key -> the Patients holding it, for keys held by at most `most` (a key
+    that common says nothing)."""
+    wanted = sorted(set(blocking_keys))
+    if not wanted:
+        return {}
+    counts = conn.execute(
+        select(_K.key, func.count()).where(_K.key.in_(wanted)).group_by(_K.key)
+    ).all()
+    usable = [key for key, n in counts if n <= most]
+    found: dict[str, list[PatientKey]] = {}
+    if usable:
+        for row in conn.execute(select(patient_blocking_keys).where(_K.key.in_(usable))):
+            found.setdefault(row.key, []).append((row.source, row.patient_id))
+    return found
+
+
+def name_frequencies(
+    conn: Connection, field: str, values: Sequence[str]
+) -> tuple[dict[str, int], int]:
+    """How many Patients carry each folded family (or given) name, and how many
+    Patients there are."""
+    column = _D.family if field == "family" else _D.given
+    wanted = sorted({v for v in values if v})
+    counts: dict[str, int] = {}
+    if wanted:
+        counts = {
+            value: int(n)
+            for value, n in conn.execute(
+                select(column, func.count()).where(column.in_(wanted)).group_by(column)
+            )
+        }
+    total = int(conn.execute(select(func.count()).select_from(patient_demographics)).scalar_one())
+    return counts, total
