@@ -24,13 +24,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from integration.journey.matching import Demographics, Outcome, judge_identifier_match
+from integration.journey.matching import Outcome, judge_identifier_match
 from integration.journey.probabilistic import Frequency, blocking_keys, score_pair
 from integration.store import demographics as demographics_store
 from integration.store import matches as matches_store
 from integration.store import people as people_store
 from integration.store.matches import PatientKey
 from integration.store.text import storable
+from mappings.demographics import Demographics
 from mappings.rulepack import IdentityRules
 
 PERSON_NAMESPACE = uuid.UUID("8f1d7c1e-3a4b-5c6d-9e8f-0a1b2c3d4e5f")

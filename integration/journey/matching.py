@@ -20,13 +20,12 @@ and the review queue.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from rapidfuzz.distance import JaroWinkler
 
+from mappings.demographics import Demographics
 from mappings.rulepack import IdentityRules
 
 
@@ -34,45 +33,6 @@ class Outcome(StrEnum):
     MATCH = "match"  # one person: linked
     POSSIBLE = "possible"  # perhaps one person: queued for review, not linked
     NO_MATCH = "no_match"  # two people (a reviewer's decision)
-
-
-@dataclass(frozen=True, slots=True)
-class Demographics:
-    """What a Patient says about who it is, normalised for comparison."""
-
-    family: str
-    given: str  # the first given name
-    birth_date: str
-    gender: str
-    line: str = ""
-    postcode: str = ""
-    city: str = ""
-    phone: str = ""  # the last 10 digits
-    email: str = ""
-
-    @classmethod
-    def of(cls, patient: dict[str, Any]) -> Demographics:
-        family, given = _official_name(patient)
-        birth = patient.get("birthDate")
-        gender = patient.get("gender")
-        address = _home_address(patient)
-        line = " ".join(x for x in address.get("line") or () if isinstance(x, str))
-        return cls(
-            family=_fold(family),
-            given=_fold(given.split()[0] if given.split() else ""),
-            birth_date=birth[:10] if isinstance(birth, str) and len(birth) >= 10 else "",
-            gender=gender if isinstance(gender, str) and gender != "unknown" else "",
-            line=_fold(line),
-            postcode=_fold(str(address.get("postalCode") or ""))[:5],
-            city=_fold(str(address.get("city") or "")),
-            phone=_telecom(patient, "phone"),
-            email=_telecom(patient, "email"),
-        )
-
-    @property
-    def identified(self) -> bool:
-        """Enough to link automatically: a birth date and a name."""
-        return bool(self.birth_date and (self.family or self.given))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,42 +99,3 @@ def _agrees(comparison: str, threshold: float) -> bool:
     if comparison in ("missing", "differs"):
         return False
     return float(comparison) >= threshold
-
-
-def _home_address(patient: dict[str, Any]) -> dict[str, Any]:
-    addresses = [a for a in patient.get("address") or () if isinstance(a, dict)]
-    current = [a for a in addresses if a.get("use") != "old"]
-    chosen = next((a for a in current if a.get("use") == "home"), None)
-    return chosen or (current[0] if current else {})
-
-
-def _telecom(patient: dict[str, Any], system: str) -> str:
-    for point in patient.get("telecom") or ():
-        if isinstance(point, dict) and point.get("system") == system:
-            value = point.get("value")
-            if isinstance(value, str):
-                if system == "phone":
-                    digits = "".join(ch for ch in value if ch.isdigit())
-                    return digits[-10:] if len(digits) >= 7 else ""
-                return value.strip().casefold()
-    return ""
-
-
-def _official_name(patient: dict[str, Any]) -> tuple[str, str]:
-    """(family, given) of the Patient's official name, else its first name."""
-    names = [n for n in patient.get("name") or () if isinstance(n, dict)]
-    if not names:
-        return "", ""
-    name = next((n for n in names if n.get("use") == "official"), names[0])
-    family = name.get("family") if isinstance(name.get("family"), str) else ""
-    given = " ".join(g for g in name.get("given") or () if isinstance(g, str))
-    if not family and not given and isinstance(name.get("text"), str):
-        *first, last = name["text"].split() or [""]
-        return last, " ".join(first)
-    return family or "", given
-
-
-def _fold(text: str) -> str:
-    """Case, accents and punctuation folded away: "O'Brien-Núñez" -> "obriennunez"."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if ch.isalnum())

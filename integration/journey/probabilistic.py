@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from jellyfish import soundex
 from rapidfuzz.distance import JaroWinkler, Levenshtein
 
-from integration.journey.matching import Demographics, Outcome
+from integration.journey.matching import Outcome
+from mappings.demographics import Demographics
 from mappings.rulepack import IdentityRules
 
 RULE = "probabilistic"

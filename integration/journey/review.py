@@ -10,7 +10,7 @@ through them follow. Run under the derive lock, like derivation itself.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from integration.errors import IntegrationError
 from integration.journey.identity import regroup
@@ -18,7 +18,6 @@ from integration.journey.matching import Outcome
 from integration.store import matches as matches_store
 from integration.store import people as people_store
 from integration.store.matches import PairVerdict, PatientKey
-from integration.store.schema import people
 from mappings.rulepack import IdentityRules
 
 REVIEWER_RULE = "reviewer"
@@ -122,11 +121,11 @@ def _require_patients(conn: Connection, keys: list[PatientKey]) -> None:
 
 
 def _members_of_live_person(conn: Connection, person_id: str) -> list[PatientKey]:
-    row = conn.execute(select(people.c.merged_into).where(people.c.id == person_id)).first()
-    if row is None:
+    state = people_store.person_state(conn, person_id)
+    if state is None:
         raise UnknownPerson(f"no person with id {person_id}")
-    if row.merged_into is not None:
-        raise PersonMerged(person_id, row.merged_into)
+    if state.merged_into is not None:
+        raise PersonMerged(person_id, state.merged_into)
     members = sorted(people_store.members_of(conn, [person_id]).get(person_id, []))
     if not members:
         raise UnknownPerson(f"person {person_id} has no Patients")

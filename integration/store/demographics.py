@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection, delete, func, select
 
-from integration.journey.matching import Demographics
 from integration.store.keys import in_keys
 from integration.store.schema import patient_blocking_keys, patient_demographics
 from integration.store.upsert import execute_many
+from mappings.demographics import Demographics
 
 PatientKey = tuple[str, str]
 _D = patient_demographics.c

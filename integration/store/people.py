@@ -92,6 +92,17 @@ def link_details(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class PersonState:
+    merged_into: str | None
+
+
+def person_state(conn: Connection, person_id: str) -> PersonState | None:
+    """Whether a person exists, and whom it was merged into (None: it stands)."""
+    row = conn.execute(select(people.c.merged_into).where(people.c.id == person_id)).first()
+    return None if row is None else PersonState(row.merged_into)
+
+
 def mark_merged(conn: Connection, merged: Mapping[str, str]) -> None:
     """Each person that lost all its Patients now answers as the one they went to."""
     for other, target in merged.items():
