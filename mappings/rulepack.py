@@ -8,6 +8,7 @@ a handful of dict lookups instead of a scan over rules.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -186,8 +187,9 @@ class _Aliases(_Strict):
 
 
 class _Probabilistic(_Strict):
-    auto_link_at: float = 30.0
-    review_at: float = 12.0
+    auto_link_probability: float = Field(default=0.999, gt=0, lt=1)
+    review_probability: float = Field(default=0.5, gt=0, lt=1)
+    min_prior_population: int = Field(default=10_000, ge=1)
     max_block: int = Field(default=500, ge=2)
     weights: dict[str, tuple[float, float]] = {}
     aliases: _Aliases = _Aliases()
@@ -229,8 +231,9 @@ class IdentityRules:
     source_trust: tuple[str, ...]
     name_similarity: float
     # Probabilistic matching: thresholds, "field.level" -> (m, u), given-name aliases.
-    auto_link_at: float = 30.0
-    review_at: float = 12.0
+    auto_link_probability: float = 0.999
+    review_probability: float = 0.5
+    min_prior_population: int = 10_000
     max_block: int = 500
     weights: dict[str, tuple[float, float]] = field(default_factory=dict)
     # Folded given name -> the name of its alias group.
@@ -249,6 +252,12 @@ class IdentityRules:
         if not normal or normal in self.excluded_values:
             return False
         return not (normal.isdigit() and len(set(normal)) == 1)
+
+    def score_needed(self, probability: float, population: int) -> float:
+        """The probabilistic score at which a pair's match probability reaches
+        `probability` in a store of `population` Patients."""
+        prior = max(population, self.min_prior_population)
+        return math.log2(probability / (1 - probability)) + math.log2(prior)
 
     def trust_rank(self, source: str) -> tuple[int, str]:
         """Sort key of a source for survivorship: listed ones first, in order."""
@@ -627,8 +636,10 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
 
 def _probabilistic(raw: _Probabilistic, file: str) -> dict[str, Any]:
     key = "identity.probabilistic"
-    if raw.review_at > raw.auto_link_at:
-        raise RulePackError(file, f"{key}.review_at", "review_at is above auto_link_at")
+    if raw.review_probability > raw.auto_link_probability:
+        raise RulePackError(
+            file, f"{key}.review_probability", "review_probability is above auto_link_probability"
+        )
     for level, (m, u) in raw.weights.items():
         if not (0 < m <= 1 and 0 < u <= 1):
             raise RulePackError(file, f"{key}.weights.{level}", "m and u are in (0, 1]")
@@ -637,8 +648,9 @@ def _probabilistic(raw: _Probabilistic, file: str) -> dict[str, Any]:
         for name in group:
             aliases.setdefault(name.casefold(), group[0].casefold())
     return {
-        "auto_link_at": raw.auto_link_at,
-        "review_at": raw.review_at,
+        "auto_link_probability": raw.auto_link_probability,
+        "review_probability": raw.review_probability,
+        "min_prior_population": raw.min_prior_population,
         "max_block": raw.max_block,
         "weights": dict(raw.weights),
         "aliases": aliases,

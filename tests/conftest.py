@@ -178,6 +178,10 @@ def patient(pid: str, **extra: Any) -> dict[str, Any]:
 
 SSN = "http://hl7.org/fhir/sid/us-ssn"
 MBI = "http://hl7.org/fhir/sid/us-mbi"
+# One woman's names before and after marriage: only an identifier can join Patients
+# carrying them (the demographics alone are a possible match, not a certain one).
+MAIDEN = [{"family": "Smith", "given": ["Alice"]}]
+MARRIED = [{"family": "Okafor", "given": ["Alice"]}]
 
 
 def person(

@@ -193,7 +193,7 @@ def _judge_candidates(
     }
     others = {k for pair in [*by_identifier, *by_blocking] for k in pair} - mine.keys()
     demographics = {**demographics_store.demographics_of(conn, sorted(others)), **mine}
-    frequency = _name_frequency(conn, demographics.values())
+    frequency, population = _name_frequency(conn, demographics.values())
     verdicts = []
     for (a, b), system in sorted(by_identifier.items()):
         verdict = judge_identifier_match(
@@ -216,7 +216,11 @@ def _judge_candidates(
         )
     for a, b in sorted(by_blocking):
         scored = score_pair(
-            demographics.get(a, _UNKNOWN), demographics.get(b, _UNKNOWN), rules, frequency
+            demographics.get(a, _UNKNOWN),
+            demographics.get(b, _UNKNOWN),
+            rules,
+            frequency,
+            population,
         )
         if scored.outcome is not None:
             verdicts.append(
@@ -281,9 +285,11 @@ def _blocking_candidates(
     return found
 
 
-def _name_frequency(conn: Connection, demographics: Iterable[Demographics]) -> Frequency:
+def _name_frequency(
+    conn: Connection, demographics: Iterable[Demographics]
+) -> tuple[Frequency, int]:
     """Frequency of a folded family or given name among the store's Patients, once the
-    store holds enough of them to say (else the pack's u)."""
+    store holds enough of them to say (else the pack's u); and how many there are."""
     people = list(demographics)
     family, total = demographics_store.name_frequencies(conn, "family", [d.family for d in people])
     given, _ = demographics_store.name_frequencies(conn, "given", [d.given for d in people])
@@ -294,7 +300,7 @@ def _name_frequency(conn: Connection, demographics: Iterable[Demographics]) -> F
             return None
         return max(counts[field].get(value, 1), 1) / total
 
-    return frequency
+    return frequency, total
 
 
 def _people_around(

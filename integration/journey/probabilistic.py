@@ -7,7 +7,9 @@ compares so and u how often a random pair does (the pack's
 frequency among the store's Patients as u: sharing a rare surname is stronger
 evidence than sharing a common one. A field missing on either side adds nothing.
 
-The score decides between auto-link, review and nothing, except where a field
+The score and the store's size give the pair's match probability (the prior that
+two Patients of different sources are one person is 1 in N for N Patients); the
+probability decides between auto-link, review and nothing, except where a field
 says "another person" however high the score: given names that differ (twins),
 birth dates that differ beyond a typo or a day/month swap (father and son),
 genders that differ, or a missing name or birth date. Those pairs are reviewed
@@ -44,8 +46,13 @@ class Scored:
 
 
 def score_pair(
-    a: Demographics, b: Demographics, rules: IdentityRules, frequency: Frequency
+    a: Demographics,
+    b: Demographics,
+    rules: IdentityRules,
+    frequency: Frequency,
+    population: int,
 ) -> Scored:
+    """The verdict on one pair in a store of `population` Patients."""
     levels = {
         "family": _family_level(a.family, b.family),
         "given": _given_level(a.given, b.given, rules.aliases),
@@ -69,10 +76,15 @@ def score_pair(
     vetoed = [f"{n} {lvl}" for n, lvl in levels.items() if f"{n}.{lvl}" in VETOES]
     if not a.identified or not b.identified:
         vetoed.append("a name or birth date missing")
-    summary = f"score {score:.1f}"
-    if score >= rules.auto_link_at and not vetoed:
+    prior = max(population, rules.min_prior_population)
+    probability = 1 / (1 + 2 ** -(score - math.log2(prior)))
+    summary = f"match probability {probability:.4f}: score {score:.1f}, prior 1 in {prior:,}"
+    other_person = levels["given"] == "differs" and levels["birth_date"] in ("year", "differs")
+    if other_person:
+        return Scored(None, score, f"Other given name and birth date ({summary})", fields)
+    if probability >= rules.auto_link_probability and not vetoed:
         return Scored(Outcome.MATCH, score, f"Demographics agree ({summary})", fields)
-    if score >= rules.review_at:
+    if probability >= rules.review_probability:
         why = f"; never automatically: {', '.join(vetoed)}" if vetoed else ""
         return Scored(
             Outcome.POSSIBLE, score, f"Demographics partly agree ({summary}{why})", fields

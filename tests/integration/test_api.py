@@ -17,7 +17,7 @@ from integration.cli.demo_population import PAYER, PROVIDER, write_sample
 from integration.config import Settings
 from integration.journey.rule_packs import set_store_pack
 from mappings.rulepack import DEFAULT_PACK, RulePack, load_rule_pack
-from tests.conftest import SSN, ImportFn, encounter, patient, person, write_ndjson
+from tests.conftest import MAIDEN, MARRIED, SSN, ImportFn, encounter, patient, person, write_ndjson
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -255,10 +255,16 @@ def test_forged_cursor_is_400(
 def test_merged_person_id_answers_with_the_survivor(
     client: TestClient, import_files: ImportFn, tmp_path: Path
 ) -> None:
-    import_files(write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-0001")), source="s1")
-    import_files(write_ndjson(tmp_path / "b.ndjson", person("b", mbi="1EG4-TE5-MK72")), source="s2")
+    import_files(
+        write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-0001", name=MAIDEN)),
+        source="s1",
+    )
+    import_files(
+        write_ndjson(tmp_path / "b.ndjson", person("b", mbi="1EG4-TE5-MK72", name=MARRIED)),
+        source="s2",
+    )
     old_ids = sorted(p["id"] for p in client.get("/people", headers=AUTH).json()["items"])
-    bridge = person("c", ssn="123-45-0001", mbi="1EG4-TE5-MK72")
+    bridge = person("c", ssn="123-45-0001", mbi="1EG4-TE5-MK72", name=MAIDEN)
     import_files(write_ndjson(tmp_path / "c.ndjson", bridge), source="s3")
     body = client.get(f"/people/{old_ids[1]}", headers=AUTH).json()
     assert body["id"] == old_ids[0]

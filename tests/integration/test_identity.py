@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from integration.api.app import create_app
 from integration.config import Settings
+from integration.journey.identity import SourcePatient, link_patients
 from integration.journey.rule_packs import set_store_pack
 from integration.store import queries
 from integration.store.matches import possible_matches
@@ -32,7 +33,7 @@ ALICE = {"name": [{"family": "Smith", "given": ["Alice"]}], "gender": "female"}
 
 def people_of(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        return queries.list_people(conn, 100)
+        return queries.list_people(conn, 10_000)
 
 
 def groups(engine: Engine) -> set[frozenset[tuple[str, str]]]:
@@ -107,38 +108,63 @@ def test_placeholder_and_untrusted_identifiers_never_link(
         assert possible_matches(conn, 10) == []
 
 
-def test_the_same_name_and_birth_date_alone_are_reviewed_not_linked(
-    tmp_path: Path, engine: Engine, import_files: ImportFn
+def test_demographics_alone_link_when_they_leave_no_doubt_and_are_reviewed_when_common(
+    tmp_path: Path, engine: Engine, import_files: ImportFn, pack: RulePack
 ) -> None:
-    """Two sources, no identifier in common, the same name and birth date and nothing
-    else: namesakes born on one day exist, so it is a possible match for a reviewer,
-    not one person. The same two with the same address and phone are one person."""
-    for source in ("clinic", "plan"):
-        import_files(
-            write_ndjson(tmp_path / f"{source}.ndjson", patient("p", birthDate="1970-01-01")),
-            source=source,
+    """No identifier in common. Two Patients with a rare name, one birth date, one
+    address and phone are one person. In a store of 2,000 where Smith and John are
+    common, two John Smiths born on one day with nothing else in common may be
+    namesakes: a reviewer decides (frequency-aware weights). Given names and birth
+    dates both differing is another person: not even a review."""
+    rules = pack.identity
+    crowd = [
+        patient(
+            f"c{i}",
+            name=[
+                {"family": "Smith" if i % 3 else f"Fam{i}", "given": ["John" if i % 2 else "Al"]}
+            ],
+            birthDate=f"19{40 + i % 50}-0{1 + i % 9}-1{i % 9}",
         )
-    assert len(groups(engine)) == 2
-    with engine.connect() as conn:
-        [waiting] = possible_matches(conn, 10)
-    assert waiting.rule == "probabilistic"
-    assert waiting.score is not None
+        for i in range(2000)
+    ]
+    with engine.begin() as conn:
+        link_patients(conn, [SourcePatient("crowd", p["id"], p) for p in crowd], "t", rules)
     home = {
         "address": [{"use": "home", "line": ["12 Elm St"], "city": "Salem", "postalCode": "97301"}],
         "telecom": [{"system": "phone", "value": "(503) 555-0101"}],
+        "gender": "female",
     }
+    rare = {"name": [{"family": "Thorsdottir", "given": ["Ingrid"]}], "birthDate": "1962-07-21"}
+    common = {"name": [{"family": "Smith", "given": ["John"]}], "birthDate": "1977-04-04"}
+    other = {"name": [{"family": "Smith", "given": ["Al"]}], "birthDate": "1950-02-02"}
     for source in ("clinic", "plan"):
-        again = patient("p", birthDate="1970-01-01", **home)
-        import_files(write_ndjson(tmp_path / f"{source}2.ndjson", again), source=source)
-    assert groups(engine) == {frozenset({("clinic", "p"), ("plan", "p")})}
+        import_files(
+            write_ndjson(
+                tmp_path / f"{source}.ndjson",
+                patient("rare", **rare, **home),
+                patient("common", **common),
+                patient("other" if source == "plan" else "common2", **other, **home),
+            ),
+            source=source,
+        )
+    found = groups(engine)
+    assert frozenset({("clinic", "rare"), ("plan", "rare")}) in found
+    assert frozenset({("clinic", "common")}) in found
+    with engine.connect() as conn:
+        waiting = {frozenset((v.a, v.b)): v for v in possible_matches(conn, 100)}
+    pair = waiting[frozenset({("clinic", "common"), ("plan", "common")})]
+    assert pair.rule == "probabilistic"
+    assert pair.fields["family"].startswith("exact")
+    assert frozenset({("clinic", "common2"), ("plan", "other")}) not in waiting
 
 
 def test_a_source_may_link_only_by_the_systems_it_may_assert(
     tmp_path: Path, engine: Engine, import_files: ImportFn, pack: RulePack
 ) -> None:
-    """When the pack lets only the plan assert SSNs (a clinic that copies them from
-    paper forms is not trusted to), a clinic Patient with a plan member's SSN is not
-    linked to the member, even with the same demographics."""
+    """When the pack lets only the plan and the registry assert SSNs (a clinic that
+    copies them from paper forms is not trusted to), the SSN joins the plan's and
+    the registry's Patients (the registry has her married name: only the SSN can
+    join them), but not the clinic's, which waits for review."""
     only_plan = tmp_path / "pack.toml"
     only_plan.write_text(
         DEFAULT_PACK.read_text()
@@ -149,11 +175,11 @@ def test_a_source_may_link_only_by_the_systems_it_may_assert(
         )
     )
     set_store_pack(engine, only_plan)
-    for source in ("plan", "clinic", "registry"):
-        import_files(
-            write_ndjson(tmp_path / f"{source}.ndjson", person("p", ssn="123-45-6781")),
-            source=source,
+    for source, family in (("plan", "Smith"), ("clinic", "Jones"), ("registry", "Okafor")):
+        alice = person(
+            "p", ssn="123-45-6781", name=[{"family": family, "given": ["Alice"]}], gender="female"
         )
+        import_files(write_ndjson(tmp_path / f"{source}.ndjson", alice), source=source)
     assert groups(engine) == {
         frozenset({("plan", "p"), ("registry", "p")}),
         frozenset({("clinic", "p")}),
@@ -163,20 +189,32 @@ def test_a_source_may_link_only_by_the_systems_it_may_assert(
 def test_removing_the_shared_identifier_separates_the_patients_again(
     tmp_path: Path, engine: Engine, import_files: ImportFn
 ) -> None:
-    """A link is only as good as what makes it: when the plan corrects its member's SSN
-    (a new version without it), nothing joins the two Patients any more. The clinic's
-    Patient keeps the person id; the plan's gets one of its own."""
+    """A link is only as good as what makes it. The plan knows her by her married
+    name: only the SSN joins the two Patients. When the plan corrects its member's
+    SSN (a new version without it), nothing joins them any more: the clinic's
+    Patient keeps the person id, the plan's gets its own, and the pair waits for a
+    reviewer (same given name and birth date)."""
+    married = {"name": [{"family": "Okafor", "given": ["Alice"]}], "gender": "female"}
     import_files(
-        write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-6782")), source="clinic"
+        write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-6782", **ALICE)),
+        source="clinic",
     )
-    import_files(write_ndjson(tmp_path / "b.ndjson", person("b", ssn="123-45-6782")), source="plan")
+    import_files(
+        write_ndjson(tmp_path / "b.ndjson", person("b", ssn="123-45-6782", **married)),
+        source="plan",
+    )
     [joined] = people_of(engine)
-    corrected = person("b", meta={"versionId": "2", "lastUpdated": "2026-01-01T00:00:00Z"})
+    corrected = person(
+        "b", meta={"versionId": "2", "lastUpdated": "2026-01-01T00:00:00Z"}, **married
+    )
     import_files(write_ndjson(tmp_path / "b2.ndjson", corrected), source="plan")
     apart = {p["sources"][0]["patient_id"]: p["id"] for p in people_of(engine)}
     assert set(apart) == {"a", "b"}
-    assert joined["id"] in apart.values()
+    assert apart["a"] == joined["id"]
     assert apart["a"] != apart["b"]
+    with engine.connect() as conn:
+        [waiting] = possible_matches(conn, 10)
+    assert waiting.rule == "probabilistic"
 
 
 def test_one_patient_carrying_two_peoples_ssns_does_not_merge_them(
@@ -346,8 +384,9 @@ def test_a_reviewers_link_and_keep_apart_survive_rematching(
     birth-date typo) and keeps apart a pair the rules linked (twins' shared SSN
     typed on both): the Patients arriving again change neither decision."""
     typo = person("b", ssn="123-45-6790", birth_date="1970-10-01", **ALICE)
-    twin_a = person("t1", ssn="123-45-6791", **ALICE)
-    twin_b = person("t2", ssn="123-45-6791", **ALICE)
+    bea = {"name": [{"family": "Lund", "given": ["Bea"]}], "gender": "female"}
+    twin_a = person("t1", ssn="123-45-6791", birth_date="1988-03-03", **bea)
+    twin_b = person("t2", ssn="123-45-6791", birth_date="1988-03-03", **bea)
     import_files(
         write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-6790", **ALICE), twin_a),
         source="clinic",

@@ -17,7 +17,17 @@ from integration.store import queries
 from integration.store.quarantine import entries as quarantine_entries
 from integration.store.schema import job_records, quarantine, raw_resources
 from mappings.rulepack import DEFAULT_PACK, RulePack
-from tests.conftest import FIXTURES, SSN, ImportFn, encounter, patient, person, write_ndjson
+from tests.conftest import (
+    FIXTURES,
+    MAIDEN,
+    MARRIED,
+    SSN,
+    ImportFn,
+    encounter,
+    patient,
+    person,
+    write_ndjson,
+)
 
 
 def count(engine: Engine, table: object) -> int:
@@ -251,12 +261,18 @@ def test_patients_sharing_an_identifier_across_sources_are_one_person(
 def test_a_patient_bridging_two_people_merges_them(
     tmp_path: Path, engine: Engine, import_files: ImportFn
 ) -> None:
-    import_files(write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-0001")), source="s1")
-    import_files(write_ndjson(tmp_path / "b.ndjson", person("b", mbi="1EG4-TE5-MK72")), source="s2")
+    import_files(
+        write_ndjson(tmp_path / "a.ndjson", person("a", ssn="123-45-0001", name=MAIDEN)),
+        source="s1",
+    )
+    import_files(
+        write_ndjson(tmp_path / "b.ndjson", person("b", mbi="1EG4-TE5-MK72", name=MARRIED)),
+        source="s2",
+    )
     with engine.connect() as conn:
         before = [p["id"] for p in queries.list_people(conn, 10)]
     assert len(before) == 2
-    bridge = person("c", ssn="123-45-0001", mbi="1EG4-TE5-MK72")
+    bridge = person("c", ssn="123-45-0001", mbi="1EG4-TE5-MK72", name=MAIDEN)
     import_files(write_ndjson(tmp_path / "c.ndjson", bridge), source="s3")
     with engine.connect() as conn:
         [survivor] = queries.list_people(conn, 10)
@@ -340,9 +356,9 @@ def test_patients_bridged_inside_one_batch_are_one_person(
 
     path = write_ndjson(
         tmp_path / "a.ndjson",
-        person("a", ssn="123-45-0001"),
-        person("b", mbi="1EG4-TE5-MK72"),
-        person("c", ssn="123-45-0001", mbi="1EG4-TE5-MK72"),
+        person("a", ssn="123-45-0001", name=MAIDEN),
+        person("b", mbi="1EG4-TE5-MK72", name=MARRIED),
+        person("c", ssn="123-45-0001", mbi="1EG4-TE5-MK72", name=MAIDEN),
         person("d", ssn="123-45-0004"),
     )
     import_files(path)
