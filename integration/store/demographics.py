@@ -5,16 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, func, select, update
 
 from integration.store.keys import in_keys
-from integration.store.schema import patient_blocking_keys, patient_demographics
+from integration.store.schema import (
+    patient_blocking_keys,
+    patient_demographics,
+    store_counters,
+)
 from integration.store.upsert import execute_many
 from mappings.demographics import Demographics
 
 PatientKey = tuple[str, str]
 _D = patient_demographics.c
 _K = patient_blocking_keys.c
+_C = store_counters.c
+PATIENTS = "patients_with_demographics"
 
 
 def replace_demographics(
@@ -24,7 +30,9 @@ def replace_demographics(
 ) -> None:
     """These Patients' demographics and blocking keys, as they are now."""
     keys = list(found)
-    conn.execute(delete(patient_demographics).where(in_keys((_D.source, _D.patient_id), keys)))
+    removed = conn.execute(
+        delete(patient_demographics).where(in_keys((_D.source, _D.patient_id), keys))
+    ).rowcount
     conn.execute(delete(patient_blocking_keys).where(in_keys((_K.source, _K.patient_id), keys)))
     execute_many(
         conn,
@@ -46,6 +54,7 @@ def replace_demographics(
             for key, d in found.items()
         ],
     )
+    _count_patients(conn, len(found) - max(removed, 0))
     execute_many(
         conn,
         patient_blocking_keys.insert(),
@@ -112,5 +121,23 @@ def name_frequencies(
                 select(column, func.count()).where(column.in_(wanted)).group_by(column)
             )
         }
-    total = int(conn.execute(select(func.count()).select_from(patient_demographics)).scalar_one())
-    return counts, total
+    return counts, patients_known(conn)
+
+
+def patients_known(conn: Connection) -> int:
+    """How many Patients have demographics: a running count, not a count of rows."""
+    value = conn.execute(select(_C.value).where(_C.name == PATIENTS)).scalar_one_or_none()
+    if value is None:  # a store from before the counter: counted once
+        value = int(
+            conn.execute(select(func.count()).select_from(patient_demographics)).scalar_one()
+        )
+        conn.execute(store_counters.insert().values(name=PATIENTS, value=value))
+    return int(value)
+
+
+def _count_patients(conn: Connection, delta: int) -> None:
+    patients_known(conn)  # the counter exists
+    if delta:
+        conn.execute(
+            update(store_counters).where(_C.name == PATIENTS).values(value=_C.value + delta)
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from integration.store.keys import in_keys
 from integration.store.schema import patient_identifiers, people, person_links
@@ -105,17 +105,26 @@ def person_state(conn: Connection, person_id: str) -> PersonState | None:
 
 def mark_merged(conn: Connection, merged: Mapping[str, str]) -> None:
     """Each person that lost all its Patients now answers as the one they went to."""
-    for other, target in merged.items():
-        conn.execute(update(people).where(people.c.id == other).values(merged_into=target))
+    if merged:
+        conn.execute(
+            update(people)
+            .where(people.c.id == bindparam("person"))
+            .values(merged_into=bindparam("target")),
+            [{"person": other, "target": target} for other, target in merged.items()],
+        )
 
 
 def show_as(conn: Connection, shown: Mapping[str, tuple[str | None, str | None]]) -> None:
     """Each person's displayed (name, birth date), chosen by survivorship."""
-    for person_id, (name, birth_date) in shown.items():
+    if shown:
         conn.execute(
             update(people)
-            .where(people.c.id == person_id)
-            .values(display_name=name, birth_date=birth_date)
+            .where(people.c.id == bindparam("person"))
+            .values(display_name=bindparam("name"), birth_date=bindparam("born")),
+            [
+                {"person": person_id, "name": name, "born": birth_date}
+                for person_id, (name, birth_date) in shown.items()
+            ],
         )
 
 

@@ -165,6 +165,15 @@ patient_blocking_keys = Table(
     Index("ix_patient_blocking_keys_patient", "source", "patient_id"),
 )
 
+# Running counts the store keeps instead of counting rows on every read (how many
+# Patients identity matching knows: the prior of a probabilistic match).
+store_counters = Table(
+    "store_counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 # Every decision on a pair as it was made: a reviewer's, and each automatic verdict
 # that changed (`withdrawn`: the pair is no longer a candidate). Append-only.
 patient_match_history = Table(

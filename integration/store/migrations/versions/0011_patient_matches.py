@@ -59,6 +59,11 @@ def upgrade() -> None:
         Index("ix_patient_blocking_keys_patient", "source", "patient_id"),
     )
     op.create_table(
+        "store_counters",
+        Column("name", String(64), primary_key=True),
+        Column("value", BigInteger, nullable=False),
+    )
+    op.create_table(
         "patient_match_history",
         Column(
             "id",
@@ -96,6 +101,7 @@ def downgrade() -> None:
         batch.drop_column("birth_date")
         batch.drop_column("display_name")
     op.drop_table("patient_match_history")
+    op.drop_table("store_counters")
     op.drop_table("patient_blocking_keys")
     op.drop_table("patient_demographics")
     op.drop_table("patient_matches")
