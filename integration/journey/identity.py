@@ -193,7 +193,7 @@ def _judge_candidates(
     }
     others = {k for pair in [*by_identifier, *by_blocking] for k in pair} - mine.keys()
     demographics = {**demographics_store.demographics_of(conn, sorted(others)), **mine}
-    frequency, population = _name_frequency(conn, demographics.values())
+    frequency, population = name_frequency(conn, demographics.values())
     verdicts = []
     for (a, b), system in sorted(by_identifier.items()):
         verdict = judge_identifier_match(
@@ -285,9 +285,7 @@ def _blocking_candidates(
     return found
 
 
-def _name_frequency(
-    conn: Connection, demographics: Iterable[Demographics]
-) -> tuple[Frequency, int]:
+def name_frequency(conn: Connection, demographics: Iterable[Demographics]) -> tuple[Frequency, int]:
     """Frequency of a folded family or given name among the store's Patients, once the
     store holds enough of them to say (else the pack's u); and how many there are."""
     people = list(demographics)

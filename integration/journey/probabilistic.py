@@ -40,6 +40,7 @@ Frequency = Callable[[str, str], float | None]
 class Scored:
     outcome: Outcome | None  # None: not even worth a review
     score: float
+    probability: float
     reason: str
     # field -> "level +weight"
     fields: dict[str, str]
@@ -81,15 +82,19 @@ def score_pair(
     summary = f"match probability {probability:.4f}: score {score:.1f}, prior 1 in {prior:,}"
     other_person = levels["given"] == "differs" and levels["birth_date"] in ("year", "differs")
     if other_person:
-        return Scored(None, score, f"Other given name and birth date ({summary})", fields)
+        return Scored(None, score, 0.0, f"Other given name and birth date ({summary})", fields)
     if probability >= rules.auto_link_probability and not vetoed:
-        return Scored(Outcome.MATCH, score, f"Demographics agree ({summary})", fields)
+        return Scored(Outcome.MATCH, score, probability, f"Demographics agree ({summary})", fields)
     if probability >= rules.review_probability:
         why = f"; never automatically: {', '.join(vetoed)}" if vetoed else ""
         return Scored(
-            Outcome.POSSIBLE, score, f"Demographics partly agree ({summary}{why})", fields
+            Outcome.POSSIBLE,
+            score,
+            probability,
+            f"Demographics partly agree ({summary}{why})",
+            fields,
         )
-    return Scored(None, score, f"Demographics disagree ({summary})", fields)
+    return Scored(None, score, probability, f"Demographics disagree ({summary})", fields)
 
 
 def blocking_keys(d: Demographics) -> list[str]:

@@ -91,6 +91,15 @@ def capability_statement(base_url: str, version: str, max_bundle_entries: int) -
                     _resource(name, concern.get(name, "validated and kept raw"))
                     for name in KEPT_RAW_TYPES
                 ],
+                "operation": [
+                    {
+                        "name": "match",
+                        "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+                        "documentation": "POST /Patient/$match: graded candidates (certain, "
+                        "probable, possible) by the store's identity rules; an API key "
+                        "searches every source, a push key its own",
+                    }
+                ],
                 "interaction": [
                     {
                         "code": "transaction",

@@ -477,3 +477,25 @@ def test_merge_and_split_people_and_a_decision_on_a_merged_person_is_a_conflict(
         )
         assert unknown.status_code == 404
         assert client.post("/people/links", headers=AUTH, json={"a": {}}).status_code in (400, 422)
+
+
+def test_match_asks_only_about_the_sources_it_may_see_and_stores_nothing(
+    tmp_path: Path, engine: Engine, import_files: ImportFn, pack: RulePack
+) -> None:
+    """$match for a push client: only its own source's Patients are candidates; and
+    asking links nobody and queues nothing."""
+    from integration.journey.patient_match import match_patient
+
+    for source in ("clinic", "plan"):
+        import_files(
+            write_ndjson(tmp_path / f"{source}.ndjson", person("p", ssn="123-45-6799", **ALICE)),
+            source=source,
+        )
+    before = groups(engine)
+    asked = person("q", ssn="123-45-6799", **ALICE)
+    with engine.connect() as conn:
+        everywhere = match_patient(conn, asked, pack.identity)
+        mine = match_patient(conn, asked, pack.identity, ["clinic"])
+    assert {c.key for c in everywhere} == {("clinic", "p"), ("plan", "p")}
+    assert [(c.key, c.grade) for c in mine] == [(("clinic", "p"), "certain")]
+    assert groups(engine) == before

@@ -435,3 +435,80 @@ def test_sekmet_as_a_pushing_ehr_seeds_patients_and_encounters(
     records = server.journey_of_patient(patient_id)
     assert records
     assert all(r["source"]["source"] == "riverside" for r in records)
+
+
+def match_parameters(patient: dict[str, Any], **options: Any) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [{"name": "resource", "resource": patient}]
+    if "only_certain" in options:
+        parameters.append({"name": "onlyCertainMatches", "valueBoolean": options["only_certain"]})
+    if "count" in options:
+        parameters.append({"name": "count", "valueInteger": options["count"]})
+    return {"resourceType": "Parameters", "parameter": parameters}
+
+
+async def test_patient_match_grades_the_stored_patients_that_may_be_this_one(
+    server: JourneyServer,
+) -> None:
+    """A receptionist's search before registering: the same woman is certain; one with
+    her name and address but another birth year (her mother?) is for a person to
+    judge; nothing is linked or stored by asking."""
+    from fhirpy import AsyncFHIRClient
+
+    home = {
+        "address": [
+            {"use": "home", "line": ["7 Quarry Rd"], "city": "Bend", "postalCode": "97701"}
+        ],
+        "telecom": [{"system": "phone", "value": "541-555-0199"}],
+        "gender": "female",
+        "name": [{"family": "Varga", "given": ["Quintessa"]}],
+    }
+    pusher = AsyncFHIRClient(server.fhir, authorization=f"Bearer {PUSH_KEY}")
+    her = pusher.resource("Patient", birthDate="1955-05-17", **home)
+    await her.create()
+    mother = pusher.resource("Patient", birthDate="1931-02-03", **home)
+    await mother.create()
+
+    reader = AsyncFHIRClient(server.fhir, authorization=f"Bearer {READ_KEY}")
+    asked = {"resourceType": "Patient", "birthDate": "1955-05-17", **home}
+    reply = await reader.execute("Patient/$match", method="post", data=match_parameters(asked))
+    assert reply["type"] == "searchset"
+    graded = {
+        e["resource"]["id"]: (e["search"]["extension"][0]["valueCode"], e["search"]["score"])
+        for e in reply["entry"]
+    }
+    assert graded[her.id][0] == "certain"
+    assert graded[her.id][1] >= 0.999
+    assert graded[mother.id][0] == "probable"
+    assert reply["entry"][0]["resource"]["id"] == her.id  # best first
+    only = await reader.execute(
+        "Patient/$match", method="post", data=match_parameters(asked, only_certain=True, count=5)
+    )
+    assert [e["resource"]["id"] for e in only["entry"]] == [her.id]
+    # The push key asks too, about its own source's Patients.
+    own = await pusher.execute("Patient/$match", method="post", data=match_parameters(asked))
+    assert her.id in {e["resource"]["id"] for e in own["entry"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"resourceType": "Patient"}, "resourceType"),
+        ({"resourceType": "Parameters", "parameter": []}, "Parameters.parameter"),
+        (match_parameters({"resourceType": "Encounter"}), "Parameters.parameter"),
+        (match_parameters(patient(), count=0), "Parameters.parameter[1]"),
+        (match_parameters(patient(), only_certain="yes"), "Parameters.parameter[1]"),
+    ],
+)
+def test_patient_match_refuses_what_is_not_a_match_request(
+    server: JourneyServer, body: dict[str, Any], where: str
+) -> None:
+    with server.client(READ_KEY) as client:
+        answer = client.post("/Patient/$match", json=body)
+        assert answer.status_code == 400
+        outcome = answer.json()
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert outcome["issue"][0]["expression"] == [where]
+        assert (
+            client.post("/Patient/$match", json=body, headers={"Authorization": ""}).status_code
+            == 401
+        )

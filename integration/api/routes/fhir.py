@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from integration.api.deps import WITHOUT_NUL, SettingsDep
+from integration.api.deps import WITHOUT_NUL, ReadStoreDep, SettingsDep
 from integration.api.models import (
     Bundle,
     CapabilityStatement,
@@ -28,6 +28,8 @@ from integration.api.models import (
 from integration.api.openapi import fhir_request_body
 from integration.api.responses import FhirResponse
 from integration.ingest.validation import is_fhir_id, is_fhir_type
+from integration.journey.patient_match import Candidate, match_patient
+from integration.journey.rule_packs import store_pack
 from integration.push.bundle import PlannedWrite
 from integration.push.capability import capability_statement
 from integration.push.errors import FhirError
@@ -55,6 +57,7 @@ _ERRORS = {
     404: "A resource type FHIR R4 does not have, or nothing held with that id or version",
     412: "If-Match names another version, or If-None-Exist matches more than one resource",
     413: "The body is over JOURNEY_MAX_PUSH_BYTES (read no further)",
+    401: "No key, or not a key this server knows (a push key, or on $match an API key)",
     415: "A Content-Type other than application/fhir+json or application/json",
     422: "The resource fails FHIR R4 validation (the issue names the FHIR path)",
 }
@@ -285,6 +288,136 @@ async def bundle(
     return FhirResponse(
         {"resourceType": "Bundle", "id": new_id(), "type": f"{kind}-response", "entry": entries}
     )
+
+
+MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
+
+
+async def matching_scope(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_push_key)],
+) -> list[str] | None:
+    """Who may ask $match about whom: an API key (a journey reader) about every
+    source's Patients, a push key only about its own source's; 401 otherwise."""
+    challenge = {"WWW-Authenticate": 'Bearer realm="fhir-journey"'}
+    if credentials is None:
+        raise FhirError(
+            401, "login", "send an API key or a push key as a Bearer token", None, challenge
+        )
+    presented = credentials.credentials.encode()
+    reader = False
+    for key in settings.api_keys:
+        reader |= secrets.compare_digest(presented, key.encode())
+    if reader:
+        return None
+    return [await pushing_source(request, credentials)]
+
+
+@router.post(
+    "/Patient/$match",
+    summary="Patient/$match: the stored Patients that may be this one",
+    response_model=Bundle,
+    responses=_outcomes(400, 401, 413, 415),
+    openapi_extra=fhir_request_body(
+        FhirResource,
+        "Parameters with `resource` (a Patient), optional `onlyCertainMatches` and `count`",
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "resource", "resource": _PATIENT},
+                {"name": "onlyCertainMatches", "valueBoolean": False},
+                {"name": "count", "valueInteger": 5},
+            ],
+        },
+    ),
+)
+async def patient_match(
+    request: Request,
+    settings: SettingsDep,
+    engine: ReadStoreDep,
+    scope: Annotated[list[str] | None, Depends(matching_scope)],
+) -> FhirResponse:
+    """A searchset Bundle of the stored Patients that may be the given one, best
+    first, each with its match probability (`search.score`) and grade (certain,
+    probable, possible) in the match-grade extension. An API key searches every
+    source; a push key only its own. Asking stores nothing."""
+    body = await _read_json(request, settings.max_push_bytes)
+    patient, only_certain, count = _match_parameters(body)
+    rules = store_pack(engine).identity
+
+    def run() -> list[Candidate]:
+        with engine.connect() as conn:
+            return match_patient(conn, patient, rules, scope)
+
+    found = await asyncio.to_thread(run)
+    if only_certain:
+        found = [c for c in found if c.grade == "certain"]
+    found = found[:count]
+    base = str(request.base_url).rstrip("/") + "/fhir"
+    return FhirResponse(
+        {
+            "resourceType": "Bundle",
+            "id": new_id(),
+            "type": "searchset",
+            "total": len(found),
+            "entry": [
+                {
+                    "fullUrl": f"{base}/Patient/{c.key[1]}",
+                    "resource": c.resource,
+                    "search": {
+                        "mode": "match",
+                        "score": round(c.score, 4),
+                        "extension": [{"url": MATCH_GRADE, "valueCode": c.grade}],
+                    },
+                }
+                for c in found
+            ],
+        }
+    )
+
+
+@router.api_route(
+    "/Patient/$match", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+async def patient_match_other_methods() -> FhirResponse:
+    """$match is a POST; without this, a PUT would reach the update route and be read
+    as a Patient with the id "$match"."""
+    raise FhirError(405, "not-supported", "Patient/$match is POST only", None, {"Allow": "POST"})
+
+
+def _match_parameters(body: Any) -> tuple[dict[str, Any], bool, int]:
+    """The Patient, onlyCertainMatches and count of a $match Parameters body; 400 with
+    the element named when it is not one."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise FhirError(400, "invalid", "the body must be a Parameters resource", "resourceType")
+    patient: Any = None
+    only_certain, count = False, 10
+    for index, parameter in enumerate(body.get("parameter") or ()):
+        where = f"Parameters.parameter[{index}]"
+        if not isinstance(parameter, dict):
+            raise FhirError(400, "structure", "a parameter must be an object", where)
+        name = parameter.get("name")
+        if name == "resource":
+            patient = parameter.get("resource")
+        elif name == "onlyCertainMatches":
+            value = parameter.get("valueBoolean")
+            if not isinstance(value, bool):
+                raise FhirError(400, "invalid", "onlyCertainMatches is a valueBoolean", where)
+            only_certain = value
+        elif name == "count":
+            value = parameter.get("valueInteger")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100:
+                raise FhirError(400, "invalid", "count is a valueInteger from 1 to 100", where)
+            count = value
+    if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
+        raise FhirError(
+            400,
+            "required",
+            "a parameter 'resource' holding a Patient is required",
+            "Parameters.parameter",
+        )
+    return patient, only_certain, count
 
 
 @router.post(
