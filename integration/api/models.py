@@ -139,6 +139,13 @@ class RecordScore(BaseModel):
     band: str | None
 
 
+class JoinedRecord(BaseModel):
+    source: str
+    resource_type: str
+    resource_id: str
+    why: str = Field(description="e.g. 'the same day, ambulatory, both placed by rule ...'")
+
+
 class JourneyItem(BaseModel):
     id: str
     job: str = Field(description="diagnose, treat, keep_well or unclassified")
@@ -163,6 +170,14 @@ class JourneyItem(BaseModel):
     excluded: bool = Field(
         description="Out of the journey (entered in error, cancelled, superseded); "
         "listed only with include_excluded=true, the reason says why"
+    )
+    joined: list[JoinedRecord] = Field(
+        description="The same event as other sources recorded it (a payer's claim of a "
+        "provider's visit): shown once, here, with each source and why they are one event"
+    )
+    event_of: str | None = Field(
+        description="Set on a record that restates another source's record of one event "
+        "(listed only with include_excluded=true): the id of the record shown"
     )
 
 

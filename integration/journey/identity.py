@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from integration.journey.events import reconcile_people
 from integration.journey.matching import Outcome, judge_identifier_match
 from integration.journey.probabilistic import Frequency, blocking_keys, score_pair
 from integration.store import demographics as demographics_store
@@ -160,6 +161,8 @@ def regroup(
     people_store.mark_merged(conn, merged)
     people_store.write_links(conn, links)
     people_store.show_as(conn, _survivors(links, rules))
+    # Events are joined per person: the people this changed join theirs again.
+    reconcile_people(conn, {*chosen.values(), *merged})
     return {key: chosen[key] for key in keys}
 
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from integration.store.derivation import ResourceKey
 from integration.store.keys import in_keys
-from integration.store.schema import job_records
+from integration.store.schema import job_records, person_links
 from integration.store.text import storable
 from integration.store.upsert import execute_many
+from mappings.events import EVENT_TYPES, EventRecord
 from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef
 
 
@@ -128,3 +130,94 @@ def _from_row(row: Any) -> JobRecord:
             for score in orjson.loads(row["scores"])
         ),
     )
+
+
+def subjects_of(conn: Connection, derived_from: Sequence[ResourceKey]) -> set[tuple[str, str]]:
+    """The (source, subject Patient id) of these resources' current records."""
+    if not derived_from:
+        return set()
+    rows = conn.execute(
+        select(job_records.c.source, job_records.c.subject_id).where(
+            in_keys(
+                (job_records.c.source, job_records.c.resource_type, job_records.c.resource_id),
+                derived_from,
+            ),
+            job_records.c.subject_id.is_not(None),
+        )
+    )
+    return {(row.source, row.subject_id) for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    record: EventRecord
+    person_id: str
+    event_of: str | None
+    joined: str
+
+
+def event_records_of_people(conn: Connection, person_ids: Sequence[str]) -> list[StoredEvent]:
+    """The records of these people that may be events seen by several sources."""
+    if not person_ids:
+        return []
+    c = job_records.c
+    rows = conn.execute(
+        select(
+            c.id,
+            c.source,
+            c.resource_type,
+            c.resource_id,
+            c.occurred_start,
+            c.occurred_end,
+            c.setting,
+            c.rule_id,
+            c.matched_codes,
+            c.concern_codes,
+            c.excluded,
+            c.event_of,
+            c.joined,
+            person_links.c.person_id,
+        )
+        .join(
+            person_links,
+            (person_links.c.source == c.source) & (person_links.c.patient_id == c.subject_id),
+        )
+        .where(
+            person_links.c.person_id.in_(sorted(set(person_ids))),
+            c.resource_type.in_(sorted(EVENT_TYPES)),
+        )
+    )
+    return [
+        StoredEvent(
+            EventRecord(
+                row.id,
+                row.source,
+                row.resource_type,
+                row.resource_id,
+                row.occurred_start,
+                row.occurred_end,
+                row.setting,
+                row.rule_id,
+                frozenset(orjson.loads(row.matched_codes) + orjson.loads(row.concern_codes)),
+                bool(row.excluded),
+            ),
+            row.person_id,
+            row.event_of,
+            row.joined,
+        )
+        for row in rows
+    ]
+
+
+def set_events(conn: Connection, changes: Sequence[tuple[str, str | None, str]]) -> None:
+    """(record id, the record it restates or None, joined JSON) for each changed record."""
+    if changes:
+        conn.execute(
+            update(job_records)
+            .where(job_records.c.id == bindparam("record"))
+            .values(event_of=bindparam("event_of"), joined=bindparam("joined_json")),
+            [
+                {"record": record, "event_of": event_of, "joined_json": joined}
+                for record, event_of, joined in changes
+            ],
+        )

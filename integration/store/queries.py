@@ -52,7 +52,8 @@ _JOURNEY_ALL = (
     )
     .where(person_links.c.person_id == bindparam("person_id"))
 )
-_JOURNEY = _JOURNEY_ALL.where(job_records.c.excluded.is_(False))
+# Shown: records in the journey that restate no other source's record of one event.
+_JOURNEY = _JOURNEY_ALL.where(job_records.c.excluded.is_(False), job_records.c.event_of.is_(None))
 
 
 _JOURNEY_PAGE = _JOURNEY.order_by(job_records.c.occurred_start, job_records.c.id).limit(
@@ -163,6 +164,7 @@ def get_person(conn: Connection, person_id: str) -> dict[str, Any] | None:
             .where(
                 _any_link(job_records.c.source, job_records.c.subject_id, pairs),
                 job_records.c.excluded.is_(False),
+                job_records.c.event_of.is_(None),
             )
             .group_by(job_records.c.job)
         ):
@@ -240,6 +242,8 @@ def _record(row: Any) -> dict[str, Any]:
         "band": row["band"],
         "instrument_version": row["instrument_version"],
         "scores": orjson.loads(row["scores"]),
+        "joined": orjson.loads(row["joined"]),
+        "event_of": row["event_of"],
     }
 
 

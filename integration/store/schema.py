@@ -247,6 +247,11 @@ job_records = Table(
     Column("instrument_version", String(80)),
     # JSON list of {scale, value, band}: every scale of an instrument.
     Column("scores", Text, nullable=False, server_default="[]"),
+    # One real-world event seen by several sources: the other records restate the one
+    # shown (`event_of` names it; NULL: this record is shown), which lists them in
+    # `joined` (JSON: [{source, resource_type, resource_id, why}]).
+    Column("event_of", String(32)),
+    Column("joined", Text, nullable=False, server_default="[]"),
     Index("ix_job_records_subject", "source", "subject_id", "occurred_start", "id"),
     Index("ix_job_records_resource", "source", "resource_type", "resource_id"),
 )

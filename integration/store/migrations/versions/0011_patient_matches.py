@@ -88,6 +88,9 @@ def upgrade() -> None:
         batch.add_column(Column("birth_date", String(10)))
     with op.batch_alter_table("person_links") as batch:
         batch.add_column(Column("updated_at", String(40)))
+    with op.batch_alter_table("job_records") as batch:
+        batch.add_column(Column("event_of", String(32)))
+        batch.add_column(Column("joined", Text, nullable=False, server_default="[]"))
     current = table("current_resources", column("resource_type", String), column("needs_derive"))
     op.execute(
         current.update().where(current.c.resource_type == "Patient").values(needs_derive=true())
@@ -95,6 +98,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("job_records") as batch:
+        batch.drop_column("joined")
+        batch.drop_column("event_of")
     with op.batch_alter_table("person_links") as batch:
         batch.drop_column("updated_at")
     with op.batch_alter_table("people") as batch:

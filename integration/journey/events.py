@@ -1,0 +1,51 @@
+"""Keep each person's events seen by several sources joined: after their records or
+their people change, the records that restate another are marked so (`event_of`)
+and the shown record lists them (`joined`), by `mappings.events`. Recomputed whole
+per person, so a join follows the evidence (a record changed or withdrawn, a
+Patient linked or split off) and is never across people; only changed rows are
+written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+from sqlalchemy import Connection
+
+from integration.store import job_records as records_store
+from integration.store import people as people_store
+from mappings.events import same_events
+
+
+def reconcile_subjects(conn: Connection, subjects: Iterable[tuple[str, str]]) -> None:
+    """Reconcile the people these (source, Patient id) belong to."""
+    linked = people_store.links_of(conn, sorted(set(subjects)))
+    reconcile_people(conn, set(linked.values()))
+
+
+def reconcile_people(conn: Connection, person_ids: Iterable[str]) -> None:
+    stored = records_store.event_records_of_people(conn, sorted(set(person_ids)))
+    by_person: dict[str, list[records_store.StoredEvent]] = {}
+    for item in stored:
+        by_person.setdefault(item.person_id, []).append(item)
+    changes: list[tuple[str, str | None, str]] = []
+    for items in by_person.values():
+        joins = same_events([item.record for item in items])
+        restates = {j.record.id: shown for shown, joined in joins.items() for j in joined}
+        for item in items:
+            joined = joins.get(item.record.id, [])
+            joined_json = orjson.dumps(
+                [
+                    {
+                        "source": j.record.source,
+                        "resource_type": j.record.resource_type,
+                        "resource_id": j.record.resource_id,
+                        "why": j.why,
+                    }
+                    for j in joined
+                ]
+            ).decode()
+            event_of = restates.get(item.record.id)
+            if (event_of, joined_json) != (item.event_of, item.joined):
+                changes.append((item.record.id, event_of, joined_json))
+    records_store.set_events(conn, changes)
