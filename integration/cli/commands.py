@@ -646,9 +646,10 @@ def print_journey(
             what += f" [yellow]{escape('[' + ', '.join(others) + ']')}[/]"
         if record["excluded"]:
             what = f"[dim]excluded: {what} ({escape(record['reason']['text'])})[/]"
-        table.add_row(
-            when, f"[{colours.get(job, 'white')}]{job}[/]", what, record["source"]["source"]
-        )
+        elif record["event_of"]:
+            what = f"[dim]the same event as another source's record: {what}[/]"
+        sources = ", ".join([record["source"]["source"], *(j["source"] for j in record["joined"])])
+        table.add_row(when, f"[{colours.get(job, 'white')}]{job}[/]", what, sources)
     console.print(table)
     return True
 
