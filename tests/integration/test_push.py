@@ -512,3 +512,39 @@ def test_patient_match_refuses_what_is_not_a_match_request(
             client.post("/Patient/$match", json=body, headers={"Authorization": ""}).status_code
             == 401
         )
+
+
+def test_look_alike_patients_pushed_at_once_become_one_person_exactly_once(
+    server: JourneyServer,
+) -> None:
+    """Two clinics' front desks register the same woman at the same moment (here one
+    source pushing twice at once, each a separate Patient with her SSN): each Patient
+    belongs to exactly one person, and it is the same person."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def push(pid: str, ssn: str) -> int:
+        look_alike = {
+            "resourceType": "Patient",
+            "identifier": [{"system": "http://hl7.org/fhir/sid/us-ssn", "value": ssn}],
+            "name": [{"family": "Ferreira", "given": ["Ines"]}],
+            "birthDate": "1979-09-19",
+            "gender": "female",
+        }
+        with server.client() as client:
+            return client.put(f"/Patient/{pid}", json={**look_alike, "id": pid}).status_code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for round_ in range(4):
+            ssn = f"123-45-80{round_:02d}"
+            pair = [f"twin-desk-{round_}-{side}" for side in ("a", "b")]
+            assert sorted(pool.map(push, pair, [ssn, ssn])) == [201, 201]
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {READ_KEY}"}) as api:
+        people = api.get("/people", params={"limit": 1000}).json()["items"]
+    holders: dict[str, list[str]] = {}
+    for found in people:
+        for linked in found["sources"]:
+            holders.setdefault(linked["patient_id"], []).append(found["id"])
+    for round_ in range(4):
+        a, b = (holders[f"twin-desk-{round_}-{side}"] for side in ("a", "b"))
+        assert len(a) == 1
+        assert a == b
