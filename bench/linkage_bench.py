@@ -21,14 +21,26 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, select
 
-from bench.linkage_population import PAYER, PROVIDER, LinkageSet, generate
+from bench.linkage_population import (
+    PAYER,
+    PROVIDER,
+    LinkageSet,
+    generate,
+    physio_claim,
+    physio_visit,
+)
+from integration.ingest.pipeline import IngestPipeline
 from integration.journey.identity import SourcePatient, link_patients
+from integration.store import queries
 from integration.store.engine import open_store
 from integration.store.schema import patient_matches, person_links
 from mappings.rulepack import IdentityRules, load_rule_pack
@@ -82,6 +94,55 @@ def rates(predicted: set[Pair], truth: set[Pair]) -> tuple[float, float]:
     return precision, hits / len(truth)
 
 
+def events(data: LinkageSet, folder: Path) -> None:
+    """The duplicate-event rate: every provider patient has a physiotherapy visit, and
+    the payer a claim for it (for its members the provider also saw: the same day),
+    imported end to end into a fresh store."""
+    visits = [
+        physio_visit(f"v-{p['id']}", p["id"], _day(data.truth[(PROVIDER, p["id"])]))
+        for p in data.provider
+    ]
+    claims = [
+        physio_claim(f"c-{p['id']}", p["id"], _day(data.truth[(PAYER, p["id"])]))
+        for p in data.payer
+    ]
+    files = {}
+    for source, resources in (
+        (PROVIDER, [*data.provider, *visits]),
+        (PAYER, [*data.payer, *claims]),
+    ):
+        files[source] = folder / f"{source}.ndjson"
+        files[source].write_bytes(b"\n".join(orjson.dumps(r) for r in resources) + b"\n")
+    engine = open_store(f"sqlite:///{folder / 'events.db'}")
+    pack = load_rule_pack()
+    for source, path in files.items():
+        IngestPipeline(engine, pack, source, 16 << 20).run([path])
+    twice = joined = wrong = split = 0
+    with engine.connect() as conn:
+        people = queries.list_people(conn, 1_000_000)
+        for found in people:
+            items = queries.journey(conn, found["id"], 10_000)
+            days = Counter((r["occurred_start"] or "")[:10] for r in items)
+            twice += sum(n - 1 for n in days.values() if n > 1)
+            for item in items:
+                for other in item["joined"]:
+                    joined += 1
+                    mine = data.truth[(item["source"]["source"], item["source"]["resource_id"][2:])]
+                    theirs = data.truth[(other["source"], other["resource_id"][2:])]
+                    wrong += mine != theirs
+    split = len(data.true_pairs() - people_pairs(engine))
+    print(
+        f"Events: {len(visits):,} visits, {len(claims):,} claims, {joined:,} joined; "
+        f"shown twice in one journey: {twice} (target 0); joined across real people: {wrong}; "
+        f"in two journeys because the two Patients were not linked: {split}"
+    )
+    engine.dispose()
+
+
+def _day(person: int) -> str:
+    return (date(2026, 1, 1) + timedelta(days=person % 300)).isoformat()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -124,6 +185,7 @@ def main() -> None:
             f"Linking throughput, batch import: {patients / seconds:,.0f} Patients/s "
             f"({seconds:.1f} s, one process)   target: >= 5,000"
         )
+        events(data, Path(folder))
         stores = [("this store", patients)]
         if args.store_size > patients:
             extra = generate(args.store_size - patients, seed=99)

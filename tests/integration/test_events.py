@@ -15,56 +15,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from bench.linkage_population import physio_claim, physio_visit
 from integration.store import queries
 from tests.conftest import ImportFn, person, write_ndjson
-
-SCT = "http://snomed.info/sct"
-CPT = "http://www.ama-assn.org/go/cpt"
-ICD = "http://hl7.org/fhir/sid/icd-10-cm"
-CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
-
-
-def physio_visit(eid: str, patient: str, day: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Encounter",
-        "id": eid,
-        "status": "finished",
-        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-        "type": [{"coding": [{"system": SCT, "code": "91251008", "display": "Physical therapy"}]}],
-        "reasonCode": [{"coding": [{"system": ICD, "code": "M17.11"}]}],
-        "subject": {"reference": f"Patient/{patient}"},
-        "period": {"start": f"{day}T09:00:00Z", "end": f"{day}T10:00:00Z"},
-    }
-
-
-def physio_claim(cid: str, patient: str, day: str) -> dict[str, Any]:
-    return {
-        "resourceType": "ExplanationOfBenefit",
-        "id": cid,
-        "status": "active",
-        "type": {"coding": [{"system": CLAIM_TYPE, "code": "professional"}]},
-        "use": "claim",
-        "patient": {"reference": f"Patient/{patient}"},
-        "billablePeriod": {"start": day, "end": day},
-        "created": f"{day}T18:00:00Z",
-        "insurer": {"display": "Plan"},
-        "provider": {"display": "Clinic"},
-        "outcome": "complete",
-        "diagnosis": [
-            {
-                "sequence": 1,
-                "diagnosisCodeableConcept": {"coding": [{"system": ICD, "code": "M17.11"}]},
-            }
-        ],
-        "insurance": [{"focal": True, "coverage": {"display": "Plan coverage"}}],
-        "item": [
-            {
-                "sequence": 1,
-                "productOrService": {"coding": [{"system": CPT, "code": "97110"}]},
-                "servicedDate": day,
-            }
-        ],
-    }
 
 
 def shown(engine: Engine) -> list[tuple[str, str, list[str]]]:
