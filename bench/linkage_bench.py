@@ -34,6 +34,7 @@ from bench.linkage_population import (
     PAYER,
     PROVIDER,
     LinkageSet,
+    cross_source_pairs,
     generate,
     physio_claim,
     physio_visit,
@@ -63,16 +64,7 @@ def link_all(
 def people_pairs(engine: Engine) -> set[Pair]:
     with engine.connect() as conn:
         rows = conn.execute(select(person_links)).all()
-    by_person: dict[str, list[tuple[str, str]]] = {}
-    for row in rows:
-        by_person.setdefault(row.person_id, []).append((row.source, row.patient_id))
-    return {
-        (a, b)
-        for keys in by_person.values()
-        for a in keys
-        for b in keys
-        if a[0] == PROVIDER and b[0] == PAYER
-    }
+    return cross_source_pairs(((row.source, row.patient_id), row.person_id) for row in rows)
 
 
 def scored_pairs(engine: Engine) -> list[tuple[Pair, float, bool]]:

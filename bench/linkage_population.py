@@ -15,6 +15,7 @@ a phone. Deterministic for a seed; synthetic, no real person.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -91,16 +92,24 @@ class LinkageSet:
     changes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def true_pairs(self) -> set[tuple[tuple[str, str], tuple[str, str]]]:
-        by_person: dict[int, list[tuple[str, str]]] = {}
-        for key, person in self.truth.items():
-            by_person.setdefault(person, []).append(key)
-        return {
-            (a, b)
-            for keys in by_person.values()
-            for a in keys
-            for b in keys
-            if a[0] == PROVIDER and b[0] == PAYER
-        }
+        return cross_source_pairs(self.truth.items())
+
+
+def cross_source_pairs(
+    membership: Iterable[tuple[tuple[str, str], object]],
+) -> set[tuple[tuple[str, str], tuple[str, str]]]:
+    """(provider Patient, payer Patient) pairs that belong to one person, from
+    ((source, id), person) memberships."""
+    by_person: dict[object, list[tuple[str, str]]] = {}
+    for key, person in membership:
+        by_person.setdefault(person, []).append(key)
+    return {
+        (a, b)
+        for keys in by_person.values()
+        for a in keys
+        for b in keys
+        if a[0] == PROVIDER and b[0] == PAYER
+    }
 
 
 def generate(people: int, seed: int = 7) -> LinkageSet:

@@ -89,19 +89,7 @@ def write_verdicts(conn: Connection, verdicts: Sequence[PairVerdict]) -> None:
         conn,
         patient_matches,
         [
-            {
-                "a_source": v.a[0],
-                "a_patient": v.a[1],
-                "b_source": v.b[0],
-                "b_patient": v.b[1],
-                "outcome": v.outcome,
-                "rule": v.rule,
-                "reason": v.reason,
-                "fields": orjson.dumps(v.fields).decode(),
-                "decided_by": v.decided_by,
-                "decided_at": v.decided_at,
-                "score": v.score,
-            }
+            {**_decision_row(v), "fields": orjson.dumps(v.fields).decode(), "score": v.score}
             for v in verdicts
         ],
         keys=("a_source", "a_patient", "b_source", "b_patient"),
@@ -109,25 +97,26 @@ def write_verdicts(conn: Connection, verdicts: Sequence[PairVerdict]) -> None:
     )
 
 
+def _decision_row(v: PairVerdict) -> dict[str, Any]:
+    return {
+        "a_source": v.a[0],
+        "a_patient": v.a[1],
+        "b_source": v.b[0],
+        "b_patient": v.b[1],
+        "outcome": v.outcome,
+        "rule": v.rule,
+        "reason": v.reason,
+        "decided_by": v.decided_by,
+        "decided_at": v.decided_at,
+    }
+
+
 def record_history(conn: Connection, verdicts: Sequence[PairVerdict]) -> None:
     """Append these decisions to the pairs' history."""
     if verdicts:
         conn.execute(
             patient_match_history.insert(),
-            [
-                {
-                    "a_source": v.a[0],
-                    "a_patient": v.a[1],
-                    "b_source": v.b[0],
-                    "b_patient": v.b[1],
-                    "outcome": v.outcome,
-                    "rule": v.rule,
-                    "reason": v.reason,
-                    "decided_by": v.decided_by,
-                    "decided_at": v.decided_at,
-                }
-                for v in verdicts
-            ],
+            [_decision_row(v) for v in verdicts],
         )
 
 
