@@ -99,14 +99,16 @@ def score_pair(
 
 def blocking_keys(d: Demographics) -> list[str]:
     """The keys under which a Patient's candidate pairs are looked up: a true pair
-    shares at least one despite a typo in any one field, a changed surname or a move."""
+    shares at least one despite a typo in any one field, a changed surname or a move.
+    Each key is narrow enough that its holders stay few however large the store
+    (a common name alone would make every John Smith a candidate)."""
     keys: list[str] = []
+    names = f"{soundex(d.family)}|{soundex(d.given)}" if d.family and d.given else ""
     if d.birth_date:
-        keys.append(f"d|{d.birth_date}")  # a typo in a name
-        if d.given:
-            keys.append(f"g|{soundex(d.given)}|{d.birth_date[5:]}")  # a new surname, a year typo
-    if d.family and d.given:
-        keys.append(f"n|{soundex(d.family)}|{soundex(d.given)}")  # a birth-date typo or swap
+        keys.append(f"d|{d.birth_date}")  # a typo in a name, a new surname, a nickname
+        if names:
+            keys.append(f"n|{names}|{d.birth_date[:4]}")  # a day or month typo, a swap
+            keys.append(f"y|{names}|{d.birth_date[5:]}")  # a year typo
     if d.phone:
         keys.append(f"p|{d.phone}")
     if d.email:

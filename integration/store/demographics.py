@@ -3,23 +3,26 @@ reads. Which pairs are one person is decided in `integration.journey.identity`."
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection, delete, func, select, update
 
 from integration.store.keys import in_keys
 from integration.store.schema import (
+    name_counts,
     patient_blocking_keys,
     patient_demographics,
     store_counters,
 )
-from integration.store.upsert import execute_many
+from integration.store.upsert import execute_many, insert_statement
 from mappings.demographics import Demographics
 
 PatientKey = tuple[str, str]
 _D = patient_demographics.c
 _K = patient_blocking_keys.c
 _C = store_counters.c
+_N = name_counts.c
 PATIENTS = "patients_with_demographics"
 
 
@@ -30,6 +33,16 @@ def replace_demographics(
 ) -> None:
     """These Patients' demographics and blocking keys, as they are now."""
     keys = list(found)
+    names: Counter[tuple[str, str]] = Counter()
+    for row in conn.execute(
+        select(_D.family, _D.given).where(in_keys((_D.source, _D.patient_id), keys))
+    ):
+        names[("family", row.family)] -= 1
+        names[("given", row.given)] -= 1
+    for d in found.values():
+        names[("family", d.family[:200])] += 1
+        names[("given", d.given[:200])] += 1
+    _count_names(conn, names)
     removed = conn.execute(
         delete(patient_demographics).where(in_keys((_D.source, _D.patient_id), keys))
     ).rowcount
@@ -110,18 +123,31 @@ def name_frequencies(
     conn: Connection, field: str, values: Sequence[str]
 ) -> tuple[dict[str, int], int]:
     """How many Patients carry each folded family (or given) name, and how many
-    Patients there are."""
-    column = _D.family if field == "family" else _D.given
+    Patients there are: running counts, not a count of rows."""
     wanted = sorted({v for v in values if v})
     counts: dict[str, int] = {}
     if wanted:
         counts = {
-            value: int(n)
-            for value, n in conn.execute(
-                select(column, func.count()).where(column.in_(wanted)).group_by(column)
+            value: int(count)
+            for value, count in conn.execute(
+                select(_N.value, _N.count).where(_N.field == field, _N.value.in_(wanted))
             )
         }
     return counts, patients_known(conn)
+
+
+def _count_names(conn: Connection, changes: Counter[tuple[str, str]]) -> None:
+    rows = [
+        {"field": field, "value": value, "count": delta}
+        for (field, value), delta in sorted(changes.items())
+        if value and delta
+    ]
+    if rows:
+        stmt = insert_statement(conn, name_counts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["field", "value"], set_={"count": _N.count + stmt.excluded.count}
+        )
+        execute_many(conn, stmt, rows)
 
 
 def patients_known(conn: Connection) -> int:

@@ -165,6 +165,16 @@ patient_blocking_keys = Table(
     Index("ix_patient_blocking_keys_patient", "source", "patient_id"),
 )
 
+# How many Patients carry each folded family and given name: what makes a shared
+# rare surname weigh more than a shared common one, read without counting rows.
+name_counts = Table(
+    "name_counts",
+    metadata,
+    Column("field", String(10), primary_key=True),
+    Column("value", String(200), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
 # Running counts the store keeps instead of counting rows on every read (how many
 # Patients identity matching knows: the prior of a probabilistic match).
 store_counters = Table(

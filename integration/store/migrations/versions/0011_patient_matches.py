@@ -59,6 +59,12 @@ def upgrade() -> None:
         Index("ix_patient_blocking_keys_patient", "source", "patient_id"),
     )
     op.create_table(
+        "name_counts",
+        Column("field", String(10), primary_key=True),
+        Column("value", String(200), primary_key=True),
+        Column("count", BigInteger, nullable=False),
+    )
+    op.create_table(
         "store_counters",
         Column("name", String(64), primary_key=True),
         Column("value", BigInteger, nullable=False),
@@ -108,6 +114,7 @@ def downgrade() -> None:
         batch.drop_column("display_name")
     op.drop_table("patient_match_history")
     op.drop_table("store_counters")
+    op.drop_table("name_counts")
     op.drop_table("patient_blocking_keys")
     op.drop_table("patient_demographics")
     op.drop_table("patient_matches")
