@@ -18,6 +18,7 @@ from integration.journey.rule_packs import store_pack
 from integration.push.service import PushService
 from integration.push_clients import load_push_keys
 from integration.store.engine import open_configured_store
+from integration.store.wal import WalCheckpointer
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -29,7 +30,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine = engine or open_configured_store(settings)
         app.state.read_engine = app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.push = PushService(app.state.engine, store_pack(app.state.engine), settings)
+        checkpointer = WalCheckpointer(app.state.engine)
+        checkpointer.start()
         yield
+        checkpointer.stop()
         if owns_engine:
             app.state.engine.dispose()
 

@@ -265,7 +265,10 @@ def _identifier_candidates(
     found: dict[tuple[PatientKey, PatientKey], str] = {}
     for key, pairs in linkable.items():
         for system, value in pairs:
-            for other in holding.get((system, value), ()):
+            holders = holding.get((system, value), ())
+            if len(holders) > rules.max_block:
+                continue  # held by that many Patients, it names no one person
+            for other in holders:
                 if other != key and rules.links_across_sources(other[0], system, value):
                     found.setdefault(matches_store.ordered(key, other), system)
     return found
