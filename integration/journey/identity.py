@@ -345,7 +345,7 @@ def _person_ids(
         ranked = sorted(held, key=lambda pid: (-held[pid], pid not in founders, pid))
         person = next((pid for pid in ranked if pid not in taken), None)
         if person is None:
-            person = next(pid for pid in (person_id_for(*m) for m in members) if pid not in taken)
+            person = _fresh_id(members, taken)
         taken.add(person)
         chosen.update(dict.fromkeys(members, person))
     went: dict[str, Counter[str]] = {}
@@ -357,6 +357,18 @@ def _person_ids(
         if before not in taken
     }
     return chosen, merged
+
+
+def _fresh_id(members: list[PatientKey], taken: set[str]) -> str:
+    """An id for a part that keeps none of the old ones: its first Patient's, or, when
+    that one stays with the part it founded, one derived from it."""
+    for attempt in range(len(members) + len(taken) + 1):
+        for source, patient_id in members:
+            suffix = f"#{attempt}" if attempt else ""
+            candidate = person_id_for(source, patient_id + suffix)
+            if candidate not in taken:
+                return candidate
+    raise AssertionError("unreachable: each attempt gives new ids")
 
 
 def _survivors(

@@ -499,3 +499,38 @@ def test_match_asks_only_about_the_sources_it_may_see_and_stores_nothing(
     assert {c.key for c in everywhere} == {("clinic", "p"), ("plan", "p")}
     assert [(c.key, c.grade) for c in mine] == [(("clinic", "p"), "certain")]
     assert groups(engine) == before
+
+
+def test_the_founding_patient_split_off_gets_an_id_of_its_own(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    """The person's id came from its first Patient; when that Patient leaves (its SSN
+    was someone else's, and so were its name and birth date), the two that stay keep
+    the id and the one that left gets a new one, derived from it."""
+    import_files(
+        write_ndjson(
+            tmp_path / "a.ndjson",
+            person("a", ssn="123-45-7777", **ALICE),
+            person("b", ssn="123-45-7777", **ALICE),
+        ),
+        source="clinic",
+    )
+    import_files(
+        write_ndjson(tmp_path / "c.ndjson", person("c", ssn="123-45-7777", **ALICE)),
+        source="plan",
+    )
+    [before] = people_of(engine)
+    other = person(
+        "a",
+        birth_date="1933-03-03",
+        name=[{"family": "Nakamura", "given": ["Ken"]}],
+        gender="male",
+        meta={"versionId": "2"},
+    )
+    import_files(write_ndjson(tmp_path / "a2.ndjson", other), source="clinic")
+    after = {
+        frozenset((s["source"], s["patient_id"]) for s in p["sources"]): p["id"]
+        for p in people_of(engine)
+    }
+    assert after[frozenset({("clinic", "b"), ("plan", "c")})] == before["id"]
+    assert after[frozenset({("clinic", "a")})] != before["id"]
