@@ -34,21 +34,25 @@ def replace_job_records(
     derived_from: Sequence[ResourceKey],
     records: Sequence[JobRecord],
     now: str,
-) -> None:
+) -> set[tuple[str, str]]:
     """The job records of these (source, type, id) resources are now `records`, derived at
-    `now`: whatever they had before is deleted."""
-    conn.execute(
-        delete(job_records).where(
+    `now`: whatever they had before is deleted. Returns the (source, subject Patient
+    id) of the records deleted."""
+    deleted = conn.execute(
+        delete(job_records)
+        .where(
             in_keys(
                 (job_records.c.source, job_records.c.resource_type, job_records.c.resource_id),
                 derived_from,
             )
         )
+        .returning(job_records.c.source, job_records.c.subject_id)
     )
-    if not records:
-        return
-    # One driver executemany: no per-row parameter processing (a batch is thousands).
-    execute_many(conn, job_records.insert(), [_record_row(record, now) for record in records])
+    before = {(row.source, row.subject_id) for row in deleted if row.subject_id is not None}
+    if records:
+        # One driver executemany: no per-row parameter processing (a batch is thousands).
+        execute_many(conn, job_records.insert(), [_record_row(r, now) for r in records])
+    return before
 
 
 def _record_row(record: JobRecord, now: str) -> dict[str, Any]:
@@ -130,22 +134,6 @@ def _from_row(row: Any) -> JobRecord:
             for score in orjson.loads(row["scores"])
         ),
     )
-
-
-def subjects_of(conn: Connection, derived_from: Sequence[ResourceKey]) -> set[tuple[str, str]]:
-    """The (source, subject Patient id) of these resources' current records."""
-    if not derived_from:
-        return set()
-    rows = conn.execute(
-        select(job_records.c.source, job_records.c.subject_id).where(
-            in_keys(
-                (job_records.c.source, job_records.c.resource_type, job_records.c.resource_id),
-                derived_from,
-            ),
-            job_records.c.subject_id.is_not(None),
-        )
-    )
-    return {(row.source, row.subject_id) for row in rows}
 
 
 @dataclass(frozen=True, slots=True)

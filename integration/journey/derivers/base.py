@@ -20,8 +20,9 @@ from integration.derived_types import record_types
 from integration.journey.events import reconcile_subjects
 from integration.store.derivation import CurrentResource as CurrentResource
 from integration.store.derivation import ResourceKey as ResourceKey
-from integration.store.job_records import replace_job_records, subjects_of
+from integration.store.job_records import replace_job_records
 from integration.store.quarantine import MappingFailure, record_mapping_failures
+from mappings.events import EVENT_TYPES
 from mappings.failed import failed_record
 from mappings.model import JobRecord
 from mappings.rulepack import RulePack
@@ -101,10 +102,10 @@ def replace_records(
     """The job records of the resources derived from are now `records`, counted by job;
     the events of the people they belong to (before and after) are joined again."""
     keys = [c.key for c in derived_from]
-    subjects = subjects_of(conn, keys)
-    replace_job_records(conn, keys, records, utc_now())
-    subjects |= {(r.source_ref.source, r.subject_id) for r in records if r.subject_id}
-    reconcile_subjects(conn, subjects)
+    subjects = replace_job_records(conn, keys, records, utc_now())
+    if any(key[1] in EVENT_TYPES for key in keys):  # only events join; a screen never does
+        subjects |= {(r.source_ref.source, r.subject_id) for r in records if r.subject_id}
+        reconcile_subjects(conn, subjects)
     summary.records_by_job.update(counted_as(record) for record in records)
 
 
