@@ -86,7 +86,7 @@ def map_encounter(
     )
     if start is None:
         warnings.append("Encounter.period.start: missing; the record has no time")
-    if context is None or context == _NO_CONTEXT:
+    if context is None or not (context.conditions or context.linked or context.history):
         placement = _placement_of_codes(encounter, ref.resource_id, pack)
     else:
         placement = encounter_placement(encounter, ref.resource_id, start, context, pack)

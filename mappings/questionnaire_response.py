@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from mappings.dates import parse_interval
+from mappings.dates import instant_bounds, parse_interval
 from mappings.errors import FhirDateError
 from mappings.evidence import Evidence
 from mappings.fhir_values import WITHDRAWN_STATUSES, coding, concept_codes, element_at, reference_id
@@ -297,6 +297,9 @@ def _when(
             else resource.get(name)
         )
         if isinstance(value, str):
+            instant = instant_bounds(value)
+            if instant is not None:  # the common shape, without building an interval
+                return (*instant, [])
             try:
                 interval = parse_interval(value, f"{resource_type}.{name}")
             except FhirDateError as exc:
