@@ -213,6 +213,14 @@ def journey(
 
 
 def _record(row: Any) -> dict[str, Any]:
+    joined = orjson.loads(row["joined"])
+    reason = row["reason"]
+    if joined:
+        # One event seen by several sources: the reason says which were joined and why.
+        also = "; ".join(
+            f"{j['source']} {j['resource_type']}/{j['resource_id']} ({j['why']})" for j in joined
+        )
+        reason = f"{reason}. One event with: {also}"
     return {
         "id": row["id"],
         "job": row["job"],
@@ -231,7 +239,7 @@ def _record(row: Any) -> dict[str, Any]:
             "rule_id": row["rule_id"],
             "pack_version": row["pack_version"],
             "matched_codes": orjson.loads(row["matched_codes"]),
-            "text": row["reason"],
+            "text": reason,
         },
         "instrument": row["instrument"],
         "score": row["score"],
@@ -242,7 +250,7 @@ def _record(row: Any) -> dict[str, Any]:
         "band": row["band"],
         "instrument_version": row["instrument_version"],
         "scores": orjson.loads(row["scores"]),
-        "joined": orjson.loads(row["joined"]),
+        "joined": joined,
         "event_of": row["event_of"],
     }
 

@@ -66,6 +66,7 @@ def test_a_visit_and_its_claim_are_one_item_with_both_sources(
     assert item["joined"][0]["resource_id"] == "c1"
     assert item["joined"][0]["why"].startswith("the same day, ambulatory")
     assert hidden["event_of"] == item["id"]
+    assert "One event with: plan ExplanationOfBenefit/c1 (the same day" in item["reason"]["text"]
 
 
 def test_other_days_other_people_and_one_sources_two_visits_stay_apart(
