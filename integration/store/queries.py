@@ -131,12 +131,13 @@ def _links(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[dict[s
 def _person_summary(person: Any, links: list[dict[str, Any]]) -> dict[str, Any]:
     """A person as listed: the name and birth date survivorship chose for it
     (`integration.journey.identity`), and its source Patients."""
-    return {
-        "id": person.id,
-        "name": person.display_name,
-        "birth_date": person.birth_date,
-        "sources": links,
-    }
+    # A store migrated from before survivorship shows a Patient's own until its
+    # Patients are linked again (the migration put them back on the queue).
+    name = person.display_name or next((link["name"] for link in links if link["name"]), None)
+    birth = person.birth_date or next(
+        (link["birth_date"] for link in links if link["birth_date"]), None
+    )
+    return {"id": person.id, "name": name, "birth_date": birth, "sources": links}
 
 
 def get_person(conn: Connection, person_id: str) -> dict[str, Any] | None:
