@@ -69,12 +69,13 @@ def _full_date_time(value: str) -> Interval | None:
     """The common shape, "2025-01-28T10:00:00Z" or "...+01:00", read by the C parser
     (several times faster than the pattern); None for every other shape, and for
     anything the C parser refuses, so that `_interval` gives the one answer or error."""
-    if not _common_shape(value):
+    common = _common_instant(value)
+    if common is None:
         return None
+    moment, _ = common
     try:
-        moment = datetime.fromisoformat(value).astimezone(UTC)
         return Interval(moment, moment + _SECOND)
-    except (ValueError, OverflowError):
+    except OverflowError:
         return None
 
 
@@ -88,18 +89,26 @@ def _common_shape(value: str) -> bool:
     return value[4] + value[7] + value[10] + value[13] + value[16] == "--T::"
 
 
-def _instant_iso(value: str) -> str | None:
-    """`parse_interval(value).start_iso` for the common shape, without the interval (a
-    UTC value is its own answer once the C parser has checked it); None otherwise."""
+def _common_instant(value: str) -> tuple[datetime, str] | None:
+    """The UTC moment and its ISO text of a value in the common shape, read by the C
+    parser (a UTC value is its own text once the parser has checked it); None for
+    every other shape and for what the parser refuses."""
     if not _common_shape(value):
         return None
     try:
         moment = datetime.fromisoformat(value)
         if value[19] == "Z" or value[19:] in ("+00:00", "-00:00"):
-            return value[:19] + "Z"
-        return utc_iso(moment.astimezone(UTC))
+            return moment.replace(tzinfo=UTC), value[:19] + "Z"
+        moment = moment.astimezone(UTC)
+        return moment, utc_iso(moment)
     except (ValueError, OverflowError):
         return None
+
+
+def _instant_iso(value: str) -> str | None:
+    """`parse_interval(value).start_iso` for the common shape; None otherwise."""
+    common = _common_instant(value)
+    return common[1] if common else None
 
 
 _SECOND = timedelta(seconds=1)
@@ -108,18 +117,13 @@ _SECOND = timedelta(seconds=1)
 def instant_bounds(value: str) -> tuple[str, str, datetime] | None:
     """For the common dateTime shape: `parse_interval(value)`'s start_iso, end_iso and
     start, read by the C parser; None for every other shape (read it the long way)."""
-    if not _common_shape(value):
+    common = _common_instant(value)
+    if common is None:
         return None
+    moment, start = common
     try:
-        moment = datetime.fromisoformat(value)
-        if value[19] != "Z" and value[19:] not in ("+00:00", "-00:00"):
-            moment = moment.astimezone(UTC)
-            start = utc_iso(moment)
-        else:
-            moment = moment.replace(tzinfo=UTC)
-            start = value[:19] + "Z"
         return start, utc_iso(moment + _SECOND), moment
-    except (ValueError, OverflowError):
+    except OverflowError:
         return None
 
 
