@@ -243,10 +243,14 @@ class IdentityRules:
         """May this identifier, sent by this source, link its Patient to another
         source's Patients? A trusted system the source may assert, and a value
         that names a person (not a placeholder)."""
-        if system not in self.trusted:
-            return False
-        allowed = self.trusted[system]
+        allowed = self.trusted.get(system)
         if allowed is not None and source not in allowed:
+            return False
+        return self.names_a_person(system, value)
+
+    def names_a_person(self, system: str, value: str) -> bool:
+        """A trusted system, and a value that is not a placeholder."""
+        if system not in self.trusted:
             return False
         normal = normalise_identifier(value)
         if not normal or normal in self.excluded_values:

@@ -261,17 +261,28 @@ def _identifier_candidates(
         key: [pair for pair in pairs if rules.links_across_sources(key[0], *pair)]
         for key, pairs in pairs_of.items()
     }
-    holding = matches_store.holders(conn, sorted({p for ps in linkable.values() for p in ps}))
+    holding = trusted_holders(conn, [p for ps in linkable.values() for p in ps], rules)
     found: dict[tuple[PatientKey, PatientKey], str] = {}
     for key, pairs in linkable.items():
-        for system, value in pairs:
-            holders = holding.get((system, value), ())
-            if len(holders) > rules.max_block:
-                continue  # held by that many Patients, it names no one person
-            for other in holders:
-                if other != key and rules.links_across_sources(other[0], system, value):
-                    found.setdefault(matches_store.ordered(key, other), system)
+        for pair in pairs:
+            for other in holding.get(pair, ()):
+                if other != key:
+                    found.setdefault(matches_store.ordered(key, other), pair[0])
     return found
+
+
+def trusted_holders(
+    conn: Connection, identifiers: Iterable[tuple[str, str]], rules: IdentityRules
+) -> dict[tuple[str, str], list[PatientKey]]:
+    """(system, value) -> the Patients whose source may assert it and who carry it,
+    for values that name one person: a value held by more than `max_block` Patients
+    names none (a family's or a placeholder nobody listed)."""
+    holding = matches_store.holders(conn, sorted(set(identifiers)))
+    return {
+        (system, value): [k for k in holders if rules.links_across_sources(k[0], system, value)]
+        for (system, value), holders in holding.items()
+        if len(holders) <= rules.max_block
+    }
 
 
 def _blocking_candidates(

@@ -21,11 +21,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from integration.journey.identity import identifiers_of, name_frequency
+from integration.journey.identity import identifiers_of, name_frequency, trusted_holders
 from integration.journey.matching import Outcome, judge_identifier_match
 from integration.journey.probabilistic import blocking_keys, score_pair
 from integration.store import demographics as demographics_store
-from integration.store import matches as matches_store
 from integration.store.derivation import current_contents
 from integration.store.matches import PatientKey
 from mappings.demographics import Demographics
@@ -52,9 +51,9 @@ def match_patient(
     """Stored Patients (of `sources` only, when given) that may be this Patient, best
     first."""
     wanted = Demographics.of(patient)
-    pairs = [p for p in identifiers_of(patient) if p[0] in rules.trusted]
+    pairs = [p for p in identifiers_of(patient) if rules.names_a_person(*p)]
     by_identifier: dict[PatientKey, str] = {}
-    for (system, _), holders in matches_store.holders(conn, pairs).items():
+    for (system, _), holders in trusted_holders(conn, pairs, rules).items():
         for key in holders:
             by_identifier.setdefault(key, system)
     holding = demographics_store.holders_of_keys(conn, blocking_keys(wanted), rules.max_block)
