@@ -59,14 +59,12 @@ from integration.push_clients import PushClientConfig
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.sources import pick_sources
 from integration.store import matches as matches_store
-from integration.store import people as people_store
 from integration.store import quarantine as quarantine_store
 from integration.store import queries
 from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_configured_store
 from integration.store.errors import describe_store_error
 from integration.store.leases import SyncAlreadyRunning, all_units
-from integration.store.locks import DERIVE, hold
 from integration.store.rule_pack_state import BUNDLED
 from integration.store.sync_state import states_by_source
 from integration.sync.context import SyncListener
@@ -486,12 +484,11 @@ def _reviewer_decision(ctx: typer.Context, run: Callable[..., _T]) -> _T:
     """Run a reviewer's decision under the derive lock with the store's identity rules;
     an unknown Patient or person, or a merged person, is one clear line and exit 1."""
     engine = open_configured_store(_settings(ctx))
-    rules = store_pack(engine).identity
     user = f"cli:{getpass.getuser()}"
     try:
-        with engine.begin() as conn:
-            hold(conn, DERIVE, utc_now())
-            return run(conn, rules, user, utc_now())
+        return review.under_derive_lock(
+            engine, lambda conn, rules: run(conn, rules, user, utc_now())
+        )
     except (review.UnknownPatient, review.UnknownPerson, review.PersonMerged, ValueError) as exc:
         stderr.print(f"error: {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -557,13 +554,12 @@ def people_history(
 ) -> None:
     """Every decision on a pair with one of this person's Patients, oldest first."""
     engine = open_configured_store(_settings(ctx))
-    with engine.connect() as conn:
-        resolved = queries.resolve_person(conn, person_id)
-        if resolved is None:
-            stderr.print(f"error: no person with id {person_id}")
-            raise typer.Exit(1)
-        members = people_store.members_of(conn, [resolved]).get(resolved, [])
-        items = matches_store.history_of(conn, members)
+    try:
+        with engine.connect() as conn:
+            resolved, items = review.history_of_person(conn, person_id)
+    except review.UnknownPerson as exc:
+        stderr.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(1) from None
     table = Table(title=f"Link history of person {resolved}")
     for column in ("when", "a", "b", "outcome", "by", "why"):
         table.add_column(column, overflow="fold")

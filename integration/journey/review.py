@@ -10,14 +10,21 @@ through them follow. Run under the derive lock, like derivation itself.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from sqlalchemy import Connection, Engine
+
+from integration.clock import utc_now
 from integration.errors import IntegrationError
 from integration.journey.identity import regroup
 from integration.journey.matching import Outcome
+from integration.journey.rule_packs import store_pack
 from integration.store import matches as matches_store
 from integration.store import people as people_store
+from integration.store.locks import DERIVE, hold
 from integration.store.matches import PairVerdict, PatientKey
+from integration.store.queries import resolve_person
 from mappings.rulepack import IdentityRules
 
 REVIEWER_RULE = "reviewer"
@@ -38,6 +45,28 @@ class PersonMerged(IntegrationError):
         super().__init__(f"person {person_id} was merged into {into}: decide on {into} instead")
         self.person_id = person_id
         self.into = into
+
+
+_T = TypeVar("_T")
+
+
+def under_derive_lock(engine: Engine, decide: Callable[[Connection, IdentityRules], _T]) -> _T:
+    """Run a reviewer's decision in one transaction holding the derive lock (derivation
+    links people too), with the store's identity rules."""
+    rules = store_pack(engine).identity
+    with engine.begin() as conn:
+        hold(conn, DERIVE, utc_now())
+        return decide(conn, rules)
+
+
+def history_of_person(conn: Connection, person_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """The surviving id of a person and every decision on a pair with one of its
+    Patients, oldest first."""
+    resolved = resolve_person(conn, person_id)
+    if resolved is None:
+        raise UnknownPerson(f"no person with id {person_id}")
+    members = people_store.members_of(conn, [resolved]).get(resolved, [])
+    return resolved, matches_store.history_of(conn, members)
 
 
 def decide_pair(

@@ -37,11 +37,8 @@ from integration.clock import utc_now
 from integration.journey import review
 from integration.journey.matching import Outcome
 from integration.journey.review import PersonMerged, UnknownPatient, UnknownPerson
-from integration.journey.rule_packs import store_pack
-from integration.store import matches as matches_store
 from integration.store import people as people_store
 from integration.store import queries
-from integration.store.locks import DERIVE, hold
 from integration.store.matches import review_queue as review_queue_of
 from mappings.dates import ISO_FORMAT
 from mappings.model import Job
@@ -102,11 +99,8 @@ def review_queue(
 def _decide(engine: Engine, decide: Callable[[Connection, IdentityRules], _T]) -> _T:
     """Run a reviewer's decision under the derive lock, with the store's identity rules;
     unknown Patients and people answer 404, a merged person 409 naming the survivor."""
-    rules = store_pack(engine).identity
     try:
-        with engine.begin() as conn:
-            hold(conn, DERIVE, utc_now())
-            return decide(conn, rules)
+        return review.under_derive_lock(engine, decide)
     except (UnknownPatient, UnknownPerson) as exc:
         raise ApiProblem(404, "Not Found", str(exc)) from None
     except PersonMerged as exc:
@@ -182,12 +176,11 @@ def split(
 def link_history(person_id: PersonId, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
     """Every decision on a pair with one of this person's Patients: automatic verdicts
     as they changed and reviewers' decisions, oldest first."""
-    with engine.connect() as conn:
-        resolved = queries.resolve_person(conn, person_id)
-        if resolved is None:
-            raise ApiProblem(404, "Not Found", f"no person with id {person_id}")
-        members = people_store.members_of(conn, [resolved]).get(resolved, [])
-        items = matches_store.history_of(conn, members)
+    try:
+        with engine.connect() as conn:
+            _, items = review.history_of_person(conn, person_id)
+    except UnknownPerson as exc:
+        raise ApiProblem(404, "Not Found", str(exc)) from None
     return OrjsonResponse({"items": items})
 
 
