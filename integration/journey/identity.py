@@ -306,9 +306,11 @@ def name_frequency(conn: Connection, demographics: Iterable[Demographics]) -> tu
     """Frequency of a folded family or given name among the store's Patients, once the
     store holds enough of them to say (else the pack's u); and how many there are."""
     people = list(demographics)
-    family, total = demographics_store.name_frequencies(conn, "family", [d.family for d in people])
-    given, _ = demographics_store.name_frequencies(conn, "given", [d.given for d in people])
-    counts = {"family": family, "given": given}
+    counts = {
+        "family": demographics_store.name_counts_of(conn, "family", [d.family for d in people]),
+        "given": demographics_store.name_counts_of(conn, "given", [d.given for d in people]),
+    }
+    total = demographics_store.patients_known(conn)
 
     def frequency(field: str, value: str) -> float | None:
         if total < MIN_PATIENTS_FOR_FREQUENCIES:

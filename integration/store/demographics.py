@@ -119,21 +119,18 @@ def holders_of_keys(
     return found
 
 
-def name_frequencies(
-    conn: Connection, field: str, values: Sequence[str]
-) -> tuple[dict[str, int], int]:
-    """How many Patients carry each folded family (or given) name, and how many
-    Patients there are: running counts, not a count of rows."""
+def name_counts_of(conn: Connection, field: str, values: Sequence[str]) -> dict[str, int]:
+    """How many Patients carry each folded family (or given) name: running counts, not
+    a count of rows."""
     wanted = sorted({v for v in values if v})
-    counts: dict[str, int] = {}
-    if wanted:
-        counts = {
-            value: int(count)
-            for value, count in conn.execute(
-                select(_N.value, _N.count).where(_N.field == field, _N.value.in_(wanted))
-            )
-        }
-    return counts, patients_known(conn)
+    if not wanted:
+        return {}
+    return {
+        value: int(count)
+        for value, count in conn.execute(
+            select(_N.value, _N.count).where(_N.field == field, _N.value.in_(wanted))
+        )
+    }
 
 
 def _count_names(conn: Connection, changes: Counter[tuple[str, str]]) -> None:
