@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -203,6 +203,33 @@ class _Identity(_Strict):
     name_similarity: float = Field(default=0.85, gt=0, le=1)
 
 
+class _Concern(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    # A long-term concern: a year without contact means lost to follow-up, not resolved.
+    chronic: bool = False
+    # Condition codes (diagnoses, reasons) that are this concern.
+    codes: list[str] = []
+    valuesets: list[str] = []
+    # Care only given for this concern (a knee replacement, an HbA1c test): a record
+    # naming no concern of its own joins it through these.
+    procedures: list[str] = []
+    instruments: list[str] = []
+
+
+class _Episodes(_Strict):
+    # A gap this long between two contacts for a concern starts a new episode.
+    close_after_days: int = Field(default=365, gt=0)
+    # A job-fulfilment survey rates the latest contact of its job this recent.
+    fulfilment_within_days: int = Field(default=30, ge=0)
+    # Retention: a keep-well contact within this many months of the first treat.
+    retention_months: int = Field(default=12, gt=0)
+    # Codes of concerns the pack does not list that are chronic all the same.
+    chronic_valuesets: list[str] = []
+    # Codes that make no concern of their own (check-ups, screening, social findings).
+    no_concern_valuesets: list[str] = []
+
+
 class _PackFile(_Strict):
     pack: _PackInfo
     systems: dict[str, str]
@@ -217,6 +244,8 @@ class _PackFile(_Strict):
     monitoring: _Monitoring
     fulfilment: _Fulfilment
     identity: _Identity = _Identity()
+    episodes: _Episodes = _Episodes()
+    concerns: list[_Concern] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +408,30 @@ class Instrument:
         return self.item_ranges.get(item, (self.low, self.high))
 
 
+@dataclass(frozen=True, slots=True)
+class Concern:
+    """A health problem the pack groups records by, with what relates a record to it."""
+
+    id: str
+    title: str
+    chronic: bool
+    codes: CodeSet
+    procedures: CodeSet
+    instruments: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeRules:
+    """How records become episodes (the pack's [episodes] and [[concerns]])."""
+
+    concerns: tuple[Concern, ...]
+    close_after_days: int
+    fulfilment_within_days: int
+    retention_months: int
+    chronic_codes: CodeSet
+    no_concern_codes: CodeSet
+
+
 @dataclass(slots=True)
 class CodeIndex:
     """(system, code) -> rules, plus hierarchical prefixes for codes ending in '*'."""
@@ -464,6 +517,7 @@ class RulePack:
     fulfilment_job_item: str
     fulfilment_job_system: str
     identity: IdentityRules
+    episodes: EpisodeRules
 
     @property
     def label(self) -> str:
@@ -539,24 +593,28 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
             for element in raw.on:
                 index[element].add(system, value, rule)
 
-    def code_set(names: str | list[str] | None, key: str) -> CodeSet | None:
-        if names is None:
-            return None
+    def codes_of(names: list[str], key: str, codes: Sequence[str] = ()) -> CodeSet:
+        """The codes of these value sets and of `codes`, as one set."""
         exact: set[tuple[str, str]] = set()
         prefixes: dict[str, list[str]] = {}
-        all_codes: list[tuple[str, str]] = []
-        for name in [names] if isinstance(names, str) else names:
+        all_codes: list[tuple[str, str]] = [(key, code) for code in codes]
+        for name in names:
             valueset = parsed.valuesets.get(name)
             if valueset is None:
                 raise RulePackError(file, key, f"no value set {name!r}")
-            all_codes.extend((name, code) for code in valueset.codes)
-        for name, code in all_codes:
-            system, value = split(code, f"valuesets.{name}")
+            all_codes.extend((f"valuesets.{name}", code) for code in valueset.codes)
+        for where, code in all_codes:
+            system, value = split(code, where)
             if value.endswith("*"):
                 prefixes.setdefault(system, []).append(normalise_code(system, value[:-1]))
             else:
                 exact.add((system, normalise_code(system, value)))
         return CodeSet(frozenset(exact), {k: tuple(v) for k, v in prefixes.items()})
+
+    def code_set(names: str | list[str] | None, key: str) -> CodeSet | None:
+        if names is None:
+            return None
+        return codes_of([names] if isinstance(names, str) else names, key)
 
     instruments = tuple(
         _compile_instrument(
@@ -602,6 +660,26 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
         )
     }
     ignored_codes = ignored or CodeSet(frozenset(), {})
+    instrument_ids = {instrument.id for instrument in instruments}
+    concerns: list[Concern] = []
+    for order, raw_concern in enumerate(parsed.concerns):
+        key = f"concerns[{order}]"
+        unknown = sorted(set(raw_concern.instruments) - instrument_ids)
+        if unknown:
+            raise RulePackError(file, f"{key}.instruments", f"no instrument {unknown[0]!r}")
+        if raw_concern.id in {c.id for c in concerns}:
+            raise RulePackError(file, f"{key}.id", f"duplicate concern id {raw_concern.id!r}")
+        concerns.append(
+            Concern(
+                raw_concern.id,
+                raw_concern.title,
+                raw_concern.chronic,
+                codes_of(raw_concern.valuesets, f"{key}.codes", raw_concern.codes),
+                codes_of([], f"{key}.procedures", raw_concern.procedures),
+                frozenset(raw_concern.instruments),
+            )
+        )
+    episodes = parsed.episodes
     return RulePack(
         id=parsed.pack.id,
         version=parsed.pack.version,
@@ -634,6 +712,16 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
             source_trust=tuple(parsed.identity.source_trust),
             name_similarity=parsed.identity.name_similarity,
             **_probabilistic(parsed.identity.probabilistic, file),
+        ),
+        episodes=EpisodeRules(
+            concerns=tuple(concerns),
+            close_after_days=episodes.close_after_days,
+            fulfilment_within_days=episodes.fulfilment_within_days,
+            retention_months=episodes.retention_months,
+            chronic_codes=codes_of(episodes.chronic_valuesets, "episodes.chronic_valuesets"),
+            no_concern_codes=codes_of(
+                episodes.no_concern_valuesets, "episodes.no_concern_valuesets"
+            ),
         ),
     )
 

@@ -28,6 +28,7 @@ from integration.journey.events import reconcile_people
 from integration.journey.matching import Outcome, judge_identifier_match
 from integration.journey.probabilistic import Frequency, blocking_keys, score_pair
 from integration.store import demographics as demographics_store
+from integration.store import episodes as episodes_store
 from integration.store import matches as matches_store
 from integration.store import people as people_store
 from integration.store.matches import PatientKey
@@ -163,6 +164,7 @@ def regroup(
     people_store.show_as(conn, _survivors(links, rules))
     # Events are joined per person: the people this changed join theirs again.
     reconcile_people(conn, {*chosen.values(), *merged})
+    episodes_store.mark_stale(conn, {*chosen.values(), *merged})
     return {key: chosen[key] for key in keys}
 
 

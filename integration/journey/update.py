@@ -30,6 +30,7 @@ from integration.journey.derivers.base import (
     isolate,
 )
 from integration.journey.derivers.base import JourneyUpdate as JourneyUpdate
+from integration.journey.episodes import refresh_episodes
 from integration.journey.rule_packs import pack_for_update
 from integration.store import derivation
 from integration.store.engine import GrowingTables
@@ -48,6 +49,7 @@ JOURNEY_TABLES = (
     "people",
     "patient_identifiers",
     "resource_links",
+    "episodes",
 )
 
 
@@ -95,6 +97,8 @@ def update_journey(
                 progress(done)
                 growth.grew(done)
     growth.finish()
+    # The kept episodes follow what this run changed (the cohort measures read them).
+    refresh_episodes(engine, pack)
     return summary
 
 

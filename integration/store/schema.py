@@ -224,6 +224,30 @@ resource_links = Table(
     Index("ix_resource_links_target", "source", "to_type", "to_id"),
 )
 
+# Each person's episodes (records grouped by concern), as mappings.episodes writes
+# them, for the cohort measures; a person's own views compute theirs on read.
+episodes = Table(
+    "episodes",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("person_id", String(36), nullable=False),
+    Column("concern", String(120), nullable=False),
+    Column("start", String(40), nullable=False),
+    Column("last_contact", String(40)),
+    Column("pack_version", String(80), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("computed_at", String(40), nullable=False),
+    Index("ix_episodes_person", "person_id"),
+    Index("ix_episodes_concern_start", "concern", "start"),
+)
+
+# People whose records or Patients changed since their episodes were computed.
+episodes_stale = Table(
+    "episodes_stale",
+    metadata,
+    Column("person_id", String(36), primary_key=True),
+)
+
 job_records = Table(
     "job_records",
     metadata,

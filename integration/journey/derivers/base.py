@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 
 from integration.clock import utc_now
 from integration.derived_types import record_types
+from integration.journey.episodes import mark_subjects_stale
 from integration.journey.events import reconcile_subjects
 from integration.store.derivation import CurrentResource as CurrentResource
 from integration.store.derivation import ResourceKey as ResourceKey
@@ -103,9 +104,10 @@ def replace_records(
     the events of the people they belong to (before and after) are joined again."""
     keys = [c.key for c in derived_from]
     subjects = replace_job_records(conn, keys, records, utc_now())
+    subjects |= {(r.source_ref.source, r.subject_id) for r in records if r.subject_id}
     if any(key[1] in EVENT_TYPES for key in keys):  # only events join; a screen never does
-        subjects |= {(r.source_ref.source, r.subject_id) for r in records if r.subject_id}
         reconcile_subjects(conn, subjects)
+    mark_subjects_stale(conn, subjects)
     summary.records_by_job.update(counted_as(record) for record in records)
 
 

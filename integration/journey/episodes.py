@@ -1,0 +1,75 @@
+"""Episodes for the journey API and the cohort measures.
+
+A person's own views (`/people/{id}/episodes`, the journey's `episodes=true`,
+`journey show`, `/fhir/EpisodeOfCare`) compute the episodes on read from the
+person's records: always current, and cheap for one person. The cohort measures
+read the episodes kept in the store, which `refresh_episodes` brings up to date
+for the people whose records or Patients changed (marked as the journey is
+derived) at the end of every journey update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from integration.clock import utc_now
+from integration.store import episodes as episodes_store
+from integration.store import people as people_store
+from integration.store.locks import DERIVE, hold
+from mappings.episodes import build_episodes, episode_json
+from mappings.rulepack import RulePack
+
+
+def episodes_of_person(
+    conn: Connection, person_id: str, pack: RulePack, as_of: str
+) -> list[dict[str, Any]]:
+    """A person's episodes as of `as_of`, from their shown records."""
+    items = episodes_store.journey_items(conn, [person_id]).get(person_id, [])
+    return [
+        episode_json(episode, as_of, pack.episodes)
+        for episode in build_episodes(person_id, items, pack)
+    ]
+
+
+def mark_subjects_stale(conn: Connection, subjects: Iterable[tuple[str, str]]) -> None:
+    """The people of these (source, Patient id) have changed records."""
+    linked = people_store.links_of(conn, sorted(set(subjects)))
+    episodes_store.mark_stale(conn, linked.values())
+
+
+def refresh_episodes(
+    engine: Engine,
+    pack: RulePack,
+    batch_size: int = 200,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Recompute the kept episodes of every person marked stale; returns how many
+    people. Each batch commits on its own under the derive lock, so no derivation can
+    change a person's records between reading them and clearing their mark."""
+    done = 0
+    while True:
+        with engine.begin() as conn:
+            now = utc_now()
+            hold(conn, DERIVE, now)
+            people = episodes_store.stale_people(conn, batch_size)
+            if not people:
+                return done
+            items = episodes_store.journey_items(conn, people)
+            episodes_store.replace_episodes(
+                conn,
+                {
+                    person: [
+                        episode_json(e, now, pack.episodes)
+                        for e in build_episodes(person, items.get(person, []), pack)
+                    ]
+                    for person in people
+                },
+                pack.label,
+                now,
+            )
+        done += len(people)
+        if on_progress is not None:
+            on_progress(len(people))

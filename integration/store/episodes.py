@@ -1,0 +1,142 @@
+"""The episodes zone: a person's shown records read as episodes read them, the episodes
+kept for the cohort measures, and which people's episodes are out of date."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, func, select
+
+from integration.store.schema import episodes, episodes_stale, job_records, person_links
+from integration.store.upsert import insert_ignore
+from mappings.episodes import ShownRecord
+from mappings.model import Flag, Job, ScaleScore
+
+# Keep an IN list well under SQLite's bound-parameter limit.
+_CHUNK = 500
+
+
+def mark_stale(conn: Connection, person_ids: Iterable[str]) -> None:
+    """These people's records or Patients changed: their episodes are to be recomputed."""
+    rows = [{"person_id": p} for p in sorted(set(person_ids))]
+    for at in range(0, len(rows), _CHUNK):
+        insert_ignore(conn, episodes_stale, rows[at : at + _CHUNK], ["person_id"])
+
+
+def stale_people(conn: Connection, limit: int) -> list[str]:
+    query = select(episodes_stale.c.person_id).order_by(episodes_stale.c.person_id).limit(limit)
+    return list(conn.execute(query).scalars())
+
+
+def stale_count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(episodes_stale)).scalar_one())
+
+
+def journey_items(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[ShownRecord]]:
+    """Each person's shown records (in the journey, restating no other source's), by
+    person id. A person with none (merged, or no records yet) is absent."""
+    c = job_records.c
+    found: dict[str, list[ShownRecord]] = {}
+    for at in range(0, len(person_ids), _CHUNK):
+        chunk = sorted(set(person_ids[at : at + _CHUNK]))
+        rows = conn.execute(
+            select(
+                c.id,
+                c.job,
+                c.occurred_start,
+                c.source,
+                c.resource_type,
+                c.setting,
+                c.concern_codes,
+                c.matched_codes,
+                c.instrument,
+                c.scores,
+                c.fulfilment_score,
+                c.flags,
+                c.joined,
+                person_links.c.person_id,
+            )
+            .join(
+                person_links,
+                (person_links.c.source == c.source) & (person_links.c.patient_id == c.subject_id),
+            )
+            .where(
+                person_links.c.person_id.in_(chunk),
+                c.excluded.is_(False),
+                c.event_of.is_(None),
+            )
+        )
+        for row in rows:
+            found.setdefault(row.person_id, []).append(_item(row._mapping))
+    return found
+
+
+def _item(row: Any) -> ShownRecord:
+    return ShownRecord(
+        id=row["id"],
+        job=Job(row["job"]),
+        start=row["occurred_start"] or None,
+        source=row["source"],
+        resource_type=row["resource_type"],
+        setting=row["setting"],
+        concern_codes=tuple(orjson.loads(row["concern_codes"])),
+        matched_codes=tuple(orjson.loads(row["matched_codes"])),
+        instrument=row["instrument"],
+        scores=tuple(
+            ScaleScore(s["scale"], s["value"], s["band"]) for s in orjson.loads(row["scores"])
+        ),
+        fulfilment_score=row["fulfilment_score"],
+        flags=tuple(Flag(f) for f in orjson.loads(row["flags"])),
+        also_sources=tuple(j["source"] for j in orjson.loads(row["joined"])),
+    )
+
+
+def replace_episodes(
+    conn: Connection,
+    by_person: Mapping[str, Sequence[dict[str, Any]]],
+    pack_version: str,
+    now: str,
+) -> None:
+    """Store these people's episodes in place of what was kept, and mark them current."""
+    people = sorted(by_person)
+    for at in range(0, len(people), _CHUNK):
+        chunk = people[at : at + _CHUNK]
+        conn.execute(delete(episodes).where(episodes.c.person_id.in_(chunk)))
+        conn.execute(delete(episodes_stale).where(episodes_stale.c.person_id.in_(chunk)))
+    rows = [
+        {
+            "id": episode["id"],
+            "person_id": person,
+            "concern": episode["concern"]["id"],
+            "start": episode["start"] or "",
+            "last_contact": episode["last_contact"],
+            "pack_version": pack_version,
+            "body": orjson.dumps(episode).decode(),
+            "computed_at": now,
+        }
+        for person in people
+        for episode in by_person[person]
+    ]
+    if rows:
+        conn.execute(episodes.insert(), rows)
+
+
+def stored_episodes(
+    conn: Connection,
+    concern: str | None = None,
+    start_from: str | None = None,
+    start_to: str | None = None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(person id, episode) for the kept episodes, narrowed in the query by concern and
+    start where given (the index serves both)."""
+    query = select(episodes.c.person_id, episodes.c.body)
+    if concern is not None:
+        query = query.where(episodes.c.concern == concern)
+    if start_from is not None:
+        query = query.where(episodes.c.start >= start_from)
+    if start_to is not None:
+        query = query.where(episodes.c.start < start_to)
+    for row in conn.execute(query.execution_options(yield_per=2000)):
+        yield row.person_id, orjson.loads(row.body)
