@@ -8,13 +8,17 @@ How a record finds its concern, in the pack's terms (`[episodes]`, `[[concerns]]
    codes of `no_concern_valuesets` (check-ups, screening, social findings) make none;
 2. a questionnaire: the concern whose instruments include it (an instrument's own
    concern code is no diagnosis: a screen does not establish a concern);
-3. care only given for a concern (a knee replacement, an HbA1c test), for a person
-   who has that concern coded elsewhere (an HbA1c of a person without diabetes is
-   screening, not follow-up);
+3. a code related to a concern (a symptom, a test, aftercare: knee pain, an HbA1c, a
+   knee replacement), for a person who has that concern coded by a diagnosis
+   somewhere (an HbA1c of a person without diabetes is screening, not follow-up);
 4. a job-fulfilment survey rates the latest contact of the job it names, at most
    `fulfilment_within_days` before it, and joins that contact's episodes;
 5. anything else joins the general episode.
-A gap of more than `close_after_days` between two contacts starts a new episode.
+A gap of more than the concern's window between two contacts starts a new episode
+(`close_after_days` for a chronic concern and general care, `acute_close_after_days`
+for an acute one); as long a silence closes it: resolved, or lost to follow-up for a
+chronic concern the person has coded whose job was not done (no PROM recovered or
+reliably improved).
 
 Pure: the caller reads the records (shown ones only) and says when "now" is.
 """
@@ -24,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -194,6 +198,8 @@ class Episode:
     id: str
     concern: ConcernRef
     members: tuple[Member, ...]
+    # Days without contact that close it (the pack's window for its kind of concern).
+    window_days: int
     trajectories: tuple[Trajectory, ...] = field(default=())
 
     @property
@@ -218,6 +224,13 @@ class Episode:
     def last_contact(self) -> str | None:
         times = [c.start for c in self.contacts if c.start is not None]
         return max(times) if times else None
+
+    @property
+    def last_seen(self) -> str | None:
+        """The last contact; for an episode with none (only ratings), its last record:
+        what its window of silence is counted from."""
+        times = [m.item.start for m in self.members if m.item.start is not None]
+        return self.last_contact or (max(times) if times else None)
 
     @property
     def stages(self) -> list[Stage]:
@@ -250,65 +263,72 @@ class Episode:
                 return days, first_diagnose.id, contact.id
         return None
 
-    def status(self, as_of: str, close_after_days: int) -> EpisodeStatus:
+    @property
+    def job_done(self) -> bool:
+        """A PROM of the episode recovered or reliably improved."""
+        return any(t.recovery or t.reliable_improvement for t in self.trajectories)
+
+    def status(self, as_of: str) -> EpisodeStatus:
         stages = self.stages
-        last_stage = stages[-1].job if stages else None
-        return episode_status(self.last_contact, last_stage, self.chronic, as_of, close_after_days)
+        return episode_status(
+            EpisodeFacts(
+                self.last_seen,
+                stages[-1].job if stages else None,
+                self.chronic,
+                self.job_done,
+                self.window_days,
+            ),
+            as_of,
+        )
 
 
-def episode_status(
-    last_contact: str | None,
-    last_stage: Job | None,
-    chronic: bool,
-    as_of: str,
-    close_after_days: int,
-) -> EpisodeStatus:
-    """Closed after `close_after_days` without contact (lost to follow-up when chronic,
-    else resolved); open, the status of its latest stage."""
-    if (
-        last_contact is not None
-        and (_moment(as_of) - _moment(last_contact)).days > close_after_days
-    ):
-        return EpisodeStatus.LOST_TO_FOLLOW_UP if chronic else EpisodeStatus.RESOLVED
-    return (
-        STATUS_OF_STAGE.get(last_stage, EpisodeStatus.UNCLASSIFIED)
-        if last_stage
-        else (EpisodeStatus.UNCLASSIFIED)
-    )
+@dataclass(frozen=True, slots=True)
+class EpisodeFacts:
+    """What an episode's status depends on besides the moment it is told as of."""
+
+    last_seen: str | None
+    last_stage: Job | None
+    chronic: bool
+    job_done: bool
+    window_days: int
+
+
+def episode_status(facts: EpisodeFacts, as_of: str) -> EpisodeStatus:
+    """Closed after `window_days` without contact: a chronic concern is then lost to
+    follow-up unless its job got done, anything else resolved. Open: the status of
+    its latest stage."""
+    last = facts.last_seen
+    if last is not None and _moment(as_of) - _moment(last) > timedelta(days=facts.window_days):
+        if facts.chronic and not facts.job_done:
+            return EpisodeStatus.LOST_TO_FOLLOW_UP
+        return EpisodeStatus.RESOLVED
+    if facts.last_stage is None:
+        return EpisodeStatus.UNCLASSIFIED
+    return STATUS_OF_STAGE.get(facts.last_stage, EpisodeStatus.UNCLASSIFIED)
 
 
 def build_episodes(person_id: str, items: Iterable[ShownRecord], pack: RulePack) -> list[Episode]:
-    """The person's episodes, in order of their first record (general care last)."""
+    """The person's episodes: concerns' in order of their first record, then general care."""
     rules = pack.episodes
     ordered = sorted(items, key=lambda i: (i.start or "", i.id))
+    coded = _coded_concerns(ordered, rules)
     buckets: dict[str, tuple[ConcernRef, list[Member]]] = {}
     surveys: list[ShownRecord] = []
-    unplaced: list[ShownRecord] = []
+    general: list[Member] = []
     for item in ordered:
         if item.is_survey:
             surveys.append(item)
             continue
-        found = _own_concerns(item, rules)
-        for concern, why, coded in found:
-            buckets.setdefault(concern.id, (concern, []))[1].append(Member(item, why, coded))
+        found = _concerns_of(item, rules, coded)
+        for concern, why, by_diagnosis in found:
+            member = Member(item, why, by_diagnosis)
+            buckets.setdefault(concern.id, (concern, []))[1].append(member)
         if not found:
-            unplaced.append(item)
-    general: list[Member] = []
-    coded_concerns = {
-        concern_id for concern_id, (_, members) in buckets.items() if any(m.coded for m in members)
-    }
-    for item in unplaced:
-        attached = _attached_by_care(item, rules.concerns, coded_concerns)
-        if attached is None:
             general.append(Member(item, _no_concern_reason(item)))
-        else:
-            cared_for, code = attached
-            why = f"{_code_text(code)}: care for {cared_for.title.lower()} coded elsewhere"
-            buckets[cared_for.id][1].append(Member(item, why))
     episodes = [
         episode
         for concern, members in buckets.values()
-        for episode in _split_by_gaps(person_id, concern, members, rules.close_after_days)
+        for episode in _split_by_gaps(person_id, concern, members, _window(concern, rules))
     ]
     episodes, unrated = _attach_surveys(episodes, general, surveys, rules.fulfilment_within_days)
     general.extend(unrated)
@@ -317,11 +337,34 @@ def build_episodes(person_id: str, items: Iterable[ShownRecord], pack: RulePack)
     episodes.sort(key=lambda e: (e.start or "", e.concern.id))
     episodes += _split_by_gaps(person_id, general_concern, general, rules.close_after_days)
     instruments = {instrument.id: instrument for instrument in pack.instruments}
-    return [Episode(e.id, e.concern, e.members, _trajectories(e, instruments)) for e in episodes]
+    return [
+        Episode(e.id, e.concern, e.members, e.window_days, _trajectories(e, instruments))
+        for e in episodes
+    ]
 
 
-def _own_concerns(item: ShownRecord, rules: EpisodeRules) -> list[tuple[ConcernRef, str, bool]]:
-    """The concerns a record names itself: by condition code, or by its instrument."""
+def _window(concern: ConcernRef, rules: EpisodeRules) -> int:
+    return rules.close_after_days if concern.chronic else rules.acute_close_after_days
+
+
+def _coded_concerns(items: Sequence[ShownRecord], rules: EpisodeRules) -> set[str]:
+    """The pack concerns some record of the person names by a diagnosis code."""
+    coded: set[str] = set()
+    for item in items:
+        if item.instrument is not None or item.is_survey:
+            continue
+        for token in item.concern_codes:
+            system, _, code = token.partition("|")
+            coded.update(c.id for c in rules.concerns if (system, code) in c.codes)
+    return coded
+
+
+def _concerns_of(
+    item: ShownRecord, rules: EpisodeRules, coded: set[str]
+) -> list[tuple[ConcernRef, str, bool]]:
+    """The concerns a record belongs to, each with why and whether a diagnosis code of
+    the record names it: by condition code, by its instrument, or by a code related
+    to a concern the person has coded (a symptom, a test, aftercare)."""
     found: dict[str, tuple[ConcernRef, str, bool]] = {}
     if item.instrument is not None:
         for concern in rules.concerns:
@@ -335,12 +378,30 @@ def _own_concerns(item: ShownRecord, rules: EpisodeRules) -> list[tuple[ConcernR
         named = [c for c in rules.concerns if (system, code) in c.codes]
         for concern in named:
             found.setdefault(concern.id, (_ref(concern), f"coded {_code_text(token)}", True))
-        if named or (system, code) in rules.no_concern_codes:
+        related = _related(system, code, token, rules.concerns, coded)
+        for concern, why in related:
+            found.setdefault(concern.id, (_ref(concern), why, False))
+        if named or related or (system, code) in rules.no_concern_codes:
             continue
         other = _category(system, code, (system, code) in rules.chronic_codes)
         if other is not None:
             found.setdefault(other.id, (other, f"coded {_code_text(token)}", True))
+    if not found:
+        for token in item.matched_codes:
+            system, _, code = token.partition("|")
+            for concern, why in _related(system, code, token, rules.concerns, coded):
+                found.setdefault(concern.id, (_ref(concern), why, False))
     return list(found.values())
+
+
+def _related(
+    system: str, code: str, token: str, concerns: Sequence[Concern], coded: set[str]
+) -> list[tuple[Concern, str]]:
+    return [
+        (concern, f"{_code_text(token)}: related to {concern.title.lower()}, coded elsewhere")
+        for concern in concerns
+        if concern.id in coded and (system, code) in concern.related
+    ]
 
 
 def _category(system: str, code: str, chronic: bool) -> ConcernRef | None:
@@ -355,19 +416,6 @@ def _category(system: str, code: str, chronic: bool) -> ConcernRef | None:
     return None
 
 
-def _attached_by_care(
-    item: ShownRecord, concerns: Sequence[Concern], coded: set[str]
-) -> tuple[Concern, str] | None:
-    for concern in concerns:
-        if concern.id not in coded:
-            continue
-        for token in item.matched_codes:
-            system, _, code = token.partition("|")
-            if (system, code) in concern.procedures:
-                return concern, token
-    return None
-
-
 def _no_concern_reason(item: ShownRecord) -> str:
     if item.instrument is not None:
         return f"{item.instrument} measures no concern of the pack"
@@ -377,26 +425,28 @@ def _no_concern_reason(item: ShownRecord) -> str:
 
 
 def _split_by_gaps(
-    person_id: str, concern: ConcernRef, members: Sequence[Member], close_after_days: int
+    person_id: str, concern: ConcernRef, members: Sequence[Member], window_days: int
 ) -> list[Episode]:
-    """One concern's records as episodes: a contact more than `close_after_days` after
-    the previous one starts the next. Records without a time join the first."""
+    """One concern's records as episodes: a contact more than `window_days` after the
+    previous contact starts the next. What is no contact (a rating, something planned,
+    a record without a time) never splits: it joins the episode at hand."""
+    window = timedelta(days=window_days)
     groups: list[list[Member]] = []
     last: str | None = None
     for member in members:
-        start = member.item.start
-        gap = (
-            start is not None
+        item = member.item
+        if not groups or (
+            item.is_contact
+            and item.start is not None
             and last is not None
-            and (_moment(start) - _moment(last)).days > close_after_days
-        )
-        if not groups or gap:
+            and _moment(item.start) - _moment(last) > window
+        ):
             groups.append([])
         groups[-1].append(member)
-        if member.item.is_contact and start is not None:
-            last = start
+        if item.is_contact and item.start is not None:
+            last = item.start
     return [
-        Episode(_episode_id(person_id, concern.id, group), concern, tuple(group))
+        Episode(_episode_id(person_id, concern.id, group), concern, tuple(group), window_days)
         for group in groups
     ]
 
@@ -446,7 +496,7 @@ def _attach_surveys(
             members = sorted(
                 (*episode.members, *extra), key=lambda m: (m.item.start or "", m.item.id)
             )
-            episode = Episode(episode.id, episode.concern, tuple(members))
+            episode = Episode(episode.id, episode.concern, tuple(members), episode.window_days)
         result.append(episode)
     return result, unrated
 
@@ -537,7 +587,7 @@ def _moment(value: str) -> datetime:
 
 def episode_json(episode: Episode, as_of: str, rules: EpisodeRules) -> dict[str, Any]:
     """An episode as the API, the CLI and the store show it; the status is as of `as_of`."""
-    status = episode.status(as_of, rules.close_after_days)
+    status = episode.status(as_of)
     closed = status in (EpisodeStatus.RESOLVED, EpisodeStatus.LOST_TO_FOLLOW_UP)
     contacts = episode.contacts
     by_job = {job.value: [c.id for c in contacts if c.job is job] for job in Job}
@@ -556,9 +606,12 @@ def episode_json(episode: Episode, as_of: str, rules: EpisodeRules) -> dict[str,
         },
         "status": status.value,
         "start": episode.start,
-        "end": episode.last_contact if closed else None,
+        "end": episode.last_seen if closed else None,
         "last_contact": episode.last_contact,
+        "last_seen": episode.last_seen,
         "last_stage": stages[-1].job.value if stages else None,
+        "window_days": episode.window_days,
+        "job_done": episode.job_done,
         "stages": [
             {"job": s.job.value, "start": s.start, "end": s.end, "records": list(s.records)}
             for s in stages

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mappings.episodes import episode_status
+from mappings.episodes import EpisodeFacts, episode_status
 from mappings.model import Job
 
 
@@ -64,7 +64,6 @@ class Measure:
 def cohort_measures(
     episodes: Iterable[tuple[str, dict[str, Any]]],
     as_of: str,
-    close_after_days: int,
     retention_months: int,
     where: CohortFilter = CohortFilter(),
 ) -> dict[str, Any]:
@@ -72,13 +71,14 @@ def cohort_measures(
     chosen = [(person, e) for person, e in episodes if where.admits(e)]
     by_status: dict[str, int] = {}
     for _, episode in chosen:
-        status = episode_status(
-            episode["last_contact"],
+        facts = EpisodeFacts(
+            episode["last_seen"],
             Job(episode["last_stage"]) if episode["last_stage"] else None,
             episode["concern"]["chronic"],
-            as_of,
-            close_after_days,
+            episode["job_done"],
+            episode["window_days"],
         )
+        status = episode_status(facts, as_of)
         by_status[status.value] = by_status.get(status.value, 0) + 1
     just_episodes = [e for _, e in chosen]
     measures = [

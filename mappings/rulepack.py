@@ -211,15 +211,19 @@ class _Concern(_Strict):
     # Condition codes (diagnoses, reasons) that are this concern.
     codes: list[str] = []
     valuesets: list[str] = []
-    # Care only given for this concern (a knee replacement, an HbA1c test): a record
-    # naming no concern of its own joins it through these.
-    procedures: list[str] = []
+    # Its symptoms, work-up and aftercare (knee pain, a knee X-ray, an HbA1c test, a
+    # knee replacement): a record with these joins the concern when the person has it
+    # coded by a diagnosis somewhere; else they are grouped as if not listed here.
+    related: list[str] = []
     instruments: list[str] = []
 
 
 class _Episodes(_Strict):
-    # A gap this long between two contacts for a concern starts a new episode.
+    # A gap longer than this between two contacts for a chronic concern (or general
+    # care) starts a new episode, and an episode this long without contact is closed.
     close_after_days: int = Field(default=365, gt=0)
+    # The same for an acute concern (an illness or injury that is not long-term).
+    acute_close_after_days: int = Field(default=90, gt=0)
     # A job-fulfilment survey rates the latest contact of its job this recent.
     fulfilment_within_days: int = Field(default=30, ge=0)
     # Retention: a keep-well contact within this many months of the first treat.
@@ -416,7 +420,7 @@ class Concern:
     title: str
     chronic: bool
     codes: CodeSet
-    procedures: CodeSet
+    related: CodeSet
     instruments: frozenset[str]
 
 
@@ -426,6 +430,7 @@ class EpisodeRules:
 
     concerns: tuple[Concern, ...]
     close_after_days: int
+    acute_close_after_days: int
     fulfilment_within_days: int
     retention_months: int
     chronic_codes: CodeSet
@@ -675,7 +680,7 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
                 raw_concern.title,
                 raw_concern.chronic,
                 codes_of(raw_concern.valuesets, f"{key}.codes", raw_concern.codes),
-                codes_of([], f"{key}.procedures", raw_concern.procedures),
+                codes_of([], f"{key}.related", raw_concern.related),
                 frozenset(raw_concern.instruments),
             )
         )
@@ -716,6 +721,7 @@ def _compile(parsed: _PackFile, file: str) -> RulePack:
         episodes=EpisodeRules(
             concerns=tuple(concerns),
             close_after_days=episodes.close_after_days,
+            acute_close_after_days=episodes.acute_close_after_days,
             fulfilment_within_days=episodes.fulfilment_within_days,
             retention_months=episodes.retention_months,
             chronic_codes=codes_of(episodes.chronic_valuesets, "episodes.chronic_valuesets"),

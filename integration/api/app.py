@@ -12,7 +12,7 @@ from integration.api.boundary import install_error_boundary
 from integration.api.openapi import install_openapi
 from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
-from integration.api.routes import fhir, health, people, quarantine, sources
+from integration.api.routes import fhir, health, outcomes, people, quarantine, sources
 from integration.config import Settings, load_settings
 from integration.journey.rule_packs import store_pack
 from integration.push.service import PushService
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_openapi(app)
     app.include_router(health.router)
     app.include_router(people.router)
+    app.include_router(outcomes.router)
     app.include_router(sources.router)
     app.include_router(quarantine.router)
     app.include_router(fhir.router)

@@ -181,10 +181,145 @@ class JourneyItem(BaseModel):
     )
 
 
+class EpisodeConcernView(BaseModel):
+    id: str = Field(
+        description="A pack concern (knee_osteoarthritis, depression...), an ICD-10-CM "
+        "category (icd10cm:I10), a SNOMED CT concept (sct:...) or general"
+    )
+    title: str
+    chronic: bool = Field(
+        description="A long-term concern, coded for this person (screening alone is not)"
+    )
+
+
+class EpisodeStageView(BaseModel):
+    job: str
+    start: str
+    end: str = Field(description="Start of the stage's last record")
+    records: list[str]
+
+
+class EpisodeWait(BaseModel):
+    days: int = Field(description="Whole days from the first diagnose to the first treat after it")
+    records: list[str] = Field(description="That diagnose record and that treat record")
+
+
+class PromPoint(BaseModel):
+    at: str
+    value: float
+    record: str
+
+
+class PromTrajectory(BaseModel):
+    instrument: str
+    instrument_name: str
+    scale: str
+    scale_name: str
+    better: Literal["lower", "higher"]
+    baseline: PromPoint = Field(
+        description="The last score at or before the first treat, else the first"
+    )
+    latest: PromPoint | None = Field(description="The last score after the baseline")
+    change: float | None
+    percent_change: float | None
+    percent_improvement: float | None = Field(
+        description="Change in the better direction, percent of the baseline"
+    )
+    reliable_change_threshold: float | None
+    reliable_improvement: bool | None
+    reliable_deterioration: bool | None
+    caseness: float | None
+    recovery: bool | None = Field(
+        description="At caseness at baseline and below it at the latest score"
+    )
+    records: list[str] = Field(description="Every scored record of this scale, in time order")
+
+
+class FulfilmentSummary(BaseModel):
+    mean: float | None
+    count: int
+    records: list[str]
+
+
+class EpisodeFulfilment(FulfilmentSummary):
+    by_job: dict[str, FulfilmentSummary]
+
+
+class EpisodeRecordView(BaseModel):
+    id: str
+    job: str
+    start: str | None
+    contact: bool = Field(description="Care that happened (not a rating, not upcoming)")
+    fulfilment_score: int | None
+    why: str = Field(description="Why the record is in this episode")
+
+
+class JourneyEpisode(BaseModel):
+    id: str
+    concern: EpisodeConcernView
+    status: Literal[
+        "being_diagnosed",
+        "in_treatment",
+        "keeping_well",
+        "resolved",
+        "lost_to_follow_up",
+        "unclassified",
+    ] = Field(description="As of the as_of time")
+    start: str | None
+    end: str | None = Field(description="The last contact, once the episode is closed")
+    last_contact: str | None
+    last_seen: str | None = Field(
+        description="The last contact, else (an episode of ratings only) the last record"
+    )
+    window_days: int = Field(description="Days without contact that close the episode")
+    job_done: bool = Field(description="A PROM of the episode recovered or reliably improved")
+    last_stage: str | None
+    stages: list[EpisodeStageView]
+    wait_days: EpisodeWait | None
+    contacts: dict[str, int] = Field(description="Contacts per job")
+    sources: list[str]
+    service_lines: list[str] = Field(description="Care settings of the contacts")
+    outcomes: list[PromTrajectory]
+    fulfilment: EpisodeFulfilment
+    records: list[EpisodeRecordView]
+
+
+class EpisodesPage(BaseModel):
+    person_id: str
+    as_of: str
+    items: list[JourneyEpisode]
+
+
+class OutcomeMeasure(BaseModel):
+    id: str
+    title: str
+    value: float | None
+    numerator: float | None
+    denominator: int
+    unit: str
+    definition: str
+
+
+class OutcomeReport(BaseModel):
+    as_of: str
+    filters: dict[str, Any]
+    episodes: int
+    people: int
+    episodes_by_status: dict[str, int]
+    measures: list[OutcomeMeasure]
+    people_pending: int = Field(
+        description="People whose episodes are being recomputed after a change: not yet "
+        "in these figures"
+    )
+
+
 class JourneyPage(BaseModel):
     person_id: str
     items: list[JourneyItem]
     next_cursor: str | None
+    episodes: list[JourneyEpisode] | None = Field(
+        default=None, description="With episodes=true: the person's episodes, as of now"
+    )
 
 
 class Health(BaseModel):

@@ -15,10 +15,12 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import orjson
 import typer
 from rich.markup import escape
 from rich.progress import (
@@ -39,6 +41,7 @@ from connectors.files import discover
 from fhir_journey.errors import JourneyError
 from integration.cli.console import console, stderr
 from integration.cli.demo_population import write_sample
+from integration.cli.episodes_view import print_episodes, print_outcomes
 from integration.cli.sync_view import (
     export_progress,
     page_progress,
@@ -52,7 +55,9 @@ from integration.errors import ConfigError
 from integration.ingest.pipeline import IngestSummary, resource_label
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey import review
+from integration.journey.episodes import refresh_episodes
 from integration.journey.matching import Outcome
+from integration.journey.outcomes import OutcomeQuery, measures_csv, outcome_report
 from integration.journey.rule_packs import set_store_pack, store_pack
 from integration.journey.update import flag_all, pending_count, update_journey
 from integration.push_clients import PushClientConfig
@@ -71,6 +76,8 @@ from integration.sync.context import SyncListener
 from integration.sync.leased import default_owner, sync_leased
 from integration.sync.runners import sync_source
 from integration.sync.worker import SyncWorker, WorkerStats
+from mappings.dates import ISO_FORMAT
+from mappings.model import Job
 from mappings.rulepack import RulePack
 
 EXIT_SYNC_FAILED = 2
@@ -600,12 +607,76 @@ def show(
         ),
     ] = False,
 ) -> None:
-    """Print a person's journey in the terminal; safety flags stand out."""
+    """Print a person's journey in the terminal, then their episodes; safety flags
+    stand out."""
     settings = _settings(ctx)
     engine = open_configured_store(settings)
     if not print_journey(engine, person_id, include_excluded=include_excluded):
         stderr.print(f"No person with id {person_id}.")
         raise typer.Exit(1)
+    with engine.connect() as conn:
+        resolved = queries.resolve_person(conn, person_id) or person_id
+    print_episodes(engine, resolved, store_pack(engine))
+
+
+@app.command()
+def outcomes(
+    ctx: typer.Context,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Episodes starting on or after (YYYY-MM-DD)")
+    ] = None,
+    to: Annotated[str | None, typer.Option(help="Episodes starting before (YYYY-MM-DD)")] = None,
+    source: Annotated[str | None, typer.Option(help="Episodes this source took part in")] = None,
+    concern: Annotated[
+        str | None, typer.Option(help="A concern id (knee_osteoarthritis, icd10cm:I10)")
+    ] = None,
+    job: Annotated[Job | None, typer.Option(help="Episodes with a contact for this job")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Statuses and retention as of (YYYY-MM-DD)")
+    ] = None,
+    retention_months: Annotated[
+        int | None, typer.Option(help="Retention window (default: the pack's)", min=1)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the measures as CSV")] = False,
+) -> None:
+    """Cohort outcome measures over the episodes (PROM change, fulfilment, retention,
+    bundle adoption, waits), each with numerator and denominator."""
+    settings = _settings(ctx)
+    engine = open_configured_store(settings)
+    try:
+        query = OutcomeQuery(
+            start_from=_day(from_, "--from"),
+            start_to=_day(to, "--to", end=True),
+            source=source,
+            concern=concern,
+            job=job,
+            as_of=_day(as_of, "--as-of") or utc_now(),
+            retention_months=retention_months,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    pack = store_pack(engine)
+    refresh_episodes(engine, pack)
+    report = outcome_report(engine, pack, query)
+    if as_json:
+        typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    elif as_csv:
+        typer.echo(measures_csv(report["measures"]), nl=False)
+    else:
+        print_outcomes(report)
+
+
+def _day(value: str | None, option: str, end: bool = False) -> str | None:
+    """A YYYY-MM-DD option as the ISO UTC start of that day (of the next, for an end)."""
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{option} must be a date, YYYY-MM-DD") from None
+    moment = datetime.combine(day + timedelta(days=1) if end else day, datetime.min.time(), UTC)
+    return moment.strftime(ISO_FORMAT)
 
 
 def print_journey(

@@ -128,15 +128,25 @@ def stored_episodes(
     concern: str | None = None,
     start_from: str | None = None,
     start_to: str | None = None,
+    page_size: int = 2000,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(person id, episode) for the kept episodes, narrowed in the query by concern and
-    start where given (the index serves both)."""
-    query = select(episodes.c.person_id, episodes.c.body)
+    start where given, read in keyset pages (a server-side cursor needs a transaction,
+    which an autocommit read connection does not hold)."""
+    query = select(episodes.c.id, episodes.c.person_id, episodes.c.body)
     if concern is not None:
         query = query.where(episodes.c.concern == concern)
     if start_from is not None:
         query = query.where(episodes.c.start >= start_from)
     if start_to is not None:
         query = query.where(episodes.c.start < start_to)
-    for row in conn.execute(query.execution_options(yield_per=2000)):
-        yield row.person_id, orjson.loads(row.body)
+    after = ""
+    while True:
+        page = conn.execute(
+            query.where(episodes.c.id > after).order_by(episodes.c.id).limit(page_size)
+        ).all()
+        for row in page:
+            yield row.person_id, orjson.loads(row.body)
+        if len(page) < page_size:
+            return
+        after = page[-1].id

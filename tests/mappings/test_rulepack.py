@@ -60,6 +60,27 @@ def test_cpt_category_ii_codes_are_not_in_the_surgery_range() -> None:
         ),
         ('job = "treat"', 'job = "cure"', "encounter_rules.0.job", "Input should be"),
         ("positive_at = 10", 'positive_at = "ten"', "instruments.0.scales.0.positive_at", "number"),
+        (
+            'instruments = ["gad7"]',
+            'instruments = ["gad8"]',
+            "concerns[2].instruments",
+            "no instrument 'gad8'",
+        ),
+        ('id = "anxiety"', 'id = "depression"', "concerns[2].id", "duplicate concern id"),
+        ('id = "anxiety"', 'id = "Anxiety!"', "concerns.2.id", "pattern"),
+        ('valuesets = ["anxiety"]', 'valuesets = ["worry"]', "concerns[2].codes", "no value set"),
+        (
+            '"icd10cm|Z79.84", "icd10cm|Z79.4",',
+            '"icd10cm|Z79.84", "Z79.4",',
+            "concerns[3].related",
+            "system|code",
+        ),
+        (
+            "acute_close_after_days = 90",
+            "acute_close_after_days = 0",
+            "episodes.acute_close_after_days",
+            "greater than 0",
+        ),
     ],
 )
 def test_broken_pack_names_file_and_key(

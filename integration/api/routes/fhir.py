@@ -27,7 +27,10 @@ from integration.api.models import (
 )
 from integration.api.openapi import fhir_request_body
 from integration.api.responses import FhirResponse
+from integration.clock import utc_now
 from integration.ingest.validation import is_fhir_id, is_fhir_type
+from integration.journey.episode_of_care import episode_of_care
+from integration.journey.episodes import episodes_of_person
 from integration.journey.patient_match import Candidate, match_patient
 from integration.journey.rule_packs import store_pack
 from integration.push.bundle import PlannedWrite
@@ -36,6 +39,7 @@ from integration.push.errors import FhirError
 from integration.push.outcome import Issue, operation_outcome
 from integration.push.service import PushService, WriteResult, new_id, with_server_meta
 from integration.store.pushed import StoredVersion
+from integration.store.queries import resolve_person
 
 FHIR_JSON = "application/fhir+json"
 MAPPING_LAGS_HEADER = "X-Journey-Mapping"
@@ -487,6 +491,72 @@ async def update(
         )
     write = PlannedWrite(0, "PUT", resource_type, resource_id, resource, None, None, if_match)
     return _written(request, await asyncio.to_thread(push.write_one, source, write))
+
+
+async def journey_reader(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_push_key)],
+) -> None:
+    """The FHIR views of the unified journey are for journey readers: an API key."""
+    presented = credentials.credentials.encode() if credentials is not None else b""
+    if not any(secrets.compare_digest(presented, key.encode()) for key in settings.api_keys):
+        raise FhirError(
+            401,
+            "login",
+            "send an API key as a Bearer token",
+            None,
+            {"WWW-Authenticate": 'Bearer realm="fhir-journey"'},
+        )
+
+
+@router.get(
+    "/EpisodeOfCare",
+    summary="EpisodeOfCare: a person's episodes as FHIR R4 (search by patient)",
+    response_model=Bundle,
+    responses=_outcomes(400, 401),
+    dependencies=[Depends(journey_reader)],
+)
+async def episodes_of_care(
+    request: Request,
+    engine: ReadStoreDep,
+    patient: Annotated[
+        str,
+        Query(
+            pattern=WITHOUT_NUL,
+            description="The person id (from /people), as an id or Patient/{id}",
+        ),
+    ],
+) -> FhirResponse:
+    person_id = patient.removeprefix("Patient/")
+    _fhir_id("Patient", person_id, "patient")
+
+    def read() -> tuple[str | None, list[dict[str, Any]]]:
+        pack = store_pack(engine)
+        with engine.connect() as conn:
+            resolved = resolve_person(conn, person_id)
+            if resolved is None:
+                return None, []
+            return resolved, episodes_of_person(conn, resolved, pack, utc_now())
+
+    resolved, episodes = await asyncio.to_thread(read)
+    base = str(request.base_url).rstrip("/") + "/fhir"
+    # No such person: an empty searchset, as a FHIR search for an unknown patient answers.
+    return FhirResponse(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(episodes),
+            "link": [{"relation": "self", "url": f"{base}/EpisodeOfCare?{request.url.query}"}],
+            "entry": [
+                {
+                    "fullUrl": f"{base}/EpisodeOfCare/{episode['id']}",
+                    "resource": episode_of_care(resolved or person_id, episode),
+                    "search": {"mode": "match"},
+                }
+                for episode in episodes
+            ],
+        }
+    )
 
 
 @router.get(

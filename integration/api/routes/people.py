@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query
 from sqlalchemy import Connection, Engine
 
+from integration.api.bounds import time_bound
 from integration.api.cursors import decode_cursor, encode_cursor
 from integration.api.deps import (
     WITHOUT_NUL,
@@ -19,6 +19,7 @@ from integration.api.deps import (
     caller_label,
 )
 from integration.api.models import (
+    EpisodesPage,
     JourneyPage,
     LinkHistory,
     MergePeople,
@@ -35,12 +36,13 @@ from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.clock import utc_now
 from integration.journey import review
+from integration.journey.episodes import episodes_of_person
 from integration.journey.matching import Outcome
 from integration.journey.review import PersonMerged, UnknownPatient, UnknownPerson
+from integration.journey.rule_packs import store_pack
 from integration.store import people as people_store
 from integration.store import queries
 from integration.store.matches import review_queue as review_queue_of
-from mappings.dates import ISO_FORMAT
 from mappings.model import Job
 from mappings.rulepack import IdentityRules
 
@@ -200,28 +202,6 @@ def get_person(person_id: PersonId, engine: ReadStoreDep, _caller: CallerDep) ->
     return OrjsonResponse(person)
 
 
-def _bound(value: str | None, name: str, end: bool) -> str | None:
-    """A from/to parameter as ISO UTC: a date covers its whole day; a dateTime needs a timezone."""
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            moment = datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
-        else:
-            moment = datetime.fromisoformat(value)
-            if moment.tzinfo is None:
-                raise ValueError("no timezone")
-    except ValueError as exc:
-        raise ApiProblem(
-            400,
-            "Bad Request",
-            f"{name} must be a date (YYYY-MM-DD) or a dateTime with timezone",
-            invalid_params=[{"in": "query", "name": name, "reason": str(exc)}],
-        ) from exc
-    return moment.astimezone(UTC).strftime(ISO_FORMAT)
-
-
 @router.get(
     "/people/{person_id}/journey",
     response_model=JourneyPage,
@@ -246,6 +226,9 @@ def get_journey(
             "superseded), each with the reason"
         ),
     ] = False,
+    episodes: Annotated[
+        bool, Query(description="Also answer the person's episodes (as of now)")
+    ] = False,
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> OrjsonResponse:
@@ -254,8 +237,8 @@ def get_journey(
     size = limit or settings.page_size
     where = queries.JourneyFilter(
         jobs=[j.value for j in job or ()],
-        start=_bound(from_, "from", end=False),
-        end=_bound(to, "to", end=True),
+        start=time_bound(from_, "from", end=False),
+        end=time_bound(to, "to", end=True),
         include_excluded=include_excluded,
     )
     after = decode_cursor(cursor, 2) if cursor else None
@@ -266,6 +249,9 @@ def get_journey(
         items = queries.journey(
             conn, resolved, size + 1, (after[0], after[1]) if after else None, where
         )
+        grouped = (
+            episodes_of_person(conn, resolved, store_pack(engine), utc_now()) if episodes else None
+        )
     more = len(items) > size
     items = items[:size]
     next_cursor = (
@@ -273,4 +259,34 @@ def get_journey(
         if more and items
         else None
     )
-    return OrjsonResponse({"person_id": resolved, "items": items, "next_cursor": next_cursor})
+    answer: dict[str, object] = {"person_id": resolved, "items": items, "next_cursor": next_cursor}
+    if grouped is not None:
+        answer["episodes"] = grouped
+    return OrjsonResponse(answer)
+
+
+@router.get(
+    "/people/{person_id}/episodes",
+    response_model=EpisodesPage,
+    responses={**BAD_PARAMETER, **NO_PERSON},
+)
+def get_episodes(
+    person_id: PersonId,
+    engine: ReadStoreDep,
+    _caller: CallerDep,
+    as_of: Annotated[
+        str | None,
+        Query(description="Status as of this date or dateTime (default: now)"),
+    ] = None,
+) -> OrjsonResponse:
+    """A person's episodes: their records grouped by concern, each with its diagnose ->
+    treat -> keep-well stages, status, wait, contacts, sources, PROM trajectories and
+    job-fulfilment answers, every figure naming the records it came from."""
+    moment = time_bound(as_of, "as_of", end=False) or utc_now()
+    pack = store_pack(engine)
+    with engine.connect() as conn:
+        resolved = queries.resolve_person(conn, person_id)
+        if resolved is None:
+            raise ApiProblem(404, "Not Found", f"no person with id {person_id}")
+        items = episodes_of_person(conn, resolved, pack, moment)
+    return OrjsonResponse({"person_id": resolved, "as_of": moment, "items": items})

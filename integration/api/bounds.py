@@ -1,0 +1,30 @@
+"""Time parameters of the API: a date or a dateTime with a timezone, as ISO UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from integration.api.problems import ApiProblem
+from mappings.dates import ISO_FORMAT
+
+
+def time_bound(value: str | None, name: str, end: bool) -> str | None:
+    """A from/to parameter as ISO UTC: a date covers its whole day; a dateTime needs a timezone."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
+        else:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                raise ValueError("no timezone")
+    except ValueError as exc:
+        raise ApiProblem(
+            400,
+            "Bad Request",
+            f"{name} must be a date (YYYY-MM-DD) or a dateTime with timezone",
+            invalid_params=[{"in": "query", "name": name, "reason": str(exc)}],
+        ) from exc
+    return moment.astimezone(UTC).strftime(ISO_FORMAT)
