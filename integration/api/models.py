@@ -334,6 +334,10 @@ class StoreStatus(BaseModel):
     raw_versions: int = Field(description="Every version ever received")
     records_by_job: dict[str, int]
     pending_derivation: int = Field(description="Resources waiting to be mapped")
+    episodes: int = Field(description="Episodes kept for the cohort measures")
+    episodes_pending_people: int = Field(
+        description="People whose kept episodes wait to be recomputed after a change"
+    )
     quarantine_open: int = Field(description="Open quarantine entries of both stages")
     quarantine_open_intake: int = Field(description="Open: input that could not be stored")
     mapping_failures_open: int = Field(

@@ -762,6 +762,7 @@ def demo(
         stderr.print("The sample produced no journey; nothing to show.")
         raise typer.Exit(1)
     print_journey(engine, person_id)
+    print_episodes(engine, person_id, pack)
     host = host or settings.host
     port = port or settings.port
     base = f"http://{host}:{port}"

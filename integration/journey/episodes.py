@@ -10,6 +10,7 @@ derived) at the end of every journey update.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +22,8 @@ from integration.store import people as people_store
 from integration.store.locks import DERIVE, hold
 from mappings.episodes import build_episodes, episode_json
 from mappings.rulepack import RulePack
+
+log = logging.getLogger(__name__)
 
 
 def episodes_of_person(
@@ -48,7 +51,9 @@ def refresh_episodes(
 ) -> int:
     """Recompute the kept episodes of every person marked stale; returns how many
     people. Each batch commits on its own under the derive lock, so no derivation can
-    change a person's records between reading them and clearing their mark."""
+    change a person's records between reading them and clearing their mark. A person
+    whose episodes cannot be built is isolated: logged by id, their kept episodes
+    dropped (the measures leave them out rather than show stale ones), the others go on."""
     done = 0
     while True:
         with engine.begin() as conn:
@@ -58,18 +63,22 @@ def refresh_episodes(
             if not people:
                 return done
             items = episodes_store.journey_items(conn, people)
-            episodes_store.replace_episodes(
-                conn,
-                {
-                    person: [
+            built: dict[str, list[dict[str, Any]]] = {}
+            for person in people:
+                try:
+                    built[person] = [
                         episode_json(e, now, pack.episodes)
                         for e in build_episodes(person, items.get(person, []), pack)
                     ]
-                    for person in people
-                },
-                pack.label,
-                now,
-            )
+                except Exception as exc:  # one person never stops the rest
+                    log.warning(
+                        "episodes of person %s could not be built (%s): left out of the "
+                        "outcome measures until their records change",
+                        person,
+                        type(exc).__name__,
+                    )
+                    built[person] = []
+            episodes_store.replace_episodes(conn, built, pack.label, now)
         done += len(people)
         if on_progress is not None:
             on_progress(len(people))

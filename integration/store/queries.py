@@ -18,6 +18,8 @@ from integration.store.keys import in_keys
 from integration.store.quarantine import INTAKE, MAPPING, open_counts
 from integration.store.schema import (
     current_resources,
+    episodes,
+    episodes_stale,
     job_records,
     patient_identifiers,
     people,
@@ -290,6 +292,11 @@ def store_status(conn: Connection) -> dict[str, Any]:
         ),
         "records_by_job": records,
         "pending_derivation": count_pending(conn),
+        "episodes": int(conn.execute(select(func.count()).select_from(episodes)).scalar_one()),
+        # People whose kept episodes (the cohort measures') wait to be recomputed.
+        "episodes_pending_people": int(
+            conn.execute(select(func.count()).select_from(episodes_stale)).scalar_one()
+        ),
         # Open entries, input that could not be stored plus resources whose mapping
         # failed (isolated: each has an explained unclassified record or no person).
         "quarantine_open": open_quarantine_counts[INTAKE] + open_quarantine_counts[MAPPING],

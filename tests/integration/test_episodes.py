@@ -231,3 +231,44 @@ def test_journey_outcomes_and_show_in_the_terminal(engine: Engine, person_id: st
     )
     assert bad.returncode != 0
     assert "--from must be a date" in bad.stderr
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_person_whose_episodes_fail_is_left_out_not_everyone(
+    engine: Engine,
+    tmp_path: Path,
+    import_files: ImportFn,
+    pack: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import integration.journey.episodes as episodes_module
+    from integration.journey.episodes import refresh_episodes
+    from integration.store.episodes import mark_stale, stored_episodes
+
+    resources = [
+        patient("p1"),
+        patient("p2", name=[{"family": "Other", "given": ["Ola"]}]),
+        encounter("e1", "p1", reasonCode=reason("I10")),
+        encounter("e2", "p2", reasonCode=reason("I10")),
+    ]
+    import_files(write_ndjson(tmp_path / "two.ndjson", *resources), source="clinic")
+    with engine.connect() as conn:
+        people = [p["id"] for p in queries.list_people(conn, 10)]
+    real = episodes_module.build_episodes
+    broken = people[0]
+
+    def build(person: str, items: Any, rules: Any) -> Any:
+        if person == broken:
+            raise ValueError("a bug")
+        return real(person, items, rules)
+
+    monkeypatch.setattr(episodes_module, "build_episodes", build)
+    with engine.begin() as conn:
+        mark_stale(conn, people)
+    assert refresh_episodes(engine, pack) == 2
+    with engine.connect() as conn:
+        kept = {person for person, _ in stored_episodes(conn)}
+        assert stale_count(conn) == 0
+    assert kept == {people[1]}
+    assert f"episodes of person {broken} could not be built (ValueError)" in caplog.text
