@@ -18,6 +18,48 @@ from mappings.episodes import EpisodeFacts, episode_status
 from mappings.model import Job
 
 
+def cohort_facts(episode: dict[str, Any]) -> dict[str, Any]:
+    """What the cohort measures read of an episode (as `episode_json` writes it): a
+    fraction of its size, so a report over every episode reads and parses little."""
+    contacts = [r for r in episode["records"] if r["contact"]]
+    treats = [r["start"] for r in contacts if r["job"] == "treat"]
+    first_treat = min(treats) if treats else None
+    kept_well = [
+        r["start"]
+        for r in contacts
+        if r["job"] == "keep_well" and first_treat is not None and r["start"] >= first_treat
+    ]
+    return {
+        "concern": episode["concern"]["id"],
+        "chronic": episode["concern"]["chronic"],
+        "start": episode["start"],
+        "last_seen": episode["last_seen"],
+        "last_stage": episode["last_stage"],
+        "window_days": episode["window_days"],
+        "job_done": episode["job_done"],
+        "sources": episode["sources"],
+        "contact_jobs": sorted(episode["contacts"]),
+        "service_lines": episode["service_lines"],
+        "wait_days": None if episode["wait_days"] is None else episode["wait_days"]["days"],
+        "outcomes": [
+            [
+                o["reliable_improvement"],
+                o["reliable_deterioration"],
+                o["recovery"],
+                o["percent_improvement"],
+            ]
+            for o in episode["outcomes"]
+        ],
+        "fulfilment": [
+            [r["id"], r["job"], r["fulfilment_score"]]
+            for r in episode["records"]
+            if r["fulfilment_score"] is not None
+        ],
+        "first_treat": first_treat,
+        "first_keep_well_after_treat": min(kept_well) if kept_well else None,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class CohortFilter:
     start_from: str | None = None  # episode start on or after (ISO UTC)
@@ -34,9 +76,9 @@ class CohortFilter:
             return False
         if self.source is not None and self.source not in episode["sources"]:
             return False
-        if self.concern is not None and episode["concern"]["id"] != self.concern:
+        if self.concern is not None and episode["concern"] != self.concern:
             return False
-        return self.job is None or bool(episode["contacts"].get(self.job.value))
+        return self.job is None or self.job.value in episode["contact_jobs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +109,15 @@ def cohort_measures(
     retention_months: int,
     where: CohortFilter = CohortFilter(),
 ) -> dict[str, Any]:
-    """Measures over the (person id, episode) pairs `where` admits, as of `as_of`."""
+    """Measures over the (person id, episode facts) pairs `where` admits, as of `as_of`
+    (facts as `cohort_facts` writes them)."""
     chosen = [(person, e) for person, e in episodes if where.admits(e)]
     by_status: dict[str, int] = {}
     for _, episode in chosen:
         facts = EpisodeFacts(
             episode["last_seen"],
             Job(episode["last_stage"]) if episode["last_stage"] else None,
-            episode["concern"]["chronic"],
+            episode["chronic"],
             episode["job_done"],
             episode["window_days"],
         )
@@ -108,20 +151,16 @@ def _ratio(numerator: float, denominator: int) -> float | None:
 
 
 def _prom_measures(episodes: Sequence[dict[str, Any]]) -> list[Measure]:
-    def episodes_where(field: str) -> tuple[int, int]:
+    # Each outcome: [reliable improvement, reliable deterioration, recovery, percent].
+    def episodes_where(field: int) -> tuple[int, int]:
         measured = [e for e in episodes if any(o[field] is not None for o in e["outcomes"])]
         hits = [e for e in measured if any(o[field] for o in e["outcomes"])]
         return len(hits), len(measured)
 
-    improved, improved_of = episodes_where("reliable_improvement")
-    worse, worse_of = episodes_where("reliable_deterioration")
-    recovered, recovered_of = episodes_where("recovery")
-    percents = [
-        o["percent_improvement"]
-        for e in episodes
-        for o in e["outcomes"]
-        if o["percent_improvement"] is not None
-    ]
+    improved, improved_of = episodes_where(0)
+    worse, worse_of = episodes_where(1)
+    recovered, recovered_of = episodes_where(2)
+    percents = [o[3] for e in episodes for o in e["outcomes"] if o[3] is not None]
     total = round(sum(percents), 2)
     by_20 = sum(1 for p in percents if p >= 20)
     return [
@@ -180,10 +219,8 @@ def _fulfilment_measures(episodes: Sequence[dict[str, Any]], job: Job | None) ->
     # A survey in two episodes (a visit for two concerns) counts once.
     answers: dict[str, tuple[str, int]] = {}
     for episode in episodes:
-        for record in episode["records"]:
-            score = record.get("fulfilment_score")
-            if score is not None:
-                answers[record["id"]] = (record["job"], score)
+        for record_id, rated, score in episode["fulfilment"]:
+            answers[record_id] = (rated, score)
     jobs = [job] if job is not None else [Job.DIAGNOSE, Job.TREAT, Job.KEEP_WELL]
     measures = []
     for rated in [None, *jobs]:
@@ -212,21 +249,12 @@ def _retention(chosen: Sequence[tuple[str, dict[str, Any]]], as_of: str, months:
     eligible: set[str] = set()
     retained: set[str] = set()
     for person, episode in chosen:
-        treats = [r["start"] for r in episode["records"] if r["contact"] and r["job"] == "treat"]
-        if not treats:
-            continue
-        first_treat = min(treats)
-        if _moment(first_treat) > cutoff:
-            continue  # not yet had the whole window to come back
+        first_treat = episode["first_treat"]
+        if first_treat is None or _moment(first_treat) > cutoff:
+            continue  # never treated, or not yet had the whole window to come back
         eligible.add(person)
-        window_end = _add_months(_moment(first_treat), months)
-        if any(
-            r["contact"]
-            and r["job"] == "keep_well"
-            and r["start"] >= first_treat
-            and _moment(r["start"]) <= window_end
-            for r in episode["records"]
-        ):
+        back = episode["first_keep_well_after_treat"]
+        if back is not None and _moment(back) <= _add_months(_moment(first_treat), months):
             retained.add(person)
     return _share(
         "retention",
@@ -241,7 +269,7 @@ def _retention(chosen: Sequence[tuple[str, dict[str, Any]]], as_of: str, months:
 
 def _bundle_adoption(episodes: Sequence[dict[str, Any]]) -> Measure:
     def bundled(episode: dict[str, Any]) -> bool:
-        jobs = [job for job, n in episode["contacts"].items() if n and job != "unclassified"]
+        jobs = [job for job in episode["contact_jobs"] if job != "unclassified"]
         return len(jobs) >= 2 or len(episode["service_lines"]) >= 2
 
     hits = sum(1 for e in episodes if bundled(e))
@@ -257,7 +285,7 @@ def _bundle_adoption(episodes: Sequence[dict[str, Any]]) -> Measure:
 
 
 def _median_wait(episodes: Sequence[dict[str, Any]]) -> Measure:
-    waits = [e["wait_days"]["days"] for e in episodes if e["wait_days"] is not None]
+    waits = [e["wait_days"] for e in episodes if e["wait_days"] is not None]
     return Measure(
         "median_wait_days",
         "Median wait from first diagnose to first treat",

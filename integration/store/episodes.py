@@ -13,6 +13,7 @@ from integration.store.schema import episodes, episodes_stale, job_records, pers
 from integration.store.upsert import insert_ignore
 from mappings.episodes import ShownRecord
 from mappings.model import Flag, Job, ScaleScore
+from mappings.outcomes import cohort_facts
 
 # Keep an IN list well under SQLite's bound-parameter limit.
 _CHUNK = 500
@@ -114,6 +115,7 @@ def replace_episodes(
             "last_contact": episode["last_contact"],
             "pack_version": pack_version,
             "body": orjson.dumps(episode).decode(),
+            "facts": orjson.dumps(cohort_facts(episode)).decode(),
             "computed_at": now,
         }
         for person in people
@@ -130,10 +132,10 @@ def stored_episodes(
     start_to: str | None = None,
     page_size: int = 2000,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(person id, episode) for the kept episodes, narrowed in the query by concern and
-    start where given, read in keyset pages (a server-side cursor needs a transaction,
-    which an autocommit read connection does not hold)."""
-    query = select(episodes.c.id, episodes.c.person_id, episodes.c.body)
+    """(person id, episode facts) for the kept episodes (`cohort_facts`), narrowed in
+    the query by concern and start where given, read in keyset pages (a server-side
+    cursor needs a transaction, which an autocommit read connection does not hold)."""
+    query = select(episodes.c.id, episodes.c.person_id, episodes.c.facts)
     if concern is not None:
         query = query.where(episodes.c.concern == concern)
     if start_from is not None:
@@ -146,7 +148,7 @@ def stored_episodes(
             query.where(episodes.c.id > after).order_by(episodes.c.id).limit(page_size)
         ).all()
         for row in page:
-            yield row.person_id, orjson.loads(row.body)
+            yield row.person_id, orjson.loads(row.facts)
         if len(page) < page_size:
             return
         after = page[-1].id

@@ -6,7 +6,7 @@ from typing import Any
 
 from mappings.episodes import ShownRecord, build_episodes, episode_json
 from mappings.model import Job, ScaleScore
-from mappings.outcomes import CohortFilter, cohort_measures
+from mappings.outcomes import CohortFilter, cohort_facts, cohort_measures
 from mappings.rulepack import RulePack
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -45,7 +45,7 @@ def episodes_of(
     pack: RulePack, people: dict[str, list[ShownRecord]]
 ) -> list[tuple[str, dict[str, Any]]]:
     return [
-        (person, episode_json(e, AS_OF, pack.episodes))
+        (person, cohort_facts(episode_json(e, AS_OF, pack.episodes)))
         for person, items in people.items()
         for e in build_episodes(person, items, pack)
     ]

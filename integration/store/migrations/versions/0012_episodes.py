@@ -28,7 +28,10 @@ def upgrade() -> None:
         Column("start", String(40), nullable=False),
         Column("last_contact", String(40)),
         Column("pack_version", String(80), nullable=False),
+        # The episode whole (mappings.episodes.episode_json), and what the cohort
+        # measures read of it (mappings.outcomes.cohort_facts).
         Column("body", Text, nullable=False),
+        Column("facts", Text, nullable=False),
         Column("computed_at", String(40), nullable=False),
         Index("ix_episodes_person", "person_id"),
         Index("ix_episodes_concern_start", "concern", "start"),
