@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from mappings.decisions import remember
 from mappings.model import Flag, Job, ScaleScore
 from mappings.rulepack import Concern, EpisodeRules, Instrument, RulePack, Scale
 
@@ -78,16 +79,16 @@ class ShownRecord:
     flags: tuple[Flag, ...] = ()
     # Other sources that saw the same event (the record restates theirs).
     also_sources: tuple[str, ...] = ()
+    # A job-fulfilment answer: a rating of care, not a contact.
+    is_survey: bool = field(init=False)
+    # Care that happened (not a rating, not something planned, not undated).
+    is_contact: bool = field(init=False)
 
-    @property
-    def is_survey(self) -> bool:
-        """A job-fulfilment answer: a rating of care, not a contact."""
-        return self.fulfilment_score is not None and self.instrument is None
-
-    @property
-    def is_contact(self) -> bool:
-        """Care that happened (not a rating, not something planned)."""
-        return not self.is_survey and Flag.UPCOMING not in self.flags and self.start is not None
+    def __post_init__(self) -> None:
+        survey = self.fulfilment_score is not None and self.instrument is None
+        object.__setattr__(self, "is_survey", survey)
+        contact = not survey and Flag.UPCOMING not in self.flags and self.start is not None
+        object.__setattr__(self, "is_contact", contact)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,10 +202,11 @@ class Episode:
     # Days without contact that close it (the pack's window for its kind of concern).
     window_days: int
     trajectories: tuple[Trajectory, ...] = field(default=())
+    contacts: tuple[ShownRecord, ...] = field(init=False)
 
-    @property
-    def contacts(self) -> list[ShownRecord]:
-        return [m.item for m in self.members if m.item.is_contact]
+    def __post_init__(self) -> None:
+        contacts = tuple(m.item for m in self.members if m.item.is_contact)
+        object.__setattr__(self, "contacts", contacts)
 
     @property
     def established(self) -> bool:
@@ -354,9 +356,34 @@ def _coded_concerns(items: Sequence[ShownRecord], rules: EpisodeRules) -> set[st
         if item.instrument is not None or item.is_survey:
             continue
         for token in item.concern_codes:
-            system, _, code = token.partition("|")
-            coded.update(c.id for c in rules.concerns if (system, code) in c.codes)
+            coded.update(c.id for c in _token_facts(token, rules).named)
     return coded
+
+
+@dataclass(frozen=True, slots=True)
+class _TokenFacts:
+    """What the pack's concerns say of one code, looked up once per pack."""
+
+    named: tuple[Concern, ...]
+    related: tuple[Concern, ...]
+    no_concern: bool
+    category: ConcernRef | None
+
+
+def _token_facts(token: str, rules: EpisodeRules) -> _TokenFacts:
+    memo: dict[str, _TokenFacts] = rules.token_memo
+    found = memo.get(token)
+    if found is None:
+        system, _, code = token.partition("|")
+        pair = (system, code)
+        found = _TokenFacts(
+            tuple(c for c in rules.concerns if pair in c.codes),
+            tuple(c for c in rules.concerns if pair in c.related),
+            pair in rules.no_concern_codes,
+            _category(system, code, pair in rules.chronic_codes),
+        )
+        remember(memo, token, found)
+    return found
 
 
 def _concerns_of(
@@ -374,33 +401,28 @@ def _concerns_of(
                 )
         return list(found.values())
     for token in item.concern_codes:
-        system, _, code = token.partition("|")
-        named = [c for c in rules.concerns if (system, code) in c.codes]
-        for concern in named:
+        facts = _token_facts(token, rules)
+        for concern in facts.named:
             found.setdefault(concern.id, (_ref(concern), f"coded {_code_text(token)}", True))
-        related = _related(system, code, token, rules.concerns, coded)
+        related = _related(token, facts, coded)
         for concern, why in related:
             found.setdefault(concern.id, (_ref(concern), why, False))
-        if named or related or (system, code) in rules.no_concern_codes:
+        if facts.named or related or facts.no_concern or facts.category is None:
             continue
-        other = _category(system, code, (system, code) in rules.chronic_codes)
-        if other is not None:
-            found.setdefault(other.id, (other, f"coded {_code_text(token)}", True))
+        other = facts.category
+        found.setdefault(other.id, (other, f"coded {_code_text(token)}", True))
     if not found:
         for token in item.matched_codes:
-            system, _, code = token.partition("|")
-            for concern, why in _related(system, code, token, rules.concerns, coded):
+            for concern, why in _related(token, _token_facts(token, rules), coded):
                 found.setdefault(concern.id, (_ref(concern), why, False))
     return list(found.values())
 
 
-def _related(
-    system: str, code: str, token: str, concerns: Sequence[Concern], coded: set[str]
-) -> list[tuple[Concern, str]]:
+def _related(token: str, facts: _TokenFacts, coded: set[str]) -> list[tuple[Concern, str]]:
     return [
         (concern, f"{_code_text(token)}: related to {concern.title.lower()}, coded elsewhere")
-        for concern in concerns
-        if concern.id in coded and (system, code) in concern.related
+        for concern in facts.related
+        if concern.id in coded
     ]
 
 

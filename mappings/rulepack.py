@@ -435,6 +435,8 @@ class EpisodeRules:
     retention_months: int
     chronic_codes: CodeSet
     no_concern_codes: CodeSet
+    # "system|code" -> what the concerns say of it, filled as met (mappings.episodes).
+    token_memo: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
