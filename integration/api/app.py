@@ -14,6 +14,7 @@ from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
 from integration.api.routes import fhir, health, outcomes, people, quarantine, sources
 from integration.config import Settings, load_settings
+from integration.journey.episodes import BackgroundRefresh
 from integration.journey.rule_packs import store_pack
 from integration.push.service import PushService
 from integration.push_clients import load_push_keys
@@ -32,7 +33,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.push = PushService(app.state.engine, store_pack(app.state.engine), settings)
         checkpointer = WalCheckpointer(app.state.engine)
         checkpointer.start()
+        episodes = BackgroundRefresh(app.state.engine, store_pack)
+        episodes.start()
         yield
+        episodes.stop()
         checkpointer.stop()
         if owns_engine:
             app.state.engine.dispose()

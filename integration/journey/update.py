@@ -97,8 +97,11 @@ def update_journey(
                 progress(done)
                 growth.grew(done)
     growth.finish()
-    # The kept episodes follow what this run changed (the cohort measures read them).
-    refresh_episodes(engine, pack)
+    if scope is None:
+        # The kept episodes follow what this run changed (the cohort measures read
+        # them). A push's scoped run leaves its few people to `journey serve`'s
+        # background refresh: a push never waits for others' episodes.
+        refresh_episodes(engine, pack)
     return summary
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -272,3 +273,30 @@ def test_a_person_whose_episodes_fail_is_left_out_not_everyone(
         assert stale_count(conn) == 0
     assert kept == {people[1]}
     assert f"episodes of person {broken} could not be built (ValueError)" in caplog.text
+
+
+def test_pushed_records_reach_the_cohort_measures_in_the_background(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EPISODES_PUSH_KEY", "push-key")
+    settings = Settings(
+        api_keys=[KEY],
+        database_url=str(engine.url),
+        push_clients=[{"source": "riverside", "key_env": "EPISODES_PUSH_KEY"}],
+    )
+    push = {"Authorization": "Bearer push-key", "Content-Type": "application/fhir+json"}
+    with TestClient(create_app(settings, engine)) as client:
+        for resource in (
+            patient("p9"),
+            encounter("v9", "p9", reasonCode=reason("I10")),
+        ):
+            url = f"/fhir/{resource['resourceType']}/{resource['id']}"
+            assert client.put(url, headers=push, json=resource).status_code in (200, 201)
+        deadline = time.monotonic() + 20
+        while True:
+            report = client.get("/metrics/outcomes", headers=AUTH).json()
+            if report["people_pending"] == 0 and report["episodes"] == 1:
+                break
+            assert time.monotonic() < deadline, report
+            time.sleep(0.2)
+    assert report["people"] == 1
