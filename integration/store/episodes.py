@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, delete, func, select
 
-from integration.store.schema import episodes, episodes_stale, job_records, person_links
+from integration.store.job_records import of_people
+from integration.store.schema import episodes, episodes_stale, job_records
 from integration.store.upsert import insert_ignore
 from mappings.episodes import ShownRecord
 from mappings.model import Flag, Job, ScaleScore
@@ -41,8 +42,8 @@ def journey_items(conn: Connection, person_ids: Sequence[str]) -> dict[str, list
     c = job_records.c
     found: dict[str, list[ShownRecord]] = {}
     for at in range(0, len(person_ids), _CHUNK):
-        chunk = sorted(set(person_ids[at : at + _CHUNK]))
-        rows = conn.execute(
+        chunk = person_ids[at : at + _CHUNK]
+        query = of_people(
             select(
                 c.id,
                 c.job,
@@ -57,18 +58,10 @@ def journey_items(conn: Connection, person_ids: Sequence[str]) -> dict[str, list
                 c.fulfilment_score,
                 c.flags,
                 c.joined,
-                person_links.c.person_id,
-            )
-            .join(
-                person_links,
-                (person_links.c.source == c.source) & (person_links.c.patient_id == c.subject_id),
-            )
-            .where(
-                person_links.c.person_id.in_(chunk),
-                c.excluded.is_(False),
-                c.event_of.is_(None),
-            )
+            ),
+            chunk,
         )
+        rows = conn.execute(query.where(c.excluded.is_(False), c.event_of.is_(None)))
         for row in rows:
             found.setdefault(row.person_id, []).append(_item(row._mapping))
     return found

@@ -7,12 +7,12 @@ them (a person's journey, counts) is `integration.store.queries`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, select, update
 
 from integration.store.derivation import ResourceKey
 from integration.store.keys import in_keys
@@ -136,6 +136,19 @@ def _from_row(row: Any) -> JobRecord:
     )
 
 
+def of_people(query: Select[Any], person_ids: Iterable[str]) -> Select[Any]:
+    """A select of job records narrowed to these people's, with each row's person_id."""
+    return (
+        query.add_columns(person_links.c.person_id)
+        .join(
+            person_links,
+            (person_links.c.source == job_records.c.source)
+            & (person_links.c.patient_id == job_records.c.subject_id),
+        )
+        .where(person_links.c.person_id.in_(sorted(set(person_ids))))
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     record: EventRecord
@@ -149,7 +162,7 @@ def event_records_of_people(conn: Connection, person_ids: Sequence[str]) -> list
     if not person_ids:
         return []
     c = job_records.c
-    rows = conn.execute(
+    query = of_people(
         select(
             c.id,
             c.source,
@@ -164,17 +177,10 @@ def event_records_of_people(conn: Connection, person_ids: Sequence[str]) -> list
             c.excluded,
             c.event_of,
             c.joined,
-            person_links.c.person_id,
-        )
-        .join(
-            person_links,
-            (person_links.c.source == c.source) & (person_links.c.patient_id == c.subject_id),
-        )
-        .where(
-            person_links.c.person_id.in_(sorted(set(person_ids))),
-            c.resource_type.in_(sorted(EVENT_TYPES)),
-        )
-    )
+        ),
+        person_ids,
+    ).where(c.resource_type.in_(sorted(EVENT_TYPES)))
+    rows = conn.execute(query)
     return [
         StoredEvent(
             EventRecord(

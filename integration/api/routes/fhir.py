@@ -539,23 +539,11 @@ async def episodes_of_care(
             return resolved, episodes_of_person(conn, resolved, pack, utc_now())
 
     resolved, episodes = await asyncio.to_thread(read)
-    base = str(request.base_url).rstrip("/") + "/fhir"
     # No such person: an empty searchset, as a FHIR search for an unknown patient answers.
-    return FhirResponse(
-        {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": len(episodes),
-            "link": [{"relation": "self", "url": f"{base}/EpisodeOfCare?{request.url.query}"}],
-            "entry": [
-                {
-                    "fullUrl": f"{base}/EpisodeOfCare/{episode['id']}",
-                    "resource": episode_of_care(resolved or person_id, episode),
-                    "search": {"mode": "match"},
-                }
-                for episode in episodes
-            ],
-        }
+    return _searchset(
+        request,
+        "EpisodeOfCare",
+        [(e["id"], episode_of_care(resolved or person_id, e)) for e in episodes],
     )
 
 
@@ -618,20 +606,27 @@ async def search(
     query = request.url.query
     ids = await asyncio.to_thread(push.search_ids, source, resource_type, query)
     found = [await asyncio.to_thread(push.read, source, resource_type, rid) for rid in ids]
+    return _searchset(request, resource_type, [(s.resource_id, with_server_meta(s)) for s in found])
+
+
+def _searchset(
+    request: Request, resource_type: str, found: list[tuple[str, dict[str, Any]]]
+) -> FhirResponse:
+    """A searchset Bundle of (id, resource) matches, linking back to the search."""
     base = str(request.base_url).rstrip("/") + "/fhir"
     return FhirResponse(
         {
             "resourceType": "Bundle",
             "type": "searchset",
             "total": len(found),
-            "link": [{"relation": "self", "url": f"{base}/{resource_type}?{query}"}],
+            "link": [{"relation": "self", "url": f"{base}/{resource_type}?{request.url.query}"}],
             "entry": [
                 {
-                    "fullUrl": f"{base}/{resource_type}/{stored.resource_id}",
-                    "resource": with_server_meta(stored),
+                    "fullUrl": f"{base}/{resource_type}/{resource_id}",
+                    "resource": resource,
                     "search": {"mode": "match"},
                 }
-                for stored in found
+                for resource_id, resource in found
             ],
         }
     )
