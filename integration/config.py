@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         "Data downloads (fewer, larger transactions: measured 5% faster than 1,000)",
     )
     page_size: int = Field(default=50, ge=1, le=1000, description="default page size of the API")
+    feed_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="days the journey feed keeps its events (a cursor older than that "
+        "answers 410: read the journeys again, then follow the feed)",
+    )
     log_level: str = Field(default="INFO", description="logging level")
     sources: list[SourceConfig] = Field(
         default_factory=list,

@@ -12,10 +12,10 @@ from integration.api.boundary import install_error_boundary
 from integration.api.openapi import install_openapi
 from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
-from integration.api.routes import fhir, health, outcomes, people, quarantine, sources
+from integration.api.routes import feed, fhir, health, outcomes, people, quarantine, sources
 from integration.config import Settings, load_settings
-from integration.journey.episodes import BackgroundRefresh
 from integration.journey.rule_packs import store_pack
+from integration.journey.upkeep import Upkeep
 from integration.push.service import PushService
 from integration.push_clients import load_push_keys
 from integration.store.engine import open_configured_store
@@ -33,10 +33,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.push = PushService(app.state.engine, store_pack(app.state.engine), settings)
         checkpointer = WalCheckpointer(app.state.engine)
         checkpointer.start()
-        episodes = BackgroundRefresh(app.state.engine, store_pack)
-        episodes.start()
+        upkeep = Upkeep(app.state.engine, store_pack, settings.feed_retention_days)
+        upkeep.start()
         yield
-        episodes.stop()
+        upkeep.stop()
         checkpointer.stop()
         if owns_engine:
             app.state.engine.dispose()
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health.router)
     app.include_router(people.router)
     app.include_router(outcomes.router)
+    app.include_router(feed.router)
     app.include_router(sources.router)
     app.include_router(quarantine.router)
     app.include_router(fhir.router)

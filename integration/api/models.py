@@ -527,3 +527,31 @@ class RequestBundle(BaseModel):
     resourceType: Literal["Bundle"]
     type: Literal["transaction", "batch"]
     entry: list[RequestEntry] = []
+
+
+class FeedEvent(BaseModel):
+    id: str = Field(description="Unique and stable: a repeat carries the same id")
+    type: Literal[
+        "person.created",
+        "person.changed",
+        "person.merged",
+        "person.unmerged",
+        "record.added",
+        "record.changed",
+        "record.removed",
+        "episode.added",
+        "episode.changed",
+        "episode.removed",
+    ]
+    subject: str = Field(description="The record, person or episode id")
+    person_id: str | None
+    version: str | None = Field(description="A record's source version")
+    time: str
+    payload: dict[str, Any] | None = Field(
+        default=None, description="With payload=full: the thing's new form (null: removed)"
+    )
+
+
+class FeedPage(BaseModel):
+    items: list[FeedEvent]
+    next_cursor: str = Field(description="Pass as ?after= next time, also when items is empty")

@@ -11,7 +11,6 @@ derived) at the end of every journey update.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,7 +19,6 @@ from sqlalchemy import Connection, Engine
 from integration.clock import utc_now
 from integration.store import episodes as episodes_store
 from integration.store import people as people_store
-from integration.store.errors import describe_error
 from integration.store.locks import DERIVE, hold
 from mappings.episodes import build_episodes, episode_json
 from mappings.rulepack import RulePack
@@ -84,49 +82,3 @@ def refresh_episodes(
         done += len(people)
         if on_progress is not None:
             on_progress(len(people))
-
-
-class BackgroundRefresh:
-    """Keeps the kept episodes current while `journey serve` runs: pushes mark their
-    people and return; this thread recomputes them in small batches (a short hold of
-    the derive lock each), looking every `interval` seconds."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        pack_of: Callable[[Engine], RulePack],
-        interval: float = 2.0,
-        batch_size: int = 50,
-    ) -> None:
-        self._engine = engine
-        self._pack_of = pack_of
-        self._interval = interval
-        self._batch_size = batch_size
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="episodes", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def refresh(self) -> int:
-        """One pass: the people marked stale now; 0 when none (no lock taken)."""
-        try:
-            with self._engine.connect() as conn:
-                if episodes_store.stale_count(conn) == 0:
-                    return 0
-            return refresh_episodes(self._engine, self._pack_of(self._engine), self._batch_size)
-        except Exception as exc:  # logged and tried again at the next look
-            log.warning("background episode refresh failed (%s)", describe_error(exc))
-            return 0
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.refresh()

@@ -29,6 +29,7 @@ from integration.journey.matching import Outcome, judge_identifier_match
 from integration.journey.probabilistic import Frequency, blocking_keys, score_pair
 from integration.store import demographics as demographics_store
 from integration.store import episodes as episodes_store
+from integration.store import feed
 from integration.store import matches as matches_store
 from integration.store import people as people_store
 from integration.store.matches import PatientKey
@@ -165,7 +166,38 @@ def regroup(
     # Events are joined per person: the people this changed join theirs again.
     reconcile_people(conn, {*chosen.values(), *merged})
     episodes_store.mark_stale(conn, {*chosen.values(), *merged})
+    feed.append(conn, person_changes(old, chosen, merged), now)
     return {key: chosen[key] for key in keys}
+
+
+def person_changes(
+    old: dict[PatientKey, str], chosen: dict[PatientKey, str], merged: dict[str, str]
+) -> list[feed.Change]:
+    """What regrouping did to people, as feed events: a person new with new Patients
+    (created), new with Patients taken from others (unmerged from them), kept with
+    other Patients (changed), left with none (merged into where most went)."""
+    before: dict[str, set[PatientKey]] = {}
+    for key, person in old.items():
+        before.setdefault(person, set()).add(key)
+    after: dict[str, set[PatientKey]] = {}
+    for key, person in chosen.items():
+        after.setdefault(person, set()).add(key)
+    changes: list[feed.Change] = []
+    for person, members in sorted(after.items()):
+        payload: dict[str, Any] = {
+            "patients": [{"source": s, "patient_id": p} for s, p in sorted(members)]
+        }
+        if person not in before:
+            taken_from = sorted({old[key] for key in members if key in old})
+            kind = "person.unmerged" if taken_from else "person.created"
+            if taken_from:
+                payload["from"] = taken_from
+            changes.append(feed.Change(kind, person, person, None, payload))
+        elif before[person] != members:
+            changes.append(feed.Change("person.changed", person, person, None, payload))
+    for person, survivor in sorted(merged.items()):
+        changes.append(feed.Change("person.merged", person, person, None, {"into": survivor}))
+    return changes
 
 
 def _judge_candidates(

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, delete, func, select
 
+from integration.store import feed
 from integration.store.job_records import of_people
 from integration.store.schema import episodes, episodes_stale, job_records
 from integration.store.upsert import insert_ignore
@@ -93,12 +94,33 @@ def replace_episodes(
     pack_version: str,
     now: str,
 ) -> None:
-    """Store these people's episodes in place of what was kept, and mark them current."""
+    """Store these people's episodes in place of what was kept, mark them current, and
+    report each episode added, changed or removed to the feed (a status that only
+    time moved is no change: the status is told as of the moment it is read)."""
     people = sorted(by_person)
+    kept: dict[str, tuple[str, Any]] = {}
     for at in range(0, len(people), _CHUNK):
         chunk = people[at : at + _CHUNK]
+        for row in conn.execute(
+            select(episodes.c.id, episodes.c.person_id, episodes.c.body).where(
+                episodes.c.person_id.in_(chunk)
+            )
+        ):
+            kept[row.id] = (row.person_id, _timeless(orjson.loads(row.body)))
         conn.execute(delete(episodes).where(episodes.c.person_id.in_(chunk)))
         conn.execute(delete(episodes_stale).where(episodes_stale.c.person_id.in_(chunk)))
+    changes: list[feed.Change] = []
+    for person in people:
+        for episode in by_person[person]:
+            was = kept.pop(episode["id"], None)
+            if was is None or was[1] != _timeless(episode):
+                kind = "episode.added" if was is None else "episode.changed"
+                changes.append(feed.Change(kind, episode["id"], person, None, episode))
+    changes += [
+        feed.Change("episode.removed", episode_id, person, None)
+        for episode_id, (person, _) in sorted(kept.items())
+    ]
+    feed.append(conn, changes, now)
     rows = [
         {
             "id": episode["id"],
@@ -116,6 +138,10 @@ def replace_episodes(
     ]
     if rows:
         conn.execute(episodes.insert(), rows)
+
+
+def _timeless(episode: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in episode.items() if k not in ("status", "end")}
 
 
 def stored_episodes(

@@ -14,8 +14,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Select, bindparam, delete, select, update
 
+from integration.store import feed
 from integration.store.derivation import ResourceKey
 from integration.store.keys import in_keys
+from integration.store.people import links_of
 from integration.store.schema import job_records, person_links
 from integration.store.text import storable
 from integration.store.upsert import execute_many
@@ -36,23 +38,103 @@ def replace_job_records(
     now: str,
 ) -> set[tuple[str, str]]:
     """The job records of these (source, type, id) resources are now `records`, derived at
-    `now`: whatever they had before is deleted. Returns the (source, subject Patient
-    id) of the records deleted."""
-    deleted = conn.execute(
-        delete(job_records)
-        .where(
-            in_keys(
-                (job_records.c.source, job_records.c.resource_type, job_records.c.resource_id),
-                derived_from,
-            )
+    `now`. Only what changed is written: an unchanged record is left as it is, a
+    changed one replaced, a missing one deleted, and each change is a feed event in
+    this transaction. Returns the (source, subject Patient id) of the records there
+    before."""
+    c = job_records.c
+    keys = (c.source, c.resource_type, c.resource_id)
+    stored = {
+        row.id: dict(row._mapping)
+        for row in conn.execute(
+            select(*(c[name] for name in _COMPARED)).where(in_keys(keys, derived_from))
         )
-        .returning(job_records.c.source, job_records.c.subject_id)
-    )
-    before = {(row.source, row.subject_id) for row in deleted if row.subject_id is not None}
-    if records:
+    }
+    before = {(row["source"], row["subject_id"]) for row in stored.values() if row["subject_id"]}
+    fresh = {row["id"]: row for row in (_record_row(r, now) for r in records)}
+    changed = [
+        row
+        for record, row in fresh.items()
+        if record not in stored or any(stored[record][k] != row[k] for k in _COMPARED)
+    ]
+    removed = [record for record in stored if record not in fresh]
+    gone = removed + [row["id"] for row in changed if row["id"] in stored]
+    for at in range(0, len(gone), 500):
+        conn.execute(delete(job_records).where(c.id.in_(gone[at : at + 500])))
+    if changed:
         # One driver executemany: no per-row parameter processing (a batch is thousands).
-        execute_many(conn, job_records.insert(), [_record_row(r, now) for r in records])
+        execute_many(conn, job_records.insert(), changed)
+    _record_changes(conn, stored, changed, removed, now)
     return before
+
+
+# What makes a record a new version (derived_at does not; event_of and joined are the
+# event joins', recomputed after).
+_COMPARED = (
+    "id",
+    "source",
+    "resource_type",
+    "resource_id",
+    "version_key",
+    "subject_id",
+    "job",
+    "occurred_start",
+    "occurred_end",
+    "title",
+    "setting",
+    "concern_codes",
+    "matched_codes",
+    "rule_id",
+    "pack_version",
+    "reason",
+    "instrument",
+    "score",
+    "fulfilment_score",
+    "warnings",
+    "flags",
+    "excluded",
+    "band",
+    "instrument_version",
+    "scores",
+)
+
+
+_JSON_COLUMNS = ("concern_codes", "matched_codes", "warnings", "flags", "scores")
+
+
+def _payload(row: dict[str, Any]) -> dict[str, Any]:
+    """A record's full form for the feed: its stored columns, JSON ones decoded."""
+    return {k: orjson.loads(row[k]) if k in _JSON_COLUMNS else row[k] for k in _COMPARED}
+
+
+def _record_changes(
+    conn: Connection,
+    stored: dict[str, dict[str, Any]],
+    changed: Sequence[dict[str, Any]],
+    removed: Sequence[str],
+    now: str,
+) -> None:
+    subjects = {(r["source"], r["subject_id"]) for r in [*stored.values(), *changed]}
+    person_of = links_of(conn, sorted(s for s in subjects if s[1]))
+
+    def person(row: dict[str, Any]) -> str | None:
+        return person_of.get((row["source"], row["subject_id"]))
+
+    changes = [
+        feed.Change(
+            "record.changed" if row["id"] in stored else "record.added",
+            row["id"],
+            person(row),
+            row["version_key"],
+            _payload(row),
+        )
+        for row in changed
+    ]
+    changes += [
+        feed.Change("record.removed", record, person(stored[record]), stored[record]["version_key"])
+        for record in removed
+    ]
+    feed.append(conn, changes, now)
 
 
 def _record_row(record: JobRecord, now: str) -> dict[str, Any]:

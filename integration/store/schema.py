@@ -224,6 +224,25 @@ resource_links = Table(
     Index("ix_resource_links_target", "source", "to_type", "to_id"),
 )
 
+# The journey feed: every change to people, records and episodes, in commit order
+# (`seq`; writers hold the derive lock). `subject` is the record, person or episode
+# id; `payload` the changed thing's full form (none for a removal).
+feed_events = Table(
+    "feed_events",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("type", String(40), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("person_id", String(36)),
+    Column("version", String(80)),
+    Column("occurred_at", String(40), nullable=False),
+    Column("payload", Text),
+    Index("ix_feed_events_person", "person_id", "seq"),
+    Index("ix_feed_events_occurred", "occurred_at"),
+)
+
 # Each person's episodes (records grouped by concern), as mappings.episodes writes
 # them, for the cohort measures; a person's own views compute theirs on read.
 episodes = Table(

@@ -1,0 +1,118 @@
+"""The journey feed: every change to people, records and episodes, in order, from any
+point a consumer has reached (an opaque cursor stable across restarts)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query
+
+from integration.api.cursors import decode_cursor, encode_cursor
+from integration.api.deps import WITHOUT_NUL, CallerDep, ReadStoreDep, SettingsDep
+from integration.api.models import FeedPage
+from integration.api.openapi import problem
+from integration.api.problems import ApiProblem
+from integration.api.responses import OrjsonResponse
+from integration.store import feed as feed_store
+
+router = APIRouter(tags=["feed"])
+
+
+def feed_position(cursor: str | None, bounds: tuple[int, int]) -> int:
+    """The sequence a cursor stands for: 400 if this store never issued it, 410 if the
+    events after it are past retention."""
+    if cursor is None:
+        return max(bounds[0] - 1, 0)
+    [text] = decode_cursor(cursor, 1)
+    if not text.isdigit():
+        raise ApiProblem(400, "Bad Request", "cursor is not one this API issued")
+    seq = int(text)
+    low, high = bounds
+    if seq > high:
+        raise ApiProblem(400, "Bad Request", "cursor is not one this API issued")
+    if seq < low - 1:
+        raise ApiProblem(
+            410,
+            "Gone",
+            "the events after this cursor are past the feed's retention: read the "
+            "journeys again, then follow the feed from a fresh cursor",
+        )
+    return seq
+
+
+def event_json(row: dict[str, Any], full: bool) -> dict[str, Any]:
+    event = {
+        "id": f"evt_{row['seq']}",
+        "type": row["type"],
+        "subject": row["subject"],
+        "person_id": row["person_id"],
+        "version": row["version"],
+        "time": row["occurred_at"],
+    }
+    if full:
+        event["payload"] = None if row["payload"] is None else orjson.loads(row["payload"])
+    return event
+
+
+def parse_types(types: list[str] | None) -> list[str]:
+    wanted = [t for value in types or () for t in value.split(",") if t]
+    unknown = sorted(set(wanted) - set(feed_store.EVENT_TYPES))
+    if unknown:
+        raise ApiProblem(
+            400,
+            "Bad Request",
+            f"types: unknown event type {unknown[0]!r}",
+            invalid_params=[
+                {
+                    "in": "query",
+                    "name": "types",
+                    "reason": "one of " + ", ".join(feed_store.EVENT_TYPES),
+                }
+            ],
+        )
+    return wanted
+
+
+@router.get(
+    "/feed",
+    response_model=FeedPage,
+    responses={
+        **problem(400, "A cursor this API never issued, or an unknown event type"),
+        **problem(410, "The events after the cursor are past retention"),
+    },
+)
+def read_feed(
+    engine: ReadStoreDep,
+    settings: SettingsDep,
+    _caller: CallerDep,
+    after: Annotated[
+        str | None,
+        Query(pattern=WITHOUT_NUL, description="next_cursor of the previous page; none: the start"),
+    ] = None,
+    types: Annotated[
+        list[str] | None,
+        Query(description="Only these event types (repeatable or comma-separated)"),
+    ] = None,
+    person: Annotated[
+        str | None, Query(pattern=WITHOUT_NUL, description="Only this person's events")
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size")] = None,
+    payload: Annotated[
+        Literal["thin", "full"], Query(description="thin (default) or full: each thing's new form")
+    ] = "thin",
+) -> OrjsonResponse:
+    """Changes in the order they were committed (so in order per person), at least once:
+    keep `next_cursor` and drop events whose `id` you have seen. Always answers a
+    `next_cursor`, also when there is nothing new, to poll with."""
+    wanted = parse_types(types)
+    with engine.connect() as conn:
+        position = feed_position(after, feed_store.bounds(conn))
+        rows = feed_store.read(conn, position, limit or settings.page_size, wanted, person)
+    last = rows[-1]["seq"] if rows else position
+    return OrjsonResponse(
+        {
+            "items": [event_json(row, payload == "full") for row in rows],
+            "next_cursor": encode_cursor([str(last)]),
+        }
+    )

@@ -1,0 +1,81 @@
+"""What `journey serve` keeps up in the background, off every request's path: the
+episodes of people whose records changed (pushes mark them and return) and the
+feed's retention."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from integration.journey.episodes import refresh_episodes
+from integration.store import episodes as episodes_store
+from integration.store import feed as feed_store
+from integration.store.errors import describe_error
+from integration.store.locks import DERIVE, hold
+from mappings.dates import ISO_FORMAT
+from mappings.rulepack import RulePack
+
+log = logging.getLogger(__name__)
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+class Upkeep:
+    """Every `interval` seconds: recompute stale people's episodes in small batches (a
+    short hold of the derive lock each); every hour: drop feed events older than
+    `retention_days`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        pack_of: Callable[[Engine], RulePack],
+        retention_days: int,
+        interval: float = 2.0,
+        batch_size: int = 50,
+    ) -> None:
+        self._engine = engine
+        self._pack_of = pack_of
+        self._retention = timedelta(days=retention_days)
+        self._interval = interval
+        self._batch_size = batch_size
+        self._pruned_at = float("-inf")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="upkeep", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def refresh_episodes(self) -> int:
+        """One pass: the people marked stale now; 0 when none (no lock taken)."""
+        with self._engine.connect() as conn:
+            if episodes_store.stale_count(conn) == 0:
+                return 0
+        return refresh_episodes(self._engine, self._pack_of(self._engine), self._batch_size)
+
+    def prune_feed(self) -> int:
+        now = datetime.now(UTC)
+        with self._engine.begin() as conn:
+            hold(conn, DERIVE, now.strftime(ISO_FORMAT))
+            return feed_store.prune(conn, (now - self._retention).strftime(ISO_FORMAT))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.refresh_episodes()
+                if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
+                    self._pruned_at = time.monotonic()
+                    self.prune_feed()
+            except Exception as exc:  # logged and tried again at the next look
+                log.warning("background upkeep failed (%s)", describe_error(exc))

@@ -1,0 +1,93 @@
+"""The feed's change log: appended in the transaction of each change, read by sequence.
+
+Every writer of people, records and episodes holds the derive lock, so sequence
+numbers are committed in order: a reader that has seen n never later finds a
+smaller one appearing (the cursor contract of `GET /feed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, func, select
+
+from integration.store.schema import feed_events
+
+# What the feed reports; a filter naming anything else is refused.
+EVENT_TYPES = (
+    "person.created",
+    "person.changed",
+    "person.merged",
+    "person.unmerged",
+    "record.added",
+    "record.changed",
+    "record.removed",
+    "episode.added",
+    "episode.changed",
+    "episode.removed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    type: str
+    subject: str
+    person_id: str | None
+    version: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+def append(conn: Connection, changes: Sequence[Change], now: str) -> None:
+    if changes:
+        conn.execute(
+            feed_events.insert(),
+            [
+                {
+                    "type": change.type,
+                    "subject": change.subject,
+                    "person_id": change.person_id,
+                    "version": change.version,
+                    "occurred_at": now,
+                    "payload": None
+                    if change.payload is None
+                    else orjson.dumps(change.payload).decode(),
+                }
+                for change in changes
+            ],
+        )
+
+
+def read(
+    conn: Connection,
+    after: int,
+    limit: int,
+    types: Sequence[str] = (),
+    person_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Events after sequence `after`, in order, as stored (payload as JSON text)."""
+    query = select(feed_events).where(feed_events.c.seq > after)
+    if types:
+        query = query.where(feed_events.c.type.in_(sorted(set(types))))
+    if person_id is not None:
+        query = query.where(feed_events.c.person_id == person_id)
+    rows = conn.execute(query.order_by(feed_events.c.seq).limit(limit))
+    return [dict(row._mapping) for row in rows]
+
+
+def bounds(conn: Connection) -> tuple[int, int]:
+    """(lowest, highest) sequence held; (0, 0) when the log is empty."""
+    low, high = conn.execute(select(func.min(feed_events.c.seq), func.max(feed_events.c.seq))).one()
+    return int(low or 0), int(high or 0)
+
+
+def prune(conn: Connection, before: str) -> int:
+    """Drop events that occurred before `before` (retention); returns how many. The
+    newest event always stays: it keeps the cursors issued so far recognisable."""
+    newest = select(func.max(feed_events.c.seq)).scalar_subquery()
+    result = conn.execute(
+        delete(feed_events).where(feed_events.c.occurred_at < before, feed_events.c.seq < newest)
+    )
+    return max(result.rowcount, 0)
