@@ -30,7 +30,6 @@ from integration.journey.derivers.base import (
     isolate,
 )
 from integration.journey.derivers.base import JourneyUpdate as JourneyUpdate
-from integration.journey.episodes import refresh_episodes
 from integration.journey.rule_packs import pack_for_update
 from integration.store import derivation
 from integration.store.engine import GrowingTables
@@ -97,11 +96,9 @@ def update_journey(
                 progress(done)
                 growth.grew(done)
     growth.finish()
-    if scope is None:
-        # The kept episodes follow what this run changed (the cohort measures read
-        # them). A push's scoped run leaves its few people to `journey serve`'s
-        # background refresh: a push never waits for others' episodes.
-        refresh_episodes(engine, pack)
+    # The people whose records changed are marked; their kept episodes (what the cohort
+    # measures read) are recomputed off this path: by `journey serve` in the background,
+    # or by `journey outcomes` before it reports.
     return summary
 
 

@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import Connection, delete, func, select
 
 from integration.store.schema import feed_events
+from integration.store.upsert import execute_many
 
 # What the feed reports; a filter naming anything else is refused.
 EVENT_TYPES = (
@@ -42,7 +43,9 @@ class Change:
 
 def append(conn: Connection, changes: Sequence[Change], now: str) -> None:
     if changes:
-        conn.execute(
+        # One driver executemany: an import writes an event per record.
+        execute_many(
+            conn,
             feed_events.insert(),
             [
                 {

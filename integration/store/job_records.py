@@ -103,8 +103,9 @@ _JSON_COLUMNS = ("concern_codes", "matched_codes", "warnings", "flags", "scores"
 
 
 def _payload(row: dict[str, Any]) -> dict[str, Any]:
-    """A record's full form for the feed: its stored columns, JSON ones decoded."""
-    return {k: orjson.loads(row[k]) if k in _JSON_COLUMNS else row[k] for k in _COMPARED}
+    """A record's full form for the feed: its stored columns, the JSON ones embedded
+    as they are (fragments: never decoded to be encoded again)."""
+    return {k: orjson.Fragment(row[k]) if k in _JSON_COLUMNS else row[k] for k in _COMPARED}
 
 
 def _record_changes(
