@@ -3,10 +3,14 @@ point a consumer has reached (an opaque cursor stable across restarts)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request
+from sqlalchemy import Engine
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from integration.api.cursors import decode_cursor, encode_cursor
 from integration.api.deps import WITHOUT_NUL, CallerDep, ReadStoreDep, SettingsDep
@@ -116,3 +120,100 @@ def read_feed(
             "next_cursor": encode_cursor([str(last)]),
         }
     )
+
+
+STREAM_POLL_SECONDS = 0.25
+HEARTBEAT_SECONDS = 15
+
+
+def _stream_start(last_event_id: str | None, after: str | None, bounds: tuple[int, int]) -> int:
+    """Where a stream starts: after the Last-Event-ID a reconnecting client sends, else
+    after the cursor, else at the start."""
+    if last_event_id is not None:
+        text = last_event_id.removeprefix("evt_")
+        if not text.isdigit() or int(text) > bounds[1]:
+            raise ApiProblem(400, "Bad Request", "Last-Event-ID is not an event id of this feed")
+        if int(text) < bounds[0] - 1:
+            raise ApiProblem(410, "Gone", "the events after Last-Event-ID are past retention")
+        return int(text)
+    return feed_position(after, bounds)
+
+
+@router.get(
+    "/feed/stream",
+    responses={
+        200: {
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": "Server-Sent Events: each event's `id` is the feed "
+                        "event id, `event` its type, `data` the event as JSON (as in GET "
+                        "/feed); a comment line every 15 s keeps the connection alive",
+                    }
+                }
+            }
+        },
+        **problem(400, "A cursor or Last-Event-ID this API never issued, or an unknown type"),
+        **problem(410, "The events after the cursor are past retention"),
+    },
+)
+async def stream_feed(
+    request: Request,
+    engine: ReadStoreDep,
+    _caller: CallerDep,
+    after: Annotated[
+        str | None, Query(pattern=WITHOUT_NUL, description="A next_cursor from GET /feed")
+    ] = None,
+    types: Annotated[
+        list[str] | None,
+        Query(description="Only these event types (repeatable or comma-separated)"),
+    ] = None,
+    person: Annotated[
+        str | None, Query(pattern=WITHOUT_NUL, description="Only this person's events")
+    ] = None,
+    payload: Annotated[
+        Literal["thin", "full"], Query(description="thin (default) or full")
+    ] = "thin",
+    last_event_id: Annotated[
+        str | None,
+        Header(pattern=WITHOUT_NUL, description="Sent by a reconnecting client: resume after it"),
+    ] = None,
+) -> EventSourceResponse:
+    """The feed as Server-Sent Events, live: what GET /feed answers, then each change as
+    it is committed. A client that reconnects with Last-Event-ID misses nothing."""
+    wanted = parse_types(types)
+
+    def bounds() -> tuple[int, int]:
+        with engine.connect() as conn:
+            return feed_store.bounds(conn)
+
+    position = _stream_start(last_event_id, after, await asyncio.to_thread(bounds))
+    return EventSourceResponse(
+        _events(request, engine, position, wanted, person, payload == "full"),
+        ping=HEARTBEAT_SECONDS,
+    )
+
+
+async def _events(
+    request: Request,
+    engine: Engine,
+    position: int,
+    types: list[str],
+    person: str | None,
+    full: bool,
+) -> AsyncIterator[ServerSentEvent]:
+    def page(after: int) -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            return feed_store.read(conn, after, 500, types, person)
+
+    while not await request.is_disconnected():
+        rows = await asyncio.to_thread(page, position)
+        for row in rows:
+            event = event_json(row, full)
+            yield ServerSentEvent(
+                data=orjson.dumps(event).decode(), id=event["id"], event=event["type"]
+            )
+            position = row["seq"]
+        if not rows:
+            await asyncio.sleep(STREAM_POLL_SECONDS)
