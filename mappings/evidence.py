@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mappings.dates import parse_interval
+from mappings.dates import instant_iso, parse_interval
 from mappings.errors import FhirDateError
 from mappings.fhir_values import Code, concept_codes, concepts_codes, reference_id
 
@@ -111,11 +111,20 @@ def _time(resource_type: str, resource: Mapping[str, Any], paths: tuple[str, ...
     """The first of these date elements present, as ISO UTC; None if none is readable."""
     for path in paths:
         value: Any = resource
-        for key in path.split("."):
+        for key in _KEYS[path]:
             value = value.get(key) if isinstance(value, dict) else None
         if isinstance(value, str):
+            common = instant_iso(value)
+            if common is not None:  # the common shape, without building an interval
+                return common
             try:
                 return parse_interval(value, f"{resource_type}.{path}").start_iso
             except FhirDateError:
                 return None
     return None
+
+
+# Each path of _TIMES and _ENDS split once, not per resource.
+_KEYS = {
+    path: tuple(path.split(".")) for paths in (*_TIMES.values(), *_ENDS.values()) for path in paths
+}
