@@ -33,7 +33,7 @@ from mappings.instruments import (
     positional_answers,
     read_answers,
 )
-from mappings.model import Flag, Job, JobRecord, SourceRef
+from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef
 from mappings.rulepack import Instrument, QuestionnaireRule, RulePack, Scale
 
 FULFILMENT_RANGE = range(1, 6)
@@ -90,15 +90,14 @@ class _Prepared:
     fulfilment_score: int | None
     warnings: tuple[str, ...]
     pack_version: str
+    # The first scale's score (the record's `score`) and its whole-number value: read
+    # once, for the record and for matching a total to its response.
+    primary: ScaleScore | None
+    score: int | None
 
     @property
     def instrument_id(self) -> str | None:
         return self.measurement.instrument.id if self.measurement else None
-
-    @property
-    def score(self) -> int | None:
-        primary = self.measurement.primary if self.measurement else None
-        return int(primary.value) if primary and primary.value.is_integer() else None
 
     def record(
         self,
@@ -111,7 +110,7 @@ class _Prepared:
     ) -> JobRecord:
         measurement = self.measurement
         instrument = measurement.instrument if measurement else None
-        primary = measurement.primary if measurement else None
+        primary = self.primary
         if title is None:
             title = f"{instrument.name} questionnaire" if instrument else "Questionnaire"
         if flags is None:
@@ -263,6 +262,7 @@ def _prepare(
                     "codes; read in the instrument's item order"
                 )
             measurement = measure_response(answers, answered, resource.get("status"))
+    primary = measurement.primary if measurement else None
     return _Prepared(
         ref=ref,
         resource=resource,
@@ -276,6 +276,8 @@ def _prepare(
         fulfilment_score=score,
         warnings=(*warnings, *measurement.warnings) if measurement else tuple(warnings),
         pack_version=pack.label,
+        primary=primary,
+        score=int(primary.value) if primary and primary.value.is_integer() else None,
     )
 
 
@@ -388,7 +390,7 @@ def _classify(
     instrument = measurement.instrument
     safety = "; ".join(measurement.safety_reasons)
     flagged = f"; {safety}" if safety else ""
-    primary = measurement.primary
+    primary = item.primary
     family = instrument.concern or (instrument.id,)
     known = _known_concern(instrument, conditions, item.start)
     if primary is None:
