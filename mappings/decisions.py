@@ -105,6 +105,10 @@ class EncounterDecisions:
         self.placements: dict[bytes, EncounterPlacement] = {}
         # The same key -> the Encounter's own codes, for one read with linked evidence.
         self.own_codes: dict[bytes, OwnCodes] = {}
+        # The same key and the evidence read for an Encounter -> its placement.
+        self.placements_with_evidence: dict[
+            tuple[bytes, tuple[Found, ...]], EncounterPlacement
+        ] = {}
 
     def usable(self, system: str | None, code: str | None) -> bool:
         """Coded, and not a code the pack ignores (social findings, vital signs)."""

@@ -151,7 +151,18 @@ def _placement(
             placement = encounter_placement(encounter, encounter_id, None, _NO_CONTEXT, pack, own)
             remember(table, key, placement)
         return placement
-    return encounter_placement(encounter, encounter_id, start, context, pack, own, outside)
+    found = gather_evidence(encounter, encounter_id, own.found, start, context, pack, outside)
+    if key is None:
+        return _placement_of(encounter, own, found, pack)
+    # The same coded Encounter with the same evidence (a follow-up visit naming the
+    # same known Condition) is placed the same way: decided once.
+    table_of_found = pack.encounter_decisions.placements_with_evidence
+    memo_key = (key, tuple(found))
+    placement = table_of_found.get(memo_key)
+    if placement is None:
+        placement = _placement_of(encounter, own, found, pack)
+        remember(table_of_found, memo_key, placement)
+    return placement
 
 
 def encounter_placement(
@@ -169,6 +180,13 @@ def encounter_placement(
     if own is None:
         own = _own_codes(encounter, pack, _coded_key(encounter))
     found = gather_evidence(encounter, encounter_id, own.found, start, context, pack, outside)
+    return _placement_of(encounter, own, found, pack)
+
+
+def _placement_of(
+    encounter: Mapping[str, Any], own: OwnCodes, found: Sequence[Found], pack: RulePack
+) -> EncounterPlacement:
+    """The placement an Encounter's status, own codes and evidence (`found`) decide."""
     status = encounter.get("status")
     flags: tuple[Flag, ...] = ()
     excluded = status in WITHDRAWN_STATUSES
