@@ -17,8 +17,9 @@ the journey (kept, with the reason).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -42,13 +43,13 @@ UPCOMING_STATUSES = frozenset({"planned"})
 CONCERN_ELEMENTS = frozenset({"reasonCode", "condition"})
 
 
-@dataclass(frozen=True, slots=True)
-class EncounterContext:
+class EncounterContext(NamedTuple):
     """What mapping an Encounter needs from outside it: the Conditions its `diagnosis`
     and `reasonReference` name (by id), the resources that name it (`linked`), and
-    the patient's Conditions (`history`), all read by the caller, set-based."""
+    the patient's Conditions (`history`), all read by the caller, set-based. A named
+    tuple: one is made per Encounter mapped."""
 
-    conditions: Mapping[str, Evidence] = field(default_factory=dict)
+    conditions: Mapping[str, Evidence] = MappingProxyType({})
     linked: Sequence[Evidence] = ()
     history: Sequence[Evidence] = ()
 

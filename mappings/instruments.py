@@ -9,7 +9,6 @@ codes (linkIds), never an answer's value.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -40,12 +39,12 @@ class Answer(NamedTuple):
     value: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Measurement:
+class Measurement(NamedTuple):
     """What one response or total Observation says on an instrument.
 
     `scores` is empty when no scale could be scored; `missing` says why (items
-    unanswered, status), for the record's reason.
+    unanswered, status), for the record's reason. A named tuple: one is made per
+    response, and a frozen dataclass sets each field through object.__setattr__.
     """
 
     instrument: Instrument
