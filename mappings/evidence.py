@@ -12,8 +12,7 @@ evidence and reads as None.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mappings.dates import instant_iso, parse_interval
 from mappings.errors import FhirDateError
@@ -53,8 +52,11 @@ _ENCOUNTER_ELEMENT = {"MedicationAdministration": "context", "MedicationDispense
 _WITHDRAWN_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(NamedTuple):
+    """One resource read as evidence. A named tuple: one is made for every Condition and
+    every resource naming an Encounter, and a frozen dataclass sets each field through
+    object.__setattr__."""
+
     resource_type: str
     resource_id: str
     element: str  # the rule element it counts in (condition, procedure, ...)

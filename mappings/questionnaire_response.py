@@ -22,7 +22,7 @@ from typing import Any
 from mappings.dates import instant_bounds, parse_interval
 from mappings.errors import FhirDateError
 from mappings.evidence import Evidence
-from mappings.fhir_values import WITHDRAWN_STATUSES, coding, concept_codes, element_at, reference_id
+from mappings.fhir_values import WITHDRAWN_STATUSES, coding, element_at, reference_id
 from mappings.instruments import (
     Answer,
     Measurement,
@@ -315,9 +315,18 @@ def instrument_total(
     resource: Mapping[str, Any], pack: RulePack
 ) -> tuple[str, tuple[Instrument, Scale]] | None:
     """The LOINC code and the scale of an Observation that carries an instrument's total."""
-    for code in concept_codes(resource.get("code")):
-        if code.system == LOINC and code.code in pack.total_codes:
-            return code.code, pack.total_codes[code.code]
+    # Asked of every Observation (most are labs and vital signs): the codings are read
+    # as they are, without making a Code of each.
+    concept = resource.get("code")
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    if not isinstance(codings, list):
+        return None
+    totals = pack.total_codes
+    for coded in codings:
+        if isinstance(coded, dict) and coded.get("system") == LOINC:
+            code = coded.get("code")
+            if isinstance(code, str) and code in totals:
+                return code, totals[code]
     return None
 
 
