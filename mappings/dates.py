@@ -97,20 +97,32 @@ def _common_instant(value: str) -> tuple[datetime, str] | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-        if value[19] == "Z" or value[19:] in ("+00:00", "-00:00"):
-            return moment.replace(tzinfo=UTC), value[:19] + "Z"
+        # "Z", "+00:00" and "-00:00" all come back with the UTC singleton: no
+        # `replace` (a keyword call dearer than the parse itself), no formatting.
+        if moment.tzinfo is UTC:
+            return moment, value[:19] + "Z"
         moment = moment.astimezone(UTC)
         return moment, utc_iso(moment)
     except (ValueError, OverflowError):
         return None
 
 
-def _instant_iso(value: str) -> str | None:
+def instant_iso(value: str) -> str | None:
     """`parse_interval(value).start_iso` for the common shape; None otherwise."""
     common = _common_instant(value)
     return common[1] if common else None
 
 
+def _next_second_iso(moment: datetime, iso: str) -> str:
+    """The ISO text of `moment` + 1 s, given `iso`, the text of `moment`: below second 59
+    only the seconds change (formatting a datetime costs more than the whole parse)."""
+    following = _NEXT_SECOND.get(iso[17:19])
+    if following is not None:
+        return f"{iso[:17]}{following}Z"
+    return utc_iso(moment + _SECOND)
+
+
+_NEXT_SECOND = {f"{second:02d}": f"{second + 1:02d}" for second in range(59)}
 _SECOND = timedelta(seconds=1)
 
 
@@ -122,7 +134,7 @@ def instant_bounds(value: str) -> tuple[str, str, datetime] | None:
         return None
     moment, start = common
     try:
-        return start, utc_iso(moment + _SECOND), moment
+        return start, _next_second_iso(moment, start), moment
     except OverflowError:
         return None
 
@@ -184,7 +196,7 @@ def period_interval(
     start_iso: str | None = None
     end_iso: str | None = None
     if isinstance(start, str):
-        start_iso = _instant_iso(start)
+        start_iso = instant_iso(start)
         if start_iso is None:
             interval = _read(start, f"{path}.start", warnings)
             if interval is not None:
@@ -192,7 +204,7 @@ def period_interval(
                 if end is None and interval.partial:
                     end_iso = interval.end_iso
     if isinstance(end, str):
-        end_iso = _instant_iso(end)
+        end_iso = instant_iso(end)
         if end_iso is None:
             interval = _read(end, f"{path}.end", warnings)
             if interval is not None:

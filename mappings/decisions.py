@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from mappings.fhir_values import Code
 from mappings.model import Flag, Job
@@ -42,8 +42,12 @@ class Decision:
     looked_at: str
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
+# Found, OwnCodes, Placed and EncounterPlacement are named tuples, not frozen dataclasses:
+# mapping an Encounter makes several, and a frozen dataclass sets each field through
+# object.__setattr__, several times the cost of building a tuple.
+
+
+class Found(NamedTuple):
     """One code of the evidence, where it came from, and whether its concern was known
     before the visit (None: nothing says)."""
 
@@ -54,8 +58,7 @@ class Found:
     since: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OwnCodes:
+class OwnCodes(NamedTuple):
     """What an Encounter's own elements say: its care setting, title and usable codes
     (class, type, serviceType, reasonCode; a reason's `known` not yet read)."""
 
@@ -64,8 +67,7 @@ class OwnCodes:
     found: tuple[Found, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Placed:
+class Placed(NamedTuple):
     """What the rules say about a record's evidence: its job, rule and reason."""
 
     job: Job
@@ -74,8 +76,7 @@ class Placed:
     matched_codes: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class EncounterPlacement:
+class EncounterPlacement(NamedTuple):
     """All of an Encounter's record that its coded elements and status decide: what is
     left is its times, subject and date warnings."""
 
@@ -104,6 +105,10 @@ class EncounterDecisions:
         self.placements: dict[bytes, EncounterPlacement] = {}
         # The same key -> the Encounter's own codes, for one read with linked evidence.
         self.own_codes: dict[bytes, OwnCodes] = {}
+        # The same key and the evidence read for an Encounter -> its placement.
+        self.placements_with_evidence: dict[
+            tuple[bytes, tuple[Found, ...]], EncounterPlacement
+        ] = {}
 
     def usable(self, system: str | None, code: str | None) -> bool:
         """Coded, and not a code the pack ignores (social findings, vital signs)."""

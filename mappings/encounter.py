@@ -17,8 +17,9 @@ the journey (kept, with the reason).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -42,13 +43,13 @@ UPCOMING_STATUSES = frozenset({"planned"})
 CONCERN_ELEMENTS = frozenset({"reasonCode", "condition"})
 
 
-@dataclass(frozen=True, slots=True)
-class EncounterContext:
+class EncounterContext(NamedTuple):
     """What mapping an Encounter needs from outside it: the Conditions its `diagnosis`
     and `reasonReference` name (by id), the resources that name it (`linked`), and
-    the patient's Conditions (`history`), all read by the caller, set-based."""
+    the patient's Conditions (`history`), all read by the caller, set-based. A named
+    tuple: one is made per Encounter mapped."""
 
-    conditions: Mapping[str, Evidence] = field(default_factory=dict)
+    conditions: Mapping[str, Evidence] = MappingProxyType({})
     linked: Sequence[Evidence] = ()
     history: Sequence[Evidence] = ()
 
@@ -86,10 +87,7 @@ def map_encounter(
     )
     if start is None:
         warnings.append("Encounter.period.start: missing; the record has no time")
-    if context is None or not (context.conditions or context.linked or context.history):
-        placement = _placement_of_codes(encounter, ref.resource_id, pack)
-    else:
-        placement = encounter_placement(encounter, ref.resource_id, start, context, pack)
+    placement = _placement(encounter, ref.resource_id, start, context or _NO_CONTEXT, pack)
     placed = placement.placed
     return JobRecord(
         job=placed.job,
@@ -127,19 +125,44 @@ def _coded_key(encounter: Mapping[str, Any]) -> bytes | None:
         return None
 
 
-def _placement_of_codes(
-    encounter: Mapping[str, Any], encounter_id: str, pack: RulePack
+def _placement(
+    encounter: Mapping[str, Any],
+    encounter_id: str,
+    start: str | None,
+    context: EncounterContext,
+    pack: RulePack,
 ) -> EncounterPlacement:
-    """The placement of an Encounter with no linked evidence, from the pack's decision
-    table keyed by its coded elements and status: without evidence from outside,
-    nothing else (not its id, times or subject) can change the answer."""
+    """The Encounter's placement: from the pack's decision table, keyed by its coded
+    elements and status, when nothing outside it can change the answer (no evidence
+    names it or is named by it, and no reason of it can be a concern known before);
+    read from its evidence otherwise."""
     key = _coded_key(encounter)
-    table = pack.encounter_decisions.placements
-    placement = table.get(key) if key is not None else None
-    if placement is None:
-        placement = encounter_placement(encounter, encounter_id, None, _NO_CONTEXT, pack)
-        if key is not None:
+    own = _own_codes(encounter, pack, key)
+    outside = _outside_evidence(encounter, context)
+    if (
+        key is not None
+        and not outside
+        and not (context.history and any(f.element == "reasonCode" for f in own.found))
+    ):
+        table = pack.encounter_decisions.placements
+        placement = table.get(key)
+        if placement is None:
+            # Without evidence from outside, nothing else (not its id, times or
+            # subject) can change the answer.
+            placement = encounter_placement(encounter, encounter_id, None, _NO_CONTEXT, pack, own)
             remember(table, key, placement)
+        return placement
+    found = gather_evidence(encounter, encounter_id, own.found, start, context, pack, outside)
+    if key is None:
+        return _placement_of(encounter, own, found, pack)
+    # The same coded Encounter with the same evidence (a follow-up visit naming the
+    # same known Condition) is placed the same way: decided once.
+    table_of_found = pack.encounter_decisions.placements_with_evidence
+    memo_key = (key, tuple(found))
+    placement = table_of_found.get(memo_key)
+    if placement is None:
+        placement = _placement_of(encounter, own, found, pack)
+        remember(table_of_found, memo_key, placement)
     return placement
 
 
@@ -149,11 +172,22 @@ def encounter_placement(
     start: str | None,
     context: EncounterContext,
     pack: RulePack,
+    own: OwnCodes | None = None,
+    outside: Sequence[Evidence] | None = None,
 ) -> EncounterPlacement:
     """What the rules say about an Encounter: job, rule, reason, title, setting, concern,
-    flags, from its own codes, its status and the evidence in `context`."""
-    own = _own_codes(encounter, pack)
-    found = gather_evidence(encounter, encounter_id, own.found, start, context, pack)
+    flags, from its own codes, its status and the evidence in `context` (`own` and
+    `outside`: its codes and the evidence about it, when already read)."""
+    if own is None:
+        own = _own_codes(encounter, pack, _coded_key(encounter))
+    found = gather_evidence(encounter, encounter_id, own.found, start, context, pack, outside)
+    return _placement_of(encounter, own, found, pack)
+
+
+def _placement_of(
+    encounter: Mapping[str, Any], own: OwnCodes, found: Sequence[Found], pack: RulePack
+) -> EncounterPlacement:
+    """The placement an Encounter's status, own codes and evidence (`found`) decide."""
     status = encounter.get("status")
     flags: tuple[Flag, ...] = ()
     excluded = status in WITHDRAWN_STATUSES
@@ -172,15 +206,14 @@ def encounter_placement(
         placed,
         own.title,
         own.setting,
-        _unique(f.code.token for f in found if f.element in CONCERN_ELEMENTS),
+        _unique([f.code.token for f in found if f.element in CONCERN_ELEMENTS]),
         flags,
         excluded,
     )
 
 
-def _own_codes(encounter: Mapping[str, Any], pack: RulePack) -> OwnCodes:
+def _own_codes(encounter: Mapping[str, Any], pack: RulePack, key: bytes | None) -> OwnCodes:
     """The Encounter's own codes, from the pack's table keyed by its coded elements."""
-    key = _coded_key(encounter)
     table = pack.encounter_decisions.own_codes
     own = table.get(key) if key is not None else None
     if own is None:
@@ -213,6 +246,22 @@ def _read_own_codes(encounter: Mapping[str, Any], pack: RulePack) -> OwnCodes:
 _NO_CONTEXT = EncounterContext()
 
 
+def _outside_evidence(encounter: Mapping[str, Any], context: EncounterContext) -> list[Evidence]:
+    """The Conditions the Encounter names and the evidence naming it, each resource once."""
+    if not (context.conditions or context.linked):
+        return []
+    conditions = context.conditions
+    named = [conditions[c] for c in referenced_condition_ids(encounter) if c in conditions]
+    seen: set[str] = set()
+    outside: list[Evidence] = []
+    for item in (*named, *context.linked):
+        label = item.label
+        if label not in seen:
+            seen.add(label)
+            outside.append(item)
+    return outside
+
+
 def gather_evidence(
     encounter: Mapping[str, Any],
     encounter_id: str,
@@ -220,10 +269,11 @@ def gather_evidence(
     start: str | None,
     context: EncounterContext,
     pack: RulePack,
+    outside: Sequence[Evidence] | None = None,
 ) -> list[Found]:
     """Every code that may place the encounter, with where it came from: its own codes
     (a reason read as known when the patient's earlier Conditions record it), then
-    the Conditions it names and the evidence naming it."""
+    the Conditions it names and the evidence naming it (`outside`, when already read)."""
     day = start[:10] if start else None
     earliest = _earliest_by_code(context.history, encounter_id, day)
     found = list(own)
@@ -232,24 +282,19 @@ def gather_evidence(
             if reason.element == "reasonCode":
                 known, since = _known(reason.code, None, day, earliest)
                 found[position] = Found("reasonCode", reason.code, None, known, since)
-    if context.conditions or context.linked:
-        seen: set[str] = set()
-        named = [
-            context.conditions[c]
-            for c in referenced_condition_ids(encounter)
-            if c in context.conditions
-        ]
-        linked: list[Found] = []
-        for item in [*named, *context.linked]:
-            if item.label in seen:
+    if outside is None:
+        outside = _outside_evidence(encounter, context)
+    table = pack.encounter_decisions
+    for item in outside:
+        label, element = item.label, item.element
+        for code in item.codes:
+            # Unusable codes are dropped before their history is read.
+            if not table.usable(code.system, code.code):
                 continue
-            seen.add(item.label)
-            for code in item.codes:
-                known, since = (None, None)
-                if item.element == "condition":
-                    known, since = _known(code, item, day, earliest)
-                linked.append(Found(item.element, code, item.label, known, since))
-        found.extend(usable(linked, pack))
+            known, since = (None, None)
+            if element == "condition":
+                known, since = _known(code, item, day, earliest)
+            found.append(Found(element, code, label, known, since))
     return found
 
 

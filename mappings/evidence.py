@@ -12,10 +12,9 @@ evidence and reads as None.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from mappings.dates import parse_interval
+from mappings.dates import instant_iso, parse_interval
 from mappings.errors import FhirDateError
 from mappings.fhir_values import Code, concept_codes, concepts_codes, reference_id
 
@@ -53,8 +52,11 @@ _ENCOUNTER_ELEMENT = {"MedicationAdministration": "context", "MedicationDispense
 _WITHDRAWN_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(NamedTuple):
+    """One resource read as evidence. A named tuple: one is made for every Condition and
+    every resource naming an Encounter, and a frozen dataclass sets each field through
+    object.__setattr__."""
+
     resource_type: str
     resource_id: str
     element: str  # the rule element it counts in (condition, procedure, ...)
@@ -111,11 +113,20 @@ def _time(resource_type: str, resource: Mapping[str, Any], paths: tuple[str, ...
     """The first of these date elements present, as ISO UTC; None if none is readable."""
     for path in paths:
         value: Any = resource
-        for key in path.split("."):
+        for key in _KEYS[path]:
             value = value.get(key) if isinstance(value, dict) else None
         if isinstance(value, str):
+            common = instant_iso(value)
+            if common is not None:  # the common shape, without building an interval
+                return common
             try:
                 return parse_interval(value, f"{resource_type}.{path}").start_iso
             except FhirDateError:
                 return None
     return None
+
+
+# Each path of _TIMES and _ENDS split once, not per resource.
+_KEYS = {
+    path: tuple(path.split(".")) for paths in (*_TIMES.values(), *_ENDS.values()) for path in paths
+}

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 # Statuses that say what was recorded never happened or was wrong (Encounter,
 # QuestionnaireResponse, Observation, Claim): such a resource leaves the journey.
@@ -20,8 +19,10 @@ _UUID_URN = re.compile(r"^urn:uuid:([0-9A-Za-z.\-]{1,64})$")
 _TYPED = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
-@dataclass(frozen=True, slots=True)
-class Code:
+class Code(NamedTuple):
+    """One Coding. A named tuple, not a frozen dataclass: one is made for every coding
+    read, and it is hashed as part of decision keys (a tuple's hash is C-level)."""
+
     system: str | None
     code: str | None
     display: str | None

@@ -9,7 +9,6 @@ codes (linkIds), never an answer's value.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -40,12 +39,12 @@ class Answer(NamedTuple):
     value: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Measurement:
+class Measurement(NamedTuple):
     """What one response or total Observation says on an instrument.
 
     `scores` is empty when no scale could be scored; `missing` says why (items
-    unanswered, status), for the record's reason.
+    unanswered, status), for the record's reason. A named tuple: one is made per
+    response, and a frozen dataclass sets each field through object.__setattr__.
     """
 
     instrument: Instrument
@@ -59,36 +58,50 @@ class Measurement:
     @property
     def primary(self) -> ScaleScore | None:
         first = self.instrument.scales[0].id
-        return next((s for s in self.scores if s.scale == first), None)
+        for score in self.scores:
+            if score.scale == first:
+                return score
+        return None
 
 
 def read_answers(response: Mapping[str, Any]) -> list[Answer]:
     """Every answer in a response, however deeply nested, with its FHIR path."""
     found: list[Answer] = []
-
-    def walk(items: Any, path: str) -> None:
-        if not isinstance(items, list):
-            return
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                continue
-            item_path = f"{path}.item[{i}]"
-            link_id = item.get("linkId")
-            answers = item.get("answer")
-            if isinstance(answers, list):
-                for j, answer in enumerate(answers):
-                    if not isinstance(answer, dict):
-                        continue
-                    answer_path = f"{item_path}.answer[{j}]"
-                    if isinstance(link_id, str):
-                        found.append(Answer(link_id, _item_code(link_id), answer_path, answer))
-                    if "item" in answer:
-                        walk(answer["item"], answer_path)
-            if "item" in item:
-                walk(item["item"], item_path)
-
-    walk(response.get("item"), "QuestionnaireResponse")
+    _walk(response.get("item"), "QuestionnaireResponse", found)
     return found
+
+
+def _walk(items: Any, path: str, found: list[Answer]) -> None:
+    if not isinstance(items, list):
+        return
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        item_path = path + _ITEM_STEPS[i] if i < _STEPS else f"{path}.item[{i}]"
+        answers = item.get("answer")
+        if isinstance(answers, list):
+            link_id = item.get("linkId")
+            code = _item_code(link_id) if isinstance(link_id, str) else None
+            for j, answer in enumerate(answers):
+                if not isinstance(answer, dict):
+                    continue
+                answer_path = (
+                    item_path + _ANSWER_STEPS[j] if j < _STEPS else f"{item_path}.answer[{j}]"
+                )
+                if code is not None:
+                    # tuple.__new__ skips the named tuple's Python-level __new__.
+                    found.append(tuple.__new__(Answer, (link_id, code, answer_path, answer)))
+                if "item" in answer:
+                    _walk(answer["item"], answer_path, found)
+        if "item" in item:
+            _walk(item["item"], item_path, found)
+
+
+# The path steps of the first items and answers, made once: joining two strings costs
+# less than formatting an index into one, for every answer of every response.
+_STEPS = 64
+_ITEM_STEPS = tuple(f".item[{i}]" for i in range(_STEPS))
+_ANSWER_STEPS = tuple(f".answer[{j}]" for j in range(_STEPS))
 
 
 @lru_cache(maxsize=1 << 12)
@@ -182,6 +195,24 @@ def answer_value(answer: Answer, instrument: Instrument) -> tuple[int | None, st
     return found, None
 
 
+def _listed_score(
+    value: Mapping[str, Any], listed: Mapping[tuple[str | None, str], int]
+) -> int | None:
+    """The score of an answer that is only a Coding from the instrument's answer list,
+    system and code, as most are; None for any other answer (`answer_value` reads it,
+    with the warnings it needs): what `answer_value` returns for such an answer,
+    without its checks."""
+    if "valueInteger" in value or "valueDecimal" in value:
+        return None
+    coded = value.get("valueCoding")
+    if not isinstance(coded, dict) or "extension" in coded:
+        return None
+    system, code = coded.get("system"), coded.get("code")
+    if isinstance(system, str) and isinstance(code, str):
+        return listed.get((system, code))
+    return None
+
+
 def measure_response(
     answers: Sequence[Answer], instrument: Instrument, status: object
 ) -> Measurement:
@@ -191,27 +222,31 @@ def measure_response(
     given: dict[str, float] = {}
     totals = instrument.total_items
     item_set = instrument.item_set
+    listed = instrument.answer_scores
     ranges, whole_range = instrument.item_ranges, (instrument.low, instrument.high)
     for answer in answers:
-        if answer.code in totals:
+        code = answer.code
+        if code in totals:
             total = _number(answer.value)
             if total is not None:
-                given.setdefault(totals[answer.code].id, total)
+                given.setdefault(totals[code].id, total)
             continue
-        if answer.code not in item_set or answer.code in values:
+        if code not in item_set or code in values:
             continue
-        value, warning = answer_value(answer, instrument)
-        if warning:
-            warnings.append(warning)
+        value = _listed_score(answer.value, listed)
         if value is None:
-            continue
-        low, high = ranges.get(answer.code, whole_range)
+            value, warning = answer_value(answer, instrument)
+            if warning:
+                warnings.append(warning)
+            if value is None:
+                continue
+        low, high = ranges.get(code, whole_range)
         if not low <= value <= high:
             warnings.append(
-                f"{answer.path} (item {answer.code}): answer outside {low}-{high}; not counted"
+                f"{answer.path} (item {code}): answer outside {low}-{high}; not counted"
             )
             continue
-        values[answer.code] = value
+        values[code] = value
 
     flags, safety_reasons = safety_flags(values, instrument)
 
@@ -270,12 +305,14 @@ def positional_answers(answers: Sequence[Answer], instrument: Instrument) -> lis
     """Answers whose linkIds are the sender's own ("1".."9"), read as the instrument's
     items in order; None when they cannot be (not one answer per item, or some already
     carry item codes)."""
+    # Answers already under item codes, the usual case, are found before anything else.
+    item_set = instrument.item_set
+    if any(a.code in item_set for a in answers):
+        return None
     totals = instrument.total_items
     top = [a for a in answers if a.path.count(".item[") == 1 and a.code not in totals]
     # Only a whole set can be read by position: with gaps, which item is which is a guess.
     if len(top) != len(instrument.items):
-        return None
-    if any(a.code in instrument.item_set for a in answers):
         return None
     return [
         Answer(a.link_id, item, a.path, a.value)

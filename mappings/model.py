@@ -47,7 +47,10 @@ class SourceRef:
     version: str
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each of its 21 fields through object.__setattr__,
+# about as dear as the rest of mapping an Encounter. A record is made once, by mapping,
+# and never changed after: a changed record is a new one (`dataclasses.replace`).
+@dataclass(slots=True)
 class JobRecord:
     """One piece of a patient's journey, always with the reason it was placed so.
 

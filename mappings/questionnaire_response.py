@@ -22,7 +22,7 @@ from typing import Any
 from mappings.dates import instant_bounds, parse_interval
 from mappings.errors import FhirDateError
 from mappings.evidence import Evidence
-from mappings.fhir_values import WITHDRAWN_STATUSES, coding, concept_codes, element_at, reference_id
+from mappings.fhir_values import WITHDRAWN_STATUSES, coding, element_at, reference_id
 from mappings.instruments import (
     Answer,
     Measurement,
@@ -33,7 +33,7 @@ from mappings.instruments import (
     positional_answers,
     read_answers,
 )
-from mappings.model import Flag, Job, JobRecord, SourceRef
+from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef
 from mappings.rulepack import Instrument, QuestionnaireRule, RulePack, Scale
 
 FULFILMENT_RANGE = range(1, 6)
@@ -90,15 +90,14 @@ class _Prepared:
     fulfilment_score: int | None
     warnings: tuple[str, ...]
     pack_version: str
+    # The first scale's score (the record's `score`) and its whole-number value: read
+    # once, for the record and for matching a total to its response.
+    primary: ScaleScore | None
+    score: int | None
 
     @property
     def instrument_id(self) -> str | None:
         return self.measurement.instrument.id if self.measurement else None
-
-    @property
-    def score(self) -> int | None:
-        primary = self.measurement.primary if self.measurement else None
-        return int(primary.value) if primary and primary.value.is_integer() else None
 
     def record(
         self,
@@ -111,7 +110,7 @@ class _Prepared:
     ) -> JobRecord:
         measurement = self.measurement
         instrument = measurement.instrument if measurement else None
-        primary = measurement.primary if measurement else None
+        primary = self.primary
         if title is None:
             title = f"{instrument.name} questionnaire" if instrument else "Questionnaire"
         if flags is None:
@@ -263,6 +262,7 @@ def _prepare(
                     "codes; read in the instrument's item order"
                 )
             measurement = measure_response(answers, answered, resource.get("status"))
+    primary = measurement.primary if measurement else None
     return _Prepared(
         ref=ref,
         resource=resource,
@@ -276,6 +276,8 @@ def _prepare(
         fulfilment_score=score,
         warnings=(*warnings, *measurement.warnings) if measurement else tuple(warnings),
         pack_version=pack.label,
+        primary=primary,
+        score=int(primary.value) if primary and primary.value.is_integer() else None,
     )
 
 
@@ -313,9 +315,18 @@ def instrument_total(
     resource: Mapping[str, Any], pack: RulePack
 ) -> tuple[str, tuple[Instrument, Scale]] | None:
     """The LOINC code and the scale of an Observation that carries an instrument's total."""
-    for code in concept_codes(resource.get("code")):
-        if code.system == LOINC and code.code in pack.total_codes:
-            return code.code, pack.total_codes[code.code]
+    # Asked of every Observation (most are labs and vital signs): the codings are read
+    # as they are, without making a Code of each.
+    concept = resource.get("code")
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    if not isinstance(codings, list):
+        return None
+    totals = pack.total_codes
+    for coded in codings:
+        if isinstance(coded, dict) and coded.get("system") == LOINC:
+            code = coded.get("code")
+            if isinstance(code, str) and code in totals:
+                return code, totals[code]
     return None
 
 
@@ -388,7 +399,7 @@ def _classify(
     instrument = measurement.instrument
     safety = "; ".join(measurement.safety_reasons)
     flagged = f"; {safety}" if safety else ""
-    primary = measurement.primary
+    primary = item.primary
     family = instrument.concern or (instrument.id,)
     known = _known_concern(instrument, conditions, item.start)
     if primary is None:
