@@ -69,9 +69,12 @@ def read(
     limit: int,
     types: Sequence[str] = (),
     person_id: str | None = None,
+    payloads: bool = False,
 ) -> list[dict[str, Any]]:
-    """Events after sequence `after`, in order, as stored (payload as JSON text)."""
-    query = select(feed_events).where(feed_events.c.seq > after)
+    """Events after sequence `after`, in order, as stored (with `payloads`, the payload
+    as JSON text; else none is read)."""
+    columns = [c for c in feed_events.c if payloads or c.name != "payload"]
+    query = select(*columns).where(feed_events.c.seq > after)
     if types:
         query = query.where(feed_events.c.type.in_(sorted(set(types))))
     if person_id is not None:

@@ -55,7 +55,9 @@ def event_json(row: dict[str, Any], full: bool) -> dict[str, Any]:
         "time": row["occurred_at"],
     }
     if full:
-        event["payload"] = None if row["payload"] is None else orjson.loads(row["payload"])
+        # Embedded as stored: never decoded to be encoded again.
+        text = row["payload"]
+        event["payload"] = None if text is None else orjson.Fragment(text)
     return event
 
 
@@ -112,7 +114,9 @@ def read_feed(
     wanted = parse_types(types)
     with engine.connect() as conn:
         position = feed_position(after, feed_store.bounds(conn))
-        rows = feed_store.read(conn, position, limit or settings.page_size, wanted, person)
+        rows = feed_store.read(
+            conn, position, limit or settings.page_size, wanted, person, payload == "full"
+        )
     last = rows[-1]["seq"] if rows else position
     return OrjsonResponse(
         {
@@ -205,7 +209,7 @@ async def _events(
 ) -> AsyncIterator[ServerSentEvent]:
     def page(after: int) -> list[dict[str, Any]]:
         with engine.connect() as conn:
-            return feed_store.read(conn, after, 500, types, person)
+            return feed_store.read(conn, after, 500, types, person, full)
 
     while not await request.is_disconnected():
         rows = await asyncio.to_thread(page, position)
