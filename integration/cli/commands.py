@@ -775,6 +775,11 @@ def demo(
         soft_wrap=True,
     )
     console.print(
+        f"Also:    {base}/people/{person_id}/episodes, {base}/metrics/outcomes, {base}/feed",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
         f"Docs:    {base}/docs  (Authorize with the key, then try the endpoints)", highlight=False
     )
     if settings.push_clients and settings.push_clients[0].source == DEMO_PUSH_SOURCE:
