@@ -164,3 +164,74 @@ def test_regrouping_people_is_reported_as_created_changed_unmerged_merged() -> N
     ]
     fresh = person_changes({}, {c: "Z"}, {})
     assert [(e.type, e.subject) for e in fresh] == [("person.created", "Z")]
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+def test_an_import_killed_mid_way_loses_no_event_and_repeats_none(
+    engine: Engine, store_url: str, tmp_path: Path
+) -> None:
+    """kill -9 while records and their events are being written: every record stored
+    has exactly one record.added event, and no event names a record that is not there;
+    the import run again completes the rest without a second event for any record."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sqlalchemy import func, select
+
+    from integration.store.schema import feed_events, job_records
+
+    resources: list[dict[str, Any]] = [patient(f"p{i}") for i in range(300)]
+    resources += [
+        encounter(f"e{i}-{j}", f"p{i}", start=f"2025-0{1 + j}-10T09:00:00Z")
+        for i in range(300)
+        for j in range(6)
+    ]
+    data = write_ndjson(tmp_path / "many.ndjson", *resources)
+    journey = str(Path(sys.executable).parent / "journey")
+    env = {
+        **os.environ,
+        "JOURNEY_DATABASE_URL": store_url,
+        "JOURNEY_BATCH_SIZE": "100",
+        "JOURNEY_VALIDATION_PROCESSES": "0",
+    }
+    command = [journey, "import", str(data), "--source", "clinic"]
+
+    def counts() -> tuple[int, int]:
+        with engine.connect() as conn:
+            records = conn.execute(select(func.count()).select_from(job_records)).scalar_one()
+            added = conn.execute(
+                select(func.count()).where(feed_events.c.type == "record.added")
+            ).scalar_one()
+        return int(records), int(added)
+
+    importing = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while counts()[0] == 0:  # wait until the journey is being written
+        assert importing.poll() is None, "the import ended before writing records"
+        assert time.monotonic() < deadline, "no records came"
+        time.sleep(0.05)
+    importing.send_signal(signal.SIGKILL)
+    importing.wait(timeout=20)
+
+    def check() -> int:
+        with engine.connect() as conn:
+            stored = set(conn.execute(select(job_records.c.id)).scalars())
+            told = list(
+                conn.execute(
+                    select(feed_events.c.subject).where(feed_events.c.type == "record.added")
+                ).scalars()
+            )
+        assert len(told) == len(set(told)), "a record was announced twice"
+        assert set(told) == stored, "a stored record without its event, or the reverse"
+        return len(stored)
+
+    partial = check()
+    assert partial < 1800  # killed before the end (else the test proves nothing)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert check() == 1800
