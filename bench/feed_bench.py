@@ -14,6 +14,7 @@ refreshes its episodes, then reads every event, 1,000 a page:
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,12 +22,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+sys.path.insert(0, str(Path(__file__).parent))
+from outcomes_bench import demo_store
+
 from integration.api.app import create_app
-from integration.cli.demo_population import write_sample
 from integration.config import Settings
-from integration.ingest.pipeline import IngestPipeline
 from integration.journey.episodes import refresh_episodes
-from integration.store.engine import open_store
 from integration.store.schema import feed_events
 from mappings.rulepack import load_rule_pack
 
@@ -41,9 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     pack = load_rule_pack()
     with tempfile.TemporaryDirectory(prefix="journey-feed-bench-") as folder:
-        engine = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
-        for source, path in write_sample(Path(folder) / "data", seed=5, people=args.people).items():
-            IngestPipeline(engine, pack, source, 16 << 20).run([path])
+        engine = demo_store(folder, args.people, pack)
         refresh_episodes(engine, pack)
 
         def bare() -> int:

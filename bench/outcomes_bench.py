@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from integration.cli.demo_population import write_sample
 from integration.clock import utc_now
@@ -35,7 +35,7 @@ from integration.store import episodes as episodes_store
 from integration.store import queries
 from integration.store.engine import open_store
 from integration.store.schema import people
-from mappings.rulepack import load_rule_pack
+from mappings.rulepack import RulePack, load_rule_pack
 
 
 def timed(run: Callable[[], Any]) -> float:
@@ -49,6 +49,14 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def demo_store(folder: str, people_count: int, pack: RulePack) -> Engine:
+    """A fresh SQLite store in `folder` holding the demo population (both sources)."""
+    engine = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
+    for source, path in write_sample(Path(folder) / "data", seed=5, people=people_count).items():
+        IngestPipeline(engine, pack, source, 16 << 20).run([path])
+    return engine
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -57,10 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     pack = load_rule_pack()
     with tempfile.TemporaryDirectory(prefix="journey-outcomes-bench-") as folder:
-        engine = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
-        paths = write_sample(Path(folder) / "data", seed=5, people=args.people)
-        for source, path in paths.items():
-            IngestPipeline(engine, pack, source, 16 << 20).run([path])
+        engine = demo_store(folder, args.people, pack)
         with engine.connect() as conn:
             person_ids = list(
                 conn.execute(select(people.c.id).where(people.c.merged_into.is_(None))).scalars()

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from integration.store.feed import FeedEventType
 from mappings.model import Flag
 
 
@@ -531,18 +532,7 @@ class RequestBundle(BaseModel):
 
 class FeedEvent(BaseModel):
     id: str = Field(description="Unique and stable: a repeat carries the same id")
-    type: Literal[
-        "person.created",
-        "person.changed",
-        "person.merged",
-        "person.unmerged",
-        "record.added",
-        "record.changed",
-        "record.removed",
-        "episode.added",
-        "episode.changed",
-        "episode.removed",
-    ]
+    type: FeedEventType
     subject: str = Field(description="The record, person or episode id")
     person_id: str | None
     version: str | None = Field(description="A record's source version")

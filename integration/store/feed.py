@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -17,19 +18,23 @@ from sqlalchemy import Connection, delete, func, select
 from integration.store.schema import feed_events
 from integration.store.upsert import execute_many
 
-# What the feed reports; a filter naming anything else is refused.
-EVENT_TYPES = (
-    "person.created",
-    "person.changed",
-    "person.merged",
-    "person.unmerged",
-    "record.added",
-    "record.changed",
-    "record.removed",
-    "episode.added",
-    "episode.changed",
-    "episode.removed",
-)
+
+class FeedEventType(StrEnum):
+    """What the feed reports; a filter naming anything else is refused."""
+
+    PERSON_CREATED = "person.created"
+    PERSON_CHANGED = "person.changed"
+    PERSON_MERGED = "person.merged"
+    PERSON_UNMERGED = "person.unmerged"
+    RECORD_ADDED = "record.added"
+    RECORD_CHANGED = "record.changed"
+    RECORD_REMOVED = "record.removed"
+    EPISODE_ADDED = "episode.added"
+    EPISODE_CHANGED = "episode.changed"
+    EPISODE_REMOVED = "episode.removed"
+
+
+EVENT_TYPES = tuple(t.value for t in FeedEventType)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,13 @@ from integration.api.responses import OrjsonResponse
 from integration.store import feed as feed_store
 
 router = APIRouter(tags=["feed"])
+Types = Annotated[
+    list[str] | None, Query(description="Only these event types (repeatable or comma-separated)")
+]
+Person = Annotated[str | None, Query(pattern=WITHOUT_NUL, description="Only this person's events")]
+Payload = Annotated[
+    Literal["thin", "full"], Query(description="thin (default) or full: each thing's new form")
+]
 
 
 def feed_position(cursor: str | None, bounds: tuple[int, int]) -> int:
@@ -96,17 +103,10 @@ def read_feed(
         str | None,
         Query(pattern=WITHOUT_NUL, description="next_cursor of the previous page; none: the start"),
     ] = None,
-    types: Annotated[
-        list[str] | None,
-        Query(description="Only these event types (repeatable or comma-separated)"),
-    ] = None,
-    person: Annotated[
-        str | None, Query(pattern=WITHOUT_NUL, description="Only this person's events")
-    ] = None,
+    types: Types = None,
+    person: Person = None,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size")] = None,
-    payload: Annotated[
-        Literal["thin", "full"], Query(description="thin (default) or full: each thing's new form")
-    ] = "thin",
+    payload: Payload = "thin",
 ) -> OrjsonResponse:
     """Changes in the order they were committed (so in order per person), at least once:
     keep `next_cursor` and drop events whose `id` you have seen. Always answers a
@@ -169,16 +169,9 @@ async def stream_feed(
     after: Annotated[
         str | None, Query(pattern=WITHOUT_NUL, description="A next_cursor from GET /feed")
     ] = None,
-    types: Annotated[
-        list[str] | None,
-        Query(description="Only these event types (repeatable or comma-separated)"),
-    ] = None,
-    person: Annotated[
-        str | None, Query(pattern=WITHOUT_NUL, description="Only this person's events")
-    ] = None,
-    payload: Annotated[
-        Literal["thin", "full"], Query(description="thin (default) or full")
-    ] = "thin",
+    types: Types = None,
+    person: Person = None,
+    payload: Payload = "thin",
     last_event_id: Annotated[
         str | None,
         Header(pattern=WITHOUT_NUL, description="Sent by a reconnecting client: resume after it"),
