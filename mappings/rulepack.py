@@ -525,10 +525,11 @@ class RulePack:
     fulfilment_job_system: str
     identity: IdentityRules
     episodes: EpisodeRules
+    # "id version", as every record names its pack (formatted once, not per record).
+    label: str = field(init=False)
 
-    @property
-    def label(self) -> str:
-        return f"{self.id} {self.version}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.id} {self.version}")
 
 
 def load_rule_pack(path: Path | str = DEFAULT_PACK) -> RulePack:
