@@ -70,9 +70,6 @@ def main() -> None:
             person_ids = list(
                 conn.execute(select(people.c.id).where(people.c.merged_into.is_(None))).scalars()
             )
-        with engine.connect() as conn:
-            episodes = sum(1 for _ in episodes_store.stored_episodes(conn))
-        print(f"{len(person_ids):,} people, {episodes:,} episodes (demo population, 2 sources)")
 
         def bare_read() -> None:
             with engine.connect() as conn:
@@ -85,6 +82,9 @@ def main() -> None:
             refresh_episodes(engine, pack)
 
         read_s, refresh_s = timed(bare_read), timed(refresh)
+        with engine.connect() as conn:
+            episodes = sum(1 for _ in episodes_store.stored_episodes(conn))
+        print(f"{len(person_ids):,} people, {episodes:,} episodes (demo population, 2 sources)")
         print("1. refresh every person's kept episodes")
         print(f"   bare read of their records   {len(person_ids) / read_s:>10,.0f} people/s")
         print(f"   refresh (read+build+write)   {len(person_ids) / refresh_s:>10,.0f} people/s")
