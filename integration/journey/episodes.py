@@ -5,20 +5,20 @@ A person's own views (`/people/{id}/episodes`, the journey's `episodes=true`,
 person's records: always current, and cheap for one person. The cohort measures
 read the episodes kept in the store, which `refresh_episodes` brings up to date
 for the people whose records or Patients changed (marked as the journey is
-derived) at the end of every journey update.
+derived): `journey serve`'s upkeep does it in the background, `journey outcomes`
+before it reports.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from integration.clock import utc_now
 from integration.store import episodes as episodes_store
-from integration.store import people as people_store
 from integration.store.locks import DERIVE, hold
 from mappings.episodes import build_episodes, episode_json
 from mappings.rulepack import RulePack
@@ -35,12 +35,6 @@ def episodes_of_person(
         episode_json(episode, as_of, pack.episodes)
         for episode in build_episodes(person_id, items, pack)
     ]
-
-
-def mark_subjects_stale(conn: Connection, subjects: Iterable[tuple[str, str]]) -> None:
-    """The people of these (source, Patient id) have changed records."""
-    linked = people_store.links_of(conn, sorted(set(subjects)))
-    episodes_store.mark_stale(conn, linked.values())
 
 
 def refresh_episodes(

@@ -17,12 +17,11 @@ from integration.store import people as people_store
 from mappings.events import same_events
 
 
-def reconcile_subjects(conn: Connection, subjects: Iterable[tuple[str, str]]) -> None:
-    """Reconcile the people these (source, Patient id) belong to, after their records
-    were written: only people with Patients from two sources or more can have an event
-    two sources saw (a person whose Patients change goes through `reconcile_people`)."""
-    linked = people_store.links_of(conn, sorted(set(subjects)))
-    members = people_store.members_of(conn, sorted(set(linked.values())))
+def reconcile_multi_source(conn: Connection, person_ids: Iterable[str]) -> None:
+    """Reconcile these people after their records were written: only people with
+    Patients from two sources or more can have an event two sources saw (a person whose
+    Patients change goes through `reconcile_people`)."""
+    members = people_store.members_of(conn, sorted(set(person_ids)))
     reconcile_people(
         conn,
         {person for person, keys in members.items() if len({source for source, _ in keys}) > 1},

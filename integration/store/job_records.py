@@ -36,12 +36,12 @@ def replace_job_records(
     derived_from: Sequence[ResourceKey],
     records: Sequence[JobRecord],
     now: str,
-) -> set[tuple[str, str]]:
+) -> set[str]:
     """The job records of these (source, type, id) resources are now `records`, derived at
     `now`. Only what changed is written: an unchanged record is left as it is, a
     changed one replaced, a missing one deleted, and each change is a feed event in
-    this transaction. Returns the (source, subject Patient id) of the records there
-    before."""
+    this transaction. Returns the people whose records changed (their records'
+    subjects linked to a person, before and after)."""
     c = job_records.c
     keys = (c.source, c.resource_type, c.resource_id)
     stored = {
@@ -50,7 +50,6 @@ def replace_job_records(
             select(*(c[name] for name in _COMPARED)).where(in_keys(keys, derived_from))
         )
     }
-    before = {(row["source"], row["subject_id"]) for row in stored.values() if row["subject_id"]}
     fresh = {row["id"]: row for row in (_record_row(r, now) for r in records)}
     changed = [
         row
@@ -64,8 +63,7 @@ def replace_job_records(
     if changed:
         # One driver executemany: no per-row parameter processing (a batch is thousands).
         execute_many(conn, job_records.insert(), changed)
-    _record_changes(conn, stored, changed, removed, now)
-    return before
+    return _record_changes(conn, stored, changed, removed, now)
 
 
 # What makes a record a new version (derived_at does not; event_of and joined are the
@@ -114,9 +112,12 @@ def _record_changes(
     changed: Sequence[dict[str, Any]],
     removed: Sequence[str],
     now: str,
-) -> None:
-    subjects = {(r["source"], r["subject_id"]) for r in [*stored.values(), *changed]}
-    person_of = links_of(conn, sorted(s for s in subjects if s[1]))
+) -> set[str]:
+    """Tell the feed of each record added, changed or removed; returns their people."""
+    before = [stored[r["id"]] for r in changed if r["id"] in stored]
+    before += [stored[record] for record in removed]
+    subjects = {(r["source"], r["subject_id"]) for r in [*changed, *before] if r["subject_id"]}
+    person_of = links_of(conn, sorted(subjects))
 
     def person(row: dict[str, Any]) -> str | None:
         return person_of.get((row["source"], row["subject_id"]))
@@ -136,6 +137,7 @@ def _record_changes(
         for record in removed
     ]
     feed.append(conn, changes, now)
+    return set(person_of.values())
 
 
 def _record_row(record: JobRecord, now: str) -> dict[str, Any]:

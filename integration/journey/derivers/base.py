@@ -17,8 +17,8 @@ from sqlalchemy import Connection
 
 from integration.clock import utc_now
 from integration.derived_types import record_types
-from integration.journey.episodes import mark_subjects_stale
-from integration.journey.events import reconcile_subjects
+from integration.journey.events import reconcile_multi_source
+from integration.store import episodes as episodes_store
 from integration.store.derivation import CurrentResource as CurrentResource
 from integration.store.derivation import ResourceKey as ResourceKey
 from integration.store.job_records import replace_job_records
@@ -101,13 +101,13 @@ def replace_records(
     summary: JourneyUpdate,
 ) -> None:
     """The job records of the resources derived from are now `records`, counted by job;
-    the events of the people they belong to (before and after) are joined again."""
+    the people whose records changed (before and after) join their events again and
+    are marked for their episodes."""
     keys = [c.key for c in derived_from]
-    subjects = replace_job_records(conn, keys, records, utc_now())
-    subjects |= {(r.source_ref.source, r.subject_id) for r in records if r.subject_id}
+    people = replace_job_records(conn, keys, records, utc_now())
     if any(key[1] in EVENT_TYPES for key in keys):  # only events join; a screen never does
-        reconcile_subjects(conn, subjects)
-    mark_subjects_stale(conn, subjects)
+        reconcile_multi_source(conn, people)
+    episodes_store.mark_stale(conn, people)
     summary.records_by_job.update(counted_as(record) for record in records)
 
 
