@@ -32,6 +32,7 @@ from integration.store import episodes as episodes_store
 from integration.store import feed
 from integration.store import matches as matches_store
 from integration.store import people as people_store
+from integration.store.feed import FeedEventType as Event
 from integration.store.matches import PatientKey
 from integration.store.text import storable
 from mappings.demographics import Demographics
@@ -189,14 +190,14 @@ def person_changes(
         }
         if person not in before:
             taken_from = sorted({old[key] for key in members if key in old})
-            kind = "person.unmerged" if taken_from else "person.created"
+            kind = Event.PERSON_UNMERGED if taken_from else Event.PERSON_CREATED
             if taken_from:
                 payload["from"] = taken_from
             changes.append(feed.Change(kind, person, person, None, payload))
         elif before[person] != members:
-            changes.append(feed.Change("person.changed", person, person, None, payload))
+            changes.append(feed.Change(Event.PERSON_CHANGED, person, person, None, payload))
     for person, survivor in sorted(merged.items()):
-        changes.append(feed.Change("person.merged", person, person, None, {"into": survivor}))
+        changes.append(feed.Change(Event.PERSON_MERGED, person, person, None, {"into": survivor}))
     return changes
 
 

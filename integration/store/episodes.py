@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import Connection, delete, func, select
 
 from integration.store import feed
+from integration.store.feed import FeedEventType as Event
 from integration.store.job_records import of_people
 from integration.store.schema import episodes, episodes_stale, job_records
 from integration.store.upsert import insert_ignore
@@ -114,10 +115,10 @@ def replace_episodes(
         for episode in by_person[person]:
             was = kept.pop(episode["id"], None)
             if was is None or was[1] != _timeless(episode):
-                kind = "episode.added" if was is None else "episode.changed"
+                kind = Event.EPISODE_ADDED if was is None else Event.EPISODE_CHANGED
                 changes.append(feed.Change(kind, episode["id"], person, None, episode))
     changes += [
-        feed.Change("episode.removed", episode_id, person, None)
+        feed.Change(Event.EPISODE_REMOVED, episode_id, person, None)
         for episode_id, (person, _) in sorted(kept.items())
     ]
     feed.append(conn, changes, now)

@@ -39,7 +39,7 @@ EVENT_TYPES = tuple(t.value for t in FeedEventType)
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    type: str
+    type: FeedEventType
     subject: str
     person_id: str | None
     version: str | None = None

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Select, bindparam, delete, select, update
 
 from integration.store import feed
 from integration.store.derivation import ResourceKey
+from integration.store.feed import FeedEventType as Event
 from integration.store.keys import in_keys
 from integration.store.people import links_of
 from integration.store.schema import job_records, person_links
@@ -124,7 +125,7 @@ def _record_changes(
 
     changes = [
         feed.Change(
-            "record.changed" if row["id"] in stored else "record.added",
+            Event.RECORD_CHANGED if row["id"] in stored else Event.RECORD_ADDED,
             row["id"],
             person(row),
             row["version_key"],
@@ -133,7 +134,9 @@ def _record_changes(
         for row in changed
     ]
     changes += [
-        feed.Change("record.removed", record, person(stored[record]), stored[record]["version_key"])
+        feed.Change(
+            Event.RECORD_REMOVED, record, person(stored[record]), stored[record]["version_key"]
+        )
         for record in removed
     ]
     feed.append(conn, changes, now)

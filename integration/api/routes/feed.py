@@ -36,20 +36,23 @@ def feed_position(cursor: str | None, bounds: tuple[int, int]) -> int:
     if cursor is None:
         return max(bounds[0] - 1, 0)
     [text] = decode_cursor(cursor, 1)
-    if not text.isdigit():
-        raise ApiProblem(400, "Bad Request", "cursor is not one this API issued")
-    seq = int(text)
+    return _checked_position(text, bounds, "cursor is not one this API issued")
+
+
+def _checked_position(text: str, bounds: tuple[int, int], never_issued: str) -> int:
+    """A sequence number this store issued whose following events it still holds: 400
+    (`never_issued`) if it never issued it, 410 if they are past retention."""
     low, high = bounds
-    if seq > high:
-        raise ApiProblem(400, "Bad Request", "cursor is not one this API issued")
-    if seq < low - 1:
+    if not text.isdigit() or int(text) > high:
+        raise ApiProblem(400, "Bad Request", never_issued)
+    if int(text) < low - 1:
         raise ApiProblem(
             410,
             "Gone",
             "the events after this cursor are past the feed's retention: read the "
             "journeys again, then follow the feed from a fresh cursor",
         )
-    return seq
+    return int(text)
 
 
 def event_json(row: dict[str, Any], full: bool) -> dict[str, Any]:
@@ -134,12 +137,11 @@ def _stream_start(last_event_id: str | None, after: str | None, bounds: tuple[in
     """Where a stream starts: after the Last-Event-ID a reconnecting client sends, else
     after the cursor, else at the start."""
     if last_event_id is not None:
-        text = last_event_id.removeprefix("evt_")
-        if not text.isdigit() or int(text) > bounds[1]:
-            raise ApiProblem(400, "Bad Request", "Last-Event-ID is not an event id of this feed")
-        if int(text) < bounds[0] - 1:
-            raise ApiProblem(410, "Gone", "the events after Last-Event-ID are past retention")
-        return int(text)
+        return _checked_position(
+            last_event_id.removeprefix("evt_"),
+            bounds,
+            "Last-Event-ID is not an event id of this feed",
+        )
     return feed_position(after, bounds)
 
 
