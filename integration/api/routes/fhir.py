@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from integration.api.deps import WITHOUT_NUL, ReadStoreDep, SettingsDep
+from integration.api.deps import WITHOUT_NUL, ReadStoreDep, SettingsDep, is_api_key
 from integration.api.models import (
     Bundle,
     CapabilityStatement,
@@ -309,11 +309,7 @@ async def matching_scope(
         raise FhirError(
             401, "login", "send an API key or a push key as a Bearer token", None, challenge
         )
-    presented = credentials.credentials.encode()
-    reader = False
-    for key in settings.api_keys:
-        reader |= secrets.compare_digest(presented, key.encode())
-    if reader:
+    if is_api_key(settings, credentials.credentials):
         return None
     return [await pushing_source(request, credentials)]
 
@@ -498,8 +494,7 @@ async def journey_reader(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_push_key)],
 ) -> None:
     """The FHIR views of the unified journey are for journey readers: an API key."""
-    presented = credentials.credentials.encode() if credentials is not None else b""
-    if not any(secrets.compare_digest(presented, key.encode()) for key in settings.api_keys):
+    if credentials is None or not is_api_key(settings, credentials.credentials):
         raise FhirError(
             401,
             "login",
