@@ -3,10 +3,18 @@ second, so that they sort the same on every backend."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from mappings.dates import ISO_FORMAT
 
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime(ISO_FORMAT)
+
+
+def day_bound(day: date, end: bool) -> str:
+    """A date as a bound of a time range: the start of that day in UTC, or for an end,
+    the start of the next (so the day is included)."""
+    return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC).strftime(
+        ISO_FORMAT
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 
 from integration.api.problems import ApiProblem
+from integration.clock import day_bound
 from mappings.dates import ISO_FORMAT
 
 
@@ -14,12 +15,10 @@ def time_bound(value: str | None, name: str, end: bool) -> str | None:
         return None
     try:
         if len(value) == 10:
-            day = date.fromisoformat(value)
-            moment = datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
-        else:
-            moment = datetime.fromisoformat(value)
-            if moment.tzinfo is None:
-                raise ValueError("no timezone")
+            return day_bound(date.fromisoformat(value), end)
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("no timezone")
     except ValueError as exc:
         raise ApiProblem(
             400,

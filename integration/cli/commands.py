@@ -15,7 +15,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -49,7 +49,7 @@ from integration.cli.sync_view import (
     print_sync_summary,
     unit_line,
 )
-from integration.clock import utc_now
+from integration.clock import day_bound, utc_now
 from integration.config import Settings, load_settings
 from integration.errors import ConfigError
 from integration.ingest.pipeline import IngestSummary, resource_label
@@ -76,7 +76,6 @@ from integration.sync.context import SyncListener
 from integration.sync.leased import default_owner, sync_leased
 from integration.sync.runners import sync_source
 from integration.sync.worker import SyncWorker, WorkerStats
-from mappings.dates import ISO_FORMAT
 from mappings.model import Job
 from mappings.rulepack import RulePack
 
@@ -672,11 +671,9 @@ def _day(value: str | None, option: str, end: bool = False) -> str | None:
     if value is None:
         return None
     try:
-        day = date.fromisoformat(value)
+        return day_bound(date.fromisoformat(value), end)
     except ValueError:
         raise ValueError(f"{option} must be a date, YYYY-MM-DD") from None
-    moment = datetime.combine(day + timedelta(days=1) if end else day, datetime.min.time(), UTC)
-    return moment.strftime(ISO_FORMAT)
 
 
 def print_journey(
