@@ -26,6 +26,7 @@ Pure: the caller reads the records (shown ones only) and says when "now" is.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -224,8 +225,8 @@ class Episode:
 
     @property
     def last_contact(self) -> str | None:
-        times = [c.start for c in self.contacts if c.start is not None]
-        return max(times) if times else None
+        # A contact always has a time (`ShownRecord.is_contact`).
+        return max((c.start for c in self.contacts if c.start), default=None)
 
     @property
     def last_seen(self) -> str | None:
@@ -238,7 +239,7 @@ class Episode:
     def stages(self) -> list[Stage]:
         stages: list[Stage] = []
         for item in self.contacts:
-            if item.job is Job.UNCLASSIFIED or item.start is None:
+            if item.job is Job.UNCLASSIFIED or not item.start:
                 continue
             if stages and stages[-1].job is item.job:
                 last = stages[-1]
@@ -607,12 +608,12 @@ def _moment(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def episode_json(episode: Episode, as_of: str, rules: EpisodeRules) -> dict[str, Any]:
+def episode_json(episode: Episode, as_of: str) -> dict[str, Any]:
     """An episode as the API, the CLI and the store show it; the status is as of `as_of`."""
     status = episode.status(as_of)
     closed = status in (EpisodeStatus.RESOLVED, EpisodeStatus.LOST_TO_FOLLOW_UP)
     contacts = episode.contacts
-    by_job = {job.value: [c.id for c in contacts if c.job is job] for job in Job}
+    per_job = Counter(c.job.value for c in contacts)
     wait = episode.wait
     stages = episode.stages
     sources = sorted(
@@ -639,7 +640,7 @@ def episode_json(episode: Episode, as_of: str, rules: EpisodeRules) -> dict[str,
             for s in stages
         ],
         "wait_days": None if wait is None else {"days": wait[0], "records": [wait[1], wait[2]]},
-        "contacts": {job: len(ids) for job, ids in by_job.items() if ids},
+        "contacts": {job.value: per_job[job.value] for job in Job if per_job[job.value]},
         "sources": sources,
         "service_lines": sorted(
             {c.setting for c in contacts if c.setting and c.setting != "questionnaire"}

@@ -31,10 +31,7 @@ def episodes_of_person(
 ) -> list[dict[str, Any]]:
     """A person's episodes as of `as_of`, from their shown records."""
     items = episodes_store.journey_items(conn, [person_id]).get(person_id, [])
-    return [
-        episode_json(episode, as_of, pack.episodes)
-        for episode in build_episodes(person_id, items, pack)
-    ]
+    return [episode_json(episode, as_of) for episode in build_episodes(person_id, items, pack)]
 
 
 def refresh_episodes(
@@ -61,7 +58,7 @@ def refresh_episodes(
             for person in people:
                 try:
                     built[person] = [
-                        episode_json(e, now, pack.episodes)
+                        episode_json(e, now)
                         for e in build_episodes(person, items.get(person, []), pack)
                     ]
                 except Exception as exc:  # one person never stops the rest

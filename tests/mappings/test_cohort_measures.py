@@ -45,7 +45,7 @@ def episodes_of(
     pack: RulePack, people: dict[str, list[ShownRecord]]
 ) -> list[tuple[str, dict[str, Any]]]:
     return [
-        (person, cohort_facts(episode_json(e, AS_OF, pack.episodes)))
+        (person, cohort_facts(episode_json(e, AS_OF)))
         for person, items in people.items()
         for e in build_episodes(person, items, pack)
     ]

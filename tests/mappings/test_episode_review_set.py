@@ -70,7 +70,7 @@ def compare(
 ) -> tuple[Counter[str], Counter[str], list[str]]:
     """Per field: agreements and comparisons, and what disagreed."""
     built = [
-        episode_json(e, as_of, pack.episodes)
+        episode_json(e, as_of)
         for e in build_episodes(person["person"], [shown(r) for r in person["records"]], pack)
     ]
     ours = {(e["concern"]["id"], frozenset(r["id"] for r in e["records"])): e for e in built}

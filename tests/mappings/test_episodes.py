@@ -25,7 +25,7 @@ def record(rid: str, job: Job, start: str | None, *codes: str, **extra: object) 
 
 
 def episodes(pack: RulePack, *items: ShownRecord) -> dict[str, dict[str, object]]:
-    built = [episode_json(e, AS_OF, pack.episodes) for e in build_episodes("p", items, pack)]
+    built = [episode_json(e, AS_OF) for e in build_episodes("p", items, pack)]
     return {str(e["concern"]["id"]): e for e in built}  # type: ignore[index]
 
 
