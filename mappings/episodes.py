@@ -262,7 +262,7 @@ class Episode:
                 and contact.start is not None
                 and contact.start >= first_diagnose.start
             ):
-                days = (_moment(contact.start) - _moment(first_diagnose.start)).days
+                days = (moment(contact.start) - moment(first_diagnose.start)).days
                 return days, first_diagnose.id, contact.id
         return None
 
@@ -301,7 +301,7 @@ def episode_status(facts: EpisodeFacts, as_of: str) -> EpisodeStatus:
     follow-up unless its job got done, anything else resolved. Open: the status of
     its latest stage."""
     last = facts.last_seen
-    if last is not None and _moment(as_of) - _moment(last) > timedelta(days=facts.window_days):
+    if last is not None and moment(as_of) - moment(last) > timedelta(days=facts.window_days):
         if facts.chronic and not facts.job_done:
             return EpisodeStatus.LOST_TO_FOLLOW_UP
         return EpisodeStatus.RESOLVED
@@ -462,7 +462,7 @@ def _split_by_gaps(
             item.is_contact
             and item.start is not None
             and last is not None
-            and _moment(item.start) - _moment(last) > window
+            and moment(item.start) - moment(last) > window
         ):
             groups.append([])
         groups[-1].append(member)
@@ -529,12 +529,12 @@ def _rated_contact(
 ) -> ShownRecord | None:
     if survey.start is None or survey.job is Job.UNCLASSIFIED:
         return None
-    answered = _moment(survey.start)
+    answered = moment(survey.start)
     best: ShownRecord | None = None
     for contact in contacts:
         if contact.job is not survey.job or contact.start is None or contact.start > survey.start:
             continue
-        if (answered - _moment(contact.start)).days > within_days:
+        if (answered - moment(contact.start)).days > within_days:
             continue
         if best is None or (contact.start or "") > (best.start or ""):
             best = contact
@@ -604,7 +604,8 @@ def _code_text(token: str) -> str:
     return f"{short} {code}"
 
 
-def _moment(value: str) -> datetime:
+def moment(value: str) -> datetime:
+    """A stored ISO 8601 time as a datetime."""
     return datetime.fromisoformat(value)
 
 

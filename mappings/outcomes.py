@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mappings.episodes import EpisodeFacts, episode_status
+from mappings.episodes import EpisodeFacts, episode_status, moment
 from mappings.model import Job
 
 
@@ -245,16 +245,16 @@ def _fulfilment_measures(episodes: Sequence[dict[str, Any]], job: Job | None) ->
 
 
 def _retention(chosen: Sequence[tuple[str, dict[str, Any]]], as_of: str, months: int) -> Measure:
-    cutoff = _add_months(_moment(as_of), -months)
+    cutoff = _add_months(moment(as_of), -months)
     eligible: set[str] = set()
     retained: set[str] = set()
     for person, episode in chosen:
         first_treat = episode["first_treat"]
-        if first_treat is None or _moment(first_treat) > cutoff:
+        if first_treat is None or moment(first_treat) > cutoff:
             continue  # never treated, or not yet had the whole window to come back
         eligible.add(person)
         back = episode["first_keep_well_after_treat"]
-        if back is not None and _moment(back) <= _add_months(_moment(first_treat), months):
+        if back is not None and moment(back) <= _add_months(moment(first_treat), months):
             retained.add(person)
     return _share(
         "retention",
@@ -299,12 +299,8 @@ def _median_wait(episodes: Sequence[dict[str, Any]]) -> Measure:
     )
 
 
-def _moment(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def _add_months(moment: datetime, months: int) -> datetime:
-    index = moment.month - 1 + months
-    year, month = moment.year + index // 12, index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
+def _add_months(when: datetime, months: int) -> datetime:
+    index = when.month - 1 + months
+    year, month = when.year + index // 12, index % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    return when.replace(year=year, month=month, day=day)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from integration.store.feed import FeedEventType
+from mappings.episodes import EpisodeStatus
 from mappings.model import Flag
 
 
@@ -258,14 +259,7 @@ class EpisodeRecordView(BaseModel):
 class JourneyEpisode(BaseModel):
     id: str
     concern: EpisodeConcernView
-    status: Literal[
-        "being_diagnosed",
-        "in_treatment",
-        "keeping_well",
-        "resolved",
-        "lost_to_follow_up",
-        "unclassified",
-    ] = Field(description="As of the as_of time")
+    status: EpisodeStatus = Field(description="As of the as_of time")
     start: str | None
     end: str | None = Field(description="The last contact, once the episode is closed")
     last_contact: str | None
