@@ -610,11 +610,10 @@ def show(
     stand out."""
     settings = _settings(ctx)
     engine = open_configured_store(settings)
-    if not print_journey(engine, person_id, include_excluded=include_excluded):
+    resolved = print_journey(engine, person_id, include_excluded=include_excluded)
+    if resolved is None:
         stderr.print(f"No person with id {person_id}.")
         raise typer.Exit(1)
-    with engine.connect() as conn:
-        resolved = queries.resolve_person(conn, person_id) or person_id
     print_episodes(engine, resolved, store_pack(engine))
 
 
@@ -678,12 +677,14 @@ def _day(value: str | None, option: str, end: bool = False) -> str | None:
 
 def print_journey(
     engine: Engine, person_id: str, limit: int = 200, include_excluded: bool = False
-) -> bool:
+) -> str | None:
+    """Print the person's journey; returns the person's id (a merged one's survivor),
+    None when there is no such person."""
     with engine.connect() as conn:
         resolved = queries.resolve_person(conn, person_id)
         person = queries.get_person(conn, resolved) if resolved else None
         if person is None or resolved is None:
-            return False
+            return None
         where = queries.JourneyFilter(include_excluded=include_excluded)
         records = queries.journey(conn, resolved, limit, where=where)
     sources = ", ".join(f"{s['source']} Patient/{s['patient_id']}" for s in person["sources"])
@@ -715,7 +716,7 @@ def print_journey(
         sources = ", ".join([record["source"]["source"], *(j["source"] for j in record["joined"])])
         table.add_row(when, f"[{colours.get(job, 'white')}]{job}[/]", what, sources)
     console.print(table)
-    return True
+    return resolved
 
 
 def featured_person(engine: Engine) -> str | None:
