@@ -60,7 +60,7 @@ class Upkeep:
     def refresh_episodes(self) -> int:
         """One pass: the people marked stale now; 0 when none (no lock taken)."""
         with self._engine.connect() as conn:
-            if episodes_store.stale_count(conn) == 0:
+            if not episodes_store.stale_people(conn, 1):
                 return 0
         return refresh_episodes(self._engine, self._pack_of(self._engine), self._batch_size)
 
