@@ -128,7 +128,6 @@ def replace_episodes(
             "person_id": person,
             "concern": episode["concern"]["id"],
             "start": episode["start"] or "",
-            "last_contact": episode["last_contact"],
             "pack_version": pack_version,
             "body": orjson.dumps(episode).decode(),
             "facts": orjson.dumps(cohort_facts(episode)).decode(),

@@ -252,7 +252,6 @@ episodes = Table(
     Column("person_id", String(36), nullable=False),
     Column("concern", String(120), nullable=False),
     Column("start", String(40), nullable=False),
-    Column("last_contact", String(40)),
     Column("pack_version", String(80), nullable=False),
     # The episode whole (mappings.episodes.episode_json), and what the cohort
     # measures read of it (mappings.outcomes.cohort_facts).

@@ -26,7 +26,6 @@ def upgrade() -> None:
         Column("concern", String(120), nullable=False),
         # '' when no record of the episode carries a time.
         Column("start", String(40), nullable=False),
-        Column("last_contact", String(40)),
         Column("pack_version", String(80), nullable=False),
         # The episode whole (mappings.episodes.episode_json), and what the cohort
         # measures read of it (mappings.outcomes.cohort_facts).
