@@ -239,12 +239,18 @@ if os.environ.get("CI"):
 # The clinical review set's agreement table (tests/integration/test_review_set.py),
 # carried back from the worker that ran it and printed at the end of the run.
 REVIEW_SET_REPORT = "review_set_report"
+# The episode review set's agreement (tests/mappings/test_episode_review_set.py).
+EPISODE_REVIEW_REPORT = "episode_review_report"
+REPORT_TITLES = {
+    REVIEW_SET_REPORT: "clinical review set",
+    EPISODE_REVIEW_REPORT: "episode review set",
+}
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for outcome in ("passed", "failed"):
         for report in terminalreporter.stats.get(outcome, []):
             for name, value in getattr(report, "user_properties", ()):
-                if name == REVIEW_SET_REPORT and report.when == "call":
-                    terminalreporter.write_sep("-", "clinical review set")
+                if name in REPORT_TITLES and report.when == "call":
+                    terminalreporter.write_sep("-", REPORT_TITLES[name])
                     terminalreporter.write_line(str(value))

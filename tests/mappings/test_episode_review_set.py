@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from mappings.episodes import ShownRecord, build_episodes, episode_json
 from mappings.model import Job, ScaleScore
 from mappings.rulepack import RulePack, load_rule_pack
+from tests.conftest import EPISODE_REVIEW_REPORT
 
 REVIEW = Path(__file__).resolve().parents[1] / "review_set" / "episodes" / "review.json"
 FIELDS = ("grouping", "status", "stages", "wait_days", "outcomes")
@@ -117,7 +119,9 @@ def review() -> dict[str, Any]:
     return loaded
 
 
-def test_episodes_agree_with_the_clinical_review_set(review: dict[str, Any]) -> None:
+def test_episodes_agree_with_the_clinical_review_set(
+    review: dict[str, Any], record_property: Callable[[str, object], None]
+) -> None:
     pack = load_rule_pack()
     agreed: Counter[str] = Counter()
     compared: Counter[str] = Counter()
@@ -127,14 +131,15 @@ def test_episodes_agree_with_the_clinical_review_set(review: dict[str, Any]) -> 
         agreed += a
         compared += c
         notes += n
-    print(f"\nEpisode review set: {len(review['people'])} people")
+    lines = [f"Episode review set: {len(review['people'])} people"]
     for field in FIELDS:
         share = agreed[field] / compared[field]
-        print(f"  {field:<10} {agreed[field]:>4}/{compared[field]:<4} {share:.1%}")
+        lines.append(f"  {field:<10} {agreed[field]:>4}/{compared[field]:<4} {share:.1%}")
     total = sum(agreed.values()) / sum(compared.values())
-    print(f"  overall    {total:.1%}")
-    for note in notes:
-        print("  -", note)
+    lines.append(f"  overall    {total:.1%}")
+    lines += [f"  - {note}" for note in notes]
+    # Printed at the end of every run that includes this test (tests/conftest.py).
+    record_property(EPISODE_REVIEW_REPORT, "\n".join(lines))
     assert compared["grouping"] >= 30
     assert total >= 0.9, f"agreement {total:.1%} under 90%"
 
