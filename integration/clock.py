@@ -3,6 +3,8 @@ second, so that they sort the same on every backend."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, date, datetime, time, timedelta
 
 from mappings.dates import ISO_FORMAT
@@ -18,3 +20,9 @@ def day_bound(day: date, end: bool) -> str:
     return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC).strftime(
         ISO_FORMAT
     )
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if `stop` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

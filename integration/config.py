@@ -30,11 +30,12 @@ from integration.limits import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
 from integration.push_clients import PushClientConfig
 from integration.source_names import is_source_name
 from integration.sources import SourceConfig
+from integration.webhooks.config import SubscriptionConfig
 
 DEFAULT_CONFIG_FILE = "journey.toml"
 # The config file's [[tables]], each with the key that names a table's source: an error
 # in one names the table by its index and, when it has a valid one, its source.
-TABLES = {"sources": "name", "push_clients": "source"}
+TABLES = {"sources": "name", "push_clients": "source", "subscriptions": "name"}
 USED_TWICE = "name_used_twice"
 
 
@@ -151,6 +152,38 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         default=5.0, gt=0, description="`journey worker`: wait between looks for due units"
     )
+    subscriptions: list[SubscriptionConfig] = Field(
+        default_factory=list,
+        description="[[subscriptions]] tables of the config file: webhook subscriptions "
+        "kept as configuration (name, url, filters, secret_env or secret_file)",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="webhooks: how long a delivery may take to be answered"
+    )
+    webhook_first_retry_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="webhooks: wait after a failed delivery, doubling with each failure "
+        "(with jitter: half to all of it)",
+    )
+    webhook_max_retry_seconds: float = Field(
+        default=3600.0, gt=0, description="webhooks: longest wait between two attempts"
+    )
+    webhook_give_up_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="webhooks: an endpoint failing this long has its head event moved to "
+        "the dead letters (replayable) and goes on with the next",
+    )
+    webhook_secret_overlap_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="webhooks: after a secret rotation, how long deliveries are signed with "
+        "the old secret too",
+    )
+    webhook_poll_seconds: float = Field(
+        default=0.1, gt=0, description="webhooks: how often an idle endpoint looks for events"
+    )
     config_file: str | None = Field(
         default=None, description="the config file these settings came from (set on load)"
     )
@@ -246,15 +279,16 @@ def _config_error(error: ErrorDetails, values: dict[str, Any], path: Path | None
         key = ".".join(str(part) for part in loc[2:]) or "(table)"
         env = f"JOURNEY_{setting.upper()}"
         origin = env if env in os.environ else str(path) if path else "settings"
-        named = _table_source(values.get(setting), index, TABLES[setting])
+        named = _table_name(values.get(setting), index, TABLES[setting], setting)
         return ConfigError(f"{origin}: {setting}[{index}]{named}: {key}: {error['msg']}")
     key = ".".join(str(part) for part in loc)
     origin = f"{path} or environment" if path else "environment"
     return ConfigError(f"setting {key!r} ({origin}, JOURNEY_{key.upper()}): {error['msg']}")
 
 
-def _table_source(tables: Any, index: int, name_key: str) -> str:
-    """` (source 'x')` for a table whose name is a valid source name, else nothing."""
+def _table_name(tables: Any, index: int, name_key: str, setting: str) -> str:
+    """` (source 'x')` (or `subscription`) for a table with a valid name, else nothing."""
     table = tables[index] if isinstance(tables, list) and index < len(tables) else None
     name = table.get(name_key) if isinstance(table, dict) else getattr(table, name_key, None)
-    return f" (source {name!r})" if isinstance(name, str) and is_source_name(name) else ""
+    label = "subscription" if setting == "subscriptions" else "source"
+    return f" ({label} {name!r})" if isinstance(name, str) and is_source_name(name) else ""

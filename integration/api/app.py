@@ -12,7 +12,16 @@ from integration.api.boundary import install_error_boundary
 from integration.api.openapi import install_openapi
 from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
-from integration.api.routes import feed, fhir, health, outcomes, people, quarantine, sources
+from integration.api.routes import (
+    feed,
+    fhir,
+    health,
+    outcomes,
+    people,
+    quarantine,
+    sources,
+    subscriptions,
+)
 from integration.config import Settings, load_settings
 from integration.journey.rule_packs import store_pack
 from integration.journey.upkeep import Upkeep
@@ -20,6 +29,7 @@ from integration.push.service import PushService
 from integration.push_clients import load_push_keys
 from integration.store.engine import open_configured_store
 from integration.store.wal import WalCheckpointer
+from integration.webhooks.subscriptions import apply_config
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -31,6 +41,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine = engine or open_configured_store(settings)
         app.state.read_engine = app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.push = PushService(app.state.engine, store_pack(app.state.engine), settings)
+        apply_config(app.state.engine, settings.subscriptions, settings.config_file)
         checkpointer = WalCheckpointer(app.state.engine)
         checkpointer.start()
         upkeep = Upkeep(app.state.engine, store_pack, settings.feed_retention_days)
@@ -62,6 +73,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(people.router)
     app.include_router(outcomes.router)
     app.include_router(feed.router)
+    app.include_router(subscriptions.router)
     app.include_router(sources.router)
     app.include_router(quarantine.router)
     app.include_router(fhir.router)

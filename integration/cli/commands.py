@@ -1,5 +1,6 @@
 """The `journey` command line: import, serve, sync, worker, sources, remap, quarantine, status,
-show, demo, db upgrade. What sync and sources print lives in `integration.cli.sync_view`.
+show, demo, db upgrade; `subscriptions` and `feed` live in `integration.cli.subscriptions`.
+What sync and sources print lives in `integration.cli.sync_view`.
 
 Exit codes: 0 done; 1 an error stopped the command (message on stderr);
 2 a sync finished but a source or resource type failed (see `journey sources`);
@@ -42,6 +43,7 @@ from fhir_journey.errors import JourneyError
 from integration.cli.console import console, stderr
 from integration.cli.demo_population import write_sample
 from integration.cli.episodes_view import print_episodes, print_outcomes
+from integration.cli.subscriptions import feed_app, subscriptions_app
 from integration.cli.sync_view import (
     export_progress,
     page_progress,
@@ -76,6 +78,8 @@ from integration.sync.context import SyncListener
 from integration.sync.leased import default_owner, sync_leased
 from integration.sync.runners import sync_source
 from integration.sync.worker import SyncWorker, WorkerStats
+from integration.webhooks.delivery import DeliveryStats, WebhookDeliverer
+from integration.webhooks.subscriptions import apply_config
 from mappings.model import Job
 from mappings.rulepack import RulePack
 
@@ -94,6 +98,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(feed_app, name="feed")
 log = logging.getLogger("journey")
 
 
@@ -864,16 +870,17 @@ def worker(
         bool, typer.Option(help="Run the units due now, then exit (for cron, or a first fill)")
     ] = False,
 ) -> None:
-    """Run sync units from the store, sharing them with any other `journey worker`.
+    """Run sync units from the store, sharing them with any other `journey worker`, and
+    deliver the feed to webhook subscriptions.
 
     Each source's resource types (or its Bulk Data export) are units that one
-    worker at a time holds a lease on; start as many workers as wanted, on as
-    many machines, against one PostgreSQL. Stops cleanly on Ctrl-C or SIGTERM."""
+    worker at a time holds a lease on; each webhook endpoint is a queue one worker
+    at a time delivers. Start as many workers as wanted, on as many machines,
+    against one PostgreSQL. Stops cleanly on Ctrl-C or SIGTERM."""
     settings = _settings(ctx)
     configured = settings.sources
-    if not configured:
-        raise ConfigError(f"no [[sources]] in {settings.config_file or 'any config file'}")
     engine = open_configured_store(settings)
+    apply_config(engine, settings.subscriptions, settings.config_file)
     sync_worker = SyncWorker(
         engine,
         store_pack(engine),
@@ -884,28 +891,42 @@ def worker(
         ),
         on_note=lambda message: stderr.print(message, highlight=False),
     )
+    deliverer = WebhookDeliverer(
+        engine,
+        settings,
+        sync_worker.owner,
+        on_note=lambda message: stderr.print(message, highlight=False),
+    )
     console.print(
         f"worker {sync_worker.owner}: {len(configured)} source(s), lease "
-        f"{settings.worker_lease_seconds} s, every unit each {settings.sync_interval_seconds} s",
+        f"{settings.worker_lease_seconds} s, every unit each {settings.sync_interval_seconds} s; "
+        "delivering webhooks",
         highlight=False,
     )
-    stats = asyncio.run(_run_worker(sync_worker, once))
+    stats, delivery = asyncio.run(_run_worker(sync_worker, deliverer, once))
     console.print(
         f"worker {sync_worker.owner} stopped: {stats.units_run} unit(s) run, "
         f"{stats.units_failed} failed, {stats.leases_lost} lease(s) lost, "
-        f"{stats.store_errors} store error(s)",
+        f"{stats.store_errors} store error(s); {delivery.delivered} webhook(s) delivered, "
+        f"{delivery.failed} failed, {delivery.dead_lettered} dead-lettered",
         highlight=False,
     )
     if once and stats.units_failed:
         raise typer.Exit(EXIT_SYNC_FAILED)
 
 
-async def _run_worker(sync_worker: SyncWorker, once: bool) -> WorkerStats:
+async def _run_worker(
+    sync_worker: SyncWorker, deliverer: WebhookDeliverer, once: bool
+) -> tuple[WorkerStats, DeliveryStats]:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    return await sync_worker.run(stop, once=once)
+    delivering = asyncio.create_task(deliverer.run(stop))
+    # With --once the syncs decide when to stop; webhooks due meanwhile are delivered.
+    stats = await sync_worker.run(stop, once=once)
+    stop.set()
+    return stats, await delivering
 
 
 @db_app.command("upgrade")

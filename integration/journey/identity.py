@@ -193,12 +193,34 @@ def person_changes(
             kind = Event.PERSON_UNMERGED if taken_from else Event.PERSON_CREATED
             if taken_from:
                 payload["from"] = taken_from
-            changes.append(feed.Change(kind, person, person, None, payload))
+            changes.append(feed.Change(kind, person, person, None, payload, _sources(members)))
         elif before[person] != members:
-            changes.append(feed.Change(Event.PERSON_CHANGED, person, person, None, payload))
+            changes.append(
+                feed.Change(
+                    Event.PERSON_CHANGED,
+                    person,
+                    person,
+                    None,
+                    payload,
+                    _sources(members | before[person]),
+                )
+            )
     for person, survivor in sorted(merged.items()):
-        changes.append(feed.Change(Event.PERSON_MERGED, person, person, None, {"into": survivor}))
+        changes.append(
+            feed.Change(
+                Event.PERSON_MERGED,
+                person,
+                person,
+                None,
+                {"into": survivor},
+                _sources(before.get(person, set())),
+            )
+        )
     return changes
+
+
+def _sources(members: set[PatientKey]) -> list[str]:
+    return sorted({source for source, _ in members})
 
 
 def _judge_candidates(

@@ -116,10 +116,27 @@ def replace_episodes(
             was = kept.pop(episode["id"], None)
             if was is None or was[1] != _timeless(episode):
                 kind = Event.EPISODE_ADDED if was is None else Event.EPISODE_CHANGED
-                changes.append(feed.Change(kind, episode["id"], person, None, episode))
+                changes.append(
+                    feed.Change(
+                        kind,
+                        episode["id"],
+                        person,
+                        None,
+                        episode,
+                        episode["sources"],
+                        episode["concern"]["id"],
+                    )
+                )
     changes += [
-        feed.Change(Event.EPISODE_REMOVED, episode_id, person, None)
-        for episode_id, (person, _) in sorted(kept.items())
+        feed.Change(
+            Event.EPISODE_REMOVED,
+            episode_id,
+            person,
+            None,
+            sources=body["sources"],
+            concern=body["concern"]["id"],
+        )
+        for episode_id, (person, body) in sorted(kept.items())
     ]
     feed.append(conn, changes, now)
     rows = [

@@ -7,13 +7,13 @@ smaller one appearing (the cursor contract of `GET /feed`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import ColumnElement, Connection, delete, func, or_, select
 
 from integration.store.schema import feed_events
 from integration.store.upsert import execute_many
@@ -44,6 +44,15 @@ class Change:
     person_id: str | None
     version: str | None = None
     payload: dict[str, Any] | None = None
+    # What webhook filters select on: the sources the change concerns, and for an
+    # episode its concern.
+    sources: Iterable[str] = ()
+    concern: str | None = None
+
+
+def _sources_text(sources: Iterable[str]) -> str | None:
+    names = sorted(set(sources))
+    return f",{','.join(names)}," if names else None
 
 
 def append(conn: Connection, changes: Sequence[Change], now: str) -> None:
@@ -62,30 +71,78 @@ def append(conn: Connection, changes: Sequence[Change], now: str) -> None:
                     "payload": None
                     if change.payload is None
                     else orjson.dumps(change.payload).decode(),
+                    "sources": _sources_text(change.sources),
+                    "concern": change.concern,
                 }
                 for change in changes
             ],
         )
 
 
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events a reader wants; an empty tuple selects every value. Events that
+    carry no sources (or no concern) never match a sources (or concerns) filter."""
+
+    types: Sequence[str] = ()
+    people: Sequence[str] = ()
+    sources: Sequence[str] = ()
+    concerns: Sequence[str] = ()
+
+    def where(self) -> list[ColumnElement[bool]]:
+        c = feed_events.c
+        clauses: list[ColumnElement[bool]] = []
+        if self.types:
+            clauses.append(c.type.in_(sorted(set(self.types))))
+        if self.people:
+            clauses.append(c.person_id.in_(sorted(set(self.people))))
+        if self.sources:
+            # autoescape: a source name may hold "_", a LIKE wildcard.
+            clauses.append(
+                or_(
+                    *(
+                        c.sources.contains(f",{name},", autoescape=True)
+                        for name in sorted(set(self.sources))
+                    )
+                )
+            )
+        if self.concerns:
+            clauses.append(c.concern.in_(sorted(set(self.concerns))))
+        return clauses
+
+
 def read(
     conn: Connection,
     after: int,
     limit: int,
-    types: Sequence[str] = (),
-    person_id: str | None = None,
+    wanted: EventFilter = EventFilter(),
     payloads: bool = False,
+    upto: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Events after sequence `after`, in order, as stored (with `payloads`, the payload
-    as JSON text; else none is read)."""
+    """Events after sequence `after` (and up to `upto`), in order, as stored (with
+    `payloads`, the payload as JSON text; else none is read)."""
     columns = [c for c in feed_events.c if payloads or c.name != "payload"]
-    query = select(*columns).where(feed_events.c.seq > after)
-    if types:
-        query = query.where(feed_events.c.type.in_(sorted(set(types))))
-    if person_id is not None:
-        query = query.where(feed_events.c.person_id == person_id)
+    query = select(*columns).where(feed_events.c.seq > after, *wanted.where())
+    if upto is not None:
+        query = query.where(feed_events.c.seq <= upto)
     rows = conn.execute(query.order_by(feed_events.c.seq).limit(limit))
     return [dict(row._mapping) for row in rows]
+
+
+def event_json(row: dict[str, Any], full: bool) -> dict[str, Any]:
+    event = {
+        "id": f"evt_{row['seq']}",
+        "type": row["type"],
+        "subject": row["subject"],
+        "person_id": row["person_id"],
+        "version": row["version"],
+        "time": row["occurred_at"],
+    }
+    if full:
+        # Embedded as stored: never decoded to be encoded again.
+        text = row["payload"]
+        event["payload"] = None if text is None else orjson.Fragment(text)
+    return event
 
 
 def bounds(conn: Connection) -> tuple[int, int]:

@@ -130,12 +130,17 @@ def _record_changes(
             person(row),
             row["version_key"],
             _payload(row),
+            sources=(row["source"],),
         )
         for row in changed
     ]
     changes += [
         feed.Change(
-            Event.RECORD_REMOVED, record, person(stored[record]), stored[record]["version_key"]
+            Event.RECORD_REMOVED,
+            record,
+            person(stored[record]),
+            stored[record]["version_key"],
+            sources=(stored[record]["source"],),
         )
         for record in removed
     ]

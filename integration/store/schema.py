@@ -239,8 +239,62 @@ feed_events = Table(
     Column("version", String(80)),
     Column("occurred_at", String(40), nullable=False),
     Column("payload", Text),
+    # What webhook filters select on: the sources an event concerns, as ",a,b," (a
+    # LIKE on ",a," finds one), and the concern of an episode event.
+    Column("sources", Text),
+    Column("concern", String(120)),
     Index("ix_feed_events_person", "person_id", "seq"),
     Index("ix_feed_events_occurred", "occurred_at"),
+)
+
+# Webhook subscriptions: where to deliver which feed events, and how far each
+# endpoint has got. Each row is one endpoint's queue, held by one worker at a time
+# (the lease), so a failing endpoint only ever holds up itself.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("description", Text),
+    # JSON lists; empty means every value.
+    Column("types", Text, nullable=False),
+    Column("sources", Text, nullable=False),
+    Column("people", Text, nullable=False),
+    Column("concerns", Text, nullable=False),
+    Column("payload", String(8), nullable=False),
+    Column("secret", Text, nullable=False),
+    # The secret before the last rotation, still signed with until the overlap ends.
+    Column("previous_secret", Text),
+    Column("previous_secret_until", String(40)),
+    Column("managed_by", String(16), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    # The feed sequence delivered up to (every event after it is still to deliver).
+    Column("position", RowId, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", String(40)),
+    Column("failing_since", String(40)),
+    Column("last_error", Text),
+    Column("last_delivered_at", String(40)),
+    Column("delivered", BigInteger, nullable=False),
+    Column("dead_lettered", BigInteger, nullable=False),
+    Column("lease_owner", String(200)),
+    Column("lease_until", String(40)),
+)
+
+# Events a subscription gave up on after retrying for the configured time; visible
+# and replayable.
+webhook_dead_letters = Table(
+    "webhook_dead_letters",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("subscription_id", String(64), nullable=False),
+    Column("seq", RowId, nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("failing_since", String(40), nullable=False),
+    Column("given_up_at", String(40), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Index("ix_webhook_dead_letters_subscription", "subscription_id", "id"),
 )
 
 # Each person's episodes (records grouped by concern), as mappings.episodes writes

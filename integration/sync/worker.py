@@ -16,14 +16,13 @@ that claims the expired unit resumes where the dead one stopped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from integration.clock import utc_now
+from integration.clock import sleep_or_stop, utc_now
 from integration.config import Settings
 from integration.journey.update import pending_count, update_journey
 from integration.sources import SourceConfig
@@ -82,13 +81,13 @@ class SyncWorker:
                 # The database restarting, a network blip: say so, wait, try again.
                 self.stats.store_errors += 1
                 self.on_note(f"store unavailable, trying again: {describe_store_error(exc)}")
-                await _sleep_or_stop(stop, self.settings.worker_poll_seconds)
+                await sleep_or_stop(stop, self.settings.worker_poll_seconds)
                 continue
             if unit is None:
                 await asyncio.to_thread(self._catch_up_mapping)
                 if once:
                     break
-                await _sleep_or_stop(stop, self.settings.worker_poll_seconds)
+                await sleep_or_stop(stop, self.settings.worker_poll_seconds)
                 continue
             await self._run_unit(unit)
         return self.stats
@@ -147,8 +146,3 @@ class SyncWorker:
                 f"could not give back {unit.source}/{unit.unit}: {describe_store_error(exc)}"
             )
         self.on_unit(unit, summary, error)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

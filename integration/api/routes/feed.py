@@ -55,22 +55,6 @@ def _checked_position(text: str, bounds: tuple[int, int], never_issued: str) -> 
     return int(text)
 
 
-def event_json(row: dict[str, Any], full: bool) -> dict[str, Any]:
-    event = {
-        "id": f"evt_{row['seq']}",
-        "type": row["type"],
-        "subject": row["subject"],
-        "person_id": row["person_id"],
-        "version": row["version"],
-        "time": row["occurred_at"],
-    }
-    if full:
-        # Embedded as stored: never decoded to be encoded again.
-        text = row["payload"]
-        event["payload"] = None if text is None else orjson.Fragment(text)
-    return event
-
-
 def parse_types(types: list[str] | None) -> list[str]:
     wanted = [t for value in types or () for t in value.split(",") if t]
     unknown = sorted(set(wanted) - set(feed_store.EVENT_TYPES))
@@ -118,12 +102,16 @@ def read_feed(
     with engine.connect() as conn:
         position = feed_position(after, feed_store.bounds(conn))
         rows = feed_store.read(
-            conn, position, limit or settings.page_size, wanted, person, payload == "full"
+            conn,
+            position,
+            limit or settings.page_size,
+            feed_store.EventFilter(wanted, [person] if person else []),
+            payload == "full",
         )
     last = rows[-1]["seq"] if rows else position
     return OrjsonResponse(
         {
-            "items": [event_json(row, payload == "full") for row in rows],
+            "items": [feed_store.event_json(row, payload == "full") for row in rows],
             "next_cursor": encode_cursor([str(last)]),
         }
     )
@@ -204,12 +192,14 @@ async def _events(
 ) -> AsyncIterator[ServerSentEvent]:
     def page(after: int) -> list[dict[str, Any]]:
         with engine.connect() as conn:
-            return feed_store.read(conn, after, 500, types, person, full)
+            return feed_store.read(
+                conn, after, 500, feed_store.EventFilter(types, [person] if person else []), full
+            )
 
     while not await request.is_disconnected():
         rows = await asyncio.to_thread(page, position)
         for row in rows:
-            event = event_json(row, full)
+            event = feed_store.event_json(row, full)
             yield ServerSentEvent(
                 data=orjson.dumps(event).decode(), id=event["id"], event=event["type"]
             )

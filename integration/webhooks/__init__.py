@@ -1,0 +1,2 @@
+"""Webhooks: the journey feed delivered to subscribed endpoints, signed per the
+Standard Webhooks specification."""

@@ -1,0 +1,291 @@
+"""Delivering the feed to webhook subscriptions: one queue per endpoint.
+
+A `WebhookDeliverer` (run by `journey worker`) leases the subscriptions nobody
+holds and runs one asyncio task for each: it reads the events after the
+subscription's position that its filters select, POSTs them one at a time, in
+order, signed (Standard Webhooks), and moves the position past each one the
+endpoint answered with a 2xx. A failing or slow endpoint only ever holds up its
+own task; the others go on.
+
+A delivery that fails (an error status, a timeout, no connection) is tried again
+after an exponential backoff with jitter. Once the endpoint has been failing for
+`webhook_give_up_hours`, the head event goes to the dead letters (visible,
+replayable) and the next is tried. Delivery is at least once: a process killed
+between the endpoint's answer and the position's write delivers that event again,
+with the same webhook-id, which receivers use to drop repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from integration.clock import sleep_or_stop, utc_now
+from integration.config import Settings
+from integration.store import feed as feed_store
+from integration.store import webhooks as store
+from integration.store.errors import describe_store_error
+from integration.store.leases import later
+from integration.webhooks.signing import signed_headers
+from mappings.dates import ISO_FORMAT
+
+log = logging.getLogger(__name__)
+READ_AHEAD = 100
+CLAIM_EVERY_SECONDS = 2.0
+MOST_PER_PROCESS = 500
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    delivered: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    store_errors: int = 0
+
+
+def retry_delay(attempts: int, first: float, most: float) -> float:
+    """Seconds before the next attempt after `attempts` failures in a row: doubling from
+    `first`, at most `most`, then jittered to half to all of it (so endpoints that
+    failed together are not retried together)."""
+    return min(first * 2.0 ** max(attempts - 1, 0), most) * random.uniform(0.5, 1.0)
+
+
+def message_body(row: dict[str, Any], full: bool) -> str:
+    """A delivery's body, shaped as the Standard Webhooks specification suggests: the
+    event type, its time, and the event as GET /feed answers it."""
+    event = feed_store.event_json(row, full)
+    return orjson.dumps({"type": event["type"], "timestamp": event["time"], "data": event}).decode()
+
+
+class WebhookDeliverer:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        owner: str,
+        on_note: Callable[[str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.owner = owner
+        self.lease_seconds = float(settings.worker_lease_seconds)
+        self.on_note = on_note or (lambda _m: None)
+        self.stats = DeliveryStats()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self, stop: asyncio.Event) -> DeliveryStats:
+        """Hold and serve subscriptions until `stop` is set; then give them back."""
+        while not stop.is_set():
+            self._tasks = {k: t for k, t in self._tasks.items() if not t.done()}
+            try:
+                claimed = await asyncio.to_thread(self._claim)
+            except DBAPIError as exc:
+                self.stats.store_errors += 1
+                self.on_note(
+                    f"webhooks: store unavailable, trying again: {describe_store_error(exc)}"
+                )
+                claimed = []
+            for subscription_id in claimed:
+                self._tasks[subscription_id] = asyncio.create_task(
+                    self._serve(subscription_id, stop), name=f"webhook {subscription_id}"
+                )
+            await sleep_or_stop(stop, CLAIM_EVERY_SECONDS)
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        with contextlib.suppress(DBAPIError):
+            await asyncio.to_thread(self._release)
+        return self.stats
+
+    def _claim(self) -> list[str]:
+        room = MOST_PER_PROCESS - len(self._tasks)
+        if room <= 0:
+            return []
+        now = utc_now()
+        with self.engine.begin() as conn:
+            return store.claim(conn, self.owner, now, later(now, self.lease_seconds), room)
+
+    def _release(self) -> None:
+        with self.engine.begin() as conn:
+            store.release(conn, self.owner)
+
+    async def _serve(self, subscription_id: str, stop: asyncio.Event) -> None:
+        """One endpoint's queue, until `stop`, the subscription's removal or the lease's loss."""
+        timeout = self.settings.webhook_timeout_seconds
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            endpoint = _Endpoint(self, client, subscription_id)
+            while not stop.is_set():
+                try:
+                    keep_going = await endpoint.step()
+                except DBAPIError as exc:
+                    self.stats.store_errors += 1
+                    self.on_note(
+                        f"webhooks: {subscription_id}: store error, trying again: "
+                        f"{describe_store_error(exc)}"
+                    )
+                    keep_going = True
+                    await sleep_or_stop(stop, self.settings.worker_poll_seconds)
+                except Exception:
+                    # Never the subscription's whole loop for one surprise: logged by
+                    # type, tried again.
+                    log.exception("webhooks: %s: delivery step failed", subscription_id)
+                    keep_going = True
+                    await sleep_or_stop(stop, self.settings.worker_poll_seconds)
+                if not keep_going:
+                    return
+                if endpoint.wait:
+                    await sleep_or_stop(stop, endpoint.wait)
+
+
+class _Endpoint:
+    """The state of one subscription's delivery between steps."""
+
+    def __init__(
+        self, deliverer: WebhookDeliverer, client: httpx.AsyncClient, subscription_id: str
+    ) -> None:
+        self.d = deliverer
+        self.client = client
+        self.id = subscription_id
+        self.wait = 0.0
+        self.renewed = time.monotonic()
+
+    async def step(self) -> bool:
+        """Deliver what is due; False when this process no longer serves the endpoint.
+        Sets `wait`: how long to sleep before the next step."""
+        settings = self.d.settings
+        subscription = await asyncio.to_thread(self._load)
+        if subscription is None or subscription.lease_owner != self.d.owner:
+            return False
+        if not await self._renew_if_due():
+            return False
+        due_in = _seconds_until(subscription.next_attempt_at)
+        if due_in > 0:
+            self.wait = min(due_in, self.d.lease_seconds / 3)
+            return True
+        rows, high = await asyncio.to_thread(self._pending, subscription)
+        if not rows:
+            if high > subscription.position:
+                await asyncio.to_thread(self._write, store.passed, subscription, high)
+            self.wait = settings.webhook_poll_seconds
+            return True
+        self.wait = 0.0
+        for row in rows:
+            error = await self._post(subscription, row)
+            if error is not None:
+                await asyncio.to_thread(self._failure, subscription, row, error)
+                return True
+            if not await asyncio.to_thread(self._delivered, subscription, row["seq"]):
+                return True  # replayed or taken over meanwhile: read it again
+            self.d.stats.delivered += 1
+            subscription = replace(
+                subscription,
+                position=row["seq"],
+                attempts=0,
+                failing_since=None,
+                next_attempt_at=None,
+            )
+            if not await self._renew_if_due():
+                return False
+        return True
+
+    async def _renew_if_due(self) -> bool:
+        if time.monotonic() - self.renewed < self.d.lease_seconds / 3:
+            return True
+        self.renewed = time.monotonic()
+        return await asyncio.to_thread(self._renew)
+
+    async def _post(self, subscription: store.Subscription, row: dict[str, Any]) -> str | None:
+        """None when the endpoint took the event, else what went wrong (no values)."""
+        body = message_body(row, subscription.payload == "full")
+        now = datetime.now(UTC)
+        headers = signed_headers(
+            f"evt_{row['seq']}", body, subscription.secrets(now.strftime(ISO_FORMAT)), now
+        )
+        try:
+            response = await self.client.post(subscription.url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            return f"no answer within {self.d.settings.webhook_timeout_seconds:g} s"
+        except httpx.HTTPError as exc:
+            return f"could not deliver: {type(exc).__name__}"
+        if 200 <= response.status_code < 300:
+            return None
+        return f"answered HTTP {response.status_code}"
+
+    # The store's side, each in a short transaction of its own (run in a thread).
+
+    def _load(self) -> store.Subscription | None:
+        with self.d.engine.connect() as conn:
+            return store.load(conn, self.id)
+
+    def _renew(self) -> bool:
+        now = utc_now()
+        with self.d.engine.begin() as conn:
+            return store.renew(conn, self.id, self.d.owner, later(now, self.d.lease_seconds))
+
+    def _pending(self, subscription: store.Subscription) -> tuple[list[dict[str, Any]], int]:
+        """The next selected events, and the feed's newest sequence read before them (so
+        that, when none is selected, the position may move up to it)."""
+        with self.d.engine.connect() as conn:
+            high = feed_store.bounds(conn)[1]
+            rows = feed_store.read(
+                conn,
+                subscription.position,
+                READ_AHEAD,
+                subscription.selects,
+                payloads=subscription.payload == "full",
+                upto=high,
+            )
+        return rows, high
+
+    def _write(
+        self, write: Callable[..., bool], subscription: store.Subscription, *args: Any
+    ) -> bool:
+        with self.d.engine.begin() as conn:
+            return write(conn, subscription, self.d.owner, *args)
+
+    def _delivered(self, subscription: store.Subscription, seq: int) -> bool:
+        return self._write(store.delivered, subscription, seq, utc_now())
+
+    def _failure(self, subscription: store.Subscription, row: dict[str, Any], error: str) -> None:
+        settings = self.d.settings
+        self.d.stats.failed += 1
+        now = datetime.now(UTC)
+        failing_since = subscription.failing_since or now.strftime(ISO_FORMAT)
+        give_up_at = datetime.fromisoformat(failing_since) + timedelta(
+            hours=settings.webhook_give_up_hours
+        )
+        stamp = now.strftime(ISO_FORMAT)
+        if now >= give_up_at:
+            if self._write(store.dead_letter, subscription, row, error, stamp):
+                self.d.stats.dead_lettered += 1
+                log.warning(
+                    "webhooks: %s: gave up on evt_%s after failing since %s: %s",
+                    self.id,
+                    row["seq"],
+                    failing_since,
+                    error,
+                )
+            return
+        delay = retry_delay(
+            subscription.attempts + 1,
+            settings.webhook_first_retry_seconds,
+            settings.webhook_max_retry_seconds,
+        )
+        retry_at = (now + timedelta(seconds=delay)).strftime(ISO_FORMAT)
+        self._write(store.failed, subscription, error, stamp, retry_at)
+
+
+def _seconds_until(moment: str | None) -> float:
+    if moment is None:
+        return 0.0
+    return (datetime.fromisoformat(moment) - datetime.now(UTC)).total_seconds()

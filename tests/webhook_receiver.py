@@ -1,0 +1,112 @@
+"""A webhook receiver for tests: a FastAPI app on a loopback port (uvicorn in a thread)
+that verifies every delivery's signature with the standardwebhooks library, as a
+downstream app would, and records what it took.
+
+Each path is an endpoint with its own behaviour: `good` takes everything, `failing`
+answers 500, `slow` answers after `slow_seconds`, and `mode(path, ...)` changes one
+while the test runs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tests.servers import free_port
+
+
+@dataclass
+class Delivery:
+    webhook_id: str
+    body: dict[str, Any]
+    received_at: float
+    signatures: int
+
+
+@dataclass
+class Endpoint:
+    mode: str = "good"
+    secrets: list[str] = field(default_factory=list)
+    taken: list[Delivery] = field(default_factory=list)
+    refused: int = 0
+    bad_signatures: int = 0
+
+
+class Receiver:
+    def __init__(self, slow_seconds: float = 3.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.slow_seconds = slow_seconds
+        self.endpoints: dict[str, Endpoint] = {}
+        self._lock = threading.Lock()
+        app = FastAPI()
+
+        @app.post("/{path}")
+        async def receive(path: str, request: Request) -> Response:
+            endpoint = self.endpoints.setdefault(path, Endpoint())
+            body = (await request.body()).decode()
+            try:
+                # Every configured secret must verify on its own: during a rotation a
+                # receiver holding either one accepts the delivery.
+                for secret in endpoint.secrets or ["missing"]:
+                    Webhook(secret).verify(body, dict(request.headers))
+            except (WebhookVerificationError, ValueError):
+                endpoint.bad_signatures += 1
+                return Response(status_code=401)
+            if endpoint.mode == "failing":
+                endpoint.refused += 1
+                return Response(status_code=500)
+            if endpoint.mode == "slow":
+                await asyncio.sleep(self.slow_seconds)
+            with self._lock:
+                endpoint.taken.append(
+                    Delivery(
+                        request.headers["webhook-id"],
+                        orjson.loads(body),
+                        time.monotonic(),
+                        len(request.headers["webhook-signature"].split(" ")),
+                    )
+                )
+            return Response(status_code=204)
+
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
+        )
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def endpoint(self, path: str, mode: str = "good") -> str:
+        """Make `path` an endpoint in `mode`; returns its URL."""
+        self.endpoints[path] = Endpoint(mode=mode)
+        return f"{self.url}/{path}"
+
+    def trust(self, path: str, *secrets: str) -> None:
+        self.endpoints[path].secrets = list(secrets)
+
+    def ids(self, path: str) -> list[str]:
+        return [d.webhook_id for d in self.endpoints[path].taken]
+
+    def wait_for(self, done: Callable[[], bool], seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while not done():
+            assert time.monotonic() < deadline, "the receiver did not get what was expected"
+            time.sleep(0.05)
+
+    @contextmanager
+    def running(self) -> Iterator[Receiver]:
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.02)
+        try:
+            yield self
+        finally:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
