@@ -86,3 +86,40 @@ def seeded_sekmet(folder: Path, patients: int) -> Iterator[Sekmet]:
         yield server
     finally:
         server.stop()
+
+
+JOURNEY = str(Path(sys.executable).parent / "journey")
+
+
+class JourneyProcess:
+    """`journey serve` or `journey worker` as its own process, killable with -9 and
+    started again, with the environment a deployment would give it."""
+
+    def __init__(self, command: str, folder: Path, env: dict[str, str]) -> None:
+        self.command = command
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = [JOURNEY, self.command]
+        if self.command == "serve":
+            args += ["--port", str(self.port)]
+        with (self.folder / f"{self.command}.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                args, env=self.env, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT
+            )
+        if self.command == "serve":
+            wait_until_up(f"{self.url}/healthz", self.process, "journey serve")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no shutdown code runs
+        self.process.wait(timeout=20)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Connection, Row, and_, delete, func, or_, 
 
 from integration.store import feed
 from integration.store.schema import webhook_dead_letters, webhook_subscriptions
+from integration.store.upsert import insert_ignore
 
 c = webhook_subscriptions.c
 _LISTS = ("types", "sources", "people", "concerns")
@@ -78,6 +79,27 @@ class SubscriptionSpec:
         return {"url": self.url, "payload": self.payload, "description": self.description, **lists}
 
 
+def _new_row(
+    subscription_id: str,
+    spec: SubscriptionSpec,
+    secret: str,
+    managed_by: str,
+    position: int,
+    now: str,
+) -> dict[str, Any]:
+    return {
+        "id": subscription_id,
+        "secret": secret,
+        "managed_by": managed_by,
+        "created_at": now,
+        "position": position,
+        "attempts": 0,
+        "delivered": 0,
+        "dead_lettered": 0,
+        **spec.columns(),
+    }
+
+
 def create(
     conn: Connection,
     subscription_id: str,
@@ -87,22 +109,28 @@ def create(
     position: int,
     now: str,
 ) -> Subscription:
-    conn.execute(
-        webhook_subscriptions.insert().values(
-            id=subscription_id,
-            secret=secret,
-            managed_by=managed_by,
-            created_at=now,
-            position=position,
-            attempts=0,
-            delivered=0,
-            dead_lettered=0,
-            **spec.columns(),
-        )
-    )
+    row = _new_row(subscription_id, spec, secret, managed_by, position, now)
+    conn.execute(webhook_subscriptions.insert().values(**row))
     made = load(conn, subscription_id)
     assert made is not None  # inserted just now, in this transaction
     return made
+
+
+def ensure(
+    conn: Connection,
+    subscription_id: str,
+    spec: SubscriptionSpec,
+    secret: str,
+    position: int,
+    now: str,
+) -> Subscription:
+    """A configured subscription: created if absent (two processes starting at once
+    both may try), then as it is kept."""
+    row = _new_row(subscription_id, spec, secret, "config", position, now)
+    insert_ignore(conn, webhook_subscriptions, [row], keys=("id",))
+    kept = load(conn, subscription_id)
+    assert kept is not None  # inserted now, or already there
+    return kept
 
 
 def update_spec(

@@ -144,17 +144,14 @@ def apply_config(
         return
     with engine.begin() as conn:
         for table, spec, secret in wanted:
-            kept = store.load(conn, table.name)
-            if kept is None:
-                position = _start_position(conn, table.start)
-                store.create(conn, table.name, spec, secret, "config", position, utc_now())
-            elif kept.managed_by != "config":
+            position = _start_position(conn, table.start)
+            kept = store.ensure(conn, table.name, spec, secret, position, utc_now())
+            if kept.managed_by != "config":
                 raise InvalidSubscription(
                     f"{file}: subscriptions (subscription {table.name!r})",
                     "an API-made subscription has this id already",
                 )
-            else:
-                store.update_spec(conn, table.name, spec, secret)
+            store.update_spec(conn, table.name, spec, secret)
 
 
 def get(engine: Engine, subscription_id: str) -> store.Subscription:
