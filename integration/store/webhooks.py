@@ -260,8 +260,10 @@ def _held_at(subscription: Subscription, owner: str) -> ColumnElement[bool]:
     )
 
 
-def delivered(conn: Connection, subscription: Subscription, owner: str, seq: int, now: str) -> bool:
-    """The endpoint took every selected event up to `seq`."""
+def delivered(
+    conn: Connection, subscription: Subscription, owner: str, seq: int, count: int, now: str
+) -> bool:
+    """The endpoint took every selected event up to `seq`, `count` of them."""
     return (
         conn.execute(
             update(webhook_subscriptions)
@@ -273,7 +275,7 @@ def delivered(conn: Connection, subscription: Subscription, owner: str, seq: int
                 failing_since=None,
                 last_error=None,
                 last_delivered_at=now,
-                delivered=c.delivered + 1,
+                delivered=c.delivered + count,
             )
         ).rowcount
         == 1
