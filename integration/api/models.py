@@ -341,6 +341,11 @@ class StoreStatus(BaseModel):
     )
     quarantine_closed_by_operator: int = Field(description="Entries dismissed or resolved by hand")
     last_received_at: str | None
+    webhook_subscriptions: int
+    webhook_subscriptions_failing: int = Field(
+        description="Endpoints whose last delivery failed (see GET /subscriptions)"
+    )
+    webhook_dead_letters: int = Field(description="Events given up on, over all subscriptions")
 
 
 class ResourceTypeSync(BaseModel):

@@ -25,6 +25,7 @@ from integration.store.schema import (
     people,
     person_links,
     raw_resources,
+    webhook_subscriptions,
 )
 
 MAX_MERGE_HOPS = 16
@@ -306,6 +307,23 @@ def store_status(conn: Connection) -> dict[str, Any]:
         "last_received_at": conn.execute(
             select(func.max(raw_resources.c.received_at))
         ).scalar_one(),
+        **_webhook_counts(conn),
+    }
+
+
+def _webhook_counts(conn: Connection) -> dict[str, int]:
+    subs = webhook_subscriptions.c
+    total, failing, dead = conn.execute(
+        select(
+            func.count(),
+            func.count(subs.failing_since),
+            func.coalesce(func.sum(subs.dead_lettered), 0),
+        )
+    ).one()
+    return {
+        "webhook_subscriptions": int(total),
+        "webhook_subscriptions_failing": int(failing),
+        "webhook_dead_letters": int(dead),
     }
 
 
