@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="address `journey serve` listens on")
     port: int = Field(default=8000, ge=1, le=65535, description="port `journey serve` listens on")
+    public_url: str | None = Field(
+        default=None,
+        description="the URL clients reach `journey serve` at (FHIR Subscription "
+        "notifications refer to it); default http://HOST:PORT",
+    )
     rule_pack: Path | None = Field(
         default=None,
         description="no longer read: the rule pack is a property of the store "
@@ -187,6 +192,12 @@ class Settings(BaseSettings):
     config_file: str | None = Field(
         default=None, description="the config file these settings came from (set on load)"
     )
+
+    @property
+    def fhir_base_url(self) -> str:
+        """The FHIR base clients use: what notifications' references start with."""
+        root = self.public_url or f"http://{self.host}:{self.port}"
+        return root.rstrip("/") + "/fhir"
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from integration.api.responses import OrjsonResponse
 from integration.api.routes import (
     feed,
     fhir,
+    fhir_subscriptions,
     health,
     outcomes,
     people,
@@ -76,5 +77,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(subscriptions.router)
     app.include_router(sources.router)
     app.include_router(quarantine.router)
+    # Before the generic /fhir/{type} routes, which would take its paths.
+    app.include_router(fhir_subscriptions.router)
     app.include_router(fhir.router)
     return app

@@ -6,6 +6,7 @@ from typing import Any
 
 from integration.clock import utc_now
 from integration.derived_types import journey_types
+from integration.webhooks.fhir_subscriptions import SUBSCRIPTION_PROFILE, TOPIC, TOPIC_CANONICAL
 
 # Mapped into the journey.
 JOURNEY_TYPES = journey_types()
@@ -57,6 +58,41 @@ def _resource(resource_type: str, documentation: str) -> dict[str, Any]:
     }
 
 
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport"
+# The unified journey's FHIR views, for journey readers (an API key).
+JOURNEY_VIEWS: list[dict[str, Any]] = [
+    {
+        "type": "EpisodeOfCare",
+        "documentation": "the unified person's episodes (API key): read, and search by patient",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [{"name": "patient", "type": "reference"}],
+    },
+    {
+        "type": "Subscription",
+        "documentation": "topic-based subscriptions per the Subscriptions R5 Backport IG (API "
+        "key): rest-hook, handshake, heartbeat, content empty, id-only or full-resource",
+        "supportedProfile": [SUBSCRIPTION_PROFILE],
+        "extension": [
+            {
+                "url": TOPIC_CANONICAL,
+                "valueCanonical": TOPIC,
+            }
+        ],
+        "interaction": [{"code": code} for code in ("create", "read", "delete", "search-type")],
+        "operation": [
+            {
+                "name": "status",
+                "definition": f"{BACKPORT}/OperationDefinition/backport-subscription-status",
+            },
+            {
+                "name": "events",
+                "definition": f"{BACKPORT}/OperationDefinition/backport-subscription-events",
+            },
+        ],
+    },
+]
+
+
 def capability_statement(base_url: str, version: str, max_bundle_entries: int) -> dict[str, Any]:
     concern = {"Condition": "validated and kept raw; its codes are read as an encounter's concern"}
     return {
@@ -90,7 +126,8 @@ def capability_statement(base_url: str, version: str, max_bundle_entries: int) -
                 + [
                     _resource(name, concern.get(name, "validated and kept raw"))
                     for name in KEPT_RAW_TYPES
-                ],
+                ]
+                + JOURNEY_VIEWS,
                 "operation": [
                     {
                         "name": "match",

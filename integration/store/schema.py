@@ -279,6 +279,26 @@ webhook_subscriptions = Table(
     Column("dead_lettered", BigInteger, nullable=False),
     Column("lease_owner", String(200)),
     Column("lease_until", String(40)),
+    # FHIR R4 Subscriptions (Backport IG) delivered by the same queue: kind "fhir"
+    # (else "webhook"), the Subscription's status and channel, and per-subscription
+    # event numbers (events-since-subscription-start).
+    Column("kind", String(16), nullable=False, server_default="webhook"),
+    Column("fhir_status", String(16)),
+    Column("fhir_content", String(16)),
+    Column("fhir_headers", Text),
+    Column("heartbeat_seconds", Integer),
+    Column("last_sent_at", String(40)),
+    Column("events_numbered", BigInteger, nullable=False, server_default="0"),
+)
+
+# Each FHIR subscription's event numbers: the n-th event it notified is feed event
+# `seq` (what $events reads; a replay notifies an event again under its number).
+subscription_event_numbers = Table(
+    "subscription_event_numbers",
+    metadata,
+    Column("subscription_id", String(64), primary_key=True),
+    Column("number", BigInteger, primary_key=True),
+    Column("seq", RowId, nullable=False),
 )
 
 # Events a subscription gave up on after retrying for the configured time; visible

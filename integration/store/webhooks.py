@@ -11,6 +11,7 @@ deliverer reads the subscription again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,28 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, Row, and_, delete, func, or_, select, update
 
 from integration.store import feed
-from integration.store.schema import webhook_dead_letters, webhook_subscriptions
+from integration.store.schema import (
+    feed_events,
+    subscription_event_numbers,
+    webhook_dead_letters,
+    webhook_subscriptions,
+)
 from integration.store.upsert import insert_ignore
 
 c = webhook_subscriptions.c
 _LISTS = ("types", "sources", "people", "concerns")
+WEBHOOK = "webhook"
+FHIR = "fhir"
+
+
+@dataclass(frozen=True, slots=True)
+class FhirChannel:
+    """A FHIR Subscription's rest-hook channel: what each notification carries
+    (empty, id-only, full-resource), the headers it is sent with, the heartbeat."""
+
+    content: str = "id-only"
+    headers: tuple[str, ...] = ()
+    heartbeat_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +68,17 @@ class Subscription:
     dead_lettered: int
     lease_owner: str | None
     lease_until: str | None
+    kind: str
+    fhir_status: str | None
+    fhir_content: str | None
+    fhir_headers: tuple[str, ...]
+    heartbeat_seconds: int | None
+    last_sent_at: str | None
+    events_numbered: int
+
+    @property
+    def is_fhir(self) -> bool:
+        return self.kind == FHIR
 
     @property
     def selects(self) -> feed.EventFilter:
@@ -86,8 +115,9 @@ def _new_row(
     managed_by: str,
     position: int,
     now: str,
+    fhir: FhirChannel | None = None,
 ) -> dict[str, Any]:
-    return {
+    row = {
         "id": subscription_id,
         "secret": secret,
         "managed_by": managed_by,
@@ -96,8 +126,20 @@ def _new_row(
         "attempts": 0,
         "delivered": 0,
         "dead_lettered": 0,
+        "kind": WEBHOOK,
+        "events_numbered": 0,
         **spec.columns(),
     }
+    if fhir is not None:
+        row |= {
+            "kind": FHIR,
+            # Requested until the handshake is answered (then active).
+            "fhir_status": "requested",
+            "fhir_content": fhir.content,
+            "fhir_headers": orjson.dumps(list(fhir.headers)).decode(),
+            "heartbeat_seconds": fhir.heartbeat_seconds,
+        }
+    return row
 
 
 def create(
@@ -108,8 +150,9 @@ def create(
     managed_by: str,
     position: int,
     now: str,
+    fhir: FhirChannel | None = None,
 ) -> Subscription:
-    row = _new_row(subscription_id, spec, secret, managed_by, position, now)
+    row = _new_row(subscription_id, spec, secret, managed_by, position, now, fhir)
     conn.execute(webhook_subscriptions.insert().values(**row))
     made = load(conn, subscription_id)
     assert made is not None  # inserted just now, in this transaction
@@ -158,6 +201,11 @@ def all_subscriptions(conn: Connection) -> list[Subscription]:
 
 def remove(conn: Connection, subscription_id: str) -> bool:
     conn.execute(
+        delete(subscription_event_numbers).where(
+            subscription_event_numbers.c.subscription_id == subscription_id
+        )
+    )
+    conn.execute(
         delete(webhook_dead_letters).where(
             webhook_dead_letters.c.subscription_id == subscription_id
         )
@@ -186,6 +234,13 @@ def rotate_secret(
 def replay(conn: Connection, subscription_id: str, position: int) -> bool:
     """Deliver again every selected event after `position`, now; whoever holds the
     subscription notices at its next write."""
+    n = subscription_event_numbers.c
+    numbered_before = (
+        select(func.count())
+        .select_from(subscription_event_numbers)
+        .where(n.subscription_id == subscription_id, n.seq <= position)
+        .scalar_subquery()
+    )
     return (
         conn.execute(
             update(webhook_subscriptions)
@@ -196,6 +251,7 @@ def replay(conn: Connection, subscription_id: str, position: int) -> bool:
                 next_attempt_at=None,
                 failing_since=None,
                 last_error=None,
+                events_numbered=numbered_before,
             )
         ).rowcount
         == 1
@@ -261,25 +317,90 @@ def _held_at(subscription: Subscription, owner: str) -> ColumnElement[bool]:
 
 
 def delivered(
-    conn: Connection, subscription: Subscription, owner: str, seq: int, count: int, now: str
+    conn: Connection,
+    subscription: Subscription,
+    owner: str,
+    seqs: Sequence[int],
+    now: str,
 ) -> bool:
-    """The endpoint took every selected event up to `seq`, `count` of them."""
+    """The endpoint took these selected events (in order, the last the newest). A FHIR
+    subscription numbers them, each after the last it numbered."""
+    values: dict[str, Any] = {
+        "position": seqs[-1],
+        "attempts": 0,
+        "next_attempt_at": None,
+        "failing_since": None,
+        "last_error": None,
+        "last_delivered_at": now,
+        "delivered": c.delivered + len(seqs),
+    }
+    if subscription.is_fhir:
+        values |= {
+            "events_numbered": subscription.events_numbered + len(seqs),
+            "fhir_status": "active",
+            "last_sent_at": now,
+        }
+    if (
+        conn.execute(
+            update(webhook_subscriptions).where(_held_at(subscription, owner)).values(**values)
+        ).rowcount
+        != 1
+    ):
+        return False
+    if subscription.is_fhir:
+        _number(conn, subscription, seqs)
+    return True
+
+
+def _number(conn: Connection, subscription: Subscription, seqs: Sequence[int]) -> None:
+    first = subscription.events_numbered + 1
+    rows = [
+        {"subscription_id": subscription.id, "number": first + i, "seq": seq}
+        for i, seq in enumerate(seqs)
+    ]
+    # A replayed event keeps the number it was first notified under.
+    insert_ignore(conn, subscription_event_numbers, rows, keys=("subscription_id", "number"))
+
+
+def contacted(conn: Connection, subscription: Subscription, owner: str, now: str) -> bool:
+    """A FHIR handshake or heartbeat was taken: the endpoint is active."""
     return (
         conn.execute(
             update(webhook_subscriptions)
             .where(_held_at(subscription, owner))
             .values(
-                position=seq,
+                fhir_status="active",
+                last_sent_at=now,
                 attempts=0,
                 next_attempt_at=None,
                 failing_since=None,
                 last_error=None,
-                last_delivered_at=now,
-                delivered=c.delivered + count,
             )
         ).rowcount
         == 1
     )
+
+
+def numbered_events(
+    conn: Connection, subscription_id: str, since: int, until: int | None, limit: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """(event number, feed event with payload) of a FHIR subscription's notified events
+    from number `since` to `until`, oldest first; events past retention are left out."""
+    n = subscription_event_numbers.c
+    query = (
+        select(n.number, feed_events)
+        .join(feed_events, feed_events.c.seq == n.seq)
+        .where(n.subscription_id == subscription_id, n.number >= since)
+        .order_by(n.number)
+        .limit(limit)
+    )
+    if until is not None:
+        query = query.where(n.number <= until)
+    found = []
+    for row in conn.execute(query):
+        event = dict(row._mapping)
+        found.append((int(event.pop("number")), event))
+    return found
 
 
 def passed(conn: Connection, subscription: Subscription, owner: str, seq: int) -> bool:
@@ -310,6 +431,7 @@ def failed(
                 next_attempt_at=next_attempt_at,
                 failing_since=func.coalesce(c.failing_since, now),
                 last_error=error,
+                fhir_status="error" if subscription.is_fhir else None,
             )
         ).rowcount
         == 1
@@ -335,10 +457,14 @@ def dead_letter(
             next_attempt_at=None,
             last_error=error,
             dead_lettered=c.dead_lettered + 1,
+            # A FHIR client finds the event it missed by its number ($events).
+            events_numbered=c.events_numbered + (1 if subscription.is_fhir else 0),
         )
     )
     if moved.rowcount != 1:
         return False
+    if subscription.is_fhir:
+        _number(conn, subscription, [event["seq"]])
     conn.execute(
         webhook_dead_letters.insert().values(
             subscription_id=subscription.id,
@@ -370,4 +496,5 @@ def _subscription(row: Row[Any]) -> Subscription:
     values = dict(row._mapping)
     for name in _LISTS:
         values[name] = tuple(orjson.loads(values[name]))
+    values["fhir_headers"] = tuple(orjson.loads(values["fhir_headers"] or "[]"))
     return Subscription(**values)

@@ -38,6 +38,7 @@ from integration.store import feed as feed_store
 from integration.store import webhooks as store
 from integration.store.errors import describe_store_error
 from integration.store.leases import later
+from integration.webhooks import fhir_subscriptions as fhir
 from integration.webhooks.signing import signed_headers
 from mappings.dates import ISO_FORMAT
 
@@ -87,6 +88,7 @@ class WebhookDeliverer:
         self.owner = owner
         self.lease_seconds = float(settings.worker_lease_seconds)
         self.on_note = on_note or (lambda _m: None)
+        self.fhir_base = settings.fhir_base_url
         self.stats = DeliveryStats()
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -177,17 +179,24 @@ class _Endpoint:
         if due_in > 0:
             self.wait = min(due_in, self.d.lease_seconds / 3)
             return True
+        if subscription.is_fhir and subscription.last_sent_at is None:
+            # A new FHIR subscription's endpoint is asked first, with a handshake.
+            await self._contact(subscription, "handshake")
+            return True
         rows, high = await asyncio.to_thread(self._pending, subscription)
         if not rows:
             if high > subscription.position:
                 await asyncio.to_thread(self._write, store.passed, subscription, high)
+            if _heartbeat_due(subscription):
+                await self._contact(subscription, "heartbeat")
             self.wait = settings.webhook_poll_seconds
             return True
         self.wait = 0.0
         taken: list[int] = []  # delivered, the position not yet written
         saved_at = time.monotonic()
         for row in rows:
-            error = await self._post(subscription, row)
+            number = subscription.events_numbered + len(taken) + 1
+            error = await self._post(subscription, *self._message(subscription, row, number))
             if error is None:
                 taken.append(row["seq"])
                 if len(taken) < SAVE_EVERY and time.monotonic() - saved_at < SAVE_SECONDS:
@@ -211,11 +220,16 @@ class _Endpoint:
         replayed or taken over since it was read."""
         if not taken:
             return subscription, True
-        if not await asyncio.to_thread(self._delivered, subscription, taken[-1], len(taken)):
+        if not await asyncio.to_thread(self._delivered, subscription, taken):
             return subscription, False
         self.d.stats.delivered += len(taken)
         moved = replace(
-            subscription, position=taken[-1], attempts=0, failing_since=None, next_attempt_at=None
+            subscription,
+            position=taken[-1],
+            attempts=0,
+            failing_since=None,
+            next_attempt_at=None,
+            events_numbered=subscription.events_numbered + len(taken) * subscription.is_fhir,
         )
         return moved, True
 
@@ -225,13 +239,44 @@ class _Endpoint:
         self.renewed = time.monotonic()
         return await asyncio.to_thread(self._renew)
 
-    async def _post(self, subscription: store.Subscription, row: dict[str, Any]) -> str | None:
-        """None when the endpoint took the event, else what went wrong (no values)."""
-        body = message_body(row, subscription.payload == "full")
+    def _message(
+        self, subscription: store.Subscription, row: dict[str, Any], number: int
+    ) -> tuple[str, dict[str, str]]:
+        """A delivery's body and headers: a signed Standard Webhooks message, or for a
+        FHIR subscription an event-notification Bundle with the channel's headers."""
         now = datetime.now(UTC)
-        headers = signed_headers(
-            f"evt_{row['seq']}", body, subscription.secrets(now.strftime(ISO_FORMAT)), now
+        stamp = now.strftime(ISO_FORMAT)
+        if subscription.is_fhir:
+            event = {**row, "payload": orjson.loads(row["payload"]) if row["payload"] else None}
+            bundle = fhir.notification_bundle(
+                subscription,
+                self.d.fhir_base,
+                "event-notification",
+                [(number, event)],
+                stamp,
+                since_start=number,
+            )
+            return orjson.dumps(bundle).decode(), _fhir_headers(subscription)
+        body = message_body(row, subscription.payload == "full")
+        return body, signed_headers(f"evt_{row['seq']}", body, subscription.secrets(stamp), now)
+
+    async def _contact(self, subscription: store.Subscription, notification: str) -> None:
+        """A FHIR handshake or heartbeat; a failure is retried with backoff."""
+        bundle = fhir.notification_bundle(
+            subscription, self.d.fhir_base, notification, timestamp=utc_now()
         )
+        error = await self._post(
+            subscription, orjson.dumps(bundle).decode(), _fhir_headers(subscription)
+        )
+        if error is None:
+            await asyncio.to_thread(self._write, store.contacted, subscription, utc_now())
+        else:
+            await asyncio.to_thread(self._retry_later, subscription, f"{notification}: {error}")
+
+    async def _post(
+        self, subscription: store.Subscription, body: str, headers: dict[str, str]
+    ) -> str | None:
+        """None when the endpoint took the message, else what went wrong (no values)."""
         try:
             response = await self.client.post(subscription.url, content=body, headers=headers)
         except httpx.TimeoutException:
@@ -274,8 +319,8 @@ class _Endpoint:
         with self.d.engine.begin() as conn:
             return write(conn, subscription, self.d.owner, *args)
 
-    def _delivered(self, subscription: store.Subscription, seq: int, count: int) -> bool:
-        return self._write(store.delivered, subscription, seq, count, utc_now())
+    def _delivered(self, subscription: store.Subscription, seqs: list[int]) -> bool:
+        return self._write(store.delivered, subscription, seqs, utc_now())
 
     def _failure(self, subscription: store.Subscription, row: dict[str, Any], error: str) -> None:
         settings = self.d.settings
@@ -297,13 +342,33 @@ class _Endpoint:
                     error,
                 )
             return
+        self._retry_later(subscription, error)
+
+    def _retry_later(self, subscription: store.Subscription, error: str) -> None:
+        settings = self.d.settings
+        now = datetime.now(UTC)
         delay = retry_delay(
             subscription.attempts + 1,
             settings.webhook_first_retry_seconds,
             settings.webhook_max_retry_seconds,
         )
         retry_at = (now + timedelta(seconds=delay)).strftime(ISO_FORMAT)
-        self._write(store.failed, subscription, error, stamp, retry_at)
+        self._write(store.failed, subscription, error, now.strftime(ISO_FORMAT), retry_at)
+
+
+def _fhir_headers(subscription: store.Subscription) -> dict[str, str]:
+    headers = {"content-type": "application/fhir+json"}
+    for header in subscription.fhir_headers:
+        name, _, value = header.partition(":")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _heartbeat_due(subscription: store.Subscription) -> bool:
+    every = subscription.heartbeat_seconds
+    if not (subscription.is_fhir and every and subscription.last_sent_at):
+        return False
+    return -_seconds_until(subscription.last_sent_at) >= every
 
 
 def _seconds_until(moment: str | None) -> float:

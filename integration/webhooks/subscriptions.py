@@ -67,8 +67,12 @@ def checked_spec(
     description: str | None = None,
 ) -> store.SubscriptionSpec:
     """A spec whose every part is valid, else InvalidSubscription naming the first bad one."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # "http://[", a port that is no number
+        raise InvalidSubscription("url", "not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
         raise InvalidSubscription("url", "an absolute http or https URL is required")
     if parts.username or parts.password:
         raise InvalidSubscription("url", "credentials in the URL are not kept: sign instead")
@@ -115,6 +119,23 @@ def create(engine: Engine, spec: store.SubscriptionSpec, start: Start = "now") -
     return Created(made, secret)
 
 
+def create_fhir(
+    engine: Engine, spec: store.SubscriptionSpec, channel: store.FhirChannel
+) -> store.Subscription:
+    """A FHIR Subscription: delivered from now, after a handshake with its endpoint."""
+    with engine.begin() as conn:
+        return store.create(
+            conn,
+            "fhir-" + secrets.token_hex(8),
+            spec,
+            new_secret(),
+            "api",
+            _start_position(conn, "now"),
+            utc_now(),
+            channel,
+        )
+
+
 def apply_config(
     engine: Engine, configured: Sequence[SubscriptionConfig], config_file: str | None
 ) -> None:
@@ -154,16 +175,17 @@ def apply_config(
             store.update_spec(conn, table.name, spec, secret)
 
 
-def get(engine: Engine, subscription_id: str) -> store.Subscription:
+def get(engine: Engine, subscription_id: str, kind: str = store.WEBHOOK) -> store.Subscription:
+    """The subscription of this kind (webhooks at /subscriptions, FHIR ones at /fhir)."""
     with engine.connect() as conn:
         found = store.load(conn, subscription_id)
-    if found is None:
+    if found is None or found.kind != kind:
         raise UnknownSubscription(subscription_id)
     return found
 
 
-def remove(engine: Engine, subscription_id: str) -> None:
-    if get(engine, subscription_id).managed_by == "config":
+def remove(engine: Engine, subscription_id: str, kind: str = store.WEBHOOK) -> None:
+    if get(engine, subscription_id, kind).managed_by == "config":
         raise ManagedByConfig(subscription_id)
     with engine.begin() as conn:
         store.remove(conn, subscription_id)
@@ -239,10 +261,11 @@ def status_json(
 
 
 def statuses(engine: Engine, give_up_hours: float) -> list[dict[str, Any]]:
+    """Every webhook subscription's status (FHIR Subscriptions are read at /fhir)."""
     with engine.connect() as conn:
         high = feed_store.bounds(conn)[1]
         kept = store.all_subscriptions(conn)
-    return [status_json(s, high, give_up_hours) for s in kept]
+    return [status_json(s, high, give_up_hours) for s in kept if not s.is_fhir]
 
 
 def status(engine: Engine, subscription_id: str, give_up_hours: float) -> dict[str, Any]:

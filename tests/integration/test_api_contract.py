@@ -132,6 +132,9 @@ def test_every_answer_is_declared_with_its_real_schema_and_media_type(client: Te
             assert "422" not in responses or fhir, f"{where}: invalid parameters answer 400"
             assert "500" in responses, where
             for status, response in responses.items():
+                if status == "204":  # no content, by definition
+                    assert "content" not in response, f"{where} {status}"
+                    continue
                 for media, declared in response["content"].items():
                     assert declared["schema"] != {"type": "string"}, f"{where} {status}"
                     if media in ("text/csv", "text/event-stream"):
@@ -527,7 +530,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
         if path not in STREAMS
     }
     assert operations == documented  # every operation was reached
-    assert 100 <= requests <= 1500, requests
+    assert 100 <= requests <= 3000, requests  # bounded: about 50 per operation
 
 
 def test_a_store_that_is_away_is_a_503_to_retry_not_a_500(

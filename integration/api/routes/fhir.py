@@ -67,14 +67,14 @@ _ERRORS = {
 }
 
 
-def _outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def fhir_outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {"model": OperationOutcome, "description": _ERRORS[status]} for status in statuses
     }
 
 
-_WRITE_ERRORS = _outcomes(400, 404, 412, 413, 415, 422)
-_READ_ERRORS = _outcomes(400, 404)
+_WRITE_ERRORS = fhir_outcomes(400, 404, 412, 413, 415, 422)
+_READ_ERRORS = fhir_outcomes(400, 404)
 # For /docs and for schemathesis's first requests: a write that succeeds.
 _PATIENT = {
     "resourceType": "Patient",
@@ -165,7 +165,7 @@ def _fhir_id(resource_type: str, value: str, element: str = "id") -> None:
         )
 
 
-async def _read_json(request: Request, limit: int) -> Any:
+async def read_json(request: Request, limit: int) -> Any:
     """The body, parsed; 415 for a non-JSON content type, 413 past `limit` (read no further)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in ACCEPTED_MEDIA_TYPES:
@@ -245,7 +245,7 @@ def metadata(request: Request, settings: SettingsDep) -> FhirResponse:
     "",
     summary="A transaction or batch Bundle",
     response_model=Bundle,
-    responses=_outcomes(400, 412, 413, 415, 422),
+    responses=fhir_outcomes(400, 412, 413, 415, 422),
     openapi_extra=fhir_request_body(
         RequestBundle,
         "A transaction (all or nothing) or batch (each entry alone) Bundle",
@@ -258,7 +258,7 @@ async def bundle(
 ) -> FhirResponse:
     """Each entry's response says what happened to it; `Prefer: return=minimal` leaves
     out the resources, `return=representation` (the default) includes them."""
-    body = await _read_json(request, settings.max_push_bytes)
+    body = await read_json(request, settings.max_push_bytes)
     if not isinstance(body, dict):
         raise FhirError(400, "structure", "the body must be a JSON object (a Bundle)")
     entries_sent = body.get("entry")
@@ -318,7 +318,7 @@ async def matching_scope(
     "/Patient/$match",
     summary="Patient/$match: the stored Patients that may be this one",
     response_model=Bundle,
-    responses=_outcomes(400, 401, 413, 415),
+    responses=fhir_outcomes(400, 401, 413, 415),
     openapi_extra=fhir_request_body(
         FhirResource,
         "Parameters with `resource` (a Patient), optional `onlyCertainMatches` and `count`",
@@ -342,7 +342,7 @@ async def patient_match(
     first, each with its match probability (`search.score`) and grade (certain,
     probable, possible) in the match-grade extension. An API key searches every
     source; a push key only its own. Asking stores nothing."""
-    body = await _read_json(request, settings.max_push_bytes)
+    body = await read_json(request, settings.max_push_bytes)
     patient, only_certain, count = _match_parameters(body)
     rules = store_pack(engine).identity
 
@@ -445,7 +445,7 @@ async def create(
     """`Prefer: return=representation` (the default) answers the resource as stored,
     `return=OperationOutcome` an OperationOutcome, `return=minimal` no body."""
     _known_type(resource_type)
-    resource = await _read_json(request, settings.max_push_bytes)
+    resource = await read_json(request, settings.max_push_bytes)
     _check_type(resource, resource_type)
     write = PlannedWrite(0, "POST", resource_type, new_id(), resource, None, if_none_exist, None)
     return _written(request, await asyncio.to_thread(push.write_one, source, write))
@@ -472,7 +472,7 @@ async def update(
     """`Prefer` as for a create; `If-Match: W/"<version>"` updates only that version."""
     _known_type(resource_type)
     _fhir_id(resource_type, resource_id)
-    resource = await _read_json(request, settings.max_push_bytes)
+    resource = await read_json(request, settings.max_push_bytes)
     _check_type(resource, resource_type)
     if "id" not in resource:
         raise FhirError(
@@ -508,7 +508,7 @@ async def journey_reader(
     "/EpisodeOfCare",
     summary="EpisodeOfCare: a person's episodes as FHIR R4 (search by patient)",
     response_model=Bundle,
-    responses=_outcomes(400, 401),
+    responses=fhir_outcomes(400, 401),
     dependencies=[Depends(journey_reader)],
 )
 async def episodes_of_care(
@@ -535,7 +535,7 @@ async def episodes_of_care(
 
     resolved, episodes = await asyncio.to_thread(read)
     # No such person: an empty searchset, as a FHIR search for an unknown patient answers.
-    return _searchset(
+    return searchset(
         request,
         "EpisodeOfCare",
         [(e["id"], episode_of_care(resolved or person_id, e)) for e in episodes],
@@ -580,7 +580,7 @@ async def vread(
     "/{resource_type}",
     summary="Search by identifier or _id",
     response_model=Bundle,
-    responses=_outcomes(400, 404),
+    responses=fhir_outcomes(400, 404),
 )
 async def search(
     resource_type: ResourceType,
@@ -601,10 +601,10 @@ async def search(
     query = request.url.query
     ids = await asyncio.to_thread(push.search_ids, source, resource_type, query)
     found = [await asyncio.to_thread(push.read, source, resource_type, rid) for rid in ids]
-    return _searchset(request, resource_type, [(s.resource_id, with_server_meta(s)) for s in found])
+    return searchset(request, resource_type, [(s.resource_id, with_server_meta(s)) for s in found])
 
 
-def _searchset(
+def searchset(
     request: Request, resource_type: str, found: list[tuple[str, dict[str, Any]]]
 ) -> FhirResponse:
     """A searchset Bundle of (id, resource) matches, linking back to the search."""

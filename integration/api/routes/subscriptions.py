@@ -26,7 +26,10 @@ from integration.webhooks import subscriptions as service
 
 router = APIRouter(tags=["subscriptions"])
 SubscriptionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-NO_SUBSCRIPTION = problem(404, "No subscription with this id")
+NO_SUBSCRIPTION = {
+    **problem(400, "A parameter is invalid (the problem names it)"),
+    **problem(404, "No subscription with this id"),
+}
 CONFIGURED = problem(409, "The subscription is kept in the config file: change it there")
 
 
@@ -116,7 +119,7 @@ def delete_subscription(
     response_model=Replayed,
     responses={
         **NO_SUBSCRIPTION,
-        **problem(400, "An event id this feed never issued"),
+        **problem(400, "An event id this feed never issued, or an invalid parameter"),
         **problem(410, "The event is past the feed's retention"),
     },
 )

@@ -1,5 +1,6 @@
-"""Webhooks: subscriptions (each endpoint's queue and how far it has got), their dead
-letters, and on each feed event the sources and concern that webhook filters select.
+"""Webhooks and FHIR Subscriptions: subscriptions (each endpoint's queue and how far it
+has got), their dead letters and event numbers, and on each feed event the sources
+and concern that filters select.
 
 Events written before this migration carry neither: a filtered subscription does not
 select them (the filter cannot tell), an unfiltered one does.
@@ -47,6 +48,22 @@ def upgrade() -> None:
         Column("dead_lettered", BigInteger, nullable=False),
         Column("lease_owner", String(200)),
         Column("lease_until", String(40)),
+        # FHIR R4 Subscriptions (Backport IG) delivered by the same queue: kind "fhir"
+        # (else "webhook"), the Subscription's status and channel, and per-subscription
+        # event numbers (events-since-subscription-start).
+        Column("kind", String(16), nullable=False, server_default="webhook"),
+        Column("fhir_status", String(16)),
+        Column("fhir_content", String(16)),
+        Column("fhir_headers", Text),
+        Column("heartbeat_seconds", Integer),
+        Column("last_sent_at", String(40)),
+        Column("events_numbered", BigInteger, nullable=False, server_default="0"),
+    )
+    op.create_table(
+        "subscription_event_numbers",
+        Column("subscription_id", String(64), primary_key=True),
+        Column("number", BigInteger, primary_key=True),
+        Column("seq", RowId, nullable=False),
     )
     op.create_table(
         "webhook_dead_letters",
@@ -64,6 +81,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("webhook_dead_letters")
+    op.drop_table("subscription_event_numbers")
     op.drop_table("webhook_subscriptions")
     op.drop_column("feed_events", "concern")
     op.drop_column("feed_events", "sources")

@@ -1,0 +1,242 @@
+"""FHIR R4 topic-based Subscriptions (Subscriptions R5 Backport IG) on /fhir: the
+journey-change SubscriptionTopic, Subscription create/read/search/delete, $status and
+$events, and the EpisodeOfCare read their notifications point at. For journey
+readers (an API key); `journey worker` sends the notifications.
+
+Declared before the generic /fhir/{type} routes, which would take these paths."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+
+from integration.api.deps import ReadStoreDep, SettingsDep, StoreDep
+from integration.api.models import Bundle, FhirResource
+from integration.api.responses import FhirResponse
+from integration.api.routes.fhir import FHIR_ID, fhir_outcomes, journey_reader, read_json, searchset
+from integration.clock import utc_now
+from integration.journey.episode_of_care import episode_of_care
+from integration.journey.episodes import episodes_of_person
+from integration.journey.rule_packs import store_pack
+from integration.push.errors import FhirError
+from integration.store import webhooks as store
+from integration.store.queries import resolve_person
+from integration.store.schema import episodes as episodes_table
+from integration.webhooks import fhir_subscriptions as fhir
+from integration.webhooks import subscriptions as service
+
+router = APIRouter(
+    prefix="/fhir",
+    tags=["fhir subscriptions"],
+    default_response_class=FhirResponse,
+    dependencies=[Depends(journey_reader)],
+)
+SubscriptionId = Annotated[str, Path(pattern=FHIR_ID)]
+MAX_EVENTS = 1000
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _held(engine: Any, subscription_id: str) -> store.Subscription:
+    try:
+        return service.get(engine, subscription_id, store.FHIR)
+    except service.UnknownSubscription:
+        raise FhirError(404, "not-found", f"no Subscription/{subscription_id}") from None
+
+
+@router.get(
+    "/SubscriptionTopic",
+    summary="The journey's SubscriptionTopic",
+    response_model=Bundle,
+    responses=fhir_outcomes(401),
+)
+def topics(request: Request) -> FhirResponse:
+    topic = fhir.topic_resource()
+    return searchset(request, "SubscriptionTopic", [(topic["id"], topic)])
+
+
+@router.get(
+    "/SubscriptionTopic/journey-change",
+    summary="The journey-change SubscriptionTopic (R4B shape)",
+    response_model=FhirResource,
+    responses=fhir_outcomes(401),
+)
+def topic() -> FhirResponse:
+    return FhirResponse(fhir.topic_resource())
+
+
+@router.post(
+    "/Subscription",
+    status_code=201,
+    summary="Subscribe a rest-hook endpoint to the journey-change topic",
+    response_model=FhirResource,
+    responses=fhir_outcomes(400, 401, 413, 415),
+)
+async def create_subscription(
+    request: Request, engine: StoreDep, settings: SettingsDep
+) -> FhirResponse:
+    """An R4 Subscription per the Backport IG: `criteria` the topic's canonical, filters
+    as `backport-filter-criteria` (type=, source=, person=, concern=), a rest-hook
+    channel, content (empty, id-only, full-resource) and heartbeat period as the IG's
+    extensions. It starts `requested`; a handshake to the endpoint makes it `active`."""
+    resource = await read_json(request, settings.max_push_bytes)
+    try:
+        spec, channel, _reason = fhir.read_subscription(resource)
+        spec = service.checked_spec(
+            spec.url,
+            spec.types,
+            spec.sources,
+            spec.people,
+            spec.concerns,
+            spec.payload,
+            spec.description,
+        )
+    except fhir.InvalidFhirSubscription as exc:
+        raise FhirError(400, "invalid", exc.reason, exc.expression) from None
+    except service.InvalidSubscription as exc:
+        element = {"url": "Subscription.channel.endpoint"}.get(exc.field, "Subscription.criteria")
+        raise FhirError(400, "invalid", exc.reason, element) from None
+    made = await asyncio.to_thread(service.create_fhir, engine, spec, channel)
+    return FhirResponse(
+        fhir.subscription_resource(made, _base(request)),
+        status_code=201,
+        headers={"Location": f"{_base(request)}/Subscription/{made.id}"},
+    )
+
+
+@router.get(
+    "/Subscription",
+    summary="Every FHIR Subscription",
+    response_model=Bundle,
+    responses=fhir_outcomes(401),
+)
+def search_subscriptions(request: Request, engine: ReadStoreDep) -> FhirResponse:
+    with engine.connect() as conn:
+        held = [s for s in store.all_subscriptions(conn) if s.is_fhir]
+    base = _base(request)
+    return searchset(
+        request, "Subscription", [(s.id, fhir.subscription_resource(s, base)) for s in held]
+    )
+
+
+@router.get(
+    "/Subscription/{subscription_id}",
+    response_model=FhirResource,
+    responses=fhir_outcomes(400, 401, 404),
+)
+def read_subscription(
+    subscription_id: SubscriptionId, request: Request, engine: ReadStoreDep
+) -> FhirResponse:
+    return FhirResponse(fhir.subscription_resource(_held(engine, subscription_id), _base(request)))
+
+
+@router.delete(
+    "/Subscription/{subscription_id}",
+    status_code=204,
+    responses=fhir_outcomes(400, 401, 404),
+)
+def delete_subscription(subscription_id: SubscriptionId, engine: StoreDep) -> Response:
+    _held(engine, subscription_id)
+    service.remove(engine, subscription_id, store.FHIR)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/Subscription/{subscription_id}/$status",
+    summary="The Subscription's status (query-status)",
+    response_model=Bundle,
+    responses=fhir_outcomes(400, 401, 404),
+)
+def subscription_status(
+    subscription_id: SubscriptionId, request: Request, engine: ReadStoreDep
+) -> FhirResponse:
+    held = _held(engine, subscription_id)
+    status = fhir.status_parameters(held, _base(request), "query-status")
+    return FhirResponse(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": 1,
+            "entry": [
+                {
+                    "fullUrl": f"urn:uuid:{status['id']}",
+                    "resource": status,
+                    "search": {"mode": "match"},
+                }
+            ],
+        }
+    )
+
+
+@router.get(
+    "/Subscription/{subscription_id}/$events",
+    summary="Events notified before, by number (query-event)",
+    response_model=Bundle,
+    responses=fhir_outcomes(400, 401, 404),
+)
+def subscription_events(
+    subscription_id: SubscriptionId,
+    request: Request,
+    engine: ReadStoreDep,
+    events_since: Annotated[int | None, Query(alias="eventsSinceNumber", ge=1)] = None,
+    events_until: Annotated[int | None, Query(alias="eventsUntilNumber", ge=1)] = None,
+    content: Annotated[Literal["empty", "id-only", "full-resource"] | None, Query()] = None,
+) -> FhirResponse:
+    """The events this Subscription has notified (or given up on), from
+    `eventsSinceNumber` (default: 1) to `eventsUntilNumber`, at most 1,000, as a
+    query-event notification: how a client fills a gap in the event numbers."""
+    held = _held(engine, subscription_id)
+    with engine.connect() as conn:
+        found = store.numbered_events(
+            conn, subscription_id, events_since or 1, events_until, MAX_EVENTS
+        )
+    events = [
+        (number, {**event, "payload": orjson.loads(event["payload"]) if event["payload"] else None})
+        for number, event in found
+    ]
+    shown = held if content is None else _with_content(held, content)
+    return FhirResponse(
+        fhir.notification_bundle(shown, _base(request), "query-event", events, utc_now())
+    )
+
+
+def _with_content(subscription: store.Subscription, content: str) -> store.Subscription:
+    return replace(subscription, fhir_content=content)
+
+
+@router.get(
+    "/EpisodeOfCare/{episode_id}",
+    summary="EpisodeOfCare: one episode as FHIR R4 (what notifications point at)",
+    response_model=FhirResource,
+    responses=fhir_outcomes(400, 401, 404),
+)
+async def read_episode(
+    episode_id: Annotated[str, Path(pattern=FHIR_ID)], engine: ReadStoreDep
+) -> FhirResponse:
+    def read() -> dict[str, Any] | None:
+        pack = store_pack(engine)
+        with engine.connect() as conn:
+            person = conn.execute(
+                episodes_table.select()
+                .with_only_columns(episodes_table.c.person_id)
+                .where(episodes_table.c.id == episode_id)
+            ).scalar()
+            resolved = resolve_person(conn, person) if person else None
+            if resolved is None:
+                return None
+            for episode in episodes_of_person(conn, resolved, pack, utc_now()):
+                if episode["id"] == episode_id:
+                    return episode_of_care(resolved, episode)
+        return None
+
+    found = await asyncio.to_thread(read)
+    if found is None:
+        raise FhirError(404, "not-found", f"no EpisodeOfCare/{episode_id}")
+    return FhirResponse(found)
