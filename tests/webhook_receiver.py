@@ -1,6 +1,7 @@
-"""A webhook receiver for tests: a FastAPI app on a loopback port (uvicorn in a thread)
-that verifies every delivery's signature with the standardwebhooks library, as a
-downstream app would, and records what it took.
+"""Webhooks in tests: a receiver, a FastAPI app on a loopback port (uvicorn in a
+thread) that verifies every delivery's signature with the standardwebhooks library
+as a downstream app would and records what it took; and the deliverer run beside
+it, as `journey worker` runs it.
 
 Each path is an endpoint with its own behaviour: `good` takes everything, `failing`
 answers 500, `slow` answers after `slow_seconds`, and `mode(path, ...)` changes one
@@ -19,9 +20,14 @@ from typing import Any
 import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from sqlalchemy import Engine
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from integration.config import Settings
+from integration.webhooks.delivery import WebhookDeliverer
 from tests.servers import free_port
+
+API_KEY = "test-key"
 
 
 @dataclass
@@ -120,3 +126,37 @@ class Receiver:
         finally:
             self._server.should_exit = True
             self._thread.join(timeout=10)
+
+
+def quick_settings(engine: Engine, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "api_keys": [API_KEY],
+        "database_url": str(engine.url),
+        "webhook_timeout_seconds": 0.5,
+        "webhook_first_retry_seconds": 0.2,
+        "webhook_max_retry_seconds": 0.5,
+        "webhook_poll_seconds": 0.05,
+        "worker_lease_seconds": 6,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@contextmanager
+def delivering(engine: Engine, settings: Settings, owner: str = "test-worker") -> Iterator[None]:
+    """A deliverer working in the background, as `journey worker` runs it."""
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    deliverer = WebhookDeliverer(engine, settings, owner)
+
+    def run() -> None:
+        loop.run_until_complete(deliverer.run(stop))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
+        loop.close()

@@ -247,12 +247,11 @@ class _Endpoint:
         now = datetime.now(UTC)
         stamp = now.strftime(ISO_FORMAT)
         if subscription.is_fhir:
-            event = {**row, "payload": orjson.loads(row["payload"]) if row["payload"] else None}
             bundle = fhir.notification_bundle(
                 subscription,
                 self.d.fhir_base,
                 "event-notification",
-                [(number, event)],
+                [(number, fhir.with_payload(row))],
                 stamp,
                 since_start=number,
             )

@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from integration.journey.episode_of_care import BASE, episode_of_care
 from integration.store.feed import EVENT_TYPES
 from integration.store.webhooks import FhirChannel, Subscription, SubscriptionSpec
@@ -177,6 +179,12 @@ def subscription_resource(subscription: Subscription, base: str) -> dict[str, An
     if subscription.last_error and subscription.fhir_status == "error":
         resource["error"] = subscription.last_error
     return resource
+
+
+def with_payload(event: dict[str, Any]) -> dict[str, Any]:
+    """A stored feed event with its payload decoded (what the notifications read)."""
+    text = event.get("payload")
+    return {**event, "payload": orjson.loads(text) if text else None}
 
 
 def _focus(event: dict[str, Any], base: str) -> dict[str, Any] | None:

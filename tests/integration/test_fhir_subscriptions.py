@@ -27,8 +27,7 @@ from integration.webhooks.fhir_subscriptions import (
 )
 from mappings.rulepack import RulePack
 from tests.conftest import ImportFn, encounter, patient, write_ndjson
-from tests.integration.test_webhooks import delivering, quick_settings
-from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import Receiver, delivering, quick_settings
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -4,11 +4,8 @@ slow endpoint never holds up a good one), backoff, dead letters, replay, rotatio
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +19,17 @@ from integration.errors import ConfigError
 from integration.journey.episodes import refresh_episodes
 from integration.store import feed as feed_store
 from integration.webhooks.config import SubscriptionConfig
-from integration.webhooks.delivery import WebhookDeliverer, retry_delay
+from integration.webhooks.delivery import retry_delay
 from integration.webhooks.signing import InvalidWebhookSecret
 from integration.webhooks.subscriptions import InvalidSubscription, apply_config
 from mappings.rulepack import RulePack
 from tests.conftest import ImportFn, encounter, patient, write_ndjson
-from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import Receiver, delivering, quick_settings
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def quick_settings(engine: Engine, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "api_keys": [KEY],
-        "database_url": str(engine.url),
-        "webhook_timeout_seconds": 0.5,
-        "webhook_first_retry_seconds": 0.2,
-        "webhook_max_retry_seconds": 0.5,
-        "webhook_poll_seconds": 0.05,
-        "worker_lease_seconds": 6,
-        **overrides,
-    }
-    return Settings(**values)
 
 
 @pytest.fixture
@@ -71,26 +54,6 @@ def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
 def receiver() -> Iterator[Receiver]:
     with Receiver(slow_seconds=3.0).running() as running:
         yield running
-
-
-@contextmanager
-def delivering(engine: Engine, settings: Settings, owner: str = "test-worker") -> Iterator[None]:
-    """A deliverer working in the background, as `journey worker` runs it."""
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    deliverer = WebhookDeliverer(engine, settings, owner)
-
-    def run() -> None:
-        loop.run_until_complete(deliverer.run(stop))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout=30)
-        loop.close()
 
 
 def subscribe(

@@ -11,7 +11,6 @@ import asyncio
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
@@ -197,10 +196,7 @@ def subscription_events(
         found = store.numbered_events(
             conn, subscription_id, events_since or 1, events_until, MAX_EVENTS
         )
-    events = [
-        (number, {**event, "payload": orjson.loads(event["payload"]) if event["payload"] else None})
-        for number, event in found
-    ]
+    events = [(number, fhir.with_payload(event)) for number, event in found]
     shown = held if content is None else _with_content(held, content)
     return FhirResponse(
         fhir.notification_bundle(shown, _base(request), "query-event", events, utc_now())
