@@ -114,6 +114,25 @@ def test_types_and_person_narrow_the_feed(
     assert drain(client, person="someone-else")[0] == []
 
 
+def test_source_and_concern_narrow_the_feed(
+    client: TestClient, tmp_path: Path, import_files: ImportFn
+) -> None:
+    import_files(
+        write_ndjson(tmp_path / "a.ndjson", patient("p1"), visit("e1", "I10")), source="clinic_a"
+    )
+    import_files(
+        write_ndjson(tmp_path / "b.ndjson", patient("p2"), visit("e2", "E11.9")), source="payer"
+    )
+    # "clinic_a" holds "_", a LIKE wildcard: "clinicXa" must not match it.
+    clinic, _ = drain(client, source="clinic_a")
+    assert types_of(clinic) == ["episode.added", "person.created", "record.added"]
+    assert drain(client, source="clinicXa")[0] == []
+    hypertension, _ = drain(client, concern="icd10cm:I10")
+    assert types_of(hypertension) == ["episode.added"]
+    assert hypertension[0]["person_id"] == clinic[0]["person_id"]
+    assert drain(client, concern="icd10cm:I10", source="payer")[0] == []
+
+
 def test_bad_types_and_cursors_are_named_problems(
     client: TestClient, engine: Engine, tmp_path: Path, import_files: ImportFn
 ) -> None:

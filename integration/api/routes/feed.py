@@ -25,6 +25,29 @@ Types = Annotated[
     list[str] | None, Query(description="Only these event types (repeatable or comma-separated)")
 ]
 Person = Annotated[str | None, Query(pattern=WITHOUT_NUL, description="Only this person's events")]
+Source = Annotated[
+    str | None,
+    Query(
+        pattern=WITHOUT_NUL,
+        description="Only events concerning this source (its records, people with a Patient "
+        "from it, episodes with data from it)",
+    ),
+]
+Concern = Annotated[
+    str | None,
+    Query(pattern=WITHOUT_NUL, description="Only episode events of this concern (e.g. depression)"),
+]
+
+
+def _selecting(
+    types: list[str], person: str | None, source: str | None, concern: str | None
+) -> feed_store.EventFilter:
+    def one(value: str | None) -> list[str]:
+        return [value] if value else []
+
+    return feed_store.EventFilter(types, one(person), one(source), one(concern))
+
+
 Payload = Annotated[
     Literal["thin", "full"], Query(description="thin (default) or full: each thing's new form")
 ]
@@ -92,6 +115,8 @@ def read_feed(
     ] = None,
     types: Types = None,
     person: Person = None,
+    source: Source = None,
+    concern: Concern = None,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size")] = None,
     payload: Payload = "thin",
 ) -> OrjsonResponse:
@@ -105,7 +130,7 @@ def read_feed(
             conn,
             position,
             limit or settings.page_size,
-            feed_store.EventFilter(wanted, [person] if person else []),
+            _selecting(wanted, person, source, concern),
             payload == "full",
         )
     last = rows[-1]["seq"] if rows else position
@@ -161,6 +186,8 @@ async def stream_feed(
     ] = None,
     types: Types = None,
     person: Person = None,
+    source: Source = None,
+    concern: Concern = None,
     payload: Payload = "thin",
     last_event_id: Annotated[
         str | None,
@@ -177,7 +204,13 @@ async def stream_feed(
 
     position = _stream_start(last_event_id, after, await asyncio.to_thread(bounds))
     return EventSourceResponse(
-        _events(request, engine, position, wanted, person, payload == "full"),
+        _events(
+            request,
+            engine,
+            position,
+            _selecting(wanted, person, source, concern),
+            payload == "full",
+        ),
         ping=HEARTBEAT_SECONDS,
     )
 
@@ -186,15 +219,12 @@ async def _events(
     request: Request,
     engine: Engine,
     position: int,
-    types: list[str],
-    person: str | None,
+    wanted: feed_store.EventFilter,
     full: bool,
 ) -> AsyncIterator[ServerSentEvent]:
     def page(after: int) -> list[dict[str, Any]]:
         with engine.connect() as conn:
-            return feed_store.read(
-                conn, after, 500, feed_store.EventFilter(types, [person] if person else []), full
-            )
+            return feed_store.read(conn, after, 500, wanted, full)
 
     while not await request.is_disconnected():
         rows = await asyncio.to_thread(page, position)
