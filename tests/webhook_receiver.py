@@ -4,8 +4,8 @@ as a downstream app would and records what it took; and the deliverer run beside
 it, as `journey worker` runs it.
 
 Each path is an endpoint with its own behaviour: `good` takes everything, `failing`
-answers 500, `slow` answers after `slow_seconds`, and `mode(path, ...)` changes one
-while the test runs."""
+answers 500, `slow` answers after `slow_seconds`, `sluggish` after 0.1 s; a test
+changes an endpoint's `mode` while it runs."""
 
 from __future__ import annotations
 
@@ -81,6 +81,8 @@ class Receiver:
                 return Response(status_code=500)
             if endpoint.mode == "slow":
                 await asyncio.sleep(self.slow_seconds)
+            if endpoint.mode == "sluggish":  # slow, but within the deliverer's timeout
+                await asyncio.sleep(0.1)
             with self._lock:
                 endpoint.taken.append(
                     Delivery(

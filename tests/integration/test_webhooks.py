@@ -130,6 +130,7 @@ def test_a_failing_and_a_slow_endpoint_never_delay_a_good_one(
 ) -> None:
     failing = subscribe(client, receiver, "failing", "failing")
     slow = subscribe(client, receiver, "slow", "slow")
+    subscribe(client, receiver, "sluggish", "sluggish")
     subscribe(client, receiver, "good")
     import_files(visits(tmp_path, "a.ndjson", 20), source="clinic")
     expected = feed_ids(engine)
@@ -138,10 +139,14 @@ def test_a_failing_and_a_slow_endpoint_never_delay_a_good_one(
         receiver.wait_for(lambda: len(receiver.ids("good")) == len(expected))
         took = time.monotonic() - started
         # The slow endpoint answers after 3 s, past the 0.5 s timeout: not one of its
-        # deliveries has counted yet, and the good one did not wait for it.
+        # deliveries has counted yet, and the good one did not wait for it, nor for
+        # the sluggish one (0.1 s an event: 4 s for the 40 events).
         assert receiver.ids("slow") == []
+        assert len(receiver.ids("sluggish")) < len(expected)
         assert receiver.endpoints["failing"].refused >= 1
         assert took < 3.0, f"the good endpoint took {took:.1f} s"
+        # Slow but within the timeout: everything arrives, in order, once.
+        receiver.wait_for(lambda: receiver.ids("sluggish") == expected)
         receiver.wait_for(
             lambda: client.get(f"/subscriptions/{slow}", headers=AUTH).json()["attempts"] >= 1
         )
