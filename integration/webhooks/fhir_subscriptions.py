@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from integration.errors import IntegrationError
 from integration.journey.episode_of_care import BASE, episode_of_care
 from integration.store.feed import EVENT_TYPES
 from integration.store.webhooks import FhirChannel, Subscription, SubscriptionSpec
@@ -42,7 +43,7 @@ FILTERS = {"type": "types", "source": "sources", "person": "people", "concern": 
 MOST_HEARTBEAT_SECONDS = 86_400
 
 
-class InvalidFhirSubscription(ValueError):
+class InvalidFhirSubscription(IntegrationError):
     """A Subscription this server cannot honour; `expression` is the element at fault."""
 
     def __init__(self, expression: str, reason: str) -> None:

@@ -122,7 +122,13 @@ def test_the_type_lists_keep_their_values_and_order() -> None:
 
 def test_the_capability_statement_declares_the_same_types() -> None:
     [rest] = capability_statement("http://x/fhir", "0", 10)["rest"]
-    assert [r["type"] for r in rest["resource"]] == [*JOURNEY_TYPES, *KEPT_RAW_TODAY]
+    # Then the journey's own FHIR views, for API keys: episodes and subscriptions.
+    journey_views = ["EpisodeOfCare", "Subscription"]
+    assert [r["type"] for r in rest["resource"]] == [
+        *JOURNEY_TYPES,
+        *KEPT_RAW_TODAY,
+        *journey_views,
+    ]
     assert (
         "source (the API key names it). Patient, Observation, Encounter, QuestionnaireResponse, "
         "ExplanationOfBenefit and Claim are " in (rest["documentation"])
