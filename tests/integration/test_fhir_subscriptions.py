@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
@@ -27,6 +28,7 @@ from integration.webhooks.fhir_subscriptions import (
 )
 from mappings.rulepack import RulePack
 from tests.conftest import ImportFn, encounter, patient, write_ndjson
+from tests.servers import JourneyProcess
 from tests.webhook_receiver import Receiver, delivering, quick_settings
 
 KEY = "test-key"
@@ -320,3 +322,64 @@ def test_bad_requests_on_fhir_subscriptions(client: TestClient) -> None:
     assert [e["resource"]["id"] for e in listed["entry"]] == [sub]
     assert client.delete(f"/fhir/Subscription/{sub}", headers=AUTH).status_code == 204
     assert client.get(f"/fhir/Subscription/{sub}", headers=AUTH).status_code == 404
+
+
+async def test_a_fhir_client_subscribes_on_a_real_server_and_the_worker_notifies_it(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """fhirpy, unmodified, against `journey serve`; `journey worker` as its own process."""
+    from fhirpy import AsyncFHIRClient
+
+    config = tmp_path / "journey.toml"
+    config.write_text(
+        '[[push_clients]]\nsource = "riverside"\nkey_env = "RIVERSIDE_KEY"\n', encoding="utf-8"
+    )
+    env = {
+        "JOURNEY_CONFIG": str(config),
+        "JOURNEY_DATABASE_URL": f"sqlite:///{tmp_path / 'journey.db'}",
+        "JOURNEY_API_KEYS": KEY,
+        "RIVERSIDE_KEY": "riverside-push-key",
+    }
+    api = JourneyProcess("serve", tmp_path, {**env, "JOURNEY_PUBLIC_URL": "http://journey.test"})
+    worker = JourneyProcess(
+        "worker", tmp_path, {**env, "JOURNEY_PUBLIC_URL": "http://journey.test"}
+    )
+    api.start()
+    worker.start()
+    try:
+        client = AsyncFHIRClient(f"{api.url}/fhir", authorization=f"Bearer {KEY}")
+        url = receiver.endpoint("app", fhir_header=HOOK_HEADER)
+        made = client.resource("Subscription", **subscription(url, ("type=record.added",)))
+        await made.save()
+        assert made.id
+        assert made["status"] == "requested"
+        taken = receiver.endpoints["app"].taken
+        receiver.wait_for(lambda: len(taken) >= 1, seconds=30)
+        assert status_of(taken[0].body)["type"] == "handshake"
+
+        push = {
+            "Authorization": "Bearer riverside-push-key",
+            "Content-Type": "application/fhir+json",
+        }
+        for resource in (patient("p1"), encounter("e1", "p1")):
+            url_of = f"{api.url}/fhir/{resource['resourceType']}/{resource['id']}"
+            assert httpx.put(url_of, json=resource, headers=push, timeout=30).status_code == 201
+        receiver.wait_for(lambda: len(taken) >= 2, seconds=30)
+        notice = status_of(taken[1].body)
+        assert notice["type"] == "event-notification"
+        assert (
+            notice["subscription"]["reference"]
+            == f"http://journey.test/fhir/Subscription/{made.id}"
+        )
+        [event] = notice["notification-event"]
+        assert (event["number"], event["type"]) == (1, "record.added")
+        assert event["focus"]["type"] == "Encounter"
+
+        status = await client.execute(f"Subscription/{made.id}/$status", method="get")
+        [entry] = status["entry"]
+        by_name = {p["name"]: p for p in entry["resource"]["parameter"]}
+        assert by_name["status"]["valueCode"] == "active"
+        assert by_name["events-since-subscription-start"]["valueString"] == "1"
+    finally:
+        worker.stop()
+        api.stop()
