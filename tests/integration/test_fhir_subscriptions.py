@@ -49,12 +49,6 @@ def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver().running() as running:
-        yield running
-
-
 def subscription(
     endpoint: str,
     filters: tuple[str, ...] = (),

@@ -50,12 +50,6 @@ def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver(slow_seconds=3.0).running() as running:
-        yield running
-
-
 def subscribe(
     client: TestClient, receiver: Receiver, path: str, mode: str = "good", **body: Any
 ) -> str:
