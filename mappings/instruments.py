@@ -97,6 +97,90 @@ def _walk(items: Any, path: str, found: list[Answer]) -> None:
             _walk(item["item"], item_path, found)
 
 
+def quick_measure(
+    response: Mapping[str, Any], instrument: Instrument, other_item: str
+) -> Measurement | None:
+    """`measure_response(read_answers(response), instrument, status)` in one walk over
+    the items, for the response most are: every item answer read counts (a Coding from
+    the instrument's list, in range), at least one does, and none answers `other_item`
+    (the fulfilment item, read from the answers by the caller). None for any other
+    response: read it the long way, which says what it could not read.
+
+    Answers are neither collected nor given paths: only a warning needs a path, and a
+    response that would warn goes the long way."""
+    values: dict[str, int] = {}
+    given: dict[str, float] = {}
+    if not _score_items(response.get("item"), instrument, other_item, values, given):
+        return None
+    if not values:
+        # Nothing under an item code: perhaps the sender's own linkIds, read by position.
+        return None
+    return _measured(values, given, [], instrument, response.get("status"))
+
+
+def _score_items(
+    items: Any,
+    instrument: Instrument,
+    other_item: str,
+    values: dict[str, int],
+    given: dict[str, float],
+) -> bool:
+    """Score answers into `values` and `given` in `read_answers`' order; False as soon
+    as one needs the long way."""
+    if not isinstance(items, list):
+        return True
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        answers = item.get("answer")
+        if isinstance(answers, list):
+            link_id = item.get("linkId")
+            code = _item_code(link_id) if isinstance(link_id, str) else None
+            for answer in answers:
+                if not isinstance(answer, dict):
+                    continue
+                if code is not None and not _score_answer(
+                    code, answer, instrument, other_item, values, given
+                ):
+                    return False
+                if "item" in answer and not _score_items(
+                    answer["item"], instrument, other_item, values, given
+                ):
+                    return False
+        if "item" in item and not _score_items(item["item"], instrument, other_item, values, given):
+            return False
+    return True
+
+
+def _score_answer(
+    code: str,
+    answer: Mapping[str, Any],
+    instrument: Instrument,
+    other_item: str,
+    values: dict[str, int],
+    given: dict[str, float],
+) -> bool:
+    """`_read_values` for one answer, without warnings: False where it would warn."""
+    if code == other_item:
+        return False
+    totals = instrument.total_items
+    if code in totals:
+        total = _number(answer)
+        if total is not None:
+            given.setdefault(totals[code].id, total)
+        return True
+    if code not in instrument.item_set or code in values:
+        return True
+    value = _listed_score(answer, instrument.answer_scores)
+    if value is None:
+        return False
+    low, high = instrument.item_ranges.get(code, instrument.whole_range)
+    if not low <= value <= high:
+        return False
+    values[code] = value
+    return True
+
+
 # The path steps of the first items and answers, made once: joining two strings costs
 # less than formatting an index into one, for every answer of every response.
 _STEPS = 64
@@ -115,13 +199,9 @@ def identify_instrument(
     """The instrument a response answers: by its `questionnaire` canonical, else by the
     instrument whose items its answers cover most (fewest items on a tie, so two PHQ
     items alone are a PHQ-2, not a partial PHQ-9)."""
-    canonical = response.get("questionnaire")
-    if isinstance(canonical, str) and canonical:
-        if canonical not in pack.instrument_by_canonical:
-            remember(pack.instrument_by_canonical, canonical, _named_instrument(canonical, pack))
-        named = pack.instrument_by_canonical[canonical]
-        if named is not None:
-            return named
+    named = named_instrument(response, pack)
+    if named is not None:
+        return named
     codes = {answer.code for answer in answers}
     best: Instrument | None = None
     best_key = (0, 0)
@@ -133,6 +213,16 @@ def identify_instrument(
         if key > best_key:
             best, best_key = instrument, key
     return best
+
+
+def named_instrument(response: Mapping[str, Any], pack: RulePack) -> Instrument | None:
+    """The instrument a response's `questionnaire` canonical names, if any."""
+    canonical = response.get("questionnaire")
+    if not isinstance(canonical, str) or not canonical:
+        return None
+    if canonical not in pack.instrument_by_canonical:
+        remember(pack.instrument_by_canonical, canonical, _named_instrument(canonical, pack))
+    return pack.instrument_by_canonical[canonical]
 
 
 def _named_instrument(canonical: str, pack: RulePack) -> Instrument | None:
@@ -220,6 +310,19 @@ def measure_response(
     warnings: list[str] = []
     values: dict[str, int] = {}
     given: dict[str, float] = {}
+    _read_values(answers, instrument, values, given, warnings)
+    return _measured(values, given, warnings, instrument, status)
+
+
+def _read_values(
+    answers: Sequence[Answer],
+    instrument: Instrument,
+    values: dict[str, int],
+    given: dict[str, float],
+    warnings: list[str],
+) -> None:
+    """Each item's value (the first answer that can be read counts) into `values`, each
+    restated total into `given` (by scale id), with the warnings of answers not read."""
     totals = instrument.total_items
     item_set = instrument.item_set
     listed = instrument.answer_scores
@@ -248,6 +351,15 @@ def measure_response(
             continue
         values[code] = value
 
+
+def _measured(
+    values: Mapping[str, int],
+    given: Mapping[str, float],
+    warnings: list[str],
+    instrument: Instrument,
+    status: object,
+) -> Measurement:
+    """The measurement the items' values and the restated totals make."""
     flags, safety_reasons = safety_flags(values, instrument)
 
     whole_status = status in COMPLETE_RESPONSE

@@ -30,7 +30,9 @@ from mappings.instruments import (
     measure_response,
     measure_total_observation,
     member_answers,
+    named_instrument,
     positional_answers,
+    quick_measure,
     read_answers,
 )
 from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef
@@ -227,8 +229,10 @@ def _prepare(
     pack: RulePack,
     panel: Mapping[str, Mapping[str, Any]],
 ) -> _Prepared | None:
-    measurement: Measurement | None = None
     answers: list[Answer] = []
+    score: int | None = None
+    survey = False
+    measurement: Measurement | None
     if ref.resource_type == "Observation":
         total = instrument_total(resource, pack)
         if total is None:
@@ -245,23 +249,8 @@ def _prepare(
         )
         start, end, when, warnings = _when(resource, "Observation")
     else:
-        answers = read_answers(resource)
         start, end, when, warnings = _when(resource, "QuestionnaireResponse")
-    score, fulfilment_warnings = fulfilment_score(answers, pack)
-    warnings += fulfilment_warnings
-    survey = measurement is None and _is_fulfilment_survey(resource, pack)
-    if measurement is None and not survey:
-        answered = identify_instrument(resource, answers, pack)
-        if answered is not None:
-            # Named by its canonical but with the sender's own linkIds ("1".."9").
-            in_order = positional_answers(answers, answered)
-            if in_order is not None:
-                answers = in_order
-                warnings.append(
-                    f"QuestionnaireResponse.item: linkIds are not {answered.name} item "
-                    "codes; read in the instrument's item order"
-                )
-            measurement = measure_response(answers, answered, resource.get("status"))
+        measurement, answers, score, survey = _read_response(resource, pack, warnings)
     primary = measurement.primary if measurement else None
     return _Prepared(
         ref=ref,
@@ -279,6 +268,38 @@ def _prepare(
         primary=primary,
         score=int(primary.value) if primary and primary.value.is_integer() else None,
     )
+
+
+def _read_response(
+    resource: Mapping[str, Any], pack: RulePack, warnings: list[str]
+) -> tuple[Measurement | None, list[Answer], int | None, bool]:
+    """A QuestionnaireResponse's measurement, its answers (kept for a fulfilment survey),
+    its fulfilment score and whether it is a fulfilment survey; adds its warnings."""
+    survey = _is_fulfilment_survey(resource, pack)
+    if not survey:
+        named = named_instrument(resource, pack)
+        if named is not None:
+            # Most responses: scored in one walk, with nothing to warn about.
+            quick = quick_measure(resource, named, pack.fulfilment_score_item)
+            if quick is not None:
+                return quick, [], None, False
+    answers = read_answers(resource)
+    score, fulfilment_warnings = fulfilment_score(answers, pack)
+    warnings += fulfilment_warnings
+    measurement = None
+    if not survey:
+        answered = identify_instrument(resource, answers, pack)
+        if answered is not None:
+            # Named by its canonical but with the sender's own linkIds ("1".."9").
+            in_order = positional_answers(answers, answered)
+            if in_order is not None:
+                answers = in_order
+                warnings.append(
+                    f"QuestionnaireResponse.item: linkIds are not {answered.name} item "
+                    "codes; read in the instrument's item order"
+                )
+            measurement = measure_response(answers, answered, resource.get("status"))
+    return measurement, answers, score, survey
 
 
 # Where a time is read from, in order: the first present one is the record's time.

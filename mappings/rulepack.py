@@ -407,9 +407,15 @@ class Instrument:
     # Matches the codes of a known concern (None: the instrument has none).
     concern_codes: CodeSet | None
 
+    # (low, high), made once: read for every answer scored.
+    whole_range: tuple[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "whole_range", (self.low, self.high))
+
     def item_range(self, item: str) -> tuple[int, int]:
         """The range an answer to `item` must lie in to count."""
-        return self.item_ranges.get(item, (self.low, self.high))
+        return self.item_ranges.get(item, self.whole_range)
 
 
 @dataclass(frozen=True, slots=True)
