@@ -35,7 +35,7 @@ from mappings.instruments import (
     quick_measure,
     read_answers,
 )
-from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef
+from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef, job_record
 from mappings.rulepack import Instrument, QuestionnaireRule, RulePack, Scale
 
 FULFILMENT_RANGE = range(1, 6)
@@ -117,7 +117,7 @@ class _Prepared:
             title = f"{instrument.name} questionnaire" if instrument else "Questionnaire"
         if flags is None:
             flags = measurement.flags if measurement else ()
-        return JobRecord(
+        return job_record(
             job=job,
             source_ref=self.ref,
             subject_id=self.subject_id,
@@ -252,21 +252,22 @@ def _prepare(
         start, end, when, warnings = _when(resource, "QuestionnaireResponse")
         measurement, answers, score, survey = _read_response(resource, pack, warnings)
     primary = measurement.primary if measurement else None
+    # Positional: a class called with keywords packs them into a dict first.
     return _Prepared(
-        ref=ref,
-        resource=resource,
-        when=when,
-        start=start,
-        end=end,
-        subject_id=reference_id(resource.get("subject"), "Patient"),
-        measurement=measurement,
-        answers=answers,
-        fulfilment_survey=survey,
-        fulfilment_score=score,
-        warnings=(*warnings, *measurement.warnings) if measurement else tuple(warnings),
-        pack_version=pack.label,
-        primary=primary,
-        score=int(primary.value) if primary and primary.value.is_integer() else None,
+        ref,
+        resource,
+        when,
+        start,
+        end,
+        reference_id(resource.get("subject"), "Patient"),
+        measurement,
+        answers,
+        survey,
+        score,
+        (*warnings, *measurement.warnings) if measurement else tuple(warnings),
+        pack.label,
+        primary,
+        int(primary.value) if primary and primary.value.is_integer() else None,
     )
 
 
