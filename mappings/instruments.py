@@ -368,7 +368,7 @@ def _measured(
         answered = [values[item] for item in scale.items if item in values]
         if len(answered) == len(scale.items):
             if whole_status:
-                score = _scale_score(scale, values)
+                score = _scale_score(scale, values, answered)
                 if score is not None:
                     scores.append(score)
                     if scale.id in given and given[scale.id] != score.value:
@@ -391,14 +391,15 @@ def _measured(
             parts.append(f"status is {status if isinstance(status, str) else 'missing'}")
         missing = "; ".join(parts) or "a scale could not be scored"
         flags.append(Flag.INCOMPLETE)
+    # Positional: a class called with keywords packs them into a dict first.
     return Measurement(
-        instrument=instrument,
-        scores=tuple(scores),
-        flags=tuple(flags),
-        safety_reasons=tuple(safety_reasons),
-        missing=missing,
-        evidence=f"{answered_count} of {len(instrument.items)} items",
-        warnings=tuple(warnings),
+        instrument,
+        tuple(scores),
+        tuple(flags),
+        tuple(safety_reasons),
+        missing,
+        f"{answered_count} of {len(instrument.items)} items",
+        tuple(warnings),
     )
 
 
@@ -490,22 +491,27 @@ def measure_total_observation(
             values.setdefault(answer.code, item_value)
     safety, safety_reasons = safety_flags(values, instrument)
     return Measurement(
-        instrument=instrument,
-        scores=scores,
-        flags=(*flags, *safety),
-        safety_reasons=tuple(safety_reasons),
-        missing=missing,
-        evidence=f"Observation {code}",
-        warnings=tuple(warnings),
+        instrument,
+        scores,
+        (*flags, *safety),
+        tuple(safety_reasons),
+        missing,
+        f"Observation {code}",
+        tuple(warnings),
     )
 
 
-def _scale_score(scale: Scale, values: Mapping[str, int]) -> ScaleScore | None:
+def _scale_score(scale: Scale, values: Mapping[str, int], answered: list[int]) -> ScaleScore | None:
+    """The scale's score from every item's value (`answered`: them in the scale's order)."""
     rescore = scale.rescore
-    item_values = [
-        rescore[item].get(values[item], values[item]) if item in rescore else values[item]
-        for item in scale.items
-    ]
+    item_values = (
+        [
+            rescore[item].get(values[item], values[item]) if item in rescore else values[item]
+            for item in scale.items
+        ]
+        if rescore
+        else answered
+    )
     if scale.kind == "profile":
         # EQ-5D style: the levels written side by side ("11223"), no sum and no band.
         return ScaleScore(scale.id, float("".join(str(v) for v in item_values)), None)
