@@ -139,10 +139,12 @@ def _score_items(
             for answer in answers:
                 if not isinstance(answer, dict):
                     continue
-                if code is not None and not _score_answer(
-                    code, answer, instrument, other_item, values, given
-                ):
-                    return False
+                if code is not None:
+                    plain = _plain_listed(code, answer, instrument, other_item, values)
+                    if plain is not None:
+                        values[code] = plain
+                    elif not _score_answer(code, answer, instrument, other_item, values, given):
+                        return False
                 if "item" in answer and not _score_items(
                     answer["item"], instrument, other_item, values, given
                 ):
@@ -150,6 +152,27 @@ def _score_items(
         if "item" in item and not _score_items(item["item"], instrument, other_item, values, given):
             return False
     return True
+
+
+def _plain_listed(
+    code: str,
+    answer: Mapping[str, Any],
+    instrument: Instrument,
+    other_item: str,
+    values: Mapping[str, int],
+) -> int | None:
+    """The value of the answer nearly all are, an item's first answer that is a listed
+    Coding alone (in range), in one lookup; None for any other (`_score_answer` reads
+    it). What `_score_answer` would count, without its checks one by one."""
+    if len(answer) != 1 or code in values or code == other_item:
+        return None
+    coded = answer.get("valueCoding")
+    if not isinstance(coded, dict) or "extension" in coded or code in instrument.total_items:
+        return None
+    system, listed = coded.get("system"), coded.get("code")
+    if not isinstance(system, str) or not isinstance(listed, str):
+        return None
+    return instrument.item_scores.get((code, system, listed))
 
 
 def _score_answer(
