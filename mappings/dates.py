@@ -12,6 +12,7 @@ import re
 from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from mappings.errors import FhirDateError
 
@@ -89,6 +90,9 @@ def _common_shape(value: str) -> bool:
     return value[4] + value[7] + value[10] + value[13] + value[16] == "--T::"
 
 
+# Cached: one visit's resources share its times (an Encounter's start is the onset of
+# the Conditions recorded at it and the time of its Observations and screens).
+@lru_cache(maxsize=1 << 16)
 def _common_instant(value: str) -> tuple[datetime, str] | None:
     """The UTC moment and its ISO text of a value in the common shape, read by the C
     parser (a UTC value is its own text once the parser has checked it); None for

@@ -35,7 +35,7 @@ from mappings.fhir_values import (
     concepts_codes,
     reference_id,
 )
-from mappings.model import Flag, Job, JobRecord, SourceRef
+from mappings.model import Flag, Job, JobRecord, SourceRef, job_record
 from mappings.rulepack import ACTCODE, RulePack, normalise_code
 
 UPCOMING_STATUSES = frozenset({"planned"})
@@ -89,7 +89,7 @@ def map_encounter(
         warnings.append("Encounter.period.start: missing; the record has no time")
     placement = _placement(encounter, ref.resource_id, start, context or _NO_CONTEXT, pack)
     placed = placement.placed
-    return JobRecord(
+    return job_record(
         job=placed.job,
         source_ref=ref,
         subject_id=reference_id(encounter.get("subject"), "Patient"),

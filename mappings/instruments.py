@@ -97,6 +97,113 @@ def _walk(items: Any, path: str, found: list[Answer]) -> None:
             _walk(item["item"], item_path, found)
 
 
+def quick_measure(
+    response: Mapping[str, Any], instrument: Instrument, other_item: str
+) -> Measurement | None:
+    """`measure_response(read_answers(response), instrument, status)` in one walk over
+    the items, for the response most are: every item answer read counts (a Coding from
+    the instrument's list, in range), at least one does, and none answers `other_item`
+    (the fulfilment item, read from the answers by the caller). None for any other
+    response: read it the long way, which says what it could not read.
+
+    Answers are neither collected nor given paths: only a warning needs a path, and a
+    response that would warn goes the long way."""
+    values: dict[str, int] = {}
+    given: dict[str, float] = {}
+    if not _score_items(response.get("item"), instrument, other_item, values, given):
+        return None
+    if not values:
+        # Nothing under an item code: perhaps the sender's own linkIds, read by position.
+        return None
+    return _measured(values, given, [], instrument, response.get("status"))
+
+
+def _score_items(
+    items: Any,
+    instrument: Instrument,
+    other_item: str,
+    values: dict[str, int],
+    given: dict[str, float],
+) -> bool:
+    """Score answers into `values` and `given` in `read_answers`' order; False as soon
+    as one needs the long way."""
+    if not isinstance(items, list):
+        return True
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        answers = item.get("answer")
+        if isinstance(answers, list):
+            link_id = item.get("linkId")
+            code = _item_code(link_id) if isinstance(link_id, str) else None
+            for answer in answers:
+                if not isinstance(answer, dict):
+                    continue
+                if code is not None:
+                    plain = _plain_listed(code, answer, instrument, other_item, values)
+                    if plain is not None:
+                        values[code] = plain
+                    elif not _score_answer(code, answer, instrument, other_item, values, given):
+                        return False
+                if "item" in answer and not _score_items(
+                    answer["item"], instrument, other_item, values, given
+                ):
+                    return False
+        if "item" in item and not _score_items(item["item"], instrument, other_item, values, given):
+            return False
+    return True
+
+
+def _plain_listed(
+    code: str,
+    answer: Mapping[str, Any],
+    instrument: Instrument,
+    other_item: str,
+    values: Mapping[str, int],
+) -> int | None:
+    """The value of the answer nearly all are, an item's first answer that is a listed
+    Coding alone (in range), in one lookup; None for any other (`_score_answer` reads
+    it). What `_score_answer` would count, without its checks one by one."""
+    if len(answer) != 1 or code in values or code == other_item:
+        return None
+    coded = answer.get("valueCoding")
+    if not isinstance(coded, dict) or "extension" in coded or code in instrument.total_items:
+        return None
+    system, listed = coded.get("system"), coded.get("code")
+    if not isinstance(system, str) or not isinstance(listed, str):
+        return None
+    return instrument.item_scores.get((code, system, listed))
+
+
+def _score_answer(
+    code: str,
+    answer: Mapping[str, Any],
+    instrument: Instrument,
+    other_item: str,
+    values: dict[str, int],
+    given: dict[str, float],
+) -> bool:
+    """`_read_values` for one answer, without warnings: False where it would warn."""
+    if code == other_item:
+        return False
+    totals = instrument.total_items
+    if code in totals:
+        total = _number(answer)
+        if total is not None:
+            given.setdefault(totals[code].id, total)
+        return True
+    if code not in instrument.item_set or code in values:
+        return True
+    value = _listed_score(answer, instrument.answer_scores)
+    if value is None:
+        return False
+    low, high = instrument.item_ranges.get(code, instrument.whole_range)
+    if not low <= value <= high:
+        return False
+    values[code] = value
+    return True
+
+
 # The path steps of the first items and answers, made once: joining two strings costs
 # less than formatting an index into one, for every answer of every response.
 _STEPS = 64
@@ -115,13 +222,9 @@ def identify_instrument(
     """The instrument a response answers: by its `questionnaire` canonical, else by the
     instrument whose items its answers cover most (fewest items on a tie, so two PHQ
     items alone are a PHQ-2, not a partial PHQ-9)."""
-    canonical = response.get("questionnaire")
-    if isinstance(canonical, str) and canonical:
-        if canonical not in pack.instrument_by_canonical:
-            remember(pack.instrument_by_canonical, canonical, _named_instrument(canonical, pack))
-        named = pack.instrument_by_canonical[canonical]
-        if named is not None:
-            return named
+    named = named_instrument(response, pack)
+    if named is not None:
+        return named
     codes = {answer.code for answer in answers}
     best: Instrument | None = None
     best_key = (0, 0)
@@ -133,6 +236,16 @@ def identify_instrument(
         if key > best_key:
             best, best_key = instrument, key
     return best
+
+
+def named_instrument(response: Mapping[str, Any], pack: RulePack) -> Instrument | None:
+    """The instrument a response's `questionnaire` canonical names, if any."""
+    canonical = response.get("questionnaire")
+    if not isinstance(canonical, str) or not canonical:
+        return None
+    if canonical not in pack.instrument_by_canonical:
+        remember(pack.instrument_by_canonical, canonical, _named_instrument(canonical, pack))
+    return pack.instrument_by_canonical[canonical]
 
 
 def _named_instrument(canonical: str, pack: RulePack) -> Instrument | None:
@@ -220,6 +333,19 @@ def measure_response(
     warnings: list[str] = []
     values: dict[str, int] = {}
     given: dict[str, float] = {}
+    _read_values(answers, instrument, values, given, warnings)
+    return _measured(values, given, warnings, instrument, status)
+
+
+def _read_values(
+    answers: Sequence[Answer],
+    instrument: Instrument,
+    values: dict[str, int],
+    given: dict[str, float],
+    warnings: list[str],
+) -> None:
+    """Each item's value (the first answer that can be read counts) into `values`, each
+    restated total into `given` (by scale id), with the warnings of answers not read."""
     totals = instrument.total_items
     item_set = instrument.item_set
     listed = instrument.answer_scores
@@ -248,6 +374,15 @@ def measure_response(
             continue
         values[code] = value
 
+
+def _measured(
+    values: Mapping[str, int],
+    given: Mapping[str, float],
+    warnings: list[str],
+    instrument: Instrument,
+    status: object,
+) -> Measurement:
+    """The measurement the items' values and the restated totals make."""
     flags, safety_reasons = safety_flags(values, instrument)
 
     whole_status = status in COMPLETE_RESPONSE
@@ -256,7 +391,7 @@ def measure_response(
         answered = [values[item] for item in scale.items if item in values]
         if len(answered) == len(scale.items):
             if whole_status:
-                score = _scale_score(scale, values)
+                score = _scale_score(scale, values, answered)
                 if score is not None:
                     scores.append(score)
                     if scale.id in given and given[scale.id] != score.value:
@@ -279,14 +414,15 @@ def measure_response(
             parts.append(f"status is {status if isinstance(status, str) else 'missing'}")
         missing = "; ".join(parts) or "a scale could not be scored"
         flags.append(Flag.INCOMPLETE)
+    # Positional: a class called with keywords packs them into a dict first.
     return Measurement(
-        instrument=instrument,
-        scores=tuple(scores),
-        flags=tuple(flags),
-        safety_reasons=tuple(safety_reasons),
-        missing=missing,
-        evidence=f"{answered_count} of {len(instrument.items)} items",
-        warnings=tuple(warnings),
+        instrument,
+        tuple(scores),
+        tuple(flags),
+        tuple(safety_reasons),
+        missing,
+        f"{answered_count} of {len(instrument.items)} items",
+        tuple(warnings),
     )
 
 
@@ -378,22 +514,27 @@ def measure_total_observation(
             values.setdefault(answer.code, item_value)
     safety, safety_reasons = safety_flags(values, instrument)
     return Measurement(
-        instrument=instrument,
-        scores=scores,
-        flags=(*flags, *safety),
-        safety_reasons=tuple(safety_reasons),
-        missing=missing,
-        evidence=f"Observation {code}",
-        warnings=tuple(warnings),
+        instrument,
+        scores,
+        (*flags, *safety),
+        tuple(safety_reasons),
+        missing,
+        f"Observation {code}",
+        tuple(warnings),
     )
 
 
-def _scale_score(scale: Scale, values: Mapping[str, int]) -> ScaleScore | None:
+def _scale_score(scale: Scale, values: Mapping[str, int], answered: list[int]) -> ScaleScore | None:
+    """The scale's score from every item's value (`answered`: them in the scale's order)."""
     rescore = scale.rescore
-    item_values = [
-        rescore[item].get(values[item], values[item]) if item in rescore else values[item]
-        for item in scale.items
-    ]
+    item_values = (
+        [
+            rescore[item].get(values[item], values[item]) if item in rescore else values[item]
+            for item in scale.items
+        ]
+        if rescore
+        else answered
+    )
     if scale.kind == "profile":
         # EQ-5D style: the levels written side by side ("11223"), no sum and no band.
         return ScaleScore(scale.id, float("".join(str(v) for v in item_values)), None)

@@ -30,10 +30,12 @@ from mappings.instruments import (
     measure_response,
     measure_total_observation,
     member_answers,
+    named_instrument,
     positional_answers,
+    quick_measure,
     read_answers,
 )
-from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef
+from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef, job_record
 from mappings.rulepack import Instrument, QuestionnaireRule, RulePack, Scale
 
 FULFILMENT_RANGE = range(1, 6)
@@ -115,7 +117,7 @@ class _Prepared:
             title = f"{instrument.name} questionnaire" if instrument else "Questionnaire"
         if flags is None:
             flags = measurement.flags if measurement else ()
-        return JobRecord(
+        return job_record(
             job=job,
             source_ref=self.ref,
             subject_id=self.subject_id,
@@ -227,8 +229,10 @@ def _prepare(
     pack: RulePack,
     panel: Mapping[str, Mapping[str, Any]],
 ) -> _Prepared | None:
-    measurement: Measurement | None = None
     answers: list[Answer] = []
+    score: int | None = None
+    survey = False
+    measurement: Measurement | None
     if ref.resource_type == "Observation":
         total = instrument_total(resource, pack)
         if total is None:
@@ -245,12 +249,46 @@ def _prepare(
         )
         start, end, when, warnings = _when(resource, "Observation")
     else:
-        answers = read_answers(resource)
         start, end, when, warnings = _when(resource, "QuestionnaireResponse")
+        measurement, answers, score, survey = _read_response(resource, pack, warnings)
+    primary = measurement.primary if measurement else None
+    # Positional: a class called with keywords packs them into a dict first.
+    return _Prepared(
+        ref,
+        resource,
+        when,
+        start,
+        end,
+        reference_id(resource.get("subject"), "Patient"),
+        measurement,
+        answers,
+        survey,
+        score,
+        (*warnings, *measurement.warnings) if measurement else tuple(warnings),
+        pack.label,
+        primary,
+        int(primary.value) if primary and primary.value.is_integer() else None,
+    )
+
+
+def _read_response(
+    resource: Mapping[str, Any], pack: RulePack, warnings: list[str]
+) -> tuple[Measurement | None, list[Answer], int | None, bool]:
+    """A QuestionnaireResponse's measurement, its answers (kept for a fulfilment survey),
+    its fulfilment score and whether it is a fulfilment survey; adds its warnings."""
+    survey = _is_fulfilment_survey(resource, pack)
+    if not survey:
+        named = named_instrument(resource, pack)
+        if named is not None:
+            # Most responses: scored in one walk, with nothing to warn about.
+            quick = quick_measure(resource, named, pack.fulfilment_score_item)
+            if quick is not None:
+                return quick, [], None, False
+    answers = read_answers(resource)
     score, fulfilment_warnings = fulfilment_score(answers, pack)
     warnings += fulfilment_warnings
-    survey = measurement is None and _is_fulfilment_survey(resource, pack)
-    if measurement is None and not survey:
+    measurement = None
+    if not survey:
         answered = identify_instrument(resource, answers, pack)
         if answered is not None:
             # Named by its canonical but with the sender's own linkIds ("1".."9").
@@ -262,23 +300,7 @@ def _prepare(
                     "codes; read in the instrument's item order"
                 )
             measurement = measure_response(answers, answered, resource.get("status"))
-    primary = measurement.primary if measurement else None
-    return _Prepared(
-        ref=ref,
-        resource=resource,
-        when=when,
-        start=start,
-        end=end,
-        subject_id=reference_id(resource.get("subject"), "Patient"),
-        measurement=measurement,
-        answers=answers,
-        fulfilment_survey=survey,
-        fulfilment_score=score,
-        warnings=(*warnings, *measurement.warnings) if measurement else tuple(warnings),
-        pack_version=pack.label,
-        primary=primary,
-        score=int(primary.value) if primary and primary.value.is_integer() else None,
-    )
+    return measurement, answers, score, survey
 
 
 # Where a time is read from, in order: the first present one is the record's time.

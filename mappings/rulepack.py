@@ -407,9 +407,25 @@ class Instrument:
     # Matches the codes of a known concern (None: the instrument has none).
     concern_codes: CodeSet | None
 
+    # (low, high), made once: read for every answer scored.
+    whole_range: tuple[int, int] = field(init=False)
+    # (item, system, code) -> the value of that listed answer to that item, where it lies
+    # in the item's range: the common answer scored in one lookup.
+    item_scores: dict[tuple[str, str, str], int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "whole_range", (self.low, self.high))
+        item_scores: dict[tuple[str, str, str], int] = {}
+        for item in self.items:
+            low, high = self.item_ranges.get(item, self.whole_range)
+            for (system, code), value in self.answer_scores.items():
+                if system is not None and low <= value <= high:
+                    item_scores[(item, system, code)] = value
+        object.__setattr__(self, "item_scores", item_scores)
+
     def item_range(self, item: str) -> tuple[int, int]:
         """The range an answer to `item` must lie in to count."""
-        return self.item_ranges.get(item, (self.low, self.high))
+        return self.item_ranges.get(item, self.whole_range)
 
 
 @dataclass(frozen=True, slots=True)
