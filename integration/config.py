@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -25,6 +25,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from integration.access.clients import ClientConfig
+from integration.access.oauth import OAuthConfig
 from integration.errors import ConfigError
 from integration.limits import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
 from integration.push_clients import PushClientConfig
@@ -35,7 +37,7 @@ from integration.webhooks.config import SubscriptionConfig
 DEFAULT_CONFIG_FILE = "journey.toml"
 # The config file's [[tables]], each with the key that names a table's source: an error
 # in one names the table by its index and, when it has a valid one, its source.
-TABLES = {"sources": "name", "push_clients": "source", "subscriptions": "name"}
+TABLES = {"sources": "name", "push_clients": "source", "subscriptions": "name", "clients": "id"}
 USED_TWICE = "name_used_twice"
 
 
@@ -51,6 +53,30 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="API keys accepted as 'Authorization: Bearer <key>', comma-separated",
+    )
+    clients: list[ClientConfig] = Field(
+        default_factory=list,
+        description="[[clients]] tables of the config file: API clients with their scopes "
+        "and their key by reference (key_env, key_file or key_sha256)",
+    )
+    oauth_issuer: str | None = Field(
+        default=None, description="OAuth2: the issuer whose bearer JWTs are accepted (iss)"
+    )
+    oauth_audience: str | None = Field(
+        default=None, description="OAuth2: the audience tokens must be for (aud)"
+    )
+    oauth_jwks_url: str | None = Field(default=None, description="OAuth2: the issuer's JWKS URL")
+    oauth_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["RS256", "ES256", "PS256"],
+        description="OAuth2: signature algorithms accepted (asymmetric only), comma-separated",
+    )
+    oauth_jwks_refresh_seconds: float = Field(
+        default=300.0, gt=0, description="OAuth2: how often the issuer's keys are fetched again"
+    )
+    oauth_max_stale_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="OAuth2: how long known keys keep working while the issuer is unreachable",
     )
     host: str = Field(default="127.0.0.1", description="address `journey serve` listens on")
     port: int = Field(default=8000, ge=1, le=65535, description="port `journey serve` listens on")
@@ -193,13 +219,35 @@ class Settings(BaseSettings):
         default=None, description="the config file these settings came from (set on load)"
     )
 
+    @model_validator(mode="after")
+    def _oauth_whole(self) -> Settings:
+        named = [self.oauth_issuer, self.oauth_audience, self.oauth_jwks_url]
+        if any(named) and not all(named):
+            raise ValueError(
+                "OAuth2 needs oauth_issuer, oauth_audience and oauth_jwks_url together"
+            )
+        return self
+
+    @property
+    def oauth(self) -> OAuthConfig | None:
+        if not (self.oauth_issuer and self.oauth_audience and self.oauth_jwks_url):
+            return None
+        return OAuthConfig(
+            self.oauth_issuer,
+            self.oauth_audience,
+            self.oauth_jwks_url,
+            tuple(self.oauth_algorithms),
+            self.oauth_jwks_refresh_seconds,
+            self.oauth_max_stale_hours,
+        )
+
     @property
     def fhir_base_url(self) -> str:
         """The FHIR base clients use: what notifications' references start with."""
         root = self.public_url or f"http://{self.host}:{self.port}"
         return root.rstrip("/") + "/fhir"
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "oauth_algorithms", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -301,5 +349,5 @@ def _table_name(tables: Any, index: int, name_key: str, setting: str) -> str:
     """` (source 'x')` (or `subscription`) for a table with a valid name, else nothing."""
     table = tables[index] if isinstance(tables, list) and index < len(tables) else None
     name = table.get(name_key) if isinstance(table, dict) else getattr(table, name_key, None)
-    label = "subscription" if setting == "subscriptions" else "source"
+    label = {"subscriptions": "subscription", "clients": "client"}.get(setting, "source")
     return f" ({label} {name!r})" if isinstance(name, str) and is_source_name(name) else ""

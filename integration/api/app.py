@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from integration.api.boundary import install_error_boundary
+from integration.api.deps import authenticator_of
 from integration.api.openapi import install_openapi
 from integration.api.problems import install_problem_handlers
 from integration.api.responses import OrjsonResponse
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.running_syncs = {}
     app.state.sync_tasks = set()
     app.state.push_keys = load_push_keys(settings.push_clients, settings.config_file)
+    app.state.authenticator = authenticator_of(settings)
     if engine is not None:
         app.state.engine = engine
         app.state.push = PushService(engine, store_pack(engine), settings)

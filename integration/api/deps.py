@@ -7,19 +7,29 @@ journey read more time than its database queries.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from sqlalchemy import Engine
 
+from integration.access.authenticator import Authenticator
+from integration.access.clients import KeyRing
+from integration.access.oauth import IssuerKeysUnavailable, TokenRejected, TokenVerifier
+from integration.access.principal import Principal
+from integration.access.scopes import DESCRIPTIONS, Permission
 from integration.api.problems import ApiProblem
 from integration.config import Settings
 
 _bearer = HTTPBearer(
-    auto_error=False, scheme_name="ApiKey", description="An API key from JOURNEY_API_KEYS"
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key (JOURNEY_API_KEYS, or a [[clients]] key) or an OAuth2 bearer "
+    "JWT from the configured issuer. Each operation names the scope it needs: "
+    + "; ".join(f"`{p.value}`: {text}" for p, text in DESCRIPTIONS.items())
+    + ". SMART scopes imply them: a Patient or * read at system level reads people and "
+    "the feed, at user level people, at patient level the `patient` claim's person; a "
+    "Subscription write manages subscriptions.",
 )
 
 
@@ -50,39 +60,70 @@ StoreDep = Annotated[Engine, Depends(get_engine)]
 ReadStoreDep = Annotated[Engine, Depends(get_read_engine)]
 
 
-async def require_api_key(
-    settings: SettingsDep,
+async def authenticate(
+    security_scopes: SecurityScopes,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The caller's key, if it is one of the configured keys; else 401."""
+) -> Principal:
+    """The calling client, if its key or token is valid (else 401) and it holds the
+    scopes the route names (else 403)."""
     challenge = {"WWW-Authenticate": 'Bearer realm="fhir-journey"'}
     if credentials is None:
         raise ApiProblem(
-            401, "Unauthorized", "send an API key as 'Authorization: Bearer <key>'", challenge
+            401,
+            "Unauthorized",
+            "send an API key or an OAuth2 token as 'Authorization: Bearer <key or token>'",
+            challenge,
         )
-    if not settings.api_keys:
+    authenticator: Authenticator = request.app.state.authenticator
+    if not authenticator.configured:
         raise ApiProblem(
             401,
             "Unauthorized",
-            "this server has no API keys configured (JOURNEY_API_KEYS)",
+            "this server has no API keys configured (JOURNEY_API_KEYS or [[clients]])",
             challenge,
         )
-    if not is_api_key(settings, credentials.credentials):
-        raise ApiProblem(401, "Unauthorized", "the API key is not valid", challenge)
-    return credentials.credentials
+    try:
+        principal = await authenticator.principal(credentials.credentials)
+    except TokenRejected as exc:
+        raise ApiProblem(
+            401,
+            "Unauthorized",
+            str(exc),
+            {"WWW-Authenticate": 'Bearer realm="fhir-journey", error="invalid_token"'},
+        ) from None
+    except IssuerKeysUnavailable as exc:
+        raise ApiProblem(503, "Service Unavailable", str(exc), {"Retry-After": "30"}) from None
+    for scope in security_scopes.scopes:
+        if not principal.may(Permission(scope)):
+            raise ApiProblem(
+                403,
+                "Forbidden",
+                f"this client lacks the scope {scope}",
+                {
+                    "WWW-Authenticate": 'Bearer realm="fhir-journey", '
+                    f'error="insufficient_scope", scope="{scope}"'
+                },
+            )
+    return principal
 
 
-def is_api_key(settings: Settings, presented: str) -> bool:
-    """One of the configured API keys? Compared against every key in constant time, so
-    timing tells nothing."""
-    given = presented.encode()
-    matches = [secrets.compare_digest(given, key.encode()) for key in settings.api_keys]
-    return any(matches)
+def caller_with(permission: Permission) -> Any:
+    """A route parameter: the calling client, which must hold `permission`."""
+    return Annotated[Principal, Security(authenticate, scopes=[permission.value])]
 
 
-CallerDep = Annotated[str, Depends(require_api_key)]
+ReadPeople = caller_with(Permission.READ_PEOPLE)
+LinkPeople = caller_with(Permission.LINK_PEOPLE)
+ReadFeed = caller_with(Permission.READ_FEED)
+ManageSubscriptions = caller_with(Permission.MANAGE_SUBSCRIPTIONS)
+ReadOperations = caller_with(Permission.READ_OPERATIONS)
+StartSyncs = caller_with(Permission.START_SYNCS)
+ManageQuarantine = caller_with(Permission.MANAGE_QUARANTINE)
 
 
-def caller_label(key: str) -> str:
-    """Who made a change (closed an entry, linked two people), without the key itself."""
-    return "api-key:" + hashlib.sha256(key.encode()).hexdigest()[:12]
+def authenticator_of(settings: Settings) -> Authenticator:
+    """The app's authenticator: its key ring and, when configured, the token issuer."""
+    keys = KeyRing(settings.clients, settings.api_keys, settings.config_file)
+    oauth = settings.oauth
+    return Authenticator(keys, TokenVerifier(oauth) if oauth else None)

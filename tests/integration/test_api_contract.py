@@ -30,6 +30,7 @@ from schemathesis.engine.events import FatalError, NonFatalError, ScenarioFinish
 from schemathesis.python.asgi import shutdown_lifespans
 from sqlalchemy import Engine
 
+from integration.access.scopes import Permission
 from integration.api.app import create_app
 from integration.cli.demo_population import PAYER, PROVIDER, write_sample
 from integration.clock import utc_now
@@ -157,11 +158,21 @@ def test_keys_are_declared_as_bearer_schemes_per_part_of_the_api(client: TestCli
     schemes = spec["components"]["securitySchemes"]
     assert schemes["ApiKey"] == {**schemes["ApiKey"], "type": "http", "scheme": "bearer"}
     assert schemes["PushKey"] == {**schemes["PushKey"], "type": "http", "scheme": "bearer"}
+    scopes = {p.value for p in Permission}
     for path, item in spec["paths"].items():
         for method, operation in item.items():
             public = path in ("/healthz", "/fhir/metadata")
-            wanted = [] if public else [{"PushKey" if "/fhir" in path else "ApiKey": []}]
-            assert operation.get("security", []) == wanted, f"{method} {path}"
+            security = operation.get("security", [])
+            if public:
+                assert security == [], f"{method} {path}"
+            elif "/fhir" in path:
+                assert security == [{"PushKey": []}], f"{method} {path}"
+            else:
+                # Each API operation names the one journey scope it needs.
+                [requirement] = security
+                [needed] = requirement["ApiKey"]
+                assert needed in scopes, f"{method} {path}"
+                assert needed in schemes["ApiKey"]["description"]
             # The key is a security scheme, not a header parameter clients fill in.
             names = [p["name"].lower() for p in operation.get("parameters", [])]
             assert "authorization" not in names, f"{method} {path}"

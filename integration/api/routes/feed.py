@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from integration.api.cursors import decode_cursor, encode_cursor
-from integration.api.deps import WITHOUT_NUL, CallerDep, ReadStoreDep, SettingsDep
+from integration.api.deps import WITHOUT_NUL, ReadFeed, ReadStoreDep, SettingsDep
 from integration.api.models import FeedPage
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
@@ -108,7 +108,7 @@ def parse_types(types: list[str] | None) -> list[str]:
 def read_feed(
     engine: ReadStoreDep,
     settings: SettingsDep,
-    _caller: CallerDep,
+    _caller: ReadFeed,
     after: Annotated[
         str | None,
         Query(pattern=WITHOUT_NUL, description="next_cursor of the previous page; none: the start"),
@@ -180,7 +180,7 @@ def _stream_start(last_event_id: str | None, after: str | None, bounds: tuple[in
 async def stream_feed(
     request: Request,
     engine: ReadStoreDep,
-    _caller: CallerDep,
+    _caller: ReadFeed,
     after: Annotated[
         str | None, Query(pattern=WITHOUT_NUL, description="A next_cursor from GET /feed")
     ] = None,

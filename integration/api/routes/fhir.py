@@ -17,7 +17,12 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from integration.api.deps import WITHOUT_NUL, ReadStoreDep, SettingsDep, is_api_key
+from integration.access.authenticator import Authenticator
+from integration.access.oauth import IssuerKeysUnavailable, TokenRejected
+from integration.access.principal import Principal
+from integration.access.scopes import Permission
+from integration.access.visibility import may_read
+from integration.api.deps import WITHOUT_NUL, ReadStoreDep, SettingsDep
 from integration.api.models import (
     Bundle,
     CapabilityStatement,
@@ -62,6 +67,7 @@ _ERRORS = {
     412: "If-Match names another version, or If-None-Exist matches more than one resource",
     413: "The body is over JOURNEY_MAX_PUSH_BYTES (read no further)",
     401: "No key, or not a key this server knows (a push key, or on $match an API key)",
+    403: "The client lacks the scope the operation needs",
     415: "A Content-Type other than application/fhir+json or application/json",
     422: "The resource fails FHIR R4 validation (the issue names the FHIR path)",
 }
@@ -309,9 +315,41 @@ async def matching_scope(
         raise FhirError(
             401, "login", "send an API key or a push key as a Bearer token", None, challenge
         )
-    if is_api_key(settings, credentials.credentials):
+    reader = await _journey_client(request, credentials.credentials)
+    if reader is not None:
+        _must_hold(reader, Permission.READ_PEOPLE)
+        if reader.patient is not None:
+            raise FhirError(403, "forbidden", "a patient-level token cannot search Patients")
         return None
     return [await pushing_source(request, credentials)]
+
+
+async def _journey_client(request: Request, credential: str) -> Principal | None:
+    """The journey client (API key or OAuth2 token) presenting this credential, or None
+    when it is none (it may still be a push key); an invalid token is a 401."""
+    authenticator: Authenticator = request.app.state.authenticator
+    try:
+        return await authenticator.principal(credential)
+    except TokenRejected as exc:
+        if credential.count(".") == 2:
+            raise FhirError(401, "login", str(exc), None, _CHALLENGE) from None
+        return None
+    except IssuerKeysUnavailable as exc:
+        raise FhirError(503, "transient", str(exc), None, {"Retry-After": "30"}) from None
+
+
+def _must_hold(principal: Principal, permission: Permission) -> None:
+    if not principal.may(permission):
+        raise FhirError(
+            403,
+            "forbidden",
+            f"this client lacks the scope {permission.value}",
+            None,
+            {
+                "WWW-Authenticate": 'Bearer realm="fhir-journey", '
+                f'error="insufficient_scope", scope="{permission.value}"'
+            },
+        )
 
 
 @router.post(
@@ -489,31 +527,40 @@ async def update(
     return _written(request, await asyncio.to_thread(push.write_one, source, write))
 
 
-async def journey_reader(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_push_key)],
-) -> None:
-    """The FHIR views of the unified journey are for journey readers: an API key."""
-    if credentials is None or not is_api_key(settings, credentials.credentials):
-        raise FhirError(
-            401,
-            "login",
-            "send an API key as a Bearer token",
-            None,
-            {"WWW-Authenticate": 'Bearer realm="fhir-journey"'},
-        )
+def journey_client(permission: Permission) -> Any:
+    """A dependency: the journey client (an API key or OAuth2 token, not a push key)
+    holding `permission`; 401 or 403 as an OperationOutcome otherwise."""
+
+    async def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_push_key)],
+    ) -> Principal:
+        if credentials is None:
+            raise FhirError(
+                401, "login", "send an API key or token as a Bearer token", None, _CHALLENGE
+            )
+        principal = await _journey_client(request, credentials.credentials)
+        if principal is None:
+            raise FhirError(401, "login", "the API key is not valid", None, _CHALLENGE)
+        _must_hold(principal, permission)
+        return principal
+
+    return check
+
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="fhir-journey"'}
 
 
 @router.get(
     "/EpisodeOfCare",
     summary="EpisodeOfCare: a person's episodes as FHIR R4 (search by patient)",
     response_model=Bundle,
-    responses=fhir_outcomes(400, 401),
-    dependencies=[Depends(journey_reader)],
+    responses=fhir_outcomes(400, 401, 403),
 )
 async def episodes_of_care(
     request: Request,
     engine: ReadStoreDep,
+    reader: Annotated[Principal, Depends(journey_client(Permission.READ_PEOPLE))],
     patient: Annotated[
         str,
         Query(
@@ -529,7 +576,7 @@ async def episodes_of_care(
         pack = store_pack(engine)
         with engine.connect() as conn:
             resolved = resolve_person(conn, person_id)
-            if resolved is None:
+            if resolved is None or not may_read(conn, reader, resolved):
                 return None, []
             return resolved, episodes_of_person(conn, resolved, pack, utc_now())
 

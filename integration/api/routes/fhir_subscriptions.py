@@ -14,10 +14,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
+from integration.access.principal import Principal
+from integration.access.scopes import Permission
+from integration.access.visibility import may_read
 from integration.api.deps import ReadStoreDep, SettingsDep, StoreDep
 from integration.api.models import Bundle, FhirResource
 from integration.api.responses import FhirResponse
-from integration.api.routes.fhir import FHIR_ID, fhir_outcomes, journey_reader, read_json, searchset
+from integration.api.routes.fhir import FHIR_ID, fhir_outcomes, journey_client, read_json, searchset
 from integration.clock import utc_now
 from integration.journey.episode_of_care import episode_of_care
 from integration.journey.episodes import episodes_of_person
@@ -29,12 +32,9 @@ from integration.store.schema import episodes as episodes_table
 from integration.webhooks import fhir_subscriptions as fhir
 from integration.webhooks import subscriptions as service
 
-router = APIRouter(
-    prefix="/fhir",
-    tags=["fhir subscriptions"],
-    default_response_class=FhirResponse,
-    dependencies=[Depends(journey_reader)],
-)
+router = APIRouter(prefix="/fhir", tags=["fhir subscriptions"], default_response_class=FhirResponse)
+# Every route but the EpisodeOfCare read manages subscriptions.
+MANAGES = [Depends(journey_client(Permission.MANAGE_SUBSCRIPTIONS))]
 SubscriptionId = Annotated[str, Path(pattern=FHIR_ID)]
 MAX_EVENTS = 1000
 
@@ -54,7 +54,8 @@ def _held(engine: Any, subscription_id: str) -> store.Subscription:
     "/SubscriptionTopic",
     summary="The journey's SubscriptionTopic",
     response_model=Bundle,
-    responses=fhir_outcomes(401),
+    responses=fhir_outcomes(401, 403),
+    dependencies=MANAGES,
 )
 def topics(request: Request) -> FhirResponse:
     topic = fhir.topic_resource()
@@ -65,7 +66,8 @@ def topics(request: Request) -> FhirResponse:
     "/SubscriptionTopic/journey-change",
     summary="The journey-change SubscriptionTopic (R4B shape)",
     response_model=FhirResource,
-    responses=fhir_outcomes(401),
+    responses=fhir_outcomes(401, 403),
+    dependencies=MANAGES,
 )
 def topic() -> FhirResponse:
     return FhirResponse(fhir.topic_resource())
@@ -76,7 +78,8 @@ def topic() -> FhirResponse:
     status_code=201,
     summary="Subscribe a rest-hook endpoint to the journey-change topic",
     response_model=FhirResource,
-    responses=fhir_outcomes(400, 401, 413, 415),
+    responses=fhir_outcomes(400, 401, 403, 413, 415),
+    dependencies=MANAGES,
 )
 async def create_subscription(
     request: Request, engine: StoreDep, settings: SettingsDep
@@ -114,7 +117,8 @@ async def create_subscription(
     "/Subscription",
     summary="Every FHIR Subscription",
     response_model=Bundle,
-    responses=fhir_outcomes(401),
+    responses=fhir_outcomes(401, 403),
+    dependencies=MANAGES,
 )
 def search_subscriptions(request: Request, engine: ReadStoreDep) -> FhirResponse:
     with engine.connect() as conn:
@@ -128,7 +132,8 @@ def search_subscriptions(request: Request, engine: ReadStoreDep) -> FhirResponse
 @router.get(
     "/Subscription/{subscription_id}",
     response_model=FhirResource,
-    responses=fhir_outcomes(400, 401, 404),
+    responses=fhir_outcomes(400, 401, 403, 404),
+    dependencies=MANAGES,
 )
 def read_subscription(
     subscription_id: SubscriptionId, request: Request, engine: ReadStoreDep
@@ -139,7 +144,8 @@ def read_subscription(
 @router.delete(
     "/Subscription/{subscription_id}",
     status_code=204,
-    responses=fhir_outcomes(400, 401, 404),
+    responses=fhir_outcomes(400, 401, 403, 404),
+    dependencies=MANAGES,
 )
 def delete_subscription(subscription_id: SubscriptionId, engine: StoreDep) -> Response:
     _held(engine, subscription_id)
@@ -151,7 +157,8 @@ def delete_subscription(subscription_id: SubscriptionId, engine: StoreDep) -> Re
     "/Subscription/{subscription_id}/$status",
     summary="The Subscription's status (query-status)",
     response_model=Bundle,
-    responses=fhir_outcomes(400, 401, 404),
+    responses=fhir_outcomes(400, 401, 403, 404),
+    dependencies=MANAGES,
 )
 def subscription_status(
     subscription_id: SubscriptionId, request: Request, engine: ReadStoreDep
@@ -178,7 +185,8 @@ def subscription_status(
     "/Subscription/{subscription_id}/$events",
     summary="Events notified before, by number (query-event)",
     response_model=Bundle,
-    responses=fhir_outcomes(400, 401, 404),
+    responses=fhir_outcomes(400, 401, 403, 404),
+    dependencies=MANAGES,
 )
 def subscription_events(
     subscription_id: SubscriptionId,
@@ -211,10 +219,12 @@ def _with_content(subscription: store.Subscription, content: str) -> store.Subsc
     "/EpisodeOfCare/{episode_id}",
     summary="EpisodeOfCare: one episode as FHIR R4 (what notifications point at)",
     response_model=FhirResource,
-    responses=fhir_outcomes(400, 401, 404),
+    responses=fhir_outcomes(400, 401, 403, 404),
 )
 async def read_episode(
-    episode_id: Annotated[str, Path(pattern=FHIR_ID)], engine: ReadStoreDep
+    episode_id: Annotated[str, Path(pattern=FHIR_ID)],
+    engine: ReadStoreDep,
+    reader: Annotated[Principal, Depends(journey_client(Permission.READ_PEOPLE))],
 ) -> FhirResponse:
     def read() -> dict[str, Any] | None:
         pack = store_pack(engine)
@@ -225,7 +235,7 @@ async def read_episode(
                 .where(episodes_table.c.id == episode_id)
             ).scalar()
             resolved = resolve_person(conn, person) if person else None
-            if resolved is None:
+            if resolved is None or not may_read(conn, reader, resolved):
                 return None
             for episode in episodes_of_person(conn, resolved, pack, utc_now()):
                 if episode["id"] == episode_id:

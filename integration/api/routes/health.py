@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from integration.api.deps import CallerDep, ReadStoreDep
+from integration.api.deps import ReadOperations, ReadStoreDep
 from integration.api.models import Health, StoreStatus
 from integration.api.responses import OrjsonResponse
 from integration.store.queries import store_status
@@ -33,7 +33,7 @@ def healthz(engine: ReadStoreDep) -> OrjsonResponse:
 
 
 @router.get("/status", response_model=StoreStatus, tags=["health"])
-def status(engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
+def status(engine: ReadStoreDep, _caller: ReadOperations) -> OrjsonResponse:
     """What the store holds: people, resources per type and source, records per job,
     open quarantine entries and resources waiting for derivation."""
     with engine.connect() as conn:

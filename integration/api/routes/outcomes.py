@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from integration.api.bounds import time_bound
-from integration.api.deps import WITHOUT_NUL, CallerDep, ReadStoreDep
+from integration.api.deps import WITHOUT_NUL, ReadPeople, ReadStoreDep
 from integration.api.models import OutcomeReport
 from integration.api.openapi import problem
+from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.clock import utc_now
 from integration.journey.outcomes import OutcomeQuery, measures_csv, outcome_report
@@ -38,11 +39,12 @@ router = APIRouter(prefix="/metrics", tags=["outcomes"])
         },
         **problem(400, "A parameter is invalid (the problem names it)"),
         **problem(401, "Missing or wrong API key"),
+        **problem(403, "The client lacks the scope, or may read one patient only"),
     },
 )
 def outcomes(
     engine: ReadStoreDep,
-    _caller: CallerDep,
+    caller: ReadPeople,
     from_: Annotated[
         str | None,
         Query(alias="from", description="Episodes starting on or after (date or dateTime)"),
@@ -72,6 +74,8 @@ def outcomes(
     (and deterioration, recovery), mean percent PROM improvement, mean job fulfilment
     overall and per job, retention (treated people back for keep-well care within N
     months), bundle adoption and the median wait from diagnose to treat."""
+    if caller.patient is not None:
+        raise ApiProblem(403, "Forbidden", "cohort measures need a scope wider than one patient's")
     query = OutcomeQuery(
         start_from=time_bound(from_, "from", end=False),
         start_to=time_bound(to, "to", end=True),

@@ -8,15 +8,17 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Path, Query
 from sqlalchemy import Connection, Engine
 
+from integration.access.principal import Principal
+from integration.access.visibility import may_read
 from integration.api.bounds import time_bound
 from integration.api.cursors import decode_cursor, encode_cursor
 from integration.api.deps import (
     WITHOUT_NUL,
-    CallerDep,
+    LinkPeople,
+    ReadPeople,
     ReadStoreDep,
     SettingsDep,
     StoreDep,
-    caller_label,
 )
 from integration.api.models import (
     EpisodesPage,
@@ -61,7 +63,7 @@ _T = TypeVar("_T")
 def list_people(
     engine: ReadStoreDep,
     settings: SettingsDep,
-    _caller: CallerDep,
+    caller: ReadPeople,
     identifier: Annotated[
         str | None,
         Query(pattern=WITHOUT_NUL, description="Only people with this identifier, as system|value"),
@@ -80,6 +82,8 @@ def list_people(
     after = decode_cursor(cursor, 1)[0] if cursor else None
     with engine.connect() as conn:
         items = queries.list_people(conn, size + 1, after, wanted)
+        # A patient-level client lists its own person only.
+        items = [i for i in items if may_read(conn, caller, i["id"])]
     more = len(items) > size
     items = items[:size]
     next_cursor = encode_cursor([items[-1]["id"]]) if more and items else None
@@ -88,7 +92,7 @@ def list_people(
 
 @router.get("/people/review", response_model=ReviewPage, responses=BAD_PARAMETER)
 def review_queue(
-    engine: ReadStoreDep, settings: SettingsDep, _caller: CallerDep, limit: Limit = None
+    engine: ReadStoreDep, settings: SettingsDep, _caller: LinkPeople, limit: Limit = None
 ) -> OrjsonResponse:
     """Possible matches waiting for a reviewer: pairs of source Patients that may be one
     person (a shared trusted identifier whose demographics do not confirm it), both
@@ -96,6 +100,15 @@ def review_queue(
     with engine.connect() as conn:
         items = review_queue_of(conn, limit or settings.page_size)
     return OrjsonResponse({"items": items})
+
+
+def _visible(conn: Connection, caller: Principal, person_id: str) -> str:
+    """The person as resolved, if this client may read them; else 404, the same answer
+    as for a person that does not exist."""
+    resolved = queries.resolve_person(conn, person_id)
+    if resolved is None or not may_read(conn, caller, resolved):
+        raise ApiProblem(404, "Not Found", f"no person with id {person_id}")
+    return resolved
 
 
 def _decide(engine: Engine, decide: Callable[[Connection, IdentityRules], _T]) -> _T:
@@ -119,7 +132,7 @@ DECISION_PROBLEMS = {
 
 
 @router.post("/people/links", response_model=PairDecided, responses=DECISION_PROBLEMS)
-def decide_link(body: PairDecision, engine: StoreDep, caller: CallerDep) -> OrjsonResponse:
+def decide_link(body: PairDecision, engine: StoreDep, caller: LinkPeople) -> OrjsonResponse:
     """A reviewer's decision on two source Patients: one person (`match`) or two
     (`no_match`). It outranks automatic matching, survives re-matching and is kept in
     the history; the people around them are recomputed at once."""
@@ -129,7 +142,7 @@ def decide_link(body: PairDecision, engine: StoreDep, caller: CallerDep) -> Orjs
     linked = _decide(
         engine,
         lambda conn, rules: review.decide_pair(
-            conn, a, b, Outcome(body.decision), body.reason, caller_label(caller), now, rules
+            conn, a, b, Outcome(body.decision), body.reason, caller.label, now, rules
         ),
     )
     return OrjsonResponse({"a": linked[a], "b": linked[b]})
@@ -137,14 +150,14 @@ def decide_link(body: PairDecision, engine: StoreDep, caller: CallerDep) -> Orjs
 
 @router.post("/people/{person_id}/merge", response_model=PersonAfter, responses=DECISION_PROBLEMS)
 def merge(
-    person_id: PersonId, body: MergePeople, engine: StoreDep, caller: CallerDep
+    person_id: PersonId, body: MergePeople, engine: StoreDep, caller: LinkPeople
 ) -> OrjsonResponse:
     """Merge this person into another (a reviewer's link between a Patient of each)."""
     now = utc_now()
     survivor = _decide(
         engine,
         lambda conn, rules: review.merge_people(
-            conn, person_id, body.into, body.reason, caller_label(caller), now, rules
+            conn, person_id, body.into, body.reason, caller.label, now, rules
         ),
     )
     return OrjsonResponse({"person_id": survivor})
@@ -152,7 +165,7 @@ def merge(
 
 @router.post("/people/{person_id}/split", response_model=PersonAfter, responses=DECISION_PROBLEMS)
 def split(
-    person_id: PersonId, body: SplitPatient, engine: StoreDep, caller: CallerDep
+    person_id: PersonId, body: SplitPatient, engine: StoreDep, caller: LinkPeople
 ) -> OrjsonResponse:
     """Take one of this person's source Patients out of it (a reviewer's no-match with
     each of the person's other Patients). Answers the Patient's person afterwards."""
@@ -165,7 +178,7 @@ def split(
             raise UnknownPatient(
                 f"person {person_id} has no Patient {body.patient_id} in source {body.source}"
             )
-        return review.split_patient(conn, patient, body.reason, caller_label(caller), now, rules)
+        return review.split_patient(conn, patient, body.reason, caller.label, now, rules)
 
     return OrjsonResponse({"person_id": _decide(engine, run)})
 
@@ -175,11 +188,12 @@ def split(
     response_model=LinkHistory,
     responses={**BAD_PARAMETER, **NO_PERSON},
 )
-def link_history(person_id: PersonId, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
+def link_history(person_id: PersonId, engine: ReadStoreDep, caller: ReadPeople) -> OrjsonResponse:
     """Every decision on a pair with one of this person's Patients: automatic verdicts
     as they changed and reviewers' decisions, oldest first."""
     try:
         with engine.connect() as conn:
+            _visible(conn, caller, person_id)
             _, items = review.history_of_person(conn, person_id)
     except UnknownPerson as exc:
         raise ApiProblem(404, "Not Found", str(exc)) from None
@@ -189,14 +203,14 @@ def link_history(person_id: PersonId, engine: ReadStoreDep, _caller: CallerDep) 
 @router.get(
     "/people/{person_id}", response_model=PersonDetail, responses={**BAD_PARAMETER, **NO_PERSON}
 )
-def get_person(person_id: PersonId, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
+def get_person(person_id: PersonId, engine: ReadStoreDep, caller: ReadPeople) -> OrjsonResponse:
     """One person: the source Patients linked to them, identifiers, record counts per job.
 
     A person merged into another (a later Patient shared an identifier) is
     answered with the surviving person."""
     with engine.connect() as conn:
-        resolved = queries.resolve_person(conn, person_id)
-        person = queries.get_person(conn, resolved) if resolved else None
+        resolved = _visible(conn, caller, person_id)
+        person = queries.get_person(conn, resolved)
     if person is None:
         raise ApiProblem(404, "Not Found", f"no person with id {person_id}")
     return OrjsonResponse(person)
@@ -211,7 +225,7 @@ def get_journey(
     person_id: PersonId,
     engine: ReadStoreDep,
     settings: SettingsDep,
-    _caller: CallerDep,
+    caller: ReadPeople,
     job: Annotated[list[Job] | None, Query(description="Only these jobs (repeatable)")] = None,
     from_: Annotated[
         str | None, Query(alias="from", description="Start on or after (date or dateTime)")
@@ -243,9 +257,7 @@ def get_journey(
     )
     after = decode_cursor(cursor, 2) if cursor else None
     with engine.connect() as conn:
-        resolved = queries.resolve_person(conn, person_id)
-        if resolved is None:
-            raise ApiProblem(404, "Not Found", f"no person with id {person_id}")
+        resolved = _visible(conn, caller, person_id)
         items = queries.journey(
             conn, resolved, size + 1, (after[0], after[1]) if after else None, where
         )
@@ -273,7 +285,7 @@ def get_journey(
 def get_episodes(
     person_id: PersonId,
     engine: ReadStoreDep,
-    _caller: CallerDep,
+    caller: ReadPeople,
     as_of: Annotated[
         str | None,
         Query(description="Status as of this date or dateTime (default: now)"),
@@ -285,8 +297,6 @@ def get_episodes(
     moment = time_bound(as_of, "as_of", end=False) or utc_now()
     pack = store_pack(engine)
     with engine.connect() as conn:
-        resolved = queries.resolve_person(conn, person_id)
-        if resolved is None:
-            raise ApiProblem(404, "Not Found", f"no person with id {person_id}")
+        resolved = _visible(conn, caller, person_id)
         items = episodes_of_person(conn, resolved, pack, moment)
     return OrjsonResponse({"person_id": resolved, "as_of": moment, "items": items})

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from integration.api.deps import CallerDep, ReadStoreDep, StoreDep, caller_label
+from integration.access.principal import Principal
+from integration.api.deps import ManageQuarantine, ReadOperations, ReadStoreDep, StoreDep
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
@@ -65,7 +66,7 @@ class CloseEntry(BaseModel):
 @router.get("", response_model=QuarantinePage)
 def list_entries(
     engine: ReadStoreDep,
-    _caller: CallerDep,
+    _caller: ReadOperations,
     closed: Annotated[bool, Query(description="Include closed entries")] = False,
     stage: Annotated[Literal["intake", "mapping"] | None, Query()] = None,
     after: Annotated[int, Query(ge=0, le=ROW_ID_MAX, description="Entries after this id")] = 0,
@@ -84,7 +85,7 @@ def list_entries(
     response_model=QuarantineEntryWithContent,
     responses=NO_ENTRY,
 )
-def get_entry(entry_id: EntryId, engine: ReadStoreDep, _caller: CallerDep) -> OrjsonResponse:
+def get_entry(entry_id: EntryId, engine: ReadStoreDep, _caller: ReadOperations) -> OrjsonResponse:
     """One entry with the content that was kept."""
     with engine.connect() as conn:
         entry = store.entry(conn, entry_id)
@@ -94,12 +95,12 @@ def get_entry(entry_id: EntryId, engine: ReadStoreDep, _caller: CallerDep) -> Or
 
 
 def _close(
-    engine: StoreDep, entry_id: int, resolution: str, body: CloseEntry, caller: str
+    engine: StoreDep, entry_id: int, resolution: str, body: CloseEntry, caller: Principal
 ) -> OrjsonResponse:
     try:
         with engine.begin() as conn:
             entry = store.close_entry(
-                conn, entry_id, resolution, body.reason, caller_label(caller), utc_now()
+                conn, entry_id, resolution, body.reason, caller.label, utc_now()
             )
     except store.QuarantineEntryNotFound:
         raise ApiProblem(404, "Not Found", f"no quarantine entry {entry_id}") from None
@@ -114,7 +115,7 @@ def _close(
     responses=NO_ENTRY,
 )
 def dismiss(
-    entry_id: EntryId, body: CloseEntry, engine: StoreDep, caller: CallerDep
+    entry_id: EntryId, body: CloseEntry, engine: StoreDep, caller: ManageQuarantine
 ) -> OrjsonResponse:
     """Close an entry that will not be fixed, with the reason."""
     return _close(engine, entry_id, store.DISMISSED, body, caller)
@@ -126,7 +127,7 @@ def dismiss(
     responses=NO_ENTRY,
 )
 def resolve(
-    entry_id: EntryId, body: CloseEntry, engine: StoreDep, caller: CallerDep
+    entry_id: EntryId, body: CloseEntry, engine: StoreDep, caller: ManageQuarantine
 ) -> OrjsonResponse:
     """Close an entry fixed in a way the store cannot see (a bad file deleted), with how."""
     return _close(engine, entry_id, store.RESOLVED, body, caller)

@@ -8,7 +8,7 @@ import logging
 from fastapi import APIRouter, Request
 
 from integration.api.boundary import exception_trail
-from integration.api.deps import CallerDep, ReadStoreDep, SettingsDep, StoreDep
+from integration.api.deps import ReadOperations, ReadStoreDep, SettingsDep, StartSyncs, StoreDep
 from integration.api.models import SourcesPage, SyncStarted
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
@@ -33,7 +33,7 @@ def _running(request: Request) -> dict[str, str]:
 
 @router.get("/sources", response_model=SourcesPage)
 def list_sources(
-    request: Request, engine: ReadStoreDep, settings: SettingsDep, _caller: CallerDep
+    request: Request, engine: ReadStoreDep, settings: SettingsDep, _caller: ReadOperations
 ) -> OrjsonResponse:
     """Each configured source with, per resource type, its checkpoint, last sync,
     counts and last error; `running_since` while a sync is under way; for a bulk
@@ -111,7 +111,7 @@ async def start_sync(
     request: Request,
     engine: StoreDep,
     settings: SettingsDep,
-    _caller: CallerDep,
+    _caller: StartSyncs,
     full: bool = False,
 ) -> OrjsonResponse:
     """Start a sync of one source in the background; follow it in GET /sources."""

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from integration.api.deps import CallerDep, SettingsDep, StoreDep
+from integration.api.deps import ManageSubscriptions, SettingsDep, StoreDep
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
@@ -44,7 +44,7 @@ def _not_found(exc: service.UnknownSubscription) -> ApiProblem:
     responses=problem(400, "An invalid URL, event type, source name or payload"),
 )
 def create_subscription(
-    body: NewSubscription, engine: StoreDep, settings: SettingsDep, _caller: CallerDep
+    body: NewSubscription, engine: StoreDep, settings: SettingsDep, _caller: ManageSubscriptions
 ) -> OrjsonResponse:
     """Subscribe an endpoint to the feed. The answer holds the `whsec_` secret that signs
     every delivery; it is shown only here (rotate it to get a new one)."""
@@ -76,7 +76,7 @@ def create_subscription(
 
 @router.get("/subscriptions", response_model=SubscriptionsPage)
 def list_subscriptions(
-    engine: StoreDep, settings: SettingsDep, _caller: CallerDep
+    engine: StoreDep, settings: SettingsDep, _caller: ManageSubscriptions
 ) -> OrjsonResponse:
     """Every subscription with its delivery state: position, failures, dead letters."""
     return OrjsonResponse({"items": service.statuses(engine, settings.webhook_give_up_hours)})
@@ -86,7 +86,10 @@ def list_subscriptions(
     "/subscriptions/{subscription_id}", response_model=SubscriptionView, responses=NO_SUBSCRIPTION
 )
 def read_subscription(
-    subscription_id: SubscriptionId, engine: StoreDep, settings: SettingsDep, _caller: CallerDep
+    subscription_id: SubscriptionId,
+    engine: StoreDep,
+    settings: SettingsDep,
+    _caller: ManageSubscriptions,
 ) -> OrjsonResponse:
     try:
         return OrjsonResponse(
@@ -102,7 +105,7 @@ def read_subscription(
     responses={**NO_SUBSCRIPTION, **CONFIGURED},
 )
 def delete_subscription(
-    subscription_id: SubscriptionId, engine: StoreDep, _caller: CallerDep
+    subscription_id: SubscriptionId, engine: StoreDep, _caller: ManageSubscriptions
 ) -> Response:
     """Stop delivering to the endpoint; its dead letters go too."""
     try:
@@ -124,7 +127,10 @@ def delete_subscription(
     },
 )
 def replay_subscription(
-    subscription_id: SubscriptionId, body: ReplayRequest, engine: StoreDep, _caller: CallerDep
+    subscription_id: SubscriptionId,
+    body: ReplayRequest,
+    engine: StoreDep,
+    _caller: ManageSubscriptions,
 ) -> OrjsonResponse:
     """Deliver again from an event on (dead letters included), at once: failures and
     backoff are cleared. Receivers drop the repeats by webhook-id."""
@@ -147,7 +153,10 @@ def replay_subscription(
     responses={**NO_SUBSCRIPTION, **CONFIGURED},
 )
 def rotate_secret(
-    subscription_id: SubscriptionId, engine: StoreDep, settings: SettingsDep, _caller: CallerDep
+    subscription_id: SubscriptionId,
+    engine: StoreDep,
+    settings: SettingsDep,
+    _caller: ManageSubscriptions,
 ) -> OrjsonResponse:
     """A new signing secret. For `webhook_secret_overlap_hours` each delivery carries a
     signature with the old secret and one with the new, so the receiver can switch
@@ -169,7 +178,7 @@ def rotate_secret(
     responses=NO_SUBSCRIPTION,
 )
 def list_dead_letters(
-    subscription_id: SubscriptionId, engine: StoreDep, _caller: CallerDep
+    subscription_id: SubscriptionId, engine: StoreDep, _caller: ManageSubscriptions
 ) -> OrjsonResponse:
     """Events given up on after the endpoint failed past the give-up time, oldest first
     (replay from the first to deliver them again)."""
