@@ -26,7 +26,7 @@ from pydantic_settings import (
 )
 
 from integration.access.clients import ClientConfig
-from integration.access.oauth import OAuthConfig
+from integration.access.oauth import ASYMMETRIC, OAuthConfig
 from integration.errors import ConfigError
 from integration.limits import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
 from integration.push_clients import PushClientConfig
@@ -218,6 +218,15 @@ class Settings(BaseSettings):
     config_file: str | None = Field(
         default=None, description="the config file these settings came from (set on load)"
     )
+
+    @field_validator("oauth_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        # An HMAC algorithm would let anyone holding the issuer's public key sign tokens.
+        refused = [a for a in value if a not in ASYMMETRIC]
+        if refused:
+            raise ValueError(f"{refused[0]!r} is not accepted: one of {', '.join(ASYMMETRIC)}")
+        return value
 
     @model_validator(mode="after")
     def _oauth_whole(self) -> Settings:

@@ -193,3 +193,36 @@ def test_bad_sources_from_the_environment_name_the_variable(
     )
     with pytest.raises(ConfigError, match=r"^JOURNEY_SOURCES: sources\[0\]: kind: "):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('id = "app"\nkey_env = "APP_KEY"\n', "clients[0] (client 'app'): scopes: Field required"),
+        (
+            'id = "app"\nscopes = []\nkey_env = "K"\n',
+            "clients[0] (client 'app'): scopes: List should",
+        ),
+        (
+            'id = "app"\nscopes = ["x"]\nkey_sha256 = "abc"\n',
+            "clients[0] (client 'app'): key_sha256:",
+        ),
+        ('id = "a b"\nscopes = ["x"]\n', "clients[0]: id: String should match"),
+    ],
+)
+def test_a_bad_clients_table_names_itself(tmp_path: Path, table: str, says: str) -> None:
+    config = tmp_path / "journey.toml"
+    config.write_text(f"[[clients]]\n{table}", encoding="utf-8")
+    with pytest.raises(ConfigError) as failed:
+        load_settings(config)
+    assert says in str(failed.value)
+
+
+def test_oauth_needs_its_issuer_audience_and_keys_together(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="oauth_issuer, oauth_audience and oauth_jwks_url"):
+        load_settings(None, oauth_issuer="https://issuer.test")
+
+
+def test_oauth_refuses_symmetric_algorithms() -> None:
+    with pytest.raises(ConfigError, match="'HS256' is not accepted"):
+        load_settings(None, oauth_algorithms="RS256,HS256")
