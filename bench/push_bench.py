@@ -179,6 +179,8 @@ def main() -> None:
             "JOURNEY_CONFIG": str(config),
             "JOURNEY_DATABASE_URL": f"sqlite:///{folder / 'journey.db'}",
             "JOURNEY_API_KEYS": "bench-read-key",
+            # A benchmark measures the server, not its rate limit.
+            "JOURNEY_RATE_LIMIT_PER_MINUTE": "0",
             "BENCH_PUSH_KEY": PUSH_KEY,
         }
         ours_port, bare_port = free_port(), free_port()

@@ -84,6 +84,8 @@ def measure(backend: Backend, data: Path, folder: Path) -> tuple[Result, Result,
         "JOURNEY_CONFIG": str(config),
         "BENCH_PUSH_KEY": PUSH_KEY,
         "JOURNEY_API_KEYS": "bench",
+        # A benchmark measures the server, not its rate limit.
+        "JOURNEY_RATE_LIMIT_PER_MINUTE": "0",
     }
     url = f"http://127.0.0.1:{port}"
     server = start([JOURNEY, "serve", "--port", str(port)], env, f"{url}/healthz", folder)

@@ -186,7 +186,12 @@ def person_ids(url: str) -> list[str]:
 
 def measure_reads(backend: Backend, folder: Path, requests: int, seed: int) -> tuple[Result, bytes]:
     port = free_port()
-    env = {**os.environ, "JOURNEY_DATABASE_URL": backend.url, "JOURNEY_API_KEYS": API_KEY}
+    env = {
+        **os.environ,
+        "JOURNEY_DATABASE_URL": backend.url,
+        "JOURNEY_API_KEYS": API_KEY,
+        "JOURNEY_RATE_LIMIT_PER_MINUTE": "0",
+    }
     env.pop("JOURNEY_CONFIG", None)
     server = start(
         [JOURNEY, "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/healthz", folder

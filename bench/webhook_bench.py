@@ -149,6 +149,8 @@ def main() -> None:
             "JOURNEY_CONFIG": str(config),
             "JOURNEY_DATABASE_URL": args.database_url or f"sqlite:///{folder / 'journey.db'}",
             "JOURNEY_API_KEYS": "bench-read-key",
+            # A benchmark measures the server, not its rate limit.
+            "JOURNEY_RATE_LIMIT_PER_MINUTE": "0",
             "BENCH_PUSH_KEY": PUSH_KEY,
             "BENCH_SECRET": secret,
         }

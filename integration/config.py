@@ -78,6 +78,19 @@ class Settings(BaseSettings):
         gt=0,
         description="OAuth2: how long known keys keep working while the issuer is unreachable",
     )
+    rate_limit_per_minute: int = Field(
+        default=6000,
+        ge=0,
+        description="requests a client (key, OAuth client or pushing source) may make per "
+        "minute in each API process, beyond its burst (0: no limit); then 429",
+    )
+    rate_limit_burst: int = Field(
+        default=1000, ge=1, description="requests a client may make at once before the rate applies"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins browsers may call the API from, comma-separated (none: CORS off)",
+    )
     host: str = Field(default="127.0.0.1", description="address `journey serve` listens on")
     port: int = Field(default=8000, ge=1, le=65535, description="port `journey serve` listens on")
     public_url: str | None = Field(
@@ -256,7 +269,7 @@ class Settings(BaseSettings):
         root = self.public_url or f"http://{self.host}:{self.port}"
         return root.rstrip("/") + "/fhir"
 
-    @field_validator("api_keys", "oauth_algorithms", mode="before")
+    @field_validator("api_keys", "oauth_algorithms", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):

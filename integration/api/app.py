@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 
+from integration.access.rate_limit import RateLimiter
 from integration.api.boundary import install_error_boundary
 from integration.api.deps import authenticator_of
 from integration.api.openapi import install_openapi
@@ -66,6 +68,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.sync_tasks = set()
     app.state.push_keys = load_push_keys(settings.push_clients, settings.config_file)
     app.state.authenticator = authenticator_of(settings)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "If-Match"],
+            expose_headers=["Location", "ETag", "Retry-After", "X-Request-ID"],
+        )
     if engine is not None:
         app.state.engine = engine
         app.state.push = PushService(engine, store_pack(engine), settings)

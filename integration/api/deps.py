@@ -17,6 +17,7 @@ from integration.access.authenticator import Authenticator
 from integration.access.clients import KeyRing
 from integration.access.oauth import IssuerKeysUnavailable, TokenRejected, TokenVerifier
 from integration.access.principal import Principal
+from integration.access.rate_limit import RateLimiter
 from integration.access.scopes import DESCRIPTIONS, Permission
 from integration.api.problems import ApiProblem
 from integration.config import Settings
@@ -94,6 +95,7 @@ async def authenticate(
         ) from None
     except IssuerKeysUnavailable as exc:
         raise ApiProblem(503, "Service Unavailable", str(exc), {"Retry-After": "30"}) from None
+    limit(request, principal.label)
     for scope in security_scopes.scopes:
         if not principal.may(Permission(scope)):
             raise ApiProblem(
@@ -106,6 +108,19 @@ async def authenticate(
                 },
             )
     return principal
+
+
+def limit(request: Request, client: str) -> None:
+    """429 with Retry-After when this client is past its rate."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait = limiter.wait_seconds(client)
+    if wait:
+        raise ApiProblem(
+            429,
+            "Too Many Requests",
+            f"this client is past its rate limit: try again in {wait} s",
+            {"Retry-After": str(wait)},
+        )
 
 
 def caller_with(permission: Permission) -> Any:

@@ -76,6 +76,10 @@ def _correct(operation: dict[str, Any], fhir: bool) -> None:
         responses.setdefault(
             "401", _error_response(fhir, "Missing or wrong key (with a WWW-Authenticate challenge)")
         )
+        responses.setdefault(
+            "429",
+            _error_response(fhir, "The client is past its rate limit (see Retry-After)"),
+        )
     responses.setdefault(
         "500",
         _error_response(

@@ -197,3 +197,17 @@ def test_a_patient_level_token_reads_only_its_patient(issuer: Issuer) -> None:
     # Without a patient in context, patient-level scopes read nobody.
     nobody = check.principal(issuer.token(scope="patient/*.rs"))
     assert not nobody.may(Permission.READ_PEOPLE)
+
+
+def test_a_client_past_its_burst_waits_for_the_rate_and_others_do_not() -> None:
+    from integration.access.rate_limit import RateLimiter
+
+    clock = Clock()
+    limiter = RateLimiter(per_minute=60, burst=3, clock=clock)
+    assert [limiter.wait_seconds("app") for _ in range(3)] == [0, 0, 0]
+    assert limiter.wait_seconds("app") == 1  # one a second refills
+    assert limiter.wait_seconds("other-app") == 0
+    clock.now += 1.0
+    assert limiter.wait_seconds("app") == 0
+    assert limiter.wait_seconds("app") == 1
+    assert RateLimiter(per_minute=0, burst=1).wait_seconds("app") == 0  # off

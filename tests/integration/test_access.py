@@ -268,3 +268,52 @@ def test_a_patient_level_token_cannot_tell_other_people_from_nobody(
     assert episodes.json()["total"] == 0
     assert client.get("/metrics/outcomes", headers=bearer(token)).status_code == 403
     assert client.get("/feed", headers=bearer(token)).status_code == 403
+
+
+def test_rate_limits_answer_429_with_retry_after_per_client_and_cors_is_off(
+    engine: Engine, issuer: Issuer
+) -> None:
+    settings = load_settings(
+        None,
+        database_url=str(engine.url),
+        api_keys=[ADMIN_KEY, "other-key"],
+        rate_limit_per_minute=60,
+        rate_limit_burst=2,
+    )
+    with TestClient(create_app(settings, engine)) as client:
+        assert [client.get("/people", headers=bearer(ADMIN_KEY)).status_code for _ in range(2)] == [
+            200,
+            200,
+        ]
+        throttled = client.get("/people", headers=bearer(ADMIN_KEY))
+        assert throttled.status_code == 429
+        assert throttled.headers["content-type"] == "application/problem+json"
+        assert int(throttled.headers["retry-after"]) >= 1
+        assert client.get("/people", headers=bearer("other-key")).status_code == 200
+        fhir = client.get("/fhir/EpisodeOfCare", params={"patient": "x"}, headers=bearer(ADMIN_KEY))
+        assert fhir.status_code == 429
+        assert fhir.json()["resourceType"] == "OperationOutcome"
+        # CORS is off unless origins are configured: no browser may read answers.
+        preflight = client.options(
+            "/people",
+            headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+        )
+        assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_cors_answers_only_the_configured_origins(engine: Engine) -> None:
+    settings = load_settings(
+        None,
+        database_url=str(engine.url),
+        api_keys=[ADMIN_KEY],
+        cors_origins="https://navigator.example",
+    )
+    with TestClient(create_app(settings, engine)) as client:
+        allowed = client.get(
+            "/people", headers={**bearer(ADMIN_KEY), "Origin": "https://navigator.example"}
+        )
+        assert allowed.headers["access-control-allow-origin"] == "https://navigator.example"
+        other = client.get(
+            "/people", headers={**bearer(ADMIN_KEY), "Origin": "https://evil.example"}
+        )
+        assert "access-control-allow-origin" not in other.headers

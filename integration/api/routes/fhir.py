@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from integration.access.authenticator import Authenticator
 from integration.access.oauth import IssuerKeysUnavailable, TokenRejected
 from integration.access.principal import Principal
+from integration.access.rate_limit import RateLimiter
 from integration.access.scopes import Permission
 from integration.access.visibility import may_read
 from integration.api.deps import WITHOUT_NUL, ReadStoreDep, SettingsDep
@@ -68,6 +69,7 @@ _ERRORS = {
     413: "The body is over JOURNEY_MAX_PUSH_BYTES (read no further)",
     401: "No key, or not a key this server knows (a push key, or on $match an API key)",
     403: "The client lacks the scope the operation needs",
+    429: "The client is past its rate limit (Retry-After says when to try again)",
     415: "A Content-Type other than application/fhir+json or application/json",
     422: "The resource fails FHIR R4 validation (the issue names the FHIR path)",
 }
@@ -147,7 +149,22 @@ async def pushing_source(
             found = source
     if found is None:
         raise FhirError(401, "login", "the push key is not valid", None, challenge)
+    _limit(request, f"push:{found}")
     return found
+
+
+def _limit(request: Request, client: str) -> None:
+    """429 (an OperationOutcome, with Retry-After) when the client is past its rate."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait = limiter.wait_seconds(client)
+    if wait:
+        raise FhirError(
+            429,
+            "throttled",
+            f"this client is past its rate limit: try again in {wait} s",
+            None,
+            {"Retry-After": str(wait)},
+        )
 
 
 PushDep = Annotated[PushService, Depends(get_push)]
@@ -542,6 +559,7 @@ def journey_client(permission: Permission) -> Any:
         principal = await _journey_client(request, credentials.credentials)
         if principal is None:
             raise FhirError(401, "login", "the API key is not valid", None, _CHALLENGE)
+        _limit(request, principal.label)
         _must_hold(principal, permission)
         return principal
 
