@@ -138,6 +138,16 @@ class Settings(BaseSettings):
         description="days the journey feed keeps its events (a cursor older than that "
         "answers 410: read the journeys again, then follow the feed)",
     )
+    audit: bool = Field(
+        default=True,
+        description="write the audit trail: every read and write of patient data",
+    )
+    audit_retention_days: int = Field(
+        default=2190,
+        ge=1,
+        description="days the audit trail is kept (`journey serve` prunes hourly); six "
+        "years by default",
+    )
     log_level: str = Field(default="INFO", description="logging level")
     sources: list[SourceConfig] = Field(
         default_factory=list,

@@ -24,6 +24,7 @@ class Permission(StrEnum):
     READ_OPERATIONS = "journey/operations.read"
     START_SYNCS = "journey/sync.start"
     MANAGE_QUARANTINE = "journey/quarantine.manage"
+    READ_AUDIT = "journey/audit.read"
 
 
 DESCRIPTIONS = {
@@ -35,6 +36,7 @@ DESCRIPTIONS = {
     Permission.READ_OPERATIONS: "read the store's status, sources and quarantine",
     Permission.START_SYNCS: "start a sync of a source",
     Permission.MANAGE_QUARANTINE: "dismiss or resolve quarantine entries",
+    Permission.READ_AUDIT: "read the audit trail (GET /fhir/AuditEvent): auditors only",
 }
 ALL = frozenset(Permission)
 

@@ -9,7 +9,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 
+from integration.access.audit import AuditWriter
 from integration.access.rate_limit import RateLimiter
+from integration.api.audit_trail import install_audit_trail
 from integration.api.boundary import install_error_boundary
 from integration.api.deps import authenticator_of
 from integration.api.openapi import install_openapi
@@ -18,6 +20,7 @@ from integration.api.responses import OrjsonResponse
 from integration.api.routes import (
     feed,
     fhir,
+    fhir_audit,
     fhir_subscriptions,
     health,
     outcomes,
@@ -48,9 +51,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         apply_config(app.state.engine, settings.subscriptions, settings.config_file)
         checkpointer = WalCheckpointer(app.state.engine)
         checkpointer.start()
-        upkeep = Upkeep(app.state.engine, store_pack, settings.feed_retention_days)
+        upkeep = Upkeep(
+            app.state.engine,
+            store_pack,
+            settings.feed_retention_days,
+            audit_retention_days=settings.audit_retention_days,
+        )
         upkeep.start()
+        app.state.audit.start(app.state.engine)
         yield
+        app.state.audit.stop()
         upkeep.stop()
         checkpointer.stop()
         if owns_engine:
@@ -80,6 +90,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     if engine is not None:
         app.state.engine = engine
         app.state.push = PushService(engine, store_pack(engine), settings)
+    app.state.audit = AuditWriter()
+    if settings.audit:
+        install_audit_trail(app, app.state.audit)
     install_problem_handlers(app)
     install_error_boundary(app)
     install_openapi(app)
@@ -92,5 +105,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(quarantine.router)
     # Before the generic /fhir/{type} routes, which would take its paths.
     app.include_router(fhir_subscriptions.router)
+    app.include_router(fhir_audit.router)
     app.include_router(fhir.router)
     return app

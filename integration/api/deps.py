@@ -95,6 +95,7 @@ async def authenticate(
         ) from None
     except IssuerKeysUnavailable as exc:
         raise ApiProblem(503, "Service Unavailable", str(exc), {"Retry-After": "30"}) from None
+    request.state.client = principal.label  # for the audit trail
     limit(request, principal.label)
     for scope in security_scopes.scopes:
         if not principal.may(Permission(scope)):

@@ -16,7 +16,6 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -40,7 +39,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.files import discover
 from fhir_journey.errors import JourneyError
-from integration.cli.console import console, stderr
+from integration.cli.audit import audit_app, record_cli_read
+from integration.cli.console import console, day_option, stderr
 from integration.cli.demo_population import write_sample
 from integration.cli.episodes_view import print_episodes, print_outcomes
 from integration.cli.subscriptions import feed_app, subscriptions_app
@@ -51,7 +51,7 @@ from integration.cli.sync_view import (
     print_sync_summary,
     unit_line,
 )
-from integration.clock import day_bound, utc_now
+from integration.clock import utc_now
 from integration.config import Settings, load_settings
 from integration.errors import ConfigError
 from integration.ingest.pipeline import IngestSummary, resource_label
@@ -100,6 +100,7 @@ db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(feed_app, name="feed")
+app.add_typer(audit_app, name="audit")
 log = logging.getLogger("journey")
 
 
@@ -617,6 +618,9 @@ def show(
     settings = _settings(ctx)
     engine = open_configured_store(settings)
     resolved = print_journey(engine, person_id, include_excluded=include_excluded)
+    if settings.audit:
+        # The terminal is a way in too: whoever ran `show` read this person's journey.
+        record_cli_read(engine, person_id, resolved)
     if resolved is None:
         stderr.print(f"No person with id {person_id}.")
         raise typer.Exit(1)
@@ -650,12 +654,12 @@ def outcomes(
     engine = open_configured_store(settings)
     try:
         query = OutcomeQuery(
-            start_from=_day(from_, "--from"),
-            start_to=_day(to, "--to", end=True),
+            start_from=day_option(from_, "--from"),
+            start_to=day_option(to, "--to", end=True),
             source=source,
             concern=concern,
             job=job,
-            as_of=_day(as_of, "--as-of") or utc_now(),
+            as_of=day_option(as_of, "--as-of") or utc_now(),
             retention_months=retention_months,
         )
     except ValueError as exc:
@@ -669,16 +673,6 @@ def outcomes(
         typer.echo(measures_csv(report["measures"]), nl=False)
     else:
         print_outcomes(report)
-
-
-def _day(value: str | None, option: str, end: bool = False) -> str | None:
-    """A YYYY-MM-DD option as the ISO UTC start of that day (of the next, for an end)."""
-    if value is None:
-        return None
-    try:
-        return day_bound(date.fromisoformat(value), end)
-    except ValueError:
-        raise ValueError(f"{option} must be a date, YYYY-MM-DD") from None
 
 
 def print_journey(

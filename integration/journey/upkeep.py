@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 
 from integration.journey.episodes import refresh_episodes
+from integration.store import audit as audit_store
 from integration.store import episodes as episodes_store
 from integration.store import feed as feed_store
 from integration.store.errors import describe_error
@@ -27,7 +28,7 @@ PRUNE_EVERY_SECONDS = 3600.0
 class Upkeep:
     """Every `interval` seconds: recompute stale people's episodes in small batches (a
     short hold of the derive lock each); every hour: drop feed events older than
-    `retention_days`."""
+    `retention_days` and audit rows older than `audit_retention_days`."""
 
     def __init__(
         self,
@@ -36,10 +37,14 @@ class Upkeep:
         retention_days: int,
         interval: float = 2.0,
         batch_size: int = 50,
+        audit_retention_days: int | None = None,
     ) -> None:
         self._engine = engine
         self._pack_of = pack_of
         self._retention = timedelta(days=retention_days)
+        self._audit_retention = (
+            None if audit_retention_days is None else timedelta(days=audit_retention_days)
+        )
         self._interval = interval
         self._batch_size = batch_size
         self._pruned_at = float("-inf")
@@ -70,6 +75,13 @@ class Upkeep:
             hold(conn, DERIVE, now.strftime(ISO_FORMAT))
             return feed_store.prune(conn, (now - self._retention).strftime(ISO_FORMAT))
 
+    def prune_audit(self) -> int:
+        if self._audit_retention is None:
+            return 0
+        before = (datetime.now(UTC) - self._audit_retention).strftime(ISO_FORMAT)
+        with self._engine.begin() as conn:
+            return audit_store.prune(conn, before)
+
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
@@ -77,5 +89,6 @@ class Upkeep:
                 if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
                     self._pruned_at = time.monotonic()
                     self.prune_feed()
+                    self.prune_audit()
             except Exception as exc:  # logged and tried again at the next look
                 log.warning("background upkeep failed (%s)", describe_error(exc))

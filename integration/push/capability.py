@@ -62,6 +62,18 @@ BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport"
 # The unified journey's FHIR views, for journey readers (an API key).
 JOURNEY_VIEWS: list[dict[str, Any]] = [
     {
+        "type": "AuditEvent",
+        "documentation": "the audit trail, IHE BALP shaped (journey/audit.read scope)",
+        "supportedProfile": [
+            "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead"
+        ],
+        "interaction": [{"code": "search-type"}],
+        "searchParam": [
+            {"name": "patient", "type": "reference"},
+            {"name": "date", "type": "date"},
+        ],
+    },
+    {
         "type": "EpisodeOfCare",
         "documentation": "the unified person's episodes (API key): read, and search by patient",
         "interaction": [{"code": "read"}, {"code": "search-type"}],

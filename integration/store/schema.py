@@ -477,3 +477,26 @@ store_locks = Table(
     Column("name", String(64), primary_key=True),
     Column("taken_at", String(40)),
 )
+
+# The audit trail: every read and write of patient data, who did it and how it went
+# (IHE Basic Audit Log Patterns, served as FHIR AuditEvent resources).
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("recorded", String(40), nullable=False),
+    # C, R, U, D or E (FHIR AuditEvent.action), and what was done (read, search, ...).
+    Column("action", String(1), nullable=False),
+    Column("subtype", String(40), nullable=False),
+    Column("outcome", String(2), nullable=False),
+    Column("client", String(200), nullable=False),
+    Column("address", String(64)),
+    Column("person_id", String(64)),
+    Column("method", String(10)),
+    Column("path", Text),
+    Column("query", Text),
+    Column("status", Integer),
+    Column("request_id", String(64)),
+    Index("ix_audit_events_person", "person_id", "recorded"),
+    Index("ix_audit_events_recorded", "recorded"),
+)

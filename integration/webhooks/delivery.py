@@ -32,8 +32,10 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from integration.access.audit import audit_row
 from integration.clock import sleep_or_stop, utc_now
 from integration.config import Settings
+from integration.store import audit as audit_store
 from integration.store import feed as feed_store
 from integration.store import webhooks as store
 from integration.store.errors import describe_store_error
@@ -192,13 +194,13 @@ class _Endpoint:
             self.wait = settings.webhook_poll_seconds
             return True
         self.wait = 0.0
-        taken: list[int] = []  # delivered, the position not yet written
+        taken: list[dict[str, Any]] = []  # delivered, the position not yet written
         saved_at = time.monotonic()
         for row in rows:
             number = subscription.events_numbered + len(taken) + 1
             error = await self._post(subscription, *self._message(subscription, row, number))
             if error is None:
-                taken.append(row["seq"])
+                taken.append(row)
                 if len(taken) < SAVE_EVERY and time.monotonic() - saved_at < SAVE_SECONDS:
                     continue
             subscription, kept = await self._save(subscription, taken)
@@ -214,7 +216,7 @@ class _Endpoint:
         return True
 
     async def _save(
-        self, subscription: store.Subscription, taken: list[int]
+        self, subscription: store.Subscription, taken: list[dict[str, Any]]
     ) -> tuple[store.Subscription, bool]:
         """Write the position past the events delivered; False if the subscription was
         replayed or taken over since it was read."""
@@ -225,7 +227,7 @@ class _Endpoint:
         self.d.stats.delivered += len(taken)
         moved = replace(
             subscription,
-            position=taken[-1],
+            position=taken[-1]["seq"],
             attempts=0,
             failing_since=None,
             next_attempt_at=None,
@@ -318,8 +320,17 @@ class _Endpoint:
         with self.d.engine.begin() as conn:
             return write(conn, subscription, self.d.owner, *args)
 
-    def _delivered(self, subscription: store.Subscription, seqs: list[int]) -> bool:
-        return self._write(store.delivered, subscription, seqs, utc_now())
+    def _delivered(self, subscription: store.Subscription, rows: list[dict[str, Any]]) -> bool:
+        """The position past `rows`, and in the same transaction the audit trail's
+        record of whose data went to the endpoint (one row per person)."""
+        now = utc_now()
+        with self.d.engine.begin() as conn:
+            seqs = [row["seq"] for row in rows]
+            if not store.delivered(conn, subscription, self.d.owner, seqs, now):
+                return False
+            if self.d.settings.audit:
+                audit_store.append(conn, _transmitted(subscription, rows, now))
+            return True
 
     def _failure(self, subscription: store.Subscription, row: dict[str, Any], error: str) -> None:
         settings = self.d.settings
@@ -353,6 +364,27 @@ class _Endpoint:
         )
         retry_at = (now + timedelta(seconds=delay)).strftime(ISO_FORMAT)
         self._write(store.failed, subscription, error, now.strftime(ISO_FORMAT), retry_at)
+
+
+def _transmitted(
+    subscription: store.Subscription, rows: list[dict[str, Any]], now: str
+) -> list[dict[str, Any]]:
+    people = sorted({row["person_id"] for row in rows if row["person_id"]})
+    return [
+        audit_row(
+            recorded=now,
+            action="E",
+            subtype="transmit",
+            outcome="0",
+            client=f"subscription:{subscription.id}",
+            person_id=person,
+            method="POST",
+            path=subscription.url.split("?", 1)[0],
+            query=f"events={len(rows)}",
+            status=200,
+        )
+        for person in people or [None]
+    ]
 
 
 def _fhir_headers(subscription: store.Subscription) -> dict[str, str]:

@@ -123,7 +123,7 @@ def test_the_type_lists_keep_their_values_and_order() -> None:
 def test_the_capability_statement_declares_the_same_types() -> None:
     [rest] = capability_statement("http://x/fhir", "0", 10)["rest"]
     # Then the journey's own FHIR views, for API keys: episodes and subscriptions.
-    journey_views = ["EpisodeOfCare", "Subscription"]
+    journey_views = ["AuditEvent", "EpisodeOfCare", "Subscription"]
     assert [r["type"] for r in rest["resource"]] == [
         *JOURNEY_TYPES,
         *KEPT_RAW_TODAY,

@@ -149,6 +149,7 @@ async def pushing_source(
             found = source
     if found is None:
         raise FhirError(401, "login", "the push key is not valid", None, challenge)
+    request.state.client = f"push:{found}"  # for the audit trail
     _limit(request, f"push:{found}")
     return found
 
@@ -559,6 +560,7 @@ def journey_client(permission: Permission) -> Any:
         principal = await _journey_client(request, credentials.credentials)
         if principal is None:
             raise FhirError(401, "login", "the API key is not valid", None, _CHALLENGE)
+        request.state.client = principal.label  # for the audit trail
         _limit(request, principal.label)
         _must_hold(principal, permission)
         return principal
