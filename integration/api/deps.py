@@ -95,8 +95,9 @@ async def authenticate(
         ) from None
     except IssuerKeysUnavailable as exc:
         raise ApiProblem(503, "Service Unavailable", str(exc), {"Retry-After": "30"}) from None
-    request.state.client = principal.label  # for the audit trail
-    limit(request, principal.label)
+    wait = admit(request, principal.label)
+    if wait:
+        raise ApiProblem(429, "Too Many Requests", past_rate(wait), {"Retry-After": str(wait)})
     for scope in security_scopes.scopes:
         if not principal.may(Permission(scope)):
             raise ApiProblem(
@@ -111,17 +112,16 @@ async def authenticate(
     return principal
 
 
-def limit(request: Request, client: str) -> None:
-    """429 with Retry-After when this client is past its rate."""
+def admit(request: Request, client: str) -> int:
+    """Note who is calling (for the audit trail) and take one of its rate-limit tokens:
+    0 to go on, else the seconds until it may (for Retry-After)."""
+    request.state.client = client
     limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.wait_seconds(client)
-    if wait:
-        raise ApiProblem(
-            429,
-            "Too Many Requests",
-            f"this client is past its rate limit: try again in {wait} s",
-            {"Retry-After": str(wait)},
-        )
+    return limiter.wait_seconds(client)
+
+
+def past_rate(wait: int) -> str:
+    return f"this client is past its rate limit: try again in {wait} s"
 
 
 def caller_with(permission: Permission) -> Any:

@@ -20,10 +20,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from integration.access.authenticator import Authenticator
 from integration.access.oauth import IssuerKeysUnavailable, TokenRejected
 from integration.access.principal import Principal
-from integration.access.rate_limit import RateLimiter
 from integration.access.scopes import Permission
 from integration.access.visibility import may_read
-from integration.api.deps import WITHOUT_NUL, ReadStoreDep, SettingsDep
+from integration.api.deps import WITHOUT_NUL, ReadStoreDep, SettingsDep, admit, past_rate
 from integration.api.models import (
     Bundle,
     CapabilityStatement,
@@ -149,23 +148,15 @@ async def pushing_source(
             found = source
     if found is None:
         raise FhirError(401, "login", "the push key is not valid", None, challenge)
-    request.state.client = f"push:{found}"  # for the audit trail
-    _limit(request, f"push:{found}")
+    _admit(request, f"push:{found}")
     return found
 
 
-def _limit(request: Request, client: str) -> None:
-    """429 (an OperationOutcome, with Retry-After) when the client is past its rate."""
-    limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.wait_seconds(client)
+def _admit(request: Request, client: str) -> None:
+    """As `deps.admit`, answering a 429 as an OperationOutcome."""
+    wait = admit(request, client)
     if wait:
-        raise FhirError(
-            429,
-            "throttled",
-            f"this client is past its rate limit: try again in {wait} s",
-            None,
-            {"Retry-After": str(wait)},
-        )
+        raise FhirError(429, "throttled", past_rate(wait), None, {"Retry-After": str(wait)})
 
 
 PushDep = Annotated[PushService, Depends(get_push)]
@@ -560,8 +551,7 @@ def journey_client(permission: Permission) -> Any:
         principal = await _journey_client(request, credentials.credentials)
         if principal is None:
             raise FhirError(401, "login", "the API key is not valid", None, _CHALLENGE)
-        request.state.client = principal.label  # for the audit trail
-        _limit(request, principal.label)
+        _admit(request, principal.label)
         _must_hold(principal, permission)
         return principal
 
