@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from integration.clock import utc_now
 from integration.store import audit as audit_store
@@ -41,9 +41,33 @@ def outcome_of(status: int) -> str:
     return "0" if status < 400 else "4" if status < 500 else "8"
 
 
+# Column widths (schema.audit_events): a request names whatever path, method or id it
+# likes, and a row the store refuses must never be what an attacker sends.
+WIDTHS = {
+    "subtype": 40,
+    "client": 200,
+    "address": 64,
+    "person_id": 64,
+    "method": 10,
+    "request_id": 64,
+    "path": 2000,
+    "query": 4000,
+}
+
+
+def _fits(name: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    # PostgreSQL text cannot hold NUL: kept visible as U+FFFD.
+    clean = value.replace("\x00", "\ufffd")
+    width = WIDTHS.get(name)
+    return clean if width is None or len(clean) <= width else clean[: width - 1] + "\u2026"
+
+
 def audit_row(**values: Any) -> dict[str, Any]:
-    """A row with every column (absent ones None), recorded now unless given."""
-    row = {name: values.get(name) for name in COLUMNS}
+    """A row with every column (absent ones None), each value cut to fit its column,
+    recorded now unless given."""
+    row = {name: _fits(name, values.get(name)) for name in COLUMNS}
     row["recorded"] = row["recorded"] or utc_now()
     return row
 
@@ -87,6 +111,10 @@ class AuditWriter:
             try:
                 with self._engine.begin() as conn:
                     audit_store.append(conn, self._held)
+            except (DataError, IntegrityError):
+                # One row the store refuses must not hold up the others: one at a time.
+                self._held = self._write_each(self._held)
+                return
             except DBAPIError as exc:
                 log.warning(
                     "audit rows not written yet (%d held): %s", len(self._held), type(exc).__name__
@@ -97,6 +125,21 @@ class AuditWriter:
                     del self._held[:dropped]
                 return
             self._held = []
+
+    def _write_each(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write rows one by one: a row the store refuses is logged (its method, never
+        its values) and dropped; rows it cannot take now are kept for the next round."""
+        assert self._engine is not None
+        kept: list[dict[str, Any]] = []
+        for row in rows:
+            try:
+                with self._engine.begin() as conn:
+                    audit_store.append(conn, [row])
+            except (DataError, IntegrityError) as exc:
+                log.error("audit row refused by the store: %s", type(exc).__name__)
+            except DBAPIError:
+                kept.append(row)
+        return kept
 
     def _run(self) -> None:
         while not self._stop.wait(self._flush_seconds):

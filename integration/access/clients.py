@@ -66,18 +66,36 @@ def _principal(client_id: str, scopes: Sequence[str]) -> Principal:
 
 
 def _entries(
-    clients: Sequence[ClientConfig], legacy_keys: Sequence[str], where: str
+    clients: Sequence[ClientConfig],
+    legacy_keys: Sequence[str],
+    where: str,
+    strict: bool = True,
 ) -> list[_Entry]:
+    """The key ring's entries. A client whose key cannot be read stops the load when
+    `strict` (at start); on a reload it is left out (its key no longer works: a key
+    file deleted revokes it), with an error logged."""
     entries = [
         _Entry(digest(key), Principal(f"key-{digest(key).hex()[:12]}", "api-key", ALL))
         for key in legacy_keys
     ]
     for index, client in enumerate(clients):
         place = f"{where}: clients[{index}] (client {client.id!r})"
-        if client.key_sha256:
-            key_digest = bytes.fromhex(client.key_sha256)
-        else:
-            key_digest = digest(read_secret(place, "key", client.key_env, client.key_file))
+        try:
+            if client.key_sha256:
+                key_digest = bytes.fromhex(client.key_sha256)
+            else:
+                key_digest = digest(read_secret(place, "key", client.key_env, client.key_file))
+        except ConfigError:
+            if strict:
+                raise
+            log.error("%s: its key cannot be read: left out until it can", place)
+            continue
+        if any(hmac.compare_digest(key_digest, e.digest) for e in entries):
+            message = f"{place}: its key is another client's too"
+            if strict:
+                raise ConfigError(message)
+            log.error("%s: left out", message)
+            continue
         entries.append(_Entry(key_digest, _principal(client.id, client.scopes)))
     return entries
 
@@ -129,7 +147,7 @@ class KeyRing:
             where = str(self._config_file)
             try:
                 clients = self._read_clients()
-                entries = _entries(clients, self._legacy, where)
+                entries = _entries(clients, self._legacy, where, strict=False)
             except (OSError, ValueError, TypeError, ConfigError) as exc:
                 # A half-written file keeps the keys as they were until it is whole.
                 log.warning("%s: [[clients]] not read again: %s", where, type(exc).__name__)

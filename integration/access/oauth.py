@@ -151,11 +151,19 @@ def principal_of(claims: dict[str, Any]) -> Principal:
     if not isinstance(client, str) or not client:
         raise TokenRejected("the token names no client (client_id, azp or sub)")
     raw = claims.get("scope", claims.get("scp", ""))
-    scopes = raw.split() if isinstance(raw, str) else [s for s in raw if isinstance(s, str)]
+    if isinstance(raw, str):
+        scopes = raw.split()
+    elif isinstance(raw, list):
+        scopes = [s for s in raw if isinstance(s, str)]
+    else:  # null, a number, an object: no scopes
+        scopes = []
     granted, patient_only = permissions(scopes)
-    patient = claims.get("patient") if patient_only else None
-    if patient_only and not isinstance(patient, str):
+    if not patient_only:
+        return Principal(client, "oauth", granted)
+    patient = claims.get("patient")
+    if not isinstance(patient, str) or not patient:
         # Patient-level scopes without a patient in context read nobody.
-        granted = granted - {Permission.READ_PEOPLE}
-        patient = None
-    return Principal(client, "oauth", granted, patient)
+        return Principal(client, "oauth", granted - {Permission.READ_PEOPLE})
+    # A client limited to one patient may do nothing else: every other permission
+    # (the feed, subscriptions, linking, operations) spans other people.
+    return Principal(client, "oauth", granted & {Permission.READ_PEOPLE}, patient)

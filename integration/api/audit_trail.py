@@ -85,7 +85,9 @@ class AuditTrail:
                 outcome=outcome_of(status),
                 client=state.get("client", "anonymous"),
                 address=client[0] if client else None,
-                person_id=_person(path, query),
+                # A route that resolved whose data it served says so (an EpisodeOfCare
+                # read); else the person the path or query names.
+                person_id=state.get("person") or _person(path, query),
                 method=method,
                 path=path,
                 query=query or None,

@@ -124,15 +124,17 @@ def past_rate(wait: int) -> str:
     return f"this client is past its rate limit: try again in {wait} s"
 
 
-def caller_with(permission: Permission) -> Any:
-    """A route parameter: the calling client, which must hold `permission`."""
-    return Annotated[Principal, Security(authenticate, scopes=[permission.value])]
+def caller_with(*permissions: Permission) -> Any:
+    """A route parameter: the calling client, which must hold every one of `permissions`."""
+    return Annotated[Principal, Security(authenticate, scopes=[p.value for p in permissions])]
 
 
 ReadPeople = caller_with(Permission.READ_PEOPLE)
 LinkPeople = caller_with(Permission.LINK_PEOPLE)
 ReadFeed = caller_with(Permission.READ_FEED)
 ManageSubscriptions = caller_with(Permission.MANAGE_SUBSCRIPTIONS)
+# Creating or replaying a subscription sends the feed somewhere: it needs the feed too.
+SendFeed = caller_with(Permission.MANAGE_SUBSCRIPTIONS, Permission.READ_FEED)
 ReadOperations = caller_with(Permission.READ_OPERATIONS)
 StartSyncs = caller_with(Permission.START_SYNCS)
 ManageQuarantine = caller_with(Permission.MANAGE_QUARANTINE)

@@ -282,9 +282,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     from integration.api.app import create_app
     from integration.api.request_log import install_request_log
 
-    if not settings.api_keys:
+    if not (settings.api_keys or settings.clients or settings.oauth):
         stderr.print(
-            "[yellow]No API keys configured (JOURNEY_API_KEYS): "
+            "[yellow]No API keys, [[clients]] or OAuth issuer configured: "
             "every request but /healthz gets 401."
         )
     # Opened here, not in the app's lifespan: a store that cannot be opened (or is at an

@@ -257,13 +257,17 @@ def test_a_patient_level_token_cannot_tell_other_people_from_nobody(
     assert client.get(f"/people/{mine}/journey", headers=bearer(token)).status_code == 200
     listed = client.get("/people", headers=bearer(token)).json()["items"]
     assert [p["id"] for p in listed] == [mine]
-    for route in ("", "/journey", "/episodes", "/history"):
+    for route in ("", "/journey", "/episodes"):
         theirs = client.get(f"/people/{other}{route}", headers=bearer(token))
         nobody = client.get(f"/people/no-such-person{route}", headers=bearer(token))
         assert theirs.status_code == nobody.status_code == 404, route
         assert theirs.json()["detail"].replace(other, "X") == nobody.json()["detail"].replace(
             "no-such-person", "X"
         )
+    # Link history names the other side of each pair: refused to a patient-level
+    # client, also for its own person.
+    for whom in (mine, other, "no-such-person"):
+        assert client.get(f"/people/{whom}/history", headers=bearer(token)).status_code == 403
     episodes = client.get("/fhir/EpisodeOfCare", params={"patient": other}, headers=bearer(token))
     assert episodes.json()["total"] == 0
     assert client.get("/metrics/outcomes", headers=bearer(token)).status_code == 403
@@ -317,3 +321,29 @@ def test_cors_answers_only_the_configured_origins(engine: Engine) -> None:
             "/people", headers={**bearer(ADMIN_KEY), "Origin": "https://evil.example"}
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_patient_level_token_holds_no_other_permission(
+    client: TestClient, issuer: Issuer, tmp_path: Path, import_files: ImportFn
+) -> None:
+    """Whatever else the issuer grants, a client limited to one patient reads that one
+    person: the feed, subscriptions and linking span other people."""
+    token = issuer.token(
+        scope="patient/*.rs journey/feed.read journey/subscriptions.manage journey/people.link",
+        patient="someone",
+    )
+    assert client.get("/feed", headers=bearer(token)).status_code == 403
+    assert client.get("/subscriptions", headers=bearer(token)).status_code == 403
+    assert client.get("/people/review", headers=bearer(token)).status_code == 403
+
+
+def test_managing_subscriptions_alone_cannot_send_the_feed_anywhere(
+    client: TestClient, issuer: Issuer
+) -> None:
+    token = issuer.token(scope="user/Subscription.write")
+    made = client.post("/subscriptions", headers=bearer(token), json={"url": "https://x.example"})
+    assert made.status_code == 403
+    assert made.json()["detail"] == "this client lacks the scope journey/feed.read"
+    fhir = client.post("/fhir/Subscription", headers=bearer(token), json={})
+    assert fhir.status_code == 403
+    assert client.get("/subscriptions", headers=bearer(token)).status_code == 200

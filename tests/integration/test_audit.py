@@ -201,3 +201,19 @@ def test_an_unsupported_method_is_answered_405_and_audited(client: TestClient) -
     [event] = [e for e in audit(client) if asked(e) == "/people"]
     assert event["action"] == "E"
     assert event["outcomeDesc"] == "HTTP 405"
+
+
+def test_odd_requests_never_stop_the_audit_trail(client: TestClient) -> None:
+    """Values PostgreSQL would refuse (NUL, over-long ids and methods) are made to fit,
+    so the rows after them are written: no request, anonymous or not, turns it off."""
+    client.get("/people/" + "x" * 300)
+    client.get("/people/%00", headers=bearer(ADMIN))
+    client.request("PROPFINDXYZZY", "/people", headers=bearer(ADMIN))
+    client.get("/feed", params={"person": "y" * 500}, headers=bearer(ADMIN))
+    for _ in range(3):
+        assert client.get("/people", headers=bearer(ADMIN)).status_code == 200
+    events = audit(client, _count=50)
+    assert len(events) == 7  # every request, the odd ones and those after them
+    assert [asked(e) for e in events[:3]] == ["/people"] * 3
+    long_one = next(e for e in events if asked(e).startswith("/people/xxx"))
+    assert long_one["entity"][0]["what"]["reference"].endswith("\u2026")

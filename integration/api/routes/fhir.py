@@ -536,9 +536,9 @@ async def update(
     return _written(request, await asyncio.to_thread(push.write_one, source, write))
 
 
-def journey_client(permission: Permission) -> Any:
+def journey_client(*permissions: Permission) -> Any:
     """A dependency: the journey client (an API key or OAuth2 token, not a push key)
-    holding `permission`; 401 or 403 as an OperationOutcome otherwise."""
+    holding every one of `permissions`; 401 or 403 as an OperationOutcome otherwise."""
 
     async def check(
         request: Request,
@@ -552,7 +552,8 @@ def journey_client(permission: Permission) -> Any:
         if principal is None:
             raise FhirError(401, "login", "the API key is not valid", None, _CHALLENGE)
         _admit(request, principal.label)
-        _must_hold(principal, permission)
+        for permission in permissions:
+            _must_hold(principal, permission)
         return principal
 
     return check

@@ -33,8 +33,10 @@ from integration.webhooks import fhir_subscriptions as fhir
 from integration.webhooks import subscriptions as service
 
 router = APIRouter(prefix="/fhir", tags=["fhir subscriptions"], default_response_class=FhirResponse)
-# Every route but the EpisodeOfCare read manages subscriptions.
+# Every route but the EpisodeOfCare read manages subscriptions; creating one, or
+# reading its events again, sends or shows the feed: that needs the feed too.
 MANAGES = [Depends(journey_client(Permission.MANAGE_SUBSCRIPTIONS))]
+SENDS = [Depends(journey_client(Permission.MANAGE_SUBSCRIPTIONS, Permission.READ_FEED))]
 SubscriptionId = Annotated[str, Path(pattern=FHIR_ID)]
 MAX_EVENTS = 1000
 
@@ -79,7 +81,7 @@ def topic() -> FhirResponse:
     summary="Subscribe a rest-hook endpoint to the journey-change topic",
     response_model=FhirResource,
     responses=fhir_outcomes(400, 401, 403, 413, 415),
-    dependencies=MANAGES,
+    dependencies=SENDS,
 )
 async def create_subscription(
     request: Request, engine: StoreDep, settings: SettingsDep
@@ -186,7 +188,7 @@ def subscription_status(
     summary="Events notified before, by number (query-event)",
     response_model=Bundle,
     responses=fhir_outcomes(400, 401, 403, 404),
-    dependencies=MANAGES,
+    dependencies=SENDS,
 )
 def subscription_events(
     subscription_id: SubscriptionId,
@@ -222,6 +224,7 @@ def _with_content(subscription: store.Subscription, content: str) -> store.Subsc
     responses=fhir_outcomes(400, 401, 403, 404),
 )
 async def read_episode(
+    request: Request,
     episode_id: Annotated[str, Path(pattern=FHIR_ID)],
     engine: ReadStoreDep,
     reader: Annotated[Principal, Depends(journey_client(Permission.READ_PEOPLE))],
@@ -239,6 +242,7 @@ async def read_episode(
                 return None
             for episode in episodes_of_person(conn, resolved, pack, utc_now()):
                 if episode["id"] == episode_id:
+                    request.state.person = resolved  # for the audit trail
                     return episode_of_care(resolved, episode)
         return None
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from integration.api.deps import ManageSubscriptions, SettingsDep, StoreDep
+from integration.api.deps import ManageSubscriptions, SendFeed, SettingsDep, StoreDep
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
@@ -44,7 +44,7 @@ def _not_found(exc: service.UnknownSubscription) -> ApiProblem:
     responses=problem(400, "An invalid URL, event type, source name or payload"),
 )
 def create_subscription(
-    body: NewSubscription, engine: StoreDep, settings: SettingsDep, _caller: ManageSubscriptions
+    body: NewSubscription, engine: StoreDep, settings: SettingsDep, _caller: SendFeed
 ) -> OrjsonResponse:
     """Subscribe an endpoint to the feed. The answer holds the `whsec_` secret that signs
     every delivery; it is shown only here (rotate it to get a new one)."""
@@ -130,7 +130,7 @@ def replay_subscription(
     subscription_id: SubscriptionId,
     body: ReplayRequest,
     engine: StoreDep,
-    _caller: ManageSubscriptions,
+    _caller: SendFeed,
 ) -> OrjsonResponse:
     """Deliver again from an event on (dead letters included), at once: failures and
     backoff are cleared. Receivers drop the repeats by webhook-id."""
