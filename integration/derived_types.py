@@ -27,6 +27,7 @@ class Becomes(StrEnum):
     PERSON = "person"  # linked into a person (identity)
     JOB_RECORDS = "job records"  # one or more job records, each with its reason
     EVIDENCE = "evidence"  # read when another type is derived (a Condition's codes)
+    DIRECTIVE = "directive"  # governs who may read the journey (a privacy Consent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,14 @@ DERIVED: tuple[DerivedType, ...] = (
         "Claim",
         Becomes.JOB_RECORDS,
         "integration.journey.derivers.claim:derive",
+        subject=True,
+        subject_element="patient",
+    ),
+    # A patient's privacy Consent: withholds their journey from some or all clients.
+    DerivedType(
+        "Consent",
+        Becomes.DIRECTIVE,
+        "integration.journey.derivers.consent:derive",
         subject=True,
         subject_element="patient",
     ),

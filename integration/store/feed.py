@@ -88,6 +88,8 @@ class EventFilter:
     people: Sequence[str] = ()
     sources: Sequence[str] = ()
     concerns: Sequence[str] = ()
+    # People whose events the reader may not see (privacy Consents).
+    withheld: Sequence[str] = ()
 
     def where(self) -> list[ColumnElement[bool]]:
         c = feed_events.c
@@ -108,6 +110,10 @@ class EventFilter:
             )
         if self.concerns:
             clauses.append(c.concern.in_(sorted(set(self.concerns))))
+        if self.withheld:
+            clauses.append(
+                or_(c.person_id.is_(None), c.person_id.not_in(sorted(set(self.withheld))))
+            )
         return clauses
 
 

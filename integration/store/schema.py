@@ -500,3 +500,19 @@ audit_events = Table(
     Index("ix_audit_events_person", "person_id", "recorded"),
     Index("ix_audit_events_recorded", "recorded"),
 )
+
+# Privacy directives read from FHIR Consent resources (mappings.consent): whose data is
+# withheld, from which clients (recipients: a JSON list; NULL for all), and when.
+consent_directives = Table(
+    "consent_directives",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("consent_id", String(64), primary_key=True),
+    Column("patient_id", String(64)),
+    Column("withholds", Boolean, nullable=False),
+    Column("recipients", Text),
+    Column("period_start", String(40)),
+    Column("period_end", String(40)),
+    Column("updated_at", String(40), nullable=False),
+    Index("ix_consent_directives_patient", "source", "patient_id"),
+)

@@ -36,6 +36,7 @@ from integration.access.audit import audit_row
 from integration.clock import sleep_or_stop, utc_now
 from integration.config import Settings
 from integration.store import audit as audit_store
+from integration.store import consents as consents_store
 from integration.store import feed as feed_store
 from integration.store import webhooks as store
 from integration.store.errors import describe_store_error
@@ -304,11 +305,15 @@ class _Endpoint:
         that, when none is selected, the position may move up to it)."""
         with self.d.engine.connect() as conn:
             high = feed_store.bounds(conn)[1]
+            # Privacy Consents withholding from every client, or naming this endpoint.
+            withheld = consents_store.withheld_people(
+                conn, f"subscription:{subscription.id}", utc_now()[:10]
+            )
             rows = feed_store.read(
                 conn,
                 subscription.position,
                 READ_AHEAD,
-                subscription.selects,
+                replace(subscription.selects, withheld=sorted(withheld)),
                 payloads=subscription.payload == "full",
                 upto=high,
             )

@@ -107,13 +107,15 @@ def test_the_type_lists_keep_their_values_and_order() -> None:
         "QuestionnaireResponse",
         "ExplanationOfBenefit",
         "Claim",
+        "Consent",
     )
     records = ("Observation", "Encounter", "QuestionnaireResponse", "ExplanationOfBenefit", "Claim")
     assert records == RECORD_TYPES
     assert {
-        **dict.fromkeys(DERIVED_TYPES[1:-2], "subject"),
+        **dict.fromkeys(DERIVED_TYPES[1:-3], "subject"),
         "ExplanationOfBenefit": "patient",
         "Claim": "patient",
+        "Consent": "patient",
     } == SUBJECT_ELEMENTS
     assert DEFAULT_TYPES == ("Patient", "Encounter", "QuestionnaireResponse")
     assert ("Patient", *records) == JOURNEY_TYPES

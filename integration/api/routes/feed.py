@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -12,6 +13,8 @@ from fastapi import APIRouter, Header, Query, Request
 from sqlalchemy import Engine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from integration.access.principal import Principal
+from integration.access.visibility import withheld_from
 from integration.api.cursors import decode_cursor, encode_cursor
 from integration.api.deps import WITHOUT_NUL, ReadFeed, ReadStoreDep, SettingsDep
 from integration.api.models import FeedPage
@@ -108,7 +111,7 @@ def parse_types(types: list[str] | None) -> list[str]:
 def read_feed(
     engine: ReadStoreDep,
     settings: SettingsDep,
-    _caller: ReadFeed,
+    caller: ReadFeed,
     after: Annotated[
         str | None,
         Query(pattern=WITHOUT_NUL, description="next_cursor of the previous page; none: the start"),
@@ -126,12 +129,12 @@ def read_feed(
     wanted = parse_types(types)
     with engine.connect() as conn:
         position = feed_position(after, feed_store.bounds(conn))
-        rows = feed_store.read(
-            conn,
-            position,
-            limit or settings.page_size,
+        selected = replace(
             _selecting(wanted, person, source, concern),
-            payload == "full",
+            withheld=sorted(withheld_from(conn, caller)),
+        )
+        rows = feed_store.read(
+            conn, position, limit or settings.page_size, selected, payload == "full"
         )
     last = rows[-1]["seq"] if rows else position
     return OrjsonResponse(
@@ -180,7 +183,7 @@ def _stream_start(last_event_id: str | None, after: str | None, bounds: tuple[in
 async def stream_feed(
     request: Request,
     engine: ReadStoreDep,
-    _caller: ReadFeed,
+    caller: ReadFeed,
     after: Annotated[
         str | None, Query(pattern=WITHOUT_NUL, description="A next_cursor from GET /feed")
     ] = None,
@@ -207,6 +210,7 @@ async def stream_feed(
         _events(
             request,
             engine,
+            caller,
             position,
             _selecting(wanted, person, source, concern),
             payload == "full",
@@ -218,13 +222,16 @@ async def stream_feed(
 async def _events(
     request: Request,
     engine: Engine,
+    caller: Principal,
     position: int,
     wanted: feed_store.EventFilter,
     full: bool,
 ) -> AsyncIterator[ServerSentEvent]:
     def page(after: int) -> list[dict[str, Any]]:
         with engine.connect() as conn:
-            return feed_store.read(conn, after, 500, wanted, full)
+            # Read again for each page: a Consent counts from the next page on.
+            selected = replace(wanted, withheld=sorted(withheld_from(conn, caller)))
+            return feed_store.read(conn, after, 500, selected, full)
 
     while not await request.is_disconnected():
         rows = await asyncio.to_thread(page, position)
