@@ -305,6 +305,8 @@ class _Endpoint:
         that, when none is selected, the position may move up to it)."""
         with self.d.engine.connect() as conn:
             high = feed_store.bounds(conn)[1]
+            if high <= subscription.position:
+                return [], high  # nothing new: an idle endpoint's poll is this one read
             # Privacy Consents withholding from every client, or naming this endpoint.
             withheld = consents_store.withheld_people(
                 conn, f"subscription:{subscription.id}", utc_now()[:10]
