@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from integration.access.principal import Principal
-from integration.access.visibility import withheld_from
+from integration.access.visibility import readable
 from integration.api.cursors import decode_cursor, encode_cursor
 from integration.api.deps import WITHOUT_NUL, ReadFeed, ReadStoreDep, SettingsDep
 from integration.api.models import FeedPage
@@ -131,7 +131,7 @@ def read_feed(
         position = feed_position(after, feed_store.bounds(conn))
         selected = replace(
             _selecting(wanted, person, source, concern),
-            withheld=sorted(withheld_from(conn, caller)),
+            withheld=sorted(readable(conn, caller).withheld),
         )
         rows = feed_store.read(
             conn, position, limit or settings.page_size, selected, payload == "full"
@@ -230,7 +230,7 @@ async def _events(
     def page(after: int) -> list[dict[str, Any]]:
         with engine.connect() as conn:
             # Read again for each page: a Consent counts from the next page on.
-            selected = replace(wanted, withheld=sorted(withheld_from(conn, caller)))
+            selected = replace(wanted, withheld=sorted(readable(conn, caller).withheld))
             return feed_store.read(conn, after, 500, selected, full)
 
     while not await request.is_disconnected():

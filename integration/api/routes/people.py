@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import Connection, Engine
 
 from integration.access.principal import Principal
-from integration.access.visibility import may_read, withheld_from
+from integration.access.visibility import may_read, readable
 from integration.api.bounds import time_bound
 from integration.api.cursors import decode_cursor, encode_cursor
 from integration.api.deps import (
@@ -83,12 +83,8 @@ def list_people(
     with engine.connect() as conn:
         items = queries.list_people(conn, size + 1, after, wanted)
         # A patient-level client lists its own person only; a withheld person no one.
-        hidden = withheld_from(conn, caller)
-        items = [
-            i
-            for i in items
-            if i["id"] not in hidden and (caller.patient is None or may_read(conn, caller, i["id"]))
-        ]
+        shown = readable(conn, caller)
+        items = [i for i in items if i["id"] in shown]
     more = len(items) > size
     items = items[:size]
     next_cursor = encode_cursor([items[-1]["id"]]) if more and items else None
