@@ -7,6 +7,7 @@ journey read more time than its database queries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -98,18 +99,24 @@ async def authenticate(
     wait = admit(request, principal.label)
     if wait:
         raise ApiProblem(429, "Too Many Requests", past_rate(wait), {"Retry-After": str(wait)})
-    for scope in security_scopes.scopes:
-        if not principal.may(Permission(scope)):
-            raise ApiProblem(
-                403,
-                "Forbidden",
-                f"this client lacks the scope {scope}",
-                {
-                    "WWW-Authenticate": 'Bearer realm="fhir-journey", '
-                    f'error="insufficient_scope", scope="{scope}"'
-                },
-            )
+    refusal = lacking(principal, [Permission(scope) for scope in security_scopes.scopes])
+    if refusal is not None:
+        raise ApiProblem(403, "Forbidden", *refusal)
     return principal
+
+
+def lacking(
+    principal: Principal, permissions: Sequence[Permission]
+) -> tuple[str, dict[str, str]] | None:
+    """The 403's detail and challenge for the first of `permissions` the client lacks;
+    None when it holds them all (the API and /fhir answer it each in their form)."""
+    for permission in permissions:
+        if not principal.may(permission):
+            return f"this client lacks the scope {permission.value}", {
+                "WWW-Authenticate": 'Bearer realm="fhir-journey", '
+                f'error="insufficient_scope", scope="{permission.value}"'
+            }
+    return None
 
 
 def admit(request: Request, client: str) -> int:

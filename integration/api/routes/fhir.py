@@ -22,7 +22,14 @@ from integration.access.oauth import IssuerKeysUnavailable, TokenRejected
 from integration.access.principal import Principal
 from integration.access.scopes import Permission
 from integration.access.visibility import may_read
-from integration.api.deps import WITHOUT_NUL, ReadStoreDep, SettingsDep, admit, past_rate
+from integration.api.deps import (
+    WITHOUT_NUL,
+    ReadStoreDep,
+    SettingsDep,
+    admit,
+    lacking,
+    past_rate,
+)
 from integration.api.models import (
     Bundle,
     CapabilityStatement,
@@ -347,18 +354,10 @@ async def _journey_client(request: Request, credential: str) -> Principal | None
         raise FhirError(503, "transient", str(exc), None, {"Retry-After": "30"}) from None
 
 
-def _must_hold(principal: Principal, permission: Permission) -> None:
-    if not principal.may(permission):
-        raise FhirError(
-            403,
-            "forbidden",
-            f"this client lacks the scope {permission.value}",
-            None,
-            {
-                "WWW-Authenticate": 'Bearer realm="fhir-journey", '
-                f'error="insufficient_scope", scope="{permission.value}"'
-            },
-        )
+def _must_hold(principal: Principal, *permissions: Permission) -> None:
+    refusal = lacking(principal, permissions)
+    if refusal is not None:
+        raise FhirError(403, "forbidden", refusal[0], None, refusal[1])
 
 
 @router.post(
@@ -552,8 +551,7 @@ def journey_client(*permissions: Permission) -> Any:
         if principal is None:
             raise FhirError(401, "login", "the API key is not valid", None, _CHALLENGE)
         _admit(request, principal.label)
-        for permission in permissions:
-            _must_hold(principal, permission)
+        _must_hold(principal, *permissions)
         return principal
 
     return check
