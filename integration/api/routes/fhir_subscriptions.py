@@ -150,8 +150,10 @@ def read_subscription(
     dependencies=MANAGES,
 )
 def delete_subscription(subscription_id: SubscriptionId, engine: StoreDep) -> Response:
-    _held(engine, subscription_id)
-    service.remove(engine, subscription_id, store.FHIR)
+    try:
+        service.remove(engine, subscription_id, store.FHIR)
+    except service.UnknownSubscription:
+        raise FhirError(404, "not-found", f"no Subscription/{subscription_id}") from None
     return Response(status_code=204)
 
 
