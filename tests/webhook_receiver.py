@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -162,3 +163,20 @@ def delivering(engine: Engine, settings: Settings, owner: str = "test-worker") -
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=30)
         loop.close()
+
+
+def subscribe(
+    client: TestClient, receiver: Receiver, path: str, mode: str = "good", **body: Any
+) -> str:
+    """Subscribe the receiver's endpoint `path` through the API (with the quick settings'
+    key) and trust its secret; returns the subscription id."""
+    answer = client.post(
+        "/subscriptions",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        json={"url": receiver.endpoint(path, mode), **body},
+    )
+    assert answer.status_code == 201, answer.text
+    made = answer.json()
+    assert made["secret"].startswith("whsec_")
+    receiver.trust(path, made["secret"])
+    return str(made["id"])

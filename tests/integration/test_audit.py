@@ -22,7 +22,7 @@ from integration.config import Settings
 from integration.store.queries import list_people
 from tests.conftest import ImportFn, encounter, patient, write_ndjson
 from tests.servers import JOURNEY
-from tests.webhook_receiver import Receiver, delivering, quick_settings
+from tests.webhook_receiver import Receiver, delivering, quick_settings, subscribe
 
 ADMIN = "audit-admin-key"
 READER = "reader-key"
@@ -136,17 +136,12 @@ def test_feed_deliveries_are_audited_per_person_sent(
 ) -> None:
     settings = quick_settings(engine)
     with TestClient(create_app(settings, engine)) as client:
-        made = client.post(
-            "/subscriptions",
-            headers=bearer("test-key"),
-            json={"url": receiver.endpoint("app"), "types": ["record.added"]},
-        ).json()
-        receiver.trust("app", made["secret"])
+        sub = subscribe(client, receiver, "app", types=["record.added"])
         import_files(write_ndjson(tmp_path / "a.ndjson", patient("p1"), encounter("e1", "p1")))
         with delivering(engine, settings):
             receiver.wait_for(lambda: len(receiver.ids("app")) == 1)
         events = client.get("/fhir/AuditEvent", headers=bearer("test-key")).json()["entry"]
-    sent = [e["resource"] for e in events if who(e["resource"]) == f"subscription:{made['id']}"]
+    sent = [e["resource"] for e in events if who(e["resource"]) == f"subscription:{sub}"]
     [event] = sent
     assert event["action"] == "E"
     assert event["subtype"][0]["code"] == "110106"

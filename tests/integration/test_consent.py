@@ -15,7 +15,7 @@ from integration.api.app import create_app
 from integration.config import Settings
 from mappings.consent import CLIENT_SYSTEM, CONSENT_SCOPE
 from tests.conftest import encounter, patient
-from tests.webhook_receiver import Receiver, delivering, quick_settings
+from tests.webhook_receiver import Receiver, delivering, quick_settings, subscribe
 
 ADMIN = "consent-admin-key"
 NAVIGATOR = "navigator-key"
@@ -139,12 +139,7 @@ def test_webhook_deliveries_leave_out_a_withheld_person(
         engine, push_clients=[{"source": "riverside", "key_env": "CONSENT_PUSH_KEY"}]
     )
     with TestClient(create_app(settings, engine)) as client:
-        made = client.post(
-            "/subscriptions",
-            headers=bearer("test-key"),
-            json={"url": receiver.endpoint("app"), "types": ["record.added"]},
-        ).json()
-        receiver.trust("app", made["secret"])
+        sub = subscribe(client, receiver, "app", types=["record.added"])
         push(client, consent())  # before p1's data arrives
         _, other = two_people(client, "test-key")
         with delivering(engine, settings):
@@ -152,7 +147,7 @@ def test_webhook_deliveries_leave_out_a_withheld_person(
             # Past p1's events (withheld) and p2's (delivered): nothing more comes.
             receiver.wait_for(
                 lambda: (
-                    client.get(f"/subscriptions/{made['id']}", headers=bearer("test-key")).json()[
+                    client.get(f"/subscriptions/{sub}", headers=bearer("test-key")).json()[
                         "events_behind_at_most"
                     ]
                     == 0

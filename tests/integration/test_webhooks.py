@@ -24,7 +24,7 @@ from integration.webhooks.signing import InvalidWebhookSecret
 from integration.webhooks.subscriptions import InvalidSubscription, apply_config
 from mappings.rulepack import RulePack
 from tests.conftest import ImportFn, encounter, patient, write_ndjson
-from tests.webhook_receiver import Receiver, delivering, quick_settings
+from tests.webhook_receiver import Receiver, delivering, quick_settings, subscribe
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -48,19 +48,6 @@ def settings(engine: Engine, settings_of: dict[str, Any]) -> Settings:
 def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings, engine)) as test_client:
         yield test_client
-
-
-def subscribe(
-    client: TestClient, receiver: Receiver, path: str, mode: str = "good", **body: Any
-) -> str:
-    answer = client.post(
-        "/subscriptions", headers=AUTH, json={"url": receiver.endpoint(path, mode), **body}
-    )
-    assert answer.status_code == 201, answer.text
-    made = answer.json()
-    assert made["secret"].startswith("whsec_")
-    receiver.trust(path, made["secret"])
-    return str(made["id"])
 
 
 def feed_ids(engine: Engine, **wanted: Any) -> list[str]:
