@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     oauth_jwks_refresh_seconds: float = Field(
         default=300.0, gt=0, description="OAuth2: how often the issuer's keys are fetched again"
     )
+    oauth_listed_clients_only: bool = Field(
+        default=False,
+        description="OAuth2: accept only tokens whose client is a [[clients]] table "
+        "(else an unlisted client sees everyone its scopes allow)",
+    )
     oauth_max_stale_hours: float = Field(
         default=24.0,
         gt=0,

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
-from integration.access.clients import KeyRing
+from integration.access.clients import ClientDirectory, KeyRing
 from integration.access.oauth import TokenRejected, TokenVerifier
+from integration.access.population import WITHIN_A_POPULATION
 from integration.access.principal import Principal
 
 
 class Authenticator:
-    def __init__(self, keys: KeyRing, tokens: TokenVerifier | None) -> None:
+    def __init__(
+        self,
+        keys: KeyRing,
+        tokens: TokenVerifier | None,
+        clients: ClientDirectory | None = None,
+        listed_only: bool = False,
+    ) -> None:
         self._keys = keys
         self._tokens = tokens
+        self._clients = clients
+        self._listed_only = listed_only
 
     @property
     def configured(self) -> bool:
@@ -25,5 +35,21 @@ class Authenticator:
             return found
         if self._tokens is not None and credential.count(".") == 2:
             # In a thread: it may fetch the issuer's keys.
-            return await asyncio.to_thread(self._tokens.principal, credential)
+            return self._bounded(await asyncio.to_thread(self._tokens.principal, credential))
         raise TokenRejected("the API key is not valid")
+
+    def _bounded(self, principal: Principal) -> Principal:
+        """A token's client as its `[[clients]]` table bounds it: within its population,
+        with only the permissions a population allows."""
+        if self._clients is None:
+            return principal
+        if self._listed_only and not self._clients.listed(principal.client_id):
+            raise TokenRejected("the token's client is not one this server lists")
+        population = self._clients.of(principal.client_id)
+        if population is None:
+            return principal
+        return replace(
+            principal,
+            population=population,
+            permissions=principal.permissions & WITHIN_A_POPULATION,
+        )

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from integration.access.population import WITHIN_A_POPULATION, Population, population_of
 from integration.access.principal import Principal
 from integration.access.scopes import ALL, Permission, permissions
 from integration.errors import ConfigError
 from integration.secrets import read_secret
-from integration.source_names import SOURCE_NAME_PATTERN
+from integration.source_names import SOURCE_NAME_PATTERN, is_source_name
 
 RECHECK_SECONDS = 1.0
 log = logging.getLogger(__name__)
@@ -45,6 +46,38 @@ class ClientConfig(BaseModel):
     key_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="the key's SHA-256, hex"
     )
+    # Its population (`integration.access.population`); neither: everyone.
+    sources: list[str] = Field(
+        default_factory=list, description="only people with a Patient from these sources"
+    )
+    rosters: list[str] = Field(
+        default_factory=list,
+        description="only people on these sources' member rosters ([sources.members])",
+    )
+
+    @model_validator(mode="after")
+    def _population_scopes(self) -> ClientConfig:
+        for name in [*self.sources, *self.rosters]:
+            if not is_source_name(name):
+                raise ValueError(f"{name!r} is not a source name")
+        if self.population is not None:
+            granted, _ = permissions(self.scopes)
+            wider = sorted(p.value for p in granted - WITHIN_A_POPULATION)
+            if wider:
+                raise ValueError(
+                    f"a client limited to a population may not hold {', '.join(wider)}: "
+                    "those span the whole store"
+                )
+        return self
+
+    @property
+    def population(self) -> Population | None:
+        return population_of(self.sources, self.rosters)
+
+    @property
+    def has_key(self) -> bool:
+        """A client without a key is an OAuth client: the table gives its population."""
+        return bool(self.key_env or self.key_file or self.key_sha256)
 
 
 def digest(key: str) -> bytes:
@@ -57,12 +90,12 @@ class _Entry:
     principal: Principal
 
 
-def _principal(client_id: str, scopes: Sequence[str]) -> Principal:
-    granted, patient_only = permissions(scopes)
+def _principal(client: ClientConfig) -> Principal:
+    granted, patient_only = permissions(client.scopes)
     if patient_only:
         # A key has no patient claim to limit it to: patient-level scopes need a token.
         granted = granted - {Permission.READ_PEOPLE}
-    return Principal(client_id, "api-key", granted)
+    return Principal(client.id, "api-key", granted, population=client.population)
 
 
 def _entries(
@@ -79,6 +112,8 @@ def _entries(
         for key in legacy_keys
     ]
     for index, client in enumerate(clients):
+        if not client.has_key:
+            continue
         place = f"{where}: clients[{index}] (client {client.id!r})"
         try:
             if client.key_sha256:
@@ -96,7 +131,7 @@ def _entries(
                 raise ConfigError(message)
             log.error("%s: left out", message)
             continue
-        entries.append(_Entry(key_digest, _principal(client.id, client.scopes)))
+        entries.append(_Entry(key_digest, _principal(client)))
     return entries
 
 
@@ -168,3 +203,45 @@ def _mtime(name: str) -> float:
         return Path(name).stat().st_mtime
     except OSError:
         return -1.0
+
+
+class ClientDirectory:
+    """Each `[[clients]]` table's population by client id, read again when the config
+    file changes (at most once a second): for OAuth clients, whose tokens name no
+    population, and for the worker, which delivers subscriptions on clients' behalf."""
+
+    def __init__(self, clients: Sequence[ClientConfig], config_file: str | None) -> None:
+        self._config_file = Path(config_file) if config_file else None
+        self._lock = threading.Lock()
+        self._checked = time.monotonic()
+        self._stamp = _mtime(str(self._config_file)) if self._config_file else -1.0
+        self._clients = {client.id: client for client in clients}
+
+    def listed(self, client_id: str) -> bool:
+        self._reload_if_changed()
+        return client_id in self._clients
+
+    def of(self, client_id: str) -> Population | None:
+        """The client's population; None for everyone (or a client not listed)."""
+        self._reload_if_changed()
+        client = self._clients.get(client_id)
+        return client.population if client is not None else None
+
+    def _reload_if_changed(self) -> None:
+        if self._config_file is None or time.monotonic() - self._checked < RECHECK_SECONDS:
+            return
+        with self._lock:
+            self._checked = time.monotonic()
+            stamp = _mtime(str(self._config_file))
+            if stamp == self._stamp:
+                return
+            self._stamp = stamp
+            try:
+                tables: Any = tomllib.loads(self._config_file.read_text(encoding="utf-8"))
+                clients = [ClientConfig(**table) for table in tables.get("clients", [])]
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning(
+                    "%s: [[clients]] not read again: %s", self._config_file, type(exc).__name__
+                )
+                return
+            self._clients = {client.id: client for client in clients}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from integration.access.population import Population
 from integration.access.scopes import Permission
 
 
@@ -14,6 +15,8 @@ class Principal:
     permissions: frozenset[Permission]
     # With only patient-level SMART scopes: the one person this client may read.
     patient: str | None = None
+    # The people this client may see at all; None: everyone.
+    population: Population | None = None
 
     @property
     def label(self) -> str:

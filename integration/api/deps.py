@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityS
 from sqlalchemy import Engine
 
 from integration.access.authenticator import Authenticator
-from integration.access.clients import KeyRing
+from integration.access.clients import ClientDirectory, KeyRing
 from integration.access.oauth import IssuerKeysUnavailable, TokenRejected, TokenVerifier
 from integration.access.principal import Principal
 from integration.access.rate_limit import RateLimiter
@@ -151,4 +151,9 @@ def authenticator_of(settings: Settings) -> Authenticator:
     """The app's authenticator: its key ring and, when configured, the token issuer."""
     keys = KeyRing(settings.clients, settings.api_keys, settings.config_file)
     oauth = settings.oauth
-    return Authenticator(keys, TokenVerifier(oauth) if oauth else None)
+    return Authenticator(
+        keys,
+        TokenVerifier(oauth) if oauth else None,
+        ClientDirectory(settings.clients, settings.config_file),
+        settings.oauth_listed_clients_only,
+    )

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from integration.access.visibility import Readable
 from integration.store import episodes as episodes_store
 from mappings.model import Job
 from mappings.outcomes import CohortFilter, cohort_measures
@@ -30,7 +31,11 @@ class OutcomeQuery:
     retention_months: int | None = None
 
 
-def outcome_report(engine: Engine, pack: RulePack, query: OutcomeQuery) -> dict[str, Any]:
+def outcome_report(
+    engine: Engine, pack: RulePack, query: OutcomeQuery, readers: Readable | None = None
+) -> dict[str, Any]:
+    """`readers`: the people a client may read (its population, less the withheld);
+    None: everyone (the CLI)."""
     rules = pack.episodes
     months = query.retention_months or rules.retention_months
     where = CohortFilter(
@@ -41,7 +46,13 @@ def outcome_report(engine: Engine, pack: RulePack, query: OutcomeQuery) -> dict[
         job=query.job,
     )
     with engine.connect() as conn:
-        kept = episodes_store.stored_episodes(conn, query.concern, query.start_from, query.start_to)
+        kept = episodes_store.stored_episodes(
+            conn,
+            query.concern,
+            query.start_from,
+            query.start_to,
+            readers.where if readers is not None else None,
+        )
         report = cohort_measures(kept, query.as_of, months, where)
         pending = episodes_store.stale_count(conn)
     filters = {k: v for k, v in asdict(query).items() if v is not None and k != "as_of"}

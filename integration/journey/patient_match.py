@@ -25,8 +25,10 @@ from integration.journey.identity import identifiers_of, name_frequency, trusted
 from integration.journey.matching import Outcome, judge_identifier_match
 from integration.journey.probabilistic import blocking_keys, score_pair
 from integration.store import demographics as demographics_store
+from integration.store import people as people_store
 from integration.store.derivation import current_contents
 from integration.store.matches import PatientKey
+from integration.store.populations import Condition
 from mappings.demographics import Demographics
 from mappings.rulepack import IdentityRules
 
@@ -47,9 +49,11 @@ def match_patient(
     patient: dict[str, Any],
     rules: IdentityRules,
     sources: Sequence[str] | None = None,
+    readable: Sequence[Condition] | None = None,
 ) -> list[Candidate]:
-    """Stored Patients (of `sources` only, when given) that may be this Patient, best
-    first."""
+    """Stored Patients (of `sources` only, when given; of people passing `readable`,
+    conditions on `person_links.person_id`, when given) that may be this Patient,
+    best first."""
     wanted = Demographics.of(patient)
     pairs = [p for p in identifiers_of(patient) if rules.names_a_person(*p)]
     by_identifier: dict[PatientKey, str] = {}
@@ -60,6 +64,9 @@ def match_patient(
     candidates = set(by_identifier) | {k for keys in holding.values() for k in keys}
     if sources is not None:
         candidates = {k for k in candidates if k[0] in sources}
+    if readable is not None:
+        # Before any demographics are read: nobody outside the client's reach is scored.
+        candidates = set(people_store.links_of(conn, sorted(candidates), readable))
     stored = demographics_store.demographics_of(conn, sorted(candidates))
     frequency, population = name_frequency(conn, [wanted, *stored.values()])
     graded: dict[PatientKey, tuple[str, float]] = {}

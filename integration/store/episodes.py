@@ -3,11 +3,11 @@ kept for the cohort measures, and which people's episodes are out of date."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import ColumnElement, Connection, delete, func, select
 
 from integration.store import feed
 from integration.store.feed import FeedEventType as Event
@@ -166,12 +166,15 @@ def stored_episodes(
     concern: str | None = None,
     start_from: str | None = None,
     start_to: str | None = None,
+    readable: Callable[[Any], Sequence[ColumnElement[bool]]] | None = None,
     page_size: int = 2000,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(person id, episode facts) for the kept episodes (`cohort_facts`), narrowed in
     the query by concern and start where given, read in keyset pages (a server-side
     cursor needs a transaction, which an autocommit read connection does not hold)."""
     query = select(episodes.c.id, episodes.c.person_id, episodes.c.facts)
+    if readable is not None:  # conditions on the person, for a client's reach
+        query = query.where(*readable(episodes.c.person_id))
     if concern is not None:
         query = query.where(episodes.c.concern == concern)
     if start_from is not None:

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Connection, delete, func, or_, select
 
+from integration.access.population import Population
+from integration.store.populations import in_population
 from integration.store.schema import feed_events
 from integration.store.upsert import execute_many
 
@@ -90,6 +92,9 @@ class EventFilter:
     concerns: Sequence[str] = ()
     # People whose events the reader may not see (privacy Consents).
     withheld: Sequence[str] = ()
+    # The reader's population, if it has one: events about anyone else (or about no
+    # one) are not selected.
+    population: Population | None = None
 
     def where(self) -> list[ColumnElement[bool]]:
         c = feed_events.c
@@ -114,6 +119,8 @@ class EventFilter:
             clauses.append(
                 or_(c.person_id.is_(None), c.person_id.not_in(sorted(set(self.withheld))))
             )
+        if self.population is not None:
+            clauses.append(in_population(c.person_id, self.population))
         return clauses
 
 

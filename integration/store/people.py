@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, select, update
 
 from integration.store.keys import in_keys
 from integration.store.schema import patient_identifiers, people, person_links
@@ -44,14 +44,24 @@ def replace_identifiers(
     )
 
 
-def links_of(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """The person each of these (source, Patient id) is linked to now, where it is."""
+def links_of(
+    conn: Connection,
+    keys: Sequence[tuple[str, str]],
+    readable: Sequence[ColumnElement[bool]] = (),
+) -> dict[tuple[str, str], str]:
+    """The person each of these (source, Patient id) is linked to now, where it is (and,
+    with `readable`, where that person passes those conditions on their id)."""
+    if not keys:
+        return {}
     return {
         (row.source, row.patient_id): row.person_id
         for row in conn.execute(
             select(
                 person_links.c.source, person_links.c.patient_id, person_links.c.person_id
-            ).where(in_keys((person_links.c.source, person_links.c.patient_id), keys))
+            ).where(
+                in_keys((person_links.c.source, person_links.c.patient_id), keys),
+                *readable,
+            )
         )
     }
 

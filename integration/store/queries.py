@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, or_, select
 
 from integration.store.derivation import count_pending
 from integration.store.keys import in_keys
@@ -97,9 +97,12 @@ def list_people(
     limit: int,
     after: str | None = None,
     identifier: tuple[str, str] | None = None,
+    readable: Sequence[ColumnElement[bool]] = (),
 ) -> list[dict[str, Any]]:
+    """A page of people; `readable`: conditions on `people.id` bounding who a client
+    may see (`integration.access.visibility`)."""
     query = select(people.c.id, people.c.display_name, people.c.birth_date).where(
-        people.c.merged_into.is_(None)
+        people.c.merged_into.is_(None), *readable
     )
     if identifier is not None:
         query = query.where(people.c.id.in_(person_ids_with_identifiers([identifier])))

@@ -289,6 +289,9 @@ webhook_subscriptions = Table(
     Column("heartbeat_seconds", Integer),
     Column("last_sent_at", String(40)),
     Column("events_numbered", BigInteger, nullable=False, server_default="0"),
+    # The client that created it (None: the config file or the CLI): its population
+    # and the Consents naming it bound what is delivered.
+    Column("client_id", String(200)),
 )
 
 # Each FHIR subscription's event numbers: the n-th event it notified is feed event
@@ -515,4 +518,13 @@ consent_directives = Table(
     Column("period_end", String(40)),
     Column("updated_at", String(40), nullable=False),
     Index("ix_consent_directives_patient", "source", "patient_id"),
+)
+
+# Each member-scoped source's roster as its last sync read it (`[sources.members]`):
+# the Patients of a payer's member group, for clients limited to that roster.
+roster_members = Table(
+    "roster_members",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("patient_id", String(64), primary_key=True),
 )

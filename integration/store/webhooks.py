@@ -75,6 +75,8 @@ class Subscription:
     heartbeat_seconds: int | None
     last_sent_at: str | None
     events_numbered: int
+    # The client that created it; None: the config file or the CLI.
+    client_id: str | None = None
 
     @property
     def is_fhir(self) -> bool:
@@ -102,10 +104,17 @@ class SubscriptionSpec:
     concerns: tuple[str, ...] = ()
     payload: str = "thin"
     description: str | None = None
+    client_id: str | None = None
 
     def columns(self) -> dict[str, Any]:
         lists = {name: orjson.dumps(sorted(set(getattr(self, name)))).decode() for name in _LISTS}
-        return {"url": self.url, "payload": self.payload, "description": self.description, **lists}
+        return {
+            "url": self.url,
+            "payload": self.payload,
+            "description": self.description,
+            "client_id": self.client_id,
+            **lists,
+        }
 
 
 def _new_row(

@@ -30,6 +30,7 @@ from integration.clock import utc_now
 from integration.ingest.pipeline import IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import JourneyUpdate, update_journey
+from integration.store.populations import replace_roster
 from integration.store.sync_state import (
     later_checkpoint,
     load_checkpoint,
@@ -96,6 +97,8 @@ class RestSync:
                 )
             except FhirHttpError as exc:
                 return self._fail(summary, f"cannot read the member roster: {exc}", started)
+            # Kept for clients limited to this roster: who left it leaves their view.
+            await asyncio.to_thread(self._save_roster, sorted(self.members))
         await asyncio.gather(
             *(
                 self._sync_type(resource_type, capabilities, full, summary)
@@ -108,6 +111,10 @@ class RestSync:
         summary.retries = self.http.retries
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _save_roster(self, patient_ids: list[str]) -> None:
+        with self.engine.begin() as conn:
+            replace_roster(conn, self.source.name, patient_ids)
 
     def _fail(self, summary: SyncSummary, error: str, started: float) -> SyncSummary:
         summary.error = error

@@ -33,10 +33,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from integration.access.audit import audit_row
+from integration.access.clients import ClientDirectory
+from integration.access.visibility import readable_by
 from integration.clock import sleep_or_stop, utc_now
 from integration.config import Settings
 from integration.store import audit as audit_store
-from integration.store import consents as consents_store
 from integration.store import feed as feed_store
 from integration.store import webhooks as store
 from integration.store.errors import describe_store_error
@@ -93,6 +94,8 @@ class WebhookDeliverer:
         self.on_note = on_note or (lambda _m: None)
         self.fhir_base = settings.fhir_base_url
         self.stats = DeliveryStats()
+        # Subscriptions a client created deliver within that client's population.
+        self.populations = ClientDirectory(settings.clients, settings.config_file)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event) -> DeliveryStats:
@@ -307,15 +310,19 @@ class _Endpoint:
             high = feed_store.bounds(conn)[1]
             if high <= subscription.position:
                 return [], high  # nothing new: an idle endpoint's poll is this one read
-            # Privacy Consents withholding from every client, or naming this endpoint.
-            withheld = consents_store.withheld_people(
-                conn, f"subscription:{subscription.id}", utc_now()[:10]
-            )
+            # Privacy Consents withholding from every client, or naming this endpoint or
+            # the client that created it; and that client's population.
+            recipients = [f"subscription:{subscription.id}"]
+            population = None
+            if subscription.client_id is not None:
+                recipients.append(subscription.client_id)
+                population = self.d.populations.of(subscription.client_id)
+            shown = readable_by(conn, recipients, population)
             rows = feed_store.read(
                 conn,
                 subscription.position,
                 READ_AHEAD,
-                replace(subscription.selects, withheld=sorted(withheld)),
+                shown.selecting(subscription.selects),
                 payloads=subscription.payload == "full",
                 upto=high,
             )

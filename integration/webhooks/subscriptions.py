@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine
 
+from integration.access.principal import Principal
 from integration.clock import utc_now
 from integration.errors import IntegrationError
 from integration.secrets import read_secret
@@ -175,13 +176,25 @@ def apply_config(
             store.update_spec(conn, table.name, spec, secret)
 
 
-def get(engine: Engine, subscription_id: str, kind: str = store.WEBHOOK) -> store.Subscription:
-    """The subscription of this kind (webhooks at /subscriptions, FHIR ones at /fhir)."""
+def get(
+    engine: Engine,
+    subscription_id: str,
+    kind: str = store.WEBHOOK,
+    caller: Principal | None = None,
+) -> store.Subscription:
+    """The subscription of this kind (webhooks at /subscriptions, FHIR ones at /fhir),
+    if `caller` (when given) may manage it."""
     with engine.connect() as conn:
         found = store.load(conn, subscription_id)
-    if found is None or found.kind != kind:
+    if found is None or found.kind != kind or (caller and not manages(caller, found)):
         raise UnknownSubscription(subscription_id)
     return found
+
+
+def manages(caller: Principal, subscription: store.Subscription) -> bool:
+    """A client limited to a population manages only the subscriptions it created (the
+    others' filters and URLs are about people it may not see); any other manages all."""
+    return caller.population is None or subscription.client_id == caller.client_id
 
 
 def remove(engine: Engine, subscription_id: str, kind: str = store.WEBHOOK) -> None:
@@ -260,12 +273,19 @@ def status_json(
     }
 
 
-def statuses(engine: Engine, give_up_hours: float) -> list[dict[str, Any]]:
-    """Every webhook subscription's status (FHIR Subscriptions are read at /fhir)."""
+def statuses(
+    engine: Engine, give_up_hours: float, caller: Principal | None = None
+) -> list[dict[str, Any]]:
+    """Every webhook subscription's status (FHIR Subscriptions are read at /fhir), or
+    those `caller` manages."""
     with engine.connect() as conn:
         high = feed_store.bounds(conn)[1]
         kept = store.all_subscriptions(conn)
-    return [status_json(s, high, give_up_hours) for s in kept if not s.is_fhir]
+    return [
+        status_json(s, high, give_up_hours)
+        for s in kept
+        if not s.is_fhir and (caller is None or manages(caller, s))
+    ]
 
 
 def status(engine: Engine, subscription_id: str, give_up_hours: float) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -129,10 +128,7 @@ def read_feed(
     wanted = parse_types(types)
     with engine.connect() as conn:
         position = feed_position(after, feed_store.bounds(conn))
-        selected = replace(
-            _selecting(wanted, person, source, concern),
-            withheld=sorted(readable(conn, caller).withheld),
-        )
+        selected = readable(conn, caller).selecting(_selecting(wanted, person, source, concern))
         rows = feed_store.read(
             conn, position, limit or settings.page_size, selected, payload == "full"
         )
@@ -230,7 +226,7 @@ async def _events(
     def page(after: int) -> list[dict[str, Any]]:
         with engine.connect() as conn:
             # Read again for each page: a Consent counts from the next page on.
-            selected = replace(wanted, withheld=sorted(readable(conn, caller).withheld))
+            selected = readable(conn, caller).selecting(wanted)
             return feed_store.read(conn, after, 500, selected, full)
 
     while not await request.is_disconnected():

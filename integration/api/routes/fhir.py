@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Annotated, Any
@@ -21,7 +22,7 @@ from integration.access.authenticator import Authenticator
 from integration.access.oauth import IssuerKeysUnavailable, TokenRejected
 from integration.access.principal import Principal
 from integration.access.scopes import Permission
-from integration.access.visibility import may_read
+from integration.access.visibility import readable, visible_person
 from integration.api.deps import (
     WITHOUT_NUL,
     ReadStoreDep,
@@ -51,7 +52,7 @@ from integration.push.errors import FhirError
 from integration.push.outcome import Issue, operation_outcome
 from integration.push.service import PushService, WriteResult, new_id, with_server_meta
 from integration.store.pushed import StoredVersion
-from integration.store.queries import resolve_person
+from integration.store.schema import person_links
 
 FHIR_JSON = "application/fhir+json"
 MAPPING_LAGS_HEADER = "X-Journey-Mapping"
@@ -319,13 +320,22 @@ async def bundle(
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 
 
+@dataclass(frozen=True, slots=True)
+class MatchScope:
+    """Whose Patients a $match may answer: a push key's own source's (`sources`), or
+    those of the people a journey reader may read (`reader`)."""
+
+    sources: list[str] | None = None
+    reader: Principal | None = None
+
+
 async def matching_scope(
     request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_push_key)],
-) -> list[str] | None:
-    """Who may ask $match about whom: an API key (a journey reader) about every
-    source's Patients, a push key only about its own source's; 401 otherwise."""
+) -> MatchScope:
+    """Who may ask $match about whom: an API key (a journey reader) about the people it
+    may read, a push key only about its own source's Patients; 401 otherwise."""
     challenge = {"WWW-Authenticate": 'Bearer realm="fhir-journey"'}
     if credentials is None:
         raise FhirError(
@@ -336,8 +346,8 @@ async def matching_scope(
         _must_hold(reader, Permission.READ_PEOPLE)
         if reader.patient is not None:
             raise FhirError(403, "forbidden", "a patient-level token cannot search Patients")
-        return None
-    return [await pushing_source(request, credentials)]
+        return MatchScope(reader=reader)
+    return MatchScope(sources=[await pushing_source(request, credentials)])
 
 
 async def _journey_client(request: Request, credential: str) -> Principal | None:
@@ -382,7 +392,7 @@ async def patient_match(
     request: Request,
     settings: SettingsDep,
     engine: ReadStoreDep,
-    scope: Annotated[list[str] | None, Depends(matching_scope)],
+    scope: Annotated[MatchScope, Depends(matching_scope)],
 ) -> FhirResponse:
     """A searchset Bundle of the stored Patients that may be the given one, best
     first, each with its match probability (`search.score`) and grade (certain,
@@ -394,7 +404,10 @@ async def patient_match(
 
     def run() -> list[Candidate]:
         with engine.connect() as conn:
-            return match_patient(conn, patient, rules, scope)
+            if scope.reader is None:
+                return match_patient(conn, patient, rules, scope.sources)
+            shown = readable(conn, scope.reader).where(person_links.c.person_id)
+            return match_patient(conn, patient, rules, None, shown)
 
     found = await asyncio.to_thread(run)
     if only_certain:
@@ -584,8 +597,8 @@ async def episodes_of_care(
     def read() -> tuple[str | None, list[dict[str, Any]]]:
         pack = store_pack(engine)
         with engine.connect() as conn:
-            resolved = resolve_person(conn, person_id)
-            if resolved is None or not may_read(conn, reader, resolved):
+            resolved = visible_person(conn, reader, person_id)
+            if resolved is None:
                 return None, []
             return resolved, episodes_of_person(conn, resolved, pack, utc_now())
 

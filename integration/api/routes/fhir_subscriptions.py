@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from integration.access.principal import Principal
 from integration.access.scopes import Permission
-from integration.access.visibility import may_read
+from integration.access.visibility import visible_person
 from integration.api.deps import ReadStoreDep, SettingsDep, StoreDep
 from integration.api.models import Bundle, FhirResource
 from integration.api.responses import FhirResponse
@@ -27,7 +27,6 @@ from integration.journey.episodes import episodes_of_person
 from integration.journey.rule_packs import store_pack
 from integration.push.errors import FhirError
 from integration.store import webhooks as store
-from integration.store.queries import resolve_person
 from integration.store.schema import episodes as episodes_table
 from integration.webhooks import fhir_subscriptions as fhir
 from integration.webhooks import subscriptions as service
@@ -36,7 +35,10 @@ router = APIRouter(prefix="/fhir", tags=["fhir subscriptions"], default_response
 # Every route but the EpisodeOfCare read manages subscriptions; creating one, or
 # reading its events again, sends or shows the feed: that needs the feed too.
 MANAGES = [Depends(journey_client(Permission.MANAGE_SUBSCRIPTIONS))]
-SENDS = [Depends(journey_client(Permission.MANAGE_SUBSCRIPTIONS, Permission.READ_FEED))]
+Manager = Annotated[Principal, Depends(journey_client(Permission.MANAGE_SUBSCRIPTIONS))]
+Sender = Annotated[
+    Principal, Depends(journey_client(Permission.MANAGE_SUBSCRIPTIONS, Permission.READ_FEED))
+]
 SubscriptionId = Annotated[str, Path(pattern=FHIR_ID)]
 MAX_EVENTS = 1000
 
@@ -45,9 +47,10 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
 
-def _held(engine: Any, subscription_id: str) -> store.Subscription:
+def _held(engine: Any, subscription_id: str, caller: Principal) -> store.Subscription:
+    """The FHIR Subscription, if this client may manage it; else 404."""
     try:
-        return service.get(engine, subscription_id, store.FHIR)
+        return service.get(engine, subscription_id, store.FHIR, caller)
     except service.UnknownSubscription:
         raise FhirError(404, "not-found", f"no Subscription/{subscription_id}") from None
 
@@ -81,10 +84,9 @@ def topic() -> FhirResponse:
     summary="Subscribe a rest-hook endpoint to the journey-change topic",
     response_model=FhirResource,
     responses=fhir_outcomes(400, 401, 403, 413, 415),
-    dependencies=SENDS,
 )
 async def create_subscription(
-    request: Request, engine: StoreDep, settings: SettingsDep
+    request: Request, engine: StoreDep, settings: SettingsDep, caller: Sender
 ) -> FhirResponse:
     """An R4 Subscription per the Backport IG: `criteria` the topic's canonical, filters
     as `backport-filter-criteria` (type=, source=, person=, concern=), a rest-hook
@@ -107,6 +109,7 @@ async def create_subscription(
     except service.InvalidSubscription as exc:
         element = {"url": "Subscription.channel.endpoint"}.get(exc.field, "Subscription.criteria")
         raise FhirError(400, "invalid", exc.reason, element) from None
+    spec = replace(spec, client_id=caller.client_id)
     made = await asyncio.to_thread(service.create_fhir, engine, spec, channel)
     return FhirResponse(
         fhir.subscription_resource(made, _base(request)),
@@ -120,11 +123,11 @@ async def create_subscription(
     summary="Every FHIR Subscription",
     response_model=Bundle,
     responses=fhir_outcomes(401, 403),
-    dependencies=MANAGES,
 )
-def search_subscriptions(request: Request, engine: ReadStoreDep) -> FhirResponse:
+def search_subscriptions(request: Request, engine: ReadStoreDep, caller: Manager) -> FhirResponse:
     with engine.connect() as conn:
-        held = [s for s in store.all_subscriptions(conn) if s.is_fhir]
+        kept = store.all_subscriptions(conn)
+    held = [s for s in kept if s.is_fhir and service.manages(caller, s)]
     base = _base(request)
     return searchset(
         request, "Subscription", [(s.id, fhir.subscription_resource(s, base)) for s in held]
@@ -135,22 +138,24 @@ def search_subscriptions(request: Request, engine: ReadStoreDep) -> FhirResponse
     "/Subscription/{subscription_id}",
     response_model=FhirResource,
     responses=fhir_outcomes(400, 401, 403, 404),
-    dependencies=MANAGES,
 )
 def read_subscription(
-    subscription_id: SubscriptionId, request: Request, engine: ReadStoreDep
+    subscription_id: SubscriptionId, request: Request, engine: ReadStoreDep, caller: Manager
 ) -> FhirResponse:
-    return FhirResponse(fhir.subscription_resource(_held(engine, subscription_id), _base(request)))
+    held = _held(engine, subscription_id, caller)
+    return FhirResponse(fhir.subscription_resource(held, _base(request)))
 
 
 @router.delete(
     "/Subscription/{subscription_id}",
     status_code=204,
     responses=fhir_outcomes(400, 401, 403, 404),
-    dependencies=MANAGES,
 )
-def delete_subscription(subscription_id: SubscriptionId, engine: StoreDep) -> Response:
+def delete_subscription(
+    subscription_id: SubscriptionId, engine: StoreDep, caller: Manager
+) -> Response:
     try:
+        service.get(engine, subscription_id, store.FHIR, caller)
         service.remove(engine, subscription_id, store.FHIR)
     except service.UnknownSubscription:
         raise FhirError(404, "not-found", f"no Subscription/{subscription_id}") from None
@@ -162,12 +167,11 @@ def delete_subscription(subscription_id: SubscriptionId, engine: StoreDep) -> Re
     summary="The Subscription's status (query-status)",
     response_model=Bundle,
     responses=fhir_outcomes(400, 401, 403, 404),
-    dependencies=MANAGES,
 )
 def subscription_status(
-    subscription_id: SubscriptionId, request: Request, engine: ReadStoreDep
+    subscription_id: SubscriptionId, request: Request, engine: ReadStoreDep, caller: Manager
 ) -> FhirResponse:
-    held = _held(engine, subscription_id)
+    held = _held(engine, subscription_id, caller)
     status = fhir.status_parameters(held, _base(request), "query-status")
     return FhirResponse(
         {
@@ -190,12 +194,12 @@ def subscription_status(
     summary="Events notified before, by number (query-event)",
     response_model=Bundle,
     responses=fhir_outcomes(400, 401, 403, 404),
-    dependencies=SENDS,
 )
 def subscription_events(
     subscription_id: SubscriptionId,
     request: Request,
     engine: ReadStoreDep,
+    caller: Sender,
     events_since: Annotated[int | None, Query(alias="eventsSinceNumber", ge=1)] = None,
     events_until: Annotated[int | None, Query(alias="eventsUntilNumber", ge=1)] = None,
     content: Annotated[Literal["empty", "id-only", "full-resource"] | None, Query()] = None,
@@ -203,7 +207,7 @@ def subscription_events(
     """The events this Subscription has notified (or given up on), from
     `eventsSinceNumber` (default: 1) to `eventsUntilNumber`, at most 1,000, as a
     query-event notification: how a client fills a gap in the event numbers."""
-    held = _held(engine, subscription_id)
+    held = _held(engine, subscription_id, caller)
     with engine.connect() as conn:
         found = store.numbered_events(
             conn, subscription_id, events_since or 1, events_until, MAX_EVENTS
@@ -239,8 +243,9 @@ async def read_episode(
                 .with_only_columns(episodes_table.c.person_id)
                 .where(episodes_table.c.id == episode_id)
             ).scalar()
-            resolved = resolve_person(conn, person) if person else None
-            if resolved is None or not may_read(conn, reader, resolved):
+            # Asked also for an episode that does not exist: the same statements run.
+            resolved = visible_person(conn, reader, person or "")
+            if resolved is None:
                 return None
             for episode in episodes_of_person(conn, resolved, pack, utc_now()):
                 if episode["id"] == episode_id:

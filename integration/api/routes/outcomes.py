@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from integration.access.visibility import readable
 from integration.api.bounds import time_bound
 from integration.api.deps import WITHOUT_NUL, ReadPeople, ReadStoreDep
 from integration.api.models import OutcomeReport
@@ -85,7 +86,10 @@ def outcomes(
         as_of=time_bound(as_of, "as_of", end=False) or utc_now(),
         retention_months=retention_months,
     )
-    report = outcome_report(engine, store_pack(engine), query)
+    with engine.connect() as conn:
+        # Only the people this client may read: its population, less the withheld.
+        readers = readable(conn, caller)
+    report = outcome_report(engine, store_pack(engine), query, readers)
     if format_ == "csv":
         return Response(measures_csv(report["measures"]), media_type="text/csv")
     return OrjsonResponse(report)

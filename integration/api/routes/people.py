@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import Connection, Engine
 
 from integration.access.principal import Principal
-from integration.access.visibility import may_read, readable
+from integration.access.visibility import readable, visible_person
 from integration.api.bounds import time_bound
 from integration.api.cursors import decode_cursor, encode_cursor
 from integration.api.deps import (
@@ -45,6 +45,7 @@ from integration.journey.rule_packs import store_pack
 from integration.store import people as people_store
 from integration.store import queries
 from integration.store.matches import review_queue as review_queue_of
+from integration.store.schema import people as people_table
 from mappings.model import Job
 from mappings.rulepack import IdentityRules
 
@@ -81,10 +82,10 @@ def list_people(
         wanted = (system, value)
     after = decode_cursor(cursor, 1)[0] if cursor else None
     with engine.connect() as conn:
-        items = queries.list_people(conn, size + 1, after, wanted)
-        # A patient-level client lists its own person only; a withheld person no one.
-        shown = readable(conn, caller)
-        items = [i for i in items if i["id"] in shown]
+        # In the query: a patient-level client lists its own person only, a client
+        # limited to a population its people only, and a withheld person no one.
+        shown = readable(conn, caller).where(people_table.c.id)
+        items = queries.list_people(conn, size + 1, after, wanted, shown)
     more = len(items) > size
     items = items[:size]
     next_cursor = encode_cursor([items[-1]["id"]]) if more and items else None
@@ -106,8 +107,8 @@ def review_queue(
 def _visible(conn: Connection, caller: Principal, person_id: str) -> str:
     """The person as resolved, if this client may read them; else 404, the same answer
     as for a person that does not exist."""
-    resolved = queries.resolve_person(conn, person_id)
-    if resolved is None or not may_read(conn, caller, resolved):
+    resolved = visible_person(conn, caller, person_id)
+    if resolved is None:
         raise ApiProblem(404, "Not Found", f"no person with id {person_id}")
     return resolved
 

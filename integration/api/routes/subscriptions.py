@@ -3,6 +3,7 @@ Standard Webhooks specification, delivered by `journey worker`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path
@@ -44,7 +45,7 @@ def _not_found(exc: service.UnknownSubscription) -> ApiProblem:
     responses=problem(400, "An invalid URL, event type, source name or payload"),
 )
 def create_subscription(
-    body: NewSubscription, engine: StoreDep, settings: SettingsDep, _caller: SendFeed
+    body: NewSubscription, engine: StoreDep, settings: SettingsDep, caller: SendFeed
 ) -> OrjsonResponse:
     """Subscribe an endpoint to the feed. The answer holds the `whsec_` secret that signs
     every delivery; it is shown only here (rotate it to get a new one)."""
@@ -65,7 +66,7 @@ def create_subscription(
             str(exc),
             invalid_params=[{"in": "body", "name": exc.field, "reason": exc.reason}],
         ) from None
-    created = service.create(engine, spec, body.start)
+    created = service.create(engine, replace(spec, client_id=caller.client_id), body.start)
     view = service.status(engine, created.subscription.id, settings.webhook_give_up_hours)
     return OrjsonResponse(
         {**view, "secret": created.secret},
@@ -76,10 +77,13 @@ def create_subscription(
 
 @router.get("/subscriptions", response_model=SubscriptionsPage)
 def list_subscriptions(
-    engine: StoreDep, settings: SettingsDep, _caller: ManageSubscriptions
+    engine: StoreDep, settings: SettingsDep, caller: ManageSubscriptions
 ) -> OrjsonResponse:
-    """Every subscription with its delivery state: position, failures, dead letters."""
-    return OrjsonResponse({"items": service.statuses(engine, settings.webhook_give_up_hours)})
+    """Every subscription with its delivery state: position, failures, dead letters (a
+    client limited to a population: those it created)."""
+    return OrjsonResponse(
+        {"items": service.statuses(engine, settings.webhook_give_up_hours, caller)}
+    )
 
 
 @router.get(
@@ -89,9 +93,10 @@ def read_subscription(
     subscription_id: SubscriptionId,
     engine: StoreDep,
     settings: SettingsDep,
-    _caller: ManageSubscriptions,
+    caller: ManageSubscriptions,
 ) -> OrjsonResponse:
     try:
+        service.get(engine, subscription_id, caller=caller)
         return OrjsonResponse(
             service.status(engine, subscription_id, settings.webhook_give_up_hours)
         )
@@ -105,10 +110,11 @@ def read_subscription(
     responses={**NO_SUBSCRIPTION, **CONFIGURED},
 )
 def delete_subscription(
-    subscription_id: SubscriptionId, engine: StoreDep, _caller: ManageSubscriptions
+    subscription_id: SubscriptionId, engine: StoreDep, caller: ManageSubscriptions
 ) -> Response:
     """Stop delivering to the endpoint; its dead letters go too."""
     try:
+        service.get(engine, subscription_id, caller=caller)
         service.remove(engine, subscription_id)
     except service.UnknownSubscription as exc:
         raise _not_found(exc) from None
@@ -130,11 +136,12 @@ def replay_subscription(
     subscription_id: SubscriptionId,
     body: ReplayRequest,
     engine: StoreDep,
-    _caller: SendFeed,
+    caller: SendFeed,
 ) -> OrjsonResponse:
     """Deliver again from an event on (dead letters included), at once: failures and
     backoff are cleared. Receivers drop the repeats by webhook-id."""
     try:
+        service.get(engine, subscription_id, caller=caller)
         position = service.replay(engine, subscription_id, body.from_event)
     except service.UnknownSubscription as exc:
         raise _not_found(exc) from None
@@ -156,12 +163,13 @@ def rotate_secret(
     subscription_id: SubscriptionId,
     engine: StoreDep,
     settings: SettingsDep,
-    _caller: ManageSubscriptions,
+    caller: ManageSubscriptions,
 ) -> OrjsonResponse:
     """A new signing secret. For `webhook_secret_overlap_hours` each delivery carries a
     signature with the old secret and one with the new, so the receiver can switch
     without missing a delivery."""
     try:
+        service.get(engine, subscription_id, caller=caller)
         secret, until = service.rotate(
             engine, subscription_id, settings.webhook_secret_overlap_hours
         )
@@ -178,11 +186,12 @@ def rotate_secret(
     responses=NO_SUBSCRIPTION,
 )
 def list_dead_letters(
-    subscription_id: SubscriptionId, engine: StoreDep, _caller: ManageSubscriptions
+    subscription_id: SubscriptionId, engine: StoreDep, caller: ManageSubscriptions
 ) -> OrjsonResponse:
     """Events given up on after the endpoint failed past the give-up time, oldest first
     (replay from the first to deliver them again)."""
     try:
+        service.get(engine, subscription_id, caller=caller)
         return OrjsonResponse({"items": service.dead_letters(engine, subscription_id)})
     except service.UnknownSubscription as exc:
         raise _not_found(exc) from None
