@@ -166,13 +166,18 @@ def delivering(engine: Engine, settings: Settings, owner: str = "test-worker") -
 
 
 def subscribe(
-    client: TestClient, receiver: Receiver, path: str, mode: str = "good", **body: Any
+    client: TestClient,
+    receiver: Receiver,
+    path: str,
+    mode: str = "good",
+    key: str = API_KEY,
+    **body: Any,
 ) -> str:
     """Subscribe the receiver's endpoint `path` through the API (with the quick settings'
-    key) and trust its secret; returns the subscription id."""
+    key unless given) and trust its secret; returns the subscription id."""
     answer = client.post(
         "/subscriptions",
-        headers={"Authorization": f"Bearer {API_KEY}"},
+        headers={"Authorization": f"Bearer {key}"},
         json={"url": receiver.endpoint(path, mode), **body},
     )
     assert answer.status_code == 201, answer.text

@@ -7,59 +7,25 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-import uvicorn
-from fastapi import FastAPI, Response
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from integration.access.scopes import Permission
 from integration.api.app import create_app
 from integration.config import load_settings
+from tests.access.jwks_server import JwksServer
 from tests.access.tokens import AUDIENCE, ISSUER, Issuer
 from tests.conftest import ImportFn, encounter, patient, write_ndjson
-from tests.servers import free_port
 
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 ADMIN_KEY = "admin-key"
 PUBLIC = {("get", "/healthz"), ("get", "/fhir/metadata")}
-
-
-class JwksServer:
-    """The issuer's JWKS endpoint on loopback; `down` makes it answer 503."""
-
-    def __init__(self, issuer: Issuer) -> None:
-        self.issuer = issuer
-        self.down = False
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/jwks"
-        app = FastAPI()
-
-        @app.get("/jwks")
-        def jwks() -> Response:
-            if self.down:
-                return Response(status_code=503)
-            return Response(orjson.dumps(self.issuer.jwks()), media_type="application/json")
-
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
-        )
-
-    def __enter__(self) -> JwksServer:
-        threading.Thread(target=self.server.run, daemon=True).start()
-        while not self.server.started:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
 
 
 @pytest.fixture(scope="module")

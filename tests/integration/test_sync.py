@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from integration.clock import utc_now
 from integration.config import Settings
@@ -22,7 +22,7 @@ from integration.sources import SourceConfig
 from integration.store import queries
 from integration.store.leases import claim_unit
 from integration.store.quarantine import entries as quarantine_entries
-from integration.store.schema import sync_units
+from integration.store.schema import roster_members, sync_units
 from integration.store.sync_state import load_checkpoint, save_checkpoint, states
 from integration.sync.context import SyncListener
 from integration.sync.runners import sync_source
@@ -569,6 +569,30 @@ async def test_payer_pulls_only_its_members_from_a_group_roster(
         summary.stored.by_type["Encounter"].new if "Encounter" in summary.stored.by_type else 0
     )
     assert stored_encounters == len(members_encounters)
+    # The roster is kept for clients limited to it; a member who leaves the Group
+    # leaves it at the next sync.
+    assert roster(engine, "ehr") == members
+    group["id"] = group_id
+    group["member"] = group["member"][:2]
+    shrunk = httpx.put(
+        f"{sekmet.base_url}/Group/{group_id}",
+        json=group,
+        headers={"Content-Type": "application/fhir+json"},
+        timeout=10,
+    )
+    assert shrunk.status_code in (200, 201), shrunk.text
+    assert (await run(engine, pack, config)).error is None
+    assert roster(engine, "ehr") == members[:2]
+
+
+def roster(engine: Engine, source_name: str) -> list[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(roster_members.c.patient_id)
+            .where(roster_members.c.source == source_name)
+            .order_by(roster_members.c.patient_id)
+        )
+        return [row.patient_id for row in rows]
 
 
 async def test_members_by_identifier_and_a_server_that_cannot_search_by_patient(
