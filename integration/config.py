@@ -169,6 +169,12 @@ class Settings(BaseSettings):
         description="[[push_clients]] tables of the config file: who may push to /fhir, "
         "as which source (source, key_env or key_file)",
     )
+    request_time_limit_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="a read (GET) not answering within this many seconds gets a 503 with "
+        "Retry-After; writes and answers already under way are not cut (0: no limit)",
+    )
     max_push_bytes: int = Field(
         default=32 * 1024 * 1024,
         ge=1024,

@@ -29,6 +29,7 @@ from integration.api.routes import (
     sources,
     subscriptions,
 )
+from integration.api.time_limit import TimeLimit
 from integration.config import Settings, load_settings
 from integration.journey.rule_packs import store_pack
 from integration.journey.upkeep import Upkeep
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine = engine
         app.state.push = PushService(engine, store_pack(engine), settings)
     app.state.audit = AuditWriter()
+    # Inside the audit trail, which so records a read cut short as its 503.
+    app.add_middleware(TimeLimit, seconds=settings.request_time_limit_seconds)
     if settings.audit:
         install_audit_trail(app, app.state.audit)
     install_problem_handlers(app)
