@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, or_, select
+from sqlalchemy import Connection, delete, or_, select
 
 from integration.store.keys import in_keys
 from integration.store.schema import consent_directives, person_links
@@ -24,21 +24,29 @@ def replace(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 def withheld_people(conn: Connection, client_id: str, today: str) -> set[str]:
     """The people whose data a directive withholds from this client today (a person is
-    withheld when any of their source Patients is)."""
-    rows = conn.execute(
-        select(person_links.c.person_id, c.recipients)
-        .join(
-            person_links,
-            and_(person_links.c.source == c.source, person_links.c.patient_id == c.patient_id),
-        )
-        .where(
+    withheld when any of their source Patients is).
+
+    The directives first, then their Patients' people: as one join, SQLite (once
+    ANALYZEd, with no statistics for an empty directives table) scanned every link in
+    the store on every request (7 ms at 100k people)."""
+    directives = conn.execute(
+        select(c.source, c.patient_id, c.recipients).where(
             c.withholds.is_(True),
+            c.patient_id.is_not(None),
             or_(c.period_start.is_(None), c.period_start <= today + "T99"),
             or_(c.period_end.is_(None), c.period_end >= today),
         )
+    ).all()
+    keys = {
+        (row.source, row.patient_id)
+        for row in directives
+        if row.recipients is None or client_id in orjson.loads(row.recipients)
+    }
+    if not keys:
+        return set()
+    links = person_links.c
+    return set(
+        conn.execute(
+            select(links.person_id).where(in_keys((links.source, links.patient_id), keys))
+        ).scalars()
     )
-    withheld = set()
-    for person, recipients in rows:
-        if recipients is None or client_id in orjson.loads(recipients):
-            withheld.add(person)
-    return withheld

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, select, union
+from sqlalchemy import ColumnElement, Connection, delete, exists, func, or_, select
 
 from integration.access.population import Population
 from integration.store.schema import people, person_links, roster_members
@@ -26,32 +26,38 @@ def replace_roster(conn: Connection, source: str, patient_ids: Sequence[str]) ->
     )
 
 
-def _linked_people(population: Population) -> Any:
-    """The ids of the people one of whose Patients is in the population."""
-    parts = []
+# Aliases: the condition is put on queries that read people and links themselves,
+# whose own rows the lookups must not be correlated with.
+links = person_links.alias("reach_links")
+merged = people.alias("reach_merged")
+
+
+def in_population(person_id: ColumnElement[Any], population: Population) -> Condition:
+    """`person_id` (a column) names someone in the population: a person one of whose
+    Patients is in it, or a person merged into one (so that the feed's merge events
+    reach the clients that see the survivor).
+
+    A correlated EXISTS from the person's row to its (or its survivor's) links, both
+    indexed: a page of 50 people or events costs about 50 index probes, however many
+    the population holds. Not an OR of two EXISTS: PostgreSQL then hashed the whole
+    population for every page (26 ms against 0.5 ms at 100k people)."""
+    kinds: list[ColumnElement[bool]] = []
     if population.sources:
-        parts.append(
-            select(person_links.c.person_id).where(person_links.c.source.in_(population.sources))
-        )
+        kinds.append(links.c.source.in_(population.sources))
     if population.rosters:
-        parts.append(
-            select(person_links.c.person_id)
-            .join(
-                roster_members,
-                and_(
-                    roster_members.c.source == person_links.c.source,
-                    roster_members.c.patient_id == person_links.c.patient_id,
-                ),
+        kinds.append(
+            exists(
+                select(roster_members.c.patient_id).where(
+                    roster_members.c.source == links.c.source,
+                    roster_members.c.patient_id == links.c.patient_id,
+                    roster_members.c.source.in_(population.rosters),
+                )
             )
-            .where(roster_members.c.source.in_(population.rosters))
         )
-    return parts[0] if len(parts) == 1 else union(*parts)
-
-
-def in_population(person_id: ColumnElement[Any], population: Population) -> ColumnElement[bool]:
-    """`person_id` (a column) names someone in the population: a person whose Patients
-    are in it, or a person merged into one (so that the feed's merge events reach the
-    clients that see the survivor)."""
-    linked = _linked_people(population).subquery()
-    merged = select(people.c.id).where(people.c.merged_into.in_(select(linked.c.person_id)))
-    return person_id.in_(union(select(linked.c.person_id), merged))
+    survivor_or_self = func.coalesce(merged.c.merged_into, merged.c.id)
+    return exists(
+        select(links.c.patient_id)
+        .select_from(merged.join(links, links.c.person_id == survivor_or_self))
+        .where(merged.c.id == person_id, or_(*kinds))
+        .correlate_except(merged, links)
+    )

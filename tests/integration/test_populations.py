@@ -180,6 +180,15 @@ def test_no_search_parameter_or_cursor_reaches_outside_the_population(
     assert {e["person_id"] for e in feed["items"]} == {alice, bob}
     outsider = client.get("/feed", headers=bearer(CLINIC_APP), params={"person": carol}).json()
     assert outsider["items"] == []
+    # A feed cursor crafted just before each of Carol's events reads on past them.
+    everything = client.get("/feed", headers=bearer(ADMIN), params={"limit": 1000}).json()
+    for change in everything["items"]:
+        if change["person_id"] != carol:
+            continue
+        seq = int(change["id"].removeprefix("evt_"))
+        crafted_feed = {"after": encode_cursor([str(seq - 1)]), "limit": 1}
+        page = client.get("/feed", headers=bearer(CLINIC_APP), params=crafted_feed).json()
+        assert all(e["person_id"] in (alice, bob) for e in page["items"])
     # EpisodeOfCare and $match on /fhir.
     episodes = client.get(
         "/fhir/EpisodeOfCare", params={"patient": carol}, headers=bearer(CLINIC_APP)
