@@ -136,3 +136,18 @@ def test_no_class_name_is_defined_twice() -> None:
     twice = {name: modules for name, modules in where.items() if len(modules) > 1}
     assert twice == {}, twice
     assert Counter(len(modules) for modules in where.values()).keys() == {1}
+
+
+def test_every_setting_has_its_readme_row() -> None:
+    """Each field of the settings object is documented as its JOURNEY_ variable (the
+    config file's tables have sections of their own)."""
+    from integration.config import TABLES, Settings
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tables = {*TABLES, "config_file"}
+    missing = [
+        name
+        for name in Settings.model_fields
+        if name not in tables and f"`JOURNEY_{name.upper()}`" not in readme
+    ]
+    assert missing == []
