@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         description="a read (GET) not answering within this many seconds gets a 503 with "
         "Retry-After; writes and answers already under way are not cut (0: no limit)",
     )
+    max_request_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="largest request body of the journey API outside /fhir (subscriptions, "
+        "reviewers' decisions); larger ones get a 413",
+    )
     max_push_bytes: int = Field(
         default=32 * 1024 * 1024,
         ge=1024,

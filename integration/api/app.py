@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from integration.access.audit import AuditWriter
 from integration.access.rate_limit import RateLimiter
 from integration.api.audit_trail import install_audit_trail
+from integration.api.body_limit import BodyLimit
 from integration.api.boundary import install_error_boundary
 from integration.api.deps import authenticator_of
 from integration.api.openapi import install_openapi
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.audit = AuditWriter()
     # Inside the audit trail, which so records a read cut short as its 503.
     app.add_middleware(TimeLimit, seconds=settings.request_time_limit_seconds)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     if settings.audit:
         install_audit_trail(app, app.state.audit)
     install_problem_handlers(app)

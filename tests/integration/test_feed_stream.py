@@ -1,6 +1,7 @@
 """The feed as Server-Sent Events from a real `journey serve`: an httpx-sse client
 reads pushed changes live, the server is killed (-9) and started again, and the client
-resumes with Last-Event-ID: every event once, in order, none lost."""
+resumes with Last-Event-ID: every event once, in order, none lost. A Consent given
+and withdrawn while a stream is open takes effect on that stream."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ import orjson
 import pytest
 from httpx_sse import connect_sse
 
+from mappings.consent import CONSENT_SCOPE
 from tests.conftest import encounter, patient
 from tests.servers import free_port, wait_until_up
 
@@ -125,3 +129,73 @@ def test_a_stream_refuses_an_unknown_last_event_id(server: Server) -> None:
         f"{server.url}/feed/stream", headers=READ, params={"types": "nope"}, timeout=10
     )
     assert unknown.status_code == 400
+
+
+def opt_out(status: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Consent",
+        "id": "opt-out-p1",
+        "status": status,
+        "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": "Patient/p1"},
+        "provision": {"type": "deny"},
+    }
+
+
+def test_a_consent_given_and_withdrawn_mid_stream_takes_effect_on_the_open_stream(
+    server: Server,
+) -> None:
+    """One stream stays open throughout: p1's records stop while p1 opts out and come
+    again once the Consent is withdrawn; p2's records mark how far the stream got."""
+    server.push(patient("p1"), patient("p2", name=[{"family": "Other", "given": ["Ann"]}]))
+    people = httpx.get(f"{server.url}/people", headers=READ, timeout=10).json()["items"]
+    person = {p["sources"][0]["patient_id"]: p["id"] for p in people}
+    seen: list[str] = []  # the person of each record.added, in stream order
+    marks = 0
+    opened = threading.Event()
+
+    def read() -> None:
+        nonlocal marks
+        with httpx.Client(timeout=httpx.Timeout(30, read=30)) as client, connect_sse(
+            client, "GET", f"{server.url}/feed/stream", headers=READ,
+            params={"types": "record.added"},
+        ) as source:  # fmt: skip
+            opened.set()
+            for sse in source.iter_sse():
+                seen.append(orjson.loads(sse.data)["person_id"])
+                marks += seen[-1] == person["p2"]
+                if marks == 3:
+                    return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert opened.wait(20)
+
+    def until_marks(count: int) -> None:
+        deadline = time.monotonic() + 30
+        while marks < count:
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.05)
+
+    server.push(encounter("e1", "p1"), encounter("m1", "p2", start="2025-04-01T10:00:00Z"))
+    until_marks(1)
+    server.push(opt_out("active"))
+    server.push(
+        encounter("e2", "p1", start="2025-05-01T10:00:00Z"),
+        encounter("m2", "p2", start="2025-05-02T10:00:00Z"),
+    )
+    until_marks(2)
+    withheld_span = list(seen)
+    server.push(opt_out("inactive"))
+    server.push(
+        encounter("e3", "p1", start="2025-06-01T10:00:00Z"),
+        encounter("m3", "p2", start="2025-06-02T10:00:00Z"),
+    )
+    reader.join(timeout=30)
+    assert not reader.is_alive()
+    # Before the opt-out: e1. While it held: p1's e2 never came. After: e3 did.
+    first_mark = withheld_span.index(person["p2"])
+    assert withheld_span[:first_mark].count(person["p1"]) == 1
+    assert withheld_span[first_mark:].count(person["p1"]) == 0
+    assert seen[len(withheld_span) :].count(person["p1"]) == 1

@@ -1,5 +1,6 @@
-"""A read that takes too long is answered 503 with Retry-After at the time limit, not
-when it ends; writes and answers already under way are never cut."""
+"""Requests past the API's limits: a read that takes too long is answered 503 with
+Retry-After at the time limit, not when it ends (writes are never cut), and an
+oversize body is a 413 however it is sent."""
 
 from __future__ import annotations
 
@@ -96,3 +97,27 @@ def test_a_write_runs_to_its_end(client: TestClient, monkeypatch: pytest.MonkeyP
         headers={"Authorization": f"Bearer {PUSH}", "Content-Type": "application/fhir+json"},
     )
     assert answer.status_code in (200, 201), answer.text
+
+
+def test_an_oversize_api_body_is_a_413_problem_declared_or_streamed(client: TestClient) -> None:
+    """The journey API's bodies are small (a subscription, a reviewer's decision): past
+    max_request_bytes (1 MiB) the answer is 413, whether the size is declared or not."""
+    huge = b'{"url": "http://127.0.0.1:9/x", "description": "' + b"x" * 1_100_000 + b'"}'
+    declared = client.post(
+        "/subscriptions", content=huge, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert declared.status_code == 413
+    assert declared.headers["content-type"] == "application/problem+json"
+    assert "1048576-byte limit" in declared.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(huge), 65536):
+            yield huge[start : start + 65536]
+
+    streamed = client.post(
+        "/subscriptions", content=chunks(), headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert "1048576-byte limit" in streamed.json()["detail"]
+    small = client.post("/subscriptions", json={"url": "http://127.0.0.1:9/x"}, headers=AUTH)
+    assert small.status_code == 201
