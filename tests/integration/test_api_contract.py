@@ -429,7 +429,7 @@ def assert_logged_once_without_values(
 def test_an_unexpected_exception_is_a_500_problem_with_a_correlation_id(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def boom(_conn: Any, _limit: int, _after: Any, identifier: Any) -> None:
+    def boom(_conn: Any, _limit: int, _after: Any, identifier: Any, *_: Any) -> None:
         raise RuntimeError(f"no people with {identifier}")
 
     monkeypatch.setattr("integration.store.queries.list_people", boom)
