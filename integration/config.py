@@ -181,6 +181,13 @@ class Settings(BaseSettings):
         description="largest request body of the journey API outside /fhir (subscriptions, "
         "reviewers' decisions); larger ones get a 413",
     )
+    ui_session_hours: float = Field(
+        default=8.0,
+        gt=0,
+        le=168,
+        description="how long a web UI sign-in lasts (less when the token it came from "
+        "expires sooner)",
+    )
     max_push_bytes: int = Field(
         default=32 * 1024 * 1024,
         ge=1024,

@@ -38,6 +38,7 @@ from integration.push.service import PushService
 from integration.push_clients import load_push_keys
 from integration.store.engine import open_configured_store
 from integration.store.wal import WalCheckpointer
+from integration.ui.routes import install_ui
 from integration.webhooks.subscriptions import apply_config
 
 
@@ -112,4 +113,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(fhir_subscriptions.router)
     app.include_router(fhir_audit.router)
     app.include_router(fhir.router)
+    install_ui(app)
     return app

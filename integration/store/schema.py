@@ -528,3 +528,19 @@ roster_members = Table(
     Column("source", String(200), primary_key=True),
     Column("patient_id", String(64), primary_key=True),
 )
+
+# Signed-in sessions of the web UI (`integration.ui.sessions`): the SHA-256 of the
+# session cookie, who signed in (a client's principal as JSON; for an API key also
+# the key's SHA-256, checked again on every page so a revoked key ends its sessions),
+# the session's CSRF token and when it ends.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_digest", String(64), primary_key=True),
+    Column("principal", Text, nullable=False),
+    Column("key_digest", String(64)),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("expires_at", String(40), nullable=False),
+    Index("ix_ui_sessions_expires", "expires_at"),
+)
