@@ -52,6 +52,8 @@ from integration.ui.sessions import (
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
+# The templates ship with the package: no need to look for changes on every render.
+TEMPLATES.env.auto_reload = False
 router = APIRouter(prefix="/ui", include_in_schema=False)
 MOST_RECORDS = 5000
 SEARCH_LIMIT = 50
