@@ -778,6 +778,11 @@ def demo(
         soft_wrap=True,
     )
     console.print(
+        f"Look:    {base}/ui/people/{person_id}  (sign in with the key)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
         f"Docs:    {base}/docs  (Authorize with the key, then try the endpoints)", highlight=False
     )
     if settings.push_clients and settings.push_clients[0].source == DEMO_PUSH_SOURCE:
