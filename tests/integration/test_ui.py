@@ -25,6 +25,7 @@ from integration.cli.demo_population import write_sample
 from integration.config import Settings
 from integration.ingest.pipeline import IngestPipeline
 from integration.store.schema import audit_events
+from mappings.consent import CONSENT_SCOPE
 from mappings.rulepack import RulePack
 from tests.conftest import person, write_ndjson
 from tests.servers import free_port
@@ -136,6 +137,21 @@ def test_a_navigator_signs_in_finds_a_person_and_reads_their_journey(
     assert page.url.endswith("/ui/people")
     assert page.locator("table.people tbody tr").count() == 40 + 2
     no_serious_violations(page)
+    # By identifier (with or without its system) and by birth date.
+    page.fill("#identifier", "123-45-6788")
+    page.click("text=Search")
+    assert page.locator("table.people tbody tr").count() == 2, "the possible pair"
+    page.fill("#identifier", "http://hl7.org/fhir/sid/us-ssn|123-45-6788")
+    page.fill("#birth_date", "1999-09-09")
+    page.click("text=Search")
+    assert page.locator("table.people tbody tr").all_inner_texts() == [
+        "Alice Smith\t1999-09-09\tui-plan"
+    ]
+    page.fill("#identifier", "")
+    page.fill("#birth_date", "09/09/1999")
+    page.click("text=Search")
+    assert page.get_by_role("alert").inner_text() == "A birth date is written YYYY-MM-DD."
+    page.fill("#birth_date", "")
     page.fill("#name", "gus mor")
     page.click("text=Search")
     rows = page.locator("table.people tbody tr")
@@ -247,3 +263,30 @@ def test_page_views_are_audited_and_signing_out_ends_the_session(
     assert rows, "the page view left its audit row"
     assert rows[0].client.startswith("api-key:key-")  # the admin key's client
     assert (rows[0].status, rows[0].path) == (200, person_path)
+
+
+def test_a_privacy_consent_withholds_the_person_from_the_viewer(
+    page: Page, served: Served, engine: Engine, pack: RulePack, tmp_path: Path
+) -> None:
+    sign_in(page, served, ADMIN)
+    page.fill("#identifier", "http://hl7.org/fhir/sid/us-ssn|123-45-6788")
+    page.fill("#birth_date", "1970-01-01")
+    page.click("text=Search")
+    link = page.locator("table.people tbody a")
+    assert link.count() == 1
+    path = link.get_attribute("href")
+    opt_out = {
+        "resourceType": "Consent",
+        "id": "ui-opt-out",
+        "status": "active",
+        "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": "Patient/ui-a"},
+        "provision": {"type": "deny"},
+    }
+    consent = write_ndjson(tmp_path / "consent.ndjson", opt_out)
+    IngestPipeline(engine, pack, "ui-clinic", 1 << 20).run([consent])
+    page.reload()
+    assert page.locator("table.people tbody a").count() == 0
+    page.goto(served.url + str(path))
+    assert "No person with that id." in page.get_by_role("alert").inner_text()
