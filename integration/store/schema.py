@@ -290,8 +290,10 @@ webhook_subscriptions = Table(
     Column("last_sent_at", String(40)),
     Column("events_numbered", BigInteger, nullable=False, server_default="0"),
     # The client that created it (None: the config file or the CLI): its population
-    # and the Consents naming it bound what is delivered.
+    # and the Consents naming it bound what is delivered. Its population when it did
+    # (JSON; None: everyone): a limited client no longer listed is sent no one.
     Column("client_id", String(200)),
+    Column("client_population", Text),
 )
 
 # Each FHIR subscription's event numbers: the n-th event it notified is feed event

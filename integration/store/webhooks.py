@@ -75,8 +75,10 @@ class Subscription:
     heartbeat_seconds: int | None
     last_sent_at: str | None
     events_numbered: int
-    # The client that created it; None: the config file or the CLI.
+    # The client that created it (None: the config file or the CLI), and its
+    # population then (JSON; None: everyone).
     client_id: str | None = None
+    client_population: str | None = None
 
     @property
     def is_fhir(self) -> bool:
@@ -105,6 +107,7 @@ class SubscriptionSpec:
     payload: str = "thin"
     description: str | None = None
     client_id: str | None = None
+    client_population: str | None = None
 
     def columns(self) -> dict[str, Any]:
         lists = {name: orjson.dumps(sorted(set(getattr(self, name)))).decode() for name in _LISTS}
@@ -113,6 +116,7 @@ class SubscriptionSpec:
             "payload": self.payload,
             "description": self.description,
             "client_id": self.client_id,
+            "client_population": self.client_population,
             **lists,
         }
 
@@ -391,10 +395,16 @@ def contacted(conn: Connection, subscription: Subscription, owner: str, now: str
 
 
 def numbered_events(
-    conn: Connection, subscription_id: str, since: int, until: int | None, limit: int
+    conn: Connection,
+    subscription_id: str,
+    since: int,
+    until: int | None,
+    limit: int,
+    readers: feed.EventFilter | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
     """(event number, feed event with payload) of a FHIR subscription's notified events
-    from number `since` to `until`, oldest first; events past retention are left out."""
+    from number `since` to `until`, oldest first; events past retention are left out,
+    and so are those `readers` (Consents and a population, as now) does not select."""
     n = subscription_event_numbers.c
     query = (
         select(n.number, feed_events)
@@ -405,6 +415,8 @@ def numbered_events(
     )
     if until is not None:
         query = query.where(n.number <= until)
+    if readers is not None:
+        query = query.where(*readers.where())
     found = []
     for row in conn.execute(query):
         event = dict(row._mapping)

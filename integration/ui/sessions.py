@@ -23,7 +23,7 @@ from fastapi import Request
 from sqlalchemy import Engine
 
 from integration.access.authenticator import Authenticator
-from integration.access.population import Population
+from integration.access.population import population_from_json, population_json
 from integration.access.principal import Principal
 from integration.access.scopes import Permission
 from integration.clock import utc_now
@@ -45,31 +45,25 @@ def _sha(value: str) -> str:
 
 
 def principal_json(principal: Principal) -> str:
-    population = principal.population
     return orjson.dumps(
         {
             "client_id": principal.client_id,
             "how": principal.how,
             "permissions": sorted(p.value for p in principal.permissions),
             "patient": principal.patient,
-            "population": None
-            if population is None
-            else {"sources": list(population.sources), "rosters": list(population.rosters)},
+            "population": population_json(principal.population),
         }
     ).decode()
 
 
 def principal_of(text: str) -> Principal:
     data: dict[str, Any] = orjson.loads(text)
-    population = data["population"]
     return Principal(
         data["client_id"],
         data["how"],
         frozenset(Permission(p) for p in data["permissions"]),
         data["patient"],
-        None
-        if population is None
-        else Population(tuple(population["sources"]), tuple(population["rosters"])),
+        population_from_json(data["population"]),
     )
 
 
