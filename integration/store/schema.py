@@ -292,6 +292,8 @@ webhook_subscriptions = Table(
     # The client that created it (None: the config file or the CLI): its population
     # and the Consents naming it bound what is delivered.
     Column("client_id", String(200)),
+    # Every failed delivery attempt, ever (`attempts` is the current run of failures).
+    Column("failures", BigInteger, nullable=False, server_default="0"),
 )
 
 # Each FHIR subscription's event numbers: the n-th event it notified is feed event
@@ -413,6 +415,8 @@ sync_state = Table(
     Column("last_finished", String(40)),
     Column("last_error", Text),
     Column("last_counts", Text),
+    # When a run last ended without an error (the last run may have failed since).
+    Column("last_succeeded", String(40)),
 )
 
 # Identifiers of resources pushed to /fhir, kept per current version, so conditional
