@@ -2,7 +2,8 @@
 token or push key named), from where, which person, what (method, path, query),
 when, and how it went (status). Written when the response starts, so a refused or
 failed request is audited too. Routes that hold no patient data (health, status,
-sources, subscriptions, the API docs) are not audited.
+sources, subscriptions, the API docs, the operational metrics at /metrics) are not
+audited; /metrics/outcomes, cohort measures over patients' episodes, is.
 
 A plain ASGI middleware, as the request log is (see request_log.py)."""
 
@@ -17,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from integration.access.audit import AuditWriter, audit_row, outcome_of
 
 AUDITED = re.compile(r"^/(people|fhir|feed|metrics|quarantine)(/|$)")
-NOT_AUDITED = {"/fhir/metadata"}
+NOT_AUDITED = {"/fhir/metadata", "/metrics"}
 PERSON_IN_PATH = re.compile(r"^/people/(?!review$|links$)([^/]+)")
 ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
 
