@@ -19,6 +19,7 @@ from integration.api.latency import install_request_latency
 from integration.api.metrics_registry import metrics_registry
 from integration.api.openapi import install_openapi
 from integration.api.problems import install_problem_handlers
+from integration.api.request_id import install_request_id
 from integration.api.responses import OrjsonResponse
 from integration.api.routes import (
     feed,
@@ -106,8 +107,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.metrics = metrics_registry(
         lambda: app.state.read_engine, [source.name for source in settings.sources]
     )
-    # Outside the error boundary, so a 500 is timed and counted too.
+    # Outside the error boundary, so a 500 is timed and counted too; the request id
+    # outermost, so every line logged while answering carries it.
     install_request_latency(app, app.state.metrics)
+    install_request_id(app)
     install_openapi(app)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -93,7 +93,7 @@ class AuditTrail:
                 path=path,
                 query=query or None,
                 status=status,
-                request_id=headers.get(b"x-request-id", b"").decode() or None,
+                request_id=headers.get(b"x-request-id", b"").decode() or state.get("request_id"),
             )
         )
 
