@@ -29,6 +29,7 @@ from integration.access.clients import ClientConfig
 from integration.access.oauth import ASYMMETRIC, OAuthConfig
 from integration.errors import ConfigError
 from integration.limits import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
+from integration.logs import LogFormat
 from integration.push_clients import PushClientConfig
 from integration.source_names import is_source_name
 from integration.sources import SourceConfig
@@ -154,6 +155,11 @@ class Settings(BaseSettings):
         "years by default",
     )
     log_level: str = Field(default="INFO", description="logging level")
+    log_format: LogFormat = Field(
+        default="text",
+        description="log lines as text, or json: one JSON object per line (time, level, "
+        "logger, message, the request id while answering a request)",
+    )
     sources: list[SourceConfig] = Field(
         default_factory=list,
         description="[[sources]] tables of the config file: FHIR servers `journey sync` pulls",

@@ -15,8 +15,11 @@ from integration.api.audit_trail import install_audit_trail
 from integration.api.body_limit import BodyLimit
 from integration.api.boundary import install_error_boundary
 from integration.api.deps import authenticator_of
+from integration.api.latency import install_request_latency
+from integration.api.metrics_registry import metrics_registry
 from integration.api.openapi import install_openapi
 from integration.api.problems import install_problem_handlers
+from integration.api.request_id import install_request_id
 from integration.api.responses import OrjsonResponse
 from integration.api.routes import (
     feed,
@@ -24,6 +27,7 @@ from integration.api.routes import (
     fhir_audit,
     fhir_subscriptions,
     health,
+    metrics,
     outcomes,
     people,
     quarantine,
@@ -101,8 +105,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         install_audit_trail(app, app.state.audit)
     install_problem_handlers(app)
     install_error_boundary(app)
+    app.state.metrics = metrics_registry(
+        lambda: app.state.read_engine, [source.name for source in settings.sources]
+    )
+    # Outside the error boundary, so a 500 is timed and counted too; the request id
+    # outermost, so every line logged while answering carries it.
+    install_request_latency(app, app.state.metrics)
+    install_request_id(app)
     install_openapi(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(people.router)
     app.include_router(outcomes.router)
     app.include_router(feed.router)

@@ -2,8 +2,9 @@
 token or push key named), from where, which person, what (method, path, query),
 when, and how it went (status). Written when the response starts, so a refused or
 failed request is audited too. Routes that hold no patient data (health, status,
-sources, subscriptions, the API docs) are not audited. The web UI's pages are, like
-the API reads they make.
+sources, subscriptions, the API docs, the operational metrics at /metrics) are not
+audited; /metrics/outcomes, cohort measures over patients' episodes, is. The web UI's
+pages are, like the API reads they make.
 
 A plain ASGI middleware, as the request log is (see request_log.py)."""
 
@@ -18,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from integration.access.audit import AuditWriter, audit_row, outcome_of
 
 AUDITED = re.compile(r"^/(people|fhir|feed|metrics|quarantine|ui)(/|$)")
-NOT_AUDITED = {"/fhir/metadata"}
+NOT_AUDITED = {"/fhir/metadata", "/metrics"}
 # The web UI's stylesheet holds nothing of anyone's.
 NOT_AUDITED_UNDER = "/ui/static/"
 PERSON_IN_PATH = re.compile(r"^(?:/ui)?/people/(?!review$|links$)([^/]+)")
@@ -100,7 +101,7 @@ class AuditTrail:
                 path=path,
                 query=query or None,
                 status=status,
-                request_id=headers.get(b"x-request-id", b"").decode() or None,
+                request_id=headers.get(b"x-request-id", b"").decode() or state.get("request_id"),
             )
         )
 

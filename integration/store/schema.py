@@ -294,6 +294,8 @@ webhook_subscriptions = Table(
     # (JSON; None: everyone): a limited client no longer listed is sent no one.
     Column("client_id", String(200)),
     Column("client_population", Text),
+    # Every failed delivery attempt, ever (`attempts` is the current run of failures).
+    Column("failures", BigInteger, nullable=False, server_default="0"),
 )
 
 # Each FHIR subscription's event numbers: the n-th event it notified is feed event
@@ -415,6 +417,8 @@ sync_state = Table(
     Column("last_finished", String(40)),
     Column("last_error", Text),
     Column("last_counts", Text),
+    # When a run last ended without an error (the last run may have failed since).
+    Column("last_succeeded", String(40)),
 )
 
 # Identifiers of resources pushed to /fhir, kept per current version, so conditional

@@ -79,6 +79,8 @@ class Subscription:
     # population then (JSON; None: everyone).
     client_id: str | None = None
     client_population: str | None = None
+    # Failed delivery attempts, ever.
+    failures: int = 0
 
     @property
     def is_fhir(self) -> bool:
@@ -139,6 +141,7 @@ def _new_row(
         "attempts": 0,
         "delivered": 0,
         "dead_lettered": 0,
+        "failures": 0,
         "kind": WEBHOOK,
         "events_numbered": 0,
         **spec.columns(),
@@ -449,6 +452,7 @@ def failed(
             .where(_held_at(subscription, owner))
             .values(
                 attempts=c.attempts + 1,
+                failures=c.failures + 1,
                 next_attempt_at=next_attempt_at,
                 failing_since=func.coalesce(c.failing_since, now),
                 last_error=error,
@@ -478,6 +482,8 @@ def dead_letter(
             next_attempt_at=None,
             last_error=error,
             dead_lettered=c.dead_lettered + 1,
+            # Giving up follows one more failed attempt, which `failed` did not count.
+            failures=c.failures + 1,
             # A FHIR client finds the event it missed by its number ($events).
             events_numbered=c.events_numbered + (1 if subscription.is_fhir else 0),
         )
