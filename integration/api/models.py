@@ -486,13 +486,14 @@ class BundleLink(BaseModel):
 
 
 class Bundle(BaseModel):
-    """A transaction-response or batch-response (POST /fhir), or a searchset."""
+    """A transaction-response or batch-response (POST /fhir), a searchset, or a
+    resource's history (its versions and deletions)."""
 
     model_config = ConfigDict(extra="allow")
 
     resourceType: Literal["Bundle"]
     id: str | None = None
-    type: Literal["transaction-response", "batch-response", "searchset"]
+    type: Literal["transaction-response", "batch-response", "searchset", "history"]
     total: int | None = None
     link: list[BundleLink] | None = None
     entry: list[BundleEntry]
