@@ -181,6 +181,14 @@ class JourneyItem(BaseModel):
         description="Set on a record that restates another source's record of one event "
         "(listed only with include_excluded=true): the id of the record shown"
     )
+    deleted_at: str | None = Field(
+        None,
+        description="A tombstone: when its source deleted the resource (the record is "
+        "excluded, kept, and listed only with include_excluded=true)",
+    )
+    removed_reason: str | None = Field(
+        None, description="Why a tombstone left the journey, e.g. 'deleted by source'"
+    )
 
 
 class EpisodeConcernView(BaseModel):
@@ -478,13 +486,14 @@ class BundleLink(BaseModel):
 
 
 class Bundle(BaseModel):
-    """A transaction-response or batch-response (POST /fhir), or a searchset."""
+    """A transaction-response or batch-response (POST /fhir), a searchset, or a
+    resource's history (its versions and deletions)."""
 
     model_config = ConfigDict(extra="allow")
 
     resourceType: Literal["Bundle"]
     id: str | None = None
-    type: Literal["transaction-response", "batch-response", "searchset"]
+    type: Literal["transaction-response", "batch-response", "searchset", "history"]
     total: int | None = None
     link: list[BundleLink] | None = None
     entry: list[BundleEntry]

@@ -12,6 +12,13 @@ gets the id derived from its first Patient; a person left with no Patient answer
 as the one most of them went to (`merged_into`). The displayed name and birth
 date follow the survivorship rule of the pack's [identity] section: the most
 trusted source's Patient, then the most recently updated.
+
+A Patient deleted by its source leaves its person (`withdraw_patients`): the
+people it was in are recomputed without it (it may have been what held two
+parts together), a reviewer's decisions on its pairs are kept for the day it
+comes back, and a person left with no Patient at all is retired: listed nowhere,
+answered as nobody. A Patient coming back is linked afresh: the person it founded
+gets its id back (`people_store.ensure_people` revives it), as a person created.
 """
 
 from __future__ import annotations
@@ -135,16 +142,51 @@ def link_patients(
     return regroup(conn, [patient.key for patient in batch], now, rules, fresh)
 
 
+WITHDRAWN_DELETED = "The Patient was deleted by its source"
+
+
+def withdraw_patients(
+    conn: Connection, keys: Sequence[PatientKey], now: str, rules: IdentityRules
+) -> None:
+    """These source Patients were deleted by their source: they leave their people,
+    which are recomputed without them, and no pair is found through them any more
+    (their automatic verdicts are withdrawn; a reviewer's stay, for their return). A
+    person left with none is retired. Already withdrawn, nothing happens again."""
+    if not keys:
+        return
+    people_store.replace_identifiers(conn, {key: [] for key in keys})
+    demographics_store.forget_demographics(conn, keys)
+    touching = matches_store.verdicts_touching(conn, keys)
+    automatic = [v for v in touching if v.decided_by == matches_store.AUTOMATIC]
+    matches_store.forget_automatic(conn, keys)
+    matches_store.record_history(
+        conn,
+        [
+            replace(v, outcome="withdrawn", reason=WITHDRAWN_DELETED, decided_at=now)
+            for v in automatic
+        ],
+    )
+    leaving = people_store.links_of(conn, keys)
+    if not leaving:
+        return
+    people_store.unlink(conn, list(leaving))
+    members = people_store.members_of(conn, sorted(set(leaving.values())))
+    regroup(conn, sorted(m for ms in members.values() for m in ms), now, rules, leaving=leaving)
+
+
 def regroup(
     conn: Connection,
     keys: Sequence[PatientKey],
     now: str,
     rules: IdentityRules,
     fresh: Sequence[people_store.PatientLink] = (),
+    leaving: dict[PatientKey, str] | None = None,
 ) -> dict[PatientKey, str]:
     """Recompute the people around these Patients from the match verdicts (after a
     batch was judged, or a reviewer decided); `fresh` carries what a batch's Patients
-    say now (name, birth date, update time). Returns the person of each of `keys`."""
+    say now (name, birth date, update time); `leaving`, the Patients just taken out of
+    their people (deleted), and the person each was in. Returns the person of each of
+    `keys`."""
     nodes, edges, old = _people_around(conn, keys)
     groups = _Groups()
     for node in nodes:
@@ -160,23 +202,31 @@ def regroup(
         )
         for key, link in [*given.items(), *stored.items()]
     ]
+    leaving = leaving or {}
+    # Left with no Patient, and none of theirs went to another person: retired.
+    retired = sorted(set(leaving.values()) - set(chosen.values()) - merged.keys())
     people_store.ensure_people(conn, sorted(set(chosen.values())), now)
     people_store.mark_merged(conn, merged)
+    people_store.retire(conn, retired, now)
     people_store.write_links(conn, links)
     people_store.show_as(conn, _survivors(links, rules))
     # Events are joined per person: the people this changed join theirs again.
     reconcile_people(conn, {*chosen.values(), *merged})
-    episodes_store.mark_stale(conn, {*chosen.values(), *merged})
-    feed.append(conn, person_changes(old, chosen, merged), now)
+    episodes_store.mark_stale(conn, {*chosen.values(), *merged, *retired})
+    feed.append(conn, person_changes({**old, **leaving}, chosen, merged, retired), now)
     return {key: chosen[key] for key in keys}
 
 
 def person_changes(
-    old: dict[PatientKey, str], chosen: dict[PatientKey, str], merged: dict[str, str]
+    old: dict[PatientKey, str],
+    chosen: dict[PatientKey, str],
+    merged: dict[str, str],
+    retired: Sequence[str] = (),
 ) -> list[feed.Change]:
     """What regrouping did to people, as feed events: a person new with new Patients
     (created), new with Patients taken from others (unmerged from them), kept with
-    other Patients (changed), left with none (merged into where most went)."""
+    other Patients (changed), left with none (merged into where most went, or removed
+    when every one of them was deleted by its source)."""
     before: dict[str, set[PatientKey]] = {}
     for key, person in old.items():
         before.setdefault(person, set()).add(key)
@@ -213,6 +263,17 @@ def person_changes(
                 person,
                 None,
                 {"into": survivor},
+                _sources(before.get(person, set())),
+            )
+        )
+    for person in retired:
+        changes.append(
+            feed.Change(
+                Event.PERSON_REMOVED,
+                person,
+                person,
+                None,
+                {"patients": [], "reason": "every source Patient was deleted by its source"},
                 _sources(before.get(person, set())),
             )
         )
@@ -386,10 +447,15 @@ def _people_around(
     nodes: set[PatientKey] = set()
     edges: set[tuple[PatientKey, PatientKey]] = set()
     old: dict[PatientKey, str] = {}
+    gone: set[PatientKey] = set()
     frontier = set(keys)
     while frontier:
-        nodes |= frontier
         linked = people_store.links_of(conn, sorted(frontier))
+        # Reached by a reviewer's verdict alone, not linked, not asked about: a Patient
+        # deleted by its source (the verdict waits for its return). It is no one's.
+        gone |= {k for k in frontier if k not in linked and k not in keys}
+        frontier -= gone
+        nodes |= frontier
         old.update(linked)
         members = people_store.members_of(conn, sorted(set(linked.values())))
         reached = {m for ms in members.values() for m in ms}
@@ -397,8 +463,8 @@ def _people_around(
             if verdict.outcome == Outcome.MATCH:
                 edges.add((verdict.a, verdict.b))
                 reached |= {verdict.a, verdict.b}
-        frontier = reached - nodes
-    return nodes, edges, old
+        frontier = reached - nodes - gone
+    return nodes, {(a, b) for a, b in edges if a not in gone and b not in gone}, old
 
 
 def _person_ids(

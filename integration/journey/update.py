@@ -31,6 +31,7 @@ from integration.journey.derivers.base import (
 )
 from integration.journey.derivers.base import JourneyUpdate as JourneyUpdate
 from integration.journey.rule_packs import pack_for_update
+from integration.journey.withdrawal import withdraw
 from integration.store import derivation
 from integration.store.engine import GrowingTables
 from integration.store.errors import describe_error, store_unavailable
@@ -148,10 +149,15 @@ def _derive_in(
     found: JourneyUpdate,
 ) -> list[ResourceKey]:
     """Run a step on resources read as pending, in the caller's transaction (which holds
-    the derive lock), and mark them done."""
+    the derive lock), and mark them done. Those deleted by their source are taken out
+    of the journey instead."""
     # Closed first: a resource failing again reopens its entry.
     close_mapped(conn, [c.key for c in batch], utc_now())
-    more = step(conn, batch, pack, found)
+    deleted = [c for c in batch if c.deleted]
+    live = [c for c in batch if not c.deleted]
+    more = withdraw(conn, deleted, pack, found) if deleted else []
+    if live:
+        more += step(conn, live, pack, found)
     derivation.mark_derived(conn, [c.key for c in batch])
     return more
 

@@ -1,7 +1,8 @@
 """Reading a pushed transaction or batch Bundle into the writes it asks for. Pure: no I/O.
 
 Each entry becomes a `PlannedWrite` (POST = create with a server id, PUT =
-create-or-update with the client's id) or a `FhirError` naming the entry and
+create-or-update with the client's id), a `PlannedDelete` (DELETE of Type/id, or
+of the one resource a Type?search finds) or a `FhirError` naming the entry and
 element. References between entries (`urn:uuid:` fullUrls, or the full URL of
 a PUT entry) are rewritten to `Type/id` once the final ids are known. Entries
 that claim one identity (a fullUrl, or the Type/id a PUT writes) are errors
@@ -36,6 +37,20 @@ class PlannedWrite:
     if_match: str | None
 
 
+@dataclass(slots=True)
+class PlannedDelete:
+    index: int
+    resource_type: str
+    # None for a conditional delete until its search finds the one resource.
+    resource_id: str | None
+    # The search of a conditional delete (`identifier=system|value`, `_id=...`).
+    condition: str | None
+    if_match: str | None
+
+
+Planned = PlannedWrite | PlannedDelete
+
+
 def bundle_kind(bundle: dict[str, Any]) -> BundleKind:
     if bundle.get("resourceType") != "Bundle":
         raise FhirError(
@@ -52,13 +67,11 @@ def bundle_kind(bundle: dict[str, Any]) -> BundleKind:
     return "transaction" if kind == "transaction" else "batch"
 
 
-def plan_entries(
-    bundle: dict[str, Any], new_id: Callable[[], str]
-) -> list[PlannedWrite | FhirError]:
+def plan_entries(bundle: dict[str, Any], new_id: Callable[[], str]) -> list[Planned | FhirError]:
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise FhirError(400, "structure", "Bundle.entry must be a list", "Bundle.entry")
-    planned: list[PlannedWrite | FhirError] = []
+    planned: list[Planned | FhirError] = []
     for index, entry in enumerate(entries):
         try:
             planned.append(_plan_entry(index, entry, new_id))
@@ -67,7 +80,7 @@ def plan_entries(
     return planned
 
 
-def _plan_entry(index: int, entry: Any, new_id: Callable[[], str]) -> PlannedWrite:
+def _plan_entry(index: int, entry: Any, new_id: Callable[[], str]) -> Planned:
     where = f"Bundle.entry[{index}]"
     if not isinstance(entry, dict):
         raise FhirError(400, "structure", f"{where} is not an object", where)
@@ -75,15 +88,17 @@ def _plan_entry(index: int, entry: Any, new_id: Callable[[], str]) -> PlannedWri
     if not isinstance(request, dict):
         raise FhirError(400, "required", f"{where}.request is missing", f"{where}.request")
     method, url = request.get("method"), request.get("url")
-    if method not in ("POST", "PUT"):
+    if method not in ("POST", "PUT", "DELETE"):
         raise FhirError(
             400,
             "not-supported",
-            f"{where}.request.method: only POST and PUT are supported in a Bundle",
+            f"{where}.request.method: only POST, PUT and DELETE are supported in a Bundle",
             f"{where}.request.method",
         )
     if not isinstance(url, str) or not url:
         raise FhirError(400, "required", f"{where}.request.url is missing", f"{where}.request.url")
+    if method == "DELETE":
+        return _plan_delete(index, request, url)
     resource = entry.get("resource")
     if not isinstance(resource, dict):
         raise FhirError(400, "required", f"{where}.resource is missing", f"{where}.resource")
@@ -156,15 +171,39 @@ def _plan_entry(index: int, entry: Any, new_id: Callable[[], str]) -> PlannedWri
     )
 
 
-def overlapping(
-    kind: BundleKind, planned: list[PlannedWrite | FhirError]
-) -> list[PlannedWrite | FhirError]:
-    """`planned` with every entry that shares a fullUrl, or a PUT's Type/id, with another
-    replaced by an error naming all of them (FHIR: overlapping identities fail a
-    transaction; a batch's entries must not depend on each other, so there each one
-    involved fails, whatever the order, and the rest go on)."""
-    claims: dict[tuple[str, str], list[tuple[int, PlannedWrite]]] = defaultdict(list)
+def _plan_delete(index: int, request: dict[str, Any], url: str) -> PlannedDelete:
+    """DELETE Type/id, or Type?search (a conditional delete: the one resource it finds)."""
+    where = f"Bundle.entry[{index}].request.url"
+    path, _, query = url.partition("?")
+    parts = path.strip("/").split("/")
+    if not _TYPE.match(parts[0]) or len(parts) > 2 or (len(parts) == 2) == bool(query):
+        raise FhirError(400, "invalid", f"{where}: a DELETE takes Type/id or Type?search", where)
+    if "\x00" in url:
+        raise FhirError(400, "invalid", f"{where} holds U+0000", where)
+    if len(parts) == 2 and not is_fhir_id(parts[1]):
+        raise FhirError(400, "invalid", f"{where}: not a valid FHIR id", where)
+    if_match = request.get("ifMatch")
+    return PlannedDelete(
+        index,
+        parts[0],
+        parts[1] if len(parts) == 2 else None,
+        query or None,
+        if_match if isinstance(if_match, str) else None,
+    )
+
+
+def overlapping(kind: BundleKind, planned: list[Planned | FhirError]) -> list[Planned | FhirError]:
+    """`planned` with every entry that shares a fullUrl, or the Type/id a PUT or DELETE
+    names, with another replaced by an error naming all of them (FHIR: overlapping
+    identities fail a transaction; a batch's entries must not depend on each other, so
+    there each one involved fails, whatever the order, and the rest go on)."""
+    claims: dict[tuple[str, str], list[tuple[int, Planned]]] = defaultdict(list)
     for position, item in enumerate(planned):
+        if isinstance(item, PlannedDelete):
+            if item.resource_id is not None:
+                name = f"{item.resource_type}/{item.resource_id}"
+                claims[("resource", name)].append((position, item))
+            continue
         if not isinstance(item, PlannedWrite):
             continue
         if item.full_url:
@@ -193,7 +232,8 @@ def overlapping(
                 checked[position] = FhirError(
                     400,
                     "duplicate",
-                    f"{together} all write {name}; a {kind} may write a resource only once",
+                    f"{together} all write {name}; a {kind} may write (or delete) a "
+                    "resource only once",
                     f"Bundle.entry[{write.index}].request.url",
                 )
     return checked

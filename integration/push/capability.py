@@ -38,20 +38,32 @@ def _resource(resource_type: str, documentation: str) -> dict[str, Any]:
         "type": resource_type,
         "documentation": documentation,
         "interaction": [
-            {"code": code} for code in ("read", "vread", "create", "update", "search-type")
+            {"code": code}
+            for code in (
+                "read",
+                "vread",
+                "create",
+                "update",
+                "delete",
+                "history-instance",
+                "search-type",
+            )
         ],
         "versioning": "versioned-update",
-        "readHistory": False,
+        # Every version is kept and read back by vread; a deletion is a version too.
+        "readHistory": True,
         "updateCreate": True,
         "conditionalCreate": True,
         "conditionalRead": "not-supported",
         "conditionalUpdate": False,
-        "conditionalDelete": "not-supported",
+        # By identifier or _id: one match is deleted, several are a 412.
+        "conditionalDelete": "single",
         "searchParam": [
             {
                 "name": "identifier",
                 "type": "token",
-                "documentation": "system|value or value; what If-None-Exist may use",
+                "documentation": "system|value or value; what If-None-Exist and a "
+                "conditional delete may use",
             },
             {"name": "_id", "type": "token"},
         ],
@@ -127,7 +139,11 @@ def capability_statement(base_url: str, version: str, max_bundle_entries: int) -
                     "Every write is validated against FHIR R4 and stored under the pushing "
                     f"source (the API key names it). {_listed(JOURNEY_TYPES)} are mapped into "
                     "the patient journey; any other R4 resource type is accepted the same way, "
-                    "validated and kept raw. Reads return only what the same source pushed."
+                    "validated and kept raw. Reads return only what the same source pushed. "
+                    "A delete is a version (a later read is 410 Gone, its history keeps "
+                    "the versions); deleting again, or what the source never sent, is a "
+                    "200, and the deletion is remembered: a version whose own "
+                    "meta.lastUpdated is not after it stays history."
                 ),
                 "security": {
                     "description": "Authorization: Bearer <push key>; one key per pushing source"

@@ -10,6 +10,13 @@ that) is mapped before the answer goes out, so a pushed encounter is in the
 journey at once; if mapping cannot keep up, the answer says so and the data
 stays stored.
 
+Deletes are versions too: DELETE stores a deletion (the resource's tombstone) and
+the journey lets go of what the resource put in it. A deletion is remembered, also
+of a resource this source never sent (a delete overtaking its create): a create or
+update whose own `meta.lastUpdated` is at or before the deletion arrives as history
+and leaves the resource deleted; one without `meta.lastUpdated`, or later, creates
+it again (FHIR: a PUT brings a deleted resource back).
+
 Writes and their mapping are synchronous and serialised by one lock per process,
 per transaction or per batch entry (run them in a worker thread).
 """
@@ -33,12 +40,15 @@ from connectors.files import RawItem
 from integration.clock import utc_now
 from integration.config import Settings
 from integration.ingest.errors import ResourceRejected
+from integration.ingest.intake import last_updated_of
 from integration.ingest.pipeline import IngestPipeline, IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.ingest.validation import check_structure
 from integration.journey.update import update_journey
 from integration.push.bundle import (
     BundleKind,
+    Planned,
+    PlannedDelete,
     PlannedWrite,
     bundle_kind,
     full_url_targets,
@@ -56,12 +66,22 @@ from integration.store.pushed import (
     StoredVersion,
     current_version,
     current_versions,
+    drop_index_entries,
+    held_by_another_source,
+    history,
     ids_by_content,
     ids_by_identifier,
     replace_index_entries,
     version,
+    version_by_key,
 )
-from integration.store.raw import IncomingResource, Rejected, WriteOutcome, write_resources
+from integration.store.raw import (
+    IncomingResource,
+    Rejected,
+    WriteOutcome,
+    lift_deletions,
+    write_resources,
+)
 from mappings.rulepack import RulePack
 
 log = logging.getLogger(__name__)
@@ -81,6 +101,9 @@ class WriteResult:
     created: bool
     unchanged: bool = False
     warnings: list[Issue] = field(default_factory=list)
+    # Stored in the resource's history only: it is no newer than the resource's
+    # deletion, which stays (`stored` is this version, not the current one).
+    kept_as_history: bool = False
 
     @property
     def status_line(self) -> str:
@@ -94,6 +117,37 @@ class WriteResult:
     @property
     def etag(self) -> str:
         return f'W/"{self.stored.version_id}"'
+
+
+@dataclass(slots=True)
+class DeleteResult:
+    """One delete's answer: what was deleted (if anything is held as deleted now), and
+    whether this request deleted it. Always 200 (204 without a body): FHIR's answer
+    to deleting, deleting again, and deleting what is not there."""
+
+    resource_type: str
+    resource_id: str | None
+    # The deletion now held (None: a conditional delete that found nothing).
+    deletion: StoredVersion | None
+    changed: bool
+    message: str
+    status: int = 200
+    warnings: list[Issue] = field(default_factory=list)
+
+    @property
+    def status_line(self) -> str:
+        return "200 OK"
+
+    @property
+    def etag(self) -> str | None:
+        return f'W/"{self.deletion.version_id}"' if self.deletion else None
+
+    @property
+    def issues(self) -> list[Issue]:
+        return [Issue("information", "informational", self.message), *self.warnings]
+
+
+Answer = WriteResult | DeleteResult
 
 
 def with_server_meta(stored: StoredVersion) -> dict[str, Any]:
@@ -155,6 +209,8 @@ class PushService:
             stored = current_version(conn, source, resource_type, resource_id)
         if stored is None:
             raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known here")
+        if stored.deleted:
+            raise _gone(stored)
         return stored
 
     def vread(
@@ -168,12 +224,25 @@ class PushService:
                 "not-found",
                 f"{resource_type}/{resource_id} has no version {version_id} here",
             )
+        if stored.deleted:
+            raise _gone(stored)
         return stored
 
     def search_ids(self, source: str, resource_type: str, query: str) -> list[str]:
         """Ids matching a search of `identifier` and/or `_id` (what conditional creates use)."""
         with self.engine.connect() as conn:
             return _search_ids(conn, source, resource_type, query)
+
+    def history(
+        self, source: str, resource_type: str, resource_id: str, limit: int
+    ) -> list[StoredVersion]:
+        """A resource's versions, its deletions among them, newest first; 404 when the
+        source holds none."""
+        with self.engine.connect() as conn:
+            versions = history(conn, source, resource_type, resource_id, limit)
+        if not versions:
+            raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known here")
+        return versions
 
     # ---- writes ----
 
@@ -186,9 +255,18 @@ class PushService:
         assert isinstance(result, WriteResult)
         return result
 
+    def delete_one(self, source: str, delete: PlannedDelete) -> DeleteResult:
+        """DELETE Type/id, or Type?search (conditional: the one resource it finds)."""
+        with interactive_writes(self.engine), self._lock:
+            results = self._write_all(source, [delete], in_bundle=False)
+            self._map_written(source, results)
+        result = results[0]
+        assert isinstance(result, DeleteResult)
+        return result
+
     def process_bundle(
         self, source: str, bundle: dict[str, Any]
-    ) -> tuple[BundleKind, list[WriteResult | FhirError]]:
+    ) -> tuple[BundleKind, list[Answer | FhirError]]:
         kind = bundle_kind(bundle)
         planned = [
             self._within_limits(item) for item in overlapping(kind, plan_entries(bundle, new_id))
@@ -197,14 +275,15 @@ class PushService:
             return kind, self._write_planned(source, kind, planned)
 
     def _write_planned(
-        self, source: str, kind: BundleKind, planned: list[PlannedWrite | FhirError]
-    ) -> list[WriteResult | FhirError]:
-        results: list[WriteResult | FhirError] = []
+        self, source: str, kind: BundleKind, planned: list[Planned | FhirError]
+    ) -> list[Answer | FhirError]:
+        results: list[Answer | FhirError] = []
         if kind == "transaction":
+            writes: list[Planned] = []
             for item in planned:
                 if isinstance(item, FhirError):
                     raise item
-            writes = [item for item in planned if isinstance(item, PlannedWrite)]
+                writes.append(item)
             with self._lock:
                 results = self._write_all(source, writes)
                 self._map_written(source, results)
@@ -213,7 +292,7 @@ class PushService:
         # lock for itself only (and mapping a few entries at a time), so other clients'
         # pushes go between them.
         for start in range(0, len(planned), BATCH_MAPPING_CHUNK):
-            chunk: list[WriteResult | FhirError] = []
+            chunk: list[Answer | FhirError] = []
             for item in planned[start : start + BATCH_MAPPING_CHUNK]:
                 if isinstance(item, FhirError):
                     chunk.append(item)
@@ -232,7 +311,7 @@ class PushService:
             results.extend(chunk)
         return results
 
-    def _map_written(self, source: str, results: list[WriteResult | FhirError]) -> None:
+    def _map_written(self, source: str, results: list[Answer | FhirError]) -> None:
         """Map what this push stored, and only that: a push never waits for the rest of
         the store's backlog (an import's, another source's). Under the push lock, like
         the writes: threads of one process taking turns through SQLite's busy handler
@@ -242,7 +321,11 @@ class PushService:
         written = [
             (source, r.stored.resource_type, r.stored.resource_id)
             for r in results
-            if isinstance(r, WriteResult) and not r.unchanged
+            if isinstance(r, WriteResult) and not r.unchanged and not r.kept_as_history
+        ] + [
+            (source, r.resource_type, r.resource_id)
+            for r in results
+            if isinstance(r, DeleteResult) and r.changed and r.resource_id is not None
         ]
         if not written:
             return
@@ -259,11 +342,13 @@ class PushService:
                 "(`journey worker`, an import, a sync or `journey remap`)",
             )
             for result in results:
-                if isinstance(result, WriteResult) and not result.unchanged:
+                if (isinstance(result, WriteResult) and not result.unchanged) or (
+                    isinstance(result, DeleteResult) and result.changed
+                ):
                     result.warnings.append(lag)
 
-    def _within_limits(self, item: PlannedWrite | FhirError) -> PlannedWrite | FhirError:
-        if isinstance(item, FhirError):
+    def _within_limits(self, item: Planned | FhirError) -> Planned | FhirError:
+        if not isinstance(item, PlannedWrite):
             return item
         try:
             self._check_limits(item, in_bundle=True)
@@ -304,17 +389,34 @@ class PushService:
             )
 
     def _write_all(
-        self, source: str, writes: list[PlannedWrite], in_bundle: bool = True
-    ) -> list[WriteResult | FhirError]:
-        """Check every write, then store them all in one transaction, then derive."""
+        self, source: str, planned: list[Planned], in_bundle: bool = True
+    ) -> list[Answer | FhirError]:
+        """Check every write and delete, then store them all in one transaction (deletes
+        first, as FHIR orders a transaction's entries)."""
         now = utc_now()
         pipeline = self._pipeline(source)
         summary = IngestSummary(source)
         existing: dict[int, StoredVersion] = {}
+        writes = [item for item in planned if isinstance(item, PlannedWrite)]
+        deletes = [item for item in planned if isinstance(item, PlannedDelete)]
         with self.engine.begin() as conn:
             # Checks (If-None-Exist, repeated creates, If-Match) and writes, one push at
             # a time across processes: otherwise two could both find no match and create.
             hold(conn, PUSH, now)
+            deleted: dict[int, DeleteResult] = {}
+            was_held: set[int] = set()
+            tombstones: list[tuple[PlannedDelete, IncomingResource]] = []
+            for delete in deletes:
+                try:
+                    checked = self._deletion(conn, source, delete, now)
+                except FhirError as error:
+                    raise _entry_error(delete, in_bundle, error) from None
+                if isinstance(checked, DeleteResult):
+                    deleted[delete.index] = checked
+                else:
+                    tombstones.append((delete, checked))
+                    if current_version(conn, source, checked.resource_type, checked.resource_id):
+                        was_held.add(delete.index)
             for write in writes:
                 if write.if_none_exist is not None:
                     matches = self._matches(conn, source, write)
@@ -342,6 +444,9 @@ class PushService:
             }
             held_content = ids_by_content(conn, source, sorted(looked_up))
             incoming: list[tuple[PlannedWrite, IncomingResource]] = []
+            # Writes of a deleted resource: those bringing it back, those arriving late.
+            revived: list[tuple[str, str]] = []
+            late: set[int] = set()
             for write in writes:
                 if write.index in existing:
                     continue
@@ -365,10 +470,23 @@ class PushService:
                         else current_version(conn, source, write.resource_type, write.resource_id)
                     )
                     _check_if_match(write, current)
+                    sent = _made_at(conn, source, write)
                     item = self._validated(pipeline, summary, write, now)
                 except FhirError as error:
                     raise _entry_error(write, in_bundle, error) from None
-                if current is not None and current.version_key.startswith(
+                if current is not None and current.deleted:
+                    if _no_newer(sent, current):
+                        # Made before the source deleted it: history, the deletion stays.
+                        late.add(write.index)
+                        item = dataclasses.replace(item, last_updated=sent)
+                    else:
+                        revived.append((write.resource_type, write.resource_id))
+                        # Its own version even if a version before the deletion had
+                        # the same content within the same second.
+                        item = dataclasses.replace(
+                            item, version_key=f"{item.version_key}+{current.version_id}"
+                        )
+                elif current is not None and current.version_key.startswith(
                     item.version_key.split("@")[0]
                 ):
                     existing[write.index] = current  # same content again: nothing to store
@@ -379,8 +497,14 @@ class PushService:
                 write.index: self._reference_warnings(conn, source, write, written)
                 for write, _ in incoming
             }
-            results: dict[int, WriteResult] = {}
-            outcomes = write_resources(conn, [item for _, item in incoming], now)
+            results: dict[int, Answer] = dict(deleted)
+            lift_deletions(conn, source, revived)
+            outcomes = write_resources(
+                conn, [item for _, item in tombstones] + [item for _, item in incoming], now
+            )
+            drop_index_entries(
+                conn, source, [(item.resource_type, item.resource_id) for _, item in tombstones]
+            )
             replace_index_entries(
                 conn,
                 source,
@@ -392,21 +516,45 @@ class PushService:
                         _identifiers(write),
                     )
                     for write, _ in incoming
+                    if write.index not in late
                 ],
             )
             held = current_versions(
-                conn, source, [(write.resource_type, write.resource_id) for write, _ in incoming]
+                conn,
+                source,
+                [(i.resource_type, i.resource_id) for _, i in tombstones]
+                + [(write.resource_type, write.resource_id) for write, _ in incoming],
             )
-            for (write, item), outcome in zip(incoming, outcomes, strict=True):
+            for delete, item in tombstones:
+                name = f"{item.resource_type}/{item.resource_id}"
+                results[delete.index] = DeleteResult(
+                    item.resource_type,
+                    item.resource_id,
+                    held[(item.resource_type, item.resource_id)],
+                    True,
+                    f"{name} deleted"
+                    if delete.index in was_held
+                    else f"{name} is not held here: remembered as deleted, so a version "
+                    "of it made before now that arrives later stays deleted",
+                )
+            for (write, item), outcome in zip(incoming, outcomes[len(tombstones) :], strict=True):
                 item_warnings = [
                     Issue("warning", "informational", text) for text in item.warnings
                 ] + warnings[write.index]
-                created = outcome is WriteOutcome.NEW
+                if write.index in late:
+                    deletion = held[(write.resource_type, write.resource_id)]
+                    results[write.index] = WriteResult(
+                        200,
+                        version_by_key(conn, item.raw_key) or deletion,
+                        False,
+                        warnings=[*item_warnings, _stays_deleted(write, deletion)],
+                        kept_as_history=True,
+                    )
+                    continue
+                key = (write.resource_type, write.resource_id)
+                created = outcome is WriteOutcome.NEW or key in revived
                 results[write.index] = WriteResult(
-                    201 if created else 200,
-                    held[(write.resource_type, write.resource_id)],
-                    created,
-                    warnings=item_warnings,
+                    201 if created else 200, held[key], created, warnings=item_warnings
                 )
         for index, stored in existing.items():
             results[index] = WriteResult(
@@ -422,14 +570,70 @@ class PushService:
                     )
                 ],
             )
-        return [results[write.index] for write in writes]
+        return [results[item.index] for item in planned]
+
+    def _deletion(
+        self, conn: Connection, source: str, delete: PlannedDelete, now: str
+    ) -> IncomingResource | DeleteResult:
+        """The deletion to store for a DELETE, or the answer when there is nothing to
+        store (already deleted; a search that found nothing). Held by another source
+        only: 404, for a push key deletes its own source's resources and no one else's."""
+        if delete.resource_id is None:
+            assert delete.condition is not None
+            ids = _search_ids(conn, source, delete.resource_type, delete.condition)
+            if len(ids) > 1:
+                raise FhirError(
+                    412,
+                    "multiple-matches",
+                    f"the search matches {len(ids)} {delete.resource_type} resources; a "
+                    "conditional delete deletes one (conditionalDelete: single): nothing "
+                    "deleted",
+                )
+            if not ids:
+                return DeleteResult(
+                    delete.resource_type,
+                    None,
+                    None,
+                    False,
+                    f"no {delete.resource_type} matches the search: nothing to delete",
+                )
+            delete.resource_id = ids[0]
+        name = f"{delete.resource_type}/{delete.resource_id}"
+        current = current_version(conn, source, delete.resource_type, delete.resource_id)
+        _check_if_match(delete, current)
+        if current is not None and current.deleted:
+            return DeleteResult(
+                delete.resource_type,
+                delete.resource_id,
+                current,
+                False,
+                f"{name} was already deleted: nothing changed",
+            )
+        if current is None and held_by_another_source(
+            conn, source, delete.resource_type, delete.resource_id
+        ):
+            raise FhirError(404, "not-found", f"{name} is not known here: nothing deleted")
+        # At least as new as what it deletes, whatever that version's own time said.
+        when = max(now, current.last_updated or now) if current is not None else now
+        return IncomingResource(
+            source=source,
+            resource_type=delete.resource_type,
+            resource_id=delete.resource_id,
+            version_key=f"d:{new_id()}@{now}",
+            last_updated=when,
+            subject_id=None,
+            origin="push",
+            location=f"entry {delete.index}",
+            content="{}",
+            deleted=True,
+        )
 
     def _matches(self, conn: Connection, source: str, write: PlannedWrite) -> list[StoredVersion]:
         assert write.if_none_exist is not None
         # In the push's own transaction, which holds the push lock.
         ids = _search_ids(conn, source, write.resource_type, write.if_none_exist)
         found = [current_version(conn, source, write.resource_type, rid) for rid in ids]
-        return [stored for stored in found if stored is not None]
+        return [stored for stored in found if stored is not None and not stored.deleted]
 
     @staticmethod
     def _same_content(
@@ -444,7 +648,7 @@ class PushService:
             held_content.update(ids_by_content(conn, source, [key]))
         for resource_id in held_content.get(key, []):
             stored = current_version(conn, source, write.resource_type, resource_id)
-            if stored is not None:
+            if stored is not None and not stored.deleted:
                 return stored
         return None
 
@@ -483,7 +687,8 @@ class PushService:
         if not reference.startswith("Patient/") or reference in in_bundle:
             return []
         patient_id = reference.removeprefix("Patient/")
-        if current_version(conn, source, "Patient", patient_id) is not None:
+        held = current_version(conn, source, "Patient", patient_id)
+        if held is not None and not held.deleted:
             return []
         return [
             Issue(
@@ -508,7 +713,7 @@ def _search_ids(conn: Connection, source: str, resource_type: str, query: str) -
     for name, value in params:
         if name == "_id":
             stored = current_version(conn, source, resource_type, value)
-            ids = {value} if stored is not None else set()
+            ids = {value} if stored is not None and not stored.deleted else set()
         elif name == "identifier":
             system, sep, code = value.rpartition("|")
             ids = set(ids_by_identifier(conn, source, resource_type, system if sep else None, code))
@@ -525,7 +730,7 @@ def _search_ids(conn: Connection, source: str, resource_type: str, query: str) -
     return sorted(found or set())
 
 
-def _store_failure(write: PlannedWrite, exc: SQLAlchemyError) -> FhirError:
+def _store_failure(write: Planned, exc: SQLAlchemyError) -> FhirError:
     """A batch entry the store did not take: 503 when the store is away (retry it),
     500 when it refused this entry's data; never a value from it."""
     where = f"Bundle.entry[{write.index}] ({write.resource_type})"
@@ -564,7 +769,7 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _check_if_match(write: PlannedWrite, current: StoredVersion | None) -> None:
+def _check_if_match(write: Planned, current: StoredVersion | None) -> None:
     if write.if_match is None:
         return
     wanted = parse_etag(write.if_match)
@@ -578,7 +783,7 @@ def _check_if_match(write: PlannedWrite, current: StoredVersion | None) -> None:
         )
 
 
-def _entry_error(write: PlannedWrite, in_bundle: bool, error: FhirError) -> FhirError:
+def _entry_error(write: Planned, in_bundle: bool, error: FhirError) -> FhirError:
     """Say which entry failed (inside a Bundle); the status stays the entry's own."""
     if not in_bundle:
         return error
@@ -588,6 +793,48 @@ def _entry_error(write: PlannedWrite, in_bundle: bool, error: FhirError) -> Fhir
         f"{error.issue.diagnostics}",
     )
     return error
+
+
+def _made_at(conn: Connection, source: str, write: PlannedWrite) -> str | None:
+    """When the source says it made this version: its meta.lastUpdated, unless the meta
+    is this server's own, sent back (a versionId issued for this resource: a client
+    saving what it read from here), which says nothing of the source's clock."""
+    sent = last_updated_of(write.resource)
+    meta = write.resource.get("meta")
+    issued = meta.get("versionId") if isinstance(meta, dict) else None
+    if sent is None or not isinstance(issued, str):
+        return sent
+    ours = version(conn, source, write.resource_type, write.resource_id, issued)
+    return None if ours is not None else sent
+
+
+def _no_newer(sent: str | None, deletion: StoredVersion) -> bool:
+    """A version whose own lastUpdated is at or before the deletion was made before the
+    source deleted it. Without one, it counts as the newest (a client re-creating)."""
+    return sent is not None and deletion.last_updated is not None and sent <= deletion.last_updated
+
+
+def _stays_deleted(write: PlannedWrite, deletion: StoredVersion) -> Issue:
+    return Issue(
+        "warning",
+        "conflict",
+        f"{write.resource_type}/{write.resource_id} was deleted at {deletion.last_updated}; "
+        "this version's meta.lastUpdated is not after that: kept in its history, the "
+        "resource stays deleted",
+        f"{write.resource_type}.meta.lastUpdated",
+    )
+
+
+def _gone(deletion: StoredVersion) -> FhirError:
+    """FHIR: a deleted resource (or its deletion, as a version) reads as 410 Gone."""
+    return FhirError(
+        410,
+        "deleted",
+        f"{deletion.resource_type}/{deletion.resource_id} was deleted "
+        f"(version {deletion.version_id}, {deletion.received_at})",
+        None,
+        {"ETag": f'W/"{deletion.version_id}"'},
+    )
 
 
 def _identifiers(write: PlannedWrite) -> tuple[tuple[str, str], ...]:

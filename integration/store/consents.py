@@ -23,6 +23,12 @@ def replace(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         conn.execute(consent_directives.insert(), list(rows))
 
 
+def forget(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+    """These (source, consent_id) were deleted by their source: they direct nothing."""
+    if keys:
+        conn.execute(delete(consent_directives).where(in_keys((c.source, c.consent_id), keys)))
+
+
 def withheld_people(conn: Connection, client_id: str, today: str) -> set[str]:
     """The people whose data a directive withholds from this client today (a person is
     withheld when any of their source Patients is).

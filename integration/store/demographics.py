@@ -79,6 +79,24 @@ def replace_demographics(
     )
 
 
+def forget_demographics(conn: Connection, keys: Sequence[PatientKey]) -> None:
+    """These Patients are no longer held (deleted by their source): no candidate pair is
+    found through them, and the name counts and the count of Patients drop them."""
+    if keys:
+        names: Counter[tuple[str, str]] = Counter()
+        for row in conn.execute(
+            select(_D.family, _D.given).where(in_keys((_D.source, _D.patient_id), keys))
+        ):
+            names[("family", row.family)] -= 1
+            names[("given", row.given)] -= 1
+        _count_names(conn, names)
+        removed = conn.execute(
+            delete(patient_demographics).where(in_keys((_D.source, _D.patient_id), keys))
+        ).rowcount
+        conn.execute(delete(patient_blocking_keys).where(in_keys((_K.source, _K.patient_id), keys)))
+        _count_patients(conn, -max(removed, 0))
+
+
 def demographics_of(conn: Connection, keys: Sequence[PatientKey]) -> dict[PatientKey, Demographics]:
     if not keys:
         return {}

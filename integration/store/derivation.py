@@ -1,6 +1,10 @@
 """The derivation queue: current resources flagged `needs_derive`, read with their stored
 content, marked done once derived, and flagged again when what they read has changed.
 
+A resource deleted by its source stays on the queue as its tombstone (`deleted`, no
+content) until the journey has let it go; every other read here sees live resources
+only.
+
 What a batch holds and what it becomes is the journey update's business
 (`integration.journey.update` and its derivers); these are only its statements, run in
 the update's transaction, which holds the derive lock (`integration.store.locks`).
@@ -29,6 +33,10 @@ _KEY_COLUMNS = (
 )
 
 
+# Not deleted by its source.
+_LIVE = current_resources.c.deleted.is_(False)
+
+
 @dataclass(frozen=True, slots=True)
 class CurrentResource:
     source: str
@@ -38,6 +46,8 @@ class CurrentResource:
     content: dict[str, Any]
     # Waiting for derivation when read (read as history, it may still be).
     pending: bool = False
+    # Deleted by its source: what it put in the journey is to be taken out.
+    deleted: bool = False
 
     @property
     def ref(self) -> SourceRef:
@@ -94,6 +104,7 @@ def _load_current(
             raw_resources.c.version_key,
             raw_resources.c.content,
             current_resources.c.needs_derive,
+            current_resources.c.deleted,
         )
         .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
         .where(current_resources.c.resource_type == resource_type, *where)
@@ -109,6 +120,7 @@ def _load_current(
             row.version_key,
             orjson.loads(row.content),
             bool(row.needs_derive),
+            bool(row.deleted),
         )
         for row in conn.execute(query)
     ]
@@ -118,7 +130,7 @@ def current_of_subjects(
     conn: Connection, resource_type: str, subjects: Sequence[tuple[str, str]]
 ) -> list[CurrentResource]:
     """Every current resource of one type about these (source, Patient id) subjects."""
-    return _load_current(conn, resource_type, _of_subjects(subjects))
+    return _load_current(conn, resource_type, _of_subjects(subjects), _LIVE)
 
 
 def recorded_of_subjects(
@@ -130,6 +142,7 @@ def recorded_of_subjects(
         conn,
         resource_type,
         _of_subjects(subjects),
+        _LIVE,
         current_resources.c.resource_id.in_(
             select(job_records.c.resource_id).where(
                 job_records.c.source == current_resources.c.source,
@@ -141,6 +154,30 @@ def recorded_of_subjects(
 
 def _of_subjects(subjects: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
     return in_keys((current_resources.c.source, current_resources.c.subject_id), subjects)
+
+
+def flag_of_subjects(
+    conn: Connection, resource_type: str, subjects: Sequence[tuple[str, str]]
+) -> list[ResourceKey]:
+    """Put the live resources of one type about these (source, Patient id) subjects back
+    on the queue; returns their keys."""
+    if not subjects:
+        return []
+    keys = [
+        (row.source, resource_type, row.resource_id)
+        for row in conn.execute(
+            select(current_resources.c.source, current_resources.c.resource_id).where(
+                current_resources.c.resource_type == resource_type,
+                _of_subjects(subjects),
+                _LIVE,
+            )
+        )
+    ]
+    if keys:
+        conn.execute(
+            update(current_resources).where(in_keys(_KEY_COLUMNS, keys)).values(needs_derive=True)
+        )
+    return keys
 
 
 def current_conditions(conn: Connection, source: str, ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -161,6 +198,7 @@ def current_contents(
             current_resources.c.source == source,
             current_resources.c.resource_type == resource_type,
             current_resources.c.resource_id.in_(ids),
+            _LIVE,
         )
     ).all()
     return {row.resource_id: orjson.loads(row.content) for row in rows}

@@ -28,6 +28,8 @@ class FeedEventType(StrEnum):
     PERSON_CHANGED = "person.changed"
     PERSON_MERGED = "person.merged"
     PERSON_UNMERGED = "person.unmerged"
+    # Retired: every source deleted the person's Patients (the id answers as nobody).
+    PERSON_REMOVED = "person.removed"
     RECORD_ADDED = "record.added"
     RECORD_CHANGED = "record.changed"
     RECORD_REMOVED = "record.removed"

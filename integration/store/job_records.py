@@ -1,4 +1,5 @@
-"""Job records as derivation writes them: each resource's records replaced whole.
+"""Job records as derivation writes them: each resource's records replaced whole, and
+kept as tombstones when their resource is deleted by its source.
 
 What the records say is decided by the mappings and the journey's derivers; reading
 them (a person's journey, counts) is `integration.store.queries`.
@@ -48,7 +49,9 @@ def replace_job_records(
     stored = {
         row.id: dict(row._mapping)
         for row in conn.execute(
-            select(*(c[name] for name in _COMPARED)).where(in_keys(keys, derived_from))
+            select(*(c[name] for name in _COMPARED), c.deleted_at).where(
+                in_keys(keys, derived_from)
+            )
         )
     }
     fresh = {row["id"]: row for row in (_record_row(r, now) for r in records)}
@@ -123,9 +126,14 @@ def _record_changes(
     def person(row: dict[str, Any]) -> str | None:
         return person_of.get((row["source"], row["subject_id"]))
 
+    def was_live(record: str) -> bool:
+        return record in stored and stored[record]["deleted_at"] is None
+
+    # A tombstone's resource created again is a record added; a tombstone's removal
+    # was told when its resource was deleted.
     changes = [
         feed.Change(
-            Event.RECORD_CHANGED if row["id"] in stored else Event.RECORD_ADDED,
+            Event.RECORD_CHANGED if was_live(row["id"]) else Event.RECORD_ADDED,
             row["id"],
             person(row),
             row["version_key"],
@@ -143,9 +151,77 @@ def _record_changes(
             sources=(stored[record]["source"],),
         )
         for record in removed
+        if was_live(record)
     ]
     feed.append(conn, changes, now)
     return set(person_of.values())
+
+
+DELETED_BY_SOURCE = "deleted by source"
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstoned:
+    """Whose records were tombstoned: their people, and their (source, Patient id)."""
+
+    people: set[str]
+    subjects: set[tuple[str, str]]
+
+
+def tombstone_records(
+    conn: Connection, deleted: Sequence[ResourceKey], now: str, reason: str = DELETED_BY_SOURCE
+) -> Tombstoned:
+    """The records of these (source, type, id) resources, deleted by their source,
+    leave the journey: kept, excluded, with when and why (a tombstone), each told to
+    the feed as removed. Records already tombstoned stay as they were."""
+    c = job_records.c
+    live = [
+        dict(row._mapping)
+        for row in conn.execute(
+            select(*(c[name] for name in _COMPARED)).where(
+                in_keys((c.source, c.resource_type, c.resource_id), deleted),
+                c.deleted_at.is_(None),
+            )
+        )
+    ]
+    if not live:
+        return Tombstoned(set(), set())
+    ids = [row["id"] for row in live]
+    for at in range(0, len(ids), 500):
+        conn.execute(
+            update(job_records)
+            .where(c.id.in_(ids[at : at + 500]))
+            # No longer an event either side of a join: the people's events join again.
+            .values(
+                excluded=True, deleted_at=now, removed_reason=reason, event_of=None, joined="[]"
+            )
+        )
+    subjects = {(r["source"], r["subject_id"]) for r in live if r["subject_id"]}
+    person_of = links_of(conn, sorted(subjects))
+
+    def person(row: dict[str, Any]) -> str | None:
+        return person_of.get((row["source"], row["subject_id"]))
+
+    feed.append(
+        conn,
+        [
+            feed.Change(
+                Event.RECORD_REMOVED,
+                row["id"],
+                person(row),
+                row["version_key"],
+                {
+                    **_payload({**row, "excluded": True}),
+                    "deleted_at": now,
+                    "removed_reason": reason,
+                },
+                sources=(row["source"],),
+            )
+            for row in live
+        ],
+        now,
+    )
+    return Tombstoned(set(person_of.values()), subjects)
 
 
 def _record_row(record: JobRecord, now: str) -> dict[str, Any]:
@@ -193,6 +269,7 @@ def records_of(
             job_records.c.source == source,
             job_records.c.resource_type == resource_type,
             job_records.c.resource_id.in_(ids),
+            job_records.c.deleted_at.is_(None),
         )
     ).all()
     return {row.resource_id: _from_row(row._mapping) for row in rows}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, or_, select, update
 
 from integration.store.keys import in_keys
 from integration.store.schema import patient_identifiers, people, person_links
@@ -148,12 +148,36 @@ def ensure_people(conn: Connection, person_ids: Sequence[str], now: str) -> None
         [{"id": person_id, "created_at": now, "merged_into": None} for person_id in person_ids],
         keys=("id",),
     )
-    # A person that had been merged away comes back when a Patient is linked to it alone.
+    # A person that had been merged away, or retired, comes back when a Patient is
+    # linked to it alone.
     conn.execute(
         update(people)
-        .where(people.c.id.in_(person_ids), people.c.merged_into.is_not(None))
-        .values(merged_into=None)
+        .where(
+            people.c.id.in_(person_ids),
+            or_(people.c.merged_into.is_not(None), people.c.retired_at.is_not(None)),
+        )
+        .values(merged_into=None, retired_at=None)
     )
+
+
+def unlink(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+    """These (source, Patient id) belong to no person any more (deleted by their source)."""
+    if keys:
+        conn.execute(
+            delete(person_links).where(
+                in_keys((person_links.c.source, person_links.c.patient_id), keys)
+            )
+        )
+
+
+def retire(conn: Connection, person_ids: Sequence[str], now: str) -> None:
+    """These people have no source Patient left: listed nowhere, answered as nobody."""
+    if person_ids:
+        conn.execute(
+            update(people)
+            .where(people.c.id.in_(sorted(set(person_ids))), people.c.retired_at.is_(None))
+            .values(retired_at=now)
+        )
 
 
 def write_links(conn: Connection, links: Sequence[PatientLink]) -> None:

@@ -2,7 +2,9 @@
 
 A pushed resource's FHIR `versionId` is the id of its raw row (unique, and
 increasing with each new version), and its `lastUpdated` is when that row was
-received: the server, not the sender, owns both, as FHIR asks.
+received: the server, not the sender, owns both, as FHIR asks. A deletion is a
+version like any other (`deleted`): the current version of a deleted resource is its
+deletion, and its history keeps every version before it.
 """
 
 from __future__ import annotations
@@ -30,9 +32,14 @@ class StoredVersion:
     version_key: str
     received_at: str
     content: str
+    # This version is a deletion (no content): the resource is gone.
+    deleted: bool = False
+    # The version's time as the store orders versions by (for a deletion, when it
+    # was deleted).
+    last_updated: str | None = None
 
 
-def _version(row: Row[Any, Any, Any, Any, Any, Any]) -> StoredVersion:
+def _version(row: Row[Any, Any, Any, Any, Any, Any, Any, Any]) -> StoredVersion:
     return StoredVersion(
         resource_type=row.resource_type,
         resource_id=row.resource_id,
@@ -40,6 +47,8 @@ def _version(row: Row[Any, Any, Any, Any, Any, Any]) -> StoredVersion:
         version_key=row.version_key,
         received_at=row.received_at,
         content=row.content,
+        deleted=bool(row.deleted),
+        last_updated=row.last_updated,
     )
 
 
@@ -50,6 +59,8 @@ _COLUMNS = (
     raw_resources.c.version_key,
     raw_resources.c.received_at,
     raw_resources.c.content,
+    raw_resources.c.deleted,
+    raw_resources.c.last_updated,
 )
 
 
@@ -103,6 +114,47 @@ def version(
     return _version(row) if row is not None else None
 
 
+def version_by_key(conn: Connection, raw_key: str) -> StoredVersion | None:
+    row = conn.execute(select(*_COLUMNS).where(raw_resources.c.raw_key == raw_key)).first()
+    return _version(row) if row is not None else None
+
+
+def held_by_another_source(
+    conn: Connection, source: str, resource_type: str, resource_id: str
+) -> bool:
+    """Whether a source other than `source` holds a live (type, id). Rarely asked (a
+    delete of what the asking source never held); no index leads with (type, id), so it
+    reads the current rows of that type."""
+    row = conn.execute(
+        select(current_resources.c.source)
+        .where(
+            current_resources.c.resource_type == resource_type,
+            current_resources.c.resource_id == resource_id,
+            current_resources.c.source != source,
+            current_resources.c.deleted.is_(False),
+        )
+        .limit(1)
+    ).first()
+    return row is not None
+
+
+def history(
+    conn: Connection, source: str, resource_type: str, resource_id: str, limit: int
+) -> list[StoredVersion]:
+    """A resource's versions, deletions among them, newest first (at most `limit`)."""
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .where(
+            raw_resources.c.source == source,
+            raw_resources.c.resource_type == resource_type,
+            raw_resources.c.resource_id == resource_id,
+        )
+        .order_by(raw_resources.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [_version(row) for row in rows]
+
+
 def ids_by_identifier(
     conn: Connection, source: str, resource_type: str, system: str | None, value: str
 ) -> list[str]:
@@ -147,14 +199,20 @@ class PushedIndexEntry:
     identifiers: tuple[tuple[str, str], ...]
 
 
+def drop_index_entries(conn: Connection, source: str, keys: list[tuple[str, str]]) -> None:
+    """These (type, id) are found by no identifier and no content any more (deleted:
+    FHIR's search no longer finds a deleted resource)."""
+    for table in (resource_identifiers, pushed_content):
+        for group in key_groups((table.c.resource_type, table.c.resource_id), keys):
+            conn.execute(delete(table).where(table.c.source == source, group))
+
+
 def replace_index_entries(conn: Connection, source: str, entries: list[PushedIndexEntry]) -> None:
     """The new current versions' identifiers and content hashes replace the old ones."""
     if not entries:
         return
     keys = [(entry.resource_type, entry.resource_id) for entry in entries]
-    for table in (resource_identifiers, pushed_content):
-        for group in key_groups((table.c.resource_type, table.c.resource_id), keys):
-            conn.execute(delete(table).where(table.c.source == source, group))
+    drop_index_entries(conn, source, keys)
     insert_ignore(
         conn,
         resource_identifiers,

@@ -53,7 +53,9 @@ class JourneyFilter:
 # The two statements of every journey read, built once: building a select is a
 # good part of a read's Python time (SQLAlchemy caches the compiled SQL, not the
 # construction and cache-key work of a new statement object).
-_MERGED_INTO = select(people.c.merged_into).where(people.c.id == bindparam("person_id"))
+_MERGED_INTO = select(people.c.merged_into, people.c.retired_at).where(
+    people.c.id == bindparam("person_id")
+)
 _JOURNEY_ALL = (
     select(job_records)
     .join(
@@ -75,11 +77,12 @@ _JOURNEY_PAGE = _JOURNEY.order_by(job_records.c.occurred_start, job_records.c.id
 
 
 def resolve_person(conn: Connection, person_id: str) -> str | None:
-    """The surviving id of a person, following merges; None when unknown."""
+    """The surviving id of a person, following merges; None when unknown or retired (a
+    retired person answers as nobody: every source deleted its Patients)."""
     current = person_id
     for _ in range(MAX_MERGE_HOPS):
         row = conn.execute(_MERGED_INTO, {"person_id": current}).first()
-        if row is None:
+        if row is None or row.retired_at is not None:
             return None
         if row.merged_into is None:
             return current
@@ -112,7 +115,7 @@ def list_people(
     """A page of people; `readable`: conditions on `people.id` bounding who a client
     may see (`integration.access.visibility`)."""
     query = select(people.c.id, people.c.display_name, people.c.birth_date).where(
-        people.c.merged_into.is_(None), *readable
+        people.c.merged_into.is_(None), people.c.retired_at.is_(None), *readable
     )
     if identifier is not None:
         query = query.where(people.c.id.in_(person_ids_with_identifiers([identifier])))
@@ -152,7 +155,12 @@ def search_people(
         matching = matching.where(tuple_(links.source, links.patient_id).in_(held))
     rows = conn.execute(
         select(people.c.id, people.c.display_name, people.c.birth_date)
-        .where(people.c.merged_into.is_(None), people.c.id.in_(matching), *readable)
+        .where(
+            people.c.merged_into.is_(None),
+            people.c.retired_at.is_(None),
+            people.c.id.in_(matching),
+            *readable,
+        )
         .order_by(people.c.display_name, people.c.id)
         .limit(limit)
     ).all()
@@ -306,6 +314,9 @@ def _record(row: Any) -> dict[str, Any]:
         "scores": orjson.loads(row["scores"]),
         "joined": joined,
         "event_of": row["event_of"],
+        # A tombstone (shown with include_excluded): when and why it left the journey.
+        "deleted_at": row["deleted_at"],
+        "removed_reason": row["removed_reason"],
     }
 
 
@@ -314,15 +325,17 @@ def store_status(conn: Connection) -> dict[str, Any]:
     raw_by_type = {
         row[0]: int(row[1])
         for row in conn.execute(
-            select(current_resources.c.resource_type, func.count()).group_by(
-                current_resources.c.resource_type
-            )
+            select(current_resources.c.resource_type, func.count())
+            .where(current_resources.c.deleted.is_(False))
+            .group_by(current_resources.c.resource_type)
         )
     }
     by_source = {
         row[0]: int(row[1])
         for row in conn.execute(
-            select(current_resources.c.source, func.count()).group_by(current_resources.c.source)
+            select(current_resources.c.source, func.count())
+            .where(current_resources.c.deleted.is_(False))
+            .group_by(current_resources.c.source)
         )
     }
     records = {
@@ -333,7 +346,9 @@ def store_status(conn: Connection) -> dict[str, Any]:
     return {
         "people": int(
             conn.execute(
-                select(func.count()).select_from(people).where(people.c.merged_into.is_(None))
+                select(func.count())
+                .select_from(people)
+                .where(people.c.merged_into.is_(None), people.c.retired_at.is_(None))
             ).scalar_one()
         ),
         "resources_by_type": raw_by_type,
@@ -403,14 +418,18 @@ def records_in_no_journey(conn: Connection, limit: int) -> tuple[int, list[dict[
     """Job records no person's journey holds: their subject Patient is not linked to a
     person (not arrived yet), or they name no subject. A count, and up to `limit`
     examples with where each came from."""
-    condition = or_(
-        job_records.c.subject_id.is_(None),
-        ~select(person_links.c.person_id)
-        .where(
-            person_links.c.source == job_records.c.source,
-            person_links.c.patient_id == job_records.c.subject_id,
-        )
-        .exists(),
+    condition = and_(
+        # A tombstone waits for no one: its resource was deleted.
+        job_records.c.deleted_at.is_(None),
+        or_(
+            job_records.c.subject_id.is_(None),
+            ~select(person_links.c.person_id)
+            .where(
+                person_links.c.source == job_records.c.source,
+                person_links.c.patient_id == job_records.c.subject_id,
+            )
+            .exists(),
+        ),
     )
     count = conn.execute(
         select(func.count()).select_from(job_records).where(condition)

@@ -5,6 +5,12 @@ version is `meta.versionId` when the sender gave one and a hash of the
 content otherwise, so a replayed file or page inserts nothing. The newest
 version per (source, type, id) is the *current* one, which is what mapping
 reads; it is flagged `needs_derive` until the journey zone has caught up.
+
+A deletion is a version too (`deleted`, content `{}`): the current row then is the
+resource's tombstone. A version arriving later replaces a live current version when it
+is as new or newer (by `last_updated`), and a tombstone only when it is strictly newer:
+a create or update at or before the deletion's time is history that arrived late. A
+version with no `last_updated` counts as the newest, as it always has.
 """
 
 from __future__ import annotations
@@ -16,7 +22,17 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Text, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Text,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from integration.derived_types import derived_types
 from integration.store.keys import in_keys, key_groups
@@ -59,6 +75,8 @@ class IncomingResource:
     location: str | None
     content: str
     warnings: tuple[str, ...] = ()
+    # A deletion: no content (`{}`), and the resource is gone once it is current.
+    deleted: bool = False
 
     @property
     def raw_key(self) -> str:
@@ -189,7 +207,8 @@ def _insert_fresh(conn: Connection, fresh: dict[str, IncomingResource], received
         current_upsert_statement(conn),
         [current_row(key, item) for key, item in fresh.items()],
     )
-    _resolve_quarantine(conn, list(fresh.values()), received_at)
+    # A deletion fixes nothing that was quarantined.
+    _resolve_quarantine(conn, [item for item in fresh.values() if not item.deleted], received_at)
 
 
 def raw_insert_statement(conn: Connection) -> Any:
@@ -211,25 +230,29 @@ def raw_row(key: str, item: IncomingResource, received_at: str) -> dict[str, Any
         "location": item.location,
         "content": item.content,
         "warnings": orjson.dumps(list(item.warnings)).decode() if item.warnings else None,
+        "deleted": item.deleted,
     }
 
 
 def current_upsert_statement(conn: Connection) -> Any:
     """Point (source, type, id) at a newly stored version, unless that version is older
-    than the current one (an older version arriving late)."""
+    than the current one (an older version arriving late), or no newer than the
+    deletion the current one is (a create the source deleted before it arrived)."""
     table = current_resources
 
     def newer(excluded: Any) -> ColumnElement[bool]:
+        arriving = func.coalesce(excluded.last_updated, "9999")
         return or_(
             table.c.last_updated.is_(None),
-            func.coalesce(excluded.last_updated, "9999") >= table.c.last_updated,
+            and_(table.c.deleted.is_(False), arriving >= table.c.last_updated),
+            arriving > table.c.last_updated,
         )
 
     return upsert_statement(
         conn,
         table,
         keys=("source", "resource_type", "resource_id"),
-        update=("raw_id", "last_updated", "subject_id", "needs_derive"),
+        update=("raw_id", "last_updated", "subject_id", "needs_derive", "deleted"),
         where=newer,
         # The new raw row's id, found by its key inside the statement: no round trip.
         computed={
@@ -238,6 +261,22 @@ def current_upsert_statement(conn: Connection) -> Any:
             .scalar_subquery()
         },
     )
+
+
+def lift_deletions(conn: Connection, source: str, keys: Sequence[tuple[str, str]]) -> None:
+    """These (type, id) tombstones no longer bar what comes next, whatever its time: a
+    push re-creating a deleted resource is newer by arrival (the push lock orders
+    pushes), even within the second the deletion was stamped with."""
+    if keys:
+        conn.execute(
+            update(current_resources)
+            .where(
+                current_resources.c.source == source,
+                current_resources.c.deleted.is_(True),
+                in_keys((current_resources.c.resource_type, current_resources.c.resource_id), keys),
+            )
+            .values(last_updated=None)
+        )
 
 
 def current_row(key: str, item: IncomingResource) -> dict[str, Any]:
@@ -249,6 +288,7 @@ def current_row(key: str, item: IncomingResource) -> dict[str, Any]:
         "last_updated": item.last_updated,
         "subject_id": item.subject_id,
         "needs_derive": item.resource_type in DERIVED_TYPES,
+        "deleted": item.deleted,
     }
 
 

@@ -93,6 +93,23 @@ def replace_encounter_evidence(
         )
 
 
+def encounters_named_by(
+    conn: Connection, resource_type: str, resources: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """(source, Encounter id) of the Encounters these (source, id) resources of one type
+    name (as `replace_encounter_evidence` kept them)."""
+    if not resources:
+        return []
+    rows = conn.execute(
+        select(resource_links.c.source, resource_links.c.to_id).where(
+            resource_links.c.from_type == resource_type,
+            resource_links.c.to_type == "Encounter",
+            in_keys((resource_links.c.source, resource_links.c.from_id), resources),
+        )
+    )
+    return list(dict.fromkeys((row.source, row.to_id) for row in rows))
+
+
 def evidence_naming(
     conn: Connection, encounters: Sequence[tuple[str, str]]
 ) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -112,6 +129,10 @@ def evidence_naming(
             ),
         )
         .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
-        .where(links.c.to_type == "Encounter", in_keys((links.c.source, links.c.to_id), encounters))
+        .where(
+            links.c.to_type == "Encounter",
+            in_keys((links.c.source, links.c.to_id), encounters),
+            current_resources.c.deleted.is_(False),
+        )
     ).all()
     return [(row[0], row[1], row[2], orjson.loads(row[3])) for row in rows]

@@ -40,6 +40,8 @@ raw_resources = Table(
     Column("location", String(200)),
     Column("content", Text, nullable=False),
     Column("warnings", Text),
+    # This version is a deletion (FHIR: a history entry with no content, `{}` here).
+    Column("deleted", Boolean, nullable=False, server_default=false()),
 )
 
 current_resources = Table(
@@ -52,6 +54,10 @@ current_resources = Table(
     Column("last_updated", String(40)),
     Column("subject_id", String(64)),
     Column("needs_derive", Boolean, nullable=False),
+    # The current version is a deletion: the resource is gone (a later read is 410),
+    # and this row is its tombstone, kept so a version no newer arriving late stays
+    # history.
+    Column("deleted", Boolean, nullable=False, server_default=false()),
     Index("ix_current_subject", "source", "subject_id", "resource_type"),
     Index("ix_current_pending", "needs_derive", "resource_type", "source", "resource_id"),
 )
@@ -95,6 +101,9 @@ people = Table(
     # recently updated (the pack's [identity] source_trust).
     Column("display_name", Text),
     Column("birth_date", String(10)),
+    # When the person's last source Patient was deleted by its source: retired people
+    # are listed nowhere and answer as nobody (a Patient coming back revives the id).
+    Column("retired_at", String(40)),
 )
 
 person_links = Table(
@@ -388,6 +397,10 @@ job_records = Table(
     # `joined` (JSON: [{source, resource_type, resource_id, why}]).
     Column("event_of", String(32)),
     Column("joined", Text, nullable=False, server_default="[]"),
+    # A tombstone: the resource was deleted by its source at `deleted_at`; the record
+    # is kept (excluded) and says why it left the journey.
+    Column("deleted_at", String(40)),
+    Column("removed_reason", Text),
     Index("ix_job_records_subject", "source", "subject_id", "occurred_start", "id"),
     Index("ix_job_records_resource", "source", "resource_type", "resource_id"),
 )

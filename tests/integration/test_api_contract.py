@@ -329,7 +329,7 @@ def test_fhir_answers_match_the_document(client: TestClient) -> None:
     batch = {
         **transaction,
         "type": "batch",
-        "entry": [*transaction["entry"], {"request": {"method": "DELETE", "url": "Patient/1"}}],
+        "entry": [*transaction["entry"], {"request": {"method": "PATCH", "url": "Patient/1"}}],
     }
     reply = check(client.post("/fhir", headers=PUSH, json=batch), 200)
     assert reply["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
@@ -387,8 +387,8 @@ def test_a_nul_character_is_refused_before_it_reaches_the_store(client: TestClie
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("DELETE", "/fhir/Patient/p-1", "GET, PUT"),
-        ("PATCH", "/fhir/Patient", "GET, POST"),
+        ("PATCH", "/fhir/Patient/p-1", "GET, PUT, DELETE"),
+        ("PATCH", "/fhir/Patient", "GET, POST, DELETE"),
         ("GET", "/fhir", "POST"),
         ("DELETE", "/people/x", "GET"),
         ("PUT", "/healthz", "GET"),

@@ -155,3 +155,13 @@ def test_webhook_deliveries_leave_out_a_withheld_person(
             )
         delivered = {d.body["data"]["person_id"] for d in receiver.endpoints["app"].taken}
     assert delivered == {other}
+
+
+def test_a_deleted_opt_out_withholds_no_one(client: TestClient) -> None:
+    mine, _ = two_people(client)
+    push(client, consent())
+    assert not visible(client, NAVIGATOR, mine)
+    headers = {**bearer(PUSH), "Content-Type": "application/fhir+json"}
+    assert client.delete("/fhir/Consent/opt-out-1", headers=headers).status_code == 200
+    assert visible(client, NAVIGATOR, mine)
+    assert mine in feed_people(client, NAVIGATOR)

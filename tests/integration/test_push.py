@@ -193,8 +193,10 @@ def test_capability_statement_tells_what_is_supported(server: JourneyServer) -> 
         "update",
     }
     assert by_type["Condition"]["documentation"].startswith("validated and kept raw")
+    assert {"delete", "history-instance"} <= {i["code"] for i in by_type["Patient"]["interaction"]}
+    assert by_type["Patient"]["conditionalDelete"] == "single"
     # ...and does not claim what is not there.
-    assert "delete" not in {i["code"] for i in by_type["Patient"]["interaction"]}
+    assert "patch" not in {i["code"] for i in by_type["Patient"]["interaction"]}
     assert by_type["Patient"]["conditionalUpdate"] is False
 
 
@@ -284,7 +286,7 @@ def test_a_batch_keeps_good_entries_and_answers_each_bad_one(server: JourneyServ
         "entry": [
             {"resource": patient("b1"), "request": {"method": "PUT", "url": "Patient/b1"}},
             {"resource": bad, "request": {"method": "POST", "url": "Encounter"}},
-            {"resource": patient("b2"), "request": {"method": "DELETE", "url": "Patient/b2"}},
+            {"resource": patient("b2"), "request": {"method": "PATCH", "url": "Patient/b2"}},
         ],
     }
     with server.client() as fhir:

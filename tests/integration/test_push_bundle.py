@@ -64,14 +64,14 @@ def test_posts_get_server_ids_and_references_between_entries_follow_them() -> No
     ("bad_entry", "says"),
     [
         ({"resource": {"resourceType": "Patient"}}, "request is missing"),
-        (entry({"resourceType": "Patient"}, "DELETE", "Patient/x"), "only POST and PUT"),
+        (entry({"resourceType": "Patient"}, "PATCH", "Patient/x"), "only POST, PUT and DELETE"),
         (entry({"resourceType": "Patient"}, "POST", "Encounter"), "does not match"),
         (entry({"resourceType": "Patient", "id": "a"}, "PUT", "Patient/b"), "differs"),
         (entry({"resourceType": "Patient"}, "PUT", "Patient?identifier=x|1"), "conditional"),
         (entry({"resourceType": "Patient"}, "PUT", "Patient/not an id!"), "not a valid FHIR id"),
         ({"request": {"method": "POST", "url": "Patient"}}, "resource is missing"),
     ],
-    ids=["no-request", "delete", "type-mismatch", "id-mismatch", "cond-update", "bad-id", "empty"],
+    ids=["no-request", "patch", "type-mismatch", "id-mismatch", "cond-update", "bad-id", "empty"],
 )
 def test_a_bad_entry_is_named_by_its_place(bad_entry: dict[str, Any], says: str) -> None:
     bundle = {"resourceType": "Bundle", "type": "batch", "entry": [{}, bad_entry]}

@@ -1,8 +1,9 @@
 """The FHIR R4 REST write interface providers push to: /fhir.
 
 metadata, transaction and batch Bundles, create (POST, If-None-Exist), update
-(PUT, If-Match), read, vread and a small identifier search. Every error is an
-OperationOutcome naming the element, entry or header at fault.
+(PUT, If-Match), delete (also conditional, If-Match), read, vread, a resource's
+history and a small identifier search. Every error is an OperationOutcome naming
+the element, entry or header at fault.
 """
 
 from __future__ import annotations
@@ -46,11 +47,17 @@ from integration.journey.episode_of_care import episode_of_care
 from integration.journey.episodes import episodes_of_person
 from integration.journey.patient_match import Candidate, match_patient
 from integration.journey.rule_packs import store_pack
-from integration.push.bundle import PlannedWrite
+from integration.push.bundle import PlannedDelete, PlannedWrite
 from integration.push.capability import capability_statement
 from integration.push.errors import FhirError
 from integration.push.outcome import Issue, operation_outcome
-from integration.push.service import PushService, WriteResult, new_id, with_server_meta
+from integration.push.service import (
+    DeleteResult,
+    PushService,
+    WriteResult,
+    new_id,
+    with_server_meta,
+)
 from integration.store.pushed import StoredVersion
 from integration.store.schema import person_links
 
@@ -72,7 +79,9 @@ _ERRORS = {
     400: "Malformed JSON, a body that is not what the URL names, an id differing from the "
     "URL's, a Bundle entry that cannot be carried out, an invalid or unsupported parameter",
     404: "A resource type FHIR R4 does not have, or nothing held with that id or version",
-    412: "If-Match names another version, or If-None-Exist matches more than one resource",
+    412: "If-Match names another version, or If-None-Exist (or a conditional delete's "
+    "search) matches more than one resource",
+    410: "The resource (or that version of it) was deleted",
     413: "The body is over JOURNEY_MAX_PUSH_BYTES (read no further)",
     401: "No key, or not a key this server knows (a push key, or on $match an API key)",
     403: "The client lacks the scope the operation needs",
@@ -89,7 +98,7 @@ def fhir_outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _WRITE_ERRORS = fhir_outcomes(400, 404, 412, 413, 415, 422)
-_READ_ERRORS = fhir_outcomes(400, 404)
+_READ_ERRORS = fhir_outcomes(400, 404, 410)
 # For /docs and for schemathesis's first requests: a write that succeeds.
 _PATIENT = {
     "resourceType": "Patient",
@@ -300,6 +309,9 @@ async def bundle(
         if isinstance(result, FhirError):
             entries.append({"response": {"status": str(result.status), "outcome": result.outcome}})
             continue
+        if isinstance(result, DeleteResult):
+            entries.append({"response": _deleted_entry(result)})
+            continue
         response: dict[str, Any] = {
             "status": result.status_line,
             "location": result.location,
@@ -315,6 +327,18 @@ async def bundle(
     return FhirResponse(
         {"resourceType": "Bundle", "id": new_id(), "type": f"{kind}-response", "entry": entries}
     )
+
+
+def _deleted_entry(result: DeleteResult) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "status": result.status_line,
+        "outcome": operation_outcome(result.issues),
+    }
+    if result.etag:
+        response["etag"] = result.etag
+    if result.deletion is not None:
+        response["lastModified"] = result.deletion.received_at
+    return response
 
 
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
@@ -546,6 +570,135 @@ async def update(
         )
     write = PlannedWrite(0, "PUT", resource_type, resource_id, resource, None, None, if_match)
     return _written(request, await asyncio.to_thread(push.write_one, source, write))
+
+
+_DELETED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": OperationOutcome,
+        "description": "What the delete did: deleted, already "
+        "deleted, nothing held (remembered as deleted) or nothing found by the search",
+    },
+    204: {"description": "The same, with Prefer: return=minimal"},
+}
+
+
+@router.delete(
+    "/{resource_type}/{resource_id}",
+    summary="Delete (a version that is a deletion; a later read is 410 Gone)",
+    response_model=OperationOutcome,
+    responses={**_DELETED, **fhir_outcomes(400, 404, 412)},
+)
+async def delete(
+    resource_type: ResourceType,
+    resource_id: ResourceId,
+    request: Request,
+    push: PushDep,
+    source: SourceDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> FhirResponse:
+    """Deleting again, or deleting what this source never sent, is fine (200): the
+    deletion is remembered, so a version no newer than it arriving later stays
+    history. Another source's resource is 404 and stays as it is. `If-Match:
+    W/"<version>"` deletes only that version."""
+    _known_type(resource_type)
+    _fhir_id(resource_type, resource_id)
+    planned = PlannedDelete(0, resource_type, resource_id, None, if_match)
+    return _deleted(request, await asyncio.to_thread(push.delete_one, source, planned))
+
+
+@router.delete(
+    "/{resource_type}",
+    summary="Conditional delete: the one resource a search finds",
+    response_model=OperationOutcome,
+    responses={**_DELETED, **fhir_outcomes(400, 404, 412)},
+)
+async def conditional_delete(
+    resource_type: ResourceType,
+    request: Request,
+    push: PushDep,
+    source: SourceDep,
+    identifier: Annotated[
+        str | None,
+        Query(pattern=WITHOUT_NUL, description="system|value, or value (at least one parameter)"),
+    ] = None,
+    id_: Annotated[
+        str | None, Query(alias="_id", pattern=WITHOUT_NUL, description="The resource's id")
+    ] = None,
+    if_match: Annotated[str | None, Header()] = None,
+) -> FhirResponse:
+    """No match: nothing deleted (200); one: deleted; several: 412, nothing deleted."""
+    _known_type(resource_type)
+    planned = PlannedDelete(0, resource_type, None, request.url.query, if_match)
+    return _deleted(request, await asyncio.to_thread(push.delete_one, source, planned))
+
+
+def _deleted(request: Request, result: DeleteResult) -> FhirResponse:
+    headers = {"ETag": result.etag} if result.etag else {}
+    if any(issue.code == "transient" for issue in result.issues):
+        headers[MAPPING_LAGS_HEADER] = "lags"
+    if _prefer(request) == "minimal":
+        return FhirResponse(None, status_code=204, headers=headers)
+    return FhirResponse(operation_outcome(result.issues), headers=headers)
+
+
+@router.get(
+    "/{resource_type}/{resource_id}/_history",
+    summary="A resource's history: its versions and deletions, newest first",
+    response_model=Bundle,
+    responses=_READ_ERRORS,
+)
+async def instance_history(
+    resource_type: ResourceType,
+    resource_id: ResourceId,
+    request: Request,
+    push: PushDep,
+    source: SourceDep,
+    count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
+) -> FhirResponse:
+    """A history Bundle: each version with its resource, a deletion as an entry with
+    no resource and `request.method` DELETE."""
+    _known_type(resource_type)
+    _fhir_id(resource_type, resource_id)
+    versions = await asyncio.to_thread(push.history, source, resource_type, resource_id, count)
+    base = str(request.base_url).rstrip("/") + "/fhir"
+    name = f"{resource_type}/{resource_id}"
+    entries: list[dict[str, Any]] = []
+    for position, stored in enumerate(versions):
+        response = {
+            "status": "200 OK",
+            "etag": f'W/"{stored.version_id}"',
+            "lastModified": stored.received_at,
+        }
+        if stored.deleted:
+            entries.append(
+                {
+                    "fullUrl": f"{base}/{name}",
+                    "request": {"method": "DELETE", "url": name},
+                    "response": {**response, "status": "204 No Content"},
+                }
+            )
+            continue
+        # The oldest version held created it, as did the first after a deletion.
+        created = position == len(versions) - 1 or versions[position + 1].deleted
+        entries.append(
+            {
+                "fullUrl": f"{base}/{name}",
+                "resource": with_server_meta(stored),
+                # PUT Type/id replays it faithfully, whichever way it came.
+                "request": {"method": "PUT", "url": name},
+                "response": {**response, "status": "201 Created" if created else "200 OK"},
+            }
+        )
+    return FhirResponse(
+        {
+            "resourceType": "Bundle",
+            "id": new_id(),
+            "type": "history",
+            "total": len(entries),
+            "link": [{"relation": "self", "url": f"{base}/{name}/_history"}],
+            "entry": entries,
+        }
+    )
 
 
 def journey_client(*permissions: Permission) -> Any:

@@ -77,7 +77,10 @@ def isolate(
         ],
         now,
     )
-    placed = [(c, failure) for c, failure in failed if c.resource_type in RECORD_TYPES]
+    # A deleted resource gets no record, failing or not: it is out of the journey.
+    placed = [
+        (c, failure) for c, failure in failed if c.resource_type in RECORD_TYPES and not c.deleted
+    ]
     if placed:
         replace_records(
             conn,
