@@ -46,6 +46,11 @@ def outcome_report(
         job=query.job,
     )
     with engine.connect() as conn:
+        # Pending first: the upkeep builds episodes and clears their people's marks in
+        # one commit, so episodes read after a count of 0 are all there (read the other
+        # way round, a build committing between the two reads answered 0 episodes and
+        # 0 pending).
+        pending = episodes_store.stale_count(conn, readers.where if readers else None)
         kept = episodes_store.stored_episodes(
             conn,
             query.concern,
@@ -54,7 +59,6 @@ def outcome_report(
             readers.where if readers is not None else None,
         )
         report = cohort_measures(kept, query.as_of, months, where)
-        pending = episodes_store.stale_count(conn, readers.where if readers else None)
     filters = {k: v for k, v in asdict(query).items() if v is not None and k != "as_of"}
     filters["retention_months"] = months
     return {

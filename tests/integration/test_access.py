@@ -247,7 +247,7 @@ def test_rate_limits_answer_429_with_retry_after_per_client_and_cors_is_off(
         None,
         database_url=str(engine.url),
         api_keys=[ADMIN_KEY, "other-key"],
-        rate_limit_per_minute=60,
+        rate_limit_per_minute=1,  # no token comes back while the test runs
         rate_limit_burst=2,
     )
     with TestClient(create_app(settings, engine)) as client:
