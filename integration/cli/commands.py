@@ -27,7 +27,6 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
-    Progress,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -43,6 +42,7 @@ from integration.cli.audit import audit_app, record_cli_read
 from integration.cli.console import console, day_option, stderr
 from integration.cli.demo_population import write_sample
 from integration.cli.episodes_view import print_episodes, print_outcomes
+from integration.cli.progress import in_bytes, progress_display
 from integration.cli.subscriptions import feed_app, subscriptions_app
 from integration.cli.sync_view import (
     export_progress,
@@ -142,28 +142,27 @@ def run_import(
 ) -> IngestSummary:
     """Import with a live progress display: bytes read, then records derived."""
     total_bytes = sum(path.stat().st_size for path in discover(paths))
-    reading = Progress(
-        TextColumn(f"[bold]{source}: reading"),
+    reading = progress_display(
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeElapsedColumn(),
-        console=console,
+        line=in_bytes,
     )
-    mapping = Progress(
-        TextColumn(f"[bold]{source}: mapping"),
+    mapping = progress_display(
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
     )
-    read_task = reading.add_task("read", total=total_bytes)
+    read_task = reading.add_task(f"{source}: reading", total=total_bytes)
     map_tasks: list[TaskID] = []
 
     def start_mapping() -> None:
         reading.update(read_task, completed=total_bytes)
         reading.stop()
-        map_tasks.append(mapping.add_task("map", total=pending_count(engine)))
+        map_tasks.append(mapping.add_task(f"{source}: mapping", total=pending_count(engine)))
         mapping.start()
 
     pipeline = ingest_pipeline(engine, pack, settings, source, WayIn.FILES, validate)
@@ -325,14 +324,13 @@ def remap(
         pack, flagged = set_store_pack(engine, chosen)
         console.print(f"The store's rule pack is now {pack.label} ({pack_file}).")
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]remapping"),
+    with progress_display(
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
     ) as progress:
-        task = progress.add_task("remap", total=flagged)
+        task = progress.add_task("remapping", total=flagged)
         summary = update_journey(
             engine, pack, settings.batch_size, lambda n: progress.advance(task, n)
         )
@@ -808,12 +806,11 @@ def sync(
     failed = False
     owner = default_owner("journey-sync")
     for configured in chosen:
-        with Progress(
+        with progress_display(
             TextColumn("[bold]{task.description}"),
             TextColumn("{task.fields[pages]} pages"),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=console,
         ) as progress:
             listener = SyncListener(
                 on_page=page_progress(progress),

@@ -1,5 +1,5 @@
-"""`journey` with its output going to a file or a pipe, as a real process: tables whole,
-not cut to 80 columns."""
+"""`journey` with its output going to a file or a pipe, as a real process: tables whole
+(not cut to 80 columns), progress as plain lines with no escape codes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from integration.store.engine import open_store
 from integration.store.sync_state import record_run
-from tests.conftest import throwaway_store_url, write_ndjson
+from tests.conftest import encounter, patient, throwaway_store_url, write_ndjson
 from tests.servers import JOURNEY
 
 LONG_SOURCE = "hospital-of-the-very-long-name-that-no-terminal-column-would-hold-whole"
@@ -63,3 +63,18 @@ def test_quarantine_piped_names_the_whole_file(store: str, tmp_path: Path) -> No
     listed = journey(store, tmp_path, "quarantine")
     assert f"{path}, line 1" in listed.stdout
     assert "…" not in listed.stdout
+
+
+def test_import_piped_prints_progress_as_plain_lines(store: str, tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "a.ndjson", patient("p1"), encounter("e1", "p1", klass="EMER"))
+    imported = journey(store, tmp_path, "import", str(path), "--source", "clinic")
+    assert imported.returncode == 0, imported.stderr
+    lines = imported.stdout.splitlines()
+    assert any(line.startswith("clinic: reading: ") and "(100%)" in line for line in lines)
+    assert "clinic: mapping: 2/2 (100%)" in imported.stdout
+    assert "\x1b" not in imported.stdout + imported.stderr
+    progress = [line for line in lines if line.startswith("clinic: ")]
+    assert not any("━" in line for line in progress)  # no frozen frame of a bar either
+    remapped = journey(store, tmp_path, "remap")
+    assert "remapping: 2/2 (100%)" in remapped.stdout
+    assert "\x1b" not in remapped.stdout
