@@ -225,7 +225,9 @@ def print_summary(summary: IngestSummary) -> None:
         for warning in summary.warnings:
             console.print(f"  {warning}", markup=False, highlight=False)
     if summary.orphan_count:
-        console.print(f"[yellow]{summary.orphan_count} records are in no journey yet:[/]")
+        console.print(
+            f"[yellow]{summary.orphan_count} of this import's records are in no journey yet:[/]"
+        )
         for orphan in summary.orphans:
             console.print(f"  {orphan}", markup=False, highlight=False)
 

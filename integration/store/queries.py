@@ -352,42 +352,61 @@ def featured_person(conn: Connection) -> str | None:
     return row.person_id if row else None
 
 
-def records_in_no_journey(conn: Connection, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    """Job records no person's journey holds: their subject Patient is not linked to a
-    person (not arrived yet), or they name no subject. A count, and up to `limit`
-    examples with where each came from."""
-    condition = or_(
-        job_records.c.subject_id.is_(None),
-        ~select(person_links.c.person_id)
-        .where(
-            person_links.c.source == job_records.c.source,
-            person_links.c.patient_id == job_records.c.subject_id,
-        )
-        .exists(),
-    )
-    count = conn.execute(
-        select(func.count()).select_from(job_records).where(condition)
-    ).scalar_one()
-    rows = conn.execute(
-        select(
-            job_records.c.source,
-            job_records.c.resource_type,
-            job_records.c.resource_id,
-            job_records.c.subject_id,
-            raw_resources.c.origin,
-            raw_resources.c.location,
-        )
-        .join(
-            current_resources,
-            and_(
-                current_resources.c.source == job_records.c.source,
-                current_resources.c.resource_type == job_records.c.resource_type,
-                current_resources.c.resource_id == job_records.c.resource_id,
+ORIGINS_PER_STATEMENT = 500
+# A job record with the stored version of its resource (where it came from).
+_ORPHAN_JOIN = job_records.join(
+    current_resources,
+    and_(
+        current_resources.c.source == job_records.c.source,
+        current_resources.c.resource_type == job_records.c.resource_type,
+        current_resources.c.resource_id == job_records.c.resource_id,
+    ),
+).join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+
+
+def records_in_no_journey(
+    conn: Connection, limit: int, source: str, origins: Sequence[str]
+) -> tuple[int, list[dict[str, Any]]]:
+    """Job records no person's journey holds, of the resources `source` has from these
+    origins (the files an import read): their subject Patient is not linked to a person
+    (not arrived yet), or they name no subject. A count, and up to `limit` examples
+    with where each came from."""
+    count = 0
+    examples: list[dict[str, Any]] = []
+    # A batch of origins per statement: a folder of many files stays within every
+    # backend's limit on bound parameters.
+    for start in range(0, len(origins), ORIGINS_PER_STATEMENT):
+        batch = origins[start : start + ORIGINS_PER_STATEMENT]
+        condition = and_(
+            job_records.c.source == source,
+            raw_resources.c.origin.in_(batch),
+            or_(
+                job_records.c.subject_id.is_(None),
+                ~select(person_links.c.person_id)
+                .where(
+                    person_links.c.source == job_records.c.source,
+                    person_links.c.patient_id == job_records.c.subject_id,
+                )
+                .exists(),
             ),
         )
-        .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
-        .where(condition)
-        .order_by(job_records.c.source, job_records.c.resource_id)
-        .limit(limit)
-    ).all()
-    return int(count), [dict(row._mapping) for row in rows]
+        count += conn.execute(
+            select(func.count()).select_from(_ORPHAN_JOIN).where(condition)
+        ).scalar_one()
+        if len(examples) < limit:
+            rows = conn.execute(
+                select(
+                    job_records.c.source,
+                    job_records.c.resource_type,
+                    job_records.c.resource_id,
+                    job_records.c.subject_id,
+                    raw_resources.c.origin,
+                    raw_resources.c.location,
+                )
+                .select_from(_ORPHAN_JOIN)
+                .where(condition)
+                .order_by(job_records.c.resource_id)
+                .limit(limit - len(examples))
+            ).all()
+            examples.extend(dict(row._mapping) for row in rows)
+    return int(count), examples

@@ -1,5 +1,6 @@
 """`journey` with its output going to a file or a pipe, as a real process: tables whole
-(not cut to 80 columns), progress as plain lines with no escape codes."""
+(not cut to 80 columns), progress as plain lines with no escape codes, and an import
+that names only its own records still waiting for their Patient."""
 
 from __future__ import annotations
 
@@ -78,3 +79,13 @@ def test_import_piped_prints_progress_as_plain_lines(store: str, tmp_path: Path)
     remapped = journey(store, tmp_path, "remap")
     assert "remapping: 2/2 (100%)" in remapped.stdout
     assert "\x1b" not in remapped.stdout
+
+
+def test_an_import_names_only_its_own_records_in_no_journey(store: str, tmp_path: Path) -> None:
+    first = write_ndjson(tmp_path / "first.ndjson", encounter("e-first", "not-yet", klass="EMER"))
+    second = write_ndjson(tmp_path / "second.ndjson", encounter("e-second", "later", klass="EMER"))
+    assert "Encounter/e-first" in journey(store, tmp_path, "import", str(first)).stdout
+    later = journey(store, tmp_path, "import", str(second)).stdout
+    assert "1 of this import's records are in no journey yet" in later
+    assert "Encounter/e-second points to Patient/later" in later
+    assert "e-first" not in later
