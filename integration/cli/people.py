@@ -1,10 +1,12 @@
-"""`journey people ...`: the review queue of possible matches, reviewers' decisions,
-and each person's link history."""
+"""`journey people ...`: finding people (by name, identifier, birth date), the review
+queue of possible matches, reviewers' decisions, and each person's link history."""
 
 from __future__ import annotations
 
 import getpass
+import re
 from collections.abc import Callable
+from datetime import date
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -19,9 +21,11 @@ from integration.journey import review
 from integration.journey.matching import Outcome
 from integration.store import matches as matches_store
 from integration.store.engine import open_configured_store
+from integration.store.people_search import PeopleSearch, name_words, search_people
 
-people_app = typer.Typer(help="People across sources: who may be one person, and why.")
+people_app = typer.Typer(help="People across sources: find them, and who may be one person.")
 
+PERSON_COLUMNS = ("id", "name", "birth_date", "sources")
 REVIEW_COLUMNS = (
     "pair", "a_source", "a_patient_id", "a_person_id", "a_name", "a_birth_date",
     "b_source", "b_patient_id", "b_person_id", "b_name", "b_birth_date",
@@ -31,6 +35,7 @@ HISTORY_COLUMNS = (
     "decided_at", "a_source", "a_patient_id", "b_source", "b_patient_id",
     "outcome", "rule", "decided_by", "reason",
 )  # fmt: skip
+_BIRTH_DATE = re.compile(r"\d{4}(-\d{2}){0,2}")
 _T = TypeVar("_T")
 
 
@@ -38,6 +43,120 @@ def _settings(ctx: typer.Context) -> Settings:
     # The root command's context holds the settings (see integration.cli.commands).
     settings: Settings = ctx.find_root().obj
     return settings
+
+
+def identifier_option(text: str | None) -> tuple[str | None, str] | None:
+    """`--identifier` as (system, value): SYSTEM|VALUE, or VALUE under any system."""
+    if text is None:
+        return None
+    if "|" not in text:
+        return _identifier(None, text)
+    system, _, value = text.partition("|")
+    if not system:
+        # Identifiers without a system link nothing and are not kept to search.
+        raise typer.BadParameter(
+            "the system before '|' is empty: write SYSTEM|VALUE or VALUE",
+            param_hint="'--identifier'",
+        )
+    return _identifier(system, value)
+
+
+def _identifier(system: str | None, value: str) -> tuple[str | None, str]:
+    if not value.strip():
+        raise typer.BadParameter(
+            "the value is empty: write SYSTEM|VALUE or VALUE", param_hint="'--identifier'"
+        )
+    return system, value
+
+
+def birth_date_option(text: str | None) -> str | None:
+    """`--birth-date` as YYYY-MM-DD, YYYY-MM or YYYY (the precisions of a FHIR date)."""
+    if text is None:
+        return None
+    bad = typer.BadParameter(
+        f"{text!r} is not a date: write YYYY-MM-DD, YYYY-MM or YYYY", param_hint="'--birth-date'"
+    )
+    if not _BIRTH_DATE.fullmatch(text):
+        raise bad
+    try:
+        date.fromisoformat((text + "-01-01")[:10])
+    except ValueError:
+        raise bad from None
+    return text
+
+
+def name_option(text: str | None) -> str | None:
+    if text is not None and not name_words(text):
+        raise typer.BadParameter(
+            "give a name with at least one letter or digit", param_hint="'--name'"
+        )
+    return text
+
+
+@people_app.callback(invoke_without_command=True)
+def people(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Words within a family or given name ('ann smi'), any case or accent",
+        ),
+    ] = None,
+    identifier: Annotated[
+        str | None,
+        typer.Option(help="SYSTEM|VALUE, or VALUE under any system", show_default=False),
+    ] = None,
+    birth_date: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM-DD (or YYYY-MM, YYYY)"),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="People to list")] = 50,
+    after: Annotated[
+        str | None, typer.Option(help="List from after this person id (the next page)")
+    ] = None,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+) -> None:
+    """List people, or find them by name, identifier or birth date (all given must
+    hold): ids for `journey show`, names, birth dates and source Patients."""
+    if ctx.invoked_subcommand is not None:
+        return
+    chosen = output_format(as_json, as_csv)
+    search = PeopleSearch(
+        name_option(name), identifier_option(identifier), birth_date_option(birth_date)
+    )
+    engine = open_configured_store(_settings(ctx))
+    with engine.connect() as conn:
+        found = search_people(conn, search, limit + 1, after)
+    more, found = len(found) > limit, found[:limit]
+    if chosen is OutputFormat.JSON:
+        print_json(found)
+    elif chosen is OutputFormat.CSV:
+        print_csv(PERSON_COLUMNS, ({**p, "sources": _patients(p, ";")} for p in found))
+    elif not found:
+        console.print("No people match." if _searching(search) else "No people yet.")
+    else:
+        table = Table(title="People" if not _searching(search) else "People found")
+        for column in ("id", "name", "birth date", "source Patients"):
+            table.add_column(column)
+        for person in found:
+            table.add_row(
+                person["id"],
+                escape(person["name"] or ""),
+                person["birth_date"] or "",
+                escape(_patients(person, ", ")),
+            )
+        console.print(table)
+        if more:
+            console.print(f"More: --after {found[-1]['id']}", highlight=False)
+
+
+def _searching(search: PeopleSearch) -> bool:
+    return search != PeopleSearch()
+
+
+def _patients(person: dict[str, Any], separator: str) -> str:
+    return separator.join(f"{p['source']}/{p['patient_id']}" for p in person["sources"])
 
 
 @people_app.command("review")

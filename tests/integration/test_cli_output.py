@@ -23,7 +23,6 @@ from typer.testing import CliRunner
 
 from integration.cli.commands import app
 from integration.ingest.pipeline import IngestPipeline
-from integration.store import queries
 from integration.store.engine import open_store
 from mappings.rulepack import RulePack
 from tests.conftest import encounter, person, throwaway_store_url, write_ndjson
@@ -85,11 +84,7 @@ def csv_of(store: str, *args: str) -> list[dict[str, str]]:
 
 
 def alice_of(store: str, source: str) -> str:
-    engine = open_store(store)
-    with engine.connect() as conn:
-        people = queries.list_people(conn, 10)
-    engine.dispose()
-    [found] = [p for p in people if p["sources"][0]["source"] == source]
+    [found] = [p for p in json_of(store, "people") if p["sources"][0]["source"] == source]
     person_id: str = found["id"]
     return person_id
 
@@ -100,6 +95,21 @@ def test_status_as_json_is_one_document_with_the_counts(store: str) -> None:
     assert status["resources_by_source"] == {"clinic": 2, "plan": 1}
     assert status["quarantine_open"] == 1
     assert status["store"].startswith("sqlite:///")
+
+
+def test_people_list_with_ids_names_birth_dates_and_source_patients(store: str) -> None:
+    listed = json_of(store, "people")
+    assert sorted((p["name"], p["birth_date"]) for p in listed) == [
+        ("Alice Smith", "1970-01-01"),
+        ("Alice Smith", "1999-09-09"),
+    ]
+    assert set(listed[0]) == {"id", "name", "birth_date", "sources"}
+    rows = csv_of(store, "people")
+    assert list(rows[0]) == ["id", "name", "birth_date", "sources"]
+    assert sorted(row["sources"] for row in rows) == ["clinic/a1", "plan/b1"]
+    table = journey(store, "people").stdout
+    for person_id in (p["id"] for p in listed):
+        assert person_id in table  # whole, to paste into `journey show`
 
 
 def test_show_as_json_has_the_person_the_journey_and_the_episodes(store: str) -> None:
@@ -166,6 +176,7 @@ def test_sources_subscriptions_and_audit_as_json_and_csv(store: str, tmp_path: P
 @pytest.mark.parametrize(
     "command",
     [
+        ["people"],
         ["people", "review"],
         ["quarantine"],
         ["sources"],
