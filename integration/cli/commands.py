@@ -1,6 +1,8 @@
 """The `journey` command line: import, serve, sync, worker, sources, remap, quarantine, status,
-show, demo, db upgrade; `subscriptions` and `feed` live in `integration.cli.subscriptions`.
-What sync and sources print lives in `integration.cli.sync_view`.
+show, demo, db upgrade; `people` lives in `integration.cli.people`, `subscriptions` and
+`feed` in `integration.cli.subscriptions`, `audit` in `integration.cli.audit`. What
+sync and sources print lives in `integration.cli.sync_view`, `show` in
+`integration.cli.journey_view`, `quarantine` in `integration.cli.quarantine_view`.
 
 Exit codes: 0 done; 1 an error stopped the command (message on stderr);
 2 a sync finished but a source or resource type failed (see `journey sources`);
@@ -148,7 +150,8 @@ def run_import(
     paths: list[Path],
     validate: bool = True,
 ) -> IngestSummary:
-    """Import with a live progress display: bytes read, then records derived."""
+    """Import showing its progress (bars at a terminal, plain lines elsewhere): bytes
+    read, then records derived."""
     total_bytes = sum(path.stat().st_size for path in discover(paths))
     reading = progress_display(
         TextColumn("[bold]{task.description}"),
