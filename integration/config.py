@@ -29,6 +29,7 @@ from integration.access.clients import ClientConfig
 from integration.access.oauth import ASYMMETRIC, OAuthConfig
 from integration.errors import ConfigError
 from integration.limits import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
+from integration.logs import LogFormat
 from integration.push_clients import PushClientConfig
 from integration.source_names import is_source_name
 from integration.sources import SourceConfig
@@ -154,6 +155,11 @@ class Settings(BaseSettings):
         "years by default",
     )
     log_level: str = Field(default="INFO", description="logging level")
+    log_format: LogFormat = Field(
+        default="text",
+        description="log lines as text, or json: one JSON object per line (time, level, "
+        "logger, message, the request id while answering a request)",
+    )
     sources: list[SourceConfig] = Field(
         default_factory=list,
         description="[[sources]] tables of the config file: FHIR servers `journey sync` pulls",
@@ -180,6 +186,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="largest request body of the journey API outside /fhir (subscriptions, "
         "reviewers' decisions); larger ones get a 413",
+    )
+    ui_session_hours: float = Field(
+        default=8.0,
+        gt=0,
+        le=168,
+        description="how long a web UI sign-in lasts (less when the token it came from "
+        "expires sooner)",
     )
     max_push_bytes: int = Field(
         default=32 * 1024 * 1024,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from integration.access.clients import ClientDirectory, KeyRing
+import jwt
+
+from integration.access.clients import ClientDirectory, KeyRing, digest
 from integration.access.oauth import TokenRejected, TokenVerifier
 from integration.access.population import WITHIN_A_POPULATION
 from integration.access.principal import Principal
@@ -37,6 +39,19 @@ class Authenticator:
             # In a thread: it may fetch the issuer's keys.
             return self._bounded(await asyncio.to_thread(self._tokens.principal, credential))
         raise TokenRejected("the API key is not valid")
+
+    async def sign_in(self, credential: str) -> tuple[Principal, bytes | None, int | None]:
+        """For the web UI's login: the client, its key's SHA-256 (an API key) and the
+        token's expiry (an OAuth token, seconds since the epoch)."""
+        found = self._keys.principal(credential)
+        if found is not None:
+            return found, digest(credential), None
+        principal = await self.principal(credential)
+        expires = jwt.decode(credential, options={"verify_signature": False}).get("exp")
+        return principal, None, expires if isinstance(expires, int) else None
+
+    def principal_for_key(self, key_digest: bytes) -> Principal | None:
+        return self._keys.principal_for_digest(key_digest)
 
     def _bounded(self, principal: Principal) -> Principal:
         """A token's client as its `[[clients]]` table bounds it: within its population,

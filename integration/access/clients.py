@@ -153,11 +153,15 @@ class KeyRing:
 
     def principal(self, presented: str) -> Principal | None:
         """The client whose key this is, or None. Every key is compared, in constant time."""
+        return self.principal_for_digest(digest(presented))
+
+    def principal_for_digest(self, key_digest: bytes) -> Principal | None:
+        """The client whose key has this SHA-256 now (a signed-in UI session checks its
+        key again on every page: a revoked key ends it)."""
         self._reload_if_changed()
-        given = digest(presented)
         found = None
         for entry in self._entries:
-            if hmac.compare_digest(given, entry.digest):
+            if hmac.compare_digest(key_digest, entry.digest):
                 found = entry.principal
         return found
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 from integration.access.scopes import Permission
 
 # What a client limited to a population may hold: every other permission (status,
@@ -44,3 +46,17 @@ def population_of(sources: list[str] | None, rosters: list[str] | None) -> Popul
     if not sources and not rosters:
         return None
     return Population(tuple(sorted(set(sources or ()))), tuple(sorted(set(rosters or ()))))
+
+
+def population_json(population: Population | None) -> str | None:
+    """As kept in the store (None: everyone)."""
+    if population is None:
+        return None
+    return orjson.dumps({"sources": population.sources, "rosters": population.rosters}).decode()
+
+
+def population_from_json(text: str | None) -> Population | None:
+    if text is None:
+        return None
+    data = orjson.loads(text)
+    return Population(tuple(data["sources"]), tuple(data["rosters"]))

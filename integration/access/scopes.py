@@ -25,6 +25,7 @@ class Permission(StrEnum):
     START_SYNCS = "journey/sync.start"
     MANAGE_QUARANTINE = "journey/quarantine.manage"
     READ_AUDIT = "journey/audit.read"
+    READ_METRICS = "journey/metrics.read"
 
 
 DESCRIPTIONS = {
@@ -37,6 +38,8 @@ DESCRIPTIONS = {
     Permission.START_SYNCS: "start a sync of a source",
     Permission.MANAGE_QUARANTINE: "dismiss or resolve quarantine entries",
     Permission.READ_AUDIT: "read the audit trail (GET /fhir/AuditEvent): auditors only",
+    Permission.READ_METRICS: "scrape the operational metrics (GET /metrics): counts by "
+    "source and type, sync lag, backlogs, latency; no patient data",
 }
 ALL = frozenset(Permission)
 

@@ -38,7 +38,12 @@ class Readable:
 
     def selecting(self, wanted: EventFilter) -> EventFilter:
         """A feed reader's filter narrowed to these people."""
-        return replace(wanted, withheld=sorted(self.withheld), population=self.population)
+        return replace(
+            wanted,
+            withheld=sorted(self.withheld),
+            population=self.population,
+            nobody=self.limited and self.only is None,
+        )
 
     def where(self, person_id: Any) -> list[ColumnElement[bool]]:
         """Conditions on a person id column that hold for exactly these people (a NULL
@@ -64,15 +69,18 @@ def readable(conn: Connection, principal: Principal) -> Readable:
 
 
 def readable_by(
-    conn: Connection, recipients: Sequence[str], population: Population | None
+    conn: Connection,
+    recipients: Sequence[str],
+    population: Population | None,
+    nobody: bool = False,
 ) -> Readable:
     """For a delivery: withheld when a Consent names any of `recipients` (the endpoint,
-    and the client that created it) or no one."""
+    and the client that created it) or no one; with `nobody`, no one at all."""
     withheld: set[str] = set()
     today = utc_now()[:10]
     for recipient in recipients:
         withheld |= consents.withheld_people(conn, recipient, today)
-    return Readable(frozenset(withheld), population)
+    return Readable(frozenset(withheld), population, limited=nobody)
 
 
 def visible_person(conn: Connection, principal: Principal, person_id: str) -> str | None:

@@ -16,8 +16,11 @@ from integration.api.audit_trail import install_audit_trail
 from integration.api.body_limit import BodyLimit
 from integration.api.boundary import install_error_boundary
 from integration.api.deps import authenticator_of
+from integration.api.latency import install_request_latency
+from integration.api.metrics_registry import metrics_registry
 from integration.api.openapi import install_openapi
 from integration.api.problems import install_problem_handlers
+from integration.api.request_id import install_request_id
 from integration.api.responses import OrjsonResponse
 from integration.api.routes import (
     feed,
@@ -25,6 +28,7 @@ from integration.api.routes import (
     fhir_audit,
     fhir_subscriptions,
     health,
+    metrics,
     outcomes,
     people,
     quarantine,
@@ -39,6 +43,7 @@ from integration.push.service import PushService
 from integration.push_clients import load_push_keys
 from integration.store.engine import open_configured_store
 from integration.store.wal import WalCheckpointer
+from integration.ui.routes import install_ui
 from integration.webhooks.subscriptions import apply_config
 
 
@@ -103,8 +108,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         install_audit_trail(app, app.state.audit)
     install_problem_handlers(app)
     install_error_boundary(app)
+    app.state.metrics = metrics_registry(
+        lambda: app.state.read_engine, [source.name for source in settings.sources]
+    )
+    # Outside the error boundary, so a 500 is timed and counted too; the request id
+    # outermost, so every line logged while answering carries it.
+    install_request_latency(app, app.state.metrics)
+    install_request_id(app)
     install_openapi(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(people.router)
     app.include_router(outcomes.router)
     app.include_router(feed.router)
@@ -115,4 +128,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(fhir_subscriptions.router)
     app.include_router(fhir_audit.router)
     app.include_router(fhir.router)
+    install_ui(app)
     return app

@@ -2,7 +2,9 @@
 token or push key named), from where, which person, what (method, path, query),
 when, and how it went (status). Written when the response starts, so a refused or
 failed request is audited too. Routes that hold no patient data (health, status,
-sources, subscriptions, the API docs) are not audited.
+sources, subscriptions, the API docs, the operational metrics at /metrics) are not
+audited; /metrics/outcomes, cohort measures over patients' episodes, is. The web UI's
+pages are, like the API reads they make.
 
 A plain ASGI middleware, as the request log is (see request_log.py)."""
 
@@ -16,9 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from integration.access.audit import AuditWriter, audit_row, outcome_of
 
-AUDITED = re.compile(r"^/(people|fhir|feed|metrics|quarantine)(/|$)")
-NOT_AUDITED = {"/fhir/metadata"}
-PERSON_IN_PATH = re.compile(r"^/people/(?!review$|links$)([^/]+)")
+AUDITED = re.compile(r"^/(people|fhir|feed|metrics|quarantine|ui)(/|$)")
+NOT_AUDITED = {"/fhir/metadata", "/metrics"}
+# The web UI's stylesheet holds nothing of anyone's.
+NOT_AUDITED_UNDER = "/ui/static/"
+PERSON_IN_PATH = re.compile(r"^(?:/ui)?/people/(?!review$|links$)([^/]+)")
 ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
 
 
@@ -52,7 +56,12 @@ class AuditTrail:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path in NOT_AUDITED or not AUDITED.match(path):
+        if (
+            scope["type"] != "http"
+            or path in NOT_AUDITED
+            or path.startswith(NOT_AUDITED_UNDER)
+            or not AUDITED.match(path)
+        ):
             await self.app(scope, receive, send)
             return
         noted = False
@@ -92,7 +101,7 @@ class AuditTrail:
                 path=path,
                 query=query or None,
                 status=status,
-                request_id=headers.get(b"x-request-id", b"").decode() or None,
+                request_id=headers.get(b"x-request-id", b"").decode() or state.get("request_id"),
             )
         )
 

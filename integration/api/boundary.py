@@ -14,7 +14,6 @@ then logs the exception with its message.
 from __future__ import annotations
 
 import logging
-import traceback
 import uuid
 
 from fastapi import FastAPI
@@ -24,30 +23,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from integration.api.problems import is_fhir, problem_response
 from integration.api.responses import FhirResponse
+from integration.logs import exception_trail, request_id
 from integration.push.errors import FhirError
 from integration.store.errors import describe_store_error, store_unavailable
 
 log = logging.getLogger("journey.api")
 REQUEST_ID_HEADER = "X-Request-ID"
 RETRY_AFTER_SECONDS = 5
-
-
-def exception_trail(exc: BaseException) -> str:
-    """The traceback of `exc` and the exceptions it was raised from or during, with
-    each exception's type but without its message."""
-    parts: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        frames = traceback.StackSummary.extract(traceback.walk_tb(current.__traceback__))
-        kind = type(current)
-        parts.append("".join(frames.format()) + f"{kind.__module__}.{kind.__qualname__}")
-        cause = current.__cause__
-        current = (
-            cause if cause is not None or current.__suppress_context__ else current.__context__
-        )
-    return "\nwhich was raised while handling (or from):\n".join(parts)
 
 
 class ErrorBoundary:
@@ -72,7 +54,8 @@ class ErrorBoundary:
             if store_unavailable(exc) and not started:
                 await self._store_unavailable(exc, scope, receive, send)
                 return
-            correlation_id = uuid.uuid4().hex
+            # The request's own id, so the log line, the answer and the audit row agree.
+            correlation_id = request_id.get() or uuid.uuid4().hex
             kind = type(exc)
             log.error(
                 "%s %s failed: %s.%s, correlation id %s\n%s",

@@ -145,6 +145,7 @@ SendFeed = caller_with(Permission.MANAGE_SUBSCRIPTIONS, Permission.READ_FEED)
 ReadOperations = caller_with(Permission.READ_OPERATIONS)
 StartSyncs = caller_with(Permission.START_SYNCS)
 ManageQuarantine = caller_with(Permission.MANAGE_QUARANTINE)
+ReadMetrics = caller_with(Permission.READ_METRICS)
 
 
 def authenticator_of(settings: Settings) -> Authenticator:

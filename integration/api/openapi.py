@@ -70,8 +70,9 @@ def _correct(operation: dict[str, Any], fhir: bool) -> None:
         del responses["422"]
     for response in responses.values():
         content = response.get("content", {})
-        if content.get("application/json", {}).get("schema") == ref(ProblemDetails):
-            content[PROBLEM_JSON] = content.pop("application/json")
+        # Under the route's media type: application/json, or text/plain for /metrics.
+        for media in [m for m, c in content.items() if c.get("schema") == ref(ProblemDetails)]:
+            content[PROBLEM_JSON] = content.pop(media)
     if operation.get("security"):
         responses.setdefault(
             "401", _error_response(fhir, "Missing or wrong key (with a WWW-Authenticate challenge)")

@@ -17,6 +17,7 @@ import getpass
 import logging
 import signal
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -72,6 +73,7 @@ from integration.journey.episodes import refresh_episodes
 from integration.journey.outcomes import OutcomeQuery, measures_csv, outcome_report
 from integration.journey.rule_packs import set_store_pack, store_pack
 from integration.journey.update import flag_all, pending_count, update_journey
+from integration.logs import configure_logging
 from integration.push_clients import PushClientConfig
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.sources import pick_sources
@@ -131,14 +133,7 @@ def _main(
     ] = None,
 ) -> None:
     settings = load_settings(config, database_url=database_url)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # SQL parameters carry resource content: never log them, whatever the level.
-    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
-    # httpx logs every URL with its query, which can carry identifiers (patient=...).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     ctx.obj = settings
 
 
@@ -290,15 +285,18 @@ def serve(
 
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from integration.api.app import create_app
     from integration.api.request_log import install_request_log
 
     if not (settings.api_keys or settings.clients or settings.oauth):
-        stderr.print(
-            "[yellow]No API keys, [[clients]] or OAuth issuer configured: "
-            "every request but /healthz gets 401."
-        )
+        unkeyed = "No API keys, [[clients]] or OAuth issuer configured: "
+        unkeyed += "every request but /healthz gets 401."
+        if settings.log_format == "json":
+            logging.getLogger("journey.api").warning(unkeyed)
+        else:
+            stderr.print(f"[yellow]{unkeyed}")
     # Opened here, not in the app's lifespan: a store that cannot be opened (or is at an
     # old schema with JOURNEY_MIGRATE_ON_START off) is then one clear line from main(),
     # where inside uvicorn's startup it was a traceback.
@@ -307,8 +305,14 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         api = create_app(settings, engine)
         install_request_log(api)
         # uvicorn's access log prints query strings, which can carry identifiers: ours does not.
+        # With JSON logs uvicorn's own lines go through our handler too (log_config None).
         uvicorn.run(
-            api, host=host, port=port, access_log=False, log_level=settings.log_level.lower()
+            api,
+            host=host,
+            port=port,
+            access_log=False,
+            log_level=settings.log_level.lower(),
+            log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
         )
     finally:
         engine.dispose()
@@ -601,6 +605,11 @@ def demo(
         soft_wrap=True,
     )
     console.print(
+        f"Look:    {base}/ui/people/{person_id}  (sign in with the key)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
         f"Docs:    {base}/docs  (Authorize with the key, then try the endpoints)", highlight=False
     )
     if settings.push_clients and settings.push_clients[0].source == DEMO_PUSH_SOURCE:
@@ -701,6 +710,7 @@ def worker(
     against one PostgreSQL. Stops cleanly on Ctrl-C or SIGTERM."""
     settings = _settings(ctx)
     configured = settings.sources
+    say, warn = _voice(settings, "journey.worker")
     engine = open_configured_store(settings)
     apply_config(engine, settings.subscriptions, settings.config_file)
     sync_worker = SyncWorker(
@@ -708,33 +718,36 @@ def worker(
         store_pack(engine),
         settings,
         configured,
-        on_unit=lambda unit, summary, error: console.print(
-            unit_line(unit, summary, error), highlight=False
-        ),
-        on_note=lambda message: stderr.print(message, highlight=False),
+        on_unit=lambda unit, summary, error: say(unit_line(unit, summary, error)),
+        on_note=warn,
     )
-    deliverer = WebhookDeliverer(
-        engine,
-        settings,
-        sync_worker.owner,
-        on_note=lambda message: stderr.print(message, highlight=False),
-    )
-    console.print(
+    deliverer = WebhookDeliverer(engine, settings, sync_worker.owner, on_note=warn)
+    say(
         f"worker {sync_worker.owner}: {len(configured)} source(s), lease "
         f"{settings.worker_lease_seconds} s, every unit each {settings.sync_interval_seconds} s; "
-        "delivering webhooks",
-        highlight=False,
+        "delivering webhooks"
     )
     stats, delivery = asyncio.run(_run_worker(sync_worker, deliverer, once))
-    console.print(
+    say(
         f"worker {sync_worker.owner} stopped: {stats.units_run} unit(s) run, "
         f"{stats.units_failed} failed, {stats.leases_lost} lease(s) lost, "
         f"{stats.store_errors} store error(s); {delivery.delivered} webhook(s) delivered, "
-        f"{delivery.failed} failed, {delivery.dead_lettered} dead-lettered",
-        highlight=False,
+        f"{delivery.failed} failed, {delivery.dead_lettered} dead-lettered"
     )
     if once and stats.units_failed:
         raise typer.Exit(EXIT_SYNC_FAILED)
+
+
+def _voice(settings: Settings, logger: str) -> tuple[Callable[[str], None], Callable[[str], None]]:
+    """Where a long-running command's lines go (news, then warnings): the terminal, or
+    with JSON logs the log, so that a collector reading the stream finds only JSON."""
+    if settings.log_format == "json":
+        named = logging.getLogger(logger)
+        return named.info, named.warning
+    return (
+        lambda message: console.print(message, highlight=False),
+        lambda message: stderr.print(message, highlight=False),
+    )
 
 
 async def _run_worker(

@@ -54,7 +54,7 @@ def outcome_report(
             readers.where if readers is not None else None,
         )
         report = cohort_measures(kept, query.as_of, months, where)
-        pending = episodes_store.stale_count(conn)
+        pending = episodes_store.stale_count(conn, readers.where if readers else None)
     filters = {k: v for k, v in asdict(query).items() if v is not None and k != "as_of"}
     filters["retention_months"] = months
     return {

@@ -60,7 +60,9 @@ def match_patient(
     for (system, _), holders in trusted_holders(conn, pairs, rules).items():
         for key in holders:
             by_identifier.setdefault(key, system)
-    holding = demographics_store.holders_of_keys(conn, blocking_keys(wanted), rules.max_block)
+    holding = demographics_store.holders_of_keys(
+        conn, blocking_keys(wanted), rules.max_block, same_cost=readable is not None
+    )
     candidates = set(by_identifier) | {k for keys in holding.values() for k in keys}
     if sources is not None:
         candidates = {k for k in candidates if k[0] in sources}

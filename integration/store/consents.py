@@ -9,7 +9,8 @@ import orjson
 from sqlalchemy import Connection, delete, or_, select
 
 from integration.store.keys import in_keys
-from integration.store.schema import consent_directives, person_links
+from integration.store.queries import MAX_MERGE_HOPS
+from integration.store.schema import consent_directives, people, person_links
 
 c = consent_directives.c
 
@@ -45,8 +46,30 @@ def withheld_people(conn: Connection, client_id: str, today: str) -> set[str]:
     if not keys:
         return set()
     links = person_links.c
-    return set(
+    withheld = set(
         conn.execute(
             select(links.person_id).where(in_keys((links.source, links.patient_id), keys))
         ).scalars()
     )
+    return withheld | _merged_into(conn, withheld)
+
+
+def _merged_into(conn: Connection, survivors: set[str]) -> set[str]:
+    """The ids merged (directly or through others) into these people: the feed keeps
+    events written under them, which are the withheld person's too."""
+    found: set[str] = set()
+    wave = survivors
+    for _ in range(MAX_MERGE_HOPS):
+        if not wave:
+            break
+        wave = (
+            set(
+                conn.execute(
+                    select(people.c.id).where(people.c.merged_into.in_(sorted(wave)))
+                ).scalars()
+            )
+            - found
+            - survivors
+        )
+        found |= wave
+    return found

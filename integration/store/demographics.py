@@ -101,10 +101,12 @@ def demographics_of(conn: Connection, keys: Sequence[PatientKey]) -> dict[Patien
 
 
 def holders_of_keys(
-    conn: Connection, blocking_keys: Sequence[str], most: int
+    conn: Connection, blocking_keys: Sequence[str], most: int, same_cost: bool = False
 ) -> dict[str, list[PatientKey]]:
     """Blocking key -> the Patients holding it, for keys held by at most `most` (a key
-    that common says nothing)."""
+    that common says nothing). With `same_cost`, the holders are asked for also when no
+    key is held (a $match must not take longer for someone in the store than for
+    no one)."""
     wanted = sorted(set(blocking_keys))
     if not wanted:
         return {}
@@ -113,7 +115,7 @@ def holders_of_keys(
     ).all()
     usable = [key for key, n in counts if n <= most]
     found: dict[str, list[PatientKey]] = {}
-    if usable:
+    if usable or same_cost:
         for row in conn.execute(select(patient_blocking_keys).where(_K.key.in_(usable))):
             found.setdefault(row.key, []).append((row.source, row.patient_id))
     return found

@@ -34,8 +34,15 @@ def stale_people(conn: Connection, limit: int) -> list[str]:
     return list(conn.execute(query).scalars())
 
 
-def stale_count(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(episodes_stale)).scalar_one())
+def stale_count(
+    conn: Connection, readable: Callable[[Any], Sequence[ColumnElement[bool]]] | None = None
+) -> int:
+    """People whose episodes wait to be built (with `readable`, of those a client may
+    read: how many outsiders have news is not its to know)."""
+    query = select(func.count()).select_from(episodes_stale)
+    if readable is not None:
+        query = query.where(*readable(episodes_stale.c.person_id))
+    return int(conn.execute(query).scalar_one())
 
 
 def journey_items(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[ShownRecord]]:

@@ -13,11 +13,11 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, delete, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, delete, false, func, or_, select
 
 from integration.access.population import Population
 from integration.store.populations import in_population
-from integration.store.schema import feed_events
+from integration.store.schema import feed_events, job_records, person_links
 from integration.store.upsert import execute_many
 
 
@@ -95,6 +95,8 @@ class EventFilter:
     # The reader's population, if it has one: events about anyone else (or about no
     # one) are not selected.
     population: Population | None = None
+    # No one at all (a delivery whose limited creator is no longer listed).
+    nobody: bool = False
 
     def where(self) -> list[ColumnElement[bool]]:
         c = feed_events.c
@@ -115,13 +117,38 @@ class EventFilter:
             )
         if self.concerns:
             clauses.append(c.concern.in_(sorted(set(self.concerns))))
-        if self.withheld:
-            clauses.append(
-                or_(c.person_id.is_(None), c.person_id.not_in(sorted(set(self.withheld))))
-            )
-        if self.population is not None:
-            clauses.append(in_population(c.person_id, self.population))
+        if self.nobody:
+            clauses.append(false())
+        if self.withheld or self.population is not None:
+            person = _whose()
+            if self.withheld:
+                clauses.append(or_(person.is_(None), person.not_in(sorted(set(self.withheld)))))
+            if self.population is not None:
+                clauses.append(in_population(person, self.population))
         return clauses
+
+
+def _whose() -> ColumnElement[Any]:
+    """Whom an event is about: its person, or for a record event written before the
+    record's Patient was linked (about no one then), the person its subject has now.
+    Privacy conditions go on this: a Consent or a population must not be passed by an
+    event only because it was written too early to name anyone."""
+    record = job_records.alias("event_record")
+    link = person_links.alias("event_link")
+    subject_person = (
+        select(link.c.person_id)
+        .select_from(
+            record.join(
+                link,
+                and_(link.c.source == record.c.source, link.c.patient_id == record.c.subject_id),
+            )
+        )
+        .where(record.c.id == feed_events.c.subject)
+        .correlate(feed_events)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(feed_events.c.person_id, subject_person)
 
 
 def read(

@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+)
 
 from integration.store.derivation import count_pending
 from integration.store.keys import in_keys
@@ -111,6 +121,43 @@ def list_people(
     rows = conn.execute(query.order_by(people.c.id).limit(limit)).all()
     links = _links(conn, [row.id for row in rows])
     return [_person_summary(row, links.get(row.id, [])) for row in rows]
+
+
+def search_people(
+    conn: Connection,
+    limit: int,
+    name: str | None = None,
+    identifier: tuple[str | None, str] | None = None,
+    birth_date: str | None = None,
+    readable: Sequence[ColumnElement[bool]] = (),
+) -> list[dict[str, Any]]:
+    """People matching every criterion given: a part of a name (any source Patient's,
+    any case), an identifier (system|value, or a value in any system), a birth date;
+    by name, at most `limit`. `readable` bounds who a client may see, as in
+    `list_people`."""
+    links = person_links.c
+    matching = select(links.person_id)
+    if name:
+        matching = matching.where(
+            func.lower(links.display_name).contains(name.lower(), autoescape=True)
+        )
+    if birth_date:
+        matching = matching.where(links.birth_date == birth_date)
+    if identifier is not None:
+        system, value = identifier
+        ids = patient_identifiers.c
+        held = select(ids.source, ids.patient_id).where(ids.value == value)
+        if system is not None:
+            held = held.where(ids.system == system)
+        matching = matching.where(tuple_(links.source, links.patient_id).in_(held))
+    rows = conn.execute(
+        select(people.c.id, people.c.display_name, people.c.birth_date)
+        .where(people.c.merged_into.is_(None), people.c.id.in_(matching), *readable)
+        .order_by(people.c.display_name, people.c.id)
+        .limit(limit)
+    ).all()
+    found = _links(conn, [row.id for row in rows])
+    return [_person_summary(row, found.get(row.id, [])) for row in rows]
 
 
 def _links(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

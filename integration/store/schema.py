@@ -290,8 +290,12 @@ webhook_subscriptions = Table(
     Column("last_sent_at", String(40)),
     Column("events_numbered", BigInteger, nullable=False, server_default="0"),
     # The client that created it (None: the config file or the CLI): its population
-    # and the Consents naming it bound what is delivered.
+    # and the Consents naming it bound what is delivered. Its population when it did
+    # (JSON; None: everyone): a limited client no longer listed is sent no one.
     Column("client_id", String(200)),
+    Column("client_population", Text),
+    # Every failed delivery attempt, ever (`attempts` is the current run of failures).
+    Column("failures", BigInteger, nullable=False, server_default="0"),
 )
 
 # Each FHIR subscription's event numbers: the n-th event it notified is feed event
@@ -413,6 +417,8 @@ sync_state = Table(
     Column("last_finished", String(40)),
     Column("last_error", Text),
     Column("last_counts", Text),
+    # When a run last ended without an error (the last run may have failed since).
+    Column("last_succeeded", String(40)),
 )
 
 # Identifiers of resources pushed to /fhir, kept per current version, so conditional
@@ -527,4 +533,20 @@ roster_members = Table(
     metadata,
     Column("source", String(200), primary_key=True),
     Column("patient_id", String(64), primary_key=True),
+)
+
+# Signed-in sessions of the web UI (`integration.ui.sessions`): the SHA-256 of the
+# session cookie, who signed in (a client's principal as JSON; for an API key also
+# the key's SHA-256, checked again on every page so a revoked key ends its sessions),
+# the session's CSRF token and when it ends.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_digest", String(64), primary_key=True),
+    Column("principal", Text, nullable=False),
+    Column("key_digest", String(64)),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("expires_at", String(40), nullable=False),
+    Index("ix_ui_sessions_expires", "expires_at"),
 )

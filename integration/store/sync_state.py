@@ -75,21 +75,24 @@ def record_run(
     error: str | None,
     counts: dict[str, Any],
 ) -> None:
+    """The outcome of a run; one without an error is also the last success."""
+    row = {
+        "source": source,
+        "resource_type": resource_type,
+        "last_started": started,
+        "last_finished": finished,
+        "last_error": error,
+        "last_counts": orjson.dumps(counts).decode(),
+        "last_succeeded": None if error else finished,
+    }
+    # A failed run keeps the success before it: how stale the copy is goes on growing.
+    succeeded = () if error else ("last_succeeded",)
     upsert(
         conn,
         sync_state,
-        [
-            {
-                "source": source,
-                "resource_type": resource_type,
-                "last_started": started,
-                "last_finished": finished,
-                "last_error": error,
-                "last_counts": orjson.dumps(counts).decode(),
-            }
-        ],
+        [row],
         keys=("source", "resource_type"),
-        update=("last_started", "last_finished", "last_error", "last_counts"),
+        update=("last_started", "last_finished", "last_error", "last_counts", *succeeded),
     )
 
 

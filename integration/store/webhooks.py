@@ -75,8 +75,12 @@ class Subscription:
     heartbeat_seconds: int | None
     last_sent_at: str | None
     events_numbered: int
-    # The client that created it; None: the config file or the CLI.
+    # The client that created it (None: the config file or the CLI), and its
+    # population then (JSON; None: everyone).
     client_id: str | None = None
+    client_population: str | None = None
+    # Failed delivery attempts, ever.
+    failures: int = 0
 
     @property
     def is_fhir(self) -> bool:
@@ -105,6 +109,7 @@ class SubscriptionSpec:
     payload: str = "thin"
     description: str | None = None
     client_id: str | None = None
+    client_population: str | None = None
 
     def columns(self) -> dict[str, Any]:
         lists = {name: orjson.dumps(sorted(set(getattr(self, name)))).decode() for name in _LISTS}
@@ -113,6 +118,7 @@ class SubscriptionSpec:
             "payload": self.payload,
             "description": self.description,
             "client_id": self.client_id,
+            "client_population": self.client_population,
             **lists,
         }
 
@@ -135,6 +141,7 @@ def _new_row(
         "attempts": 0,
         "delivered": 0,
         "dead_lettered": 0,
+        "failures": 0,
         "kind": WEBHOOK,
         "events_numbered": 0,
         **spec.columns(),
@@ -391,10 +398,16 @@ def contacted(conn: Connection, subscription: Subscription, owner: str, now: str
 
 
 def numbered_events(
-    conn: Connection, subscription_id: str, since: int, until: int | None, limit: int
+    conn: Connection,
+    subscription_id: str,
+    since: int,
+    until: int | None,
+    limit: int,
+    readers: feed.EventFilter | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
     """(event number, feed event with payload) of a FHIR subscription's notified events
-    from number `since` to `until`, oldest first; events past retention are left out."""
+    from number `since` to `until`, oldest first; events past retention are left out,
+    and so are those `readers` (Consents and a population, as now) does not select."""
     n = subscription_event_numbers.c
     query = (
         select(n.number, feed_events)
@@ -405,6 +418,8 @@ def numbered_events(
     )
     if until is not None:
         query = query.where(n.number <= until)
+    if readers is not None:
+        query = query.where(*readers.where())
     found = []
     for row in conn.execute(query):
         event = dict(row._mapping)
@@ -437,6 +452,7 @@ def failed(
             .where(_held_at(subscription, owner))
             .values(
                 attempts=c.attempts + 1,
+                failures=c.failures + 1,
                 next_attempt_at=next_attempt_at,
                 failing_since=func.coalesce(c.failing_since, now),
                 last_error=error,
@@ -466,6 +482,8 @@ def dead_letter(
             next_attempt_at=None,
             last_error=error,
             dead_lettered=c.dead_lettered + 1,
+            # Giving up follows one more failed attempt, which `failed` did not count.
+            failures=c.failures + 1,
             # A FHIR client finds the event it missed by its number ($events).
             events_numbered=c.events_numbered + (1 if subscription.is_fhir else 0),
         )

@@ -314,10 +314,18 @@ class _Endpoint:
             # the client that created it; and that client's population.
             recipients = [f"subscription:{subscription.id}"]
             population = None
-            if subscription.client_id is not None:
-                recipients.append(subscription.client_id)
-                population = self.d.populations.of(subscription.client_id)
-            shown = readable_by(conn, recipients, population)
+            nobody = False
+            creator = subscription.client_id
+            if creator is not None:
+                recipients.append(creator)
+                if self.d.populations.listed(creator):
+                    population = self.d.populations.of(creator)
+                else:
+                    # A limited client removed from the config is sent no one (never
+                    # everyone); one that saw everyone (a JOURNEY_API_KEYS key, an
+                    # OAuth client not listed) still does.
+                    nobody = subscription.client_population is not None
+            shown = readable_by(conn, recipients, population, nobody)
             rows = feed_store.read(
                 conn,
                 subscription.position,

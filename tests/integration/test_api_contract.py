@@ -125,6 +125,9 @@ def assert_as_declared(spec: dict[str, Any], response: httpx.Response) -> Any:
 # ---- the document itself ----
 
 
+TEXT_FORMS = ("text/csv", "text/event-stream", "text/plain", "application/openmetrics-text")
+
+
 def test_every_answer_is_declared_with_its_real_schema_and_media_type(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     for path, item in spec["paths"].items():
@@ -140,8 +143,9 @@ def test_every_answer_is_declared_with_its_real_schema_and_media_type(client: Te
                     continue
                 for media, declared in response["content"].items():
                     assert declared["schema"] != {"type": "string"}, f"{where} {status}"
-                    if media in ("text/csv", "text/event-stream"):
-                        # A CSV alternative of a 200, or a stream: its form is described.
+                    if media in TEXT_FORMS:
+                        # A CSV alternative of a 200, a stream, or the metrics'
+                        # exposition text: its form is described.
                         assert status == "200", f"{where} {status}"
                         assert declared["schema"].get("description"), f"{where} {status}"
                     elif fhir:

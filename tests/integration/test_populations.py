@@ -140,14 +140,14 @@ def test_each_app_sees_its_population_and_the_other_people_are_nobody(
     sources = {item["source"]["source"] for item in journey["items"]}
     sources |= {j["source"] for item in journey["items"] for j in item["joined"]}
     assert sources == {"clinic", "payer"}
-    for route in ("", "/journey", "/episodes", "/history"):
+    for route, status in (("", 404), ("/journey", 404), ("/episodes", 404), ("/history", 403)):
         theirs = client.get(f"/people/{carol}{route}", headers=bearer(CLINIC_APP))
         nobody = client.get(f"/people/no-such-person{route}", headers=bearer(CLINIC_APP))
-        assert theirs.status_code == nobody.status_code == 404, route
+        assert theirs.status_code == nobody.status_code == status, route
         assert theirs.json()["detail"].replace(carol, "X") == nobody.json()["detail"].replace(
             "no-such-person", "X"
         )
-        assert client.get(f"/people/{bob}{route}", headers=bearer(PAYER_APP)).status_code == 404
+        assert client.get(f"/people/{bob}{route}", headers=bearer(PAYER_APP)).status_code == status
 
 
 def test_no_search_parameter_or_cursor_reaches_outside_the_population(

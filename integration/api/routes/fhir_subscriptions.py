@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
+from integration.access.population import population_json
 from integration.access.principal import Principal
 from integration.access.scopes import Permission
-from integration.access.visibility import visible_person
+from integration.access.visibility import readable_by, visible_person
 from integration.api.deps import ReadStoreDep, SettingsDep, StoreDep
 from integration.api.models import Bundle, FhirResource
 from integration.api.responses import FhirResponse
@@ -27,6 +28,7 @@ from integration.journey.episodes import episodes_of_person
 from integration.journey.rule_packs import store_pack
 from integration.push.errors import FhirError
 from integration.store import webhooks as store
+from integration.store.feed import EventFilter
 from integration.store.schema import episodes as episodes_table
 from integration.webhooks import fhir_subscriptions as fhir
 from integration.webhooks import subscriptions as service
@@ -109,7 +111,9 @@ async def create_subscription(
     except service.InvalidSubscription as exc:
         element = {"url": "Subscription.channel.endpoint"}.get(exc.field, "Subscription.criteria")
         raise FhirError(400, "invalid", exc.reason, element) from None
-    spec = replace(spec, client_id=caller.client_id)
+    spec = replace(
+        spec, client_id=caller.client_id, client_population=population_json(caller.population)
+    )
     made = await asyncio.to_thread(service.create_fhir, engine, spec, channel)
     return FhirResponse(
         fhir.subscription_resource(made, _base(request)),
@@ -209,8 +213,14 @@ def subscription_events(
     query-event notification: how a client fills a gap in the event numbers."""
     held = _held(engine, subscription_id, caller)
     with engine.connect() as conn:
+        # As a delivery now would: without anyone a Consent withholds since, from the
+        # endpoint, its creator or this client, and within this client's population.
+        recipients = [f"subscription:{held.id}", caller.client_id]
+        if held.client_id:
+            recipients.append(held.client_id)
+        readers = readable_by(conn, recipients, caller.population).selecting(EventFilter())
         found = store.numbered_events(
-            conn, subscription_id, events_since or 1, events_until, MAX_EVENTS
+            conn, subscription_id, events_since or 1, events_until, MAX_EVENTS, readers
         )
     events = [(number, fhir.with_payload(event)) for number, event in found]
     shown = held if content is None else _with_content(held, content)

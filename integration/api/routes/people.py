@@ -188,14 +188,23 @@ def split(
 @router.get(
     "/people/{person_id}/history",
     response_model=LinkHistory,
-    responses={**BAD_PARAMETER, **NO_PERSON, **problem(403, "A patient-level client")},
+    responses={
+        **BAD_PARAMETER,
+        **NO_PERSON,
+        **problem(403, "A client limited to one patient or a population"),
+    },
 )
 def link_history(person_id: PersonId, engine: ReadStoreDep, caller: ReadPeople) -> OrjsonResponse:
     """Every decision on a pair with one of this person's Patients: automatic verdicts
     as they changed and reviewers' decisions, oldest first."""
-    if caller.patient is not None:
-        # The history names the other side of each pair and reviewers' reasons.
-        raise ApiProblem(403, "Forbidden", "link history needs a scope wider than one patient's")
+    if caller.patient is not None or caller.population is not None:
+        # The history names the other side of each pair, whoever they are, and
+        # reviewers' reasons.
+        raise ApiProblem(
+            403,
+            "Forbidden",
+            "link history needs a client that sees everyone (not one patient or population)",
+        )
     try:
         with engine.connect() as conn:
             _visible(conn, caller, person_id)

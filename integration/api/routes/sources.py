@@ -7,13 +7,13 @@ import logging
 
 from fastapi import APIRouter, Request
 
-from integration.api.boundary import exception_trail
 from integration.api.deps import ReadOperations, ReadStoreDep, SettingsDep, StartSyncs, StoreDep
 from integration.api.models import SourcesPage, SyncStarted
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.clock import utc_now
+from integration.logs import exception_trail
 from integration.sources import SourceConfig, describe
 from integration.store.bulk_state import ExportInProgress, exports_in_progress
 from integration.store.errors import describe_error

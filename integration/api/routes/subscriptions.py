@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
+from integration.access.population import population_json
 from integration.api.deps import ManageSubscriptions, SendFeed, SettingsDep, StoreDep
 from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
@@ -66,7 +67,12 @@ def create_subscription(
             str(exc),
             invalid_params=[{"in": "body", "name": exc.field, "reason": exc.reason}],
         ) from None
-    created = service.create(engine, replace(spec, client_id=caller.client_id), body.start)
+    owned = replace(
+        spec,
+        client_id=caller.client_id,
+        client_population=population_json(caller.population),
+    )
+    created = service.create(engine, owned, body.start)
     view = service.status(engine, created.subscription.id, settings.webhook_give_up_hours)
     return OrjsonResponse(
         {**view, "secret": created.secret},

@@ -6,7 +6,7 @@ Revises: 0016
 """
 
 from alembic import op
-from sqlalchemy import Column, String
+from sqlalchemy import Column, String, Text
 
 revision = "0017"
 down_revision = "0016"
@@ -21,8 +21,10 @@ def upgrade() -> None:
         Column("patient_id", String(64), primary_key=True),
     )
     op.add_column("webhook_subscriptions", Column("client_id", String(200)))
+    op.add_column("webhook_subscriptions", Column("client_population", Text))
 
 
 def downgrade() -> None:
+    op.drop_column("webhook_subscriptions", "client_population")
     op.drop_column("webhook_subscriptions", "client_id")
     op.drop_table("roster_members")
