@@ -35,13 +35,13 @@ class Demographics:
         address = _home_address(patient)
         line = " ".join(x for x in address.get("line") or () if isinstance(x, str))
         return cls(
-            family=_fold(family),
-            given=_fold(given.split()[0] if given.split() else ""),
+            family=fold(family),
+            given=fold(given.split()[0] if given.split() else ""),
             birth_date=birth[:10] if isinstance(birth, str) and len(birth) >= 10 else "",
             gender=gender if isinstance(gender, str) and gender != "unknown" else "",
-            line=_fold(line),
-            postcode=_fold(str(address.get("postalCode") or ""))[:5],
-            city=_fold(str(address.get("city") or "")),
+            line=fold(line),
+            postcode=fold(str(address.get("postalCode") or ""))[:5],
+            city=fold(str(address.get("city") or "")),
             phone=_telecom(patient, "phone"),
             email=_telecom(patient, "email"),
         )
@@ -85,7 +85,8 @@ def _official_name(patient: dict[str, Any]) -> tuple[str, str]:
     return family or "", given
 
 
-def _fold(text: str) -> str:
-    """Case, accents and punctuation folded away: "O'Brien-Núñez" -> "obriennunez"."""
+def fold(text: str) -> str:
+    """Case, accents and punctuation folded away: "O'Brien-Núñez" -> "obriennunez"
+    (a name search folds its words alike: `integration.store.people_search`)."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if ch.isalnum())

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
 from integration.access.audit import AuditWriter
@@ -73,7 +74,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if owns_engine:
             app.state.engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc from files the app serves itself (fastapi-offline ships Swagger UI
+    # and ReDoc), not from a CDN: the docs work where the API has no way out.
+    app = FastAPIOffline(
         title="fhir-journey",
         summary="Patient journeys (diagnose, treat, keep well) integrated from FHIR R4 sources",
         version="0.1.0",

@@ -1,6 +1,8 @@
 """The `journey` command line: import, serve, sync, worker, sources, remap, quarantine, status,
-show, demo, db upgrade; `subscriptions` and `feed` live in `integration.cli.subscriptions`.
-What sync and sources print lives in `integration.cli.sync_view`.
+show, demo, db upgrade; `people` lives in `integration.cli.people`, `subscriptions` and
+`feed` in `integration.cli.subscriptions`, `audit` in `integration.cli.audit`. What
+sync and sources print lives in `integration.cli.sync_view`, `show` in
+`integration.cli.journey_view`, `quarantine` in `integration.cli.quarantine_view`.
 
 Exit codes: 0 done; 1 an error stopped the command (message on stderr);
 2 a sync finished but a source or resource type failed (see `journey sources`);
@@ -18,16 +20,14 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-import orjson
 import typer
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
-    Progress,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -43,22 +43,33 @@ from integration.cli.audit import audit_app, record_cli_read
 from integration.cli.console import console, day_option, stderr
 from integration.cli.demo_population import write_sample
 from integration.cli.episodes_view import print_episodes, print_outcomes
+from integration.cli.journey_view import (
+    print_journey,
+    print_journey_csv,
+    print_journey_json,
+    read_journey,
+)
+from integration.cli.output import AsCsv, AsJson, OutputFormat, output_format, print_csv, print_json
+from integration.cli.people import people_app
+from integration.cli.progress import in_bytes, progress_display
+from integration.cli.quarantine_view import print_entries, print_entry
 from integration.cli.subscriptions import feed_app, subscriptions_app
 from integration.cli.sync_view import (
+    SOURCE_COLUMNS,
     export_progress,
     page_progress,
     print_sources,
     print_sync_summary,
+    source_rows,
+    sources_view,
     unit_line,
 )
 from integration.clock import utc_now
 from integration.config import Settings, load_settings
 from integration.errors import ConfigError
-from integration.ingest.pipeline import IngestSummary, resource_label
+from integration.ingest.pipeline import IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
-from integration.journey import review
 from integration.journey.episodes import refresh_episodes
-from integration.journey.matching import Outcome
 from integration.journey.outcomes import OutcomeQuery, measures_csv, outcome_report
 from integration.journey.rule_packs import set_store_pack, store_pack
 from integration.journey.update import flag_all, pending_count, update_journey
@@ -66,7 +77,6 @@ from integration.logs import configure_logging
 from integration.push_clients import PushClientConfig
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.sources import pick_sources
-from integration.store import matches as matches_store
 from integration.store import quarantine as quarantine_store
 from integration.store import queries
 from integration.store.bulk_state import exports_in_progress
@@ -102,6 +112,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(feed_app, name="feed")
 app.add_typer(audit_app, name="audit")
+app.add_typer(people_app, name="people")
 log = logging.getLogger("journey")
 
 
@@ -134,30 +145,30 @@ def run_import(
     paths: list[Path],
     validate: bool = True,
 ) -> IngestSummary:
-    """Import with a live progress display: bytes read, then records derived."""
+    """Import showing its progress (bars at a terminal, plain lines elsewhere): bytes
+    read, then records derived."""
     total_bytes = sum(path.stat().st_size for path in discover(paths))
-    reading = Progress(
-        TextColumn(f"[bold]{source}: reading"),
+    reading = progress_display(
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeElapsedColumn(),
-        console=console,
+        line=in_bytes,
     )
-    mapping = Progress(
-        TextColumn(f"[bold]{source}: mapping"),
+    mapping = progress_display(
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
     )
-    read_task = reading.add_task("read", total=total_bytes)
+    read_task = reading.add_task(f"{source}: reading", total=total_bytes)
     map_tasks: list[TaskID] = []
 
     def start_mapping() -> None:
         reading.update(read_task, completed=total_bytes)
         reading.stop()
-        map_tasks.append(mapping.add_task("map", total=pending_count(engine)))
+        map_tasks.append(mapping.add_task(f"{source}: mapping", total=pending_count(engine)))
         mapping.start()
 
     pipeline = ingest_pipeline(engine, pack, settings, source, WayIn.FILES, validate)
@@ -220,7 +231,9 @@ def print_summary(summary: IngestSummary) -> None:
         for warning in summary.warnings:
             console.print(f"  {warning}", markup=False, highlight=False)
     if summary.orphan_count:
-        console.print(f"[yellow]{summary.orphan_count} records are in no journey yet:[/]")
+        console.print(
+            f"[yellow]{summary.orphan_count} of this import's records are in no journey yet:[/]"
+        )
         for orphan in summary.orphans:
             console.print(f"  {orphan}", markup=False, highlight=False)
 
@@ -328,14 +341,13 @@ def remap(
         pack, flagged = set_store_pack(engine, chosen)
         console.print(f"The store's rule pack is now {pack.label} ({pack_file}).")
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]remapping"),
+    with progress_display(
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
     ) as progress:
-        task = progress.add_task("remap", total=flagged)
+        task = progress.add_task("remapping", total=flagged)
         summary = update_journey(
             engine, pack, settings.batch_size, lambda n: progress.advance(task, n)
         )
@@ -366,10 +378,18 @@ def quarantine(
     ] = False,
     stage: Annotated[str | None, typer.Option(help="Only intake or mapping entries")] = None,
     limit: Annotated[int, typer.Option(help="Entries to list")] = 100,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
 ) -> None:
     """List what was rejected or could not be mapped: source, place, FHIR path, error."""
     if ctx.invoked_subcommand is not None:
         return
+    chosen = output_format(as_json, as_csv)
+    if show is not None and chosen is OutputFormat.CSV:
+        raise typer.BadParameter(
+            "--show prints one entry with its content: as text or --json, not --csv",
+            param_hint="'--csv'",
+        )
     settings = _settings(ctx)
     engine = open_configured_store(settings)
     with engine.connect() as conn:
@@ -378,36 +398,10 @@ def quarantine(
             if entry is None:
                 stderr.print(f"No quarantine entry {show}.")
                 raise typer.Exit(1)
-            for key, value in entry.items():
-                if key != "content":
-                    console.print(f"[bold]{key}[/]: {value}", highlight=False)
-            console.print("[bold]content[/]:")
-            console.print(entry["content"] or "", markup=False, highlight=False)
+            print_entry(entry, chosen)
             return
         rows = quarantine_store.entries(conn, limit, include_resolved, stage)
-    if not rows:
-        console.print("The quarantine is empty.")
-        return
-    table = Table(title="Quarantine")
-    for column in ("id", "stage", "source", "where", "resource", "path", "error", "closed"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["stage"],
-            row["source"],
-            ", ".join(part for part in (row["origin"], row["location"]) if part),
-            resource_label(row["resource_type"], row["resource_id"]),
-            row["fhir_path"] or "",
-            row["error"],
-            f"{row['resolution']} {row['resolved_at']}" if row["resolved_at"] else "",
-        )
-    console.print(table)
-    console.print(
-        "Fix the input and import it again, or remap once a mapping failure's cause is fixed: "
-        "the entry closes as fixed. `--show ID` prints one; `journey quarantine dismiss ID "
-        "--reason ...` closes one that will not be fixed."
-    )
+    print_entries(rows, chosen)
 
 
 def _close_entry(ctx: typer.Context, entry_id: int, resolution: str, reason: str) -> None:
@@ -447,166 +441,27 @@ def quarantine_resolve(
     _close_entry(ctx, entry_id, quarantine_store.RESOLVED, reason)
 
 
-people_app = typer.Typer(help="People across sources: who may be one person, and why.")
-app.add_typer(people_app, name="people")
-
-
-@people_app.command("review")
-def people_review(
-    ctx: typer.Context,
-    limit: Annotated[int, typer.Option(help="How many pairs to show")] = 50,
-) -> None:
-    """Possible matches waiting for a reviewer: both Patients side by side, with why
-    they were not linked automatically and how each field compared."""
-    engine = open_configured_store(_settings(ctx))
-    with engine.connect() as conn:
-        waiting = matches_store.review_queue(conn, limit)
-    if not waiting:
-        console.print("No possible matches wait for review.")
-        return
-    table = Table(title=f"{len(waiting)} possible matches (oldest first)")
-    for column in ("", "source", "patient", "person", "name", "birth date"):
-        table.add_column(column)
-    table.add_column("why", overflow="fold")
-    for number, pair in enumerate(waiting, 1):
-        compared = ", ".join(f"{k} {v}" for k, v in pair["fields"].items())
-        for label, side in (("a", pair["a"]), ("b", pair["b"])):
-            table.add_row(
-                f"{number}{label}",
-                side["source"],
-                side["patient_id"],
-                (side["person_id"] or "")[:8],
-                side["name"] or "",
-                side["birth_date"] or "",
-                f"{pair['reason']} ({compared})" if label == "a" else "",
-                end_section=label == "b",
-            )
-    console.print(table)
-
-
-_T = TypeVar("_T")
-PatientArg = Annotated[str, typer.Argument(help="A source Patient as SOURCE/PATIENT_ID")]
-Reason = Annotated[str, typer.Option(help="Why: kept in the history", min=1)]
-
-
-def _patient_key(text: str) -> tuple[str, str]:
-    source, sep, patient_id = text.rpartition("/")
-    if not sep or not source or not patient_id:
-        raise typer.BadParameter(f"{text!r} is not SOURCE/PATIENT_ID")
-    return source, patient_id
-
-
-def _reviewer_decision(ctx: typer.Context, run: Callable[..., _T]) -> _T:
-    """Run a reviewer's decision under the derive lock with the store's identity rules;
-    an unknown Patient or person, or a merged person, is one clear line and exit 1."""
-    engine = open_configured_store(_settings(ctx))
-    user = f"cli:{getpass.getuser()}"
-    try:
-        return review.under_derive_lock(
-            engine, lambda conn, rules: run(conn, rules, user, utc_now())
-        )
-    except (review.UnknownPatient, review.UnknownPerson, review.PersonMerged, ValueError) as exc:
-        stderr.print(f"error: {exc}", highlight=False)
-        raise typer.Exit(1) from None
-
-
-@people_app.command("link")
-def people_link(ctx: typer.Context, a: PatientArg, b: PatientArg, reason: Reason) -> None:
-    """Two source Patients are one person (a reviewer's decision, kept on re-matching)."""
-    first, second = _patient_key(a), _patient_key(b)
-    linked = _reviewer_decision(
-        ctx,
-        lambda conn, rules, user, now: review.decide_pair(
-            conn, first, second, Outcome.MATCH, reason, user, now, rules
-        ),
-    )
-    console.print(f"Linked: both are person {linked[first]}", highlight=False)
-
-
-@people_app.command("keep-apart")
-def people_keep_apart(ctx: typer.Context, a: PatientArg, b: PatientArg, reason: Reason) -> None:
-    """Two source Patients are two people: never linked automatically again."""
-    first, second = _patient_key(a), _patient_key(b)
-    linked = _reviewer_decision(
-        ctx,
-        lambda conn, rules, user, now: review.decide_pair(
-            conn, first, second, Outcome.NO_MATCH, reason, user, now, rules
-        ),
-    )
-    console.print(f"Kept apart: {a} is person {linked[first]}, {b} is person {linked[second]}")
-
-
-@people_app.command("merge")
-def people_merge(
-    ctx: typer.Context,
-    person_id: Annotated[str, typer.Argument(help="The person to merge")],
-    into: Annotated[str, typer.Argument(help="The person to merge it into")],
-    reason: Reason,
-) -> None:
-    """Two people are one."""
-    survivor = _reviewer_decision(
-        ctx,
-        lambda conn, rules, user, now: review.merge_people(
-            conn, person_id, into, reason, user, now, rules
-        ),
-    )
-    console.print(f"Merged: person {survivor}", highlight=False)
-
-
-@people_app.command("split")
-def people_split(ctx: typer.Context, patient: PatientArg, reason: Reason) -> None:
-    """Take a source Patient out of its person."""
-    key = _patient_key(patient)
-    person = _reviewer_decision(
-        ctx,
-        lambda conn, rules, user, now: review.split_patient(conn, key, reason, user, now, rules),
-    )
-    console.print(f"Split: {patient} is person {person}", highlight=False)
-
-
-@people_app.command("history")
-def people_history(
-    ctx: typer.Context, person_id: Annotated[str, typer.Argument(help="A person id")]
-) -> None:
-    """Every decision on a pair with one of this person's Patients, oldest first."""
-    engine = open_configured_store(_settings(ctx))
-    try:
-        with engine.connect() as conn:
-            resolved, items = review.history_of_person(conn, person_id)
-    except review.UnknownPerson as exc:
-        stderr.print(f"error: {exc}", highlight=False)
-        raise typer.Exit(1) from None
-    table = Table(title=f"Link history of person {resolved}")
-    for column in ("when", "a", "b", "outcome", "by", "why"):
-        table.add_column(column, overflow="fold")
-    for item in items:
-        table.add_row(
-            item["decided_at"],
-            f"{item['a']['source']}/{item['a']['patient_id']}",
-            f"{item['b']['source']}/{item['b']['patient_id']}",
-            item["outcome"],
-            item["decided_by"],
-            item["reason"],
-        )
-    console.print(table)
-
-
 @app.command()
-def status(ctx: typer.Context) -> None:
+def status(ctx: typer.Context, as_json: AsJson = False) -> None:
     """What the store holds: people, resources, records per job, open quarantine."""
+    chosen = output_format(as_json)
     settings = _settings(ctx)
     engine = open_configured_store(settings)
     with engine.connect() as conn:
         info = queries.store_status(conn)
-    console.print(f"Store: {engine.url.render_as_string(hide_password=True)}")
+    store = engine.url.render_as_string(hide_password=True)
+    if chosen is OutputFormat.JSON:
+        print_json({"store": store, **info})
+        return
+    console.print(f"Store: {escape(store)}")
     for key, value in info.items():
-        console.print(f"  {key.replace('_', ' ')}: {value}", highlight=False)
+        console.print(f"  {key.replace('_', ' ')}: {escape(str(value))}", highlight=False)
 
 
 @app.command()
 def show(
     ctx: typer.Context,
-    person_id: Annotated[str, typer.Argument(help="Person id (see GET /people)")],
+    person_id: Annotated[str, typer.Argument(help="Person id (see `journey people`)")],
     include_excluded: Annotated[
         bool,
         typer.Option(
@@ -615,19 +470,29 @@ def show(
             "superseded) with the reason",
         ),
     ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Records to show")] = 200,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
 ) -> None:
     """Print a person's journey in the terminal, then their episodes; safety flags
-    stand out."""
+    stand out. --json: the person, the records and the episodes; --csv: the records."""
+    chosen = output_format(as_json, as_csv)
     settings = _settings(ctx)
     engine = open_configured_store(settings)
-    resolved = print_journey(engine, person_id, include_excluded=include_excluded)
+    found = read_journey(engine, person_id, limit, include_excluded)
     if settings.audit:
         # The terminal is a way in too: whoever ran `show` read this person's journey.
-        record_cli_read(engine, person_id, resolved)
-    if resolved is None:
+        record_cli_read(engine, person_id, found.person_id if found else None)
+    if found is None:
         stderr.print(f"No person with id {person_id}.")
         raise typer.Exit(1)
-    print_episodes(engine, resolved, store_pack(engine))
+    if chosen is OutputFormat.JSON:
+        print_journey_json(engine, found, store_pack(engine))
+    elif chosen is OutputFormat.CSV:
+        print_journey_csv(found)
+    else:
+        print_journey(found)
+        print_episodes(engine, found.person_id, store_pack(engine))
 
 
 @app.command()
@@ -653,6 +518,7 @@ def outcomes(
 ) -> None:
     """Cohort outcome measures over the episodes (PROM change, fulfilment, retention,
     bundle adoption, waits), each with numerator and denominator."""
+    chosen = output_format(as_json, as_csv)
     settings = _settings(ctx)
     engine = open_configured_store(settings)
     try:
@@ -670,56 +536,12 @@ def outcomes(
     pack = store_pack(engine)
     refresh_episodes(engine, pack)
     report = outcome_report(engine, pack, query)
-    if as_json:
-        typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
-    elif as_csv:
+    if chosen is OutputFormat.JSON:
+        print_json(report)
+    elif chosen is OutputFormat.CSV:
         typer.echo(measures_csv(report["measures"]), nl=False)
     else:
         print_outcomes(report)
-
-
-def print_journey(
-    engine: Engine, person_id: str, limit: int = 200, include_excluded: bool = False
-) -> str | None:
-    """Print the person's journey; returns the person's id (a merged one's survivor),
-    None when there is no such person."""
-    with engine.connect() as conn:
-        resolved = queries.resolve_person(conn, person_id)
-        person = queries.get_person(conn, resolved) if resolved else None
-        if person is None or resolved is None:
-            return None
-        where = queries.JourneyFilter(include_excluded=include_excluded)
-        records = queries.journey(conn, resolved, limit, where=where)
-    sources = ", ".join(f"{s['source']} Patient/{s['patient_id']}" for s in person["sources"])
-    table = Table(title=f"Journey of {person['name'] or 'person'} ({resolved})\n{sources}")
-    table.add_column("when", no_wrap=True)
-    table.add_column("job", no_wrap=True)
-    table.add_column("what", ratio=1)
-    table.add_column("source", no_wrap=True)
-    colours = {"diagnose": "cyan", "treat": "magenta", "keep_well": "green", "unclassified": "red"}
-    for record in records:
-        when = (record["occurred_start"] or "-")[:10]
-        job = record["job"]
-        what = escape(record["title"])
-        if record["score"] is not None:
-            band = f", {record['band']}" if record["band"] else ""
-            what += f" (score {record['score']}{band})"
-        if record["fulfilment_score"] is not None:
-            what += f" (fulfilment {record['fulfilment_score']}/5)"
-        flags = record["flags"]
-        if "self_harm_risk" in flags:
-            what = f"[bold white on red] SELF-HARM RISK [/] {what}"
-        others = [flag for flag in flags if flag != "self_harm_risk"]
-        if others:
-            what += f" [yellow]{escape('[' + ', '.join(others) + ']')}[/]"
-        if record["excluded"]:
-            what = f"[dim]excluded: {what} ({escape(record['reason']['text'])})[/]"
-        elif record["event_of"]:
-            what = f"[dim]the same event as another source's record: {what}[/]"
-        sources = ", ".join([record["source"]["source"], *(j["source"] for j in record["joined"])])
-        table.add_row(when, f"[{colours.get(job, 'white')}]{job}[/]", what, sources)
-    console.print(table)
-    return resolved
 
 
 def featured_person(engine: Engine) -> str | None:
@@ -762,7 +584,9 @@ def demo(
     if person_id is None:
         stderr.print("The sample produced no journey; nothing to show.")
         raise typer.Exit(1)
-    print_journey(engine, person_id)
+    found = read_journey(engine, person_id)
+    if found is not None:
+        print_journey(found)
     print_episodes(engine, person_id, pack)
     host = host or settings.host
     port = port or settings.port
@@ -816,12 +640,11 @@ def sync(
     failed = False
     owner = default_owner("journey-sync")
     for configured in chosen:
-        with Progress(
+        with progress_display(
             TextColumn("[bold]{task.description}"),
             TextColumn("{task.fields[pages]} pages"),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=console,
         ) as progress:
             listener = SyncListener(
                 on_page=page_progress(progress),
@@ -850,8 +673,9 @@ def sync(
 
 
 @app.command()
-def sources(ctx: typer.Context) -> None:
+def sources(ctx: typer.Context, as_json: AsJson = False, as_csv: AsCsv = False) -> None:
     """Configured sources with each type's last sync, checkpoint, counts and last error."""
+    chosen = output_format(as_json, as_csv)
     settings = _settings(ctx)
     configured = settings.sources
     engine = open_configured_store(settings)
@@ -859,10 +683,15 @@ def sources(ctx: typer.Context) -> None:
         by_source = states_by_source(conn)
         exports = exports_in_progress(conn)
         units = all_units(conn)
-    if not configured:
+    view = sources_view(configured, by_source, exports, units)
+    if chosen is OutputFormat.JSON:
+        print_json(view)
+    elif chosen is OutputFormat.CSV:
+        print_csv(SOURCE_COLUMNS, source_rows(view))
+    elif not configured:
         console.print(f"No [[sources]] in {settings.config_file or 'any config file'}.")
-        return
-    print_sources(configured, by_source, exports, units)
+    else:
+        print_sources(view, units)
 
 
 @app.command()

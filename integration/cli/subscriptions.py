@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 import typer
 from rich.table import Table
 
 from integration.cli.console import console
+from integration.cli.output import AsCsv, AsJson, OutputFormat, output_format, print_csv, print_json
 from integration.config import Settings
 from integration.errors import ConfigError
 from integration.store.engine import open_configured_store
@@ -22,7 +22,14 @@ subscriptions_app = typer.Typer(
 feed_app = typer.Typer(help="The journey feed.", no_args_is_help=True)
 
 SubscriptionArg = Annotated[str, typer.Argument(help="Subscription id (whk_... or its name)")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts")]
+SUBSCRIPTION_COLUMNS = (
+    "id", "url", "description", "types", "sources", "people", "concerns", "payload",
+    "managed_by", "created_at", "state", "delivered_up_to", "events_behind_at_most",
+    "delivered", "dead_letters", "attempts", "next_attempt_at", "failing_since",
+    "last_error", "last_delivered_at", "secret_rotating_until", "held_by",
+)  # fmt: skip
+_LISTS = ("types", "sources", "people", "concerns")
+DEAD_LETTER_COLUMNS = ("event", "type", "failing_since", "given_up_at", "attempts", "last_error")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -32,12 +39,19 @@ def _settings(ctx: typer.Context) -> Settings:
 
 
 @subscriptions_app.command("list")
-def list_subscriptions(ctx: typer.Context, as_json: AsJson = False) -> None:
+def list_subscriptions(ctx: typer.Context, as_json: AsJson = False, as_csv: AsCsv = False) -> None:
     """Every subscription with its delivery state."""
+    chosen = output_format(as_json, as_csv)
     settings = _settings(ctx)
     items = service.statuses(open_configured_store(settings), settings.webhook_give_up_hours)
-    if as_json:
-        typer.echo(orjson.dumps(items, option=orjson.OPT_INDENT_2).decode())
+    if chosen is OutputFormat.JSON:
+        print_json(items)
+        return
+    if chosen is OutputFormat.CSV:
+        print_csv(
+            SUBSCRIPTION_COLUMNS,
+            ({**item, **{key: ";".join(item[key]) for key in _LISTS}} for item in items),
+        )
         return
     if not items:
         console.print("No webhook subscriptions (add one with `journey subscriptions add URL`).")
@@ -121,12 +135,19 @@ def rotate_secret(ctx: typer.Context, subscription: SubscriptionArg) -> None:
 
 @subscriptions_app.command("dead-letters")
 def dead_letters(
-    ctx: typer.Context, subscription: SubscriptionArg, as_json: AsJson = False
+    ctx: typer.Context,
+    subscription: SubscriptionArg,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
 ) -> None:
     """Events given up on, oldest first (replay from the first to deliver them again)."""
+    chosen = output_format(as_json, as_csv)
     items = service.dead_letters(open_configured_store(_settings(ctx)), subscription)
-    if as_json:
-        typer.echo(orjson.dumps(items, option=orjson.OPT_INDENT_2).decode())
+    if chosen is OutputFormat.JSON:
+        print_json(items)
+        return
+    if chosen is OutputFormat.CSV:
+        print_csv(DEAD_LETTER_COLUMNS, items)
         return
     table = Table("event", "type", "failing since", "given up at", "attempts", "last error")
     for item in items:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from connectors.rest.search import SearchPage
 from integration.cli.console import console, stderr
-from integration.sources import SourceConfig
+from integration.sources import SourceConfig, describe
 from integration.store.bulk_state import ExportInProgress
 from integration.store.leases import SyncUnit
 from integration.sync.summary import SyncSummary
@@ -83,12 +84,82 @@ def print_sync_summary(summary: SyncSummary) -> None:
             console.print(f"  {problem}", markup=False, highlight=False)
 
 
-def print_sources(
+SOURCE_COLUMNS = (
+    "source", "kind", "mode", "base_url", "resource_type", "last_started", "last_finished",
+    "checkpoint", "fetched", "new", "changed", "unchanged", "quarantined", "last_error",
+)  # fmt: skip
+
+
+def sources_view(
     configured: list[SourceConfig],
     by_source: dict[str, list[dict[str, Any]]],
     exports: dict[str, ExportInProgress],
-    units: list[SyncUnit] | None = None,
-) -> None:
+    units: list[SyncUnit],
+) -> list[dict[str, Any]]:
+    """Each configured source with its types' sync state, an unfinished export and its
+    worker units: the items of GET /sources, but `running_since` (the API's own syncs)."""
+    return [
+        {
+            **describe(source),
+            "export_in_progress": _export_view(exports.get(source.name)),
+            "worker_units": [
+                {
+                    "unit": unit.unit,
+                    "lease_owner": unit.lease_owner,
+                    "lease_until": unit.lease_until,
+                    "next_run_at": unit.next_run_at,
+                    "failures_in_a_row": unit.attempts,
+                    "last_started": unit.last_started_at,
+                    "last_finished": unit.last_finished_at,
+                    "last_error": unit.last_error,
+                }
+                for unit in units
+                if unit.source == source.name
+            ],
+            "resource_types": [
+                {
+                    "resource_type": state["resource_type"],
+                    "checkpoint": state["checkpoint"],
+                    "last_started": state["last_started"],
+                    "last_finished": state["last_finished"],
+                    "last_error": state["last_error"],
+                    "last_counts": state["last_counts"],
+                }
+                for state in by_source.get(source.name, [])
+            ],
+        }
+        for source in configured
+    ]
+
+
+def _export_view(export: ExportInProgress | None) -> dict[str, Any] | None:
+    if export is None:
+        return None
+    return {
+        "kicked_off_at": export.kicked_off_at,
+        "since": export.since,
+        "transaction_time": export.transaction_time,
+        "files_stored": len(export.files_done),
+    }
+
+
+def source_rows(view: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per source and resource type (a source never synced: one, without type)."""
+    return [
+        {
+            "source": source["name"],
+            **source,
+            **state,
+            **{key: counts.get(key) for key in ("fetched", "new", "changed", "unchanged")},
+            "quarantined": counts.get("quarantined"),
+        }
+        for source in view
+        for state in source["resource_types"] or [{}]
+        for counts in [state.get("last_counts") or {}]
+    ]
+
+
+def print_sources(view: list[dict[str, Any]], units: list[SyncUnit] | None = None) -> None:
     table = Table(title="Sources")
     for column in (
         "source",
@@ -103,31 +174,32 @@ def print_sources(
         "last error",
     ):
         table.add_column(column)
-    for source in configured:
-        rows = by_source.get(source.name) or [{}]
-        for state in rows:
-            counts = state.get("last_counts") or {}
-            table.add_row(
-                source.name,
-                source.kind,
-                source.base_url,
-                state.get("resource_type") or "-",
-                state.get("last_finished") or "never",
-                state.get("checkpoint") or "",
-                str(counts.get("fetched", "")),
-                str(counts.get("new", "")),
-                str(counts.get("quarantined", "")),
-                state.get("last_error") or "",
-            )
-    console.print(table)
-    for name, export in exports.items():
-        console.print(
-            f"{name}: export kicked off at {export.kicked_off_at} not finished "
-            f"({len(export.files_done)} file(s) stored); the next `journey sync` resumes it",
-            highlight=False,
+    for row in source_rows(view):
+        table.add_row(
+            row["name"],
+            row["kind"],
+            row["base_url"],
+            row.get("resource_type") or "-",
+            row.get("last_finished") or "never",
+            row.get("checkpoint") or "",
+            *(_count(row[key]) for key in ("fetched", "new", "quarantined")),
+            escape(row.get("last_error") or ""),
         )
+    console.print(table)
+    for source in view:
+        export = source["export_in_progress"]
+        if export is not None:
+            console.print(
+                f"{source['name']}: export kicked off at {export['kicked_off_at']} not finished "
+                f"({export['files_stored']} file(s) stored); the next `journey sync` resumes it",
+                highlight=False,
+            )
     if units:
         print_units(units)
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 def print_units(units: list[SyncUnit]) -> None:

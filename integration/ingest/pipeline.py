@@ -162,7 +162,10 @@ class IngestPipeline:
         if before_derive:
             before_derive()
         summary.derive = update_journey(self.engine, self.pack, self.batch_size, on_derived)
-        count, examples = orphan_records(self.engine, limit=EXAMPLES_KEPT)
+        # This import's own: not every record of the store still waiting for its Patient.
+        count, examples = orphan_records(
+            self.engine, self.source, [str(path) for path in files], limit=EXAMPLES_KEPT
+        )
         summary.orphan_count = count
         summary.orphans = [_orphan_message(row) for row in examples]
         summary.seconds = time.perf_counter() - started

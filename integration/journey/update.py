@@ -14,7 +14,7 @@ and runs this again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -199,8 +199,11 @@ def _pending(
     return derivation.pending_resources(conn, resource_type, limit, among=mine)
 
 
-def orphan_records(engine: Engine, limit: int = 10) -> tuple[int, list[dict[str, Any]]]:
-    """Job records in no journey: their subject Patient has not arrived (yet), or they
-    name no subject we can read. A count, and a few examples."""
+def orphan_records(
+    engine: Engine, source: str, origins: Sequence[str], limit: int = 10
+) -> tuple[int, list[dict[str, Any]]]:
+    """Job records in no journey, of what `source` has from these origins (an import's
+    files): their subject Patient has not arrived (yet), or they name no subject we
+    can read. A count, and a few examples."""
     with engine.connect() as conn:
-        return records_in_no_journey(conn, limit)
+        return records_in_no_journey(conn, limit, source, origins)

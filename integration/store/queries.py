@@ -20,7 +20,6 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    tuple_,
 )
 
 from integration.store.derivation import count_pending
@@ -124,48 +123,6 @@ def list_people(
     rows = conn.execute(query.order_by(people.c.id).limit(limit)).all()
     links = _links(conn, [row.id for row in rows])
     return [_person_summary(row, links.get(row.id, [])) for row in rows]
-
-
-def search_people(
-    conn: Connection,
-    limit: int,
-    name: str | None = None,
-    identifier: tuple[str | None, str] | None = None,
-    birth_date: str | None = None,
-    readable: Sequence[ColumnElement[bool]] = (),
-) -> list[dict[str, Any]]:
-    """People matching every criterion given: a part of a name (any source Patient's,
-    any case), an identifier (system|value, or a value in any system), a birth date;
-    by name, at most `limit`. `readable` bounds who a client may see, as in
-    `list_people`."""
-    links = person_links.c
-    matching = select(links.person_id)
-    if name:
-        matching = matching.where(
-            func.lower(links.display_name).contains(name.lower(), autoescape=True)
-        )
-    if birth_date:
-        matching = matching.where(links.birth_date == birth_date)
-    if identifier is not None:
-        system, value = identifier
-        ids = patient_identifiers.c
-        held = select(ids.source, ids.patient_id).where(ids.value == value)
-        if system is not None:
-            held = held.where(ids.system == system)
-        matching = matching.where(tuple_(links.source, links.patient_id).in_(held))
-    rows = conn.execute(
-        select(people.c.id, people.c.display_name, people.c.birth_date)
-        .where(
-            people.c.merged_into.is_(None),
-            people.c.retired_at.is_(None),
-            people.c.id.in_(matching),
-            *readable,
-        )
-        .order_by(people.c.display_name, people.c.id)
-        .limit(limit)
-    ).all()
-    found = _links(conn, [row.id for row in rows])
-    return [_person_summary(row, found.get(row.id, [])) for row in rows]
 
 
 def _links(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
@@ -414,46 +371,63 @@ def featured_person(conn: Connection) -> str | None:
     return row.person_id if row else None
 
 
-def records_in_no_journey(conn: Connection, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    """Job records no person's journey holds: their subject Patient is not linked to a
-    person (not arrived yet), or they name no subject. A count, and up to `limit`
-    examples with where each came from."""
-    condition = and_(
-        # A tombstone waits for no one: its resource was deleted.
-        job_records.c.deleted_at.is_(None),
-        or_(
-            job_records.c.subject_id.is_(None),
-            ~select(person_links.c.person_id)
-            .where(
-                person_links.c.source == job_records.c.source,
-                person_links.c.patient_id == job_records.c.subject_id,
-            )
-            .exists(),
-        ),
-    )
-    count = conn.execute(
-        select(func.count()).select_from(job_records).where(condition)
-    ).scalar_one()
-    rows = conn.execute(
-        select(
-            job_records.c.source,
-            job_records.c.resource_type,
-            job_records.c.resource_id,
-            job_records.c.subject_id,
-            raw_resources.c.origin,
-            raw_resources.c.location,
-        )
-        .join(
-            current_resources,
-            and_(
-                current_resources.c.source == job_records.c.source,
-                current_resources.c.resource_type == job_records.c.resource_type,
-                current_resources.c.resource_id == job_records.c.resource_id,
+ORIGINS_PER_STATEMENT = 500
+# A job record with the stored version of its resource (where it came from).
+_ORPHAN_JOIN = job_records.join(
+    current_resources,
+    and_(
+        current_resources.c.source == job_records.c.source,
+        current_resources.c.resource_type == job_records.c.resource_type,
+        current_resources.c.resource_id == job_records.c.resource_id,
+    ),
+).join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+
+
+def records_in_no_journey(
+    conn: Connection, limit: int, source: str, origins: Sequence[str]
+) -> tuple[int, list[dict[str, Any]]]:
+    """Job records no person's journey holds, of the resources `source` has from these
+    origins (the files an import read): their subject Patient is not linked to a person
+    (not arrived yet), or they name no subject. A count, and up to `limit` examples
+    with where each came from."""
+    count = 0
+    examples: list[dict[str, Any]] = []
+    # A batch of origins per statement: a folder of many files stays within every
+    # backend's limit on bound parameters.
+    for start in range(0, len(origins), ORIGINS_PER_STATEMENT):
+        batch = origins[start : start + ORIGINS_PER_STATEMENT]
+        condition = and_(
+            job_records.c.source == source,
+            raw_resources.c.origin.in_(batch),
+            # A tombstone waits for no one: its resource was deleted.
+            job_records.c.deleted_at.is_(None),
+            or_(
+                job_records.c.subject_id.is_(None),
+                ~select(person_links.c.person_id)
+                .where(
+                    person_links.c.source == job_records.c.source,
+                    person_links.c.patient_id == job_records.c.subject_id,
+                )
+                .exists(),
             ),
         )
-        .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
-        .where(condition)
-        .order_by(job_records.c.source, job_records.c.resource_id)
-        .limit(limit)
-    ).all()
-    return int(count), [dict(row._mapping) for row in rows]
+        count += conn.execute(
+            select(func.count()).select_from(_ORPHAN_JOIN).where(condition)
+        ).scalar_one()
+        if len(examples) < limit:
+            rows = conn.execute(
+                select(
+                    job_records.c.source,
+                    job_records.c.resource_type,
+                    job_records.c.resource_id,
+                    job_records.c.subject_id,
+                    raw_resources.c.origin,
+                    raw_resources.c.location,
+                )
+                .select_from(_ORPHAN_JOIN)
+                .where(condition)
+                .order_by(job_records.c.resource_id)
+                .limit(limit - len(examples))
+            ).all()
+            examples.extend(dict(row._mapping) for row in rows)
+    return int(count), examples

@@ -10,6 +10,7 @@ audited like an API read (the audit trail covers /ui).
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,6 +38,7 @@ from integration.journey.rule_packs import store_pack
 from integration.store import quarantine as quarantine_store
 from integration.store import queries
 from integration.store.matches import review_queue
+from integration.store.people_search import PeopleSearch, name_words, search_people
 from integration.store.schema import people as people_table
 from integration.store.sync_state import states_by_source
 from integration.ui import views
@@ -57,6 +59,7 @@ TEMPLATES.env.auto_reload = False
 router = APIRouter(prefix="/ui", include_in_schema=False)
 MOST_RECORDS = 5000
 SEARCH_LIMIT = 50
+BIRTH_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 
 
 class SignInFirst(IntegrationError):
@@ -198,19 +201,17 @@ def people_page(
             problems.append("An identifier is written system|value, or just the value.")
         elif value:
             wanted = (system or None, value)
-    if birth_date and not _is_date(birth_date):
-        problems.append("A birth date is written YYYY-MM-DD.")
+    if birth_date and not BIRTH_DATE.fullmatch(birth_date):
+        problems.append("A birth date is written YYYY-MM-DD (or YYYY-MM, or YYYY).")
+    if name and not name_words(name):
+        problems.append("A name to search by needs a letter or a digit.")
     engine = _engine(request)
     found: list[dict[str, Any]] = []
     if not problems:
+        search = PeopleSearch(name or None, wanted, birth_date or None)
         with engine.connect() as conn:
             shown = readable(conn, session.principal).where(people_table.c.id)
-            if name or wanted or birth_date:
-                found = queries.search_people(
-                    conn, SEARCH_LIMIT, name or None, wanted, birth_date or None, shown
-                )
-            else:
-                found = queries.list_people(conn, SEARCH_LIMIT, None, None, shown)
+            found = search_people(conn, search, SEARCH_LIMIT, None, shown)
     return _page(
         request,
         "people.html",
@@ -221,13 +222,6 @@ def people_page(
         identifier=identifier or "",
         birth_date=birth_date or "",
         searched=bool(name or identifier or birth_date),
-    )
-
-
-def _is_date(text: str) -> bool:
-    parts = text.split("-")
-    return (
-        len(parts) == 3 and [len(p) for p in parts] == [4, 2, 2] and all(p.isdigit() for p in parts)
     )
 
 

@@ -8,7 +8,10 @@ config that `journey` itself loads, the Dockerfile targets it builds.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from integration.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+README = ROOT / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +100,58 @@ def test_the_images_it_builds_are_targets_of_the_dockerfile(compose: dict[str, A
     # The demo server is seeded and served with the commands tests/servers.py uses.
     assert "sekmet seed --count" in dockerfile
     assert "sekmet serve --host 0.0.0.0 --port 8080" in dockerfile
+
+
+def _required_variables() -> set[str]:
+    """Variables the file cannot do without (`${NAME:?message}`): Compose interpolates
+    the whole file for every command, so each command needs them, not only `up`."""
+    return set(re.findall(r"\$\{(\w+):\?", COMPOSE.read_text(encoding="utf-8")))
+
+
+def _compose_commands(text: str) -> list[str]:
+    """Every `docker compose ...` command line written in a text: in code spans, in
+    code blocks and in comments."""
+    return [
+        command.strip()
+        for command in re.findall(r"(?:^|`|#)([^`#\n]*docker compose [^`\n]*)", text, re.MULTILINE)
+    ]
+
+
+def test_every_compose_command_the_docs_give_sets_the_required_variables() -> None:
+    required = _required_variables()
+    assert required == {"JOURNEY_API_KEYS"}
+    written = _compose_commands(README.read_text(encoding="utf-8")) + _compose_commands(
+        COMPOSE.read_text(encoding="utf-8")
+    )
+    assert any("--scale worker=3" in command for command in written)
+    missing = [
+        command
+        for command in written
+        for name in required
+        if not re.search(rf"(^|\s){name}=\S", command)
+    ]
+    assert missing == []
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="no Compose CLI here")
+def test_compose_itself_refuses_the_file_without_them_and_takes_it_with_them() -> None:
+    """Where a Compose CLI is installed (Docker's v1 `docker-compose` reads the same
+    file; no daemon needed to interpolate and check it)."""
+    env = {key: value for key, value in os.environ.items() if key not in _required_variables()}
+
+    def config(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker-compose", "config", "--services"],
+            cwd=ROOT,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    refused = config()
+    assert refused.returncode != 0
+    assert "set JOURNEY_API_KEYS" in refused.stderr
+    taken = config(JOURNEY_API_KEYS="change-me")
+    assert taken.returncode == 0, taken.stderr
+    assert "worker" in taken.stdout.split()

@@ -205,6 +205,24 @@ def test_encounter_before_its_patient_joins_the_journey_when_the_patient_arrives
     assert [r["source"]["resource_id"] for r in journey_of(engine, "test-source", "late")] == ["e1"]
 
 
+def test_an_import_reports_its_own_records_in_no_journey_not_the_stores(
+    tmp_path: Path, engine: Engine, import_files: ImportFn
+) -> None:
+    first = write_ndjson(tmp_path / "first.ndjson", encounter("e1", "not-yet", klass="EMER"))
+    assert import_files(first).orphan_count == 1
+    other = write_ndjson(tmp_path / "other.ndjson", encounter("e2", "later", klass="EMER"))
+    assert import_files(other, source="elsewhere").orphans == [
+        f"{other}, line 1: Encounter/e2 points to Patient/later, not seen yet in source "
+        "elsewhere; kept, and it joins the journey when that Patient arrives"
+    ]
+    unrelated = write_ndjson(tmp_path / "p.ndjson", patient("someone"))
+    assert import_files(unrelated).orphan_count == 0
+    # Read again, a file still names its own records that wait for their Patient.
+    again = import_files(first)
+    assert again.orphan_count == 1
+    assert "Encounter/e1 points to Patient/not-yet" in again.orphans[0]
+
+
 def test_condition_arriving_after_its_encounter_updates_the_concern(
     tmp_path: Path, engine: Engine, import_files: ImportFn
 ) -> None:
