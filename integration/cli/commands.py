@@ -61,7 +61,6 @@ from integration.cli.sync_view import (
     print_sources,
     print_sync_summary,
     source_rows,
-    sources_view,
     unit_line,
 )
 from integration.clock import utc_now
@@ -88,6 +87,7 @@ from integration.store.sync_state import states_by_source
 from integration.sync.context import SyncListener
 from integration.sync.leased import default_owner, sync_leased
 from integration.sync.runners import sync_source
+from integration.sync.sources_view import sources_view
 from integration.sync.worker import SyncWorker, WorkerStats
 from integration.webhooks.delivery import DeliveryStats, WebhookDeliverer
 from integration.webhooks.subscriptions import apply_config

@@ -11,8 +11,6 @@ from rich.table import Table
 
 from connectors.rest.search import SearchPage
 from integration.cli.console import console, stderr
-from integration.sources import SourceConfig, describe
-from integration.store.bulk_state import ExportInProgress
 from integration.store.leases import SyncUnit
 from integration.sync.summary import SyncSummary
 
@@ -88,59 +86,6 @@ SOURCE_COLUMNS = (
     "source", "kind", "mode", "base_url", "resource_type", "last_started", "last_finished",
     "checkpoint", "fetched", "new", "changed", "unchanged", "quarantined", "last_error",
 )  # fmt: skip
-
-
-def sources_view(
-    configured: list[SourceConfig],
-    by_source: dict[str, list[dict[str, Any]]],
-    exports: dict[str, ExportInProgress],
-    units: list[SyncUnit],
-) -> list[dict[str, Any]]:
-    """Each configured source with its types' sync state, an unfinished export and its
-    worker units: the items of GET /sources, but `running_since` (the API's own syncs)."""
-    return [
-        {
-            **describe(source),
-            "export_in_progress": _export_view(exports.get(source.name)),
-            "worker_units": [
-                {
-                    "unit": unit.unit,
-                    "lease_owner": unit.lease_owner,
-                    "lease_until": unit.lease_until,
-                    "next_run_at": unit.next_run_at,
-                    "failures_in_a_row": unit.attempts,
-                    "last_started": unit.last_started_at,
-                    "last_finished": unit.last_finished_at,
-                    "last_error": unit.last_error,
-                }
-                for unit in units
-                if unit.source == source.name
-            ],
-            "resource_types": [
-                {
-                    "resource_type": state["resource_type"],
-                    "checkpoint": state["checkpoint"],
-                    "last_started": state["last_started"],
-                    "last_finished": state["last_finished"],
-                    "last_error": state["last_error"],
-                    "last_counts": state["last_counts"],
-                }
-                for state in by_source.get(source.name, [])
-            ],
-        }
-        for source in configured
-    ]
-
-
-def _export_view(export: ExportInProgress | None) -> dict[str, Any] | None:
-    if export is None:
-        return None
-    return {
-        "kicked_off_at": export.kicked_off_at,
-        "since": export.since,
-        "transaction_time": export.transaction_time,
-        "files_stored": len(export.files_done),
-    }
 
 
 def source_rows(view: list[dict[str, Any]]) -> list[dict[str, Any]]:

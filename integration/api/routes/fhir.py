@@ -617,13 +617,8 @@ async def conditional_delete(
     request: Request,
     push: PushDep,
     source: SourceDep,
-    identifier: Annotated[
-        str | None,
-        Query(pattern=WITHOUT_NUL, description="system|value, or value (at least one parameter)"),
-    ] = None,
-    id_: Annotated[
-        str | None, Query(alias="_id", pattern=WITHOUT_NUL, description="The resource's id")
-    ] = None,
+    identifier: SearchIdentifier = None,
+    id_: SearchId = None,
     if_match: Annotated[str | None, Header()] = None,
 ) -> FhirResponse:
     """No match: nothing deleted (200); one: deleted; several: 412, nothing deleted."""
@@ -724,6 +719,14 @@ def journey_client(*permissions: Permission) -> Any:
 
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="fhir-journey"'}
+# The search parameters a search and a conditional delete take.
+SearchIdentifier = Annotated[
+    str | None,
+    Query(pattern=WITHOUT_NUL, description="system|value, or value (at least one parameter)"),
+]
+SearchId = Annotated[
+    str | None, Query(alias="_id", pattern=WITHOUT_NUL, description="The resource's id")
+]
 
 
 @router.get(
@@ -811,13 +814,8 @@ async def search(
     source: SourceDep,
     # Declared for the OpenAPI document; the search reads the query string itself, where
     # a parameter may repeat (each one narrows the result).
-    identifier: Annotated[
-        str | None,
-        Query(pattern=WITHOUT_NUL, description="system|value, or value (at least one parameter)"),
-    ] = None,
-    id_: Annotated[
-        str | None, Query(alias="_id", pattern=WITHOUT_NUL, description="The resource's id")
-    ] = None,
+    identifier: SearchIdentifier = None,
+    id_: SearchId = None,
 ) -> FhirResponse:
     _known_type(resource_type)
     query = request.url.query

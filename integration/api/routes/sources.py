@@ -14,13 +14,14 @@ from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.clock import utc_now
 from integration.logs import exception_trail
-from integration.sources import SourceConfig, describe
-from integration.store.bulk_state import ExportInProgress, exports_in_progress
+from integration.sources import SourceConfig
+from integration.store.bulk_state import exports_in_progress
 from integration.store.errors import describe_error
 from integration.store.leases import SyncAlreadyRunning, all_units
 from integration.store.sync_state import states_by_source
 from integration.sync.leased import HeldUnits, default_owner
 from integration.sync.runners import sync_source
+from integration.sync.sources_view import sources_view
 
 router = APIRouter(tags=["sources"])
 log = logging.getLogger(__name__)
@@ -47,51 +48,10 @@ def list_sources(
         units = all_units(conn)
     running = _running(request)
     items = [
-        {
-            **describe(source),
-            "running_since": running.get(source.name),
-            "export_in_progress": _export_view(exports.get(source.name)),
-            "worker_units": [
-                {
-                    "unit": unit.unit,
-                    "lease_owner": unit.lease_owner,
-                    "lease_until": unit.lease_until,
-                    "next_run_at": unit.next_run_at,
-                    "failures_in_a_row": unit.attempts,
-                    "last_started": unit.last_started_at,
-                    "last_finished": unit.last_finished_at,
-                    "last_error": unit.last_error,
-                }
-                for unit in units
-                if unit.source == source.name
-            ],
-            "resource_types": [
-                {
-                    "resource_type": state["resource_type"],
-                    "checkpoint": state["checkpoint"],
-                    "last_started": state["last_started"],
-                    "last_finished": state["last_finished"],
-                    "last_error": state["last_error"],
-                    "last_counts": state["last_counts"],
-                }
-                for state in by_source.get(source.name, [])
-            ],
-        }
-        for source in configured
+        {**view, "running_since": running.get(view["name"])}
+        for view in sources_view(configured, by_source, exports, units)
     ]
     return OrjsonResponse({"items": items})
-
-
-def _export_view(export: ExportInProgress | None) -> dict[str, object] | None:
-    """A bulk source's unfinished export: the next sync resumes it."""
-    if export is None:
-        return None
-    return {
-        "kicked_off_at": export.kicked_off_at,
-        "since": export.since,
-        "transaction_time": export.transaction_time,
-        "files_stored": len(export.files_done),
-    }
 
 
 @router.post(
