@@ -11,6 +11,11 @@ class Capabilities:
     fhir_version: str | None
     search_params: dict[str, frozenset[str]] = field(default_factory=dict)
     searchable: frozenset[str] = frozenset()
+    # Types whose history the server serves (`history-type`: GET [type]/_history).
+    history: frozenset[str] = frozenset()
+
+    def supports_history(self, resource_type: str) -> bool:
+        return resource_type in self.history
 
     def supports_type(self, resource_type: str) -> bool:
         return resource_type in self.searchable
@@ -23,6 +28,7 @@ def parse_capabilities(statement: dict[str, Any]) -> Capabilities:
     """Read the server-mode rest entry of a CapabilityStatement."""
     params: dict[str, frozenset[str]] = {}
     searchable: set[str] = set()
+    history: set[str] = set()
     rests = statement.get("rest")
     for rest in rests if isinstance(rests, list) else []:
         if not isinstance(rest, dict) or rest.get("mode", "server") != "server":
@@ -36,9 +42,14 @@ def parse_capabilities(statement: dict[str, Any]) -> Capabilities:
             }
             if "search-type" in interactions:
                 searchable.add(resource["type"])
+            if "history-type" in interactions:
+                history.add(resource["type"])
             names = {p.get("name") for p in resource.get("searchParam", []) if isinstance(p, dict)}
             params[resource["type"]] = frozenset(n for n in names | common if isinstance(n, str))
     version = statement.get("fhirVersion")
     return Capabilities(
-        version if isinstance(version, str) else None, params, frozenset(searchable)
+        version if isinstance(version, str) else None,
+        params,
+        frozenset(searchable),
+        frozenset(history),
     )

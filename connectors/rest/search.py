@@ -1,4 +1,5 @@
-"""Paged FHIR search: follow `Bundle.link[relation=next]` until there is none.
+"""Paged FHIR search and type history: follow `Bundle.link[relation=next]` until there
+is none.
 
 The next link is opaque (offsets, cursors, tokens): it is followed as given,
 except that a link pointing at another host than the configured base (a
@@ -10,7 +11,7 @@ walk with an error rather than looping forever.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -19,6 +20,16 @@ from connectors.errors import FatalFhirError
 from connectors.rest.http import FhirHttp, Params, outcome_diagnostics
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """A DELETE entry of a history page: which resource, its version, and when, by the
+    server's clock (`response.lastModified`), where the server says."""
+
+    resource_id: str
+    version_id: str | None
+    when: str | None
 
 
 @dataclass(slots=True)
@@ -33,6 +44,8 @@ class SearchPage:
     resources: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     broken: list[tuple[int, str]] = field(default_factory=list)
+    # Only on history pages: the resources the server deleted.
+    deleted: list[tuple[int, Deletion]] = field(default_factory=list)
 
 
 def rebase(link: str, base_url: str) -> str:
@@ -50,8 +63,35 @@ async def search(
     params: Params,
 ) -> AsyncIterator[SearchPage]:
     """Yield each page of `GET [base]/[type]?params`, following next links."""
+    async for page in _follow(http, base_url, resource_type, "", params, _read_page):
+        yield page
+
+
+async def history(
+    http: FhirHttp,
+    base_url: str,
+    resource_type: str,
+    params: Params,
+) -> AsyncIterator[SearchPage]:
+    """Yield each page of `GET [base]/[type]/_history?params` (`_since`, `_count`), with
+    its versions as resources and its DELETE entries as deletions."""
+    async for page in _follow(http, base_url, resource_type, "/_history", params, _read_history):
+        yield page
+
+
+PageReader = Callable[[dict[str, Any], str, int, str], SearchPage]
+
+
+async def _follow(
+    http: FhirHttp,
+    base_url: str,
+    resource_type: str,
+    suffix: str,
+    params: Params,
+    read: PageReader,
+) -> AsyncIterator[SearchPage]:
     base_url = base_url.rstrip("/")
-    url: str | None = f"{base_url}/{resource_type}"
+    url: str | None = f"{base_url}/{resource_type}{suffix}"
     query: Params | None = params
     seen: set[str] = set()
     warned_rebase = False
@@ -62,8 +102,8 @@ async def search(
         bundle = await http.get_json(url, query)
         if bundle.get("resourceType") != "Bundle":
             raise FatalFhirError(url, 200, f"page is a {bundle.get('resourceType')}, not a Bundle")
-        page = _read_page(bundle, url, number, resource_type)
-        fetched += len(page.resources) + len(page.broken)
+        page = read(bundle, url, number, resource_type)
+        fetched += len(page.resources) + len(page.broken) + len(page.deleted)
         link = next_link(bundle)
         if link is None and page.total is not None and fetched < page.total:
             # Some servers (an in-memory Medplum router, for one) cap a page and give no next link.
@@ -143,3 +183,63 @@ def _read_page(bundle: dict[str, Any], url: str, number: int, resource_type: str
             continue
         page.resources.append((index, resource))
     return page
+
+
+def _read_history(bundle: dict[str, Any], url: str, number: int, resource_type: str) -> SearchPage:
+    """A history page: entries with a resource are versions (read as a search page
+    reads them); a DELETE entry, or one without a resource, is a deletion, named by its
+    request URL or fullUrl (`[type]/[id]`, optionally `/_history/[version]`)."""
+    kept: list[Any] = []
+    page_deleted: list[tuple[int, Deletion]] = []
+    broken: list[tuple[int, str]] = []
+    entries = bundle.get("entry")
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        request = entry.get("request") if isinstance(entry, dict) else None
+        method = request.get("method") if isinstance(request, dict) else None
+        if isinstance(entry, dict) and (method == "DELETE" or entry.get("resource") is None):
+            deletion = deletion_of(entry, resource_type)
+            if deletion is None:
+                broken.append((index, "a DELETE entry that names no resource of this type"))
+            else:
+                page_deleted.append((index, deletion))
+            kept.append({})  # keeps the other entries' indexes: read below as nothing
+        else:
+            kept.append(entry)
+    page = _read_page({**bundle, "entry": kept}, url, number, resource_type)
+    # The placeholders read as "entry has no resource": they are deletions, not broken.
+    placeholders = {index for index, _ in page_deleted} | {index for index, _ in broken}
+    page.broken = [(i, problem) for i, problem in page.broken if i not in placeholders] + broken
+    page.deleted = page_deleted
+    return page
+
+
+def deletion_of(entry: dict[str, Any], resource_type: str) -> Deletion | None:
+    """The resource a history or Bulk deleted-file entry deletes, or None when it names
+    none of `resource_type`."""
+    request = entry.get("request")
+    response = entry.get("response")
+    names = [
+        request.get("url") if isinstance(request, dict) else None,
+        entry.get("fullUrl"),
+    ]
+    for name in names:
+        if not isinstance(name, str):
+            continue
+        parts = urlsplit(name).path.strip("/").split("/")
+        version: str | None = None
+        if len(parts) >= 4 and parts[-2] == "_history":
+            version, parts = parts[-1], parts[:-2]
+        if len(parts) >= 2 and parts[-2] == resource_type and parts[-1]:
+            if version is None and isinstance(response, dict):
+                version = _etag_version(response.get("etag"))
+            when = response.get("lastModified") if isinstance(response, dict) else None
+            return Deletion(parts[-1][:64], version, when if isinstance(when, str) else None)
+    return None
+
+
+def _etag_version(etag: Any) -> str | None:
+    """W/"3" -> "3"."""
+    if not isinstance(etag, str):
+        return None
+    value = etag.removeprefix("W/").strip('"')
+    return value or None

@@ -52,6 +52,9 @@ def highest_last_updated(page: SearchPage, current: str | None) -> str | None:
     best = current
     for _, resource in page.resources:
         best = later_checkpoint(best, checkpoint_of(resource))
+    for _, deletion in page.deleted:
+        if deletion.when is not None:
+            best = later_checkpoint(best, checkpoint_of({"meta": {"lastUpdated": deletion.when}}))
     return best
 
 

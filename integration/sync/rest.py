@@ -9,6 +9,11 @@ the next run re-fetches at most a page plus the overlap; the idempotent store
 absorbs the repeats. A failing resource type is reported and does not stop
 the others. The journey is derived in rounds of `batch_size` stored
 resources while the pull goes on, and once more at the end.
+
+Where the server declares `history-type` for a type, an incremental sync reads
+`[type]/_history?_since=` instead of searching: its versions are stored as search
+results are, and its DELETE entries become tombstones at the server's time of the
+deletion, so what the source deleted leaves the journey.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import math
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 from sqlalchemy import Connection
@@ -25,12 +31,14 @@ from connectors.errors import FatalFhirError, FhirHttpError
 from connectors.files import RawItem
 from connectors.rest.capabilities import Capabilities, parse_capabilities
 from connectors.rest.http import FhirHttp, Params
-from connectors.rest.search import SearchPage, search
+from connectors.rest.search import Deletion, SearchPage, history, search
 from integration.clock import utc_now
+from integration.ingest.intake import last_updated_of
 from integration.ingest.pipeline import IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import JourneyUpdate, update_journey
 from integration.store.populations import replace_roster
+from integration.store.raw import IncomingResource, WriteOutcome, write_resources
 from integration.store.sync_state import (
     later_checkpoint,
     load_checkpoint,
@@ -143,6 +151,13 @@ class RestSync:
                     None if full else load_checkpoint(conn, self.source.name, resource_type)
                 )
             state.checkpoint = checkpoint
+            if (
+                checkpoint is not None
+                and self.members is None
+                and capabilities.supports_history(resource_type)
+                and await self._walk_history(resource_type, checkpoint, state, summary.stored)
+            ):
+                return
             can_filter = declared and capabilities.supports_param(resource_type, "_lastUpdated")
             if checkpoint is not None:
                 if can_filter:
@@ -183,6 +198,27 @@ class RestSync:
                     type_counts(state, summary.stored),
                 )
 
+    async def _walk_history(
+        self, resource_type: str, checkpoint: str, state: TypeSync, stored: IngestSummary
+    ) -> bool:
+        """Read what changed, deletions included, from the type's history; False when the
+        server refuses its own declared history (then the search goes on as before)."""
+        params = {
+            "_since": since(checkpoint, self.source.overlap_seconds),
+            "_count": str(self.source.page_size),
+        }
+        try:
+            await self._walk(resource_type, params, state, stored, pages=history)
+        except FatalFhirError as exc:
+            state.warnings.append(
+                f"the server declares history for {resource_type} but refused it ({exc}): "
+                "searched instead, deletions unseen"
+            )
+            return False
+        state.full = False
+        state.history = True
+        return True
+
     async def _walk(
         self,
         resource_type: str,
@@ -191,6 +227,7 @@ class RestSync:
         stored: IngestSummary,
         members_only: bool = False,
         defer_checkpoint: bool = False,
+        pages: Callable[[FhirHttp, str, str, Params], AsyncIterator[SearchPage]] = search,
     ) -> str | None:
         """Store every page of one search; returns the server's time at its first page.
 
@@ -198,10 +235,10 @@ class RestSync:
         either flag the checkpoint is left for the caller to save once every batch
         or slice is stored."""
         started: str | None = None
-        async for page in search(self.http, self.source.base_url, resource_type, params):
+        async for page in pages(self.http, self.source.base_url, resource_type, params):
             started = started or page.server_time
             state.pages += 1
-            state.fetched += len(page.resources)
+            state.fetched += len(page.resources) + len(page.deleted)
             for warning in page.warnings:
                 if warning not in state.warnings:
                     state.warnings.append(warning)
@@ -219,6 +256,7 @@ class RestSync:
                 state.checkpoint,
                 stored,
                 not (members_only or defer_checkpoint),
+                state,
             )
             state.checkpoint = later_checkpoint(state.checkpoint, stored_up_to)
             self.on_page(self.source.name, resource_type, page)
@@ -340,10 +378,11 @@ class RestSync:
         checkpoint: str | None,
         stored: IngestSummary,
         save: bool,
+        state: TypeSync | None = None,
     ) -> str | None:
         with self._store_lock:
-            stored_up_to = self._store_page(page, resource_type, checkpoint, stored, save)
-            self._stored_since_derive += len(page.resources) + len(page.broken)
+            stored_up_to = self._store_page(page, resource_type, checkpoint, stored, save, state)
+            self._stored_since_derive += len(page.resources) + len(page.broken) + len(page.deleted)
             if self._stored_since_derive >= self.settings.batch_size:
                 self._derive()
             return stored_up_to
@@ -365,6 +404,7 @@ class RestSync:
         checkpoint: str | None,
         stored: IngestSummary,
         save: bool = True,
+        state: TypeSync | None = None,
     ) -> str | None:
         where = f"page {page.number}"
         batch = [
@@ -380,13 +420,43 @@ class RestSync:
             for index, problem in page.broken
         ]
         new_checkpoint = highest_last_updated(page, checkpoint)
+        tombstones = [
+            self._tombstone(resource_type, page, f"{where}, entry {index}", deletion)
+            for index, deletion in page.deleted
+        ]
 
         def save_with_page(conn: Connection) -> None:
+            # In the page's transaction: a deletion is stored with the versions beside it.
+            outcomes = write_resources(conn, tombstones, utc_now())
+            if state is not None:
+                state.deleted += sum(o is not WriteOutcome.UNCHANGED for o in outcomes)
             if save and new_checkpoint is not None and new_checkpoint != checkpoint:
                 save_checkpoint(conn, self.source.name, resource_type, new_checkpoint)
 
         self.pipeline.write(batch, stored, also=save_with_page)
         return new_checkpoint
+
+    def _tombstone(
+        self, resource_type: str, page: SearchPage, location: str, deletion: Deletion
+    ) -> IncomingResource:
+        """A deletion the server reported, at its time (else the page's): the raw store's
+        ordering rule then keeps a re-read older version from bringing it back."""
+        moment = deletion.when or page.server_time
+        when = last_updated_of({"meta": {"lastUpdated": moment}}) if moment else None
+        return IncomingResource(
+            source=self.source.name,
+            resource_type=resource_type,
+            resource_id=deletion.resource_id,
+            version_key=(
+                f"v:{deletion.version_id[:64]}" if deletion.version_id else f"d:{when or '?'}"
+            ),
+            last_updated=when,
+            subject_id=None,
+            origin=page.url,
+            location=location,
+            content="{}",
+            deleted=True,
+        )
 
     def _record_all(self, summary: SyncSummary, now: str) -> None:
         with self.engine.begin() as conn:

@@ -19,6 +19,10 @@ class TypeSync:
     catch_up_pass: bool = False
     slices: int = 0
     skipped_not_members: int = 0
+    # Read from the server's type history (`_history?_since=`), not by search.
+    history: bool = False
+    # Deletions the source reported (history DELETE entries, Bulk deleted files).
+    deleted: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -52,5 +56,6 @@ def type_counts(state: TypeSync, stored: IngestSummary) -> dict[str, Any]:
         "quarantined": counts.quarantined if counts else 0,
         "full": state.full,
         "skipped_not_members": state.skipped_not_members,
+        "deleted": state.deleted,
         "warnings": state.warnings[:5],
     }
