@@ -37,6 +37,8 @@ class Manifest:
     requires_access_token: bool
     output: tuple[ExportFile, ...]
     error: tuple[ExportFile, ...]
+    # Bundles of DELETE entries: what the source deleted since `_since`.
+    deleted: tuple[ExportFile, ...] = ()
 
 
 def parse_manifest(body: dict[str, Any], status_url: str) -> Manifest:
@@ -66,6 +68,7 @@ def parse_manifest(body: dict[str, Any], status_url: str) -> Manifest:
         bool(body.get("requiresAccessToken", True)),
         files("output"),
         files("error"),
+        files("deleted"),
     )
 
 

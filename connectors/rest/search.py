@@ -237,6 +237,27 @@ def deletion_of(entry: dict[str, Any], resource_type: str) -> Deletion | None:
     return None
 
 
+def deleted_in(bundle: dict[str, Any]) -> list[tuple[str, Deletion]]:
+    """(type, deletion) for each DELETE entry of a Bundle (a line of a Bulk export's
+    deleted file); entries that name no `[type]/[id]` are left out."""
+    found: list[tuple[str, Deletion]] = []
+    entries = bundle.get("entry") if bundle.get("resourceType") == "Bundle" else None
+    for entry in entries if isinstance(entries, list) else []:
+        request = entry.get("request") if isinstance(entry, dict) else None
+        if not isinstance(request, dict) or request.get("method") != "DELETE":
+            continue
+        url = request.get("url")
+        parts = urlsplit(url).path.strip("/").split("/") if isinstance(url, str) else []
+        if len(parts) >= 4 and parts[-2] == "_history":
+            parts = parts[:-2]
+        if len(parts) < 2:
+            continue
+        deletion = deletion_of(entry, parts[-2])
+        if deletion is not None:
+            found.append((parts[-2], deletion))
+    return found
+
+
 def _etag_version(etag: Any) -> str | None:
     """W/"3" -> "3"."""
     if not isinstance(etag, str):

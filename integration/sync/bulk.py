@@ -2,8 +2,9 @@
 
 Kick off (with `_since` = the previous export's transactionTime), poll the
 status URL, stream each output file line by line into the same raw store,
-mapping and journey as `journey import`, read the error files into the
-summary, then delete the export on the server.
+mapping and journey as `journey import`, apply the deleted files (Bundles of
+DELETE entries, for `_since` exports) as tombstones, read the error files into
+the summary, then delete the export on the server.
 
 Resumable: the status URL and the files already stored are saved as they
 happen (`bulk_exports`). A sync killed while polling resumes polling the
@@ -19,6 +20,8 @@ import asyncio
 import time
 from collections.abc import Iterator
 
+import orjson
+
 from connectors.bulk import BulkExport, ExportFile, Manifest
 from connectors.errors import (
     ConnectorError,
@@ -29,6 +32,7 @@ from connectors.errors import (
 )
 from connectors.files import FileReader, RawItem
 from connectors.rest.http import FhirHttp
+from connectors.rest.search import deleted_in
 from connectors.streams import QueuedStream
 from integration.clock import utc_now
 from integration.ingest.pipeline import IngestSummary
@@ -41,8 +45,10 @@ from integration.store.bulk_state import (
     save_progress,
     start_export,
 )
+from integration.store.raw import IncomingResource
 from integration.store.sync_state import load_checkpoint, record_run, save_checkpoint
 from integration.sync.context import SyncRun
+from integration.sync.deletions import tombstone, write_tombstones
 from integration.sync.summary import SyncSummary, TypeSync
 
 # The row in sync_state that holds a bulk source's checkpoint (last transactionTime).
@@ -108,6 +114,7 @@ class BulkSync:
         with self.engine.begin() as conn:
             save_progress(conn, job)
         await self._store_outputs(job, manifest, summary)
+        await self._apply_deleted(job, manifest, summary)
         await self._read_errors(manifest, summary)
         failed = [t for t in summary.types.values() if t.error]
         if failed:
@@ -200,6 +207,78 @@ class BulkSync:
         self.pipeline.store(counted(), stored)
         return read
 
+    async def _apply_deleted(
+        self, job: ExportInProgress, manifest: Manifest, summary: SyncSummary
+    ) -> None:
+        """Each deleted file's DELETE entries become tombstones, after the outputs (a
+        resource deleted and created again is in the output with a later time). A
+        deletion without `response.lastModified` is dated at the export's `_since`:
+        the earliest it can have happened, so a version in this export's output (made
+        after `_since`) still outranks it, and every version held before does not."""
+        for file in manifest.deleted:
+            if file.url in job.files_done:
+                continue
+            stream = QueuedStream()
+            download = asyncio.create_task(
+                self.export.download(file, manifest.requires_access_token, stream)
+            )
+            applied = asyncio.create_task(
+                asyncio.to_thread(
+                    self._store_deletions, file.url, stream, job.since or manifest.transaction_time
+                )
+            )
+            results = await asyncio.gather(download, applied, return_exceptions=True)
+            failure = next((r for r in results if isinstance(r, BaseException)), None)
+            if isinstance(failure, (FhirHttpError, StreamFailed)):
+                # As for an output file: the checkpoint stays, the next sync reads it again.
+                for resource_type in self.source.resource_types:
+                    state = summary.types.setdefault(resource_type, TypeSync(resource_type))
+                    state.error = state.error or f"{file.url} (deleted): {failure}"
+                return
+            if failure is not None:
+                raise failure
+            counts = results[1]
+            assert isinstance(counts, dict)
+            for resource_type, count in counts.items():
+                state = summary.types.setdefault(resource_type, TypeSync(resource_type))
+                state.deleted += count
+            job.files_done.append(file.url)
+            with self.engine.begin() as conn:
+                save_progress(conn, job)
+
+    def _store_deletions(self, origin: str, stream: QueuedStream, dated: str) -> dict[str, int]:
+        wanted = set(self.source.resource_types)
+        counts: dict[str, int] = {}
+        batch: list[IncomingResource] = []
+
+        def flush() -> None:
+            with self.engine.begin() as conn:
+                for resource_type, count in write_tombstones(conn, batch, utc_now()).items():
+                    counts[resource_type] = counts.get(resource_type, 0) + count
+            batch.clear()
+
+        reader = FileReader(self.settings.max_resource_bytes)
+        # Unparsed: a line is one Bundle, read here whole (the import reader would
+        # take its entries apart as resources).
+        for item in reader.read_ndjson(origin, stream, parse=False):
+            try:
+                bundle = orjson.loads(item.raw or b"") if item.problem is None else None
+            except orjson.JSONDecodeError:
+                bundle = None
+            if not isinstance(bundle, dict):
+                continue  # an unreadable line names nothing to delete
+            for resource_type, deletion in deleted_in(bundle):
+                if resource_type in wanted:
+                    batch.append(
+                        tombstone(
+                            self.source.name, resource_type, deletion, dated, origin, item.location
+                        )
+                    )
+            if len(batch) >= self.settings.batch_size:
+                flush()
+        flush()
+        return counts
+
     async def _read_errors(self, manifest: Manifest, summary: SyncSummary) -> None:
         """The server's error files (OperationOutcome NDJSON) go into the summary."""
         for file in manifest.error:
@@ -241,6 +320,7 @@ class BulkSync:
                         "changed": counts.changed if counts else 0,
                         "unchanged": counts.unchanged if counts else 0,
                         "quarantined": counts.quarantined if counts else 0,
+                        "deleted": state.deleted,
                         "warnings": state.warnings[:5],
                     },
                 )

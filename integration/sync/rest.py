@@ -31,14 +31,12 @@ from connectors.errors import FatalFhirError, FhirHttpError
 from connectors.files import RawItem
 from connectors.rest.capabilities import Capabilities, parse_capabilities
 from connectors.rest.http import FhirHttp, Params
-from connectors.rest.search import Deletion, SearchPage, history, search
+from connectors.rest.search import SearchPage, history, search
 from integration.clock import utc_now
-from integration.ingest.intake import last_updated_of
 from integration.ingest.pipeline import IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import JourneyUpdate, update_journey
 from integration.store.populations import replace_roster
-from integration.store.raw import IncomingResource, WriteOutcome, write_resources
 from integration.store.sync_state import (
     later_checkpoint,
     load_checkpoint,
@@ -52,6 +50,7 @@ from integration.sync.checkpoints import (
     since,
 )
 from integration.sync.context import SyncRun
+from integration.sync.deletions import tombstone, write_tombstones
 from integration.sync.members import batches, belongs_to, roster_patient_ids
 from integration.sync.summary import SyncSummary, TypeSync, type_counts
 
@@ -421,42 +420,27 @@ class RestSync:
         ]
         new_checkpoint = highest_last_updated(page, checkpoint)
         tombstones = [
-            self._tombstone(resource_type, page, f"{where}, entry {index}", deletion)
+            tombstone(
+                self.source.name,
+                resource_type,
+                deletion,
+                page.server_time,
+                page.url,
+                f"{where}, entry {index}",
+            )
             for index, deletion in page.deleted
         ]
 
         def save_with_page(conn: Connection) -> None:
             # In the page's transaction: a deletion is stored with the versions beside it.
-            outcomes = write_resources(conn, tombstones, utc_now())
+            written = write_tombstones(conn, tombstones, utc_now())
             if state is not None:
-                state.deleted += sum(o is not WriteOutcome.UNCHANGED for o in outcomes)
+                state.deleted += written.get(resource_type, 0)
             if save and new_checkpoint is not None and new_checkpoint != checkpoint:
                 save_checkpoint(conn, self.source.name, resource_type, new_checkpoint)
 
         self.pipeline.write(batch, stored, also=save_with_page)
         return new_checkpoint
-
-    def _tombstone(
-        self, resource_type: str, page: SearchPage, location: str, deletion: Deletion
-    ) -> IncomingResource:
-        """A deletion the server reported, at its time (else the page's): the raw store's
-        ordering rule then keeps a re-read older version from bringing it back."""
-        moment = deletion.when or page.server_time
-        when = last_updated_of({"meta": {"lastUpdated": moment}}) if moment else None
-        return IncomingResource(
-            source=self.source.name,
-            resource_type=resource_type,
-            resource_id=deletion.resource_id,
-            version_key=(
-                f"v:{deletion.version_id[:64]}" if deletion.version_id else f"d:{when or '?'}"
-            ),
-            last_updated=when,
-            subject_id=None,
-            origin=page.url,
-            location=location,
-            content="{}",
-            deleted=True,
-        )
 
     def _record_all(self, summary: SyncSummary, now: str) -> None:
         with self.engine.begin() as conn:

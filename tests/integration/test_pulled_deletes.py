@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import respx
 from fastapi.testclient import TestClient
@@ -18,8 +19,11 @@ from integration.api.app import create_app
 from integration.config import Settings
 from integration.sources import SourceConfig
 from integration.store import queries
+from integration.store.sync_state import load_checkpoint
+from integration.sync.bulk import EXPORT_STATE
 from integration.sync.runners import sync_source
 from mappings.rulepack import RulePack
+from tests.conftest import encounter, patient
 from tests.servers import Sekmet, seeded_sekmet
 
 API_KEY = "pulled-deletes-key"
@@ -152,3 +156,154 @@ async def test_a_history_page_reads_deletions_with_or_without_a_method() -> None
         [],
         [(1, "a DELETE entry that names no resource of this type")],
     ]
+
+
+# ---- Bulk: a `_since` export's deleted files (sekmet writes none: respx) ----
+
+BULK = "https://bulk.example/fhir"
+STATUS = "https://bulk.example/status/1"
+FILES = "https://files.example"
+
+
+def bulk_source() -> SourceConfig:
+    return SourceConfig.model_validate(
+        {
+            "name": "plan-bulk",
+            "kind": "payer",
+            "base_url": BULK,
+            "mode": "bulk",
+            "max_attempts": 2,
+            "resource_types": ["Patient", "Encounter"],
+        }
+    )
+
+
+def ndjson(*resources: dict[str, Any]) -> bytes:
+    return b"".join(orjson.dumps(r) + b"\n" for r in resources)
+
+
+def deletions(*names: str, **response: str) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = [
+        {"request": {"method": "DELETE", "url": name}} for name in names
+    ]
+    if response:
+        entries[0]["response"] = response
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def bulk_manifest(time: str, output: list[str], deleted: list[str]) -> dict[str, Any]:
+    return {
+        "transactionTime": time,
+        "request": f"{BULK}/$export",
+        "requiresAccessToken": True,
+        "output": [{"type": n.split(".")[0].title(), "url": f"{FILES}/{n}"} for n in output],
+        "deleted": [{"type": "Bundle", "url": f"{FILES}/{n}"} for n in deleted],
+        "error": [],
+    }
+
+
+@pytest.fixture
+def bulk_server() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=False) as router:
+        router.get(f"{BULK}/$export").mock(
+            return_value=httpx.Response(202, headers={"Content-Location": STATUS})
+        )
+        router.delete(STATUS).mock(return_value=httpx.Response(202))
+        router.get(f"{FILES}/patient.ndjson").mock(
+            return_value=httpx.Response(
+                200, content=ndjson(dated(patient("bp1"), "2026-10-01T00:00:00Z"))
+            )
+        )
+        router.get(f"{FILES}/encounter.ndjson").mock(
+            return_value=httpx.Response(
+                200,
+                content=ndjson(
+                    dated(encounter("be1", "bp1", "EMER"), "2026-10-01T00:00:00Z"),
+                    dated(
+                        encounter("be2", "bp1", "EMER", "2025-04-01T10:00:00Z"),
+                        "2026-10-01T00:00:00Z",
+                    ),
+                ),
+            )
+        )
+        yield router
+
+
+def dated(resource: dict[str, Any], when: str) -> dict[str, Any]:
+    return {**resource, "meta": {"lastUpdated": when}}
+
+
+def records(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Every job record of every person, by its source resource id, excluded ones too."""
+    with engine.connect() as conn:
+        people = queries.list_people(conn, 100)
+        return {
+            r["source"]["resource_id"]: r
+            for p in people
+            for r in queries.journey(
+                conn, p["id"], 100, where=queries.JourneyFilter(include_excluded=True)
+            )
+        }
+
+
+async def test_a_since_exports_deleted_file_takes_records_out_of_the_journey(
+    bulk_server: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    first_time, second_time = "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"
+    bulk_server.get(STATUS).mock(
+        side_effect=[
+            httpx.Response(
+                200, json=bulk_manifest(first_time, ["patient.ndjson", "encounter.ndjson"], [])
+            ),
+            httpx.Response(200, json=bulk_manifest(second_time, [], ["deleted.ndjson"])),
+        ]
+    )
+    bulk_server.get(f"{FILES}/deleted.ndjson").mock(
+        return_value=httpx.Response(
+            200,
+            content=ndjson(
+                deletions("Encounter/be1", "Observation/o1"),
+                deletions("Encounter/never-held"),
+            ),
+        )
+    )
+    first = await sync_source(engine, pack, Settings(), bulk_source())
+    assert not first.failed, (first.error, first.types)
+    before = records(engine)
+    assert not before["be1"]["excluded"]
+    assert not before["be2"]["excluded"]
+
+    second = await sync_source(engine, pack, Settings(), bulk_source())
+    assert not second.failed, (second.error, second.types, second.notes)
+    kick_offs = bulk_server.routes[0].calls
+    assert f"_since={first_time}".replace(":", "%3A") in str(kick_offs[1].request.url)
+    assert second.types["Encounter"].deleted == 2  # be1, and never-held remembered
+    assert "Observation" not in second.types  # not a type this source syncs
+    after = records(engine)
+    assert after["be1"]["excluded"]
+    assert after["be1"]["removed_reason"] == "deleted by source"
+    assert not after["be2"]["excluded"]
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "plan-bulk", EXPORT_STATE) == second_time
+
+
+async def test_a_deleted_file_that_cannot_be_read_deletes_nothing_and_keeps_the_checkpoint(
+    bulk_server: respx.MockRouter, engine: Engine, pack: RulePack
+) -> None:
+    first_time = "2026-11-01T00:00:00Z"
+    bulk_server.get(STATUS).mock(
+        side_effect=[
+            httpx.Response(
+                200, json=bulk_manifest(first_time, ["patient.ndjson", "encounter.ndjson"], [])
+            ),
+            httpx.Response(200, json=bulk_manifest("2026-11-02T00:00:00Z", [], ["gone.ndjson"])),
+        ]
+    )
+    bulk_server.get(f"{FILES}/gone.ndjson").mock(return_value=httpx.Response(404))
+    assert not (await sync_source(engine, pack, Settings(), bulk_source())).failed
+    second = await sync_source(engine, pack, Settings(), bulk_source())
+    assert second.failed
+    assert "gone.ndjson" in (second.types["Encounter"].error or "")
+    assert not any(r["excluded"] for r in records(engine).values())
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "plan-bulk", EXPORT_STATE) == first_time
