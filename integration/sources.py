@@ -128,6 +128,14 @@ class SourceConfig(BaseModel):
     )
     max_attempts: int = Field(default=6, ge=1, le=20)
     members: MembersConfig | None = None
+    reconcile_every_days: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "REST, types without declared history: list the ids the server holds this "
+            "often and treat the missing ones as deleted (0: every sync; unset: never)"
+        ),
+    )
     validate_resources: bool = Field(
         default=True,
         alias="validate",

@@ -352,3 +352,17 @@ def write_rejections(conn: Connection, rejected: Sequence[Rejected], received_at
             "resolved_at": None,
         }
     return seen_again(conn, list(rows.values()), received_at)
+
+
+def live_ids(conn: Connection, source: str, resource_type: str) -> set[str]:
+    """The ids of a source's resources of one type that are held and not deleted."""
+    table = current_resources
+    return set(
+        conn.execute(
+            select(table.c.resource_id).where(
+                table.c.source == source,
+                table.c.resource_type == resource_type,
+                table.c.deleted.is_(False),
+            )
+        ).scalars()
+    )

@@ -23,7 +23,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -31,12 +31,13 @@ from connectors.errors import FatalFhirError, FhirHttpError
 from connectors.files import RawItem
 from connectors.rest.capabilities import Capabilities, parse_capabilities
 from connectors.rest.http import FhirHttp, Params
-from connectors.rest.search import SearchPage, history, search
+from connectors.rest.search import Deletion, SearchPage, history, search
 from integration.clock import utc_now
 from integration.ingest.pipeline import IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import JourneyUpdate, update_journey
 from integration.store.populations import replace_roster
+from integration.store.raw import live_ids
 from integration.store.sync_state import (
     later_checkpoint,
     load_checkpoint,
@@ -53,6 +54,13 @@ from integration.sync.context import SyncRun
 from integration.sync.deletions import tombstone, write_tombstones
 from integration.sync.members import batches, belongs_to, roster_patient_ids
 from integration.sync.summary import SyncSummary, TypeSync, type_counts
+
+# The sync_state row of a type's last reconciliation (its checkpoint: when it ran).
+RECONCILED = "$reconciled:"
+
+
+class ListingIncomplete(Exception):
+    """A reconciliation listing that cannot be trusted to be whole."""
 
 
 class RestSync:
@@ -150,13 +158,12 @@ class RestSync:
                     None if full else load_checkpoint(conn, self.source.name, resource_type)
                 )
             state.checkpoint = checkpoint
-            if (
-                checkpoint is not None
-                and self.members is None
-                and capabilities.supports_history(resource_type)
-                and await self._walk_history(resource_type, checkpoint, state, summary.stored)
-            ):
-                return
+            # Deletions show in the history; without it, only a reconciliation finds them.
+            deletions_unseen = not capabilities.supports_history(resource_type)
+            if checkpoint is not None and self.members is None and not deletions_unseen:
+                if await self._walk_history(resource_type, checkpoint, state, summary.stored):
+                    return
+                deletions_unseen = True  # declared, but refused
             can_filter = declared and capabilities.supports_param(resource_type, "_lastUpdated")
             if checkpoint is not None:
                 if can_filter:
@@ -183,6 +190,8 @@ class RestSync:
                 catch_up = {**params, "_lastUpdated": f"gt{since(walk_started, 1)}"}
                 await self._walk(resource_type, catch_up, state, summary.stored)
                 state.catch_up_pass = True
+            if self.source.reconcile_every_days is not None and deletions_unseen:
+                await self._reconcile_if_due(resource_type, state)
         except FhirHttpError as exc:
             state.error = str(exc)
         finally:
@@ -217,6 +226,85 @@ class RestSync:
         state.full = False
         state.history = True
         return True
+
+    async def _reconcile_if_due(self, resource_type: str, state: TypeSync) -> None:
+        """For a type without history: list the ids the server holds (`_elements=id`,
+        paged) and store a tombstone for each held id it no longer lists. Only a whole,
+        successful listing counts: a failed request, a page cut short, an unreadable
+        entry or fewer ids than the server's `total` deletes nothing."""
+        every = self.source.reconcile_every_days
+        assert every is not None
+        unit = f"{RECONCILED}{resource_type}"
+        with self.engine.connect() as conn:
+            last = load_checkpoint(conn, self.source.name, unit)
+            held = live_ids(conn, self.source.name, resource_type)
+        now = utc_now()
+        due = datetime.fromisoformat(now) - timedelta(days=every)
+        if last is not None and datetime.fromisoformat(last) > due:
+            return
+        started = now
+        listed: set[str] = set()
+        total: int | None = None
+        server_time: str | None = None
+        params = {"_elements": "id", "_count": str(self.source.page_size)}
+        try:
+            async for page in search(self.http, self.source.base_url, resource_type, params):
+                server_time = server_time or page.server_time
+                total = page.total if page.number == 1 else total
+                if page.broken or page.warnings:
+                    why = "; ".join([p for _, p in page.broken] + page.warnings)
+                    raise ListingIncomplete(f"page {page.number}: {why}")
+                ids = [r.get("id") for _, r in page.resources]
+                if not all(isinstance(i, str) and i for i in ids):
+                    raise ListingIncomplete(f"page {page.number}: an entry without an id")
+                listed.update(str(i) for i in ids)
+        except (FhirHttpError, ListingIncomplete) as exc:
+            state.warnings.append(
+                f"reconciliation of {resource_type} not done, nothing deleted: {exc}"
+            )
+            return
+        if total is not None and len(listed) < total:
+            state.warnings.append(
+                f"reconciliation of {resource_type} not done, nothing deleted: the server "
+                f"counts {total} but listed {len(listed)} ids"
+            )
+            return
+        if not listed and held:
+            state.warnings.append(
+                f"reconciliation of {resource_type} not done, nothing deleted: the server "
+                f"listed no ids while {len(held)} are held (taken for a listing it cannot do)"
+            )
+            return
+        missing = sorted(held - listed)
+        tombstones = [
+            tombstone(
+                self.source.name,
+                resource_type,
+                Deletion(resource_id, None, None),
+                server_time or started,
+                "reconciliation",
+                f"not listed by {self.source.base_url}/{resource_type}?_elements=id",
+            )
+            for resource_id in missing
+        ]
+
+        def store() -> None:
+            with self._store_lock, self.engine.begin() as conn:
+                written = write_tombstones(conn, tombstones, utc_now())
+                state.deleted += written.get(resource_type, 0)
+                save_checkpoint(conn, self.source.name, unit, started)
+                record_run(
+                    conn,
+                    self.source.name,
+                    unit,
+                    started,
+                    utc_now(),
+                    None,
+                    {"listed": len(listed), "held": len(held), "deleted": len(missing)},
+                )
+
+        await asyncio.to_thread(store)
+        state.reconciled = True
 
     async def _walk(
         self,

@@ -23,6 +23,8 @@ class TypeSync:
     history: bool = False
     # Deletions the source reported (history DELETE entries, Bulk deleted files).
     deleted: int = 0
+    # A reconciliation listing ran, whole, this sync.
+    reconciled: bool = False
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -57,5 +59,6 @@ def type_counts(state: TypeSync, stored: IngestSummary) -> dict[str, Any]:
         "full": state.full,
         "skipped_not_members": state.skipped_not_members,
         "deleted": state.deleted,
+        "reconciled": state.reconciled,
         "warnings": state.warnings[:5],
     }

@@ -62,7 +62,8 @@ def journey(client: TestClient, person: str, **params: str) -> list[dict[str, An
 async def test_a_resource_deleted_on_the_server_leaves_the_journey_at_the_next_sync(
     sekmet: Sekmet, engine: Engine, pack: RulePack
 ) -> None:
-    config = rest_source(sekmet.base_url)
+    # Its history shows deletions: no reconciliation listing, even when configured.
+    config = rest_source(sekmet.base_url, reconcile_every_days=0)
     first = await sync_source(engine, pack, Settings(), config)
     assert not first.failed, first.types
     assert not first.types["Encounter"].history  # the first sync searches everything
@@ -80,6 +81,7 @@ async def test_a_resource_deleted_on_the_server_leaves_the_journey_at_the_next_s
     assert not second.types["Encounter"].full
     assert second.types["Encounter"].deleted == 1
     assert second.types["Patient"].deleted == 0
+    assert not any(t.reconciled for t in (*first.types.values(), *second.types.values()))
 
     settings = Settings(api_keys=[API_KEY], database_url=str(engine.url))
     with TestClient(create_app(settings, engine)) as client:
@@ -307,3 +309,172 @@ async def test_a_deleted_file_that_cannot_be_read_deletes_nothing_and_keeps_the_
     assert not any(r["excluded"] for r in records(engine).values())
     with engine.connect() as conn:
         assert load_checkpoint(conn, "plan-bulk", EXPORT_STATE) == first_time
+
+
+# ---- Reconciliation for a server without history (respx) ----
+
+PLAIN = "https://plain.example/fhir"
+NO_HISTORY = {
+    "resourceType": "CapabilityStatement",
+    "fhirVersion": "4.0.1",
+    "rest": [
+        {
+            "mode": "server",
+            "resource": [{"type": "Patient", "interaction": [{"code": "search-type"}]}],
+        }
+    ],
+}
+
+
+def searchset(
+    resources: list[dict[str, Any]], next_url: str | None = None, total: int | None = None
+) -> dict[str, Any]:
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources],
+        "link": [{"relation": "next", "url": next_url}] if next_url else [],
+    }
+    if total is not None:
+        bundle["total"] = total
+    return bundle
+
+
+def plain_server(
+    router: respx.MockRouter, held: list[str], listings: list[httpx.Response]
+) -> list[httpx.Request]:
+    """A server without history: searches answer `held` (one page); `_elements=id`
+    listings answer `listings` in turn; returns the listing requests seen."""
+    seen: list[httpx.Request] = []
+    answers = iter(listings)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("_elements") == "id" or "page=" in str(request.url):
+            seen.append(request)
+            return next(answers)
+        return httpx.Response(200, json=searchset([patient(pid) for pid in held]))
+
+    router.get(f"{PLAIN}/metadata").mock(return_value=httpx.Response(200, json=NO_HISTORY))
+    router.get(f"{PLAIN}/Patient").mock(side_effect=answer)
+    return seen
+
+
+def ids(*names: str) -> list[dict[str, Any]]:
+    return [{"resourceType": "Patient", "id": name} for name in names]
+
+
+def reconciling(**extra: Any) -> SourceConfig:
+    return SourceConfig.model_validate(
+        {
+            "name": "plain",
+            "kind": "provider",
+            "base_url": PLAIN,
+            "mode": "rest",
+            "max_attempts": 1,
+            "resource_types": ["Patient"],
+            "reconcile_every_days": 0,
+            **extra,
+        }
+    )
+
+
+def live(engine: Engine) -> set[str]:
+    from integration.store.raw import live_ids
+
+    with engine.connect() as conn:
+        return live_ids(conn, "plain", "Patient")
+
+
+async def test_reconciliation_deletes_what_a_whole_listing_lacks(
+    engine: Engine, pack: RulePack
+) -> None:
+    with respx.mock(assert_all_called=False) as router:
+        plain_server(
+            router,
+            ["r1", "r2", "r3"],
+            [
+                httpx.Response(200, json=searchset(ids("r1", "r2", "r3"), total=3)),
+                # Paged: r2 is gone from the server.
+                httpx.Response(200, json=searchset(ids("r1"), f"{PLAIN}/Patient?page=2", 2)),
+                httpx.Response(200, json=searchset(ids("r3"), total=2)),
+            ],
+        )
+        first = await sync_source(engine, pack, Settings(), reconciling())
+        assert not first.failed, first.types
+        assert first.types["Patient"].reconciled
+        assert first.types["Patient"].deleted == 0
+        assert live(engine) == {"r1", "r2", "r3"}
+        with engine.connect() as conn:
+            people_before = len(queries.list_people(conn, 100))
+
+        second = await sync_source(engine, pack, Settings(), reconciling())
+    assert not second.failed, second.types
+    assert second.types["Patient"].reconciled
+    assert second.types["Patient"].deleted == 1
+    assert live(engine) == {"r1", "r3"}
+    with engine.connect() as conn:
+        # r2's person had no other Patient: retired, out of the people list.
+        assert len(queries.list_people(conn, 100)) == people_before - 1
+        assert load_checkpoint(conn, "plain", "$reconciled:Patient") is not None
+
+
+@pytest.mark.parametrize(
+    "second_page",
+    [
+        httpx.Response(500, json={"resourceType": "OperationOutcome", "issue": []}),
+        httpx.Response(200, json={"resourceType": "OperationOutcome", "issue": []}),
+        httpx.Response(200, json=searchset([{"resourceType": "Patient"}])),
+    ],
+    ids=["fails-halfway", "not-a-bundle", "entry-without-id"],
+)
+async def test_a_listing_that_fails_halfway_deletes_nothing(
+    engine: Engine, pack: RulePack, second_page: httpx.Response
+) -> None:
+    with respx.mock(assert_all_called=False) as router:
+        listings = plain_server(
+            router,
+            ["r1", "r2", "r3"],
+            [
+                httpx.Response(200, json=searchset(ids("r1", "r2", "r3"))),
+                httpx.Response(200, json=searchset(ids("r1"), f"{PLAIN}/Patient?page=2")),
+                second_page,
+            ],
+        )
+        assert not (await sync_source(engine, pack, Settings(), reconciling())).failed
+        second = await sync_source(engine, pack, Settings(), reconciling())
+    assert len(listings) == 3  # the second listing was tried, and broke on its page 2
+    assert not second.failed, second.types  # the sync itself went fine
+    assert not second.types["Patient"].reconciled
+    assert second.types["Patient"].deleted == 0
+    assert any("nothing deleted" in w for w in second.types["Patient"].warnings)
+    assert live(engine) == {"r1", "r2", "r3"}
+
+
+async def test_a_listing_short_of_the_servers_total_or_empty_deletes_nothing(
+    engine: Engine, pack: RulePack
+) -> None:
+    with respx.mock(assert_all_called=False) as router:
+        plain_server(
+            router,
+            ["r1", "r2"],
+            [
+                httpx.Response(200, json=searchset(ids("r1", "r2"))),
+                httpx.Response(200, json=searchset(ids("r1"), total=2)),  # cut short
+                httpx.Response(200, json=searchset([])),  # nothing at all
+            ],
+        )
+        for _ in range(3):
+            summary = await sync_source(engine, pack, Settings(), reconciling())
+            assert summary.types["Patient"].deleted == 0
+    assert live(engine) == {"r1", "r2"}
+
+
+async def test_reconciliation_waits_for_its_interval(engine: Engine, pack: RulePack) -> None:
+    with respx.mock(assert_all_called=False) as router:
+        listings = plain_server(router, ["r1"], [httpx.Response(200, json=searchset(ids("r1")))])
+        for _ in range(2):
+            summary = await sync_source(
+                engine, pack, Settings(), reconciling(reconcile_every_days=7)
+            )
+            assert not summary.failed, summary.types
+    assert len(listings) == 1  # the second sync was within the week
