@@ -33,6 +33,7 @@ from connectors.rest.capabilities import Capabilities, parse_capabilities
 from connectors.rest.http import FhirHttp, Params
 from connectors.rest.search import Deletion, SearchPage, history, search
 from integration.clock import utc_now
+from integration.errors import IntegrationError
 from integration.ingest.pipeline import IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.journey.update import JourneyUpdate, update_journey
@@ -59,7 +60,7 @@ from integration.sync.summary import SyncSummary, TypeSync, type_counts
 RECONCILED = "$reconciled:"
 
 
-class ListingIncomplete(Exception):
+class ListingIncomplete(IntegrationError):
     """A reconciliation listing that cannot be trusted to be whole."""
 
 
