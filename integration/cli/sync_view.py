@@ -73,6 +73,21 @@ def print_sync_summary(summary: SyncSummary) -> None:
     for note in summary.notes:
         console.print(f"  [cyan]{summary.source}:[/] {note}", highlight=False)
     for state in summary.types.values():
+        if state.deleted or state.history or state.reconciled:
+            how = ", ".join(
+                word
+                for word, done in (
+                    ("read from its history", state.history),
+                    ("reconciled", state.reconciled),
+                )
+                if done
+            )
+            console.print(
+                f"  {state.resource_type}: {state.deleted} deleted by the source"
+                + (f" ({how})" if how else ""),
+                highlight=False,
+            )
+    for state in summary.types.values():
         for warning in state.warnings:
             console.print(f"  [yellow]{state.resource_type}:[/] {warning}", highlight=False)
     if stored and stored.problems:

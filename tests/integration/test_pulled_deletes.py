@@ -478,3 +478,16 @@ async def test_reconciliation_waits_for_its_interval(engine: Engine, pack: RuleP
             )
             assert not summary.failed, summary.types
     assert len(listings) == 1  # the second sync was within the week
+
+
+def test_the_sync_summary_says_what_the_source_deleted(capsys: pytest.CaptureFixture[str]) -> None:
+    from integration.cli.sync_view import print_sync_summary
+    from integration.sync.summary import SyncSummary, TypeSync
+
+    summary = SyncSummary("ehr")
+    summary.types["Encounter"] = TypeSync("Encounter", full=False, history=True, deleted=2)
+    summary.types["Patient"] = TypeSync("Patient", reconciled=True)
+    print_sync_summary(summary)
+    out = capsys.readouterr().out
+    assert "Encounter: 2 deleted by the source (read from its history)" in out
+    assert "Patient: 0 deleted by the source (reconciled)" in out
