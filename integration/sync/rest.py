@@ -216,14 +216,21 @@ class RestSync:
             "_since": since(checkpoint, self.source.overlap_seconds),
             "_count": str(self.source.page_size),
         }
+        before = state.checkpoint
         try:
-            await self._walk(resource_type, params, state, stored, pages=history)
+            # Newest first (FHIR orders history so): the checkpoint may move only once
+            # every page is stored, or a sync killed after page 1 would skip the rest.
+            await self._walk(
+                resource_type, params, state, stored, defer_checkpoint=True, pages=history
+            )
         except FatalFhirError as exc:
             state.warnings.append(
                 f"the server declares history for {resource_type} but refused it ({exc}): "
                 "searched instead, deletions unseen"
             )
+            state.checkpoint = before  # the search starts from the saved checkpoint
             return False
+        self._save_checkpoint_if_moved(resource_type, before, state)
         state.full = False
         state.history = True
         return True

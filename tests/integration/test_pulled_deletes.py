@@ -491,3 +491,92 @@ def test_the_sync_summary_says_what_the_source_deleted(capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert "Encounter: 2 deleted by the source (read from its history)" in out
     assert "Patient: 0 deleted by the source (reconciled)" in out
+
+
+# ---- History faults (respx) ----
+
+HIST = "https://hist.example/fhir"
+WITH_HISTORY = {
+    "resourceType": "CapabilityStatement",
+    "fhirVersion": "4.0.1",
+    "rest": [
+        {
+            "mode": "server",
+            "resource": [
+                {
+                    "type": "Patient",
+                    "interaction": [{"code": "search-type"}, {"code": "history-type"}],
+                    "searchParam": [{"name": "_lastUpdated", "type": "date"}],
+                }
+            ],
+        }
+    ],
+}
+
+
+def history_source() -> SourceConfig:
+    return SourceConfig.model_validate(
+        {
+            "name": "hist",
+            "kind": "provider",
+            "base_url": HIST,
+            "mode": "rest",
+            "max_attempts": 1,
+            "overlap_seconds": 0,
+            "resource_types": ["Patient"],
+        }
+    )
+
+
+async def test_history_failing_on_a_later_page_keeps_the_checkpoint(
+    engine: Engine, pack: RulePack
+) -> None:
+    """History is newest first: page 1 alone must not move the checkpoint past page 2."""
+    from integration.store.sync_state import save_checkpoint
+
+    with engine.begin() as conn:
+        save_checkpoint(conn, "hist", "Patient", "2026-01-01T00:00:00Z")
+    newest = dated(patient("h2"), "2026-03-01T00:00:00Z")
+    with respx.mock(assert_all_called=False) as router:
+        router.get(f"{HIST}/metadata").mock(return_value=httpx.Response(200, json=WITH_HISTORY))
+        walk = router.get(f"{HIST}/Patient/_history").mock(
+            side_effect=[
+                httpx.Response(
+                    200,
+                    json=history_bundle(
+                        [{"resource": newest, "request": {"method": "PUT", "url": "Patient/h2"}}],
+                        f"{HIST}/Patient/_history?page=2",
+                    ),
+                ),
+                httpx.Response(503),
+            ]
+        )
+        summary = await sync_source(engine, pack, Settings(), history_source())
+    assert walk.calls[0].request.url.params["_since"] == "2026-01-01T00:00:00Z"
+    assert summary.types["Patient"].error is not None
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "hist", "Patient") == "2026-01-01T00:00:00Z"
+
+
+async def test_a_server_refusing_its_declared_history_is_searched_instead(
+    engine: Engine, pack: RulePack
+) -> None:
+    from integration.store.sync_state import save_checkpoint
+
+    with engine.begin() as conn:
+        save_checkpoint(conn, "hist", "Patient", "2026-01-01T00:00:00Z")
+    with respx.mock(assert_all_called=False) as router:
+        router.get(f"{HIST}/metadata").mock(return_value=httpx.Response(200, json=WITH_HISTORY))
+        router.get(f"{HIST}/Patient/_history").mock(return_value=httpx.Response(400))
+        search = router.get(f"{HIST}/Patient").mock(
+            return_value=httpx.Response(
+                200, json=searchset([dated(patient("h1"), "2026-02-01T00:00:00Z")])
+            )
+        )
+        summary = await sync_source(engine, pack, Settings(), history_source())
+    assert not summary.failed, summary.types
+    assert not summary.types["Patient"].history
+    assert search.calls[0].request.url.params["_lastUpdated"] == "gt2026-01-01T00:00:00Z"
+    assert any("refused" in w for w in summary.types["Patient"].warnings)
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "hist", "Patient") == "2026-02-01T00:00:00Z"
