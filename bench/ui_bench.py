@@ -31,26 +31,14 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from integration.cli.demo_population import ANSWERS, PHQ9_ITEMS  # noqa: E402
 from integration.ingest.pipeline import IngestPipeline  # noqa: E402
 from integration.store.engine import open_store  # noqa: E402
 from mappings.rulepack import load_rule_pack  # noqa: E402
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
 KEY = "bench-key"
-# PHQ-9 answers 0-3 as their LOINC answer codes.
-ANSWERS = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
 LOINC = "http://loinc.org"
-PHQ9_ITEMS = [
-    "44250-9",
-    "44255-8",
-    "44259-0",
-    "44254-1",
-    "44251-7",
-    "44258-2",
-    "44252-5",
-    "44253-3",
-    "44260-8",
-]
 
 
 def free_port() -> int:
@@ -91,7 +79,7 @@ def resources(count: int) -> list[dict[str, Any]]:
                                 {
                                     "valueCoding": {
                                         "system": "http://loinc.org",
-                                        "code": ANSWERS[value],
+                                        "code": ANSWERS[value][0],
                                     }
                                 }
                             ],
