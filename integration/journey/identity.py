@@ -1,6 +1,9 @@
 """Which person is this Patient? Each source Patient belongs to exactly one person:
 the Patients joined by `match` verdicts on pairs (`integration.journey.matching`:
-a trusted identifier confirmed by the demographics, or a reviewer's link).
+a trusted identifier confirmed by the demographics, or a reviewer's link), and by
+their source's own merges (a Patient.link replaced-by or replaces: the replaced
+Patient's records are the survivor's person's, whatever the demographics say,
+while the source declares it; a survivor not yet arrived joins when it does).
 
 Linking a batch judges its Patients' candidate pairs again (a reviewer's decisions
 stay), then recomputes the people around them as the connected components of the
@@ -26,6 +29,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -39,10 +43,12 @@ from integration.store import episodes as episodes_store
 from integration.store import feed
 from integration.store import matches as matches_store
 from integration.store import people as people_store
+from integration.store import replacements as replacements_store
 from integration.store.feed import FeedEventType as Event
 from integration.store.matches import PatientKey
 from integration.store.text import storable
 from mappings.demographics import Demographics
+from mappings.fhir_values import reference_id
 from mappings.rulepack import IdentityRules
 
 PERSON_NAMESPACE = uuid.UUID("8f1d7c1e-3a4b-5c6d-9e8f-0a1b2c3d4e5f")
@@ -79,6 +85,32 @@ def display_name(patient: dict[str, Any]) -> str | None:
     family = name.get("family") if isinstance(name.get("family"), str) else None
     parts = [*given, family] if family else given
     return " ".join(parts) or None
+
+
+def replacements_declared(
+    source: str, patient_id: str, patient: dict[str, Any]
+) -> list[replacements_store.Replacement]:
+    """The source's own merges this Patient declares, as (replaced, survivor): its
+    `link` of type replaced-by (it was replaced) or replaces (it replaced another).
+    Only a relative reference names a Patient of the same source; a link to another
+    server's Patient, to itself or to a RelatedPerson declares nothing."""
+    found: list[replacements_store.Replacement] = []
+    links = patient.get("link")
+    for link in links if isinstance(links, list) else []:
+        if not isinstance(link, dict) or link.get("type") not in ("replaced-by", "replaces"):
+            continue
+        other = link.get("other")
+        reference = other.get("reference") if isinstance(other, dict) else None
+        if not isinstance(reference, str) or "://" in reference:
+            continue
+        other_id = reference_id(other, "Patient")
+        if not other_id or other_id == patient_id:
+            continue
+        me, them = (source, patient_id), (source, other_id)
+        pair = (me, them) if link["type"] == "replaced-by" else (them, me)
+        if pair not in found:
+            found.append(pair)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +159,10 @@ def link_patients(
         return {}
     pairs_of = {patient.key: identifiers_of(patient.resource) for patient in batch}
     people_store.replace_identifiers(conn, pairs_of)
+    replacements_store.replace_declarations(
+        conn,
+        {p.key: replacements_declared(p.source, p.patient_id, p.resource) for p in batch},
+    )
     _judge_candidates(conn, batch, pairs_of, now, rules)
     fresh = [
         people_store.PatientLink(
@@ -155,6 +191,7 @@ def withdraw_patients(
     if not keys:
         return
     people_store.replace_identifiers(conn, {key: [] for key in keys})
+    replacements_store.replace_declarations(conn, {key: [] for key in keys})
     demographics_store.forget_demographics(conn, keys)
     touching = matches_store.verdicts_touching(conn, keys)
     automatic = [v for v in touching if v.decided_by == matches_store.AUTOMATIC]
@@ -187,7 +224,7 @@ def regroup(
     say now (name, birth date, update time); `leaving`, the Patients just taken out of
     their people (deleted), and the person each was in. Returns the person of each of
     `keys`."""
-    nodes, edges, old = _people_around(conn, keys)
+    nodes, edges, old, replaced = _people_around(conn, keys)
     groups = _Groups()
     for node in nodes:
         groups.find(node)
@@ -209,7 +246,7 @@ def regroup(
     people_store.mark_merged(conn, merged)
     people_store.retire(conn, retired, now)
     people_store.write_links(conn, links)
-    people_store.show_as(conn, _survivors(links, rules))
+    people_store.show_as(conn, _survivors(links, rules, replaced))
     # Events are joined per person: the people this changed join theirs again.
     reconcile_people(conn, {*chosen.values(), *merged})
     episodes_store.mark_stale(conn, {*chosen.values(), *merged, *retired})
@@ -440,19 +477,24 @@ def name_frequency(conn: Connection, demographics: Iterable[Demographics]) -> tu
 
 def _people_around(
     conn: Connection, keys: Sequence[PatientKey]
-) -> tuple[set[PatientKey], set[tuple[PatientKey, PatientKey]], dict[PatientKey, str]]:
+) -> tuple[
+    set[PatientKey], set[tuple[PatientKey, PatientKey]], dict[PatientKey, str], set[PatientKey]
+]:
     """The Patients whose person may change: the batch, those linked to it by match
-    verdicts, and the other Patients of all their people, hop by hop; with the match
-    verdicts among them and the person each was linked to before."""
+    verdicts or by their source's own merges, and the other Patients of all their
+    people, hop by hop; with the verdicts and merges among them (as edges), the person
+    each was linked to before, and those replaced by another (by their source)."""
     nodes: set[PatientKey] = set()
     edges: set[tuple[PatientKey, PatientKey]] = set()
     old: dict[PatientKey, str] = {}
     gone: set[PatientKey] = set()
+    replaced: set[PatientKey] = set()
     frontier = set(keys)
     while frontier:
         linked = people_store.links_of(conn, sorted(frontier))
-        # Reached by a reviewer's verdict alone, not linked, not asked about: a Patient
-        # deleted by its source (the verdict waits for its return). It is no one's.
+        # Reached by a reviewer's verdict or a merge alone, not linked, not asked about:
+        # a Patient deleted by its source (the verdict waits for its return), or a
+        # survivor not arrived yet. It is no one's.
         gone |= {k for k in frontier if k not in linked and k not in keys}
         frontier -= gone
         nodes |= frontier
@@ -463,8 +505,14 @@ def _people_around(
             if verdict.outcome == Outcome.MATCH:
                 edges.add((verdict.a, verdict.b))
                 reached |= {verdict.a, verdict.b}
+        # A source's own merge joins its two Patients whatever their demographics say.
+        for before, survivor in replacements_store.replacements_touching(conn, sorted(frontier)):
+            edges.add((before, survivor))
+            replaced.add(before)
+            reached |= {before, survivor}
         frontier = reached - nodes - gone
-    return nodes, {(a, b) for a, b in edges if a not in gone and b not in gone}, old
+    kept = {(a, b) for a, b in edges if a not in gone and b not in gone}
+    return nodes, kept, old, {k for k in replaced if k in nodes}
 
 
 def _person_ids(
@@ -508,17 +556,25 @@ def _fresh_id(members: list[PatientKey], taken: set[str]) -> str:
 
 
 def _survivors(
-    links: Sequence[people_store.PatientLink], rules: IdentityRules
+    links: Sequence[people_store.PatientLink],
+    rules: IdentityRules,
+    replaced: AbstractSet[PatientKey] = frozenset(),
 ) -> dict[str, tuple[str | None, str | None]]:
     """Each person's displayed name and birth date: from the most trusted source's
-    Patient that has one, then the most recently updated."""
+    Patient that has one, then the most recently updated; a Patient its source replaced
+    by another comes last (what it says is what the source corrected)."""
     by_person: dict[str, list[people_store.PatientLink]] = {}
     for link in links:
         by_person.setdefault(link.person_id, []).append(link)
     shown: dict[str, tuple[str | None, str | None]] = {}
     for person, members in by_person.items():
         ordered = sorted(members, key=lambda link: link.updated_at or "", reverse=True)
-        ordered.sort(key=lambda link: rules.trust_rank(link.source))
+        ordered.sort(
+            key=lambda link: (
+                (link.source, link.patient_id) in replaced,
+                rules.trust_rank(link.source),
+            )
+        )
         name = next((link.display_name for link in ordered if link.display_name), None)
         birth = next((link.birth_date for link in ordered if link.birth_date), None)
         shown[person] = (name, birth)

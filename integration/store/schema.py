@@ -552,6 +552,28 @@ roster_members = Table(
 # session cookie, who signed in (a client's principal as JSON; for an API key also
 # the key's SHA-256, checked again on every page so a revoked key ends its sessions),
 # the session's CSRF token and when it ends.
+# A source's own merge: its Patient `patient_id` was replaced by `replaced_by` (a
+# Patient.link of type replaced-by on the old one, or replaces on the survivor),
+# as `declared_by` says now. The two are one person while the declaration stands.
+patient_replacements = Table(
+    "patient_replacements",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("patient_id", String(64), primary_key=True),
+    Column("replaced_by", String(64), primary_key=True),
+    Column("declared_by", String(64), primary_key=True),
+    Index("ix_patient_replacements_survivor", "source", "replaced_by"),
+    Index("ix_patient_replacements_declared", "source", "declared_by"),
+)
+# Members who left a roster whose source retires leavers: their data stays stored but
+# out of the journey until they are on the roster again.
+roster_departures = Table(
+    "roster_departures",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("patient_id", String(64), primary_key=True),
+    Column("left_at", String(40), nullable=False),
+)
 ui_sessions = Table(
     "ui_sessions",
     metadata,
