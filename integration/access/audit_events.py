@@ -17,6 +17,7 @@ INTERACTIONS = {
     "create": "create",
     "update": "update",
     "delete": "delete",
+    "purge": "delete",  # every version and what was derived: a delete, audited as one
 }
 # BALP profile per interaction, with a patient (Patient*) or without.
 PROFILES = {
@@ -25,6 +26,7 @@ PROFILES = {
     "create": "Create",
     "update": "Update",
     "delete": "Delete",
+    "purge": "Delete",
     "transmit": "Read",
 }
 # A feed delivery to a subscribed endpoint is an export (DICOM 110106), not a REST read.

@@ -26,6 +26,7 @@ class Permission(StrEnum):
     MANAGE_QUARANTINE = "journey/quarantine.manage"
     READ_AUDIT = "journey/audit.read"
     READ_METRICS = "journey/metrics.read"
+    PURGE_DATA = "journey/data.purge"
 
 
 DESCRIPTIONS = {
@@ -40,6 +41,8 @@ DESCRIPTIONS = {
     Permission.READ_AUDIT: "read the audit trail (GET /fhir/AuditEvent): auditors only",
     Permission.READ_METRICS: "scrape the operational metrics (GET /metrics): counts by "
     "source and type, sync lag, backlogs, latency; no patient data",
+    Permission.PURGE_DATA: "purge a stored resource: every version and what was derived "
+    "from it (POST /purge); administrators only",
 }
 ALL = frozenset(Permission)
 

@@ -31,6 +31,7 @@ from integration.api.routes import (
     metrics,
     outcomes,
     people,
+    purge,
     quarantine,
     sources,
     subscriptions,
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(subscriptions.router)
     app.include_router(sources.router)
     app.include_router(quarantine.router)
+    app.include_router(purge.router)
     # Before the generic /fhir/{type} routes, which would take its paths.
     app.include_router(fhir_subscriptions.router)
     app.include_router(fhir_audit.router)

@@ -146,6 +146,7 @@ ReadOperations = caller_with(Permission.READ_OPERATIONS)
 StartSyncs = caller_with(Permission.START_SYNCS)
 ManageQuarantine = caller_with(Permission.MANAGE_QUARANTINE)
 ReadMetrics = caller_with(Permission.READ_METRICS)
+PurgeData = caller_with(Permission.PURGE_DATA)
 
 
 def authenticator_of(settings: Settings) -> Authenticator:

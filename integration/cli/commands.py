@@ -1,5 +1,6 @@
 """The `journey` command line: import, serve, sync, worker, sources, remap, quarantine, status,
-show, demo, db upgrade; `people` lives in `integration.cli.people`, `subscriptions` and
+show, demo, db upgrade; `people` lives in `integration.cli.people`, `purge` in
+`integration.cli.purge`, `subscriptions` and
 `feed` in `integration.cli.subscriptions`, `audit` in `integration.cli.audit`. What
 sync and sources print lives in `integration.cli.sync_view`, `show` in
 `integration.cli.journey_view`, `quarantine` in `integration.cli.quarantine_view`.
@@ -52,6 +53,7 @@ from integration.cli.journey_view import (
 from integration.cli.output import AsCsv, AsJson, OutputFormat, output_format, print_csv, print_json
 from integration.cli.people import people_app
 from integration.cli.progress import in_bytes, progress_display
+from integration.cli.purge import purge
 from integration.cli.quarantine_view import print_entries, print_entry
 from integration.cli.subscriptions import feed_app, subscriptions_app
 from integration.cli.sync_view import (
@@ -113,6 +115,7 @@ app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(feed_app, name="feed")
 app.add_typer(audit_app, name="audit")
 app.add_typer(people_app, name="people")
+app.command("purge")(purge)
 log = logging.getLogger("journey")
 
 
