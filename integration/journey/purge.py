@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from integration.access.audit import audit_row
 from integration.clock import utc_now
+from integration.errors import IntegrationError
 from integration.journey.derivers.base import CurrentResource, JourneyUpdate, ResourceKey
 from integration.journey.rule_packs import pack_for_update
 from integration.journey.update import update_journey
@@ -37,7 +38,7 @@ from integration.store.purge import (
 from mappings.rulepack import RulePack
 
 
-class NothingToPurge(LookupError):
+class NothingToPurge(IntegrationError):
     """No version of the resource is stored."""
 
 
