@@ -56,7 +56,24 @@ class MembersConfig(BaseModel):
     identifiers: tuple[str, ...] = Field(
         default=(), description="Patient identifiers, system|value"
     )
+    coverage_payor: str | None = Field(
+        default=None,
+        description="the beneficiaries of this payor's Coverages in force, as Organization/{id}",
+    )
     batch_size: int = Field(default=50, ge=1, le=500, description="patients per search")
+    on_leaving: Literal["keep", "retire", "purge"] = Field(
+        default="keep",
+        description="what happens to the data held about a member who leaves: keep it "
+        "in the journey, retire it from the journey (kept stored; back if they return), "
+        "or purge it from the store",
+    )
+
+    @field_validator("coverage_payor")
+    @classmethod
+    def _payor_reference(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("Organization/"):
+            raise ValueError("must be written Organization/{id}")
+        return value
 
     @field_validator("group")
     @classmethod

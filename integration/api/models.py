@@ -385,6 +385,14 @@ class UnfinishedExport(BaseModel):
     files_stored: int
 
 
+class MemberRoster(BaseModel):
+    on_leaving: str = Field(
+        description="keep, retire or purge: what happens to the data of a member who leaves"
+    )
+    members: int = Field(description="On the roster as the last sync read it")
+    retired: int = Field(description="Left it, their data retired from the journey")
+
+
 class SourceState(BaseModel):
     name: str
     kind: str = Field(description="provider or payer")
@@ -392,6 +400,7 @@ class SourceState(BaseModel):
     mode: str = Field(description="rest or bulk")
     running_since: str | None = Field(description="Set while a sync started here runs")
     export_in_progress: UnfinishedExport | None
+    roster: MemberRoster | None = Field(description="A payer's member roster; null: none")
     worker_units: list[WorkerUnit]
     resource_types: list[ResourceTypeSync]
 

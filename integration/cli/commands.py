@@ -84,6 +84,7 @@ from integration.store.bulk_state import exports_in_progress
 from integration.store.engine import create_store_engine, migrate, open_configured_store
 from integration.store.errors import describe_store_error
 from integration.store.leases import SyncAlreadyRunning, all_units
+from integration.store.populations import roster_counts
 from integration.store.rule_pack_state import BUNDLED
 from integration.store.sync_state import states_by_source
 from integration.sync.context import SyncListener
@@ -686,7 +687,8 @@ def sources(ctx: typer.Context, as_json: AsJson = False, as_csv: AsCsv = False) 
         by_source = states_by_source(conn)
         exports = exports_in_progress(conn)
         units = all_units(conn)
-    view = sources_view(configured, by_source, exports, units)
+        rosters = roster_counts(conn)
+    view = sources_view(configured, by_source, exports, units, rosters)
     if chosen is OutputFormat.JSON:
         print_json(view)
     elif chosen is OutputFormat.CSV:

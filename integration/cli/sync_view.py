@@ -147,6 +147,14 @@ def print_sources(view: list[dict[str, Any]], units: list[SyncUnit] | None = Non
         )
     console.print(table)
     for source in view:
+        roster = source.get("roster")
+        if roster is not None:
+            console.print(
+                f"{source['name']}: member roster of {roster['members']} as last read; "
+                f"a member who leaves: {LEAVING[roster['on_leaving']]}"
+                + (f" ({roster['retired']} retired now)" if roster["retired"] else ""),
+                highlight=False,
+            )
         export = source["export_in_progress"]
         if export is not None:
             console.print(
@@ -156,6 +164,13 @@ def print_sources(view: list[dict[str, Any]], units: list[SyncUnit] | None = Non
             )
     if units:
         print_units(units)
+
+
+LEAVING = {
+    "keep": "their data stays in the journey (keep)",
+    "retire": "their data leaves the journey, stored, back if they return (retire)",
+    "purge": "their data is purged from the store (purge)",
+}
 
 
 def _count(value: int | None) -> str:

@@ -179,10 +179,17 @@ def link_patients(
 
 
 WITHDRAWN_DELETED = "The Patient was deleted by its source"
+# Why a person was removed (person.removed): they had no source Patient left.
+REMOVED_DELETED = "every source Patient was deleted by its source"
+REMOVED_LEFT_ROSTER = "every source Patient was deleted by its source or left its member roster"
 
 
 def withdraw_patients(
-    conn: Connection, keys: Sequence[PatientKey], now: str, rules: IdentityRules
+    conn: Connection,
+    keys: Sequence[PatientKey],
+    now: str,
+    rules: IdentityRules,
+    why: str = REMOVED_DELETED,
 ) -> None:
     """These source Patients were deleted by their source: they leave their people,
     which are recomputed without them, and no pair is found through them any more
@@ -208,7 +215,14 @@ def withdraw_patients(
         return
     people_store.unlink(conn, list(leaving))
     members = people_store.members_of(conn, sorted(set(leaving.values())))
-    regroup(conn, sorted(m for ms in members.values() for m in ms), now, rules, leaving=leaving)
+    regroup(
+        conn,
+        sorted(m for ms in members.values() for m in ms),
+        now,
+        rules,
+        leaving=leaving,
+        removed_because=why,
+    )
 
 
 def regroup(
@@ -218,6 +232,7 @@ def regroup(
     rules: IdentityRules,
     fresh: Sequence[people_store.PatientLink] = (),
     leaving: dict[PatientKey, str] | None = None,
+    removed_because: str = REMOVED_DELETED,
 ) -> dict[PatientKey, str]:
     """Recompute the people around these Patients from the match verdicts (after a
     batch was judged, or a reviewer decided); `fresh` carries what a batch's Patients
@@ -250,7 +265,8 @@ def regroup(
     # Events are joined per person: the people this changed join theirs again.
     reconcile_people(conn, {*chosen.values(), *merged})
     episodes_store.mark_stale(conn, {*chosen.values(), *merged, *retired})
-    feed.append(conn, person_changes({**old, **leaving}, chosen, merged, retired), now)
+    changes = person_changes({**old, **leaving}, chosen, merged, retired, removed_because)
+    feed.append(conn, changes, now)
     return {key: chosen[key] for key in keys}
 
 
@@ -259,6 +275,7 @@ def person_changes(
     chosen: dict[PatientKey, str],
     merged: dict[str, str],
     retired: Sequence[str] = (),
+    removed_because: str = REMOVED_DELETED,
 ) -> list[feed.Change]:
     """What regrouping did to people, as feed events: a person new with new Patients
     (created), new with Patients taken from others (unmerged from them), kept with
@@ -310,7 +327,7 @@ def person_changes(
                 person,
                 person,
                 None,
-                {"patients": [], "reason": "every source Patient was deleted by its source"},
+                {"patients": [], "reason": removed_because},
                 _sources(before.get(person, set())),
             )
         )

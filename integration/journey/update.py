@@ -35,7 +35,9 @@ from integration.journey.withdrawal import withdraw
 from integration.store import derivation
 from integration.store.engine import GrowingTables
 from integration.store.errors import describe_error, store_unavailable
+from integration.store.job_records import LEFT_ROSTER
 from integration.store.locks import DERIVE, hold, let_interactive_writes_through
+from integration.store.populations import of_retired_members
 from integration.store.quarantine import close_mapped
 from integration.store.queries import records_in_no_journey
 from mappings.rulepack import RulePack
@@ -156,10 +158,22 @@ def _derive_in(
     deleted = [c for c in batch if c.deleted]
     live = [c for c in batch if not c.deleted]
     more = withdraw(conn, deleted, pack, found) if deleted else []
+    retired = _of_retired_members(conn, live)
+    if retired:
+        more += withdraw(conn, retired, pack, found, LEFT_ROSTER)
+        out = {c.key for c in retired}
+        live = [c for c in live if c.key not in out]
     if live:
         more += step(conn, live, pack, found)
     derivation.mark_derived(conn, [c.key for c in batch])
     return more
+
+
+def _of_retired_members(conn: Connection, live: list[CurrentResource]) -> list[CurrentResource]:
+    """Those about a member retired for leaving their source's roster: they stay out of
+    the journey (a remap, a new version) until the member is on the roster again."""
+    retired = of_retired_members(conn, [c.key for c in live])
+    return [c for c in live if c.key in retired] if retired else []
 
 
 def _derive_alone(

@@ -25,11 +25,15 @@ from integration.clock import utc_now
 from integration.derived_types import DERIVED, Becomes
 from integration.journey.derivers.base import CurrentResource, JourneyUpdate, ResourceKey
 from integration.journey.events import reconcile_multi_source
-from integration.journey.identity import withdraw_patients
+from integration.journey.identity import (
+    REMOVED_DELETED,
+    REMOVED_LEFT_ROSTER,
+    withdraw_patients,
+)
 from integration.store import consents as consents_store
 from integration.store import episodes as episodes_store
 from integration.store.derivation import flag_for_derivation, flag_of_subjects
-from integration.store.job_records import tombstone_records
+from integration.store.job_records import DELETED_BY_SOURCE, tombstone_records
 from integration.store.resource_links import (
     encounters_named_by,
     encounters_naming,
@@ -45,10 +49,15 @@ _MAPPED_PER_PATIENT = ("QuestionnaireResponse", "Observation")
 
 
 def withdraw(
-    conn: Connection, deleted: list[CurrentResource], pack: RulePack, _summary: JourneyUpdate
+    conn: Connection,
+    deleted: list[CurrentResource],
+    pack: RulePack,
+    _summary: JourneyUpdate,
+    reason: str = DELETED_BY_SOURCE,
 ) -> list[ResourceKey]:
-    """Take these deleted resources (one type or several) out of the journey; returns
-    the resources put back on the queue because of it (a scoped run derives them too)."""
+    """Take these deleted resources (one type or several) out of the journey (`reason`:
+    why their records left it); returns the resources put back on the queue because
+    of it (a scoped run derives them too)."""
     now = utc_now()
     by_type: dict[str, list[ResourceKey]] = defaultdict(list)
     for resource in deleted:
@@ -58,11 +67,12 @@ def withdraw(
         becomes = _BECOMES.get(resource_type)
         pairs = [(source, resource_id) for source, _, resource_id in keys]
         if becomes is Becomes.PERSON:
-            withdraw_patients(conn, pairs, now, pack.identity)
+            why = REMOVED_DELETED if reason == DELETED_BY_SOURCE else REMOVED_LEFT_ROSTER
+            withdraw_patients(conn, pairs, now, pack.identity, why)
         elif becomes is Becomes.DIRECTIVE:
             consents_store.forget(conn, pairs)
         if becomes is Becomes.JOB_RECORDS:
-            flagged += _withdraw_records(conn, resource_type, keys, now)
+            flagged += _withdraw_records(conn, resource_type, keys, now, reason)
         if resource_type == "Encounter":
             replace_encounter_conditions(conn, pairs, [])
         else:
@@ -71,9 +81,9 @@ def withdraw(
 
 
 def _withdraw_records(
-    conn: Connection, resource_type: str, keys: list[ResourceKey], now: str
+    conn: Connection, resource_type: str, keys: list[ResourceKey], now: str, reason: str
 ) -> list[ResourceKey]:
-    tombstoned = tombstone_records(conn, keys, now)
+    tombstoned = tombstone_records(conn, keys, now, reason)
     if resource_type in EVENT_TYPES:
         reconcile_multi_source(conn, tombstoned.people)
     episodes_store.mark_stale(conn, tombstoned.people)

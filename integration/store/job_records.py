@@ -158,6 +158,8 @@ def _record_changes(
 
 
 DELETED_BY_SOURCE = "deleted by source"
+# The source retires the data of members who leave its roster (until they return).
+LEFT_ROSTER = "left the member roster of its source"
 
 
 @dataclass(frozen=True, slots=True)

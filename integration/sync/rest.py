@@ -36,8 +36,17 @@ from integration.clock import utc_now
 from integration.errors import IntegrationError
 from integration.ingest.pipeline import IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
+from integration.journey.purge import purge_subjects
 from integration.journey.update import JourneyUpdate, update_journey
-from integration.store.populations import replace_roster
+from integration.store.derivation import flag_for_derivation
+from integration.store.populations import (
+    RosterChange,
+    replace_roster,
+    restore_members,
+    retire_members,
+    roster_members_of,
+)
+from integration.store.purge import resources_of_subjects
 from integration.store.raw import live_ids
 from integration.store.sync_state import (
     later_checkpoint,
@@ -64,6 +73,23 @@ class ListingIncomplete(IntegrationError):
     """A reconciliation listing that cannot be trusted to be whole."""
 
 
+class RosterEmptied(IntegrationError):
+    """A roster read empty where its leavers' data would be purged."""
+
+
+def roster_note(members: int, change: RosterChange, policy: str) -> str:
+    """The sync summary's line about the roster."""
+    what = {
+        "keep": "their data kept in the journey",
+        "retire": "their data retired from the journey",
+        "purge": "their data purged",
+    }[policy]
+    note = f"member roster: {members} members"
+    if change.members_before:
+        note += f", {len(change.joined)} joined, {len(change.left)} left ({what})"
+    return note
+
+
 class RestSync:
     """One run of one source by REST search (`mode = "rest"`)."""
 
@@ -83,6 +109,8 @@ class RestSync:
         )
         self.on_page = run.listener.on_page
         self.members: set[str] | None = None
+        # Members new on the roster since the last sync: their whole record is pulled.
+        self.joined: set[str] = set()
         # One page stored at a time: the import counters and SQLite's writer are shared.
         self._store_lock = threading.Lock()
         # The journey is derived in rounds while pages still arrive, so it fills up
@@ -109,12 +137,17 @@ class RestSync:
                         roster.group,
                         roster.identifiers,
                         roster.batch_size,
+                        roster.coverage_payor,
                     )
                 )
             except FhirHttpError as exc:
                 return self._fail(summary, f"cannot read the member roster: {exc}", started)
-            # Kept for clients limited to this roster: who left it leaves their view.
-            await asyncio.to_thread(self._save_roster, sorted(self.members))
+            try:
+                change = await asyncio.to_thread(self._save_roster, sorted(self.members))
+            except RosterEmptied as exc:
+                return self._fail(summary, str(exc), started)
+            self.joined = set(change.joined) if change.members_before else set()
+            summary.notes.append(roster_note(len(self.members), change, roster.on_leaving))
         await asyncio.gather(
             *(
                 self._sync_type(resource_type, capabilities, full, summary)
@@ -128,9 +161,40 @@ class RestSync:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def _save_roster(self, patient_ids: list[str]) -> None:
+    def _save_roster(self, patient_ids: list[str]) -> RosterChange:
+        """Keep the roster as just read (clients limited to it see who is on it) and
+        apply the source's `on_leaving` to those who left: keep their data, retire it
+        from the journey (until they return) or purge it."""
+        policy = self.source.members.on_leaving if self.source.members else "keep"
+        name = self.source.name
         with self.engine.begin() as conn:
-            replace_roster(conn, self.source.name, patient_ids)
+            if policy == "purge" and not patient_ids and roster_members_of(conn, name):
+                # Purging is for good: a roster read empty is likelier a server's fault.
+                raise RosterEmptied(
+                    "the member roster was read empty: purging every member's data was "
+                    "not done (on_leaving = purge); nothing changed"
+                )
+            change = replace_roster(conn, name, patient_ids)
+            returned = restore_members(conn, name, change.joined)
+            if policy == "retire":
+                retire_members(conn, name, change.left, utc_now())
+            for patient_ids_changed in (returned, change.left if policy == "retire" else []):
+                keys = resources_of_subjects(conn, name, patient_ids_changed)
+                for resource_type in {t for _, t, _ in keys}:
+                    flag_for_derivation(
+                        conn, name, resource_type, [i for _, t, i in keys if t == resource_type]
+                    )
+        if policy == "purge" and change.left:
+            purge_subjects(
+                self.engine,
+                self.pack,
+                name,
+                change.left,
+                f"sync:{name}",
+                "roster",
+                "left the member roster",
+            )
+        return change
 
     def _fail(self, summary: SyncSummary, error: str, started: float) -> SyncSummary:
         summary.error = error
@@ -449,12 +513,21 @@ class RestSync:
         if by is None:
             await self._walk(resource_type, params, state, stored, members_only=True)
         else:
-            for chunk in batches(ids, roster.batch_size):
-                # `patient=Patient/x` is understood by every server; a bare id is not.
-                values = chunk if by == "_id" else [f"Patient/{pid}" for pid in chunk]
-                await self._walk(
-                    resource_type, {**params, by: ",".join(values)}, state, stored, True
-                )
+            # A member new on the roster is read whole: what they had before they joined
+            # is older than the checkpoint.
+            whole = {k: v for k, v in params.items() if k != "_lastUpdated"}
+            joined = sorted(self.joined & members) if whole != params else []
+            for group, group_params in ((sorted(set(ids) - set(joined)), params), (joined, whole)):
+                for chunk in batches(group, roster.batch_size):
+                    # `patient=Patient/x` is understood by every server; a bare id is not.
+                    values = chunk if by == "_id" else [f"Patient/{pid}" for pid in chunk]
+                    await self._walk(
+                        resource_type,
+                        {**group_params, by: ",".join(values)},
+                        state,
+                        stored,
+                        True,
+                    )
         # Only now: a checkpoint saved after batch 1 could pass data of batch 3 unread.
         self._save_checkpoint_if_moved(resource_type, before, state)
 

@@ -15,13 +15,16 @@ def sources_view(
     by_source: dict[str, list[dict[str, Any]]],
     exports: dict[str, ExportInProgress],
     units: list[SyncUnit],
+    rosters: dict[str, tuple[int, int]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each configured source with its types' sync state, an unfinished export and its
-    worker units: the items of GET /sources (which adds `running_since`, its own
-    syncs) and of `journey sources --json`."""
+    """Each configured source with its types' sync state, an unfinished export, its
+    worker units and its member roster (`rosters`: members as last read, and members
+    retired for leaving it): the items of GET /sources (which adds `running_since`,
+    its own syncs) and of `journey sources --json`."""
     return [
         {
             **describe(source),
+            "roster": roster_view(source, (rosters or {}).get(source.name, (0, 0))),
             "export_in_progress": export_view(exports.get(source.name)),
             "worker_units": [
                 {
@@ -51,6 +54,13 @@ def sources_view(
         }
         for source in configured
     ]
+
+
+def roster_view(source: SourceConfig, counts: tuple[int, int]) -> dict[str, Any] | None:
+    """A payer source's member roster: its size and what happens to a leaver's data."""
+    if source.members is None:
+        return None
+    return {"on_leaving": source.members.on_leaving, "members": counts[0], "retired": counts[1]}
 
 
 def export_view(export: ExportInProgress | None) -> dict[str, Any] | None:

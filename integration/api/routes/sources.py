@@ -18,6 +18,7 @@ from integration.sources import SourceConfig
 from integration.store.bulk_state import exports_in_progress
 from integration.store.errors import describe_error
 from integration.store.leases import SyncAlreadyRunning, all_units
+from integration.store.populations import roster_counts
 from integration.store.sync_state import states_by_source
 from integration.sync.leased import HeldUnits, default_owner
 from integration.sync.runners import sync_source
@@ -46,10 +47,11 @@ def list_sources(
         by_source = states_by_source(conn)
         exports = exports_in_progress(conn)
         units = all_units(conn)
+        rosters = roster_counts(conn)
     running = _running(request)
     items = [
         {**view, "running_since": running.get(view["name"])}
-        for view in sources_view(configured, by_source, exports, units)
+        for view in sources_view(configured, by_source, exports, units, rosters)
     ]
     return OrjsonResponse({"items": items})
 
