@@ -27,6 +27,13 @@ def purge(
     reason: Annotated[
         str | None, typer.Option(help="Why, kept in the audit trail (no patient data)")
     ] = None,
+    with_their_data: Annotated[
+        bool,
+        typer.Option(
+            "--with-their-data",
+            help="For a Patient: every resource the source holds about it too",
+        ),
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
     as_json: AsJson = False,
 ) -> None:
@@ -40,6 +47,10 @@ def purge(
     if reason is not None and len(reason) > 200:
         raise ConfigError("--reason: at most 200 characters")
     name = f"{source}/{resource_type}/{resource_id}"
+    if with_their_data and resource_type != "Patient":
+        raise ConfigError(f"--with-their-data: only for a Patient, not {resource_type}")
+    if with_their_data:
+        name += " and every resource about it"
     if not yes:
         if not sys.stdin.isatty():
             raise ConfigError(f"purging {name} cannot be undone: pass --yes to confirm")
@@ -53,6 +64,7 @@ def purge(
             f"cli:{getpass.getuser()}",
             "CLI",
             reason,
+            with_their_data,
         )
     except NothingToPurge:
         raise ConfigError(f"nothing stored for {name}: nothing purged") from None
@@ -60,7 +72,8 @@ def purge(
     if as_json:
         print_json(
             {
-                "purged": name,
+                "purged": f"{source}/{resource_type}/{resource_id}",
+                "resources": len(outcome.keys),
                 "versions": removed.versions,
                 "job_records": removed.records,
                 "quarantine_entries": removed.quarantine_entries,
@@ -69,7 +82,8 @@ def purge(
         )
         return
     console.print(
-        f"Purged {name}: {removed.versions} stored versions, {removed.records} job records, "
+        f"Purged {name} ({len(outcome.keys)} resources): {removed.versions} stored "
+        f"versions, {removed.records} job records, "
         f"{removed.quarantine_entries} quarantine entries; {removed.feed_events_scrubbed} "
         "feed events now say only that it was purged. The purge is in `journey audit`."
     )

@@ -42,6 +42,10 @@ class NothingToPurge(IntegrationError):
     """No version of the resource is stored."""
 
 
+class NotAPatient(IntegrationError):
+    """ "With their data" was asked of a resource that is not a Patient."""
+
+
 @dataclass(slots=True)
 class PurgeOutcome:
     removed: Purged
@@ -51,10 +55,27 @@ class PurgeOutcome:
 
 
 def purge_resource(
-    engine: Engine, pack: RulePack, key: ResourceKey, who: str, via: str, reason: str | None
+    engine: Engine,
+    pack: RulePack,
+    key: ResourceKey,
+    who: str,
+    via: str,
+    reason: str | None,
+    with_their_data: bool = False,
 ) -> PurgeOutcome:
-    """Purge one resource (source, type, id); `NothingToPurge` when none is stored."""
-    outcome = purge_resources(engine, pack, [key], who, via, reason)
+    """Purge one resource (source, type, id); `NothingToPurge` when none is stored.
+    `with_their_data`, for a Patient: every resource the source holds about it too."""
+    source, resource_type, resource_id = key
+    if with_their_data and resource_type != "Patient":
+        raise NotAPatient(f"{resource_type}: only a Patient has data of its own to purge")
+    if with_their_data:
+        with engine.connect() as conn:
+            keys = resources_of_subjects(conn, source, [resource_id])
+        if key not in keys:
+            keys = [key, *keys]
+        outcome = purge_resources(engine, pack, keys, who, via, reason)
+    else:
+        outcome = purge_resources(engine, pack, [key], who, via, reason)
     if not outcome.keys:
         raise NothingToPurge("/".join(key))
     return outcome

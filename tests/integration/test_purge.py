@@ -92,6 +92,7 @@ def test_a_purged_encounter_leaves_the_store_and_the_journey(
     assert answer.status_code == 200, answer.text
     assert answer.json() | {"feed_events_scrubbed": 0} == {
         "purged": f"{SOURCE}/Encounter/e1",
+        "resources": 1,
         "versions": 2,
         "job_records": 1,
         "quarantine_entries": 0,
@@ -129,6 +130,38 @@ def test_a_purged_patient_leaves_its_person_who_is_retired(
     assert client.get("/people", headers=bearer(ADMIN)).json()["items"] == []
     assert client.get(f"/people/{person['id']}", headers=bearer(ADMIN)).status_code == 404
     assert versions_stored(engine, "p1") == ["{}"]
+
+
+def test_a_patient_purged_with_their_data_takes_their_encounters_along(
+    client: TestClient, engine: Engine
+) -> None:
+    put(client, patient("p1"))
+    put(client, encounter("e1", "p1"))
+    put(client, patient("p2"))
+    put(client, encounter("e2", "p2"))
+    answer = purge(
+        client, source=SOURCE, resource_type="Patient", resource_id="p1", with_their_data=True
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["resources"] == 2
+    assert versions_stored(engine, "p1") == ["{}"]
+    assert versions_stored(engine, "e1") == ["{}"]
+    assert len(versions_stored(engine, "e2")) == 1, "another patient's data stays"
+    with engine.connect() as conn:
+        held = conn.execute(select(job_records.c.resource_id)).scalars().all()
+    assert "e1" not in held
+    assert "e2" in held
+
+
+def test_with_their_data_is_only_for_a_patient(client: TestClient, engine: Engine) -> None:
+    put(client, patient("p1"))
+    put(client, encounter("e1", "p1"))
+    answer = purge(
+        client, source=SOURCE, resource_type="Encounter", resource_id="e1", with_their_data=True
+    )
+    assert answer.status_code == 400
+    assert "with_their_data" in answer.json()["detail"]
+    assert len(versions_stored(engine, "e1")) == 1, "nothing purged"
 
 
 def test_a_quarantined_resource_can_be_purged_too(
@@ -214,6 +247,10 @@ def test_journey_purge_asks_for_yes_and_says_what_it_removed(
     assert versions_stored(engine, "e1") == ["{}"]
     audit = journey_cli(engine, tmp_path, "audit", "--json")
     assert any(row["subtype"] == "purge" for row in orjson.loads(audit.stdout))
+
+    only_patients = journey_cli(engine, tmp_path, "purge", *where, "--with-their-data", "--yes")
+    assert only_patients.returncode == 1
+    assert "--with-their-data: only for a Patient" in only_patients.stderr
 
     unknown = journey_cli(
         engine, tmp_path, "purge", "--source", SOURCE, "--type", "Encounter", "--id", "zz", "--yes"

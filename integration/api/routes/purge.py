@@ -12,7 +12,7 @@ from integration.api.openapi import problem
 from integration.api.problems import ApiProblem
 from integration.api.responses import OrjsonResponse
 from integration.api.routes.fhir import FHIR_ID
-from integration.journey.purge import NothingToPurge, purge_resource
+from integration.journey.purge import NotAPatient, NothingToPurge, purge_resource
 from integration.source_names import MAX_SOURCE_NAME, SOURCE_NAME_PATTERN
 
 router = APIRouter(
@@ -32,10 +32,15 @@ class PurgeRequest(BaseModel):
     reason: str | None = Field(
         default=None, max_length=200, description="Kept in the audit trail; no patient data"
     )
+    with_their_data: bool = Field(
+        default=False,
+        description="For a Patient: purge every resource the source holds about it too",
+    )
 
 
 class PurgeResult(BaseModel):
     purged: str = Field(description="source/type/id")
+    resources: int = Field(description="Resources purged (more than one with their data)")
     versions: int = Field(description="Stored versions removed")
     job_records: int
     quarantine_entries: int
@@ -67,13 +72,17 @@ def purge(
             caller.label,
             "POST /purge",
             body.reason,
+            body.with_their_data,
         )
     except NothingToPurge:
         raise ApiProblem(404, "Not Found", f"nothing stored for {name}") from None
+    except NotAPatient as exc:
+        raise ApiProblem(400, "Bad Request", f"with_their_data: {exc}") from None
     removed = outcome.removed
     return OrjsonResponse(
         {
             "purged": name,
+            "resources": len(outcome.keys),
             "versions": removed.versions,
             "job_records": removed.records,
             "quarantine_entries": removed.quarantine_entries,
