@@ -13,7 +13,9 @@ resources while the pull goes on, and once more at the end.
 Where the server declares `history-type` for a type, an incremental sync reads
 `[type]/_history?_since=` instead of searching: its versions are stored as search
 results are, and its DELETE entries become tombstones at the server's time of the
-deletion, so what the source deleted leaves the journey.
+deletion, so what the source deleted leaves the journey. A roster's sync reads it
+too, keeping the members' versions and the deletions of what it holds, then reads
+each member new on the roster whole.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from integration.store.populations import (
     roster_members_of,
 )
 from integration.store.purge import resources_of_subjects
+from integration.store.pushed import current_versions
 from integration.store.raw import live_ids
 from integration.store.sync_state import (
     later_checkpoint,
@@ -225,8 +228,12 @@ class RestSync:
             state.checkpoint = checkpoint
             # Deletions show in the history; without it, only a reconciliation finds them.
             deletions_unseen = not capabilities.supports_history(resource_type)
-            if checkpoint is not None and self.members is None and not deletions_unseen:
+            if checkpoint is not None and not deletions_unseen:
                 if await self._walk_history(resource_type, checkpoint, state, summary.stored):
+                    if self.members is not None and self.joined:
+                        await self._walk_members(
+                            resource_type, capabilities, params, state, summary.stored, True
+                        )
                     return
                 deletions_unseen = True  # declared, but refused
             can_filter = declared and capabilities.supports_param(resource_type, "_lastUpdated")
@@ -240,21 +247,8 @@ class RestSync:
                     )
             if self.members is not None:
                 await self._walk_members(resource_type, capabilities, params, state, summary.stored)
-                return
-            plan = await self._plan_slices(resource_type, params) if can_filter else None
-            if plan is not None:
-                walk_started = await self._walk_slices(
-                    resource_type, params, plan, state, summary.stored
-                )
             else:
-                walk_started = await self._walk(resource_type, params, state, summary.stored)
-            if state.pages > 1 and walk_started and can_filter:
-                # Offset paging shifts when data changes mid-walk: one more pass for what
-                # changed since the walk began catches anything that moved past us.
-                # The start time is the server's own, so only same-second writes need a margin.
-                catch_up = {**params, "_lastUpdated": f"gt{since(walk_started, 1)}"}
-                await self._walk(resource_type, catch_up, state, summary.stored)
-                state.catch_up_pass = True
+                await self._walk_everyone(resource_type, params, can_filter, state, summary.stored)
             if self.source.reconcile_every_days is not None and deletions_unseen:
                 await self._reconcile_if_due(resource_type, state)
         except FhirHttpError as exc:
@@ -271,6 +265,28 @@ class RestSync:
                     type_counts(state, summary.stored),
                 )
 
+    async def _walk_everyone(
+        self,
+        resource_type: str,
+        params: dict[str, str],
+        can_filter: bool,
+        state: TypeSync,
+        stored: IngestSummary,
+    ) -> None:
+        """Search the whole type, in concurrent time windows where the server allows."""
+        plan = await self._plan_slices(resource_type, params) if can_filter else None
+        if plan is not None:
+            walk_started = await self._walk_slices(resource_type, params, plan, state, stored)
+        else:
+            walk_started = await self._walk(resource_type, params, state, stored)
+        if state.pages > 1 and walk_started and can_filter:
+            # Offset paging shifts when data changes mid-walk: one more pass for what
+            # changed since the walk began catches anything that moved past us.
+            # The start time is the server's own, so only same-second writes need a margin.
+            catch_up = {**params, "_lastUpdated": f"gt{since(walk_started, 1)}"}
+            await self._walk(resource_type, catch_up, state, stored)
+            state.catch_up_pass = True
+
     async def _walk_history(
         self, resource_type: str, checkpoint: str, state: TypeSync, stored: IngestSummary
     ) -> bool:
@@ -285,7 +301,13 @@ class RestSync:
             # Newest first (FHIR orders history so): the checkpoint may move only once
             # every page is stored, or a sync killed after page 1 would skip the rest.
             await self._walk(
-                resource_type, params, state, stored, defer_checkpoint=True, pages=history
+                resource_type,
+                params,
+                state,
+                stored,
+                members_only=self.members is not None,
+                defer_checkpoint=True,
+                pages=history,
             )
         except FatalFhirError as exc:
             state.warnings.append(
@@ -406,6 +428,12 @@ class RestSync:
                 kept = [(i, r) for i, r in page.resources if belongs_to(r, resource_type, members)]
                 state.skipped_not_members += len(page.resources) - len(kept)
                 page.resources = kept
+                if page.deleted:
+                    # A deletion names no patient: applied where the resource is held,
+                    # so a non-member's deletion leaves no trace here.
+                    page.deleted = await asyncio.to_thread(
+                        self._held_deletions, resource_type, page.deleted
+                    )
             # Validation and storage run in a worker thread, one page at a time, so the
             # event loop keeps other windows' requests moving meanwhile.
             stored_up_to = await asyncio.to_thread(
@@ -486,6 +514,14 @@ class RestSync:
         self._save_checkpoint_if_moved(resource_type, before, state)
         return server_time
 
+    def _held_deletions(
+        self, resource_type: str, deleted: list[tuple[int, Deletion]]
+    ) -> list[tuple[int, Deletion]]:
+        keys = [(resource_type, d.resource_id) for _, d in deleted]
+        with self.engine.connect() as conn:
+            held = current_versions(conn, self.source.name, keys)
+        return [(i, d) for i, d in deleted if (resource_type, d.resource_id) in held]
+
     async def _walk_members(
         self,
         resource_type: str,
@@ -493,13 +529,15 @@ class RestSync:
         params: dict[str, str],
         state: TypeSync,
         stored: IngestSummary,
+        only_joined: bool = False,
     ) -> None:
-        """Pull a type for the roster's patients, a batch of ids per search."""
+        """Pull a type for the roster's patients, a batch of ids per search; with
+        `only_joined`, only the members new on the roster (the history brought the rest)."""
         members, roster = self.members, self.source.members
         if members is None or roster is None:
             return
         before = state.checkpoint
-        ids = sorted(members)
+        ids = sorted(self.joined & members) if only_joined else sorted(members)
         if resource_type == "Patient":
             by = "_id"
         elif capabilities.supports_param(resource_type, "patient"):

@@ -418,6 +418,38 @@ async def test_reconciliation_deletes_what_a_whole_listing_lacks(
         assert load_checkpoint(conn, "plain", "$reconciled:Patient") is not None
 
 
+async def test_a_roster_sync_is_reconciled_too(engine: Engine, pack: RulePack) -> None:
+    """A payer syncing its members from a server without history still learns that a
+    member's resource was deleted: the listing is of the whole type, so whatever is held
+    and not listed is gone, members or not."""
+    with respx.mock(assert_all_called=False) as router:
+        plain_server(
+            router,
+            ["r1", "r2", "r3"],
+            [
+                httpx.Response(200, json=searchset(ids("r1", "r2", "r3", "x9"), total=4)),
+                httpx.Response(200, json=searchset(ids("r1", "r3", "x9"), total=3)),
+            ],
+        )
+        group = {
+            "resourceType": "Group",
+            "id": "members",
+            "type": "person",
+            "actual": True,
+            "member": [{"entity": {"reference": f"Patient/r{n}"}} for n in (1, 2, 3)],
+        }
+        router.get(f"{PLAIN}/Group/members").mock(return_value=httpx.Response(200, json=group))
+        roster = reconciling(members={"group": "Group/members"})
+        first = await sync_source(engine, pack, Settings(), roster)
+        assert not first.failed, first.types
+        assert live(engine) == {"r1", "r2", "r3"}
+        second = await sync_source(engine, pack, Settings(), roster)
+    assert not second.failed, second.types
+    assert second.types["Patient"].reconciled
+    assert second.types["Patient"].deleted == 1
+    assert live(engine) == {"r1", "r3"}
+
+
 @pytest.mark.parametrize(
     "second_page",
     [

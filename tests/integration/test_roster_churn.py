@@ -303,3 +303,60 @@ def test_a_roster_setting_outside_the_rules_is_refused(tmp_path: Path) -> None:
         payer("http://x.example/fhir", group="Group/1", on_leaving="forget")
     with pytest.raises(ValueError, match="Organization"):
         payer("http://x.example/fhir", coverage_payor="Patient/1")
+
+
+async def test_a_roster_sync_reads_deletions_of_members_data_from_the_history(
+    sekmet: Sekmet, patient_ids: list[str], engine: Engine, pack: RulePack
+) -> None:
+    """A member's encounter deleted at the source leaves the journey at the next sync, as
+    for a whole-population source; a non-member's deletion leaves no trace here."""
+
+    # The module's tests (and both backends) share the server: this test makes its own.
+    def create(body: dict[str, Any]) -> str:
+        answer = httpx.post(
+            f"{sekmet.base_url}/{body['resourceType']}", json=body, headers=FHIR, timeout=10
+        )
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["id"])
+
+    def visit(pid: str) -> str:
+        return create(
+            {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {"code": "AMB"},
+                "subject": {"reference": f"Patient/{pid}"},
+                "period": {"start": "2026-05-01T09:00:00Z"},
+            }
+        )
+
+    a, outsider = (create({"resourceType": "Patient", "gender": "other"}) for _ in range(2))
+    gone, kept, outsiders = visit(a), visit(a), visit(outsider)
+    roster = Roster(sekmet.base_url)
+    roster.set(a)
+    config = payer(sekmet.base_url, group=f"Group/{roster.id}")
+    await sync(engine, pack, config)
+    for encounter_id in (gone, outsiders):
+        deleted = httpx.delete(f"{sekmet.base_url}/Encounter/{encounter_id}", timeout=10)
+        assert deleted.status_code in (200, 204), deleted.text
+
+    summary = await sync(engine, pack, config)
+
+    assert summary.types["Encounter"].history, "read from the type's history"
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(raw_resources.c.resource_id, raw_resources.c.deleted).where(
+                raw_resources.c.source == "payer", raw_resources.c.resource_type == "Encounter"
+            )
+        ).all()
+        in_journey_now = set(
+            conn.execute(
+                select(job_records.c.resource_id).where(
+                    job_records.c.source == "payer", job_records.c.excluded.is_(False)
+                )
+            ).scalars()
+        )
+    assert (gone, True) in rows
+    assert outsiders not in {row.resource_id for row in rows}, "nothing about a non-member"
+    assert gone not in in_journey_now
+    assert kept in in_journey_now
