@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from integration.api.app import create_app
 from integration.config import Settings
 from integration.journey.update import flag_all, update_journey
 from integration.sources import SourceConfig
@@ -180,6 +182,7 @@ async def test_retire_takes_a_leaver_out_of_the_journey_until_they_return(
             ).scalars()
         )
     assert reasons == {"left the member roster of its source"}
+    assert roster_shown(engine, config) == {"on_leaving": "retire", "members": 2, "retired": 1}
 
     # A remap maps everything again: a retired member stays out.
     flag_all(engine)
@@ -191,6 +194,17 @@ async def test_retire_takes_a_leaver_out_of_the_journey_until_they_return(
     assert in_journey(engine) == {a, b, c}
     assert live_people(engine) == 3
     assert c in with_records(engine)
+    assert roster_shown(engine, config) == {"on_leaving": "retire", "members": 3, "retired": 0}
+
+
+def roster_shown(engine: Engine, config: SourceConfig) -> Any:
+    """The roster as `GET /sources` (and `journey sources --json`) show it."""
+    settings = Settings(api_keys=["k"], database_url=str(engine.url), sources=[config])
+    with TestClient(create_app(settings, engine)) as client:
+        answer = client.get("/sources", headers={"Authorization": "Bearer k"})
+    assert answer.status_code == 200, answer.text
+    [source] = answer.json()["items"]
+    return source["roster"]
 
 
 async def test_keep_leaves_a_leavers_journey_as_it_was(
