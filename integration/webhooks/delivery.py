@@ -69,7 +69,10 @@ def retry_delay(attempts: int, first: float, most: float) -> float:
     """Seconds before the next attempt after `attempts` failures in a row: doubling from
     `first`, at most `most`, then jittered to half to all of it (so endpoints that
     failed together are not retried together)."""
-    return min(first * 2.0 ** max(attempts - 1, 0), most) * random.uniform(0.5, 1.0)
+    # The exponent is capped: an endpoint failing for days counts thousands of attempts,
+    # and 2.0 ** 1024 overflows (the wait has long reached `most` by then anyway).
+    doublings = min(max(attempts - 1, 0), 64)
+    return min(first * 2.0**doublings, most) * random.uniform(0.5, 1.0)
 
 
 def message_body(row: dict[str, Any], full: bool) -> str:

@@ -141,7 +141,8 @@ def test_a_failing_and_a_slow_endpoint_never_delay_a_good_one(
 
 
 def test_backoff_doubles_with_jitter_up_to_the_longest_wait() -> None:
-    for attempts, ceiling in [(1, 5), (2, 10), (3, 20), (8, 640), (30, 3600)]:
+    # An endpoint down for days fails thousands of times (2.0 ** 1024 overflows a float).
+    for attempts, ceiling in [(1, 5), (2, 10), (3, 20), (8, 640), (30, 3600), (5000, 3600)]:
         waits = [retry_delay(attempts, 5, 3600) for _ in range(200)]
         assert all(ceiling / 2 <= w <= ceiling for w in waits), attempts
         assert max(waits) - min(waits) > ceiling / 10  # jittered, not fixed
