@@ -410,13 +410,16 @@ class Instrument:
     # (low, high), made once: read for every answer scored.
     whole_range: tuple[int, int] = field(init=False)
     # (item, system, code) -> the value of that listed answer to that item, where it lies
-    # in the item's range: the common answer scored in one lookup.
+    # in the item's range: the common answer scored in one lookup. Not for an item code
+    # that is also a total item (such an answer is read as the total).
     item_scores: dict[tuple[str, str, str], int] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "whole_range", (self.low, self.high))
         item_scores: dict[tuple[str, str, str], int] = {}
         for item in self.items:
+            if item in self.total_items:
+                continue
             low, high = self.item_ranges.get(item, self.whole_range)
             for (system, code), value in self.answer_scores.items():
                 if system is not None and low <= value <= high:
