@@ -139,11 +139,7 @@ def _placement(
     key = _coded_key(encounter)
     own = _own_codes(encounter, pack, key)
     outside = _outside_evidence(encounter, context)
-    if (
-        key is not None
-        and not outside
-        and not (context.history and any(f.element == "reasonCode" for f in own.found))
-    ):
+    if key is not None and not outside and not (context.history and own.has_reason):
         table = pack.encounter_decisions.placements
         placement = table.get(key)
         if placement is None:
@@ -240,7 +236,9 @@ def _read_own_codes(encounter: Mapping[str, Any], pack: RulePack) -> OwnCodes:
             found.append(Found("serviceType", code, None))
     for code in concepts_codes(encounter.get("reasonCode")):
         found.append(Found("reasonCode", code, None))
-    return OwnCodes(setting, _title(encounter, setting), tuple(usable(found, pack)))
+    kept = tuple(usable(found, pack))
+    has_reason = any(f.element == "reasonCode" for f in kept)
+    return OwnCodes(setting, _title(encounter, setting), kept, has_reason)
 
 
 _NO_CONTEXT = EncounterContext()
@@ -251,7 +249,12 @@ def _outside_evidence(encounter: Mapping[str, Any], context: EncounterContext) -
     if not (context.conditions or context.linked):
         return []
     conditions = context.conditions
-    named = [conditions[c] for c in referenced_condition_ids(encounter) if c in conditions]
+    # Its references are read only when there are Conditions they could name.
+    named = (
+        [conditions[c] for c in referenced_condition_ids(encounter) if c in conditions]
+        if conditions
+        else []
+    )
     seen: set[str] = set()
     outside: list[Evidence] = []
     for item in (*named, *context.linked):

@@ -129,7 +129,7 @@ class _Prepared:
             rule_id=rule_id,
             pack_version=self.pack_version,
             reason=reason,
-            instrument=self.instrument_id,
+            instrument=instrument.id if instrument else None,
             instrument_version=instrument.version if instrument else None,
             scores=measurement.scores if measurement else (),
             score=self.score,
@@ -353,7 +353,12 @@ def instrument_total(
 
 
 def _is_fulfilment_survey(resource: Mapping[str, Any], pack: RulePack) -> bool:
-    canonical = str(resource.get("questionnaire") or "").split("|", 1)[0]
+    questionnaire = resource.get("questionnaire")
+    if not isinstance(questionnaire, str):
+        # Not a canonical: no fulfilment survey's URL, whatever its text.
+        return False
+    # Split only a versioned canonical ("url|1.0"); most carry no version.
+    canonical = questionnaire.split("|", 1)[0] if "|" in questionnaire else questionnaire
     return bool(canonical) and canonical in pack.fulfilment_questionnaires
 
 

@@ -359,10 +359,11 @@ class Scale:
     reliable_change: float | None
     caseness: float | None
     bands: tuple[Band, ...]
+    # "0-27": formatted once, not in the reason of every record scored on the scale.
+    range_text: str = field(init=False)
 
-    @property
-    def range_text(self) -> str:
-        return f"{self.low:g}-{self.high:g}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "range_text", f"{self.low:g}-{self.high:g}")
 
     def band(self, value: float) -> str | None:
         for band in self.bands:
