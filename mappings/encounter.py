@@ -35,7 +35,7 @@ from mappings.fhir_values import (
     concepts_codes,
     reference_id,
 )
-from mappings.model import Flag, Job, JobRecord, SourceRef, job_record
+from mappings.model import Flag, Job, JobRecord, SourceRef
 from mappings.rulepack import ACTCODE, RulePack, normalise_code
 
 UPCOMING_STATUSES = frozenset({"planned"})
@@ -89,22 +89,26 @@ def map_encounter(
         warnings.append("Encounter.period.start: missing; the record has no time")
     placement = _placement(encounter, ref.resource_id, start, context or _NO_CONTEXT, pack)
     placed = placement.placed
-    return job_record(
-        job=placed.job,
-        source_ref=ref,
-        subject_id=reference_id(encounter.get("subject"), "Patient"),
-        occurred_start=start,
-        occurred_end=end,
-        title=placement.title,
-        setting=placement.setting,
-        concern_codes=placement.concern_codes,
-        rule_id=placed.rule_id,
-        pack_version=pack.label,
-        reason=placed.reason,
-        matched_codes=placed.matched_codes,
-        warnings=tuple(warnings),
-        flags=placement.flags,
-        excluded=placement.excluded,
+    # Positional, in JobRecord's field order (see there why): one per Encounter.
+    return JobRecord(
+        placed.job,  # job
+        ref,  # source_ref
+        reference_id(encounter.get("subject"), "Patient"),  # subject_id
+        start,  # occurred_start
+        end,  # occurred_end
+        placement.title,  # title
+        placement.setting,  # setting
+        placement.concern_codes,  # concern_codes
+        placed.rule_id,  # rule_id
+        pack.label,  # pack_version
+        placed.reason,  # reason
+        placed.matched_codes,  # matched_codes
+        None,  # instrument
+        None,  # score
+        None,  # fulfilment_score
+        tuple(warnings),  # warnings
+        placement.flags,  # flags
+        placement.excluded,  # excluded
     )
 
 

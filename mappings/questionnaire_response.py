@@ -35,7 +35,7 @@ from mappings.instruments import (
     quick_measure,
     read_answers,
 )
-from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef, job_record
+from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef
 from mappings.rulepack import Instrument, QuestionnaireRule, RulePack, Scale
 
 FULFILMENT_RANGE = range(1, 6)
@@ -117,27 +117,29 @@ class _Prepared:
             title = f"{instrument.name} questionnaire" if instrument else "Questionnaire"
         if flags is None:
             flags = measurement.flags if measurement else ()
-        return job_record(
-            job=job,
-            source_ref=self.ref,
-            subject_id=self.subject_id,
-            occurred_start=self.start,
-            occurred_end=self.end,
-            title=title,
-            setting="questionnaire",
-            concern_codes=instrument.concern if instrument else (),
-            rule_id=rule_id,
-            pack_version=self.pack_version,
-            reason=reason,
-            instrument=instrument.id if instrument else None,
-            instrument_version=instrument.version if instrument else None,
-            scores=measurement.scores if measurement else (),
-            score=self.score,
-            band=primary.band if primary else None,
-            flags=flags,
-            fulfilment_score=self.fulfilment_score,
-            warnings=self.warnings,
-            excluded=excluded,
+        # Positional, in JobRecord's field order (see there why): one per response.
+        return JobRecord(
+            job,  # job
+            self.ref,  # source_ref
+            self.subject_id,  # subject_id
+            self.start,  # occurred_start
+            self.end,  # occurred_end
+            title,  # title
+            "questionnaire",  # setting
+            instrument.concern if instrument else (),  # concern_codes
+            rule_id,  # rule_id
+            self.pack_version,  # pack_version
+            reason,  # reason
+            (),  # matched_codes
+            instrument.id if instrument else None,  # instrument
+            self.score,  # score
+            self.fulfilment_score,  # fulfilment_score
+            self.warnings,  # warnings
+            flags,  # flags
+            excluded,  # excluded
+            primary.band if primary else None,  # band
+            instrument.version if instrument else None,  # instrument_version
+            measurement.scores if measurement else (),  # scores
         )
 
 

@@ -12,6 +12,7 @@ import math
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -506,6 +507,8 @@ class CodeSet:
         return any(code.startswith(stem) for stem in self.prefixes.get(system, ()))
 
 
+# Cached: a patient's history repeats its Conditions' codes for every visit placed.
+@lru_cache(maxsize=1 << 16)
 def normalise_code(system: str, code: str) -> str:
     if system in DOTLESS_SYSTEMS:
         return code.replace(".", "").upper()
