@@ -201,6 +201,13 @@ def _totals_of_responses(prepared: Sequence[_Prepared]) -> dict[str, str]:
         for p in prepared
         if p.ref.resource_type == "QuestionnaireResponse" and p.measurement is not None
     }
+    # (day, instrument, score) -> the earliest such response: each total is then matched
+    # in one lookup, not by comparing it with every response of the patient.
+    by_day: dict[tuple[str, str | None, int | None], str] = {}
+    for rid, response in responses.items():
+        by_day.setdefault(
+            ((response.start or "")[:10], response.instrument_id, response.score), rid
+        )
     found: dict[str, str] = {}
     for item in prepared:
         if item.ref.resource_type != "Observation" or item.measurement is None:
@@ -213,15 +220,9 @@ def _totals_of_responses(prepared: Sequence[_Prepared]) -> dict[str, str]:
                 break
         else:
             day = (item.start or "")[:10]
-            for rid, response in responses.items():
-                if (
-                    day
-                    and (response.start or "")[:10] == day
-                    and response.instrument_id == item.instrument_id
-                    and response.score == item.score
-                ):
-                    found[item.ref.resource_id] = rid
-                    break
+            same = by_day.get((day, item.instrument_id, item.score)) if day else None
+            if same is not None:
+                found[item.ref.resource_id] = same
     return found
 
 
