@@ -65,6 +65,9 @@ class OwnCodes(NamedTuple):
     setting: str | None
     title: str
     found: tuple[Found, ...]
+    # Whether `found` holds a reasonCode (one the patient's history may show was known),
+    # read once with the codes rather than for every Encounter placed.
+    has_reason: bool = False
 
 
 class Placed(NamedTuple):

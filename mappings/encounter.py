@@ -35,7 +35,7 @@ from mappings.fhir_values import (
     concepts_codes,
     reference_id,
 )
-from mappings.model import Flag, Job, JobRecord, SourceRef, job_record
+from mappings.model import Flag, Job, JobRecord, SourceRef
 from mappings.rulepack import ACTCODE, RulePack, normalise_code
 
 UPCOMING_STATUSES = frozenset({"planned"})
@@ -89,22 +89,26 @@ def map_encounter(
         warnings.append("Encounter.period.start: missing; the record has no time")
     placement = _placement(encounter, ref.resource_id, start, context or _NO_CONTEXT, pack)
     placed = placement.placed
-    return job_record(
-        job=placed.job,
-        source_ref=ref,
-        subject_id=reference_id(encounter.get("subject"), "Patient"),
-        occurred_start=start,
-        occurred_end=end,
-        title=placement.title,
-        setting=placement.setting,
-        concern_codes=placement.concern_codes,
-        rule_id=placed.rule_id,
-        pack_version=pack.label,
-        reason=placed.reason,
-        matched_codes=placed.matched_codes,
-        warnings=tuple(warnings),
-        flags=placement.flags,
-        excluded=placement.excluded,
+    # Positional, in JobRecord's field order (see there why): one per Encounter.
+    return JobRecord(
+        placed.job,  # job
+        ref,  # source_ref
+        reference_id(encounter.get("subject"), "Patient"),  # subject_id
+        start,  # occurred_start
+        end,  # occurred_end
+        placement.title,  # title
+        placement.setting,  # setting
+        placement.concern_codes,  # concern_codes
+        placed.rule_id,  # rule_id
+        pack.label,  # pack_version
+        placed.reason,  # reason
+        placed.matched_codes,  # matched_codes
+        None,  # instrument
+        None,  # score
+        None,  # fulfilment_score
+        tuple(warnings),  # warnings
+        placement.flags,  # flags
+        placement.excluded,  # excluded
     )
 
 
@@ -139,11 +143,7 @@ def _placement(
     key = _coded_key(encounter)
     own = _own_codes(encounter, pack, key)
     outside = _outside_evidence(encounter, context)
-    if (
-        key is not None
-        and not outside
-        and not (context.history and any(f.element == "reasonCode" for f in own.found))
-    ):
+    if key is not None and not outside and not (context.history and own.has_reason):
         table = pack.encounter_decisions.placements
         placement = table.get(key)
         if placement is None:
@@ -240,7 +240,9 @@ def _read_own_codes(encounter: Mapping[str, Any], pack: RulePack) -> OwnCodes:
             found.append(Found("serviceType", code, None))
     for code in concepts_codes(encounter.get("reasonCode")):
         found.append(Found("reasonCode", code, None))
-    return OwnCodes(setting, _title(encounter, setting), tuple(usable(found, pack)))
+    kept = tuple(usable(found, pack))
+    has_reason = any(f.element == "reasonCode" for f in kept)
+    return OwnCodes(setting, _title(encounter, setting), kept, has_reason)
 
 
 _NO_CONTEXT = EncounterContext()
@@ -251,7 +253,12 @@ def _outside_evidence(encounter: Mapping[str, Any], context: EncounterContext) -
     if not (context.conditions or context.linked):
         return []
     conditions = context.conditions
-    named = [conditions[c] for c in referenced_condition_ids(encounter) if c in conditions]
+    # Its references are read only when there are Conditions they could name.
+    named = (
+        [conditions[c] for c in referenced_condition_ids(encounter) if c in conditions]
+        if conditions
+        else []
+    )
     seen: set[str] = set()
     outside: list[Evidence] = []
     for item in (*named, *context.linked):

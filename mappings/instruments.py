@@ -126,9 +126,15 @@ def _score_items(
     given: dict[str, float],
 ) -> bool:
     """Score answers into `values` and `given` in `read_answers`' order; False as soon
-    as one needs the long way."""
+    as one needs the long way.
+
+    Read and scored in one pass: the answer nearly all are (an item's first answer, a
+    listed Coding alone) is scored here by one lookup of (item, system, code) in the
+    instrument's table, without a call per answer; `_score_answer` reads any other."""
     if not isinstance(items, list):
         return True
+    # Keyed by str tuples; looked up with whatever the answer holds (a miss is no match).
+    item_scores: Mapping[tuple[Any, ...], int] = instrument.item_scores
     for item in items:
         if not isinstance(item, dict):
             continue
@@ -140,7 +146,16 @@ def _score_items(
                 if not isinstance(answer, dict):
                     continue
                 if code is not None:
-                    plain = _plain_listed(code, answer, instrument, other_item, values)
+                    plain = None
+                    if len(answer) == 1 and code not in values and code != other_item:
+                        coded = answer.get("valueCoding")
+                        if type(coded) is dict and "extension" not in coded:
+                            try:
+                                plain = item_scores.get(
+                                    (code, coded.get("system"), coded.get("code"))
+                                )
+                            except TypeError:  # a list or object where a code belongs
+                                plain = None
                     if plain is not None:
                         values[code] = plain
                     elif not _score_answer(code, answer, instrument, other_item, values, given):
@@ -152,27 +167,6 @@ def _score_items(
         if "item" in item and not _score_items(item["item"], instrument, other_item, values, given):
             return False
     return True
-
-
-def _plain_listed(
-    code: str,
-    answer: Mapping[str, Any],
-    instrument: Instrument,
-    other_item: str,
-    values: Mapping[str, int],
-) -> int | None:
-    """The value of the answer nearly all are, an item's first answer that is a listed
-    Coding alone (in range), in one lookup; None for any other (`_score_answer` reads
-    it). What `_score_answer` would count, without its checks one by one."""
-    if len(answer) != 1 or code in values or code == other_item:
-        return None
-    coded = answer.get("valueCoding")
-    if not isinstance(coded, dict) or "extension" in coded or code in instrument.total_items:
-        return None
-    system, listed = coded.get("system"), coded.get("code")
-    if not isinstance(system, str) or not isinstance(listed, str):
-        return None
-    return instrument.item_scores.get((code, system, listed))
 
 
 def _score_answer(

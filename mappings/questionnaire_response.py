@@ -35,7 +35,7 @@ from mappings.instruments import (
     quick_measure,
     read_answers,
 )
-from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef, job_record
+from mappings.model import Flag, Job, JobRecord, ScaleScore, SourceRef
 from mappings.rulepack import Instrument, QuestionnaireRule, RulePack, Scale
 
 FULFILMENT_RANGE = range(1, 6)
@@ -117,27 +117,29 @@ class _Prepared:
             title = f"{instrument.name} questionnaire" if instrument else "Questionnaire"
         if flags is None:
             flags = measurement.flags if measurement else ()
-        return job_record(
-            job=job,
-            source_ref=self.ref,
-            subject_id=self.subject_id,
-            occurred_start=self.start,
-            occurred_end=self.end,
-            title=title,
-            setting="questionnaire",
-            concern_codes=instrument.concern if instrument else (),
-            rule_id=rule_id,
-            pack_version=self.pack_version,
-            reason=reason,
-            instrument=self.instrument_id,
-            instrument_version=instrument.version if instrument else None,
-            scores=measurement.scores if measurement else (),
-            score=self.score,
-            band=primary.band if primary else None,
-            flags=flags,
-            fulfilment_score=self.fulfilment_score,
-            warnings=self.warnings,
-            excluded=excluded,
+        # Positional, in JobRecord's field order (see there why): one per response.
+        return JobRecord(
+            job,  # job
+            self.ref,  # source_ref
+            self.subject_id,  # subject_id
+            self.start,  # occurred_start
+            self.end,  # occurred_end
+            title,  # title
+            "questionnaire",  # setting
+            instrument.concern if instrument else (),  # concern_codes
+            rule_id,  # rule_id
+            self.pack_version,  # pack_version
+            reason,  # reason
+            (),  # matched_codes
+            instrument.id if instrument else None,  # instrument
+            self.score,  # score
+            self.fulfilment_score,  # fulfilment_score
+            self.warnings,  # warnings
+            flags,  # flags
+            excluded,  # excluded
+            primary.band if primary else None,  # band
+            instrument.version if instrument else None,  # instrument_version
+            measurement.scores if measurement else (),  # scores
         )
 
 
@@ -199,6 +201,13 @@ def _totals_of_responses(prepared: Sequence[_Prepared]) -> dict[str, str]:
         for p in prepared
         if p.ref.resource_type == "QuestionnaireResponse" and p.measurement is not None
     }
+    # (day, instrument, score) -> the earliest such response: each total is then matched
+    # in one lookup, not by comparing it with every response of the patient.
+    by_day: dict[tuple[str, str | None, int | None], str] = {}
+    for rid, response in responses.items():
+        by_day.setdefault(
+            ((response.start or "")[:10], response.instrument_id, response.score), rid
+        )
     found: dict[str, str] = {}
     for item in prepared:
         if item.ref.resource_type != "Observation" or item.measurement is None:
@@ -211,15 +220,9 @@ def _totals_of_responses(prepared: Sequence[_Prepared]) -> dict[str, str]:
                 break
         else:
             day = (item.start or "")[:10]
-            for rid, response in responses.items():
-                if (
-                    day
-                    and (response.start or "")[:10] == day
-                    and response.instrument_id == item.instrument_id
-                    and response.score == item.score
-                ):
-                    found[item.ref.resource_id] = rid
-                    break
+            same = by_day.get((day, item.instrument_id, item.score)) if day else None
+            if same is not None:
+                found[item.ref.resource_id] = same
     return found
 
 
@@ -353,7 +356,12 @@ def instrument_total(
 
 
 def _is_fulfilment_survey(resource: Mapping[str, Any], pack: RulePack) -> bool:
-    canonical = str(resource.get("questionnaire") or "").split("|", 1)[0]
+    questionnaire = resource.get("questionnaire")
+    if not isinstance(questionnaire, str):
+        # Not a canonical: no fulfilment survey's URL, whatever its text.
+        return False
+    # Split only a versioned canonical ("url|1.0"); most carry no version.
+    canonical = questionnaire.split("|", 1)[0] if "|" in questionnaire else questionnaire
     return bool(canonical) and canonical in pack.fulfilment_questionnaires
 
 

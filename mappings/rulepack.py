@@ -12,6 +12,7 @@ import math
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -359,10 +360,11 @@ class Scale:
     reliable_change: float | None
     caseness: float | None
     bands: tuple[Band, ...]
+    # "0-27": formatted once, not in the reason of every record scored on the scale.
+    range_text: str = field(init=False)
 
-    @property
-    def range_text(self) -> str:
-        return f"{self.low:g}-{self.high:g}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "range_text", f"{self.low:g}-{self.high:g}")
 
     def band(self, value: float) -> str | None:
         for band in self.bands:
@@ -410,13 +412,16 @@ class Instrument:
     # (low, high), made once: read for every answer scored.
     whole_range: tuple[int, int] = field(init=False)
     # (item, system, code) -> the value of that listed answer to that item, where it lies
-    # in the item's range: the common answer scored in one lookup.
+    # in the item's range: the common answer scored in one lookup. Not for an item code
+    # that is also a total item (such an answer is read as the total).
     item_scores: dict[tuple[str, str, str], int] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "whole_range", (self.low, self.high))
         item_scores: dict[tuple[str, str, str], int] = {}
         for item in self.items:
+            if item in self.total_items:
+                continue
             low, high = self.item_ranges.get(item, self.whole_range)
             for (system, code), value in self.answer_scores.items():
                 if system is not None and low <= value <= high:
@@ -502,6 +507,8 @@ class CodeSet:
         return any(code.startswith(stem) for stem in self.prefixes.get(system, ()))
 
 
+# Cached: a patient's history repeats its Conditions' codes for every visit placed.
+@lru_cache(maxsize=1 << 16)
 def normalise_code(system: str, code: str) -> str:
     if system in DOTLESS_SYSTEMS:
         return code.replace(".", "").upper()

@@ -271,6 +271,20 @@ def test_unknown_answer_code_leaves_the_screen_incomplete_naming_the_link_id_not
     assert "LA9999-9" not in warning
 
 
+@pytest.mark.parametrize("bad", [["LA6570-1"], {"code": "LA6570-1"}, 2, None])
+def test_an_answer_code_that_is_not_text_is_not_counted_and_mapping_goes_on(
+    pack: RulePack, bad: Any
+) -> None:
+    # The one-pass scoring looks the answer up by (item, system, code): a list or an
+    # object where the code belongs must read as no match, not fail the lookup.
+    resp = phq9("q1", [1] * 9)
+    resp["item"][2]["answer"] = [{"valueCoding": {"system": LOINC, "code": bad}}]
+    record = map_one(pack, resp)
+    assert record.score is None
+    assert Flag.INCOMPLETE in record.flags
+    assert any("item[2]" in w and "44259-0" in w for w in record.warnings)
+
+
 # ------------------------------------------------------- totals as Observations
 
 
