@@ -15,11 +15,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from integration.config import Settings
+from integration.journey.rule_packs import store_pack
 from integration.push.service import PushService
 from integration.store.engine import open_store
+from integration.store.schema import current_resources, job_records
 from mappings.rulepack import RulePack
 from tests.conftest import encounter, patient
 
@@ -101,3 +103,25 @@ def test_no_statement_of_a_push_reads_the_whole_source(pack: RulePack, tmp_path:
                 if scans or _SOURCE_WIDE.search(step):
                     wide.append(f"{step}\n    in {' '.join(statement.split())[:300]}")
     assert not wide, "\n".join(wide)
+
+
+def test_a_transaction_bundle_is_stored_and_mapped_in_one_transaction(tmp_path: Path) -> None:
+    """Mapping what a push wrote took six more transactions, each taking the derive lock
+    and reading back the rows the push had just written (issue 21)."""
+    engine = open_store(f"sqlite:///{tmp_path / 'journey.db'}")
+    # As `journey serve` starts: the store names its pack.
+    push = PushService(engine, store_pack(engine), Settings(max_resource_bytes=1 << 20))
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _conn: commits.append(1))
+    _kind, answers = push.process_bundle("ehr", _bundle(1))
+    assert [getattr(answer, "status", None) for answer in answers].count(201) == 13
+    assert len(commits) == 1
+    with engine.connect() as conn:
+        derived = conn.execute(
+            select(job_records.c.resource_id).where(job_records.c.resource_type == "Encounter")
+        ).scalars()
+        assert sorted(derived) == ["e1-0", "e1-1", "e1-2"]
+        assert not conn.execute(
+            select(current_resources.c.resource_id).where(current_resources.c.needs_derive)
+        ).first()
+    engine.dispose()
