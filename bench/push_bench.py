@@ -177,6 +177,15 @@ def fill_store(url: str, folder: Path, resources: int) -> float:
     if process.returncode not in (0, 3):
         raise SystemExit(f"journey import failed: {err.decode()[-2000:]}")
     path.unlink()
+    # The people's episodes too, as `journey serve` keeps them up in the background:
+    # otherwise its first minutes recompute the import's people beside the pushes.
+    from integration.journey.episodes import refresh_episodes
+    from integration.journey.rule_packs import store_pack
+    from integration.store.engine import open_store
+
+    store = open_store(url)
+    refresh_episodes(store, store_pack(store))
+    store.dispose()
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(
