@@ -39,7 +39,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors.files import RawItem
 from integration.clock import utc_now
 from integration.config import Settings
-from integration.derived_types import derived_types
 from integration.ingest.errors import ResourceRejected
 from integration.ingest.intake import last_updated_of
 from integration.ingest.pipeline import IngestPipeline, IngestSummary
@@ -78,6 +77,7 @@ from integration.store.pushed import (
     version_by_key,
 )
 from integration.store.raw import (
+    DERIVED_TYPES,
     IncomingResource,
     Rejected,
     WriteOutcome,
@@ -90,7 +90,6 @@ log = logging.getLogger(__name__)
 # Entries of a batch Bundle written before they are mapped together: few enough that
 # another client waits for no more than their mapping.
 BATCH_MAPPING_CHUNK = 25
-_DERIVED_TYPES = frozenset(derived_types())
 # Server-owned: left out of the content hash that decides "the same content again".
 _SERVER_META = ("versionId", "lastUpdated")
 
@@ -601,7 +600,7 @@ class PushService:
         in_memory: list[CurrentResource] = []
         stored: list[ResourceKey] = []
         for item, outcome in written:
-            if item.resource_type not in _DERIVED_TYPES:
+            if item.resource_type not in DERIVED_TYPES:
                 continue  # never flagged for derivation
             key = (item.source, item.resource_type, item.resource_id)
             current = held.get((item.resource_type, item.resource_id))
