@@ -7,7 +7,15 @@ Bundles of 50 entries (10 Patients, each with 4 Encounters referencing it by
 urn:uuid) to each server in turn. Prints resources/s, p50/p99 latency per
 Bundle, and the ratio ours / bare.
 
+With `--store-sizes 10000,1000000` the same pushes go, one size after another, to a
+store first filled to that many resources of the pushing source (Patients with two
+Encounters each, by `journey import`, and one row per resource in the push's own
+identifier and content indexes, as pushes would have left them), each beside its
+own bare baseline; then the p99 at the largest size against the smallest (issue 21:
+flat with store size, within 1.5x from 10k to 1M).
+
     scripts/bench-push --bundles 20
+    scripts/bench-push --bundles 20 --store-sizes 10000,1000000
 """
 
 from __future__ import annotations
@@ -152,67 +160,104 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--bundles", type=int, default=20, help="Bundles per client")
-    parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve_bare:
-        import uvicorn
+SOURCE = "bench-ehr"
 
-        uvicorn.run(bare_app(), host="127.0.0.1", port=args.serve_bare, log_level="warning")
-        return
-    rng = random.Random(20261123)
-    bodies = [[orjson.dumps(transaction(rng)) for _ in range(args.bundles)] for _ in range(CLIENTS)]
-    warm_up = [[orjson.dumps(transaction(rng))] for _ in range(CLIENTS)]
-    journey = str(Path(sys.executable).parent / "journey")
-    with tempfile.TemporaryDirectory(prefix="journey-push-bench-") as name:
-        folder = Path(name)
-        config = folder / "journey.toml"
-        config.write_text(
-            '[[push_clients]]\nsource = "bench-ehr"\nkey_env = "BENCH_PUSH_KEY"\n', encoding="utf-8"
-        )
-        env = {
-            **os.environ,
-            "JOURNEY_CONFIG": str(config),
-            "JOURNEY_DATABASE_URL": f"sqlite:///{folder / 'journey.db'}",
-            "JOURNEY_API_KEYS": "bench-read-key",
-            # A benchmark measures the server, not its rate limit.
-            "JOURNEY_RATE_LIMIT_PER_MINUTE": "0",
-            "BENCH_PUSH_KEY": PUSH_KEY,
-        }
-        ours_port, bare_port = free_port(), free_port()
-        ours = start(
-            [journey, "serve", "--port", str(ours_port)],
-            env,
-            f"http://127.0.0.1:{ours_port}/fhir/metadata",
-            folder,
-        )
-        bare = start(
-            [sys.executable, __file__, "--serve-bare", str(bare_port)],
-            env,
-            f"http://127.0.0.1:{bare_port}/docs",
-            folder,
-        )
-        try:
-            print(
-                f"{CLIENTS} clients x {args.bundles} transaction Bundles of "
-                f"{PATIENTS_PER_BUNDLE * (1 + ENCOUNTERS_PER_PATIENT)} entries ...",
-                flush=True,
+
+def fill_store(url: str, folder: Path, resources: int) -> float:
+    """`resources` stored and mapped under the pushing source, and the push's index
+    tables filled as pushes would have: seconds it took."""
+    from scale_bench import journey_import, write_people
+    from sqlalchemy import create_engine, text
+
+    started = time.perf_counter()
+    path = folder / "fill.ndjson"
+    write_people(path, 0, max(1, resources // 3), SOURCE)
+    process = journey_import(url, SOURCE, path, folder)
+    _, err = process.communicate()
+    if process.returncode not in (0, 3):
+        raise SystemExit(f"journey import failed: {err.decode()[-2000:]}")
+    path.unlink()
+    # The people's episodes too, as `journey serve` keeps them up in the background:
+    # otherwise its first minutes recompute the import's people beside the pushes.
+    from integration.journey.episodes import refresh_episodes
+    from integration.journey.rule_packs import store_pack
+    from integration.store.engine import open_store
+
+    store = open_store(url)
+    refresh_episodes(store, store_pack(store))
+    store.dispose()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO resource_identifiers "
+                "(source, resource_type, system, value, resource_id) "
+                "SELECT source, resource_type, 'urn:bench:fill', resource_id, resource_id "
+                "FROM current_resources"
             )
-            bare_url = f"http://127.0.0.1:{bare_port}/fhir"
-            ours_url = f"http://127.0.0.1:{ours_port}/fhir"
-            # One untimed Bundle per client first: connections, imports and caches warm.
-            for url in (bare_url, ours_url):
-                asyncio.run(push_all(url, warm_up))
-            bare_result = asyncio.run(push_all(bare_url, bodies))
-            ours_result = asyncio.run(push_all(ours_url, bodies))
-        finally:
-            for process in (ours, bare):
-                process.terminate()
-                process.wait(timeout=30)
+        )
+        conn.execute(
+            text(
+                "INSERT INTO pushed_content (source, resource_type, content_hash, resource_id) "
+                "SELECT source, resource_type, substr(hex(randomblob(20)), 1, 40), resource_id "
+                "FROM current_resources"
+            )
+        )
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def measure(
+    folder: Path, bodies: list[list[bytes]], warm_up: list[list[bytes]], store_size: int
+) -> tuple[Result, Result]:
+    """Ours then bare, each server started fresh on a store of `store_size` resources."""
+    journey = str(Path(sys.executable).parent / "journey")
+    config = folder / "journey.toml"
+    config.write_text(
+        f'[[push_clients]]\nsource = "{SOURCE}"\nkey_env = "BENCH_PUSH_KEY"\n', encoding="utf-8"
+    )
+    url = f"sqlite:///{folder / 'journey.db'}"
+    env = {
+        **os.environ,
+        "JOURNEY_CONFIG": str(config),
+        "JOURNEY_DATABASE_URL": url,
+        "JOURNEY_API_KEYS": "bench-read-key",
+        # A benchmark measures the server, not its rate limit.
+        "JOURNEY_RATE_LIMIT_PER_MINUTE": "0",
+        "BENCH_PUSH_KEY": PUSH_KEY,
+    }
+    if store_size:
+        seconds = fill_store(url, folder, store_size)
+        print(f"  store filled to {store_size:,} resources in {seconds:.0f} s", flush=True)
+    ours_port, bare_port = free_port(), free_port()
+    ours = start(
+        [journey, "serve", "--port", str(ours_port)],
+        env,
+        f"http://127.0.0.1:{ours_port}/fhir/metadata",
+        folder,
+    )
+    bare = start(
+        [sys.executable, __file__, "--serve-bare", str(bare_port)],
+        env,
+        f"http://127.0.0.1:{bare_port}/docs",
+        folder,
+    )
+    try:
+        bare_url = f"http://127.0.0.1:{bare_port}/fhir"
+        ours_url = f"http://127.0.0.1:{ours_port}/fhir"
+        # One untimed Bundle per client first: connections, imports and caches warm.
+        for url in (bare_url, ours_url):
+            asyncio.run(push_all(url, warm_up))
+        bare_result = asyncio.run(push_all(bare_url, bodies))
+        ours_result = asyncio.run(push_all(ours_url, bodies))
+    finally:
+        for process in (ours, bare):
+            process.terminate()
+            process.wait(timeout=30)
+    return ours_result, bare_result
+
+
+def report(ours_result: Result, bare_result: Result) -> None:
     print(f"{'':<44} {'resources/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'total s':>8}")
     for label, result in (
         ("bare FastAPI + orjson parse (baseline)", bare_result),
@@ -225,8 +270,51 @@ def main() -> None:
     print(
         f"ours / bare: {ours_result.rate / bare_result.rate:.1%} of the throughput, "
         f"p50 latency x{ours_result.percentile(0.5) / bare_result.percentile(0.5):.1f} "
-        f"(single uvicorn process each, SQLite store, 2 cores shared with the clients)"
+        f"(single uvicorn process each, SQLite store, 2 cores shared with the clients)",
+        flush=True,
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bundles", type=int, default=20, help="Bundles per client")
+    parser.add_argument(
+        "--store-sizes",
+        help="comma-separated store sizes (resources) to push against, e.g. 10000,1000000",
+    )
+    parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        import uvicorn
+
+        uvicorn.run(bare_app(), host="127.0.0.1", port=args.serve_bare, log_level="warning")
+        return
+    rng = random.Random(20261123)
+    bodies = [[orjson.dumps(transaction(rng)) for _ in range(args.bundles)] for _ in range(CLIENTS)]
+    warm_up = [[orjson.dumps(transaction(rng))] for _ in range(CLIENTS)]
+    sizes = [int(size) for size in args.store_sizes.split(",")] if args.store_sizes else [0]
+    print(
+        f"{CLIENTS} clients x {args.bundles} transaction Bundles of "
+        f"{PATIENTS_PER_BUNDLE * (1 + ENCOUNTERS_PER_PATIENT)} entries ...",
+        flush=True,
+    )
+    p99: dict[int, float] = {}
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="journey-push-bench-") as name:
+            if size:
+                print(f"store of {size:,} resources:", flush=True)
+            ours_result, bare_result = measure(Path(name), bodies, warm_up, size)
+        report(ours_result, bare_result)
+        p99[size] = ours_result.percentile(0.99)
+    if len(sizes) > 1:
+        small, large = min(sizes), max(sizes)
+        print(
+            f"push p99 at {large:,} stored resources / at {small:,}: "
+            f"{p99[large]:.0f} / {p99[small]:.0f} ms = {p99[large] / p99[small]:.2f}x "
+            "(goal: within 1.5x)"
+        )
 
 
 if __name__ == "__main__":

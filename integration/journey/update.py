@@ -40,6 +40,7 @@ from integration.store.locks import DERIVE, hold, let_interactive_writes_through
 from integration.store.populations import of_retired_members
 from integration.store.quarantine import close_mapped
 from integration.store.queries import records_in_no_journey
+from integration.store.rule_pack_state import read_stored_pack
 from mappings.rulepack import RulePack
 
 DeriveProgress = Callable[[int], None]
@@ -102,6 +103,59 @@ def update_journey(
     # The people whose records changed are marked; their kept episodes (what the cohort
     # measures read) are recomputed off this path: by `journey serve` in the background,
     # or by `journey outcomes` before it reports.
+    return summary
+
+
+def derive_written(
+    conn: Connection,
+    pack: RulePack,
+    written: Sequence[CurrentResource],
+    stored: Sequence[ResourceKey] = (),
+    batch_size: int = 500,
+) -> JourneyUpdate | None:
+    """Derive what a push wrote inside the push's own transaction: `written` as it is
+    in memory (each the current version, just flagged), `stored` read as pending, as
+    `update_journey` with `only` would, and whatever the derivers take on. No
+    transaction of its own and no re-reading of what the push holds in memory.
+
+    Returns None, having changed nothing (a savepoint is rolled back), where it does
+    not apply: the store names another rule pack, or a derivation failed. The caller
+    then runs `update_journey` with `only` once its transaction is committed, which
+    isolates the failing resource as always."""
+    held = read_stored_pack(conn)
+    if held is None or held.label != pack.label:
+        return None
+    summary = JourneyUpdate()
+    in_memory = {c.key: c for c in written}
+    scope = set(in_memory) | set(stored)
+    try:
+        with conn.begin_nested(), batch_collection():
+            hold(conn, DERIVE, utc_now())
+            for entry in DERIVED:
+                resource_type, step = entry.resource_type, resolve(entry)
+                while True:
+                    mine = sorted(k for k in scope if k[1] == resource_type)[:batch_size]
+                    rest = [k for k in mine if k not in in_memory]
+                    batch = [in_memory.pop(k) for k in mine if k in in_memory]
+                    if rest:
+                        batch += derivation.pending_resources(
+                            conn, resource_type, batch_size, among=rest
+                        )
+                        batch.sort(key=lambda c: (c.source, c.resource_id))
+                    if not batch:
+                        break
+                    found = JourneyUpdate()
+                    more = _derive_in(conn, step, batch, pack, found)
+                    found.resources += len(batch)
+                    summary.add(found)
+                    # Done with, pending or not: what a deriver flags comes back in.
+                    scope.difference_update(mine)
+                    scope.update(more)
+    except Exception as exc:
+        # Rolled back to the savepoint: the push keeps what it wrote, as when mapping
+        # after it fails (the store busy, say), and mapping after it decides.
+        log.info("derivation inside the push failed (%s): derived after it", describe_error(exc))
+        return None
     return summary
 
 

@@ -44,7 +44,7 @@ from integration.ingest.intake import last_updated_of
 from integration.ingest.pipeline import IngestPipeline, IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.ingest.validation import check_structure
-from integration.journey.update import update_journey
+from integration.journey.update import derive_written, update_journey
 from integration.push.bundle import (
     BundleKind,
     Planned,
@@ -59,6 +59,7 @@ from integration.push.bundle import (
 )
 from integration.push.errors import FhirError
 from integration.push.outcome import Issue
+from integration.store.derivation import CurrentResource, ResourceKey
 from integration.store.errors import describe_error, describe_store_error, store_unavailable
 from integration.store.locks import PUSH, hold, interactive_writes
 from integration.store.pushed import (
@@ -76,6 +77,7 @@ from integration.store.pushed import (
     version_by_key,
 )
 from integration.store.raw import (
+    DERIVED_TYPES,
     IncomingResource,
     Rejected,
     WriteOutcome,
@@ -249,8 +251,9 @@ class PushService:
     def write_one(self, source: str, write: PlannedWrite) -> WriteResult:
         self._check_limits(write, in_bundle=False)
         with interactive_writes(self.engine), self._lock:
-            results = self._write_all(source, [write], in_bundle=False)
-            self._map_written(source, results)
+            results, derived = self._write_all(source, [write], in_bundle=False, derive=True)
+            if not derived:
+                self._map_written(source, results)
         result = results[0]
         assert isinstance(result, WriteResult)
         return result
@@ -258,8 +261,9 @@ class PushService:
     def delete_one(self, source: str, delete: PlannedDelete) -> DeleteResult:
         """DELETE Type/id, or Type?search (conditional: the one resource it finds)."""
         with interactive_writes(self.engine), self._lock:
-            results = self._write_all(source, [delete], in_bundle=False)
-            self._map_written(source, results)
+            results, derived = self._write_all(source, [delete], in_bundle=False, derive=True)
+            if not derived:
+                self._map_written(source, results)
         result = results[0]
         assert isinstance(result, DeleteResult)
         return result
@@ -285,8 +289,9 @@ class PushService:
                     raise item
                 writes.append(item)
             with self._lock:
-                results = self._write_all(source, writes)
-                self._map_written(source, results)
+                results, derived = self._write_all(source, writes, derive=True)
+                if not derived:
+                    self._map_written(source, results)
             return results
         # A batch's entries are independent: each succeeds or fails alone, and takes the
         # lock for itself only (and mapping a few entries at a time), so other clients'
@@ -299,7 +304,7 @@ class PushService:
                     continue
                 try:
                     with self._lock:
-                        chunk.extend(self._write_all(source, [item]))
+                        chunk.extend(self._write_all(source, [item])[0])
                 except FhirError as error:
                     chunk.append(error)
                 except SQLAlchemyError as exc:
@@ -389,10 +394,12 @@ class PushService:
             )
 
     def _write_all(
-        self, source: str, planned: list[Planned], in_bundle: bool = True
-    ) -> list[Answer | FhirError]:
+        self, source: str, planned: list[Planned], in_bundle: bool = True, derive: bool = False
+    ) -> tuple[list[Answer | FhirError], bool]:
         """Check every write and delete, then store them all in one transaction (deletes
-        first, as FHIR orders a transaction's entries)."""
+        first, as FHIR orders a transaction's entries). With `derive`, what was written
+        is derived in that transaction too, from the resources in memory; the second
+        value says whether it was (if not, `_map_written` maps it after)."""
         now = utc_now()
         pipeline = self._pipeline(source)
         summary = IngestSummary(source)
@@ -556,6 +563,13 @@ class PushService:
                 results[write.index] = WriteResult(
                     201 if created else 200, held[key], created, warnings=item_warnings
                 )
+            stored_entries: list[tuple[Planned, IncomingResource]] = [*tombstones, *incoming]
+            derivable = [
+                (item, outcome)
+                for (entry, item), outcome in zip(stored_entries, outcomes, strict=True)
+                if entry.index not in late
+            ]
+            derived = derive and self._derive_written(conn, derivable, held)
         for index, stored in existing.items():
             results[index] = WriteResult(
                 200,
@@ -570,7 +584,47 @@ class PushService:
                     )
                 ],
             )
-        return [results[item.index] for item in planned]
+        return [results[item.index] for item in planned], derived
+
+    def _derive_written(
+        self,
+        conn: Connection,
+        written: list[tuple[IncomingResource, WriteOutcome]],
+        held: dict[tuple[str, str], StoredVersion],
+    ) -> bool:
+        """Derive what this push wrote (deletions, new versions; not one kept only as
+        history) in its own transaction: a version now current is derived as held in
+        memory; one the store did not make current (an older one arriving, the same
+        version again) is read as pending, as `_map_written` would. False: not derived
+        (nothing changed), `_map_written` is to run."""
+        in_memory: list[CurrentResource] = []
+        stored: list[ResourceKey] = []
+        for item, outcome in written:
+            if item.resource_type not in DERIVED_TYPES:
+                continue  # never flagged for derivation
+            key = (item.source, item.resource_type, item.resource_id)
+            current = held.get((item.resource_type, item.resource_id))
+            if (
+                outcome is WriteOutcome.UNCHANGED
+                or current is None
+                or current.version_key != item.version_key
+            ):
+                stored.append(key)
+                continue
+            in_memory.append(
+                CurrentResource(
+                    item.source,
+                    item.resource_type,
+                    item.resource_id,
+                    item.version_key,
+                    orjson.loads(item.content),
+                    pending=True,
+                    deleted=item.deleted,
+                )
+            )
+        if not in_memory and not stored:
+            return True
+        return derive_written(conn, self.pack, in_memory, stored) is not None
 
     def _deletion(
         self, conn: Connection, source: str, delete: PlannedDelete, now: str

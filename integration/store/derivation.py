@@ -12,12 +12,12 @@ the update's transaction, which holds the derive lock (`integration.store.locks`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, exists, func, select, update
 
 from integration.derived_types import derived_types
 from integration.store.keys import in_keys
@@ -96,7 +96,11 @@ def pending_resources(
 def _load_current(
     conn: Connection, resource_type: str, *where: ColumnElement[bool], limit: int | None = None
 ) -> list[CurrentResource]:
-    """Current resources of one type with their stored content, in a stable order."""
+    """Current resources of one type with their stored content, in a stable order.
+    Sorted by the store only under a limit (the pending queue, read in its index's
+    order): asked to sort a lookup by subject, SQLite without statistics read every
+    resource of the type in the source through the primary key, which gives that
+    order, instead of the subject index."""
     query = (
         select(
             current_resources.c.source,
@@ -108,10 +112,13 @@ def _load_current(
         )
         .join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
         .where(current_resources.c.resource_type == resource_type, *where)
-        .order_by(current_resources.c.source, current_resources.c.resource_id)
     )
+    rows: Iterable[Any]
     if limit is not None:
-        query = query.limit(limit)
+        order = (current_resources.c.source, current_resources.c.resource_id)
+        rows = conn.execute(query.order_by(*order).limit(limit))
+    else:
+        rows = sorted(conn.execute(query), key=lambda row: (row.source, row.resource_id))
     return [
         CurrentResource(
             row.source,
@@ -122,7 +129,7 @@ def _load_current(
             bool(row.needs_derive),
             bool(row.deleted),
         )
-        for row in conn.execute(query)
+        for row in rows
     ]
 
 
@@ -143,11 +150,12 @@ def recorded_of_subjects(
         resource_type,
         _of_subjects(subjects),
         _LIVE,
-        current_resources.c.resource_id.in_(
-            select(job_records.c.resource_id).where(
-                job_records.c.source == current_resources.c.source,
-                job_records.c.resource_type == resource_type,
-            )
+        # EXISTS on the record's whole key: `resource_id IN (the type's records in the
+        # source)` read every record of the type in the source for each resource.
+        exists().where(
+            job_records.c.source == current_resources.c.source,
+            job_records.c.resource_type == resource_type,
+            job_records.c.resource_id == current_resources.c.resource_id,
         ),
     )
 
@@ -206,6 +214,8 @@ def current_contents(
 
 def mark_derived(conn: Connection, keys: Sequence[ResourceKey]) -> None:
     """These resources' journey is up to date: off the queue until they change again."""
+    if not keys:
+        return
     conn.execute(
         update(current_resources).where(in_keys(_KEY_COLUMNS, keys)).values(needs_derive=False)
     )

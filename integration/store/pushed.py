@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select
+from sqlalchemy import Connection, Row, bindparam, delete, select
 
 from integration.store.keys import key_groups
 from integration.store.schema import (
@@ -64,17 +64,33 @@ _COLUMNS = (
 )
 
 
+# The lookups a push makes for each entry, built once: constructing the statement
+# cost more than running it.
+_CURRENT = (
+    select(*_COLUMNS)
+    .join(current_resources, current_resources.c.raw_id == raw_resources.c.id)
+    .where(
+        current_resources.c.source == bindparam("source"),
+        current_resources.c.resource_type == bindparam("resource_type"),
+        current_resources.c.resource_id == bindparam("resource_id"),
+    )
+)
+_BY_IDENTIFIER = select(resource_identifiers.c.resource_id).where(
+    resource_identifiers.c.source == bindparam("source"),
+    resource_identifiers.c.resource_type == bindparam("resource_type"),
+    resource_identifiers.c.value == bindparam("value"),
+)
+_BY_SYSTEM_AND_IDENTIFIER = _BY_IDENTIFIER.where(
+    resource_identifiers.c.system == bindparam("system")
+)
+
+
 def current_version(
     conn: Connection, source: str, resource_type: str, resource_id: str
 ) -> StoredVersion | None:
     row = conn.execute(
-        select(*_COLUMNS)
-        .join(current_resources, current_resources.c.raw_id == raw_resources.c.id)
-        .where(
-            current_resources.c.source == source,
-            current_resources.c.resource_type == resource_type,
-            current_resources.c.resource_id == resource_id,
-        )
+        _CURRENT,
+        {"source": source, "resource_type": resource_type, "resource_id": resource_id},
     ).first()
     return _version(row) if row is not None else None
 
@@ -159,14 +175,12 @@ def ids_by_identifier(
     conn: Connection, source: str, resource_type: str, system: str | None, value: str
 ) -> list[str]:
     """Ids of current resources carrying the identifier (any system when `system` is None)."""
-    query = select(resource_identifiers.c.resource_id).where(
-        resource_identifiers.c.source == source,
-        resource_identifiers.c.resource_type == resource_type,
-        resource_identifiers.c.value == value,
-    )
-    if system is not None:
-        query = query.where(resource_identifiers.c.system == system)
-    return sorted(set(conn.execute(query).scalars().all()))
+    params = {"source": source, "resource_type": resource_type, "value": value}
+    if system is None:
+        found = conn.execute(_BY_IDENTIFIER, params)
+    else:
+        found = conn.execute(_BY_SYSTEM_AND_IDENTIFIER, {**params, "system": system})
+    return sorted(set(found.scalars().all()))
 
 
 def ids_by_content(

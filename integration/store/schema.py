@@ -230,7 +230,9 @@ resource_links = Table(
     Column("from_id", String(64), primary_key=True),
     Column("to_type", String(64), primary_key=True),
     Column("to_id", String(64), primary_key=True),
-    Index("ix_resource_links_target", "source", "to_type", "to_id"),
+    # Covering (from_type, from_id): otherwise SQLite without statistics reads every
+    # link of the source through the primary key instead (migration 0022).
+    Index("ix_resource_links_target", "source", "to_type", "to_id", "from_type", "from_id"),
 )
 
 # The journey feed: every change to people, records and episodes, in commit order
@@ -562,7 +564,8 @@ patient_replacements = Table(
     Column("patient_id", String(64), primary_key=True),
     Column("replaced_by", String(64), primary_key=True),
     Column("declared_by", String(64), primary_key=True),
-    Index("ix_patient_replacements_survivor", "source", "replaced_by"),
+    # Covering patient_id, as ix_resource_links_target covers its lookup (0022).
+    Index("ix_patient_replacements_survivor", "source", "replaced_by", "patient_id"),
     Index("ix_patient_replacements_declared", "source", "declared_by"),
 )
 # Members who left a roster whose source retires leavers: their data stays stored but
