@@ -278,6 +278,7 @@ class Peer:
         return head[:-1] + b',"entry":[' + b",".join(chosen) + b"]}"
 
     def answer(self, target: str, host: str) -> tuple[int, bytes]:
+        """Status and body for `GET target` (path and query) asked of `host`."""
         parts = urlsplit(target)
         path = parts.path.rstrip("/")
         base = f"http://{host}/fhir"
