@@ -4,11 +4,13 @@ Per source: read /metadata, then search each resource type (concurrently,
 within the source's limits) with `_count` and, after the first full pull,
 `_lastUpdated=gt<checkpoint - overlap>`. Each page is validated and stored
 (or quarantined) in one transaction together with the new checkpoint (the
-highest `meta.lastUpdated` on the page), so killing a sync loses nothing and
-the next run re-fetches at most a page plus the overlap; the idempotent store
-absorbs the repeats. A failing resource type is reported and does not stop
-the others. The journey is derived in rounds of `batch_size` stored
-resources while the pull goes on, and once more at the end.
+highest `meta.lastUpdated` on the page); pages that wait for the store at the
+same time share that transaction, and a walk asks for its next page while its
+page waits. So killing a sync loses nothing and the next run re-fetches at most
+a transaction's pages plus the overlap; the idempotent store absorbs the repeats.
+A failing resource type is reported and does not stop the others. The journey is
+derived in rounds of `batch_size` stored resources while the pull goes on, and
+once more at the end.
 
 Where the server declares `history-type` for a type, an incremental sync reads
 `[type]/_history?_since=` instead of searching: its versions are stored as search
