@@ -6,17 +6,21 @@ How much each way in takes at once, and why:
   resources per transaction, intake (validation) in `validation_processes`
   worker processes, the journey updated once the files are stored, in rounds of
   `batch_size`;
-- pages (REST search): one page per transaction, with the checkpoint it covers;
-  intake in this process; the journey updated in rounds of `batch_size` stored
-  resources while pages arrive, and once at the end;
+- pages (REST search): the pages waiting for the store together (up to
+  `batch_size` resources, at least one page) per transaction, with the
+  checkpoints they cover; intake in this process; the journey updated in rounds
+  of `batch_size` stored resources while pages arrive, and once at the end;
 - push (`/fhir` writes): one request per transaction (at most
   `max_bundle_entries`); intake in this process; the journey updated right
   after the write, for what it wrote only.
 
 Files are bound by throughput: large transactions and worker processes (a second
 or so to start) pay off. A page is the unit a checkpoint covers, so it is stored
-whole with it, and pages arrive at the network's pace: a pool's start would cost
-more than it saves. A push is bound by latency: its caller waits.
+whole with it; pages that arrive while the store is busy go in together, since a
+transaction's fixed cost was most of a small page's. A pool's start would cost
+more than it saves: tried on a 4,500-resource pull on this loaded 2-core machine,
+workers took 3.8 s to start and the pull took 26 s instead of 9.4 s. A push is
+bound by latency: its caller waits.
 """
 
 from __future__ import annotations

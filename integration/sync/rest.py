@@ -4,11 +4,13 @@ Per source: read /metadata, then search each resource type (concurrently,
 within the source's limits) with `_count` and, after the first full pull,
 `_lastUpdated=gt<checkpoint - overlap>`. Each page is validated and stored
 (or quarantined) in one transaction together with the new checkpoint (the
-highest `meta.lastUpdated` on the page), so killing a sync loses nothing and
-the next run re-fetches at most a page plus the overlap; the idempotent store
-absorbs the repeats. A failing resource type is reported and does not stop
-the others. The journey is derived in rounds of `batch_size` stored
-resources while the pull goes on, and once more at the end.
+highest `meta.lastUpdated` on the page); pages that wait for the store at the
+same time share that transaction, and a walk asks for its next page while its
+page waits. So killing a sync loses nothing and the next run re-fetches at most
+a transaction's pages plus the overlap; the idempotent store absorbs the repeats.
+A failing resource type is reported and does not stop the others. The journey is
+derived in rounds of `batch_size` stored resources while the pull goes on, and
+once more at the end.
 
 Where the server declares `history-type` for a type, an incremental sync reads
 `[type]/_history?_since=` instead of searching: its versions are stored as search
@@ -24,7 +26,9 @@ import asyncio
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -50,7 +54,7 @@ from integration.store.populations import (
 )
 from integration.store.purge import resources_of_subjects
 from integration.store.pushed import current_versions
-from integration.store.raw import live_ids
+from integration.store.raw import IncomingResource, Rejected, live_ids
 from integration.store.sync_state import (
     later_checkpoint,
     load_checkpoint,
@@ -70,6 +74,18 @@ from integration.sync.summary import SyncSummary, TypeSync, type_counts
 
 # The sync_state row of a type's last reconciliation (its checkpoint: when it ran).
 RECONCILED = "$reconciled:"
+
+
+@dataclass(slots=True)
+class _Queued:
+    """A page waiting for the store, and where to say it is stored (its checkpoint)."""
+
+    page: SearchPage
+    resource_type: str
+    state: TypeSync
+    stored: IngestSummary
+    save: bool
+    done: asyncio.Future[str | None]
 
 
 class ListingIncomplete(IntegrationError):
@@ -120,6 +136,9 @@ class RestSync:
         # during a long sync and the final round, after the last page, is short.
         self._derived = JourneyUpdate()
         self._stored_since_derive = 0
+        # Pages fetched and waiting for the store, and the task that stores them.
+        self._queued: deque[_Queued] = deque()
+        self._storer: asyncio.Task[None] | None = None
 
     async def run(self, full: bool = False) -> SyncSummary:
         started = time.perf_counter()
@@ -416,38 +435,99 @@ class RestSync:
         either flag the checkpoint is left for the caller to save once every batch
         or slice is stored."""
         started: str | None = None
-        async for page in pages(self.http, self.source.base_url, resource_type, params):
-            started = started or page.server_time
-            state.pages += 1
-            state.fetched += len(page.resources) + len(page.deleted)
-            for warning in page.warnings:
-                if warning not in state.warnings:
-                    state.warnings.append(warning)
-            if members_only and self.members is not None:
-                members = self.members
-                kept = [(i, r) for i, r in page.resources if belongs_to(r, resource_type, members)]
-                state.skipped_not_members += len(page.resources) - len(kept)
-                page.resources = kept
-                if page.deleted:
-                    # A deletion names no patient: applied where the resource is held,
-                    # so a non-member's deletion leaves no trace here.
-                    page.deleted = await asyncio.to_thread(
-                        self._held_deletions, resource_type, page.deleted
-                    )
-            # Validation and storage run in a worker thread, one page at a time, so the
-            # event loop keeps other windows' requests moving meanwhile.
-            stored_up_to = await asyncio.to_thread(
-                self._store_page_serialised,
-                page,
-                resource_type,
-                state.checkpoint,
-                stored,
-                not (members_only or defer_checkpoint),
-                state,
-            )
-            state.checkpoint = later_checkpoint(state.checkpoint, stored_up_to)
-            self.on_page(self.source.name, resource_type, page)
+        # The page before this one, still being stored: the next request goes out
+        # meanwhile, and each page is stored only after the one before it (the
+        # checkpoint of a walk moves in page order).
+        storing: asyncio.Task[None] | None = None
+        save = not (members_only or defer_checkpoint)
+        try:
+            async for page in pages(self.http, self.source.base_url, resource_type, params):
+                started = started or page.server_time
+                state.pages += 1
+                state.fetched += len(page.resources) + len(page.deleted)
+                for warning in page.warnings:
+                    if warning not in state.warnings:
+                        state.warnings.append(warning)
+                if members_only and self.members is not None:
+                    members = self.members
+                    kept = [
+                        (i, r) for i, r in page.resources if belongs_to(r, resource_type, members)
+                    ]
+                    state.skipped_not_members += len(page.resources) - len(kept)
+                    page.resources = kept
+                    if page.deleted:
+                        # A deletion names no patient: applied where the resource is held,
+                        # so a non-member's deletion leaves no trace here.
+                        page.deleted = await asyncio.to_thread(
+                            self._held_deletions, resource_type, page.deleted
+                        )
+                if storing is not None:
+                    await storing
+                storing = asyncio.create_task(
+                    self._store_in_turn(page, resource_type, state, stored, save)
+                )
+            if storing is not None:
+                await storing
+        finally:
+            if storing is not None:
+                # A request failed while a page was being stored: that page still counts,
+                # and the request's error is the one the walk reports.
+                await asyncio.wait([storing])
+                if not storing.cancelled():
+                    storing.exception()
         return started
+
+    async def _store_in_turn(
+        self,
+        page: SearchPage,
+        resource_type: str,
+        state: TypeSync,
+        stored: IngestSummary,
+        save: bool,
+    ) -> None:
+        """Queue a page for the store and wait until it is stored. Pages waiting together
+        are validated and written in one transaction by one thread hop (the store has one
+        writer anyway): many small pages cost less per page than one by one."""
+        done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._queued.append(_Queued(page, resource_type, state, stored, save, done))
+        if self._storer is None or self._storer.done():
+            self._storer = asyncio.create_task(self._store_queued())
+        stored_up_to = await done
+        state.checkpoint = later_checkpoint(state.checkpoint, stored_up_to)
+        self.on_page(self.source.name, resource_type, page)
+
+    async def _store_queued(self) -> None:
+        """The one task that hands queued pages to the store, a group at a time."""
+        while self._queued:
+            group = self._next_group()
+            try:
+                checkpoints = await asyncio.to_thread(self._store_group_serialised, group)
+            except BaseException as exc:
+                # One transaction for the group: none of its pages is stored, and each
+                # page's walk hears why (as it did when pages were stored one by one).
+                for item in group:
+                    if item.done.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        item.done.cancel()
+                    else:
+                        item.done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for item, checkpoint in zip(group, checkpoints, strict=True):
+                if not item.done.done():
+                    item.done.set_result(checkpoint)
+
+    def _next_group(self) -> list[_Queued]:
+        """Queued pages up to `batch_size` resources (at least one page)."""
+        group: list[_Queued] = []
+        size = 0
+        while self._queued and (not group or size < self.settings.batch_size):
+            item = self._queued.popleft()
+            group.append(item)
+            size += len(item.page.resources) + len(item.page.broken) + len(item.page.deleted)
+        return group
 
     async def _plan_slices(
         self, resource_type: str, params: dict[str, str]
@@ -577,18 +657,13 @@ class RestSync:
             with self.engine.begin() as conn:
                 save_checkpoint(conn, self.source.name, resource_type, state.checkpoint)
 
-    def _store_page_serialised(
-        self,
-        page: SearchPage,
-        resource_type: str,
-        checkpoint: str | None,
-        stored: IngestSummary,
-        save: bool,
-        state: TypeSync | None = None,
-    ) -> str | None:
+    def _store_group_serialised(self, group: list[_Queued]) -> list[str | None]:
+        """Store queued pages in one transaction; each page's checkpoint once stored."""
         with self._store_lock:
-            stored_up_to = self._store_page(page, resource_type, checkpoint, stored, save, state)
-            self._stored_since_derive += len(page.resources) + len(page.broken) + len(page.deleted)
+            stored_up_to = self._store_pages(group)
+            self._stored_since_derive += sum(
+                len(q.page.resources) + len(q.page.broken) + len(q.page.deleted) for q in group
+            )
             if self._stored_since_derive >= self.settings.batch_size:
                 self._derive()
             return stored_up_to
@@ -603,51 +678,62 @@ class RestSync:
         self._derived.add(update_journey(self.engine, self.pack, self.settings.batch_size))
         self._stored_since_derive = 0
 
-    def _store_page(
-        self,
-        page: SearchPage,
-        resource_type: str,
-        checkpoint: str | None,
-        stored: IngestSummary,
-        save: bool = True,
-        state: TypeSync | None = None,
-    ) -> str | None:
-        where = f"page {page.number}"
-        batch = [
-            self.pipeline.intake(
-                RawItem(page.url, f"{where}, entry {index}", resource=resource), stored
-            )
-            for index, resource in page.resources
-        ]
-        batch += [
-            self.pipeline.intake(
-                RawItem(page.url, f"{where}, entry {index}", problem=problem), stored
-            )
-            for index, problem in page.broken
-        ]
-        new_checkpoint = highest_last_updated(page, checkpoint)
-        tombstones = [
-            tombstone(
-                self.source.name,
-                resource_type,
-                deletion,
-                page.server_time,
-                page.url,
-                f"{where}, entry {index}",
-            )
-            for index, deletion in page.deleted
-        ]
+    def _store_pages(self, group: list[_Queued]) -> list[str | None]:
+        """Take in and write the pages of `group` in one transaction, with their
+        tombstones and, for walks that save as they go, their types' checkpoints."""
+        batch: list[tuple[str, IncomingResource | Rejected]] = []
+        tombstones: list[IncomingResource] = []
+        checkpoints: list[str | None] = []
+        saves: dict[str, str] = {}
+        deleting: dict[str, TypeSync] = {}
+        stored = group[0].stored
+        for queued in group:
+            page, resource_type, state = queued.page, queued.resource_type, queued.state
+            assert queued.stored is stored  # one summary per sync
+            where = f"page {page.number}"
+            batch += [
+                self.pipeline.intake(
+                    RawItem(page.url, f"{where}, entry {index}", resource=resource), stored
+                )
+                for index, resource in page.resources
+            ]
+            batch += [
+                self.pipeline.intake(
+                    RawItem(page.url, f"{where}, entry {index}", problem=problem), stored
+                )
+                for index, problem in page.broken
+            ]
+            new_checkpoint = highest_last_updated(page, state.checkpoint)
+            checkpoints.append(new_checkpoint)
+            if queued.save and new_checkpoint is not None and new_checkpoint != state.checkpoint:
+                saves[resource_type] = (
+                    later_checkpoint(saves.get(resource_type), new_checkpoint) or new_checkpoint
+                )
+            if page.deleted:
+                deleting[resource_type] = state
+                tombstones += [
+                    tombstone(
+                        self.source.name,
+                        resource_type,
+                        deletion,
+                        page.server_time,
+                        page.url,
+                        f"{where}, entry {index}",
+                    )
+                    for index, deletion in page.deleted
+                ]
 
-        def save_with_page(conn: Connection) -> None:
-            # In the page's transaction: a deletion is stored with the versions beside it.
+        def save_with_pages(conn: Connection) -> None:
+            # In the pages' transaction: a deletion is stored with the versions beside it,
+            # a checkpoint with the resources it covers.
             written = write_tombstones(conn, tombstones, utc_now())
-            if state is not None:
+            for resource_type, state in deleting.items():
                 state.deleted += written.get(resource_type, 0)
-            if save and new_checkpoint is not None and new_checkpoint != checkpoint:
-                save_checkpoint(conn, self.source.name, resource_type, new_checkpoint)
+            for resource_type, checkpoint in saves.items():
+                save_checkpoint(conn, self.source.name, resource_type, checkpoint)
 
-        self.pipeline.write(batch, stored, also=save_with_page)
-        return new_checkpoint
+        self.pipeline.write(batch, stored, also=save_with_pages)
+        return checkpoints
 
     def _record_all(self, summary: SyncSummary, now: str) -> None:
         with self.engine.begin() as conn:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import respx
 from sqlalchemy import Engine, select, update
 
+from bench.latency_peer import Peer, build
 from integration.clock import utc_now
 from integration.config import Settings
 from integration.sources import SourceConfig
@@ -25,6 +27,7 @@ from integration.store.quarantine import entries as quarantine_entries
 from integration.store.schema import roster_members, sync_units
 from integration.store.sync_state import load_checkpoint, save_checkpoint, states
 from integration.sync.context import SyncListener
+from integration.sync.rest import RestSync
 from integration.sync.runners import sync_source
 from mappings.rulepack import RulePack
 from tests.servers import Sekmet, seeded_sekmet
@@ -745,3 +748,59 @@ async def test_windows_walked_concurrently_keep_the_checkpoint_until_all_are_sto
     with engine.connect() as conn:
         # ...but the checkpoint did not move: the failed window's data was never stored.
         assert load_checkpoint(conn, "ehr", "Patient") is None
+
+
+async def test_pages_waiting_for_the_store_go_in_together_while_next_pages_are_fetched(
+    engine: Engine, pack: RulePack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window's next page is requested while its page waits for the store, and the
+    pages waiting together are written in one transaction; each resource is stored
+    once, and the checkpoints are the newest of everything."""
+    held = build(60, datetime(2026, 1, 1, tzinfo=UTC))  # 60 Patients, 30 Encounters
+    peer = Peer(held, 0)
+    events: list[tuple[str, list[str]]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        events.append(("fetch", [str(request.url)]))
+        status, body = peer.answer(request.url.raw_path.decode(), request.url.host)
+        return httpx.Response(status, content=body)
+
+    store_group = RestSync._store_group_serialised
+
+    def slow_store(self: RestSync, group: list[Any]) -> list[str | None]:
+        if not any(kind == "stored" for kind, _ in events):
+            time.sleep(0.3)  # the first group takes a while: pages pile up meanwhile
+        done = store_group(self, group)
+        events.append(
+            (
+                "stored",
+                [
+                    ",".join(f"{queued.resource_type}/{r['id']}" for _, r in queued.page.resources)
+                    for queued in group
+                ],
+            )
+        )
+        return done
+
+    monkeypatch.setattr(RestSync, "_store_group_serialised", slow_store)
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get(url__startswith=BASE).mock(side_effect=answer)
+        config = source(BASE, resource_types=["Patient", "Encounter"], page_size=5, concurrency=4)
+        summary = await run(engine, pack, config)
+    assert not summary.failed, summary.types
+    groups = [pages for kind, pages in events if kind == "stored"]
+    stored = [key for pages in groups for page in pages for key in page.split(",") if key]
+    assert len(stored) == len(set(stored)) == 90  # each resource stored once
+    assert sum(len(pages) for pages in groups) == sum(s.pages for s in summary.types.values())
+    assert max(len(pages) for pages in groups) > 1
+    # Second pages (next links carry _offset) were fetched before the first group was
+    # stored: a walk no longer waits for its page's storage to ask for the next.
+    first_stored = next(i for i, (kind, _) in enumerate(events) if kind == "stored")
+    assert any("_offset=" in urls[0] for kind, urls in events[:first_stored] if kind == "fetch")
+    for resource_type, count in (("Patient", 60), ("Encounter", 30)):
+        assert summary.types[resource_type].slices == 4
+        assert summary.stored.by_type[resource_type].new == count
+        with engine.connect() as conn:
+            checkpoint = load_checkpoint(conn, "ehr", resource_type)
+        assert checkpoint is not None
+        assert datetime.fromisoformat(checkpoint) == held[resource_type].moments[-1]
