@@ -160,6 +160,13 @@ def import_files(engine: Engine, pack: RulePack) -> ImportFn:
     return run
 
 
+def push_put(client: Any, resource: dict[str, Any], headers: dict[str, str]) -> None:
+    """PUT a resource to /fhir as a push client, insisting that it was stored."""
+    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
+    answer = client.put(url, json=resource, headers=headers)
+    assert answer.status_code in (200, 201), answer.text
+
+
 def write_ndjson(path: Path, *resources: dict[str, Any] | str) -> Path:
     """One resource (or a raw text line) per line."""
     lines = [r if isinstance(r, str) else orjson.dumps(r).decode() for r in resources]

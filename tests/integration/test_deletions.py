@@ -17,7 +17,7 @@ from integration.api.app import create_app
 from integration.config import Settings
 from integration.journey.episodes import refresh_episodes
 from mappings.rulepack import RulePack
-from tests.conftest import ImportFn, encounter, patient, write_ndjson
+from tests.conftest import ImportFn, encounter, patient, push_put, write_ndjson
 
 API_KEY = "deletions-api-key"
 PUSH_KEY = "deletions-push-key"
@@ -40,9 +40,7 @@ def client(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
 
 
 def put(client: TestClient, resource: dict[str, Any]) -> None:
-    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
-    answer = client.put(url, json=resource, headers=PUSH)
-    assert answer.status_code in (200, 201), answer.text
+    push_put(client, resource, PUSH)
 
 
 def delete(client: TestClient, name: str) -> None:

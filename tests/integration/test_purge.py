@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from integration.api.app import create_app
 from integration.config import Settings
 from integration.store.schema import audit_events, feed_events, job_records, raw_resources
-from tests.conftest import ImportFn, encounter, patient, write_ndjson
+from tests.conftest import ImportFn, encounter, patient, push_put, write_ndjson
 
 ADMIN = "purge-admin-key"
 READER = "purge-reader-key"
@@ -55,9 +55,7 @@ def client(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
 
 
 def put(client: TestClient, resource: dict[str, Any]) -> None:
-    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
-    answer = client.put(url, json=resource, headers=PUSH)
-    assert answer.status_code in (200, 201), answer.text
+    push_put(client, resource, PUSH)
 
 
 def purge(client: TestClient, key: str = ADMIN, **body: Any) -> Any:

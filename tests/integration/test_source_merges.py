@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from integration.api.app import create_app
 from integration.config import Settings
-from tests.conftest import encounter, patient
+from tests.conftest import encounter, patient, push_put
 
 API_KEY = "merges-api-key"
 PUSH_KEY = "merges-push-key"
@@ -42,9 +42,7 @@ def client(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
 
 
 def put(client: TestClient, resource: dict[str, Any]) -> None:
-    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
-    answer = client.put(url, json=resource, headers=PUSH)
-    assert answer.status_code in (200, 201), answer.text
+    push_put(client, resource, PUSH)
 
 
 def named(pid: str, family: str, **extra: Any) -> dict[str, Any]:
