@@ -68,14 +68,12 @@ def purge_resource(
     source, resource_type, resource_id = key
     if with_their_data and resource_type != "Patient":
         raise NotAPatient(f"{resource_type}: only a Patient has data of its own to purge")
+    keys = [key]
     if with_their_data:
+        # The Patient is among its own resources unless only quarantined: named first.
         with engine.connect() as conn:
-            keys = resources_of_subjects(conn, source, [resource_id])
-        if key not in keys:
-            keys = [key, *keys]
-        outcome = purge_resources(engine, pack, keys, who, via, reason)
-    else:
-        outcome = purge_resources(engine, pack, [key], who, via, reason)
+            keys += [k for k in resources_of_subjects(conn, source, [resource_id]) if k != key]
+    outcome = purge_resources(engine, pack, keys, who, via, reason)
     if not outcome.keys:
         raise NothingToPurge("/".join(key))
     return outcome
