@@ -595,8 +595,9 @@ class PushService:
         """Derive what this push wrote (deletions, new versions; not one kept only as
         history) in its own transaction: a version now current is derived as held in
         memory; one the store did not make current (an older one arriving, the same
-        version again) is read as pending, as `_map_written` would. False: not derived
-        (nothing changed), `_map_written` is to run."""
+        version again) is read as pending, as `_map_written` would. True also when
+        nothing written is of a derived type; False: not derived here (another rule
+        pack, or a derivation failed and was rolled back), `_map_written` is to run."""
         in_memory: list[CurrentResource] = []
         stored: list[ResourceKey] = []
         for item, outcome in written:
