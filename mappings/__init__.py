@@ -6,3 +6,10 @@ Pure functions over parsed JSON: no I/O, no clock, no randomness. A rule pack
 Never imports `integration` or `connectors`; its errors derive from the
 project's root in `fhir_journey.errors`.
 """
+
+from mappings.native import NativeBuild, choose
+
+# Chosen before any mapping module is imported: see `mappings.native`.
+__path__, NATIVE_BUILD = choose(__path__)
+
+__all__ = ["NATIVE_BUILD", "NativeBuild"]

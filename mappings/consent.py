@@ -13,12 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from mappings.fhir_values import reference_id
 
 CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 CLIENT_SYSTEM = "https://fhir-journey.dev/client"
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class PrivacyDirective:
     patient_id: str | None

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
+from mypy_extensions import mypyc_attr
+
 from mappings.errors import FhirDateError
 
 _DATE_TIME = re.compile(
@@ -24,6 +26,7 @@ _DATE_TIME = re.compile(
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Interval:
     """[start, end) in UTC, with a warning when the input needed reading."""

@@ -12,7 +12,10 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
 
+
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Demographics:
     """What a Patient says about who it is, normalised for comparison."""

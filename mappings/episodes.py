@@ -33,6 +33,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from mappings.decisions import remember
 from mappings.model import Flag, Job, ScaleScore
 from mappings.rulepack import Concern, EpisodeRules, Instrument, RulePack, Scale
@@ -62,6 +64,7 @@ STATUS_OF_STAGE = {
 }
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class ShownRecord:
     """One shown record of a person's journey, as episodes read it."""
@@ -92,6 +95,7 @@ class ShownRecord:
         object.__setattr__(self, "is_contact", contact)
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class ConcernRef:
     id: str
@@ -100,6 +104,7 @@ class ConcernRef:
     chronic: bool
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Member:
     item: ShownRecord
@@ -109,6 +114,7 @@ class Member:
     coded: bool = False
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Stage:
     job: Job
@@ -117,6 +123,7 @@ class Stage:
     records: tuple[str, ...]
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class ScorePoint:
     at: str
@@ -124,6 +131,7 @@ class ScorePoint:
     record: str
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Trajectory:
     """One scale of one instrument over an episode: baseline (the last score at or
@@ -195,6 +203,7 @@ class Trajectory:
         return not self.is_case(self.latest.value)
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Episode:
     id: str
@@ -285,6 +294,7 @@ class Episode:
         )
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class EpisodeFacts:
     """What an episode's status depends on besides the moment it is told as of."""

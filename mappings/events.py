@@ -19,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 EVENT_TYPES = frozenset({"Encounter", "ExplanationOfBenefit", "Claim"})
 STAY_SETTINGS = frozenset({"inpatient"})
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class EventRecord:
     """What deciding "same event" reads of a job record."""
@@ -43,6 +46,7 @@ class EventRecord:
         return len(self.codes)
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Joined:
     """A record restating the shown one, and why they are one event."""

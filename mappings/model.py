@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mypy_extensions import mypyc_attr
+
+# Classes whose objects leave the package are plain Python classes even when compiled
+# (`native_class=False`, see mappings/native.py): orjson reads a dataclass's fields from
+# its slots, and a native class keeps float, int and bool fields unboxed there.
+
 
 class Job(StrEnum):
     """The job a patient hired care for; `unclassified` when no rule could tell."""
@@ -28,6 +34,7 @@ class Flag(StrEnum):
     UPCOMING = "upcoming"
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class ScaleScore:
     """One score an instrument reports (PHQ-9 has one; PROMIS-10 a physical and a mental)."""
@@ -37,6 +44,7 @@ class ScaleScore:
     band: str | None = None
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class SourceRef:
     """Which stored resource version a record was derived from."""
@@ -53,6 +61,7 @@ class SourceRef:
 # Mapping's hot paths (an Encounter, a response) make it positionally, each argument
 # commented with its field: a class called with 20 keywords packs them into a dict for
 # __init__ to unpack, about 1 us of a record's 2.
+@mypyc_attr(native_class=False)
 @dataclass(slots=True)
 class JobRecord:
     """One piece of a patient's journey, always with the reason it was placed so.

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from mappings.episodes import EpisodeFacts, episode_status, moment
 from mappings.model import Job
 
@@ -60,6 +62,7 @@ def cohort_facts(episode: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class CohortFilter:
     start_from: str | None = None  # episode start on or after (ISO UTC)
@@ -81,6 +84,7 @@ class CohortFilter:
         return self.job is None or self.job.value in episode["contact_jobs"]
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Measure:
     id: str
