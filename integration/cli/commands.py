@@ -38,6 +38,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+import mappings
 from connectors.files import discover
 from fhir_journey.errors import JourneyError
 from integration.cli.audit import audit_app, record_cli_read
@@ -447,19 +448,23 @@ def quarantine_resolve(
 
 @app.command()
 def status(ctx: typer.Context, as_json: AsJson = False) -> None:
-    """What the store holds: people, resources, records per job, open quarantine."""
+    """What the store holds: people, resources, records per job, open quarantine; and
+    whether this install maps with the compiled build or the Python sources."""
     chosen = output_format(as_json)
     settings = _settings(ctx)
     engine = open_configured_store(settings)
     with engine.connect() as conn:
         info = queries.store_status(conn)
     store = engine.url.render_as_string(hide_password=True)
+    native = mappings.NATIVE_BUILD
     if chosen is OutputFormat.JSON:
-        print_json({"store": store, **info})
+        mapping_code = {"compiled": native.compiled, "detail": native.describe()}
+        print_json({"store": store, **info, "mapping_code": mapping_code})
         return
     console.print(f"Store: {escape(store)}")
     for key, value in info.items():
         console.print(f"  {key.replace('_', ' ')}: {escape(str(value))}", highlight=False)
+    console.print(f"Mapping code: {escape(native.describe())}", highlight=False)
 
 
 @app.command()

@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+import mappings
 from mappings.rulepack import DEFAULT_PACK, load_rule_pack
 from tests.conftest import RUN_PREFIX, encounter, patient, throwaway_store_url, write_ndjson
 
@@ -86,6 +87,8 @@ def test_status_show_and_remap(tmp_path: Path) -> None:
     assert journey(tmp_path, "import", str(path)).returncode == 0
     status = journey(tmp_path, "status")
     assert "people: 1" in status.stdout
+    # Which mapping code ran: the compiled build or the sources, and why.
+    assert f"Mapping code: {mappings.NATIVE_BUILD.describe()}" in status.stdout
     remap = journey(tmp_path, "remap")
     assert remap.returncode == 0
     assert f"Remapped 2 resources with pack {load_rule_pack().label}" in remap.stdout

@@ -95,6 +95,7 @@ def test_status_as_json_is_one_document_with_the_counts(store: str) -> None:
     assert status["resources_by_source"] == {"clinic": 2, "plan": 1}
     assert status["quarantine_open"] == 1
     assert status["store"].startswith("sqlite:///")
+    assert set(status["mapping_code"]) == {"compiled", "detail"}
 
 
 def test_people_list_with_ids_names_birth_dates_and_source_patients(store: str) -> None:
