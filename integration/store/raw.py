@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 
 from integration.derived_types import derived_types
-from integration.store.bulk_copy import copy_versions
+from integration.store.bulk_copy import copy_versions, current_raw_keys
 from integration.store.current_version import CURRENT_KEYS, CURRENT_UPDATED, replaces_current
 from integration.store.keys import in_keys, key_groups
 from integration.store.quarantine import (
@@ -142,7 +142,8 @@ def write_resources(
     if not batch:
         return []
     keys = [item.raw_key for item in batch]
-    current = _current_raw_keys(conn, batch)
+    identities = [(item.source, item.resource_type, item.resource_id) for item in batch]
+    current = current_raw_keys(conn, identities) if by_copy else _current_raw_keys(conn, identities)
     # Every stored version's identity has a current row, so only a version other
     # than the current one (re-sent older versions, rare) needs looking up by key.
     existing = set(current.values())
@@ -178,14 +179,13 @@ def write_resources(
 
 
 def _current_raw_keys(
-    conn: Connection, batch: Sequence[IncomingResource]
+    conn: Connection, identities: Sequence[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], str]:
     """(source, type, id) -> the raw key of its current version, for the batch's resources."""
     table = current_resources
     found: dict[tuple[str, str, str], str] = {}
     for group in key_groups(
-        (table.c.source, table.c.resource_type, table.c.resource_id),
-        [(item.source, item.resource_type, item.resource_id) for item in batch],
+        (table.c.source, table.c.resource_type, table.c.resource_id), identities
     ):
         rows = conn.execute(
             select(
