@@ -17,7 +17,9 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from integration.cli.demo_population import PROVIDER, write_sample
+from integration.config import load_settings
 from integration.ingest.pipeline import IngestPipeline, IngestSummary
+from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.store import bulk_copy
 from integration.store.engine import open_store
 from integration.store.schema import metadata, quarantine, raw_resources
@@ -221,3 +223,27 @@ def test_importing_the_same_files_again_stores_nothing_new(
     assert again.total("unchanged") == first.total("imported") + first.total("unchanged")
     assert again.total("quarantined") == first.total("quarantined")
     assert every_row(engine) == stored
+
+
+@pytest.mark.parametrize(
+    ("way", "validate", "setting", "copies_on_postgresql"),
+    [
+        (WayIn.FILES, False, True, True),  # a trusted import or Bulk download
+        (WayIn.FILES, True, True, False),  # validated: its cost is validation
+        (WayIn.PAGES, False, True, False),  # a page is small
+        (WayIn.PUSH, False, True, False),
+        (WayIn.FILES, False, False, False),  # JOURNEY_TRUSTED_BULK_COPY=false
+    ],
+)
+def test_copy_is_for_trusted_files_on_postgresql_unless_turned_off(
+    engine: Engine,
+    pack: RulePack,
+    way: WayIn,
+    validate: bool,
+    setting: bool,
+    copies_on_postgresql: bool,
+) -> None:
+    settings = load_settings(trusted_bulk_copy=setting)
+    pipeline = ingest_pipeline(engine, pack, settings, PROVIDER, way, validate)
+    postgresql = engine.dialect.name == "postgresql"
+    assert pipeline.by_copy is (copies_on_postgresql and postgresql)
