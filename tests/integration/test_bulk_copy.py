@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
+import respx
 from sqlalchemy import Engine, select, text
 
 from integration.cli.demo_population import PROVIDER, write_sample
@@ -247,3 +249,39 @@ def test_copy_is_for_trusted_files_on_postgresql_unless_turned_off(
     pipeline = ingest_pipeline(engine, pack, settings, PROVIDER, way, validate)
     postgresql = engine.dialect.name == "postgresql"
     assert pipeline.by_copy is (copies_on_postgresql and postgresql)
+
+
+async def test_a_trusted_bulk_export_is_stored_with_copy_on_postgresql(
+    engine: Engine, pack: RulePack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.test_bulk_sync import BASE, STATUS, bulk_source, fast, manifest, run
+
+    copied: list[int] = []
+    copy_versions = bulk_copy.copy_versions
+
+    def counting(*args: Any) -> None:
+        copied.append(len(args[1]))
+        copy_versions(*args)
+
+    monkeypatch.setattr("integration.store.raw.copy_versions", counting)
+    lines = [orjson.dumps(patient(f"p{n}")) for n in range(7)]
+    lines.insert(3, b'{"resourceType": "Patient", "id": "cut')
+    with respx.mock(assert_all_called=False) as router:
+        router.get(f"{BASE}/$export").mock(
+            return_value=httpx.Response(202, headers={"Content-Location": STATUS})
+        )
+        router.delete(STATUS).mock(return_value=httpx.Response(202))
+        router.get(STATUS).mock(return_value=httpx.Response(200, json=manifest()))
+        router.get("https://files.example/patients.ndjson").mock(
+            return_value=httpx.Response(200, content=b"\n".join(lines) + b"\n")
+        )
+        source = fast(bulk_source(BASE, validate_resources=False))
+        summary = await run(engine, pack, source)
+
+    assert summary.stored.by_type["Patient"].new == 7
+    assert "line 4" in str(summary.stored.problems[0])
+    postgresql = engine.dialect.name == "postgresql"
+    assert (sum(copied) == 7) is postgresql
+    with engine.connect() as conn:
+        stored = conn.execute(select(raw_resources.c.resource_id).order_by(raw_resources.c.id))
+        assert list(stored.scalars()) == [f"p{n}" for n in range(7)]
