@@ -31,6 +31,7 @@ from integration.ingest.pool import IntakePool, IntakeResult
 from integration.journey.update import JourneyUpdate, orphan_records, update_journey
 from integration.limits import DEFAULT_MAX_DEPTH
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
+from integration.store.bulk_copy import copy_supported
 from integration.store.engine import GrowingTables
 from integration.store.locks import let_interactive_writes_through
 from integration.store.quarantine import close_absent
@@ -136,7 +137,7 @@ class IngestPipeline:
         self.max_depth = max_depth
         # Only unvalidated batches: their store is the import's cost, where validation's
         # dwarfs it; and only PostgreSQL has COPY.
-        self.by_copy = bulk_copy and not validate and engine.dialect.name == "postgresql"
+        self.by_copy = bulk_copy and not validate and copy_supported(engine)
         self._write_lock = threading.Lock()
         self._growth = GrowingTables(engine, GROWN_TABLES)
         # One pool for every file this pipeline stores, even several at once (a Bulk

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Engine,
     Integer,
     MetaData,
     Table,
@@ -44,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
+from integration.errors import StoreError
 from integration.store.current_version import CURRENT_KEYS, CURRENT_UPDATED, replaces_current
 from integration.store.schema import current_resources, raw_resources
 
@@ -70,7 +72,7 @@ stage = Table(
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DELETE ROWS",
 )
-# The order of a staging row's values (`raw.stage_row` builds them).
+# The order of a staging row's values (`raw.stage_rows` builds them).
 STAGE_COLUMNS = tuple(column.name for column in stage.columns)
 
 _RAW_COLUMNS = (
@@ -89,8 +91,9 @@ _RAW_COLUMNS = (
 _CURRENT_COLUMNS = ("last_updated", "subject_id", "needs_derive", "deleted")
 
 
-class CopyUnavailable(RuntimeError):
-    """The connection is not a psycopg 3 connection to PostgreSQL: no COPY path."""
+def copy_supported(engine: Engine) -> bool:
+    """Can this store take COPY: PostgreSQL through psycopg 3 (the driver we ship)."""
+    return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
 
 
 def copy_versions(conn: Connection, rows: Sequence[tuple[Any, ...]], received_at: str) -> None:
@@ -100,7 +103,8 @@ def copy_versions(conn: Connection, rows: Sequence[tuple[Any, ...]], received_at
         return
     driver = conn.connection.dbapi_connection
     if not isinstance(driver, psycopg.Connection):
-        raise CopyUnavailable(f"COPY needs psycopg 3 on PostgreSQL, not {type(driver)!r}")
+        # The pipeline asks for COPY only on psycopg 3 (`copy_supported`).
+        raise StoreError(f"COPY needs psycopg 3 on PostgreSQL, not {type(driver).__name__}")
     conn.execute(CreateTable(stage, if_not_exists=True))
     statement = f"COPY {stage.name} ({', '.join(STAGE_COLUMNS)}) FROM STDIN"
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
