@@ -24,6 +24,7 @@ from integration.ingest.pipeline import IngestPipeline, IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
 from integration.store import bulk_copy
 from integration.store.engine import open_store
+from integration.store.raw import IncomingResource, write_resources
 from integration.store.schema import metadata, quarantine, raw_resources
 from mappings.rulepack import RulePack
 from tests.conftest import encounter, patient, throwaway_store_url
@@ -285,3 +286,27 @@ async def test_a_trusted_bulk_export_is_stored_with_copy_on_postgresql(
     with engine.connect() as conn:
         stored = conn.execute(select(raw_resources.c.resource_id).order_by(raw_resources.c.id))
         assert list(stored.scalars()) == [f"p{n}" for n in range(7)]
+
+
+def test_versions_another_writer_stored_since_the_lookup_are_skipped_as_row_by_row(
+    two_stores: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two imports of one source at once: a version the other stored after this batch
+    looked is already there when it writes. Played here by a lookup that sees nothing."""
+    batch = [
+        IncomingResource(
+            PROVIDER, "Patient", f"p{n}", f"h:{n}", JANUARY, None, "f.ndjson", f"line {n}", "{}"
+        )
+        for n in range(5)
+    ]
+    for engine, by_copy in zip(two_stores, (False, True), strict=True):
+        with engine.begin() as conn:
+            write_resources(conn, batch[:3], "2026-01-01T00:00:00Z", by_copy)
+        with monkeypatch.context() as patched:
+            patched.setattr("integration.store.raw.current_raw_keys", lambda *_: {})
+            patched.setattr("integration.store.raw._current_raw_keys", lambda *_: {})
+            with engine.begin() as conn:
+                write_resources(conn, batch, "2026-01-02T00:00:00Z", by_copy)
+    expected, found = (every_row(engine) for engine in two_stores)
+    assert found == expected
+    assert len(found["raw_resources"]) == len(found["current_resources"]) == 5
