@@ -10,11 +10,17 @@ Generates an NDJSON set of Patients, Encounters and QuestionnaireResponses
   4. our import with validation off (a trusted source): the same figures
   5. the raw store's floor: bare sqlite3 writing the same rows, built
      beforehand, into a fresh store (what any import must pay to store them)
+  6. on PostgreSQL, the import with validation off: with COPY (what a trusted
+     source's files use), the same with intake in this process (no worker
+     processes), and row by row (the path before COPY, for comparison),
+     each into a fresh database the bench creates and drops (--postgres URL of
+     the server's admin database; --no-postgres skips it)
 
 Each import runs in a fresh child process on a fresh SQLite store, reading
 the file with the same streaming NDJSON reader `journey sync` uses for
 Bulk Data files; peak RSS is the child's (its worker processes are smaller),
-and "cores" is the CPU time of the import and its workers over its wall time.
+and "cores" is the CPU time of the import and its workers over its wall time
+(on PostgreSQL the server's own CPU time is not in it).
 
 The baselines are what a bare loop gets at its best: orjson parses each line
 and drops it; validation runs over a sample parsed beforehand and frozen
@@ -23,6 +29,7 @@ garbage collector walk it again and again, slowing the baseline (and
 flattering our ratio) by about a third.
 Targets (issue 5): import with full validation >= 1.4x the one-process bare
 validation rate; with validation off >= 20% of bare orjson; RSS flat with size.
+Issue 21: on PostgreSQL, validation off (COPY) >= 20% of bare orjson.
 
     scripts/bench-bulk --resources 500000
 """
@@ -38,6 +45,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -88,13 +98,13 @@ def cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def child_import(data: Path, database: Path, validate: bool, processes: int) -> None:
+def child_import(data: Path, url: str, validate: bool, processes: int, copy: bool) -> None:
     """Runs in the child process: import, print phase times as JSON."""
     from integration.ingest.pipeline import IngestPipeline
     from integration.store.engine import open_store
     from mappings.rulepack import load_rule_pack
 
-    engine = open_store(f"sqlite:///{database}")
+    engine = open_store(url)
     marks: dict[str, float] = {"start": time.perf_counter()}
     importer = IngestPipeline(
         engine,
@@ -106,7 +116,9 @@ def child_import(data: Path, database: Path, validate: bool, processes: int) -> 
         store_batch_size=Settings.model_fields["import_batch_size"].default,
         validate=validate,
         processes=processes,
+        bulk_copy=copy,
     )
+    assert importer.by_copy is (copy and not validate and url.startswith("postgresql"))
     rss_mb: dict[str, float] = {}
     cpu_at_start = cpu_seconds()
     cpu: dict[str, float] = {}
@@ -132,17 +144,19 @@ def child_import(data: Path, database: Path, validate: bool, processes: int) -> 
     )
 
 
-def run_child(data: Path, folder: Path, validate: bool, processes: int) -> dict[str, float]:
-    database = folder / f"import-{validate}.db"
+def run_child(
+    data: Path, url: str, validate: bool, processes: int, copy: bool = True
+) -> dict[str, float]:
     done = subprocess.run(
         [
             sys.executable,
             __file__,
             "--child",
             str(data),
-            str(database),
+            url,
             "1" if validate else "0",
             str(processes),
+            "1" if copy else "0",
         ],
         capture_output=True,
         text=True,
@@ -150,6 +164,25 @@ def run_child(data: Path, folder: Path, validate: bool, processes: int) -> dict[
     )
     result: dict[str, float] = orjson.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+@contextmanager
+def fresh_postgres(admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the admin URL's server, dropped after."""
+    from sqlalchemy import text
+
+    from integration.store.engine import create_store_engine
+
+    admin = create_store_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+    name = f"journey_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def store_floor(data: Path, folder: Path, batch: int) -> float:
@@ -242,11 +275,19 @@ def main() -> None:
         help="resources the bare validation floor is timed on (it is the slow one)",
     )
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "JOURNEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="admin URL of the PostgreSQL server to import into (a fresh database each)",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite figures only")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        data, database, validate, processes = args.child
-        child_import(Path(data), Path(database), validate == "1", int(processes))
+        data, url, validate, processes, copy = args.child
+        child_import(Path(data), url, validate == "1", int(processes), copy == "1")
         return
 
     with tempfile.TemporaryDirectory(prefix="journey-bulk-bench-") as name:
@@ -275,14 +316,29 @@ def main() -> None:
         # before and after the import it is compared with, and the mean is used.
         before = validation_rate(sample)
         print("importing with full validation ...", flush=True)
-        full = run_child(data, folder, True, args.processes)
+        full = run_child(data, f"sqlite:///{folder / 'full.db'}", True, args.processes)
         after = validation_rate(sample)
         validate_rate = (before + after) / 2
         del sample
         gc.unfreeze()
         print("importing with validation off (trusted) ...", flush=True)
-        trusted = run_child(data, folder, False, args.processes)
+        trusted = run_child(data, f"sqlite:///{folder / 'trusted.db'}", False, args.processes)
         parse_after = parse_rate_of(data, count)
+        postgres: dict[str, dict[str, float]] = {}
+        if not args.no_postgres:
+            # Both PostgreSQL imports between two timings of the orjson floor, as above.
+            for label, copy, processes in (
+                ("copy", True, args.processes),
+                # On a busy 2-core machine the worker processes cost more than they
+                # save once COPY made the store cheap: shown beside it.
+                ("copy, intake in-process", True, 0),
+                ("row by row", False, args.processes),
+            ):
+                print(f"importing with validation off into PostgreSQL, {label} ...", flush=True)
+                with fresh_postgres(args.postgres) as url:
+                    postgres[label] = run_child(data, url, False, processes, copy)
+            parse_pg_after = parse_rate_of(data, count)
+            parse_pg_rate = (parse_after + parse_pg_after) / 2
         parse_rate = (parse_before + parse_after) / 2
         print("timing the raw store's floor (bare sqlite3) ...", flush=True)
         floor = store_floor(data, folder, Settings.model_fields["import_batch_size"].default)
@@ -307,6 +363,21 @@ def main() -> None:
         )
         print(f"{'   ... and mapped into journeys':<52} {count / result['total_s']:>12,.0f}")
     print(f"{'raw store floor: bare sqlite3, rows built beforehand':<52} {floor:>12,.0f}")
+    if postgres:
+        print(
+            f"\nPostgreSQL, validation off (trusted), {args.processes} worker processes "
+            "unless in-process; "
+            f"bare orjson {parse_pg_rate:,.0f}/s around these imports "
+            f"(before {parse_after:,.0f}, after {parse_pg_after:,.0f})"
+        )
+        for label, result in postgres.items():
+            assert result["quarantined"] == 0
+            print(
+                f"{'PostgreSQL ' + label + ': to the raw store':<52} "
+                f"{count / result['stored_s']:>12,.0f} "
+                f"{result['rss_mb']:>7.0f}MB {result['cores_stored']:>6.2f}"
+            )
+            print(f"{'   ... and mapped into journeys':<52} {count / result['total_s']:>12,.0f}")
     print("\nratios (targets from issue 5):")
     rows = (
         (
@@ -328,6 +399,41 @@ def main() -> None:
         ("raw store floor (SQLite alone) / bare orjson", floor / parse_rate, ""),
         ("validation off, raw store / raw store floor", count / trusted["stored_s"] / floor, ""),
     )
+    if postgres:
+        copied, row_by_row = postgres["copy"], postgres["row by row"]
+        in_process = postgres["copy, intake in-process"]
+        rows += (
+            (
+                "PostgreSQL copy, raw store / bare orjson",
+                count / copied["stored_s"] / parse_pg_rate,
+                ">= 20% (issue 21)",
+            ),
+            (
+                "PostgreSQL copy, end to end / bare orjson",
+                count / copied["total_s"] / parse_pg_rate,
+                "",
+            ),
+            (
+                "PostgreSQL copy in-process, raw store / bare orjson",
+                count / in_process["stored_s"] / parse_pg_rate,
+                "",
+            ),
+            (
+                "PostgreSQL row by row, raw store / bare orjson",
+                count / row_by_row["stored_s"] / parse_pg_rate,
+                "(before COPY)",
+            ),
+            (
+                "PostgreSQL row by row, end to end / bare orjson",
+                count / row_by_row["total_s"] / parse_pg_rate,
+                "",
+            ),
+            (
+                "PostgreSQL raw store: copy / row by row",
+                row_by_row["stored_s"] / copied["stored_s"],
+                "",
+            ),
+        )
     for label, ratio, target in rows:
         shown = f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.1%}"
         print(f"  {label:<50} {shown:>8}   {target}")

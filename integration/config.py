@@ -136,6 +136,12 @@ class Settings(BaseSettings):
         description="resources written per store transaction when importing files and Bulk "
         "Data downloads (fewer, larger transactions: measured 5% faster than 1,000)",
     )
+    trusted_bulk_copy: bool = Field(
+        default=True,
+        description="on PostgreSQL, store a trusted source's files (`journey import "
+        "--trusted`, Bulk Data downloads) with COPY through a staging table instead of "
+        "row-by-row statements: the same rows, faster",
+    )
     page_size: int = Field(default=50, ge=1, le=1000, description="default page size of the API")
     feed_retention_days: int = Field(
         default=30,

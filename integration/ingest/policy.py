@@ -60,4 +60,6 @@ def ingest_pipeline(
         processes=settings.validation_processes if files else 0,
         store_batch_size=settings.import_batch_size if files else settings.batch_size,
         max_depth=settings.max_resource_depth,
+        # Files come in batches of thousands, where COPY pays; a page is small.
+        bulk_copy=settings.trusted_bulk_copy and files,
     )

@@ -23,18 +23,17 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Text,
-    and_,
     bindparam,
     func,
-    or_,
     select,
     update,
 )
 
 from integration.derived_types import derived_types
+from integration.store.bulk_copy import copy_versions, current_raw_keys
+from integration.store.current_version import CURRENT_KEYS, CURRENT_UPDATED, replaces_current
 from integration.store.keys import in_keys, key_groups
 from integration.store.quarantine import (
     FIXED,
@@ -132,13 +131,19 @@ def version_key(resource: dict[str, Any]) -> str:
 
 
 def write_resources(
-    conn: Connection, batch: Sequence[IncomingResource], received_at: str
+    conn: Connection,
+    batch: Sequence[IncomingResource],
+    received_at: str,
+    by_copy: bool = False,
 ) -> list[WriteOutcome]:
-    """Store a batch; returns, per item, whether it was new, a new version, or already there."""
+    """Store a batch; returns, per item, whether it was new, a new version, or already there.
+    `by_copy` (PostgreSQL only) writes the new versions with COPY (`bulk_copy`): the
+    same rows, cheaper for large batches."""
     if not batch:
         return []
     keys = [item.raw_key for item in batch]
-    current = _current_raw_keys(conn, batch)
+    identities = [(item.source, item.resource_type, item.resource_id) for item in batch]
+    current = current_raw_keys(conn, identities) if by_copy else _current_raw_keys(conn, identities)
     # Every stored version's identity has a current row, so only a version other
     # than the current one (re-sent older versions, rare) needs looking up by key.
     existing = set(current.values())
@@ -169,19 +174,18 @@ def write_resources(
         current[identity] = key
         fresh[key] = item
     if fresh:
-        _insert_fresh(conn, fresh, received_at)
+        _insert_fresh(conn, fresh, received_at, by_copy)
     return outcomes
 
 
 def _current_raw_keys(
-    conn: Connection, batch: Sequence[IncomingResource]
+    conn: Connection, identities: Sequence[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], str]:
     """(source, type, id) -> the raw key of its current version, for the batch's resources."""
     table = current_resources
     found: dict[tuple[str, str, str], str] = {}
     for group in key_groups(
-        (table.c.source, table.c.resource_type, table.c.resource_id),
-        [(item.source, item.resource_type, item.resource_id) for item in batch],
+        (table.c.source, table.c.resource_type, table.c.resource_id), identities
     ):
         rows = conn.execute(
             select(
@@ -194,19 +198,24 @@ def _current_raw_keys(
     return found
 
 
-def _insert_fresh(conn: Connection, fresh: dict[str, IncomingResource], received_at: str) -> None:
-    # Plain executemany: INSERT ... RETURNING in parameter order makes SQLAlchemy send
-    # the rows one statement at a time.
-    execute_many(
-        conn,
-        raw_insert_statement(conn),
-        [raw_row(key, item, received_at) for key, item in fresh.items()],
-    )
-    execute_many(
-        conn,
-        current_upsert_statement(conn),
-        [current_row(key, item) for key, item in fresh.items()],
-    )
+def _insert_fresh(
+    conn: Connection, fresh: dict[str, IncomingResource], received_at: str, by_copy: bool
+) -> None:
+    if by_copy:
+        copy_versions(conn, stage_rows(fresh), received_at)
+    else:
+        # Plain executemany: INSERT ... RETURNING in parameter order makes SQLAlchemy
+        # send the rows one statement at a time.
+        execute_many(
+            conn,
+            raw_insert_statement(conn),
+            [raw_row(key, item, received_at) for key, item in fresh.items()],
+        )
+        execute_many(
+            conn,
+            current_upsert_statement(conn),
+            [current_row(key, item) for key, item in fresh.items()],
+        )
     # A deletion fixes nothing that was quarantined.
     _resolve_quarantine(conn, [item for item in fresh.values() if not item.deleted], received_at)
 
@@ -238,22 +247,12 @@ def current_upsert_statement(conn: Connection) -> Any:
     """Point (source, type, id) at a newly stored version, unless that version is older
     than the current one (an older version arriving late), or no newer than the
     deletion the current one is (a create the source deleted before it arrived)."""
-    table = current_resources
-
-    def newer(excluded: Any) -> ColumnElement[bool]:
-        arriving = func.coalesce(excluded.last_updated, "9999")
-        return or_(
-            table.c.last_updated.is_(None),
-            and_(table.c.deleted.is_(False), arriving >= table.c.last_updated),
-            arriving > table.c.last_updated,
-        )
-
     return upsert_statement(
         conn,
-        table,
-        keys=("source", "resource_type", "resource_id"),
-        update=("raw_id", "last_updated", "subject_id", "needs_derive", "deleted"),
-        where=newer,
+        current_resources,
+        keys=CURRENT_KEYS,
+        update=CURRENT_UPDATED,
+        where=replaces_current,
         # The new raw row's id, found by its key inside the statement: no round trip.
         computed={
             "raw_id": select(raw_resources.c.id)
@@ -290,6 +289,37 @@ def current_row(key: str, item: IncomingResource) -> dict[str, Any]:
         "needs_derive": item.resource_type in DERIVED_TYPES,
         "deleted": item.deleted,
     }
+
+
+def stage_rows(fresh: dict[str, IncomingResource]) -> list[tuple[Any, ...]]:
+    """The new versions as `bulk_copy` stages them (`STAGE_COLUMNS`): the raw row's and
+    the current row's values (as `raw_row` and `current_row`), the batch's order
+    (`seq`), and which version of its resource in the batch each is (`round`)."""
+    seen: dict[tuple[str, str, str], int] = {}
+    rows = []
+    for seq, (key, item) in enumerate(fresh.items()):
+        identity = (item.source, item.resource_type, item.resource_id)
+        seen[identity] = seen.get(identity, 0) + 1
+        rows.append(
+            (
+                seq,
+                seen[identity],
+                key,
+                item.source,
+                item.resource_type,
+                item.resource_id,
+                item.version_key,
+                item.last_updated,
+                item.origin,
+                item.location,
+                item.content,
+                orjson.dumps(list(item.warnings)).decode() if item.warnings else None,
+                item.deleted,
+                item.subject_id,
+                item.resource_type in DERIVED_TYPES,
+            )
+        )
+    return rows
 
 
 def _resolve_quarantine(conn: Connection, fresh: list[IncomingResource], resolved_at: str) -> None:
