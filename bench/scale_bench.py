@@ -43,6 +43,7 @@ from starlette.responses import Response
 sys.path.insert(0, str(Path(__file__).parent))
 from push_bench import Result, free_port, start
 
+from integration.store import episodes as episodes_store
 from integration.store.schema import people
 
 JOURNEY = str(Path(sys.executable).parent / "journey")
@@ -184,7 +185,18 @@ def person_ids(url: str) -> list[str]:
     return ids
 
 
-def measure_reads(backend: Backend, folder: Path, requests: int, seed: int) -> tuple[Result, bytes]:
+def stale_people(url: str) -> int:
+    """People whose episodes `journey serve`'s upkeep has still to recompute."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        count = episodes_store.stale_count(conn)
+    engine.dispose()
+    return count
+
+
+def measure_reads(
+    backend: Backend, folder: Path, requests: int, seed: int
+) -> tuple[Result, bytes, tuple[int, int]]:
     port = free_port()
     env = {
         **os.environ,
@@ -200,14 +212,16 @@ def measure_reads(backend: Backend, folder: Path, requests: int, seed: int) -> t
         base = f"http://127.0.0.1:{port}"
         ids = person_ids(backend.url)
         asyncio.run(read_journeys(base, ids, 500, seed + 1))  # warm: connections, caches
+        stale_before = stale_people(backend.url)
         reads = asyncio.run(read_journeys(base, ids, requests, seed))
+        stale = (stale_before, stale_people(backend.url))
         sample = httpx.get(
             f"{base}/people/{ids[0]}/journey", headers={"Authorization": f"Bearer {API_KEY}"}
         ).content
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return reads, sample
+    return reads, sample, stale
 
 
 def measure_bare(document: bytes, folder: Path, requests: int, seed: int) -> Result:
@@ -280,7 +294,7 @@ def main() -> None:
             backends = [Backend("SQLite", f"sqlite:///{folder / 'reads.db'}"), pg]
             # (backend, people, ours, bare measured right after): this machine's speed
             # drifts by a third within minutes, so each point gets its own baseline.
-            rows: list[tuple[str, int, Result, Result]] = []
+            rows: list[tuple[str, int, Result, Result, tuple[int, int]]] = []
             have = 0
             for size in sizes:
                 chunk = folder / f"people-{size}.ndjson"
@@ -288,9 +302,9 @@ def main() -> None:
                 for backend in backends:
                     print(f"reads: {backend.name} filled to {size:,} people ...", flush=True)
                     run_imports(backend.url, [("clinic", chunk)], folder)
-                    reads, document = measure_reads(backend, folder, args.requests, size)
+                    reads, document, stale = measure_reads(backend, folder, args.requests, size)
                     bare = measure_bare(document, folder, args.requests, size)
-                    rows.append((backend.name, size, reads, bare))
+                    rows.append((backend.name, size, reads, bare, stale))
                 have = size
         finally:
             for cleanup in cleanups:
@@ -305,16 +319,18 @@ def main() -> None:
     print(
         f"  {'':<12} {'people':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}"
         f"   {'bare p50':>8} {'bare p99':>8} {'bare r/s':>8} {'vs bare':>8}"
+        "   stale people (before -> after the reads)"
     )
-    for label, size, reads, bare in rows:
+    for label, size, reads, bare, stale in rows:
         print(
             f"  {label:<12} {size:>8,} {reads.percentile(0.5):>8.1f} "
             f"{reads.percentile(0.99):>8.1f} {reads.rate:>8,.0f}   {bare.percentile(0.5):>8.1f} "
             f"{bare.percentile(0.99):>8.1f} {bare.rate:>8,.0f} {reads.rate / bare.rate:>7.0%}"
+            f"   {stale[0]:,} -> {stale[1]:,}"
         )
     print("\ntargets (issue 6):")
     for kind in ("SQLite", "PostgreSQL"):
-        mine = [(size, reads, bare) for label, size, reads, bare in rows if label == kind]
+        mine = [(size, reads, bare) for label, size, reads, bare, _ in rows if label == kind]
         growth = mine[-1][1].percentile(0.99) / mine[0][1].percentile(0.99)
         worst = min(reads.rate / bare.rate for _, reads, bare in mine)
         print(

@@ -45,14 +45,23 @@ from mappings.rulepack import RulePack
 
 DeriveProgress = Callable[[int], None]
 log = logging.getLogger(__name__)
+# Every table derivation grows (tests/integration/test_statistics.py checks an import
+# leaves none without statistics on PostgreSQL).
 JOURNEY_TABLES = (
     "current_resources",
     "job_records",
     "person_links",
     "people",
     "patient_identifiers",
+    "patient_demographics",
+    "patient_blocking_keys",
+    "patient_matches",
+    "patient_match_history",
+    "name_counts",
     "resource_links",
     "episodes",
+    "episodes_stale",
+    "feed_events",
 )
 
 
