@@ -66,9 +66,15 @@ def interpreter_tag() -> str:
 
 
 def check_build(package: Path, build: Path) -> NativeBuild:
-    """Whether the build at `build` is usable for the sources in `package`."""
+    """Whether the build at `build` is used for the sources in `package`."""
     if os.environ.get(PURE_PYTHON_ENV, "").strip() not in ("", "0"):
         return NativeBuild(False, f"{PURE_PYTHON_ENV} is set")
+    return read_build(package, build)
+
+
+def read_build(package: Path, build: Path) -> NativeBuild:
+    """Whether the build at `build` matches the sources in `package`, whatever the
+    environment asks for (`scripts/build_native.py` asks before compiling again)."""
     manifest_path = build / MANIFEST
     if not manifest_path.is_file():
         return NativeBuild(False, "not compiled: scripts/setup compiles it")

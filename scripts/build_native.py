@@ -27,6 +27,7 @@ from mappings.native import (
     MANIFEST,
     NOT_COMPILED,
     interpreter_tag,
+    read_build,
     source_hashes,
 )
 
@@ -53,15 +54,9 @@ def compiled_modules() -> list[str]:
 
 
 def build_is_current(build: Path) -> bool:
-    try:
-        manifest = orjson.loads((build / MANIFEST).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return False
-    return bool(
-        manifest.get("sources") == source_hashes(PACKAGE)
-        and manifest.get("interpreter") == interpreter_tag()
-        and manifest.get("modules") == compiled_modules()
-    )
+    """The build matches the sources and compiles the modules compiled today."""
+    state = read_build(PACKAGE, build)
+    return state.compiled and list(state.modules) == compiled_modules()
 
 
 def main() -> int:
