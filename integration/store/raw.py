@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 
 from integration.derived_types import derived_types
-from integration.store.bulk_copy import copy_versions, current_raw_keys
+from integration.store.bulk_copy import STAGE_COLUMNS, copy_versions, current_raw_keys
 from integration.store.current_version import CURRENT_KEYS, CURRENT_UPDATED, replaces_current
 from integration.store.keys import in_keys, key_groups
 from integration.store.quarantine import (
@@ -292,33 +292,17 @@ def current_row(key: str, item: IncomingResource) -> dict[str, Any]:
 
 
 def stage_rows(fresh: dict[str, IncomingResource]) -> list[tuple[Any, ...]]:
-    """The new versions as `bulk_copy` stages them (`STAGE_COLUMNS`): the raw row's and
-    the current row's values (as `raw_row` and `current_row`), the batch's order
-    (`seq`), and which version of its resource in the batch each is (`round`)."""
+    """The new versions as `bulk_copy` stages them (`STAGE_COLUMNS`): the batch's order
+    (`seq`), which version of its resource in the batch each is (`round`), then the
+    values `raw_row` and `current_row` give the row-by-row path."""
     seen: dict[tuple[str, str, str], int] = {}
     rows = []
     for seq, (key, item) in enumerate(fresh.items()):
         identity = (item.source, item.resource_type, item.resource_id)
         seen[identity] = seen.get(identity, 0) + 1
-        rows.append(
-            (
-                seq,
-                seen[identity],
-                key,
-                item.source,
-                item.resource_type,
-                item.resource_id,
-                item.version_key,
-                item.last_updated,
-                item.origin,
-                item.location,
-                item.content,
-                orjson.dumps(list(item.warnings)).decode() if item.warnings else None,
-                item.deleted,
-                item.subject_id,
-                item.resource_type in DERIVED_TYPES,
-            )
-        )
+        # received_at is the same for the whole batch: the move out of staging sets it.
+        values = {**raw_row(key, item, ""), **current_row(key, item)}
+        rows.append((seq, seen[identity], *(values[name] for name in STAGE_COLUMNS[2:])))
     return rows
 
 
