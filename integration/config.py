@@ -150,6 +150,21 @@ class Settings(BaseSettings):
         description="days the journey feed keeps its events (a cursor older than that "
         "answers 410: read the journeys again, then follow the feed)",
     )
+    derive_process: bool = Field(
+        default=True,
+        description="on PostgreSQL, a REST pull that stores more than `batch_size` "
+        "resources derives the journey in a process of its own beside the storing (a core "
+        "each); off, or on SQLite (one writer at a time): in the pull's own process",
+    )
+    upkeep_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="while `journey serve` is answering requests, the share of time its "
+        "background upkeep (recomputing episodes after imports and pushes) may take: "
+        "after a batch of t seconds it rests t * (1 - share) / share; 1 never rests. "
+        "When no request is being answered it runs flat out",
+    )
     audit: bool = Field(
         default=True,
         description="write the audit trail: every read and write of patient data",

@@ -51,3 +51,16 @@ def batch_collection() -> Iterator[None]:
 def use_batch_collection() -> None:
     """For a process that does nothing but batch work (a validation worker)."""
     gc.set_threshold(*BATCH_THRESHOLDS)
+
+
+def freeze_what_is_loaded() -> int:
+    """For a long-running server, once started: move every object alive now (modules,
+    FHIR models and their validators, the rule pack, SQL statements) out of the
+    collector's sight; returns how many (about 170,000 in `journey serve`). A full
+    collection walks every tracked object: under load one ran every few seconds and
+    stopped every request for 70-75 ms, which made the p99 of journey reads (measured
+    with `gc.callbacks` beside the reads' timeline). Objects made later (caches,
+    requests) are collected as ever."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

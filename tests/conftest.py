@@ -109,6 +109,17 @@ def engine(store_url: str) -> Iterator[Engine]:
         store.dispose()
 
 
+@pytest.fixture
+def postgres_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, migrated store on PostgreSQL only, for what only PostgreSQL does."""
+    with throwaway_store_url("postgresql", request, tmp_path) as url:
+        store = open_store(url)
+        try:
+            yield store
+        finally:
+            store.dispose()
+
+
 def refuse_rows(engine: Engine, table: str, column: str, word: str) -> None:
     """Make the store refuse rows of `table` whose `column` holds `word`, with a real
     database error: a CHECK constraint on PostgreSQL, a trigger on SQLite (which has no

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 
 from integration.access.audit import AuditWriter
 from integration.access.rate_limit import RateLimiter
+from integration.api.activity import install_request_activity
 from integration.api.audit_trail import install_audit_trail
 from integration.api.body_limit import BodyLimit
 from integration.api.boundary import install_error_boundary
@@ -38,6 +40,7 @@ from integration.api.routes import (
 )
 from integration.api.time_limit import TimeLimit
 from integration.config import Settings, load_settings
+from integration.gc_policy import freeze_what_is_loaded
 from integration.journey.rule_packs import store_pack
 from integration.journey.upkeep import Upkeep
 from integration.push.service import PushService
@@ -46,6 +49,8 @@ from integration.store.engine import open_configured_store
 from integration.store.wal import WalCheckpointer
 from integration.ui.routes import install_ui
 from integration.webhooks.subscriptions import apply_config
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -65,9 +70,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             store_pack,
             settings.feed_retention_days,
             audit_retention_days=settings.audit_retention_days,
+            busy=app.state.activity.busy,
+            share=settings.upkeep_share,
         )
         upkeep.start()
         app.state.audit.start(app.state.engine)
+        frozen = freeze_what_is_loaded()
+        log.info("%d objects loaded at start set aside from garbage collection", frozen)
         yield
         app.state.audit.stop()
         upkeep.stop()
@@ -115,6 +124,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # Outside the error boundary, so a 500 is timed and counted too; the request id
     # outermost, so every line logged while answering carries it.
     install_request_latency(app, app.state.metrics)
+    app.state.activity = install_request_activity(app)
     install_request_id(app)
     install_openapi(app)
     app.include_router(health.router)

@@ -9,76 +9,27 @@ batches in order (it waits for batch k before storing it, while k+1 and
 k+2 are being taken), so the store sees exactly the order a single
 process would.
 
-Workers exit when the pipeline's process dies, even by kill -9: they hold both ends of
-the pool's pipes, so they would never see it go and would wait forever.
+Workers exit when the pipeline's process dies, even by kill -9 (`worker_process.py`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
-import sys
-import threading
-import time
 from concurrent.futures import Future, ProcessPoolExecutor
-from types import FrameType
 from typing import Any, TypeGuard
 
 import orjson
 
-from integration.gc_policy import use_batch_collection
 from integration.ingest.errors import ResourceRejected
 from integration.ingest.intake import Intake, intake
+from integration.worker_process import start_worker
 
 IntakeResult = Intake | ResourceRejected
 # One resource to take in: its JSON bytes and the id its place implies, if any.
 Payload = tuple[bytes, str | None]
 # What comes back: an Intake's fields, or ("rejected", path, message).
 _Wire = tuple[str | tuple[str, ...] | None, ...]
-# How often a worker looks whether its parent is still there (where the kernel
-# does not tell it at once).
-PARENT_POLL_SECONDS = 0.5
-_PR_SET_PDEATHSIG = 1
-
-
-def _start_worker(parent: int) -> None:
-    """Each worker process's initializer."""
-    use_batch_collection()
-    _exit_with_parent(parent)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """End this process when `parent` (the pipeline) has gone.
-
-    On Linux the kernel signals us when our parent exits. It also does when only the
-    *thread* that started us exits (a sync's download thread), so the signal is
-    one to check, not a SIGKILL: a parent that is gone has handed us to another
-    (getppid changes). A thread polling getppid covers other systems, and a
-    failed prctl."""
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        if os.getppid() != parent:
-            os._exit(1)
-
-    if sys.platform.startswith("linux"):
-        signal.signal(signal.SIGUSR1, on_signal)
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGUSR1, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass  # the polling thread is enough
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    if os.getppid() != parent:  # gone before we were watching
-        os._exit(1)
-
-
-def _watch_parent(parent: int) -> None:
-    while True:
-        time.sleep(PARENT_POLL_SECONDS)
-        if os.getppid() != parent:
-            os._exit(1)
 
 
 def _intake_batch(payloads: list[Payload], validate: bool, max_depth: int) -> list[_Wire | None]:
@@ -131,7 +82,7 @@ class IntakePool:
         self._executor = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
+            initializer=start_worker,
             initargs=(os.getpid(),),
         )
         self._validate = validate

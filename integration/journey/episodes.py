@@ -12,6 +12,7 @@ before it reports.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,14 +40,19 @@ def refresh_episodes(
     pack: RulePack,
     batch_size: int = 200,
     on_progress: Callable[[int], None] | None = None,
+    pace: Callable[[float], bool] | None = None,
 ) -> int:
     """Recompute the kept episodes of every person marked stale; returns how many
     people. Each batch commits on its own under the derive lock, so no derivation can
     change a person's records between reading them and clearing their mark. A person
     whose episodes cannot be built is isolated: logged by id, their kept episodes
-    dropped (the measures leave them out rather than show stale ones), the others go on."""
+    dropped (the measures leave them out rather than show stale ones), the others go on.
+
+    `pace`, if given, is called after each batch with the seconds it took, outside the
+    transaction; it may wait, and its False stops the pass (the rest stay marked)."""
     done = 0
     while True:
+        began = time.perf_counter()
         with engine.begin() as conn:
             now = utc_now()
             hold(conn, DERIVE, now)
@@ -73,3 +79,5 @@ def refresh_episodes(
         done += len(people)
         if on_progress is not None:
             on_progress(len(people))
+        if pace is not None and not pace(time.perf_counter() - began):
+            return done

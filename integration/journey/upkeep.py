@@ -28,7 +28,13 @@ PRUNE_EVERY_SECONDS = 3600.0
 class Upkeep:
     """Every `interval` seconds: recompute stale people's episodes in small batches (a
     short hold of the derive lock each); every hour: drop feed events older than
-    `retention_days` and audit rows older than `audit_retention_days`."""
+    `retention_days` and audit rows older than `audit_retention_days`.
+
+    While `busy()` says requests are being answered, the episodes take at most `share`
+    of the time: after a batch of t seconds the upkeep rests t * (1 - share) / share.
+    Its queries and Python compete with the requests' for the same cores (and, on
+    PostgreSQL, the same server), and a store just filled by an import can keep it
+    busy for minutes; when nobody is waiting it runs flat out."""
 
     def __init__(
         self,
@@ -38,7 +44,11 @@ class Upkeep:
         interval: float = 2.0,
         batch_size: int = 50,
         audit_retention_days: int | None = None,
+        busy: Callable[[], bool] = lambda: False,
+        share: float = 1.0,
     ) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"upkeep share must be in (0, 1], not {share}")
         self._engine = engine
         self._pack_of = pack_of
         self._retention = timedelta(days=retention_days)
@@ -47,6 +57,8 @@ class Upkeep:
         )
         self._interval = interval
         self._batch_size = batch_size
+        self._busy = busy
+        self._rest_per_second = (1 - share) / share
         self._pruned_at = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -67,7 +79,18 @@ class Upkeep:
         with self._engine.connect() as conn:
             if not episodes_store.stale_people(conn, 1):
                 return 0
-        return refresh_episodes(self._engine, self._pack_of(self._engine), self._batch_size)
+        return refresh_episodes(
+            self._engine, self._pack_of(self._engine), self._batch_size, pace=self._pace
+        )
+
+    def rest_after(self, batch_seconds: float) -> float:
+        """Seconds to rest after a batch that took `batch_seconds`."""
+        return batch_seconds * self._rest_per_second if self._busy() else 0.0
+
+    def _pace(self, batch_seconds: float) -> bool:
+        """After a batch: rest as `rest_after` says; False once stopping."""
+        rest = self.rest_after(batch_seconds)
+        return not (self._stop.wait(rest) if rest else self._stop.is_set())
 
     def prune_feed(self) -> int:
         now = datetime.now(UTC)

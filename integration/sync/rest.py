@@ -10,7 +10,8 @@ page waits. So killing a sync loses nothing and the next run re-fetches at most
 a transaction's pages plus the overlap; the idempotent store absorbs the repeats.
 A failing resource type is reported and does not stop the others. The journey is
 derived in rounds of `batch_size` stored resources while the pull goes on, and
-once more at the end.
+once more at the end: past the first round in a process of its own
+(journey/derive_process.py), so storing and deriving use a core each.
 
 Where the server declares `history-type` for a type, an incremental sync reads
 `[type]/_history?_since=` instead of searching: its versions are stored as search
@@ -42,6 +43,7 @@ from integration.clock import utc_now
 from integration.errors import IntegrationError
 from integration.ingest.pipeline import IngestSummary
 from integration.ingest.policy import WayIn, ingest_pipeline
+from integration.journey.derive_process import DeriveProcess, can_derive_apart
 from integration.journey.purge import purge_subjects
 from integration.journey.update import JourneyUpdate, update_journey
 from integration.store.derivation import flag_for_derivation
@@ -136,6 +138,8 @@ class RestSync:
         # during a long sync and the final round, after the last page, is short.
         self._derived = JourneyUpdate()
         self._stored_since_derive = 0
+        self._derive_apart = run.settings.derive_process and can_derive_apart(run.engine)
+        self._deriver: DeriveProcess | None = None
         # Pages fetched and waiting for the store, and the task that stores them.
         self._queued: deque[_Queued] = deque()
         self._storer: asyncio.Task[None] | None = None
@@ -170,14 +174,18 @@ class RestSync:
                 return self._fail(summary, str(exc), started)
             self.joined = set(change.joined) if change.members_before else set()
             summary.notes.append(roster_note(len(self.members), change, roster.on_leaving))
-        await asyncio.gather(
-            *(
-                self._sync_type(resource_type, capabilities, full, summary)
-                for resource_type in self.source.resource_types
+        try:
+            await asyncio.gather(
+                *(
+                    self._sync_type(resource_type, capabilities, full, summary)
+                    for resource_type in self.source.resource_types
+                )
             )
-        )
-        # Off the event loop too: in the API, other requests keep being answered meanwhile.
-        await asyncio.to_thread(self._derive_serialised)
+            # Off the event loop too: in the API, other requests keep being answered.
+            await asyncio.to_thread(self._derive_serialised)
+        finally:
+            if self._deriver is not None:
+                self._deriver.close()
         summary.derive = self._derived
         summary.retries = self.http.retries
         summary.seconds = time.perf_counter() - started
@@ -665,18 +673,28 @@ class RestSync:
                 len(q.page.resources) + len(q.page.broken) + len(q.page.deleted) for q in group
             )
             if self._stored_since_derive >= self.settings.batch_size:
-                self._derive()
+                self._derive_round()
             return stored_up_to
 
-    def _derive_serialised(self) -> None:
-        with self._store_lock:
-            self._derive()
-
-    def _derive(self) -> None:
-        """Map what is stored so far (the caller holds the store lock). Records whose
+    def _derive_round(self) -> None:
+        """Map what is stored so far (the caller holds the store lock): in the derive
+        process, which starts at the first round, without waiting for it. Records whose
         Patient has not arrived yet join the journey when it does, as on import."""
-        self._derived.add(update_journey(self.engine, self.pack, self.settings.batch_size))
         self._stored_since_derive = 0
+        if self._deriver is None and self._derive_apart:
+            self._deriver = DeriveProcess(self.engine, self.pack, self.settings.batch_size)
+        if self._deriver is not None:
+            self._deriver.request()
+        else:
+            self._derived.add(update_journey(self.engine, self.pack, self.settings.batch_size))
+
+    def _derive_serialised(self) -> None:
+        """The last round, after the last page: a short sync's only one, in-process."""
+        with self._store_lock:
+            if self._deriver is not None:
+                self._derived.add(self._deriver.finish())
+            else:
+                self._derived.add(update_journey(self.engine, self.pack, self.settings.batch_size))
 
     def _store_pages(self, group: list[_Queued]) -> list[str | None]:
         """Take in and write the pages of `group` in one transaction, with their

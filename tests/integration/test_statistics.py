@@ -7,39 +7,26 @@ the new Patients' blocking keys read every key of the source, a quadratic import
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, text
 
 from integration.cli.demo_population import generate
 from integration.ingest.pipeline import IngestPipeline
-from integration.store.engine import open_store
 from mappings.rulepack import RulePack
-from tests.conftest import throwaway_store_url, write_ndjson
+from tests.conftest import write_ndjson
 
 # Tables that stay small whatever the store holds, or are not written by an import.
 NOT_GROWN_BY_IMPORTS = {"alembic_version"}
 
 
-@pytest.fixture
-def postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with throwaway_store_url("postgresql", request, tmp_path) as url:
-        engine = open_store(url)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-
-
 def test_every_table_an_import_grows_has_statistics_when_it_ends(
-    postgres: Engine, pack: RulePack, tmp_path: Path
+    postgres_engine: Engine, pack: RulePack, tmp_path: Path
 ) -> None:
     resources = [r for group in generate(seed=5, people=300).values() for r in group]
     path = write_ndjson(tmp_path / "population.ndjson", *resources)
-    IngestPipeline(postgres, pack, "clinic", 1 << 20).run([path])
-    with postgres.connect() as conn:
+    IngestPipeline(postgres_engine, pack, "clinic", 1 << 20).run([path])
+    with postgres_engine.connect() as conn:
         tables = conn.execute(
             text(
                 "SELECT relname, reltuples FROM pg_class "

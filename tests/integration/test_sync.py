@@ -138,8 +138,10 @@ async def test_the_journey_fills_while_a_long_sync_is_still_pulling(
             people_seen_after_page.append(len(queries.list_people(conn, 1000)))
 
     config = source(sekmet.base_url, page_size=5, resource_types=["Patient"])
+    # In this process: a derive process would take longer to start than this pull lasts.
+    settings = Settings(batch_size=10, derive_process=False)
     summary = await sync_source(
-        engine, pack, Settings(batch_size=10), config, listener=SyncListener(on_page=count_people)
+        engine, pack, settings, config, listener=SyncListener(on_page=count_people)
     )
     assert not summary.failed, summary.types
     patients = summary.stored.by_type["Patient"].new
