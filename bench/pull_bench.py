@@ -231,9 +231,15 @@ async def sequential_loop(base_url: str, page_size: int, transport: DelayTranspo
 
 
 async def our_sync(
-    base_url: str, page_size: int, concurrency: int, store: Path, transport: DelayTransport
+    base_url: str,
+    page_size: int,
+    concurrency: int,
+    store: Path | str,
+    transport: DelayTransport,
+    settings: Settings | None = None,
 ) -> int:
-    engine = open_store(f"sqlite:///{store}")
+    """`journey sync` into `store`: a SQLite file, or a database URL."""
+    engine = open_store(store if isinstance(store, str) else f"sqlite:///{store}")
     source = SourceConfig.model_validate(
         {
             "name": "bench",
@@ -246,11 +252,37 @@ async def our_sync(
         }
     )
     async with httpx.AsyncClient(transport=transport, timeout=60) as client:
-        summary = await sync_source(engine, load_rule_pack(), Settings(), source, client=client)
+        summary = await sync_source(
+            engine, load_rule_pack(), settings or Settings(), source, client=client
+        )
     engine.dispose()
     if summary.failed:
         raise SystemExit(f"sync failed: {summary.error or summary.types}")
     return sum(state.fetched for state in summary.types.values())
+
+
+def postgres_runs(
+    admin_url: str, base_url: str, server_pid: int, args: argparse.Namespace
+) -> list[tuple[str, Run]]:
+    """Ours into PostgreSQL, deriving in a process of its own and in the pull's process,
+    alternating, each into a fresh database."""
+    from bulk_bench import fresh_postgres
+
+    runs: list[tuple[str, Run]] = []
+    for apart in (True, False, True, False):
+        label = "into PostgreSQL, " + ("derive process" if apart else "derived in-process")
+        print(f"latency peer: journey sync {label} ...", flush=True)
+        with fresh_postgres(admin_url) as url:
+            contender = partial(
+                our_sync,
+                base_url,
+                args.page_size,
+                args.concurrency,
+                url,
+                settings=Settings(derive_process=apart),
+            )
+            runs.append((label, measure(server_pid, contender, 0.0)))
+    return runs
 
 
 def ratio_cpu(result: Result) -> float:
@@ -272,10 +304,20 @@ def main() -> None:
     parser.add_argument(
         "--peers", default="latency,sekmet", help="servers to pull from: latency, sekmet or both"
     )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "JOURNEY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="PostgreSQL server's admin URL: at the first latency, the latency peer's pull "
+        "also into PostgreSQL, with and without a derive process",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL runs")
     args = parser.parse_args()
     latencies = [float(value) for value in args.latency_ms.split(",")]
     peers = [name.strip() for name in args.peers.split(",")]
     results: list[Result] = []
+    on_postgres: list[tuple[str, Run]] = []
     with tempfile.TemporaryDirectory(prefix="journey-pull-bench-") as name:
         folder = Path(name)
         if "latency" in peers:
@@ -287,6 +329,8 @@ def main() -> None:
                     results.append(
                         race("latency peer", process.pid, base_url, latency, 0.0, store, args)
                     )
+                    if number == 0 and not args.no_postgres:
+                        on_postgres = postgres_runs(args.postgres, base_url, process.pid, args)
                 finally:
                     process.terminate()
                     process.wait(timeout=20)
@@ -332,6 +376,15 @@ def main() -> None:
         )
         if result.ours.resources != result.baseline.resources:
             print(f"{'':<21} WARNING: the two fetched different numbers of resources")
+    if on_postgres:
+        baseline = next(r for r in results if r.peer == "latency peer").baseline
+        print(f"\nlatency peer, {latencies[0]:.0f} ms, journey sync into PostgreSQL (alternating):")
+        for label, run in on_postgres:
+            print(
+                f"  {label:<40} {run.resources:>9} {run.seconds:>7.2f}s "
+                f"our CPU {run.client_cpu:>5.2f}s  {baseline.seconds / run.seconds:.2f}x "
+                "the sequential loop"
+            )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,12 @@ from integration.webhooks.subscriptions import apply_config
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, server: bool = False
+) -> FastAPI:
+    """The app; `server` for `journey serve`'s own process, which sets aside from garbage
+    collection what is loaded at start (`freeze_what_is_loaded`). Not for an app among
+    many in one process (tests): what it sets aside is never collected."""
     settings = settings or load_settings()
     owns_engine = engine is None
 
@@ -75,8 +80,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         )
         upkeep.start()
         app.state.audit.start(app.state.engine)
-        frozen = freeze_what_is_loaded()
-        log.info("%d objects loaded at start set aside from garbage collection", frozen)
+        if server:
+            frozen = freeze_what_is_loaded()
+            log.info("%d objects loaded at start set aside from garbage collection", frozen)
         yield
         app.state.audit.stop()
         upkeep.stop()

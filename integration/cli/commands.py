@@ -307,7 +307,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     # where inside uvicorn's startup it was a traceback.
     engine = open_configured_store(settings)
     try:
-        api = create_app(settings, engine)
+        api = create_app(settings, engine, server=True)
         install_request_log(api)
         # uvicorn's access log prints query strings, which can carry identifiers: ours does not.
         # With JSON logs uvicorn's own lines go through our handler too (log_config None).

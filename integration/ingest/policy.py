@@ -9,7 +9,9 @@ How much each way in takes at once, and why:
 - pages (REST search): the pages waiting for the store together (up to
   `batch_size` resources, at least one page) per transaction, with the
   checkpoints they cover; intake in this process; the journey updated in rounds
-  of `batch_size` stored resources while pages arrive, and once at the end;
+  of `batch_size` stored resources while pages arrive, and once at the end (on
+  PostgreSQL, past the first round, in a derive process of its own:
+  journey/derive_process.py);
 - push (`/fhir` writes): one request per transaction (at most
   `max_bundle_entries`); intake in this process; the journey updated right
   after the write, for what it wrote only.

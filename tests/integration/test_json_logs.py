@@ -88,6 +88,9 @@ def test_journey_serve_logs_one_json_object_a_line_with_request_ids_and_no_patie
     read_line = by_request[read.headers["x-request-id"]]
     assert read_line["route"] == "/people/{person_id}"
     assert any(line["logger"].startswith("uvicorn") for line in lines)  # its lines too
+    # What was loaded at start is set aside from garbage collection (no full-heap pauses).
+    [frozen] = [line for line in lines if "set aside from garbage collection" in line["message"]]
+    assert int(frozen["message"].split()[0]) > 10_000
     for private in (NAME, "mrn-4471", person["id"]):
         assert private not in text
 
