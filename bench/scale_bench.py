@@ -119,11 +119,13 @@ def fresh_postgres(label: str) -> tuple[Backend, Any]:
     return Backend("PostgreSQL", url.replace("postgresql+psycopg://", "postgresql://", 1)), drop
 
 
-def journey_import(url: str, source: str, path: Path, folder: Path) -> subprocess.Popen[bytes]:
+def journey_import(
+    url: str, source: str, path: Path, folder: Path, trusted: bool = False
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "JOURNEY_DATABASE_URL": url}
     env.pop("JOURNEY_CONFIG", None)
     return subprocess.Popen(
-        [JOURNEY, "import", "--source", source, str(path)],
+        [JOURNEY, "import", "--source", source, *(["--trusted"] if trusted else []), str(path)],
         env=env,
         cwd=folder,
         stdout=subprocess.DEVNULL,

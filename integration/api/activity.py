@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # A request that ended this recently still counts: clients send their next one a few
 # milliseconds later, and the gap between two must not read as an idle server.
@@ -48,13 +48,34 @@ class CountRequests:
             await self.app(scope, receive, send)
             return
         self.activity.started()
+        ended = False
+
+        async def send_watching(message: Message) -> None:
+            nonlocal ended
+            # An event stream (/feed/stream) stays open for hours: it counts as answered
+            # once it starts, or it would keep the upkeep resting for as long.
+            if message["type"] == "http.response.start" and _is_stream(message):
+                ended = True
+                self.activity.ended()
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_watching)
         finally:
-            self.activity.ended()
+            if not ended:
+                self.activity.ended()
 
 
-def install_request_activity(app: FastAPI) -> RequestActivity:
-    activity = RequestActivity()
+def _is_stream(start: Message) -> bool:
+    return any(
+        name.lower() == b"content-type" and value.startswith(b"text/event-stream")
+        for name, value in start.get("headers") or []
+    )
+
+
+def install_request_activity(
+    app: FastAPI, activity: RequestActivity | None = None
+) -> RequestActivity:
+    activity = activity or RequestActivity()
     app.add_middleware(CountRequests, activity=activity)
     return activity

@@ -10,7 +10,7 @@ How much each way in takes at once, and why:
   `batch_size` resources, at least one page) per transaction, with the
   checkpoints they cover; intake in this process; the journey updated in rounds
   of `batch_size` stored resources while pages arrive, and once at the end (on
-  PostgreSQL, past the first round, in a derive process of its own:
+  PostgreSQL in a derive process of its own, started at the first round:
   journey/derive_process.py);
 - push (`/fhir` writes): one request per transaction (at most
   `max_bundle_entries`); intake in this process; the journey updated right

@@ -48,14 +48,16 @@ def refresh_episodes(
     whose episodes cannot be built is isolated: logged by id, their kept episodes
     dropped (the measures leave them out rather than show stale ones), the others go on.
 
-    `pace`, if given, is called after each batch with the seconds it took, outside the
-    transaction; it may wait, and its False stops the pass (the rest stay marked)."""
+    `pace`, if given, is called after each batch with the seconds its work took (from
+    holding the lock to committing), outside the transaction; it may wait, and its
+    False stops the pass (the rest stay marked)."""
     done = 0
     while True:
-        began = time.perf_counter()
         with engine.begin() as conn:
             now = utc_now()
             hold(conn, DERIVE, now)
+            # The batch's own work, not the wait for the lock: `pace` rests in proportion.
+            began = time.perf_counter()
             people = episodes_store.stale_people(conn, batch_size)
             if not people:
                 return done

@@ -86,15 +86,26 @@ def pending_resources(
     among: Sequence[ResourceKey] | None = None,
 ) -> list[CurrentResource]:
     """Up to `limit` current resources of one type waiting for derivation, in a stable
-    order; with `among`, only those with these keys."""
+    order; with `among`, only those with these keys.
+
+    On PostgreSQL the rows are locked until the batch's transaction ends, and rows
+    another transaction is writing are skipped (a later batch takes them). Without the
+    lock, a newer version stored while the batch derived the old one (a pull storing
+    beside a derive process, a worker beside a push) would have its flag cleared by the
+    batch's `mark_derived`, and the journey would keep the old version. SQLite has one
+    writer at a time, which a batch holds from its first statement."""
     where: list[ColumnElement[bool]] = [current_resources.c.needs_derive.is_(True)]
     if among is not None:
         where.append(in_keys(_KEY_COLUMNS, among))
-    return _load_current(conn, resource_type, *where, limit=limit)
+    return _load_current(conn, resource_type, *where, limit=limit, lock=True)
 
 
 def _load_current(
-    conn: Connection, resource_type: str, *where: ColumnElement[bool], limit: int | None = None
+    conn: Connection,
+    resource_type: str,
+    *where: ColumnElement[bool],
+    limit: int | None = None,
+    lock: bool = False,
 ) -> list[CurrentResource]:
     """Current resources of one type with their stored content, in a stable order.
     Sorted by the store only under a limit (the pending queue, read in its index's
@@ -114,6 +125,8 @@ def _load_current(
         .where(current_resources.c.resource_type == resource_type, *where)
     )
     rows: Iterable[Any]
+    if lock:  # SQLite's dialect leaves FOR UPDATE out
+        query = query.with_for_update(of=current_resources, skip_locked=True)
     if limit is not None:
         order = (current_resources.c.source, current_resources.c.resource_id)
         rows = conn.execute(query.order_by(*order).limit(limit))

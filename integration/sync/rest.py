@@ -10,7 +10,7 @@ page waits. So killing a sync loses nothing and the next run re-fetches at most
 a transaction's pages plus the overlap; the idempotent store absorbs the repeats.
 A failing resource type is reported and does not stop the others. The journey is
 derived in rounds of `batch_size` stored resources while the pull goes on, and
-once more at the end: past the first round in a process of its own
+once more at the end: on PostgreSQL in a process of its own
 (journey/derive_process.py), so storing and deriving use a core each.
 
 Where the server declares `history-type` for a type, an incremental sync reads
@@ -184,6 +184,8 @@ class RestSync:
             # Off the event loop too: in the API, other requests keep being answered.
             await asyncio.to_thread(self._derive_serialised)
         finally:
+            # A storer thread still at work after an error derives in-process from now on.
+            self._derive_apart = False
             if self._deriver is not None:
                 self._deriver.close()
         summary.derive = self._derived
@@ -682,14 +684,14 @@ class RestSync:
         Patient has not arrived yet join the journey when it does, as on import."""
         self._stored_since_derive = 0
         if self._deriver is None and self._derive_apart:
-            self._deriver = DeriveProcess(self.engine, self.pack, self.settings.batch_size)
+            self._deriver = DeriveProcess(self.engine, self.pack, self.settings)
         if self._deriver is not None:
             self._deriver.request()
         else:
             self._derived.add(update_journey(self.engine, self.pack, self.settings.batch_size))
 
     def _derive_serialised(self) -> None:
-        """The last round, after the last page: a short sync's only one, in-process."""
+        """The last round, after the last page (a short sync's only one, in-process)."""
         with self._store_lock:
             if self._deriver is not None:
                 self._derived.add(self._deriver.finish())

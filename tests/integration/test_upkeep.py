@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -48,7 +50,8 @@ def test_a_request_in_flight_or_just_answered_is_activity_and_silence_is_not() -
 
 def test_the_middleware_counts_a_request_while_it_is_answered_even_when_it_fails() -> None:
     app = FastAPI()
-    activity = install_request_activity(app)
+    clock = Clock()
+    activity = install_request_activity(app, RequestActivity(clock))
     seen: list[int] = []
 
     @app.get("/ok")
@@ -66,7 +69,30 @@ def test_the_middleware_counts_a_request_while_it_is_answered_even_when_it_fails
         assert client.get("/boom").status_code == 500
     assert seen == [1, 1]
     assert activity.in_flight == 0
-    assert activity.busy()
+    assert activity.busy()  # just answered
+    clock.now += RECENT_SECONDS
+    assert not activity.busy()
+
+
+def test_an_open_event_stream_counts_as_answered_once_it_starts() -> None:
+    """/feed/stream stays open for hours: it must not keep the upkeep resting."""
+    app = FastAPI()
+    activity = install_request_activity(app)
+    seen: list[int] = []
+
+    @app.get("/stream")
+    def stream() -> StreamingResponse:
+        def events() -> Iterator[bytes]:
+            yield b"event: one\n\n"
+            seen.append(activity.in_flight)  # the answer has started by now
+            yield b"event: two\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    with TestClient(app) as client:
+        assert client.get("/stream").text.count("event:") == 2
+    assert seen == [0]
+    assert activity.in_flight == 0  # counted out once, not twice
 
 
 def upkeep(engine: Engine, busy: bool, share: float) -> Upkeep:
