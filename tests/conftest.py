@@ -12,11 +12,12 @@ from typing import Any
 import orjson
 import pytest
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError
 
 from integration.ingest.pipeline import IngestPipeline, IngestSummary
 from integration.store.engine import create_store_engine, open_store
+from integration.store.schema import job_records
 from mappings.rulepack import RulePack, load_rule_pack
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -272,3 +273,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                 if name in REPORT_TITLES and report.when == "call":
                     terminalreporter.write_sep("-", REPORT_TITLES[name])
                     terminalreporter.write_line(str(value))
+
+
+def record_keys(engine: Engine) -> set[tuple[str, str, str, str, str]]:
+    """Every job record as two ways of building a journey must agree on it: what it is
+    about, its job, its rule and when; free of generated ids."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                job_records.c.resource_type,
+                job_records.c.resource_id,
+                job_records.c.job,
+                job_records.c.rule_id,
+                job_records.c.occurred_start,
+            )
+        ).all()
+    return {(r[0], r[1], r[2], r[3], r[4]) for r in rows}

@@ -23,10 +23,10 @@ from integration.sources import SourceConfig
 from integration.store.derivation import mark_derived, pending_resources
 from integration.store.engine import open_store
 from integration.store.locks import DERIVE, hold
-from integration.store.schema import job_records, person_links
+from integration.store.schema import person_links
 from integration.sync.runners import sync_source
 from mappings.rulepack import RulePack
-from tests.conftest import patient, throwaway_store_url, write_ndjson
+from tests.conftest import patient, record_keys, throwaway_store_url, write_ndjson
 from tests.servers import Sekmet, seeded_sekmet
 
 # Enough for several rounds of 10 in pages of 5.
@@ -55,7 +55,7 @@ async def pull(engine: Engine, pack: RulePack, sekmet: Sekmet, apart: bool) -> A
     return summary
 
 
-def journey_of(engine: Engine) -> tuple[set[frozenset[str]], list[tuple[str, ...]]]:
+def journey_of(engine: Engine) -> tuple[set[frozenset[str]], set[tuple[str, str, str, str, str]]]:
     """The people (as sets of their Patients) and every record, free of generated ids."""
     with engine.connect() as conn:
         members: dict[str, set[str]] = {}
@@ -63,20 +63,7 @@ def journey_of(engine: Engine) -> tuple[set[frozenset[str]], list[tuple[str, ...
             select(person_links.c.patient_id, person_links.c.person_id)
         ):
             members.setdefault(person_id, set()).add(patient_id)
-        records = sorted(
-            tuple(str(value) for value in row)
-            for row in conn.execute(
-                select(
-                    job_records.c.resource_type,
-                    job_records.c.resource_id,
-                    job_records.c.job,
-                    job_records.c.rule_id,
-                    job_records.c.occurred_start,
-                    job_records.c.title,
-                )
-            )
-        )
-    return {frozenset(people) for people in members.values()}, records
+    return {frozenset(people) for people in members.values()}, record_keys(engine)
 
 
 @pytest.fixture
