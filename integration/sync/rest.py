@@ -184,7 +184,9 @@ class RestSync:
             # Off the event loop too: in the API, other requests keep being answered.
             await asyncio.to_thread(self._derive_serialised)
         finally:
-            # A storer thread still at work after an error derives in-process from now on.
+            # A storer thread still at work after an error starts no derive process: its
+            # rounds run here, or with the process closed not at all (what it stored stays
+            # flagged for the next run).
             self._derive_apart = False
             if self._deriver is not None:
                 self._deriver.close()
