@@ -137,6 +137,8 @@ async def test_the_journey_fills_while_a_long_sync_is_still_pulling(
         with engine.connect() as conn:
             people_seen_after_page.append(len(queries.list_people(conn, 1000)))
 
+    # Enough pages that rounds of 10 fall between them, whichever tests ran before.
+    sekmet.seed(20)
     config = source(sekmet.base_url, page_size=5, resource_types=["Patient"])
     # In this process: a derive process would take longer to start than this pull lasts.
     settings = Settings(batch_size=10, derive_process=False)
