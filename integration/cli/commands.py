@@ -51,6 +51,7 @@ from integration.cli.journey_view import (
     print_journey_json,
     read_journey,
 )
+from integration.cli.mapped_view import mapped_line, print_mapping_failures, records_by_job
 from integration.cli.output import AsCsv, AsJson, OutputFormat, output_format, print_csv, print_json
 from integration.cli.people import people_app
 from integration.cli.progress import in_bytes, progress_display
@@ -209,17 +210,7 @@ def print_summary(summary: IngestSummary) -> None:
         ),
     )
     console.print(table)
-    jobs = (
-        ", ".join(f"{job} {n}" for job, n in sorted(summary.derive.records_by_job.items()))
-        or "none"
-    )
-    if summary.derive.resources:
-        console.print(
-            f"Mapped {summary.derive.resources} resources: job records {jobs}; "
-            f"{summary.derive.people_linked} patients linked to people. {summary.seconds:.1f} s."
-        )
-    else:
-        console.print(f"Nothing new to map. {summary.seconds:.1f} s.")
+    console.print(f"{mapped_line(summary.derive)} {summary.seconds:.1f} s.")
     quarantined = summary.total("quarantined")
     if quarantined:
         console.print(
@@ -241,14 +232,6 @@ def print_summary(summary: IngestSummary) -> None:
         )
         for orphan in summary.orphans:
             console.print(f"  {orphan}", markup=False, highlight=False)
-
-
-def print_mapping_failures(count: int) -> None:
-    if count:
-        console.print(
-            f"[yellow]{count} resources could not be mapped[/]: isolated, everything else "
-            "mapped (`journey quarantine --stage mapping` lists them)"
-        )
 
 
 @app.command("import")
@@ -356,10 +339,9 @@ def remap(
         summary = update_journey(
             engine, pack, settings.batch_size, lambda n: progress.advance(task, n)
         )
-    jobs = ", ".join(f"{job} {n}" for job, n in sorted(summary.records_by_job.items())) or "none"
     console.print(
         f"Remapped {summary.resources} resources with pack {pack.label} in "
-        f"{time.perf_counter() - started:.1f} s: job records {jobs}."
+        f"{time.perf_counter() - started:.1f} s: job records {records_by_job(summary)}."
     )
     print_mapping_failures(summary.mapping_failures)
     if summary.mapping_failures:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from connectors.rest.search import SearchPage
 from integration.cli.console import console, stderr
+from integration.cli.mapped_view import mapped_line, print_mapping_failures
 from integration.store.leases import SyncUnit
 from integration.sync.summary import SyncSummary
 
@@ -68,6 +69,9 @@ def print_sync_summary(summary: SyncSummary) -> None:
             state.error or "",
         )
     console.print(table)
+    if summary.derive.resources or not summary.error:  # a sync that failed at once mapped nothing
+        console.print(f"  {mapped_line(summary.derive)}", highlight=False)
+        print_mapping_failures(summary.derive.mapping_failures)
     if summary.error:
         stderr.print(f"[red]{summary.source}:[/] {summary.error}", highlight=False)
     for note in summary.notes:

@@ -696,6 +696,8 @@ def test_journey_sync_and_sources_commands(
     assert one.returncode == 0, one.stdout + one.stderr
     assert "Sync of 'hospital'" in one.stdout
     assert "Patient" in one.stdout
+    assert "Mapped " in one.stdout  # what reached the journey, as `journey import` says it
+    assert "patients linked to people" in one.stdout
     everything = journey_run("sync")
     assert everything.returncode == 2  # the offline source failed, clearly
     assert "offline" in everything.stderr
