@@ -45,15 +45,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
 from import_bench import write_population
+from scratch_postgres import fresh_postgres
 
 from integration.config import Settings
 from integration.ingest.validation import validate_resource
@@ -164,25 +162,6 @@ def run_child(
     )
     result: dict[str, float] = orjson.loads(done.stdout.strip().splitlines()[-1])
     return result
-
-
-@contextmanager
-def fresh_postgres(admin_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database on the admin URL's server, dropped after."""
-    from sqlalchemy import text
-
-    from integration.store.engine import create_store_engine
-
-    admin = create_store_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    name = f"journey_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def store_floor(data: Path, folder: Path, batch: int) -> float:

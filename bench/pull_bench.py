@@ -266,7 +266,7 @@ def postgres_runs(
 ) -> list[tuple[str, Run]]:
     """Ours into PostgreSQL, deriving in a process of its own and in the pull's process,
     alternating, each into a fresh database."""
-    from bulk_bench import fresh_postgres
+    from scratch_postgres import fresh_postgres
 
     runs: list[tuple[str, Run]] = []
     for apart in (True, False, True, False):

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +40,11 @@ from typing import Any
 import httpx
 import orjson
 from fastapi import FastAPI
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 from starlette.responses import Response
 
 sys.path.insert(0, str(Path(__file__).parent))
+import scratch_postgres
 from push_bench import Result, free_port, start
 
 from integration.store import episodes as episodes_store
@@ -101,22 +102,12 @@ class Backend:
     url: str
 
 
-def fresh_postgres(label: str) -> tuple[Backend, Any]:
-    admin = create_engine(
-        POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        isolation_level="AUTOCOMMIT",
-    )
-    name = f"journey_bench_{label}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return Backend("PostgreSQL", url.replace("postgresql+psycopg://", "postgresql://", 1)), drop
+def fresh_postgres(label: str) -> tuple[Backend, Callable[[], None]]:
+    """A fresh database on the bench's server, and how to drop it (`scratch_postgres`)."""
+    database = scratch_postgres.fresh_postgres(POSTGRES_ADMIN_URL, label)
+    url = database.__enter__()
+    backend = Backend("PostgreSQL", url.replace("postgresql+psycopg://", "postgresql://", 1))
+    return backend, lambda: database.__exit__(None, None, None)
 
 
 def journey_import(
