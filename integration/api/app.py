@@ -13,7 +13,6 @@ from sqlalchemy import Engine
 
 from integration.access.audit import AuditWriter
 from integration.access.rate_limit import RateLimiter
-from integration.api.activity import install_request_activity
 from integration.api.audit_trail import install_audit_trail
 from integration.api.body_limit import BodyLimit
 from integration.api.boundary import install_error_boundary
@@ -129,8 +128,7 @@ def create_app(
     )
     # Outside the error boundary, so a 500 is timed and counted too; the request id
     # outermost, so every line logged while answering carries it.
-    install_request_latency(app, app.state.metrics)
-    app.state.activity = install_request_activity(app)
+    app.state.activity = install_request_latency(app, app.state.metrics)
     install_request_id(app)
     install_openapi(app)
     app.include_router(health.router)

@@ -4,7 +4,8 @@ The route label is the template the request matched (`/people/{person_id}`), nev
 the path, which carries person and resource ids; a request that matched no route
 is `unmatched`. Timed to the start of the answer: a streamed answer (the feed's
 event stream) is open for hours, and its length says nothing about how fast the
-service answered.
+service answered. It counts the requests being answered too, for the background
+upkeep (activity.py).
 
 A plain ASGI middleware, as the request log is (see request_log.py).
 """
@@ -16,6 +17,8 @@ import time
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from integration.api.activity import RequestActivity
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
@@ -42,9 +45,10 @@ def route_template(scope: Scope) -> str:
 
 
 class RequestLatency:
-    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+    def __init__(self, app: ASGIApp, histogram: Histogram, activity: RequestActivity) -> None:
         self.app = app
         self.histogram = histogram
+        self.activity = activity
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,10 +56,12 @@ class RequestLatency:
             return
         started = time.perf_counter()
         observed = False
+        self.activity.started()
 
         def observe(status: int) -> None:
             nonlocal observed
             observed = True
+            self.activity.ended()
             # Any word is a method to HTTP: only the known ones become label values.
             method = scope["method"] if scope["method"] in METHODS else "other"
             self.histogram.labels(method, route_template(scope), str(status)).observe(
@@ -74,5 +80,10 @@ class RequestLatency:
                 observe(500)
 
 
-def install_request_latency(app: FastAPI, registry: CollectorRegistry) -> None:
-    app.add_middleware(RequestLatency, histogram=latency_histogram(registry))
+def install_request_latency(
+    app: FastAPI, registry: CollectorRegistry, activity: RequestActivity | None = None
+) -> RequestActivity:
+    """Time every request; returns the activity it counts (see activity.py)."""
+    activity = activity or RequestActivity()
+    app.add_middleware(RequestLatency, histogram=latency_histogram(registry), activity=activity)
+    return activity

@@ -15,9 +15,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
-from integration.api.activity import RECENT_SECONDS, RequestActivity, install_request_activity
+from integration.api.activity import RECENT_SECONDS, RequestActivity
+from integration.api.latency import install_request_latency
 from integration.journey.episodes import refresh_episodes
 from integration.journey.rule_packs import store_pack
 from integration.journey.upkeep import Upkeep
@@ -51,7 +53,7 @@ def test_a_request_in_flight_or_just_answered_is_activity_and_silence_is_not() -
 def test_the_middleware_counts_a_request_while_it_is_answered_even_when_it_fails() -> None:
     app = FastAPI()
     clock = Clock()
-    activity = install_request_activity(app, RequestActivity(clock))
+    activity = install_request_latency(app, CollectorRegistry(), RequestActivity(clock))
     seen: list[int] = []
 
     @app.get("/ok")
@@ -77,7 +79,7 @@ def test_the_middleware_counts_a_request_while_it_is_answered_even_when_it_fails
 def test_an_open_event_stream_counts_as_answered_once_it_starts() -> None:
     """/feed/stream stays open for hours: it must not keep the upkeep resting."""
     app = FastAPI()
-    activity = install_request_activity(app)
+    activity = install_request_latency(app, CollectorRegistry())
     seen: list[int] = []
 
     @app.get("/stream")
