@@ -690,7 +690,7 @@ class RestSync:
         if self._deriver is not None:
             self._deriver.request()
         else:
-            self._derived.add(update_journey(self.engine, self.pack, self.settings.batch_size))
+            self._derive_here()
 
     def _derive_serialised(self) -> None:
         """The last round, after the last page (a short sync's only one, in-process)."""
@@ -698,7 +698,10 @@ class RestSync:
             if self._deriver is not None:
                 self._derived.add(self._deriver.finish())
             else:
-                self._derived.add(update_journey(self.engine, self.pack, self.settings.batch_size))
+                self._derive_here()
+
+    def _derive_here(self) -> None:
+        self._derived.add(update_journey(self.engine, self.pack, self.settings.batch_size))
 
     def _store_pages(self, group: list[_Queued]) -> list[str | None]:
         """Take in and write the pages of `group` in one transaction, with their
