@@ -6,7 +6,9 @@ Generates an NDJSON set of Patients, Encounters and QuestionnaireResponses
   1. bare orjson parse rate                    (the JSON floor)
   2. bare fhir.resources validation rate, one process (the validation floor)
   3. our import with full validation, worker processes on every core:
-     to the raw store, and end to end with mapping; peak RSS
+     mapping after the storing (to the raw store, and end to end with
+     mapping), and as `journey import` does it, mapping while the workers
+     validate the next batches (end to end); peak RSS
   4. our import with validation off (a trusted source): the same figures
   5. the raw store's floor: bare sqlite3 writing the same rows, built
      beforehand, into a fresh store (what any import must pay to store them)
@@ -29,7 +31,8 @@ garbage collector walk it again and again, slowing the baseline (and
 flattering our ratio) by about a third.
 Targets (issue 5): import with full validation >= 1.4x the one-process bare
 validation rate; with validation off >= 20% of bare orjson; RSS flat with size.
-Issue 21: on PostgreSQL, validation off (COPY) >= 20% of bare orjson.
+Issue 21: full validation end to end >= 1.0x bare validation; on PostgreSQL,
+validation off (COPY) >= 20% of bare orjson.
 
     scripts/bench-bulk --resources 500000
 """
@@ -96,7 +99,9 @@ def cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def child_import(data: Path, url: str, validate: bool, processes: int, copy: bool) -> None:
+def child_import(
+    data: Path, url: str, validate: bool, processes: int, copy: bool, rounds: bool
+) -> None:
     """Runs in the child process: import, print phase times as JSON."""
     from integration.ingest.pipeline import IngestPipeline
     from integration.store.engine import open_store
@@ -117,6 +122,8 @@ def child_import(data: Path, url: str, validate: bool, processes: int, copy: boo
         bulk_copy=copy,
     )
     assert importer.by_copy is (copy and not validate and url.startswith("postgresql"))
+    # Off: the storing alone is timed to the raw store (issue 5's figure), as before.
+    importer.derives_while_storing = importer.derives_while_storing and rounds
     rss_mb: dict[str, float] = {}
     cpu_at_start = cpu_seconds()
     cpu: dict[str, float] = {}
@@ -143,7 +150,7 @@ def child_import(data: Path, url: str, validate: bool, processes: int, copy: boo
 
 
 def run_child(
-    data: Path, url: str, validate: bool, processes: int, copy: bool = True
+    data: Path, url: str, validate: bool, processes: int, copy: bool = True, rounds: bool = True
 ) -> dict[str, float]:
     done = subprocess.run(
         [
@@ -155,6 +162,7 @@ def run_child(
             "1" if validate else "0",
             str(processes),
             "1" if copy else "0",
+            "1" if rounds else "0",
         ],
         capture_output=True,
         text=True,
@@ -262,11 +270,11 @@ def main() -> None:
         help="admin URL of the PostgreSQL server to import into (a fresh database each)",
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite figures only")
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        data, url, validate, processes, copy = args.child
-        child_import(Path(data), url, validate == "1", int(processes), copy == "1")
+        data, url, validate, processes, copy, rounds = args.child
+        child_import(Path(data), url, validate == "1", int(processes), copy == "1", rounds == "1")
         return
 
     with tempfile.TemporaryDirectory(prefix="journey-bulk-bench-") as name:
@@ -294,8 +302,12 @@ def main() -> None:
         # This machine's speed drifts by a third over minutes: each floor is timed
         # before and after the import it is compared with, and the mean is used.
         before = validation_rate(sample)
-        print("importing with full validation ...", flush=True)
-        full = run_child(data, f"sqlite:///{folder / 'full.db'}", True, args.processes)
+        print("importing with full validation, mapping after the storing ...", flush=True)
+        full = run_child(
+            data, f"sqlite:///{folder / 'full.db'}", True, args.processes, rounds=False
+        )
+        print("importing with full validation, mapping while storing ...", flush=True)
+        rounds = run_child(data, f"sqlite:///{folder / 'rounds.db'}", True, args.processes)
         after = validation_rate(sample)
         validate_rate = (before + after) / 2
         del sample
@@ -341,6 +353,11 @@ def main() -> None:
             f"{result['rss_mb']:>7.0f}MB {result['cores_stored']:>6.2f}"
         )
         print(f"{'   ... and mapped into journeys':<52} {count / result['total_s']:>12,.0f}")
+        if result is full:
+            print(
+                f"{'   ... mapping while storing (journey import): end to end':<52} "
+                f"{count / rounds['total_s']:>12,.0f} {rounds['rss_mb']:>7.0f}MB"
+            )
     print(f"{'raw store floor: bare sqlite3, rows built beforehand':<52} {floor:>12,.0f}")
     if postgres:
         print(
@@ -357,7 +374,7 @@ def main() -> None:
                 f"{result['rss_mb']:>7.0f}MB {result['cores_stored']:>6.2f}"
             )
             print(f"{'   ... and mapped into journeys':<52} {count / result['total_s']:>12,.0f}")
-    print("\nratios (targets from issue 5):")
+    print("\nratios (targets from issues 5 and 21):")
     rows = (
         (
             "full validation, raw store / bare validation",
@@ -366,6 +383,11 @@ def main() -> None:
         ),
         (
             "full validation, end to end / bare validation",
+            count / rounds["total_s"] / validate_rate,
+            ">= 1.0x (issue 21)",
+        ),
+        (
+            "   the same, mapping after the storing",
             count / full["total_s"] / validate_rate,
             "",
         ),

@@ -2,8 +2,10 @@
 
 Raw first, nothing lost: every item read is either stored as received or
 quarantined with its error and place, in batches of one transaction each,
-before any mapping happens. Derivation then catches the journey zone up
-(`integration.journey.update`). Memory holds one batch, not the file.
+before it is mapped. Derivation then catches the journey zone up
+(`integration.journey.update`): once the files are stored, and with validation
+in worker processes also after each batch stored (`derives_while_storing`).
+Memory holds one batch, not the file.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from integration.store.bulk_copy import copy_supported
 from integration.store.engine import GrowingTables
 from integration.store.locks import let_interactive_writes_through
 from integration.store.quarantine import close_absent
+from integration.store.queries import latest_raw_id, records_by_job_stored_after
 from integration.store.raw import (
     IncomingResource,
     Rejected,
@@ -138,6 +141,13 @@ class IngestPipeline:
         # Only unvalidated batches: their store is the import's cost, where validation's
         # dwarfs it; and only PostgreSQL has COPY.
         self.by_copy = bulk_copy and not validate and copy_supported(engine)
+        # While the worker processes validate the next batches, this process would
+        # only wait for them: it maps what is stored meanwhile. Measured on 60,000
+        # resources into SQLite: 27.3-27.7 s end to end against 30.8-32.0 s mapping
+        # after the storing. A trusted import's store is this process's whole work,
+        # and its mapping the rest of the wall time: it maps after, as before
+        # (18.8-21.9 s against 19.6-26.3 s with rounds).
+        self.derives_while_storing = validate and processes > 0
         self._write_lock = threading.Lock()
         self._growth = GrowingTables(engine, GROWN_TABLES)
         # One pool for every file this pipeline stores, even several at once (a Bulk
@@ -162,18 +172,32 @@ class IngestPipeline:
         summary.files = len(files)
         reader = FileReader(self.max_resource_bytes, on_bytes)
         self._reading_files = True
+        before = self._latest_raw_id()
         try:
-            self.store((item for path in files for item in reader.read(path, parse=False)), summary)
+            self.store(
+                (item for path in files for item in reader.read(path, parse=False)),
+                summary,
+                derive_rounds=self.derives_while_storing,
+            )
         finally:
             self.close()
-        self._close_absent([str(path) for path in files])
+        origins = [str(path) for path in files]
+        self._close_absent(origins)
         if before_derive:
             before_derive()
-        summary.derive = update_journey(self.engine, self.pack, self.batch_size, on_derived)
+        # What the rounds while storing left (the last batch, at least).
+        rounds = summary.derive.resources
+        summary.derive.add(update_journey(self.engine, self.pack, self.batch_size, on_derived))
+        if rounds:
+            # A round counted what a record was then: an instrument total stored before
+            # its response is a record of its own until the response comes in a later
+            # round (then shown with it). The summary tells what the records are now.
+            with self.engine.connect() as conn:
+                summary.derive.records_by_job = records_by_job_stored_after(
+                    conn, self.source, origins, before
+                )
         # This import's own: not every record of the store still waiting for its Patient.
-        count, examples = orphan_records(
-            self.engine, self.source, [str(path) for path in files], limit=EXAMPLES_KEPT
-        )
+        count, examples = orphan_records(self.engine, self.source, origins, limit=EXAMPLES_KEPT)
         summary.orphan_count = count
         summary.orphans = [_orphan_message(row) for row in examples]
         summary.seconds = time.perf_counter() - started
@@ -186,16 +210,25 @@ class IngestPipeline:
             for origin in origins:
                 close_absent(conn, self.source, origin, self._quarantined.get(origin, set()), now)
 
-    def store(self, items: Iterable[RawItem], summary: IngestSummary) -> None:
+    def store(
+        self, items: Iterable[RawItem], summary: IngestSummary, derive_rounds: bool = False
+    ) -> None:
         """Examine and store items in batches, in their order. With worker processes,
-        batch k is stored while the next ones are taken; safe to call from
+        batch k is stored while the next ones are taken, and with `derive_rounds` what
+        is stored is mapped meanwhile (`derives_while_storing`); safe to call from
         several threads at once (each batch is accepted and written under a lock),
         which share one pool of worker processes until `close`."""
         with batch_collection():
-            self._store_all(items, summary)
+            self._store_all(items, summary, derive_rounds)
         self._growth.finish()
 
-    def _store_all(self, items: Iterable[RawItem], summary: IngestSummary) -> None:
+    def _latest_raw_id(self) -> int:
+        with self.engine.connect() as conn:
+            return latest_raw_id(conn)
+
+    def _store_all(
+        self, items: Iterable[RawItem], summary: IngestSummary, derive_rounds: bool
+    ) -> None:
         chunks = _chunks(items, self.store_batch_size)
         # Worker processes take a second or so to start: only worth it past two batches.
         first = list(itertools.islice(chunks, 2))
@@ -222,12 +255,21 @@ class IngestPipeline:
                 while len(in_flight) > self.processes + 1:
                     done, future = in_flight.popleft()
                     self._store_batch(done, IntakePool.results(future), summary)
+                    if derive_rounds:
+                        self._derive_round(summary)
             while in_flight:
                 done, future = in_flight.popleft()
                 self._store_batch(done, IntakePool.results(future), summary)
+                if derive_rounds and in_flight:  # the last: mapped by `run`, with progress
+                    self._derive_round(summary)
         finally:
             for _, future in in_flight:  # left by an error: the pool is shared
                 future.cancel()
+
+    def _derive_round(self, summary: IngestSummary) -> None:
+        """Map what is stored by now, while the workers take the next batches in (see
+        `derives_while_storing`); counted in the summary's `derive`."""
+        summary.derive.add(update_journey(self.engine, self.pack, self.batch_size))
 
     def _intake_pool(self) -> IntakePool:
         with self._pool_lock:

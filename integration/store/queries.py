@@ -6,6 +6,7 @@ Keyset paging everywhere (never OFFSET), so a page costs the same at 1k or
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -373,7 +374,8 @@ def featured_person(conn: Connection) -> str | None:
 
 ORIGINS_PER_STATEMENT = 500
 # A job record with the stored version of its resource (where it came from).
-_ORPHAN_JOIN = job_records.join(
+# Each job record with the raw row of its resource's current version (its origin).
+_RECORD_ORIGIN = job_records.join(
     current_resources,
     and_(
         current_resources.c.source == job_records.c.source,
@@ -381,6 +383,34 @@ _ORPHAN_JOIN = job_records.join(
         current_resources.c.resource_id == job_records.c.resource_id,
     ),
 ).join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+
+
+def latest_raw_id(conn: Connection) -> int:
+    """The newest raw row's id (0: none yet): what a run stores comes after it."""
+    return int(conn.execute(select(func.max(raw_resources.c.id))).scalar_one() or 0)
+
+
+def records_by_job_stored_after(
+    conn: Connection, source: str, origins: Sequence[str], after_raw_id: int
+) -> Counter[str]:
+    """The job records, counted by job (`excluded` when out of the journey), of the
+    resources `source` has from these origins in versions stored after raw row
+    `after_raw_id`: what an import's files became in the journey."""
+    counts: Counter[str] = Counter()
+    for start in range(0, len(origins), ORIGINS_PER_STATEMENT):
+        rows = conn.execute(
+            select(job_records.c.job, job_records.c.excluded, func.count())
+            .select_from(_RECORD_ORIGIN)
+            .where(
+                job_records.c.source == source,
+                raw_resources.c.origin.in_(origins[start : start + ORIGINS_PER_STATEMENT]),
+                current_resources.c.raw_id > after_raw_id,
+            )
+            .group_by(job_records.c.job, job_records.c.excluded)
+        )
+        for job, excluded, count in rows:
+            counts["excluded" if excluded else job] += count
+    return counts
 
 
 def records_in_no_journey(
@@ -412,7 +442,7 @@ def records_in_no_journey(
             ),
         )
         count += conn.execute(
-            select(func.count()).select_from(_ORPHAN_JOIN).where(condition)
+            select(func.count()).select_from(_RECORD_ORIGIN).where(condition)
         ).scalar_one()
         if len(examples) < limit:
             rows = conn.execute(
@@ -424,7 +454,7 @@ def records_in_no_journey(
                     raw_resources.c.origin,
                     raw_resources.c.location,
                 )
-                .select_from(_ORPHAN_JOIN)
+                .select_from(_RECORD_ORIGIN)
                 .where(condition)
                 .order_by(job_records.c.resource_id)
                 .limit(limit - len(examples))

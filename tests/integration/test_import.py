@@ -517,6 +517,55 @@ def test_a_trusted_import_skips_validation_but_still_needs_a_type_and_an_id(
     assert [p.fhir_path for p in summary.problems] == ["resourceType", "Patient.id"]
 
 
+@pytest.mark.slow
+def test_a_validated_import_maps_while_its_workers_take_the_next_batches_in(
+    engine: Engine, pack: RulePack, tmp_path: Path
+) -> None:
+    """With validation in worker processes the journey fills while the files are still
+    being stored, and ends as a mapping after the storing would have made it: the
+    clinic's files come Encounter before Patient, so records are mapped before their
+    Patient has a person, and join that person when it arrives."""
+    from integration.ingest.pipeline import IngestPipeline
+    from integration.journey.update import pending_count
+    from integration.store.engine import open_store
+    from tests.conftest import record_keys
+
+    clinic = write_sample(tmp_path / "sample")[PROVIDER]
+    seen_when_stored: dict[str, int] = {}
+
+    def stored() -> None:
+        with engine.connect() as conn:
+            seen_when_stored["people"] = len(queries.list_people(conn, 1000))
+        seen_when_stored["pending"] = pending_count(engine)
+
+    rounds = IngestPipeline(
+        engine, pack, PROVIDER, 1 << 20, batch_size=25, store_batch_size=40, processes=2
+    )
+    assert rounds.derives_while_storing
+    summary = rounds.run([clinic], before_derive=stored)
+    after = open_store(f"sqlite:///{tmp_path / 'mapped-after.db'}")
+    try:
+        one_go = IngestPipeline(after, pack, PROVIDER, 1 << 20, batch_size=25, processes=0)
+        assert not one_go.derives_while_storing
+        expected = one_go.run([clinic])
+        with engine.connect() as conn, after.connect() as conn_after:
+            people = [p["id"] for p in queries.list_people(conn, 1000)]
+            assert people == [p["id"] for p in queries.list_people(conn_after, 1000)]
+        # Everyone was in the journey before the storing ended (the clinic's 32 Patients
+        # come before its responses); only the last batch was left to map once it had.
+        assert seen_when_stored["people"] == len(people) == 32
+        assert 0 < seen_when_stored["pending"] <= 40
+        assert record_keys(engine) == record_keys(after)
+        assert count(engine, job_records) == count(after, job_records)
+    finally:
+        after.dispose()
+    # The rounds are counted with the rest: the summary tells what one mapping would.
+    assert summary.derive.resources == expected.derive.resources
+    assert summary.derive.records_by_job == expected.derive.records_by_job
+    assert summary.derive.people_linked == expected.derive.people_linked
+    assert summary.orphan_count == expected.orphan_count == 0
+
+
 def test_a_trusted_import_in_worker_processes_stores_what_one_process_stores(
     engine: Engine, pack: RulePack, tmp_path: Path
 ) -> None:
