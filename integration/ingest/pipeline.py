@@ -142,12 +142,16 @@ class IngestPipeline:
         # dwarfs it; and only PostgreSQL has COPY.
         self.by_copy = bulk_copy and not validate and copy_supported(engine)
         # While the worker processes validate the next batches, this process would
-        # only wait for them: it maps what is stored meanwhile. Measured on 60,000
-        # resources into SQLite: 27.3-27.7 s end to end against 30.8-32.0 s mapping
-        # after the storing. A trusted import's store is this process's whole work,
-        # and its mapping the rest of the wall time: it maps after, as before
-        # (18.8-21.9 s against 19.6-26.3 s with rounds).
-        self.derives_while_storing = validate and processes > 0
+        # only wait for them: on SQLite it maps what is stored meanwhile. Measured on
+        # 60,000 resources: 27.3-27.7 s end to end against 30.8-32.0 s mapping after
+        # the storing. Not where it measured slower: a trusted import's store is this
+        # process's whole work, and its mapping the rest of the wall time (18.8-21.9 s
+        # after against 19.6-26.3 s with rounds); on PostgreSQL the server's own
+        # processes want the cores too (30,000 validated: 30.4-35.3 s after against
+        # 36.7-38.8 s with rounds).
+        self.derives_while_storing = (
+            validate and processes > 0 and engine.url.get_backend_name() == "sqlite"
+        )
         self._write_lock = threading.Lock()
         self._growth = GrowingTables(engine, GROWN_TABLES)
         # One pool for every file this pipeline stores, even several at once (a Bulk

@@ -519,17 +519,18 @@ def test_a_trusted_import_skips_validation_but_still_needs_a_type_and_an_id(
 
 @pytest.mark.slow
 def test_a_validated_import_maps_while_its_workers_take_the_next_batches_in(
-    engine: Engine, pack: RulePack, tmp_path: Path
+    pack: RulePack, tmp_path: Path
 ) -> None:
-    """With validation in worker processes the journey fills while the files are still
-    being stored, and ends as a mapping after the storing would have made it: the
-    clinic's files come Encounter before Patient, so records are mapped before their
+    """On SQLite, with validation in worker processes, the journey fills while the files
+    are still being stored, and ends as a mapping after the storing would have made it:
+    the clinic's files come Encounter before Patient, so records are mapped before their
     Patient has a person, and join that person when it arrives."""
     from integration.ingest.pipeline import IngestPipeline
     from integration.journey.update import pending_count
     from integration.store.engine import open_store
     from tests.conftest import record_keys
 
+    engine = open_store(f"sqlite:///{tmp_path / 'rounds.db'}")
     clinic = write_sample(tmp_path / "sample")[PROVIDER]
     seen_when_stored: dict[str, int] = {}
 
@@ -559,11 +560,22 @@ def test_a_validated_import_maps_while_its_workers_take_the_next_batches_in(
         assert count(engine, job_records) == count(after, job_records)
     finally:
         after.dispose()
+        engine.dispose()
     # The rounds are counted with the rest: the summary tells what one mapping would.
     assert summary.derive.resources == expected.derive.resources
     assert summary.derive.records_by_job == expected.derive.records_by_job
     assert summary.derive.people_linked == expected.derive.people_linked
     assert summary.orphan_count == expected.orphan_count == 0
+
+
+def test_on_postgresql_an_import_maps_after_its_files_are_stored(
+    postgres_engine: Engine, pack: RulePack
+) -> None:
+    """The server's processes want the cores the rounds would take (measured slower)."""
+    from integration.ingest.pipeline import IngestPipeline
+
+    pipeline = IngestPipeline(postgres_engine, pack, PROVIDER, 1 << 20, processes=2)
+    assert not pipeline.derives_while_storing
 
 
 def test_a_trusted_import_in_worker_processes_stores_what_one_process_stores(
