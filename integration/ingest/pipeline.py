@@ -11,6 +11,7 @@ Memory holds one batch, not the file.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections import defaultdict, deque
@@ -25,6 +26,7 @@ from sqlalchemy import Connection, Engine
 
 from connectors.files import FileReader, RawItem, discover, json_bytes, parse_line
 from integration.clock import utc_now
+from integration.derived_types import derived_types
 from integration.errors import ConfigError
 from integration.gc_policy import batch_collection
 from integration.ingest.errors import ResourceRejected
@@ -35,9 +37,10 @@ from integration.limits import DEFAULT_MAX_DEPTH
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.store.bulk_copy import copy_supported
 from integration.store.engine import GrowingTables
+from integration.store.errors import describe_error
 from integration.store.locks import let_interactive_writes_through
 from integration.store.quarantine import close_absent
-from integration.store.queries import latest_raw_id, records_by_job_stored_after
+from integration.store.queries import latest_raw_id, mapped_from_files
 from integration.store.raw import (
     IncomingResource,
     Rejected,
@@ -47,6 +50,7 @@ from integration.store.raw import (
 )
 from mappings.rulepack import RulePack
 
+log = logging.getLogger(__name__)
 UNREADABLE = "(unreadable)"
 NO_TYPE = "(no resourceType)"
 EXAMPLES_KEPT = 20
@@ -193,13 +197,7 @@ class IngestPipeline:
         rounds = summary.derive.resources
         summary.derive.add(update_journey(self.engine, self.pack, self.batch_size, on_derived))
         if rounds:
-            # A round counted what a record was then: an instrument total stored before
-            # its response is a record of its own until the response comes in a later
-            # round (then shown with it). The summary tells what the records are now.
-            with self.engine.connect() as conn:
-                summary.derive.records_by_job = records_by_job_stored_after(
-                    conn, self.source, origins, before
-                )
+            summary.derive = self._mapped_now(origins, before)
         # This import's own: not every record of the store still waiting for its Patient.
         count, examples = orphan_records(self.engine, self.source, origins, limit=EXAMPLES_KEPT)
         summary.orphan_count = count
@@ -219,12 +217,28 @@ class IngestPipeline:
     ) -> None:
         """Examine and store items in batches, in their order. With worker processes,
         batch k is stored while the next ones are taken, and with `derive_rounds` what
-        is stored is mapped meanwhile (`derives_while_storing`); safe to call from
-        several threads at once (each batch is accepted and written under a lock),
-        which share one pool of worker processes until `close`."""
+        is stored is mapped meanwhile (`derives_while_storing`; `run`'s, one caller at
+        a time). Without rounds, safe to call from several threads at once (each batch
+        is accepted and written under a lock), which share one pool of worker processes
+        until `close`."""
         with batch_collection():
             self._store_all(items, summary, derive_rounds)
         self._growth.finish()
+
+    def _mapped_now(self, origins: list[str], before: int) -> JourneyUpdate:
+        """After rounds, the summary's mapping counts as the store holds them: rounds
+        counted what each did at the time, and a later round may redo it. An instrument
+        total stored before its response is a record of its own until the response
+        comes (then shown with it); an Encounter is mapped again when evidence naming it
+        comes in a later batch, and a failing one is isolated again."""
+        with self.engine.connect() as conn:
+            now = mapped_from_files(conn, self.source, origins, before, derived_types())
+        return JourneyUpdate(
+            people_linked=now.people_linked,
+            records_by_job=now.records_by_job,
+            resources=now.resources,
+            mapping_failures=now.mapping_failures,
+        )
 
     def _latest_raw_id(self) -> int:
         with self.engine.connect() as conn:
@@ -260,20 +274,32 @@ class IngestPipeline:
                     done, future = in_flight.popleft()
                     self._store_batch(done, IntakePool.results(future), summary)
                     if derive_rounds:
-                        self._derive_round(summary)
+                        derive_rounds = self._derive_round(summary)
             while in_flight:
                 done, future = in_flight.popleft()
                 self._store_batch(done, IntakePool.results(future), summary)
                 if derive_rounds and in_flight:  # the last: mapped by `run`, with progress
-                    self._derive_round(summary)
+                    derive_rounds = self._derive_round(summary)
         finally:
             for _, future in in_flight:  # left by an error: the pool is shared
                 future.cancel()
 
-    def _derive_round(self, summary: IngestSummary) -> None:
+    def _derive_round(self, summary: IngestSummary) -> bool:
         """Map what is stored by now, while the workers take the next batches in (see
-        `derives_while_storing`); counted in the summary's `derive`."""
-        summary.derive.add(update_journey(self.engine, self.pack, self.batch_size))
+        `derives_while_storing`), counted in the summary's `derive`; False if the round
+        failed, and no more rounds are to run."""
+        try:
+            summary.derive.add(update_journey(self.engine, self.pack, self.batch_size))
+        except Exception as exc:
+            # The files are stored first, whatever mapping meets: what the round did not
+            # reach stays flagged, for the mapping once they are stored, which raises
+            # the error again if it is the store's.
+            log.warning(
+                "mapping while storing stopped (%s): the rest is mapped once the files are stored",
+                describe_error(exc),
+            )
+            return False
+        return True
 
     def _intake_pool(self) -> IntakePool:
         with self._pool_lock:

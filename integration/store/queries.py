@@ -34,6 +34,7 @@ from integration.store.schema import (
     patient_identifiers,
     people,
     person_links,
+    quarantine,
     raw_resources,
     webhook_subscriptions,
 )
@@ -373,7 +374,6 @@ def featured_person(conn: Connection) -> str | None:
 
 
 ORIGINS_PER_STATEMENT = 500
-# A job record with the stored version of its resource (where it came from).
 # Each job record with the raw row of its resource's current version (its origin).
 _RECORD_ORIGIN = job_records.join(
     current_resources,
@@ -390,27 +390,85 @@ def latest_raw_id(conn: Connection) -> int:
     return int(conn.execute(select(func.max(raw_resources.c.id))).scalar_one() or 0)
 
 
-def records_by_job_stored_after(
-    conn: Connection, source: str, origins: Sequence[str], after_raw_id: int
-) -> Counter[str]:
-    """The job records, counted by job (`excluded` when out of the journey), of the
-    resources `source` has from these origins in versions stored after raw row
-    `after_raw_id`: what an import's files became in the journey."""
-    counts: Counter[str] = Counter()
+@dataclass(frozen=True, slots=True)
+class MappedFiles:
+    """What an import's files are in the journey now (see `mapped_from_files`)."""
+
+    resources: int
+    people_linked: int
+    mapping_failures: int
+    records_by_job: Counter[str]
+
+
+# Each current resource with the raw row of its current version (its origin).
+_CURRENT_ORIGIN = current_resources.join(
+    raw_resources, raw_resources.c.id == current_resources.c.raw_id
+)
+
+
+def mapped_from_files(
+    conn: Connection,
+    source: str,
+    origins: Sequence[str],
+    after_raw_id: int,
+    derived: Sequence[str],
+) -> MappedFiles:
+    """The resources of these `derived` types that `source` has from these origins in
+    versions stored after raw row `after_raw_id` (what an import stored), as the journey
+    holds them now: how many, their Patients linked to a person, those whose mapping
+    failed (open `mapping` entries), and their job records counted by job (`excluded`
+    when out of the journey)."""
+    resources = people = failures = 0
+    records: Counter[str] = Counter()
     for start in range(0, len(origins), ORIGINS_PER_STATEMENT):
+        stored = and_(
+            current_resources.c.source == source,
+            current_resources.c.resource_type.in_(derived),
+            current_resources.c.raw_id > after_raw_id,
+            raw_resources.c.origin.in_(origins[start : start + ORIGINS_PER_STATEMENT]),
+        )
+        resources += conn.execute(
+            select(func.count()).select_from(_CURRENT_ORIGIN).where(stored)
+        ).scalar_one()
+        people += conn.execute(
+            select(func.count())
+            .select_from(_CURRENT_ORIGIN)
+            .where(
+                stored,
+                current_resources.c.resource_type == "Patient",
+                select(person_links.c.person_id)
+                .where(
+                    person_links.c.source == current_resources.c.source,
+                    person_links.c.patient_id == current_resources.c.resource_id,
+                )
+                .exists(),
+            )
+        ).scalar_one()
+        failures += conn.execute(
+            select(func.count())
+            .select_from(_CURRENT_ORIGIN)
+            .where(
+                stored,
+                select(quarantine.c.id)
+                .where(
+                    quarantine.c.source == current_resources.c.source,
+                    quarantine.c.resource_type == current_resources.c.resource_type,
+                    quarantine.c.resource_id == current_resources.c.resource_id,
+                    quarantine.c.stage == MAPPING,
+                    quarantine.c.resolved_at.is_(None),
+                )
+                .exists(),
+            )
+        ).scalar_one()
         rows = conn.execute(
             select(job_records.c.job, job_records.c.excluded, func.count())
             .select_from(_RECORD_ORIGIN)
-            .where(
-                job_records.c.source == source,
-                raw_resources.c.origin.in_(origins[start : start + ORIGINS_PER_STATEMENT]),
-                current_resources.c.raw_id > after_raw_id,
-            )
+            .where(stored, job_records.c.source == source)
             .group_by(job_records.c.job, job_records.c.excluded)
         )
         for job, excluded, count in rows:
-            counts["excluded" if excluded else job] += count
-    return counts
+            records["excluded" if excluded else job] += count
+    return MappedFiles(resources, people, failures, records)
 
 
 def records_in_no_journey(

@@ -532,6 +532,22 @@ def test_a_validated_import_maps_while_its_workers_take_the_next_batches_in(
 
     engine = open_store(f"sqlite:///{tmp_path / 'rounds.db'}")
     clinic = write_sample(tmp_path / "sample")[PROVIDER]
+    # Evidence naming Encounters mapped in earlier rounds: they are mapped again (and
+    # counted once).
+    write_ndjson(
+        clinic / "Procedure.ndjson",
+        *(
+            {
+                "resourceType": "Procedure",
+                "id": f"proc-{n}",
+                "status": "completed",
+                "code": {"text": "procedure"},
+                "subject": {"reference": "Patient/rc-pat-000"},
+                "encounter": {"reference": f"Encounter/rc-enc-000{n}"},
+            }
+            for n in range(1, 4)
+        ),
+    )
     seen_when_stored: dict[str, int] = {}
 
     def stored() -> None:
@@ -565,7 +581,50 @@ def test_a_validated_import_maps_while_its_workers_take_the_next_batches_in(
     assert summary.derive.resources == expected.derive.resources
     assert summary.derive.records_by_job == expected.derive.records_by_job
     assert summary.derive.people_linked == expected.derive.people_linked
+    assert summary.derive.mapping_failures == expected.derive.mapping_failures
     assert summary.orphan_count == expected.orphan_count == 0
+
+
+def test_a_failing_round_while_storing_stops_the_rounds_not_the_import(
+    pack: RulePack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The files are stored first, whatever mapping meets: a round that fails (the
+    store busy, say) is logged, no other round runs, and the mapping once the files
+    are stored maps everything."""
+    import integration.ingest.pipeline as pipeline_module
+    from integration.ingest.pipeline import IngestPipeline
+    from integration.journey.update import pending_count
+    from integration.store.engine import open_store
+
+    calls: list[int] = []
+    real_update = pipeline_module.update_journey
+
+    def failing_first(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the store was busy")
+        return real_update(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline_module, "update_journey", failing_first)
+    engine = open_store(f"sqlite:///{tmp_path / 'rounds.db'}")
+    try:
+        clinic = write_sample(tmp_path / "sample")[PROVIDER]
+        summary = IngestPipeline(
+            engine, pack, PROVIDER, 1 << 20, batch_size=25, store_batch_size=40, processes=2
+        ).run([clinic])
+        assert summary.total("new") == 375  # every line of the clinic's files
+        assert len(calls) == 2  # the failed round, then the mapping after the storing
+        assert pending_count(engine) == 0
+        assert summary.derive.resources == 375
+        with engine.connect() as conn:
+            assert len(queries.list_people(conn, 1000)) == 32
+    finally:
+        engine.dispose()
+    warning = next(r for r in caplog.records if "mapping while storing stopped" in r.message)
+    assert "RuntimeError" in warning.getMessage()
 
 
 def test_on_postgresql_an_import_maps_after_its_files_are_stored(
