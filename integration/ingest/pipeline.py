@@ -166,6 +166,8 @@ class IngestPipeline:
         self._quarantined: dict[str, set[str]] = defaultdict(set)
         # `run` reads files whole; a sync or Bulk download stores pages and parts.
         self._reading_files = False
+        # Whether `run` mapped in rounds while storing (then its counts are recounted).
+        self._rounds_run = False
 
     def run(
         self,
@@ -180,6 +182,7 @@ class IngestPipeline:
         summary.files = len(files)
         reader = FileReader(self.max_resource_bytes, on_bytes)
         self._reading_files = True
+        self._rounds_run = False
         before = self._latest_raw_id()
         try:
             self.store(
@@ -194,9 +197,8 @@ class IngestPipeline:
         if before_derive:
             before_derive()
         # What the rounds while storing left (the last batch, at least).
-        rounds = summary.derive.resources
         summary.derive.add(update_journey(self.engine, self.pack, self.batch_size, on_derived))
-        if rounds:
+        if self._rounds_run:  # even one that failed: it may have committed batches
             summary.derive = self._mapped_now(origins, before)
         # This import's own: not every record of the store still waiting for its Patient.
         count, examples = orphan_records(self.engine, self.source, origins, limit=EXAMPLES_KEPT)
@@ -288,6 +290,7 @@ class IngestPipeline:
         """Map what is stored by now, while the workers take the next batches in (see
         `derives_while_storing`), counted in the summary's `derive`; False if the round
         failed, and no more rounds are to run."""
+        self._rounds_run = True
         try:
             summary.derive.add(update_journey(self.engine, self.pack, self.batch_size))
         except Exception as exc:

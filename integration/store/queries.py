@@ -400,9 +400,16 @@ class MappedFiles:
     records_by_job: Counter[str]
 
 
-# Each current resource with the raw row of its current version (its origin).
-_CURRENT_ORIGIN = current_resources.join(
-    raw_resources, raw_resources.c.id == current_resources.c.raw_id
+# Each current resource with the raw row of its current version (its origin). The key
+# columns let a store read it from the raw rows' id range, through the primary key.
+_CURRENT_ORIGIN = raw_resources.join(
+    current_resources,
+    and_(
+        current_resources.c.source == raw_resources.c.source,
+        current_resources.c.resource_type == raw_resources.c.resource_type,
+        current_resources.c.resource_id == raw_resources.c.resource_id,
+        current_resources.c.raw_id == raw_resources.c.id,
+    ),
 )
 
 
@@ -424,6 +431,8 @@ def mapped_from_files(
         stored = and_(
             current_resources.c.source == source,
             current_resources.c.resource_type.in_(derived),
+            # Both: the raw rows' range (what the import wrote), and their current ones.
+            raw_resources.c.id > after_raw_id,
             current_resources.c.raw_id > after_raw_id,
             raw_resources.c.origin.in_(origins[start : start + ORIGINS_PER_STATEMENT]),
         )
@@ -463,7 +472,8 @@ def mapped_from_files(
         rows = conn.execute(
             select(job_records.c.job, job_records.c.excluded, func.count())
             .select_from(_RECORD_ORIGIN)
-            .where(stored, job_records.c.source == source)
+            # Not tombstones (a retired member's, say): a mapping counts none.
+            .where(stored, job_records.c.source == source, job_records.c.deleted_at.is_(None))
             .group_by(job_records.c.job, job_records.c.excluded)
         )
         for job, excluded, count in rows:

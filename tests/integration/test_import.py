@@ -592,8 +592,9 @@ def test_a_failing_round_while_storing_stops_the_rounds_not_the_import(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The files are stored first, whatever mapping meets: a round that fails (the
-    store busy, say) is logged, no other round runs, and the mapping once the files
-    are stored maps everything."""
+    store busy, say, after some of its batches were committed) is logged, no other round
+    runs, and the mapping once the files are stored maps the rest; the summary counts
+    both."""
     import integration.ingest.pipeline as pipeline_module
     from integration.ingest.pipeline import IngestPipeline
     from integration.journey.update import pending_count
@@ -604,9 +605,11 @@ def test_a_failing_round_while_storing_stops_the_rounds_not_the_import(
 
     def failing_first(*args: object, **kwargs: object) -> object:
         calls.append(1)
+        done = real_update(*args, **kwargs)  # type: ignore[arg-type]
         if len(calls) == 1:
+            assert done.resources > 0  # committed, then failed
             raise RuntimeError("the store was busy")
-        return real_update(*args, **kwargs)  # type: ignore[arg-type]
+        return done
 
     monkeypatch.setattr(pipeline_module, "update_journey", failing_first)
     engine = open_store(f"sqlite:///{tmp_path / 'rounds.db'}")
