@@ -15,7 +15,9 @@ import orjson
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    FromClause,
     Select,
+    Table,
     and_,
     bindparam,
     func,
@@ -374,15 +376,25 @@ def featured_person(conn: Connection) -> str | None:
 
 
 ORIGINS_PER_STATEMENT = 500
+
+
+def _current_of(table: Table) -> ColumnElement[bool]:
+    """`table`'s row is about the current resource with its (source, type, id)."""
+    return and_(
+        current_resources.c.source == table.c.source,
+        current_resources.c.resource_type == table.c.resource_type,
+        current_resources.c.resource_id == table.c.resource_id,
+    )
+
+
 # Each job record with the raw row of its resource's current version (its origin).
-_RECORD_ORIGIN = job_records.join(
-    current_resources,
-    and_(
-        current_resources.c.source == job_records.c.source,
-        current_resources.c.resource_type == job_records.c.resource_type,
-        current_resources.c.resource_id == job_records.c.resource_id,
-    ),
-).join(raw_resources, raw_resources.c.id == current_resources.c.raw_id)
+_RECORD_ORIGIN = job_records.join(current_resources, _current_of(job_records)).join(
+    raw_resources, raw_resources.c.id == current_resources.c.raw_id
+)
+
+
+def _count(conn: Connection, rows: FromClause, *where: ColumnElement[bool]) -> int:
+    return int(conn.execute(select(func.count()).select_from(rows).where(*where)).scalar_one())
 
 
 def latest_raw_id(conn: Connection) -> int:
@@ -404,12 +416,7 @@ class MappedFiles:
 # columns let a store read it from the raw rows' id range, through the primary key.
 _CURRENT_ORIGIN = raw_resources.join(
     current_resources,
-    and_(
-        current_resources.c.source == raw_resources.c.source,
-        current_resources.c.resource_type == raw_resources.c.resource_type,
-        current_resources.c.resource_id == raw_resources.c.resource_id,
-        current_resources.c.raw_id == raw_resources.c.id,
-    ),
+    and_(_current_of(raw_resources), current_resources.c.raw_id == raw_resources.c.id),
 )
 
 
@@ -436,39 +443,31 @@ def mapped_from_files(
             current_resources.c.raw_id > after_raw_id,
             raw_resources.c.origin.in_(origins[start : start + ORIGINS_PER_STATEMENT]),
         )
-        resources += conn.execute(
-            select(func.count()).select_from(_CURRENT_ORIGIN).where(stored)
-        ).scalar_one()
-        people += conn.execute(
-            select(func.count())
-            .select_from(_CURRENT_ORIGIN)
+        resources += _count(conn, _CURRENT_ORIGIN, stored)
+        people += _count(
+            conn,
+            _CURRENT_ORIGIN,
+            stored,
+            current_resources.c.resource_type == "Patient",
+            select(person_links.c.person_id)
             .where(
-                stored,
-                current_resources.c.resource_type == "Patient",
-                select(person_links.c.person_id)
-                .where(
-                    person_links.c.source == current_resources.c.source,
-                    person_links.c.patient_id == current_resources.c.resource_id,
-                )
-                .exists(),
+                person_links.c.source == current_resources.c.source,
+                person_links.c.patient_id == current_resources.c.resource_id,
             )
-        ).scalar_one()
-        failures += conn.execute(
-            select(func.count())
-            .select_from(_CURRENT_ORIGIN)
+            .exists(),
+        )
+        failures += _count(
+            conn,
+            _CURRENT_ORIGIN,
+            stored,
+            select(quarantine.c.id)
             .where(
-                stored,
-                select(quarantine.c.id)
-                .where(
-                    quarantine.c.source == current_resources.c.source,
-                    quarantine.c.resource_type == current_resources.c.resource_type,
-                    quarantine.c.resource_id == current_resources.c.resource_id,
-                    quarantine.c.stage == MAPPING,
-                    quarantine.c.resolved_at.is_(None),
-                )
-                .exists(),
+                _current_of(quarantine),
+                quarantine.c.stage == MAPPING,
+                quarantine.c.resolved_at.is_(None),
             )
-        ).scalar_one()
+            .exists(),
+        )
         rows = conn.execute(
             select(job_records.c.job, job_records.c.excluded, func.count())
             .select_from(_RECORD_ORIGIN)
