@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from integration.store.engine import create_store_engine
 
@@ -17,6 +17,17 @@ def fresh_postgres(admin_url: str, label: str = "") -> Iterator[str]:
     """A new, empty database on the admin URL's server (its URL), dropped after."""
     admin = create_store_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
     name = f"journey_bench_{label}{'_' if label else ''}{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with scratch_database(admin, name) as url:
+            yield url
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def scratch_database(admin: Engine, name: str) -> Iterator[str]:
+    """Database `name`, created empty on `admin`'s server (an AUTOCOMMIT engine), its
+    URL, dropped after even while connected. The tests' throw-away stores too."""
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
@@ -24,4 +35,3 @@ def fresh_postgres(admin_url: str, label: str = "") -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

@@ -15,6 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError
 
+from bench.scratch_postgres import scratch_database
 from integration.ingest.pipeline import IngestPipeline, IngestSummary
 from integration.store.engine import create_store_engine, open_store
 from integration.store.schema import job_records
@@ -83,14 +84,8 @@ def throwaway_store_url(
         yield f"sqlite:///{directory / 'journey.db'}"
         return
     admin: Engine = request.getfixturevalue("postgres_admin")
-    name = f"{RUN_PREFIX}{uuid.uuid4().hex[:16]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(admin, f"{RUN_PREFIX}{uuid.uuid4().hex[:16]}") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
