@@ -23,6 +23,7 @@ from mappings.rulepack import RulePack
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 3600.0
+THREAD_NAME = "upkeep"
 
 
 class Upkeep:
@@ -65,7 +66,7 @@ class Upkeep:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="upkeep", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
             self._thread.start()
 
     def stop(self) -> None:

@@ -21,6 +21,7 @@ from integration.store.errors import describe_error
 
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 0.5
+THREAD_NAME = "wal-checkpoint"
 
 
 def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
@@ -47,7 +48,7 @@ class WalCheckpointer:
             return
         event.listen(self._engine, "connect", _no_autocheckpoint)
         self._engine.dispose()  # every connection from now on leaves it to us
-        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
