@@ -22,13 +22,12 @@ from sqlalchemy import Engine, event
 from integration.api.app import create_app
 from integration.journey.episodes import refresh_episodes
 from integration.journey.rule_packs import store_pack
-from integration.journey.upkeep import THREAD_NAME as UPKEEP_THREAD
 from integration.store import feed as feed_store
 from integration.store import webhooks as webhooks_store
-from integration.store.wal import THREAD_NAME as WAL_THREAD
 from tests.conftest import encounter, person
 from tests.integration.test_populations import (
     ADMIN,
+    BACKGROUND_THREADS,
     BOB,
     CAROL,
     CLINIC_APP,
@@ -206,9 +205,7 @@ def test_match_costs_the_same_statements_for_an_outsider_and_nobody(
     statements: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        # the app's background threads (WAL checkpoints every 0.5 s, the upkeep's look
-        # for stale episodes every 2 s) are not the request's statements
-        if threading.current_thread().name not in (WAL_THREAD, UPKEEP_THREAD):
+        if threading.current_thread().name not in BACKGROUND_THREADS:  # see there
             statements.append(statement)
 
     headers = {"Content-Type": "application/fhir+json", **bearer(CLINIC_APP)}

@@ -26,7 +26,9 @@ from sqlalchemy import Engine, event
 from integration.access.clients import ClientConfig
 from integration.api.app import create_app
 from integration.api.cursors import encode_cursor
+from integration.journey.upkeep import THREAD_NAME as UPKEEP_THREAD
 from integration.store.populations import replace_roster
+from integration.store.wal import THREAD_NAME as WAL_THREAD
 from mappings.consent import CONSENT_SCOPE
 from tests.access.jwks_server import JwksServer
 from tests.access.tokens import AUDIENCE, ISSUER, Issuer
@@ -207,7 +209,7 @@ def test_no_search_parameter_or_cursor_reaches_outside_the_population(
         assert len(found.json().get("entry", [])) == expected, key
 
 
-BACKGROUND_THREADS = {"upkeep", "wal-checkpoint", "audit"}
+BACKGROUND_THREADS = {UPKEEP_THREAD, WAL_THREAD, "audit"}
 
 
 def test_an_outsider_and_nobody_cost_the_same_statements(
