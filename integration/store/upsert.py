@@ -79,6 +79,10 @@ def _compiled(
     bound values it carries itself (literals in an ON CONFLICT ... WHERE), this
     statement's own, not those of the statement first compiled."""
     cache_key = statement._generate_cache_key()
+    if cache_key is not None and cache_key.params:
+        # Values given with `.params()` are outside the cache key's bound values:
+        # compiled with a cache key, they would be left out (sent as NULL).
+        cache_key = None
     key = None if cache_key is None else (conn.dialect, cache_key.key, columns)
     cached = _COMPILED.get(key) if key is not None else None
     if cached is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Engine, MetaData, String, Table, select
+from sqlalchemy import Column, Engine, MetaData, String, Table, bindparam, select
 
 from integration.store import upsert as upsert_module
 from integration.store.upsert import execute_many, upsert
@@ -57,3 +57,14 @@ def test_a_statement_shape_is_compiled_once(engine: Engine) -> None:
         execute_many(conn, SETTINGS.insert(), [{"name": "c"}])
     assert len(upsert_module._COMPILED) == 2
     assert values(engine) == {"a": "1", "b": "2", "c": None}
+
+
+def test_values_given_with_params_are_sent(engine: Engine) -> None:
+    """A statement's values set with `.params()` are outside its cache key: they reach
+    the store all the same (not NULL), each statement's own."""
+    METADATA.create_all(engine)
+    for value in ("first", "second"):
+        given = select(bindparam("given", type_=String)).params(given=value).scalar_subquery()
+        with engine.begin() as conn:
+            execute_many(conn, SETTINGS.insert().values(value=given), [{"name": value}])
+    assert values(engine) == {"first": "first", "second": "second"}
