@@ -166,8 +166,13 @@ class IngestPipeline:
         self._quarantined: dict[str, set[str]] = defaultdict(set)
         # `run` reads files whole; a sync or Bulk download stores pages and parts.
         self._reading_files = False
-        # Whether `run` mapped in rounds while storing (then its counts are recounted).
+        # Whether rounds mapped while storing since `begin_rounds` (then the mapping
+        # counts are recounted), and whether one failed (then no more run). One round
+        # at a time: files stored at once (a Bulk export's) skip a round while another
+        # file's storing is running one.
         self._rounds_run = False
+        self._rounds_stopped = False
+        self._round_lock = threading.Lock()
 
     def run(
         self,
@@ -182,8 +187,7 @@ class IngestPipeline:
         summary.files = len(files)
         reader = FileReader(self.max_resource_bytes, on_bytes)
         self._reading_files = True
-        self._rounds_run = False
-        before = self._latest_raw_id()
+        before = self.begin_rounds()
         try:
             self.store(
                 (item for path in files for item in reader.read(path, parse=False)),
@@ -198,8 +202,8 @@ class IngestPipeline:
             before_derive()
         # What the rounds while storing left (the last batch, at least).
         summary.derive.add(update_journey(self.engine, self.pack, self.batch_size, on_derived))
-        if self._rounds_run:  # even one that failed: it may have committed batches
-            summary.derive = self._mapped_now(origins, before)
+        if self.rounds_run:  # even one that failed: it may have committed batches
+            summary.derive = self.mapped_now(origins, before)
         # This import's own: not every record of the store still waiting for its Patient.
         count, examples = orphan_records(self.engine, self.source, origins, limit=EXAMPLES_KEPT)
         summary.orphan_count = count
@@ -219,15 +223,27 @@ class IngestPipeline:
     ) -> None:
         """Examine and store items in batches, in their order. With worker processes,
         batch k is stored while the next ones are taken, and with `derive_rounds` what
-        is stored is mapped meanwhile (`derives_while_storing`; `run`'s, one caller at
-        a time). Without rounds, safe to call from several threads at once (each batch
-        is accepted and written under a lock), which share one pool of worker processes
-        until `close`."""
+        is stored is mapped meanwhile (`derives_while_storing`; see `begin_rounds`).
+        Safe to call from several threads at once (each batch is accepted and written
+        under a lock, and one round maps at a time), which share one pool of worker
+        processes until `close`."""
         with batch_collection():
             self._store_all(items, summary, derive_rounds)
         self._growth.finish()
 
-    def _mapped_now(self, origins: list[str], before: int) -> JourneyUpdate:
+    def begin_rounds(self) -> int:
+        """Before storing with `derive_rounds`: forgets earlier rounds, and returns the
+        newest raw row id, for `mapped_now` once the storing and mapping are done."""
+        self._rounds_run = False
+        self._rounds_stopped = False
+        return self._latest_raw_id()
+
+    @property
+    def rounds_run(self) -> bool:
+        """Whether a round mapped (or tried to) since `begin_rounds`."""
+        return self._rounds_run
+
+    def mapped_now(self, origins: list[str], before: int) -> JourneyUpdate:
         """After rounds, the summary's mapping counts as the store holds them: rounds
         counted what each did at the time, and a later round may redo it. An instrument
         total stored before its response is a record of its own until the response
@@ -289,11 +305,17 @@ class IngestPipeline:
     def _derive_round(self, summary: IngestSummary) -> bool:
         """Map what is stored by now, while the workers take the next batches in (see
         `derives_while_storing`), counted in the summary's `derive`; False if the round
-        failed, and no more rounds are to run."""
-        self._rounds_run = True
+        failed, and no more rounds are to run. Skipped while another thread's storing
+        is running one: the next stored batch tries again."""
+        if self._rounds_stopped:
+            return False
+        if not self._round_lock.acquire(blocking=False):
+            return True
         try:
+            self._rounds_run = True
             summary.derive.add(update_journey(self.engine, self.pack, self.batch_size))
         except Exception as exc:
+            self._rounds_stopped = True
             # The files are stored first, whatever mapping meets: what the round did not
             # reach stays flagged, for the mapping once they are stored, which raises
             # the error again if it is the store's.
@@ -302,6 +324,8 @@ class IngestPipeline:
                 describe_error(exc),
             )
             return False
+        finally:
+            self._round_lock.release()
         return True
 
     def _intake_pool(self) -> IntakePool:

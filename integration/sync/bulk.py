@@ -72,10 +72,17 @@ class BulkSync:
             run.source.validate_resources,
         )
         self.on_progress = run.listener.on_step
+        # Whether the output files are mapped while stored (`IngestPipeline.
+        # derives_while_storing`), and the files this run stores: what the mapping counts
+        # are then recounted over.
+        self._rounds = False
+        self._origins: list[str] = []
 
     async def run(self, full: bool = False) -> SyncSummary:
         started_at, started = utc_now(), time.perf_counter()
         summary = SyncSummary(self.source.name, stored=IngestSummary(self.source.name))
+        self._origins = []
+        before = await asyncio.to_thread(self.pipeline.begin_rounds)
         try:
             await self._run(full, summary)
         except (FhirHttpError, ConnectorError) as exc:
@@ -85,6 +92,10 @@ class BulkSync:
         summary.derive = await asyncio.to_thread(
             update_journey, self.engine, self.pack, self.settings.batch_size
         )
+        if self.pipeline.rounds_run:  # rounds counted what each did at the time
+            summary.derive = await asyncio.to_thread(
+                self.pipeline.mapped_now, self._origins, before
+            )
         summary.retries = self.http.retries
         summary.seconds = time.perf_counter() - started
         self._record(summary, started_at)
@@ -151,6 +162,9 @@ class BulkSync:
         self, job: ExportInProgress, manifest: Manifest, summary: SyncSummary
     ) -> None:
         limit = asyncio.Semaphore(self.source.export.download_concurrency)
+        # Not when resuming: the files an earlier run stored are mapped here too, and a
+        # recount over this run's files would leave them out of the summary.
+        self._rounds = self.pipeline.derives_while_storing and not job.files_done
         for file in manifest.output:
             state = summary.types.setdefault(file.resource_type, TypeSync(file.resource_type))
             state.full = job.since is None
@@ -196,6 +210,7 @@ class BulkSync:
 
     def _store_lines(self, origin: str, stream: QueuedStream, stored: IngestSummary) -> int:
         read = 0
+        self._origins.append(origin)
 
         def counted() -> Iterator[RawItem]:
             nonlocal read
@@ -204,7 +219,9 @@ class BulkSync:
                 read += 1
                 yield item
 
-        self.pipeline.store(counted(), stored)
+        # On SQLite with validation, mapped while the worker processes validate the next
+        # batches, as `journey import` does (one round at a time across the files).
+        self.pipeline.store(counted(), stored, self._rounds)
         return read
 
     async def _apply_deleted(

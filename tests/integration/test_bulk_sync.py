@@ -21,17 +21,20 @@ from sqlalchemy import Engine, func, select
 from integration.api.app import create_app
 from integration.config import Settings
 from integration.ingest import pipeline as importer_module
+from integration.ingest.pipeline import IngestPipeline
 from integration.ingest.pool import IntakePool
 from integration.sources import SourceConfig
 from integration.store import queries
 from integration.store.bulk_state import ExportInProgress, load_export, start_export
 from integration.store.engine import open_store
-from integration.store.schema import raw_resources
+from integration.store.schema import job_records, raw_resources
 from integration.store.sync_state import load_checkpoint
+from integration.sync import bulk as bulk_module
 from integration.sync.bulk import EXPORT_STATE
 from integration.sync.runners import sync_source
 from integration.sync.summary import SyncSummary
 from mappings.rulepack import RulePack
+from tests.conftest import encounter
 from tests.servers import Sekmet, seeded_sekmet
 
 BASE = "https://bulk.example/fhir"
@@ -101,6 +104,66 @@ async def test_a_bulk_export_lands_in_the_journey_then_only_changes_come(
     # _since: only what changed since the first export (the new patients and visits).
     assert second.stored.by_type["Patient"].new == 2
     assert second.types["Patient"].fetched <= 3
+
+
+def journey_of(engine: Engine) -> tuple[set[tuple[str, str, str, bool]], int]:
+    """The job records (id, resource, job, excluded) and how many people."""
+    with engine.connect() as conn:
+        records = {
+            (row.id, row.resource_id, row.job, bool(row.excluded))
+            for row in conn.execute(select(job_records))
+        }
+        people = len(queries.list_people(conn, 1000))
+    return records, people
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_a_validated_export_on_sqlite_is_mapped_while_its_files_are_stored(
+    sekmet: Sekmet, engine: Engine, pack: RulePack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `journey import` does: both files (downloaded at once) are mapped in rounds
+    while the worker processes validate their next batches, one round at a time, and
+    the journey and the summary are those of mapping once the files are stored."""
+    at_once: list[int] = []  # for each mapping call: how many were running
+    running: list[int] = []
+    update_journey = importer_module.update_journey
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        running.append(1)
+        try:
+            at_once.append(len(running))
+            return update_journey(*args, **kwargs)
+        finally:
+            running.pop()
+
+    monkeypatch.setattr(importer_module, "update_journey", counted)
+    source = bulk_source(sekmet.base_url)
+    # Batches of one line: a round after most of them, whichever file it is in (a
+    # round is skipped while the other file's storing runs one).
+    settings = Settings(batch_size=7, import_batch_size=1, validation_processes=2)
+    during = await sync_source(engine, pack, settings, source)
+    assert not during.failed, (during.error, during.types, during.notes)
+    assert len(at_once) >= 2, "rounds ran while the files were stored"
+    assert max(at_once) == 1, "one round at a time"
+
+    monkeypatch.undo()
+    after_store = open_store(f"sqlite:///{tmp_path / 'mapped-after.db'}")
+    pipeline_for = bulk_module.ingest_pipeline
+
+    def mapping_after(*args: Any, **kwargs: Any) -> IngestPipeline:
+        pipeline = pipeline_for(*args, **kwargs)
+        pipeline.derives_while_storing = False
+        return pipeline
+
+    monkeypatch.setattr(bulk_module, "ingest_pipeline", mapping_after)
+    after = await sync_source(after_store, pack, settings, source)
+    assert not after.failed, (after.error, after.types, after.notes)
+    assert during.stored.by_type == after.stored.by_type
+    assert during.derive == after.derive
+    assert during.derive.resources == raw_count(engine)
+    assert journey_of(engine) == journey_of(after_store)
+    assert journey_of(engine)[1] == during.stored.by_type["Patient"].new
 
 
 # ---- faults sekmet will not produce: respx ----
@@ -210,6 +273,46 @@ async def test_an_interrupted_sync_resumes_the_same_export_and_skips_stored_file
     assert encounters.call_count == 3
     assert any("resumed the export" in note for note in second.notes)
     assert raw_count(engine) == 2
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_a_resumed_export_is_mapped_once_its_files_are_stored(
+    mock: respx.MockRouter, engine: Engine, pack: RulePack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The patients' file was stored by the run that failed on the encounters' file. Had
+    that run been killed before mapping, the run resuming the export would map them
+    too, and a recount of its own file alone would leave them out of its summary: a
+    resumed export is mapped after the storing, counted as it goes."""
+    files = [
+        {"type": "Patient", "url": "https://files.example/patients.ndjson"},
+        {"type": "Encounter", "url": "https://files.example/encounters.ndjson"},
+    ]
+    mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(output=files)))
+    mock.get("https://files.example/patients.ndjson").mock(
+        return_value=httpx.Response(200, content=ndjson(*(patient(f"p{n}") for n in range(6))))
+    )
+    visits = ndjson(*(encounter(f"e{n}", f"p{n}") for n in range(6)))
+    mock.get("https://files.example/encounters.ndjson").mock(
+        side_effect=[httpx.Response(503), httpx.Response(503), httpx.Response(200, content=visits)]
+    )
+    rounds: list[int] = []
+    derive_round = IngestPipeline._derive_round
+
+    def counted(pipeline: IngestPipeline, summary: Any) -> bool:
+        rounds.append(1)
+        return bool(derive_round(pipeline, summary))
+
+    monkeypatch.setattr(IngestPipeline, "_derive_round", counted)
+    settings = Settings(batch_size=7, import_batch_size=1, validation_processes=2)
+    first = await sync_source(engine, pack, settings, fast(bulk_source(BASE)))
+    assert first.failed
+    assert rounds, "a whole export's files are mapped while stored"
+    rounds.clear()
+    second = await sync_source(engine, pack, settings, fast(bulk_source(BASE)))
+    assert not second.failed, (second.error, second.types)
+    assert not rounds
+    assert second.derive.resources == 6  # the Encounters (the first run mapped the Patients)
+    assert journey_of(engine)[1] == 6
 
 
 async def test_an_export_the_server_forgot_is_started_again_with_a_message(
