@@ -36,6 +36,7 @@ from integration.journey.update import JourneyUpdate, orphan_records, update_jou
 from integration.limits import DEFAULT_MAX_DEPTH
 from integration.source_names import SOURCE_NAME_RULE, is_source_name
 from integration.store.bulk_copy import copy_supported
+from integration.store.derivation import anything_pending
 from integration.store.engine import GrowingTables
 from integration.store.errors import describe_error
 from integration.store.locks import let_interactive_writes_through
@@ -233,10 +234,19 @@ class IngestPipeline:
 
     def begin_rounds(self) -> int:
         """Before storing with `derive_rounds`: forgets earlier rounds, and returns the
-        newest raw row id, for `mapped_now` once the storing and mapping are done."""
+        newest raw row id, for `mapped_now` once the storing and mapping are done.
+
+        With anything already waiting to be mapped (a run killed before its mapping,
+        another source's backlog), no round runs: a round maps the store's whole
+        backlog, and `mapped_now` would count only what this run stored, leaving the
+        rest (and its mapping failures) out of the summary. The mapping after the
+        storing counts it all, as a one-pass mapping does."""
+        with self.engine.connect() as conn:
+            backlog = anything_pending(conn)
+            before = latest_raw_id(conn)
         self._rounds_run = False
-        self._rounds_stopped = False
-        return self._latest_raw_id()
+        self._rounds_stopped = backlog
+        return before
 
     @property
     def rounds_run(self) -> bool:
@@ -257,10 +267,6 @@ class IngestPipeline:
             resources=now.resources,
             mapping_failures=now.mapping_failures,
         )
-
-    def _latest_raw_id(self) -> int:
-        with self.engine.connect() as conn:
-            return latest_raw_id(conn)
 
     def _store_all(
         self, items: Iterable[RawItem], summary: IngestSummary, derive_rounds: bool
@@ -312,6 +318,8 @@ class IngestPipeline:
         if not self._round_lock.acquire(blocking=False):
             return True
         try:
+            if self._rounds_stopped:  # by the round that held the lock
+                return False
             self._rounds_run = True
             summary.derive.add(update_journey(self.engine, self.pack, self.batch_size))
         except Exception as exc:

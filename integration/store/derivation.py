@@ -69,6 +69,14 @@ def count_pending(conn: Connection) -> int:
     )
 
 
+def anything_pending(conn: Connection) -> bool:
+    """Whether any current resource waits for derivation (one index entry read)."""
+    first = select(current_resources.c.resource_id).where(
+        current_resources.c.needs_derive.is_(True)
+    )
+    return conn.execute(first.limit(1)).first() is not None
+
+
 def flag_all_for_derivation(conn: Connection) -> int:
     """Mark every derivable resource for derivation again (a new pack applies to all)."""
     result = conn.execute(

@@ -73,8 +73,8 @@ class BulkSync:
         )
         self.on_progress = run.listener.on_step
         # Whether the output files are mapped while stored (`IngestPipeline.
-        # derives_while_storing`), and the files this run stores: what the mapping counts
-        # are then recounted over.
+        # derives_while_storing`), and the files this run stores (deleted ones too): what
+        # the mapping counts are then recounted over.
         self._rounds = False
         self._origins: list[str] = []
 
@@ -162,9 +162,9 @@ class BulkSync:
         self, job: ExportInProgress, manifest: Manifest, summary: SyncSummary
     ) -> None:
         limit = asyncio.Semaphore(self.source.export.download_concurrency)
-        # Not when resuming: the files an earlier run stored are mapped here too, and a
-        # recount over this run's files would leave them out of the summary.
-        self._rounds = self.pipeline.derives_while_storing and not job.files_done
+        # A resumed export's files stored by the run before are mapped in rounds only if
+        # that run mapped them: otherwise `begin_rounds` found them waiting.
+        self._rounds = self.pipeline.derives_while_storing
         for file in manifest.output:
             state = summary.types.setdefault(file.resource_type, TypeSync(file.resource_type))
             state.full = job.since is None
@@ -264,6 +264,7 @@ class BulkSync:
                 save_progress(conn, job)
 
     def _store_deletions(self, origin: str, stream: QueuedStream, dated: str) -> dict[str, int]:
+        self._origins.append(origin)  # its tombstones are mapped, and counted, too
         wanted = set(self.source.resource_types)
         counts: dict[str, int] = {}
         batch: list[IncomingResource] = []

@@ -18,10 +18,11 @@ import respx
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from connectors.files import RawItem
 from integration.api.app import create_app
 from integration.config import Settings
 from integration.ingest import pipeline as importer_module
-from integration.ingest.pipeline import IngestPipeline
+from integration.ingest.pipeline import IngestPipeline, IngestSummary
 from integration.ingest.pool import IntakePool
 from integration.sources import SourceConfig
 from integration.store import queries
@@ -275,44 +276,115 @@ async def test_an_interrupted_sync_resumes_the_same_export_and_skips_stored_file
     assert raw_count(engine) == 2
 
 
+FILES = "https://files.example"
+PATIENTS = ndjson(*(patient(f"p{n}") for n in range(6)))
+VISITS = ndjson(*(encounter(f"e{n}", f"p{n}") for n in range(6)))
+LATER_PATIENTS = ndjson(*(patient(f"q{n}") for n in range(6)))
+E1_DELETED = orjson.dumps(
+    {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "DELETE", "url": "Encounter/e1"}}],
+    }
+)
+
+
+def export_of(output: dict[str, bytes], deleted: bytes | None = None) -> dict[str, Any]:
+    """A manifest of these output files (by type), and a deleted file if given."""
+    return manifest(
+        output=[{"type": kind, "url": f"{FILES}/{kind}.ndjson"} for kind in output],
+        deleted=[{"type": "Bundle", "url": f"{FILES}/deleted.ndjson"}] if deleted else [],
+    )
+
+
+async def sync_exports(
+    mock: respx.MockRouter,
+    engine: Engine,
+    pack: RulePack,
+    exports: list[dict[str, bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    while_storing: bool = True,
+) -> list[tuple[Any, bool]]:
+    """Each export in turn (its files by type; "deleted" for a deleted file), in batches
+    of one line: each sync's mapping counts, and whether rounds mapped while storing."""
+    manifests = [
+        export_of({k: v for k, v in files.items() if k != "deleted"}, files.get("deleted"))
+        for files in exports
+    ]
+    mock.get(STATUS).mock(side_effect=[httpx.Response(200, json=m) for m in manifests])
+    for kind in ("Patient", "Encounter", "deleted"):
+        bodies = [files[kind] for files in exports if kind in files]
+        mock.get(f"{FILES}/{kind}.ndjson").mock(
+            side_effect=[httpx.Response(200, content=body) for body in bodies]
+        )
+    pipelines: list[IngestPipeline] = []
+    pipeline_for = bulk_module.ingest_pipeline
+
+    def chosen(*args: Any, **kwargs: Any) -> IngestPipeline:
+        pipeline = pipeline_for(*args, **kwargs)
+        pipeline.derives_while_storing = pipeline.derives_while_storing and while_storing
+        pipelines.append(pipeline)
+        return pipeline
+
+    settings = Settings(batch_size=7, import_batch_size=1, validation_processes=2)
+    summaries = []
+    with monkeypatch.context() as patched:
+        patched.setattr(bulk_module, "ingest_pipeline", chosen)
+        for _files in exports:
+            done = await sync_source(engine, pack, settings, fast(bulk_source(BASE)))
+            assert not done.failed, (done.error, done.types, done.notes)
+            summaries.append((done.derive, pipelines[-1].rounds_run))
+    return summaries
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-async def test_a_resumed_export_is_mapped_once_its_files_are_stored(
+async def test_mapping_while_storing_counts_what_mapping_after_counts(
+    mock: respx.MockRouter,
+    engine: Engine,
+    pack: RulePack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two stores take the same exports, one mapping while storing, one after: a full
+    export, then a `_since` one with new Patients and a deleted file (its tombstone
+    takes the Encounter's records out of the journey itself, nothing to map). Both
+    summaries count the same."""
+    exports = [
+        {"Patient": PATIENTS, "Encounter": VISITS},
+        {"Patient": LATER_PATIENTS, "deleted": E1_DELETED},
+    ]
+    during = await sync_exports(mock, engine, pack, exports, monkeypatch)
+    after_store = open_store(f"sqlite:///{tmp_path / 'mapped-after.db'}")
+    after = await sync_exports(mock, after_store, pack, exports, monkeypatch, False)
+    after_store.dispose()
+    assert [ran for _, ran in during] == [True, True]
+    assert [ran for _, ran in after] == [False, False]
+    assert [counts for counts, _ in during] == [counts for counts, _ in after]
+    assert during[1][0].resources == 6  # the new Patients
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_with_resources_waiting_an_export_is_mapped_after_its_storing(
     mock: respx.MockRouter, engine: Engine, pack: RulePack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The patients' file was stored by the run that failed on the encounters' file. Had
-    that run been killed before mapping, the run resuming the export would map them
-    too, and a recount of its own file alone would leave them out of its summary: a
-    resumed export is mapped after the storing, counted as it goes."""
-    files = [
-        {"type": "Patient", "url": "https://files.example/patients.ndjson"},
-        {"type": "Encounter", "url": "https://files.example/encounters.ndjson"},
-    ]
-    mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(output=files)))
-    mock.get("https://files.example/patients.ndjson").mock(
-        return_value=httpx.Response(200, content=ndjson(*(patient(f"p{n}") for n in range(6))))
+    """A run killed after storing, before its mapping, left resources waiting. The next
+    sync maps them too: it maps once its files are stored, and counts them all (a round
+    would map them, and a recount of its own files leave them out)."""
+    waiting = IngestPipeline(engine, pack, "payer-bulk", 1 << 20)
+    stored = IngestSummary("payer-bulk")
+    waiting.store(
+        [RawItem("killed-run", str(n), resource=patient(f"w{n}")) for n in range(2)],
+        stored,
     )
-    visits = ndjson(*(encounter(f"e{n}", f"p{n}") for n in range(6)))
-    mock.get("https://files.example/encounters.ndjson").mock(
-        side_effect=[httpx.Response(503), httpx.Response(503), httpx.Response(200, content=visits)]
+    assert stored.total("new") == 2
+    [(counts, ran)] = await sync_exports(
+        mock, engine, pack, [{"Patient": PATIENTS, "Encounter": VISITS}], monkeypatch
     )
-    rounds: list[int] = []
-    derive_round = IngestPipeline._derive_round
-
-    def counted(pipeline: IngestPipeline, summary: Any) -> bool:
-        rounds.append(1)
-        return bool(derive_round(pipeline, summary))
-
-    monkeypatch.setattr(IngestPipeline, "_derive_round", counted)
-    settings = Settings(batch_size=7, import_batch_size=1, validation_processes=2)
-    first = await sync_source(engine, pack, settings, fast(bulk_source(BASE)))
-    assert first.failed
-    assert rounds, "a whole export's files are mapped while stored"
-    rounds.clear()
-    second = await sync_source(engine, pack, settings, fast(bulk_source(BASE)))
-    assert not second.failed, (second.error, second.types)
-    assert not rounds
-    assert second.derive.resources == 6  # the Encounters (the first run mapped the Patients)
-    assert journey_of(engine)[1] == 6
+    assert not ran
+    assert counts.resources == 14
+    assert journey_of(engine)[1] == 8
 
 
 async def test_an_export_the_server_forgot_is_started_again_with_a_message(
