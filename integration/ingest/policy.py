@@ -6,7 +6,8 @@ How much each way in takes at once, and why:
   resources per transaction, intake (validation) in `validation_processes`
   worker processes, the journey updated in rounds of `batch_size`: on SQLite
   with validation, after each batch stored while the workers validate the next
-  ones, and in any case once the files are stored;
+  ones (unless resources were already waiting to be mapped), and in any case once
+  the files are stored;
 - pages (REST search): the pages waiting for the store together (up to
   `batch_size` resources, at least one page) per transaction, with the
   checkpoints they cover; intake in this process; the journey updated in rounds
