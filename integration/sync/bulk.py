@@ -72,10 +72,8 @@ class BulkSync:
             run.source.validate_resources,
         )
         self.on_progress = run.listener.on_step
-        # Whether the output files are mapped while stored (`IngestPipeline.
-        # derives_while_storing`), and the files this run stores (deleted ones too): what
-        # the mapping counts are then recounted over.
-        self._rounds = False
+        # The files this run stores (deleted ones too): what the mapping counts are
+        # recounted over when they were mapped while stored.
         self._origins: list[str] = []
 
     async def run(self, full: bool = False) -> SyncSummary:
@@ -162,9 +160,6 @@ class BulkSync:
         self, job: ExportInProgress, manifest: Manifest, summary: SyncSummary
     ) -> None:
         limit = asyncio.Semaphore(self.source.export.download_concurrency)
-        # A resumed export's files stored by the run before are mapped in rounds only if
-        # that run mapped them: otherwise `begin_rounds` found them waiting.
-        self._rounds = self.pipeline.derives_while_storing
         for file in manifest.output:
             state = summary.types.setdefault(file.resource_type, TypeSync(file.resource_type))
             state.full = job.since is None
@@ -220,8 +215,10 @@ class BulkSync:
                 yield item
 
         # On SQLite with validation, mapped while the worker processes validate the next
-        # batches, as `journey import` does (one round at a time across the files).
-        self.pipeline.store(counted(), stored, self._rounds)
+        # batches, as `journey import` does (one round at a time across the files),
+        # unless resources were waiting to be mapped when the sync began (a run killed
+        # before its mapping: see `IngestPipeline.begin_rounds`).
+        self.pipeline.store(counted(), stored, self.pipeline.derives_while_storing)
         return read
 
     async def _apply_deleted(
@@ -264,7 +261,7 @@ class BulkSync:
                 save_progress(conn, job)
 
     def _store_deletions(self, origin: str, stream: QueuedStream, dated: str) -> dict[str, int]:
-        self._origins.append(origin)  # its tombstones are mapped, and counted, too
+        self._origins.append(origin)  # its tombstones are this run's rows too
         wanted = set(self.source.resource_types)
         counts: dict[str, int] = {}
         batch: list[IncomingResource] = []
