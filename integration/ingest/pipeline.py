@@ -202,7 +202,7 @@ class IngestPipeline:
         if before_derive:
             before_derive()
         # What the rounds while storing left (the last batch, at least).
-        summary.derive.add(update_journey(self.engine, self.pack, self.batch_size, on_derived))
+        summary.derive = update_journey(self.engine, self.pack, self.batch_size, on_derived)
         if self.rounds_run:  # even one that failed: it may have committed batches
             summary.derive = self.mapped_now(origins, before)
         # This import's own: not every record of the store still waiting for its Patient.
@@ -254,8 +254,8 @@ class IngestPipeline:
         return self._rounds_run
 
     def mapped_now(self, origins: list[str], before: int) -> JourneyUpdate:
-        """After rounds, the summary's mapping counts as the store holds them: rounds
-        counted what each did at the time, and a later round may redo it. An instrument
+        """After rounds, the summary's mapping counts as the store holds them: a sum of
+        what each round did would count what a later round redid. An instrument
         total stored before its response is a record of its own until the response
         comes (then shown with it); an Encounter is mapped again when evidence naming it
         comes in a later batch, and a failing one is isolated again."""
@@ -298,21 +298,22 @@ class IngestPipeline:
                     done, future = in_flight.popleft()
                     self._store_batch(done, IntakePool.results(future), summary)
                     if derive_rounds:
-                        derive_rounds = self._derive_round(summary)
+                        derive_rounds = self._derive_round()
             while in_flight:
                 done, future = in_flight.popleft()
                 self._store_batch(done, IntakePool.results(future), summary)
                 if derive_rounds and in_flight:  # the last: mapped by `run`, with progress
-                    derive_rounds = self._derive_round(summary)
+                    derive_rounds = self._derive_round()
         finally:
             for _, future in in_flight:  # left by an error: the pool is shared
                 future.cancel()
 
-    def _derive_round(self, summary: IngestSummary) -> bool:
+    def _derive_round(self) -> bool:
         """Map what is stored by now, while the workers take the next batches in (see
-        `derives_while_storing`), counted in the summary's `derive`; False if the round
-        failed, and no more rounds are to run. Skipped while another thread's storing
-        is running one: the next stored batch tries again."""
+        `derives_while_storing`); False if the round failed, and no more rounds are to
+        run. Skipped while another thread's storing is running one: the next stored
+        batch tries again. Not counted: once rounds ran, `mapped_now` counts what they
+        left in the store."""
         if self._rounds_stopped:
             return False
         if not self._round_lock.acquire(blocking=False):
@@ -321,7 +322,7 @@ class IngestPipeline:
             if self._rounds_stopped:  # by the round that held the lock
                 return False
             self._rounds_run = True
-            summary.derive.add(update_journey(self.engine, self.pack, self.batch_size))
+            update_journey(self.engine, self.pack, self.batch_size)
         except Exception as exc:
             self._rounds_stopped = True
             # The files are stored first, whatever mapping meets: what the round did not

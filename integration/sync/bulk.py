@@ -90,7 +90,7 @@ class BulkSync:
         summary.derive = await asyncio.to_thread(
             update_journey, self.engine, self.pack, self.settings.batch_size
         )
-        if self.pipeline.rounds_run:  # rounds counted what each did at the time
+        if self.pipeline.rounds_run:  # what the files are now in the journey
             summary.derive = await asyncio.to_thread(
                 self.pipeline.mapped_now, self._origins, before
             )
