@@ -107,6 +107,22 @@ async def test_a_bulk_export_lands_in_the_journey_then_only_changes_come(
     assert second.types["Patient"].fetched <= 3
 
 
+def pipelines_mapping(patched: pytest.MonkeyPatch, while_storing: bool) -> list[IngestPipeline]:
+    """Bulk syncs' pipelines from now on map while storing (where they would) or after
+    it; the list collects them."""
+    pipelines: list[IngestPipeline] = []
+    pipeline_for = bulk_module.ingest_pipeline
+
+    def chosen(*args: Any, **kwargs: Any) -> IngestPipeline:
+        pipeline = pipeline_for(*args, **kwargs)
+        pipeline.derives_while_storing = pipeline.derives_while_storing and while_storing
+        pipelines.append(pipeline)
+        return pipeline
+
+    patched.setattr(bulk_module, "ingest_pipeline", chosen)
+    return pipelines
+
+
 def journey_of(engine: Engine) -> tuple[set[tuple[str, str, str, bool]], int]:
     """The job records (id, resource, job, excluded) and how many people."""
     with engine.connect() as conn:
@@ -150,14 +166,7 @@ async def test_a_validated_export_on_sqlite_is_mapped_while_its_files_are_stored
 
     monkeypatch.undo()
     after_store = open_store(f"sqlite:///{tmp_path / 'mapped-after.db'}")
-    pipeline_for = bulk_module.ingest_pipeline
-
-    def mapping_after(*args: Any, **kwargs: Any) -> IngestPipeline:
-        pipeline = pipeline_for(*args, **kwargs)
-        pipeline.derives_while_storing = False
-        return pipeline
-
-    monkeypatch.setattr(bulk_module, "ingest_pipeline", mapping_after)
+    pipelines_mapping(monkeypatch, while_storing=False)
     after = await sync_source(after_store, pack, settings, source)
     assert not after.failed, (after.error, after.types, after.notes)
     assert during.stored.by_type == after.stored.by_type
@@ -165,6 +174,7 @@ async def test_a_validated_export_on_sqlite_is_mapped_while_its_files_are_stored
     assert during.derive.resources == raw_count(engine)
     assert journey_of(engine) == journey_of(after_store)
     assert journey_of(engine)[1] == during.stored.by_type["Patient"].new
+    after_store.dispose()
 
 
 # ---- faults sekmet will not produce: respx ----
@@ -317,19 +327,10 @@ async def sync_exports(
         mock.get(f"{FILES}/{kind}.ndjson").mock(
             side_effect=[httpx.Response(200, content=body) for body in bodies]
         )
-    pipelines: list[IngestPipeline] = []
-    pipeline_for = bulk_module.ingest_pipeline
-
-    def chosen(*args: Any, **kwargs: Any) -> IngestPipeline:
-        pipeline = pipeline_for(*args, **kwargs)
-        pipeline.derives_while_storing = pipeline.derives_while_storing and while_storing
-        pipelines.append(pipeline)
-        return pipeline
-
     settings = Settings(batch_size=7, import_batch_size=1, validation_processes=2)
     summaries = []
     with monkeypatch.context() as patched:
-        patched.setattr(bulk_module, "ingest_pipeline", chosen)
+        pipelines = pipelines_mapping(patched, while_storing)
         for _files in exports:
             done = await sync_source(engine, pack, settings, fast(bulk_source(BASE)))
             assert not done.failed, (done.error, done.types, done.notes)
